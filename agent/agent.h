@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The agent's state: its host description and its link to the
+ * coordinator. */
+#ifndef VMCKPT_AGENT_H
+#define VMCKPT_AGENT_H
+
+#include <stdint.h>
+
+#include "hv.h"
+#include "lib/topo/topo.h"
+#include "lib/util/evloop.h"
+#include "lib/wire/auth.h"
+#include "lib/wire/wire.h"
+
+#define AGENT_MAX_HV 4
+
+struct agent {
+    struct evloop *loop;
+    struct auth_key key;
+    char name[64];
+    char coordinator[128];
+    struct topo_info topo;
+    const struct hv_ops *hv[AGENT_MAX_HV];
+    struct hv_probe hvp[AGENT_MAX_HV];
+    int nhv;
+
+    /* coordinator link (link.c) */
+    int fd;              /* -1 while disconnected */
+    struct ev_io io;
+    struct wire_conn w;
+    int registered;
+    uint64_t next_id;
+    uint64_t hb_seq;
+    uint64_t last_rx_ms;  /* monotonic time of the last message received */
+    unsigned heartbeat_ms;
+    unsigned connect_timeout_ms;
+    unsigned reconnect_min_ms, reconnect_max_ms, backoff_ms;
+    unsigned attempts;    /* failed connection attempts in a row */
+    struct ev_timer hb_timer;
+    struct ev_timer retry_timer;
+};
+
+/* Start connecting (now) and keep the link up for the agent's lifetime. */
+void link_start(struct agent *a);
+/* Say goodbye (best effort, bounded wait) and close the link. */
+void link_stop(struct agent *a, const char *reason);
+
+#endif

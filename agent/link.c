@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The agent's link to the coordinator: connect and authenticate, register
+ * the host, heartbeat; on any loss, reconnect with exponential backoff
+ * (reconnect_min_ms doubling up to reconnect_max_ms, with jitter). */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "lib/util/log.h"
+#include "lib/util/net.h"
+
+static void schedule_retry(struct agent *a);
+
+static void link_close(struct agent *a)
+{
+    if (a->fd < 0)
+        return;
+    ev_io_stop(a->loop, &a->io);
+    ev_timer_stop(a->loop, &a->hb_timer);
+    wire_conn_dispose(&a->w);
+    close(a->fd);
+    a->fd = -1;
+    a->registered = 0;
+}
+
+static void link_fail(struct agent *a, const char *why)
+{
+    log_warn("coordinator %s: %s", a->coordinator, why);
+    link_close(a);
+    schedule_retry(a);
+}
+
+static void update_events(struct agent *a)
+{
+    ev_io_set_events(a->loop, &a->io,
+                     POLLIN | (wire_conn_pending(&a->w) ? POLLOUT : 0));
+}
+
+static int send_msg(struct agent *a, int type, const void *payload)
+{
+    struct vmckpt_error err;
+
+    if (wire_conn_send(&a->w, type, a->next_id++, payload, &err) < 0) {
+        log_err("%s", err.text);
+        return -1;
+    }
+    update_events(a);
+    return 0;
+}
+
+static void send_register(struct agent *a)
+{
+    Vmckpt__AgentRegister r = VMCKPT__AGENT_REGISTER__INIT;
+    Vmckpt__Hypervisor hv[AGENT_MAX_HV], *hvp[AGENT_MAX_HV];
+    int i;
+
+    for (i = 0; i < a->nhv; i++) {
+        vmckpt__hypervisor__init(&hv[i]);
+        hv[i].name = (char *)a->hv[i]->name;
+        hv[i].version = a->hvp[i].version;
+        hv[i].accel = a->hvp[i].accel;
+        hv[i].usable = a->hvp[i].usable;
+        hv[i].detail = a->hvp[i].detail;
+        hvp[i] = &hv[i];
+    }
+    r.hostname = a->name;
+    r.cores = a->topo.cores;
+    r.pus = a->topo.pus;
+    r.numa_nodes = a->topo.numa_nodes;
+    r.memory_bytes = a->topo.memory_bytes;
+    r.n_hypervisors = (size_t)a->nhv;
+    r.hypervisors = hvp;
+    r.store_addr = "";
+    r.software = PACKAGE_STRING;
+    send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTER, &r);
+}
+
+static void heartbeat(struct evloop *loop, struct ev_timer *t)
+{
+    struct agent *a = t->arg;
+    Vmckpt__Heartbeat hb = VMCKPT__HEARTBEAT__INIT;
+    uint64_t silent = evloop_now_ms() - a->last_rx_ms;
+    double load[1];
+    char why[96];
+
+    /* the coordinator answers every heartbeat; several unanswered ones
+     * mean it is gone even if TCP has not noticed */
+    if (silent > 5 * (uint64_t)a->heartbeat_ms + 1000) {
+        snprintf(why, sizeof(why), "no answer for %llu ms",
+                 (unsigned long long)silent);
+        link_fail(a, why);
+        return;
+    }
+    hb.seq = ++a->hb_seq;
+    if (getloadavg(load, 1) == 1)
+        hb.load_milli = (uint64_t)(load[0] * 1000);
+    if (send_msg(a, VMCKPT__MSG_TYPE__MSG_HEARTBEAT, &hb) < 0) {
+        link_fail(a, "cannot queue a heartbeat");
+        return;
+    }
+    ev_timer_start(loop, t, a->heartbeat_ms);
+}
+
+static int handle(struct agent *a, const Vmckpt__Envelope *env)
+{
+    switch (env->type) {
+    case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
+        a->registered = 1;
+        a->attempts = 0;
+        a->backoff_ms = a->reconnect_min_ms;
+        a->heartbeat_ms = env->agent_registered->heartbeat_ms;
+        if (a->heartbeat_ms < 50)
+            a->heartbeat_ms = 50;
+        log_info("registered with coordinator %s as host %s (id %llu, "
+                 "heartbeat %u ms)",
+                 a->coordinator, a->name,
+                 (unsigned long long)env->agent_registered->host_id,
+                 a->heartbeat_ms);
+        ev_timer_start(a->loop, &a->hb_timer, a->heartbeat_ms);
+        return 0;
+    case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
+        return 0;
+    case VMCKPT__MSG_TYPE__MSG_ERROR:
+        log_err("coordinator %s refused: %s", a->coordinator,
+                env->error->text);
+        /* a refused registration is retried with backoff: the admin may
+         * fix the coordinator's side without restarting this agent */
+        return a->registered ? 0 : -1;
+    default:
+        log_warn("coordinator sent %s, which this agent does not handle",
+                 wire_type_name(env->type));
+        return 0;
+    }
+}
+
+static void on_io(struct evloop *loop, struct ev_io *io, int revents)
+{
+    struct agent *a = io->arg;
+    struct vmckpt_error err;
+    Vmckpt__Envelope *env;
+    enum wire_fault fault;
+    int rc;
+
+    (void)loop;
+    if ((revents & POLLOUT) && wire_conn_flush(&a->w, &err) < 0) {
+        link_fail(a, err.text);
+        return;
+    }
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        (void)wire_conn_fill(&a->w, NULL);
+        while ((rc = wire_conn_next(&a->w, &env, &fault, &err)) > 0) {
+            a->last_rx_ms = evloop_now_ms();
+            rc = handle(a, env);
+            wire_free(env);
+            if (rc < 0) {
+                link_fail(a, "registration refused");
+                return;
+            }
+        }
+        if (rc < 0) {
+            link_fail(a, err.text);
+            return;
+        }
+        if (a->w.eof) {
+            link_fail(a, "connection closed");
+            return;
+        }
+    }
+    update_events(a);
+}
+
+static void try_connect(struct evloop *loop, struct ev_timer *t)
+{
+    struct agent *a = t->arg;
+    struct vmckpt_error err;
+    char server[128];
+    int fd;
+
+    (void)loop;
+    fd = net_connect(a->coordinator, WIRE_DEFAULT_PORT,
+                     (int)a->connect_timeout_ms, &err);
+    if (fd < 0) {
+        if (a->attempts++ == 0 || a->attempts % 10 == 0)
+            log_warn("%s (attempt %u; retrying)", err.text, a->attempts);
+        schedule_retry(a);
+        return;
+    }
+    wire_conn_init(&a->w, fd, 0);
+    if (auth_client(&a->w, &a->key, VMCKPT__ROLE__ROLE_AGENT, a->name,
+                    (int)a->connect_timeout_ms, server, sizeof(server), &err)
+        < 0) {
+        log_err("coordinator %s: %s", a->coordinator, err.text);
+        wire_conn_dispose(&a->w);
+        close(fd);
+        a->attempts++;
+        schedule_retry(a);
+        return;
+    }
+    a->fd = fd;
+    a->last_rx_ms = evloop_now_ms();
+    log_info("connected to coordinator '%s' at %s", server, a->coordinator);
+    ev_io_init(&a->io, fd, POLLIN, on_io, a);
+    if (ev_io_start(a->loop, &a->io) < 0) {
+        link_fail(a, "cannot watch the connection");
+        return;
+    }
+    send_register(a);
+}
+
+static void schedule_retry(struct agent *a)
+{
+    unsigned delay = a->backoff_ms;
+
+    /* up to 25% jitter so that a cluster of agents does not reconnect to
+     * a restarted coordinator in lock step */
+    delay += (unsigned)(rand() % (int)(delay / 4 + 1));
+    a->backoff_ms = a->backoff_ms * 2 > a->reconnect_max_ms
+                        ? a->reconnect_max_ms
+                        : a->backoff_ms * 2;
+    log_debug("reconnecting in %u ms", delay);
+    ev_timer_start(a->loop, &a->retry_timer, delay);
+}
+
+void link_start(struct agent *a)
+{
+    a->fd = -1;
+    a->next_id = 1;
+    a->backoff_ms = a->reconnect_min_ms;
+    ev_timer_init(&a->hb_timer, heartbeat, a);
+    ev_timer_init(&a->retry_timer, try_connect, a);
+    ev_timer_start(a->loop, &a->retry_timer, 0);
+}
+
+void link_stop(struct agent *a, const char *reason)
+{
+    ev_timer_stop(a->loop, &a->retry_timer);
+    if (a->fd >= 0 && a->registered) {
+        Vmckpt__AgentGoodbye bye = VMCKPT__AGENT_GOODBYE__INIT;
+        struct vmckpt_error err;
+
+        bye.reason = (char *)reason;
+        if (send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_GOODBYE, &bye) == 0
+            && wire_conn_flush_wait(&a->w, 1000, &err) < 0)
+            log_warn("goodbye not delivered: %s", err.text);
+    }
+    link_close(a);
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* vmckpt-agent: one per host. Describes the host (hwloc topology,
+ * hypervisors), registers with the coordinator and heartbeats. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "lib/util/conf.h"
+#include "lib/util/daemon.h"
+#include "lib/util/log.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef STATEDIR
+#define STATEDIR "/var/lib/vmckpt"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/vmckpt/vmckpt.conf"
+
+static const char usage[] =
+    "Usage: vmckpt-agent [OPTION]...\n"
+    "The vmckpt agent: one per host. It registers the host with the\n"
+    "coordinator, heartbeats, and reconnects with backoff when the\n"
+    "coordinator restarts.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config=FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+    "  -f, --foreground    stay in the foreground (default: daemonize)\n"
+    "  -d, --debug         log debug messages\n"
+    "  -s, --syslog        log to syslog instead of stderr\n"
+    "  -o, --set=S.K=V     override key K of section [S] of the file\n"
+    "  -h, --help          show this help and exit\n"
+    "  -V, --version       show the version and exit\n"
+    "\n"
+    "Configuration:\n"
+    "  [cluster]\n"
+    "  key_file = " SYSCONFDIR "/vmckpt/cluster.key   (mode 0600)\n"
+    "  coordinator = HOST[:7470]       the coordinator to register with\n"
+    "  [agent]\n"
+    "  name = HOSTNAME                 this host's name in the cluster\n"
+    "  coordinator = HOST[:PORT]       overrides [cluster] coordinator\n"
+    "  state_dir = " STATEDIR "   pid file\n"
+    "  reconnect_min_ms = 200          first retry delay after a loss\n"
+    "  reconnect_max_ms = 5000         retry delay ceiling\n"
+    "  connect_timeout_ms = 2000       connect + handshake deadline\n"
+    "  qemu = qemu-system-x86_64       QEMU binary of the QEMU back end\n"
+    "  log = stderr | syslog           log_level = error|warning|info|debug\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
+    "first, so the host shows as 'down' rather than 'lost'.\n";
+
+static const char *const sections[] = {"cluster", "coordinator", "agent",
+                                       NULL};
+static const char *const cluster_keys[] = {"key_file", "coordinator",
+                                           "timeout_ms", NULL};
+static const char *const agent_keys[] = {
+    "name", "coordinator", "state_dir", "reconnect_min_ms",
+    "reconnect_max_ms", "connect_timeout_ms", "qemu", "log", "log_level",
+    NULL};
+
+static void on_stop(struct evloop *loop, int signo, void *arg)
+{
+    (void)arg;
+    log_info("signal %d: shutting down", signo);
+    evloop_stop(loop);
+}
+
+static int get_ms(const struct conf *conf, const char *key, uint64_t def,
+                  unsigned *out)
+{
+    struct vmckpt_error err;
+    uint64_t v;
+
+    if (conf_get_uint(conf, "agent", key, def, 10, 3600000, &v, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon_opts o;
+    struct agent a;
+    struct vmckpt_error err;
+    const struct hv_ops *const *hv;
+    const char *coord, *state_dir;
+    char host[64], path[4096], pid[32];
+    int i, rc;
+
+    daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
+    daemon_setup_log("vmckpt-agent", "agent", &o);
+    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0
+        || conf_check(o.conf, sections, "agent", agent_keys, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 2;
+    }
+    memset(&a, 0, sizeof(a));
+    a.fd = -1;
+    if (get_ms(o.conf, "reconnect_min_ms", 200, &a.reconnect_min_ms) < 0
+        || get_ms(o.conf, "reconnect_max_ms", 5000, &a.reconnect_max_ms) < 0
+        || get_ms(o.conf, "connect_timeout_ms", 2000, &a.connect_timeout_ms)
+               < 0)
+        return 2;
+    if (a.reconnect_max_ms < a.reconnect_min_ms)
+        a.reconnect_max_ms = a.reconnect_min_ms;
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(a.name, sizeof(a.name), "%s",
+             conf_get(o.conf, "agent", "name", host));
+    coord = conf_get(o.conf, "agent", "coordinator",
+                     conf_get(o.conf, "cluster", "coordinator", NULL));
+    if (coord == NULL) {
+        fprintf(stderr,
+                "vmckpt-agent: no coordinator address: set [cluster] "
+                "coordinator = HOST[:PORT] in %s\n",
+                o.config_path ? o.config_path : DEFAULT_CONFIG);
+        return 2;
+    }
+    snprintf(a.coordinator, sizeof(a.coordinator), "%s", coord);
+    state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
+    if (auth_key_load(&a.key,
+                      conf_get(o.conf, "cluster", "key_file",
+                               SYSCONFDIR "/vmckpt/cluster.key"),
+                      &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 1;
+    }
+    if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 1;
+    }
+    if (topo_probe(&a.topo, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: host topology: %s\n", err.text);
+        return 1;
+    }
+    for (hv = hv_backends(); *hv != NULL && a.nhv < AGENT_MAX_HV; hv++) {
+        a.hv[a.nhv] = *hv;
+        (*hv)->probe(o.conf, &a.hvp[a.nhv]);
+        a.nhv++;
+    }
+    if (!o.foreground && daemon_detach(&err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 1;
+    }
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    a.loop = evloop_create();
+    if (a.loop == NULL || evloop_add_signal(a.loop, SIGTERM, on_stop, &a) < 0
+        || evloop_add_signal(a.loop, SIGINT, on_stop, &a) < 0) {
+        log_errno("event loop");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (daemon_write_file(path, pid, &err) < 0) {
+        log_err("%s", err.text);
+        return 1;
+    }
+    log_info("%s on host %s: %u cores, %u threads, %u NUMA node(s), %llu "
+             "MiB",
+             PACKAGE_STRING, a.name, a.topo.cores, a.topo.pus,
+             a.topo.numa_nodes,
+             (unsigned long long)(a.topo.memory_bytes >> 20));
+    for (i = 0; i < a.nhv; i++)
+        log_info("hypervisor %s: %s%s%s%s%s", a.hv[i]->name,
+                 a.hvp[i].usable ? "usable" : "unusable",
+                 a.hvp[i].version[0] ? ", version " : "", a.hvp[i].version,
+                 a.hvp[i].detail[0] ? "; " : "", a.hvp[i].detail);
+    daemon_ready();
+    link_start(&a);
+
+    rc = evloop_run(a.loop);
+    if (rc < 0)
+        log_errno("event loop failed");
+    link_stop(&a, "agent shutting down");
+    unlink(path);
+    evloop_destroy(a.loop);
+    auth_key_dispose(&a.key);
+    conf_destroy(o.conf);
+    log_info("stopped");
+    log_fini();
+    return rc < 0 ? 1 : 0;
+}

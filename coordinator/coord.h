@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The coordinator's shared state: configuration, the loop, the catalog,
+ * the connections and the host registry. */
+#ifndef VMCKPT_COORD_H
+#define VMCKPT_COORD_H
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "lib/util/evloop.h"
+#include "lib/wire/auth.h"
+#include "lib/wire/wire.h"
+
+struct host;
+
+/* One accepted connection. */
+struct conn {
+    struct coord *co;
+    int fd;
+    struct ev_io io;
+    struct wire_conn w;
+    struct auth_server auth;
+    struct ev_timer auth_timer; /* handshake deadline */
+    char peer[96];              /* address, for logs */
+    struct host *host;          /* set once an agent registered */
+    int closing;                /* flush what is queued, then close */
+    struct conn *next;
+};
+
+struct coord {
+    struct evloop *loop;
+    struct catalog *cat;
+    struct auth_key key;
+    char name[128];
+    int listen_fd;
+    struct ev_io listen_io;
+    struct conn *conns;
+    struct host *hosts;
+    uint64_t next_host_id;
+    unsigned heartbeat_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned auth_timeout_ms;
+    size_t max_frame;
+    struct ev_timer sweep_timer;
+};
+
+/* server.c: listening socket, connections, handshake, dispatch. */
+int server_start(struct coord *co, const char *listen_addr,
+                 struct vmckpt_error *err);
+void server_stop(struct coord *co);
+/* Drop a connection now, logging 'why'. */
+void conn_drop(struct conn *c, const char *why);
+/* Queue a message and try to write it; drops the connection on failure. */
+int conn_send(struct conn *c, int type, uint64_t request_id,
+              const void *payload);
+/* Queue an Error reply. */
+int conn_error(struct conn *c, uint64_t request_id, Vmckpt__ErrorCode code,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* hosts.c: the host registry. */
+int hosts_load(struct coord *co, struct vmckpt_error *err);
+void hosts_free(struct coord *co);
+void hosts_start_sweep(struct coord *co);
+/* A connection of an agent went away without a goodbye. */
+void hosts_conn_lost(struct coord *co, struct conn *c);
+int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
+
+#endif

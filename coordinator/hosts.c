@@ -1,0 +1,476 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The host registry: agents register and heartbeat; a host silent past the
+ * timeout is declared lost. Every state change goes through
+ * host_set_state(), which logs old -> new and records it in the catalog. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "lib/util/log.h"
+
+/* Host states: "up" (registered, heartbeating), "lost" (silent past the
+ * timeout), "down" (its agent said goodbye), "unknown" (known from the
+ * catalog, not seen since this coordinator started). */
+struct host {
+    char *name;
+    char *addr;
+    char *store_addr;
+    char *software;
+    char *hypervisors; /* encoded, see hv_encode() */
+    unsigned cores, pus, numa_nodes;
+    uint64_t memory_bytes;
+    const char *state;
+    uint64_t id;
+    uint64_t last_hb_ms; /* monotonic; 0 = never in this run */
+    int64_t last_seen;   /* unix seconds, persisted */
+    int64_t registered_at;
+    struct conn *conn;
+    struct host *next;
+};
+
+static void host_free(struct host *h)
+{
+    free(h->name);
+    free(h->addr);
+    free(h->store_addr);
+    free(h->software);
+    free(h->hypervisors);
+    free(h);
+}
+
+void hosts_free(struct coord *co)
+{
+    while (co->hosts != NULL) {
+        struct host *h = co->hosts;
+
+        co->hosts = h->next;
+        host_free(h);
+    }
+}
+
+static struct host *host_find(struct coord *co, const char *name)
+{
+    struct host *h;
+
+    for (h = co->hosts; h != NULL; h = h->next) {
+        if (strcmp(h->name, name) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+static void host_set_state(struct coord *co, struct host *h,
+                           const char *state, const char *why)
+{
+    struct vmckpt_error err;
+
+    if (strcmp(h->state, state) != 0)
+        log_info("host %s: %s -> %s (%s)", h->name, h->state, state, why);
+    h->state = state;
+    if (catalog_host_touch(co->cat, h->name, state, h->last_seen, &err) < 0)
+        log_err("%s", err.text);
+}
+
+/* Hypervisor records as stored in the catalog: one per line,
+ * name|version|accel|usable|detail, with separators in fields blanked. */
+static void put_field(char **p, char *end, const char *s, char sep)
+{
+    for (; s != NULL && *s != '\0' && *p < end - 1; s++)
+        *(*p)++ = (*s == '|' || *s == '\n') ? ' ' : *s;
+    if (*p < end - 1)
+        *(*p)++ = sep;
+}
+
+static char *hv_encode(Vmckpt__Hypervisor **hv, size_t n)
+{
+    char buf[2048], *p = buf, *end = buf + sizeof(buf);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        put_field(&p, end, hv[i]->name, '|');
+        put_field(&p, end, hv[i]->version, '|');
+        put_field(&p, end, hv[i]->accel, '|');
+        put_field(&p, end, hv[i]->usable ? "1" : "0", '|');
+        put_field(&p, end, hv[i]->detail, '\n');
+    }
+    *p = '\0';
+    return strdup(buf);
+}
+
+/* Decode into freshly allocated messages; the caller frees them. */
+static size_t hv_decode(const char *enc, Vmckpt__Hypervisor ***out)
+{
+    size_t n = 0, i;
+    const char *s;
+    Vmckpt__Hypervisor **v;
+    char *copy, *line, *save = NULL;
+
+    for (s = enc; *s != '\0'; s++)
+        n += *s == '\n';
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    v = calloc(n, sizeof(*v));
+    copy = strdup(enc);
+    if (v == NULL || copy == NULL) {
+        free(v);
+        free(copy);
+        return 0;
+    }
+    i = 0;
+    for (line = strtok_r(copy, "\n", &save); line != NULL && i < n;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *f[5] = {"", "", "", "0", ""};
+        int k = 0;
+        char *q = line;
+
+        f[0] = q;
+        while (k < 4 && (q = strchr(q, '|')) != NULL) {
+            *q++ = '\0';
+            f[++k] = q;
+        }
+        v[i] = malloc(sizeof(*v[i]));
+        if (v[i] == NULL)
+            break;
+        vmckpt__hypervisor__init(v[i]);
+        v[i]->name = strdup(f[0]);
+        v[i]->version = strdup(f[1]);
+        v[i]->accel = strdup(f[2]);
+        v[i]->usable = f[3][0] == '1';
+        v[i]->detail = strdup(f[4]);
+        i++;
+    }
+    free(copy);
+    *out = v;
+    return i;
+}
+
+static void hv_free(Vmckpt__Hypervisor **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (v[i] == NULL)
+            continue;
+        free(v[i]->name);
+        free(v[i]->version);
+        free(v[i]->accel);
+        free(v[i]->detail);
+        free(v[i]);
+    }
+    free(v);
+}
+
+static int load_one(const struct catalog_host *ch, void *arg)
+{
+    struct coord *co = arg;
+    struct host *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return -1;
+    h->name = strdup(ch->name);
+    h->addr = strdup(ch->addr);
+    h->store_addr = strdup(ch->store_addr);
+    h->software = strdup(ch->software);
+    h->hypervisors = strdup(ch->hypervisors);
+    if (!h->name || !h->addr || !h->store_addr || !h->software
+        || !h->hypervisors) {
+        host_free(h);
+        return -1;
+    }
+    h->cores = ch->cores;
+    h->pus = ch->pus;
+    h->numa_nodes = ch->numa_nodes;
+    h->memory_bytes = ch->memory_bytes;
+    /* nothing is known of it until its agent talks to this coordinator */
+    h->state = "unknown";
+    h->last_seen = ch->last_seen;
+    h->registered_at = ch->registered_at;
+    h->id = co->next_host_id++;
+    h->next = co->hosts;
+    co->hosts = h;
+    return 0;
+}
+
+int hosts_load(struct coord *co, struct vmckpt_error *err)
+{
+    struct host *h;
+    int n = 0;
+
+    if (catalog_host_each(co->cat, load_one, co, err) < 0)
+        return -1;
+    for (h = co->hosts; h != NULL; h = h->next)
+        n++;
+    if (n > 0)
+        log_info("catalog lists %d host(s); waiting for their agents", n);
+    return 0;
+}
+
+static void sweep(struct evloop *loop, struct ev_timer *t)
+{
+    struct coord *co = t->arg;
+    uint64_t now = evloop_now_ms();
+    struct host *h;
+
+    for (h = co->hosts; h != NULL; h = h->next) {
+        char why[96];
+
+        if (strcmp(h->state, "up") != 0
+            || now - h->last_hb_ms <= co->heartbeat_timeout_ms)
+            continue;
+        snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+                 (unsigned long long)(now - h->last_hb_ms));
+        host_set_state(co, h, "lost", why);
+        if (h->conn != NULL) {
+            struct conn *c = h->conn;
+
+            h->conn = NULL;
+            c->host = NULL;
+            conn_drop(c, "host declared lost");
+        }
+    }
+    ev_timer_start(loop, t, co->heartbeat_ms / 2 ? co->heartbeat_ms / 2 : 1);
+}
+
+void hosts_start_sweep(struct coord *co)
+{
+    ev_timer_init(&co->sweep_timer, sweep, co);
+    ev_timer_start(co->loop, &co->sweep_timer, co->heartbeat_ms);
+}
+
+void hosts_conn_lost(struct coord *co, struct conn *c)
+{
+    (void)co;
+    if (c->host != NULL) {
+        /* The host stays "up" until its heartbeats are overdue: a dropped
+         * connection alone does not prove the host is gone. */
+        log_warn("host %s: connection lost; declared lost if no heartbeat "
+                 "within %u ms",
+                 c->host->name, co->heartbeat_timeout_ms);
+        c->host->conn = NULL;
+        c->host = NULL;
+    }
+}
+
+static int valid_host_name(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 63)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char ch = s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'
+              || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int replace(char **dst, const char *src)
+{
+    char *s = strdup(src ? src : "");
+
+    if (s == NULL)
+        return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    const Vmckpt__AgentRegister *r = env->agent_register;
+    Vmckpt__AgentRegistered reply = VMCKPT__AGENT_REGISTERED__INIT;
+    struct host *h;
+    struct catalog_host ch;
+    struct vmckpt_error err;
+    char *hv;
+    int fresh = 0;
+
+    if (!valid_host_name(r->hostname))
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "host name '%.64s' is not valid (letters, digits, "
+                          "'-', '.', '_'; at most 63)",
+                          r->hostname);
+    if (strcmp(r->hostname, c->auth.peer_name) != 0)
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "registers as '%s' but authenticated as '%s'",
+                          r->hostname, c->auth.peer_name);
+    h = host_find(co, r->hostname);
+    if (h == NULL) {
+        h = calloc(1, sizeof(*h));
+        if (h == NULL || (h->name = strdup(r->hostname)) == NULL) {
+            free(h);
+            return conn_error(c, env->request_id,
+                              VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                              "out of memory");
+        }
+        h->state = "unknown";
+        h->id = co->next_host_id++;
+        h->next = co->hosts;
+        co->hosts = h;
+        fresh = 1;
+    }
+    if (h->conn != NULL && h->conn != c) {
+        /* the agent restarted faster than its old connection timed out */
+        struct conn *old = h->conn;
+
+        old->host = NULL;
+        h->conn = NULL;
+        conn_drop(old, "replaced by a new connection of the same host");
+    }
+    hv = hv_encode(r->hypervisors, r->n_hypervisors);
+    if (hv == NULL || replace(&h->addr, c->peer) < 0
+        || replace(&h->store_addr, r->store_addr) < 0
+        || replace(&h->software, r->software) < 0) {
+        free(hv);
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
+    }
+    free(h->hypervisors);
+    h->hypervisors = hv;
+    h->cores = r->cores;
+    h->pus = r->pus;
+    h->numa_nodes = r->numa_nodes;
+    h->memory_bytes = r->memory_bytes;
+    h->conn = c;
+    c->host = h;
+    h->last_hb_ms = evloop_now_ms();
+    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    h->registered_at = h->last_seen;
+
+    memset(&ch, 0, sizeof(ch));
+    ch.name = h->name;
+    ch.addr = h->addr;
+    ch.store_addr = h->store_addr;
+    ch.software = h->software;
+    ch.hypervisors = h->hypervisors;
+    ch.cores = h->cores;
+    ch.pus = h->pus;
+    ch.numa_nodes = h->numa_nodes;
+    ch.memory_bytes = h->memory_bytes;
+    ch.state = (char *)h->state;
+    ch.registered_at = h->registered_at;
+    ch.last_seen = h->last_seen;
+    if (catalog_host_put(co->cat, &ch, &err) < 0) {
+        log_err("%s", err.text);
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "coordinator cannot record the host: %s", err.text);
+    }
+    log_info("host %s registered%s from %s: %u cores, %u threads, %u NUMA "
+             "node(s), %llu MiB",
+             h->name, fresh ? "" : " again", c->peer, h->cores, h->pus,
+             h->numa_nodes, (unsigned long long)(h->memory_bytes >> 20));
+    host_set_state(co, h, "up", "registered");
+    reply.heartbeat_ms = co->heartbeat_ms;
+    reply.host_id = h->id;
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED,
+                     env->request_id, &reply);
+}
+
+static int need_host(struct conn *c, const Vmckpt__Envelope *env)
+{
+    if (c->host != NULL)
+        return 0;
+    conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+               "%s before agent-register", wire_type_name(env->type));
+    return -1;
+}
+
+int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__HeartbeatAck ack = VMCKPT__HEARTBEAT_ACK__INIT;
+    struct host *h = c->host;
+
+    if (need_host(c, env) < 0)
+        return 0;
+    h->last_hb_ms = evloop_now_ms();
+    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    if (strcmp(h->state, "up") != 0)
+        host_set_state(c->co, h, "up", "heartbeat");
+    ack.seq = env->heartbeat->seq;
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
+                     &ack);
+}
+
+int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct host *h = c->host;
+    char why[160];
+
+    if (need_host(c, env) < 0)
+        return 0;
+    snprintf(why, sizeof(why), "agent stopped: %.100s",
+             env->agent_goodbye->reason[0] ? env->agent_goodbye->reason
+                                           : "no reason given");
+    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    host_set_state(c->co, h, "down", why);
+    h->conn = NULL;
+    c->host = NULL;
+    c->closing = 1;
+    return 0;
+}
+
+int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    Vmckpt__HostsReply reply = VMCKPT__HOSTS_REPLY__INIT;
+    Vmckpt__HostInfo *infos = NULL, **ptrs = NULL;
+    uint64_t now = evloop_now_ms();
+    struct host *h;
+    size_t n = 0, i;
+    int rc;
+
+    for (h = co->hosts; h != NULL; h = h->next)
+        n++;
+    if (n > 0) {
+        infos = calloc(n, sizeof(*infos));
+        ptrs = calloc(n, sizeof(*ptrs));
+        if (infos == NULL || ptrs == NULL) {
+            free(infos);
+            free(ptrs);
+            return conn_error(c, env->request_id,
+                              VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                              "out of memory");
+        }
+    }
+    for (h = co->hosts, i = 0; h != NULL; h = h->next, i++) {
+        Vmckpt__HostInfo *hi = &infos[i];
+
+        vmckpt__host_info__init(hi);
+        hi->name = h->name;
+        hi->state = (char *)h->state;
+        hi->addr = h->addr;
+        hi->cores = h->cores;
+        hi->pus = h->pus;
+        hi->numa_nodes = h->numa_nodes;
+        hi->memory_bytes = h->memory_bytes;
+        hi->n_hypervisors = hv_decode(h->hypervisors, &hi->hypervisors);
+        hi->last_heartbeat_ms =
+            h->last_hb_ms ? (int64_t)(now - h->last_hb_ms) : -1;
+        hi->registered_at = (uint64_t)h->registered_at;
+        hi->store_addr = h->store_addr;
+        hi->software = h->software;
+        ptrs[i] = hi;
+    }
+    reply.n_hosts = n;
+    reply.hosts = ptrs;
+    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, env->request_id,
+                   &reply);
+    for (i = 0; i < n; i++)
+        hv_free(infos[i].hypervisors, infos[i].n_hypervisors);
+    free(infos);
+    free(ptrs);
+    return rc;
+}

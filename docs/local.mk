@@ -1,0 +1,1 @@
+# Documentation installed with vmckpt.

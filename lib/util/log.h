@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* One log module for every vmckpt program: syslog priorities, to stderr or
+ * syslog, with the calling function's name and errno text added by macros. */
+#ifndef VMCKPT_LOG_H
+#define VMCKPT_LOG_H
+
+#include <syslog.h>
+
+/* Where log lines go. */
+enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG };
+
+/* Set the program name, destination and the most verbose priority that is
+ * printed (LOG_ERR .. LOG_DEBUG). May be called again to change them. */
+void log_init(const char *ident, enum log_dest dest, int max_priority);
+
+/* Release the syslog connection, if any. Idempotent. */
+void log_fini(void);
+
+/* Raise or lower the verbosity at run time. */
+void log_set_priority(int max_priority);
+int log_get_priority(void);
+
+/* Log one line. 'func' may be NULL; with 'errnum' > 0 the errno text is
+ * appended. errno is preserved. */
+void log_msg(int priority, const char *func, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define log_err(...)   log_msg(LOG_ERR, __func__, 0, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARNING, __func__, 0, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, NULL, 0, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __func__, 0, __VA_ARGS__)
+/* Same, with strerror(errno) appended. */
+#define log_errno(...)  log_msg(LOG_ERR, __func__, errno, __VA_ARGS__)
+#define log_warnno(...) log_msg(LOG_WARNING, __func__, errno, __VA_ARGS__)
+
+#endif

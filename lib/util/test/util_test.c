@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Unit tests of libutil: configuration files, addresses, the event loop. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/util/conf.h"
+#include "lib/util/evloop.h"
+#include "lib/util/net.h"
+
+static char *write_tmp(const char *text)
+{
+    static char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/vmckpt-conf-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* Typed look-ups return values and defaults; overrides replace values. */
+START_TEST(conf_values)
+{
+    char *p = write_tmp("[cluster]\nkey_file = /k\n[agent]\nname = h1\n"
+                        "reconnect_min_ms = 250\nflag = yes\n");
+    struct vmckpt_error err;
+    struct conf *c = conf_load(p, &err);
+    uint64_t v;
+    bool b;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(conf_get(c, "agent", "name", "x"), "h1");
+    ck_assert_str_eq(conf_get(c, "agent", "missing", "dflt"), "dflt");
+    ck_assert_int_eq(
+        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 1000, &v, &err),
+        0);
+    ck_assert_uint_eq(v, 250);
+    ck_assert_int_eq(conf_get_uint(c, "agent", "nope", 7, 0, 9, &v, &err), 0);
+    ck_assert_uint_eq(v, 7);
+    ck_assert_int_eq(conf_get_bool(c, "agent", "flag", false, &b, &err), 0);
+    ck_assert(b);
+    ck_assert_int_eq(conf_set(c, "agent", "name", "h2"), 0);
+    ck_assert_str_eq(conf_get(c, "agent", "name", "x"), "h2");
+    conf_destroy(c);
+    unlink(p);
+}
+END_TEST
+
+/* Malformed values and unknown keys are refused with file:line. */
+START_TEST(conf_errors)
+{
+    char *p = write_tmp("[agent]\nreconnect_min_ms = -3\nbogus = 1\n");
+    static const char *const sections[] = {"agent", NULL};
+    static const char *const keys[] = {"reconnect_min_ms", NULL};
+    struct vmckpt_error err;
+    struct conf *c = conf_load(p, &err);
+    uint64_t v;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(
+        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 10, &v, &err),
+        -1);
+    ck_assert_ptr_nonnull(strstr(err.text, ":2:"));
+    ck_assert_int_eq(conf_check(c, sections, "agent", keys, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "unknown key 'bogus'"));
+    conf_destroy(c);
+    unlink(p);
+
+    p = write_tmp("[agent\nname = x\n");
+    ck_assert_ptr_null(conf_load(p, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "syntax error"));
+    unlink(p);
+    ck_assert_ptr_null(conf_load("/nonexistent/vmckpt.conf", &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "cannot open"));
+}
+END_TEST
+
+/* "host:port" parsing accepts v4, v6 and defaults, refuses junk. */
+START_TEST(net_split_forms)
+{
+    struct vmckpt_error err;
+    char host[NET_ADDRSTRLEN];
+    unsigned port;
+
+    ck_assert_int_eq(net_split("10.1.2.3:99", 7, host, &port, &err), 0);
+    ck_assert_str_eq(host, "10.1.2.3");
+    ck_assert_uint_eq(port, 99);
+    ck_assert_int_eq(net_split("coord", 7470, host, &port, &err), 0);
+    ck_assert_str_eq(host, "coord");
+    ck_assert_uint_eq(port, 7470);
+    ck_assert_int_eq(net_split("[::1]:5", 7, host, &port, &err), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_uint_eq(port, 5);
+    ck_assert_int_eq(net_split("h:70000", 7, host, &port, &err), -1);
+    ck_assert_int_eq(net_split("::1", 7, host, &port, &err), -1);
+    ck_assert_int_eq(net_split(":5", 7, host, &port, &err), -1);
+    ck_assert_int_eq(net_split("h:x", 7, host, &port, &err), -1);
+}
+END_TEST
+
+static int fired;
+
+static void on_timer(struct evloop *loop, struct ev_timer *t)
+{
+    fired++;
+    if (fired < 3)
+        ev_timer_start(loop, t, 5);
+    else
+        evloop_stop(loop);
+}
+
+/* Timers fire, re-arm from their callback, and stop the loop. */
+START_TEST(evloop_timers)
+{
+    struct evloop *loop = evloop_create();
+    struct ev_timer t;
+    uint64_t t0 = evloop_now_ms();
+
+    ck_assert_ptr_nonnull(loop);
+    fired = 0;
+    ev_timer_init(&t, on_timer, NULL);
+    ev_timer_start(loop, &t, 5);
+    ck_assert_int_eq(evloop_run(loop), 0);
+    ck_assert_int_eq(fired, 3);
+    ck_assert_uint_ge(evloop_now_ms() - t0, 10);
+    evloop_destroy(loop);
+}
+END_TEST
+
+static void on_readable(struct evloop *loop, struct ev_io *io, int revents)
+{
+    char c;
+
+    ck_assert_int_eq(read(io->fd, &c, 1), 1);
+    ck_assert_int_eq(c, 'x');
+    ev_io_stop(loop, io);
+    evloop_stop(loop);
+}
+
+/* A watched descriptor's callback runs when it becomes readable. */
+START_TEST(evloop_io)
+{
+    struct evloop *loop = evloop_create();
+    struct ev_io io;
+    int p[2];
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    ev_io_init(&io, p[0], 1 /* POLLIN */, on_readable, NULL);
+    ck_assert_int_eq(ev_io_start(loop, &io), 0);
+    ck_assert_int_eq(evloop_run(loop), 0);
+    ck_assert_int_eq(io.slot, -1);
+    close(p[0]);
+    close(p[1]);
+    evloop_destroy(loop);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, conf_values);
+    tcase_add_test(tc, conf_errors);
+    tcase_add_test(tc, net_split_forms);
+    tcase_add_test(tc, evloop_timers);
+    tcase_add_test(tc, evloop_io);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

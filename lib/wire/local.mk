@@ -1,0 +1,45 @@
+# libwire: framing, envelope, type table, authentication. Owns protobuf-c
+# and libcrypto.
+noinst_LIBRARIES += %reldir%/libwire.a
+%canon_reldir%_libwire_a_SOURCES = \
+	%reldir%/wire.c %reldir%/wire.h \
+	%reldir%/auth.c %reldir%/auth.h
+nodist_%canon_reldir%_libwire_a_SOURCES = proto/vmckpt.pb-c.c proto/vmckpt.pb-c.h
+%canon_reldir%_libwire_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(CRYPTO_CFLAGS)
+WIRE_LIBS = lib/wire/libwire.a lib/util/libutil.a $(PROTOBUF_C_LIBS) $(CRYPTO_LIBS)
+
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/wire_test %reldir%/test/auth_test
+TESTS += %reldir%/test/wire_test %reldir%/test/auth_test
+%canon_reldir%_test_wire_test_SOURCES = %reldir%/test/wire_test.c
+%canon_reldir%_test_wire_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_wire_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)
+%canon_reldir%_test_auth_test_SOURCES = %reldir%/test/auth_test.c
+%canon_reldir%_test_auth_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_auth_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)
+endif
+
+# libFuzzer target for the frame + envelope decoder: 'make fuzz'
+# (FUZZ_SECONDS=60 by default). Built with clang apart from the rest.
+FUZZ_SECONDS = 60
+FUZZ_BIN = $(top_builddir)/%reldir%/test/fuzz_wire
+FUZZ_SRC = $(top_srcdir)/%reldir%/test/fuzz_wire.c $(top_srcdir)/%reldir%/wire.c \
+	$(top_srcdir)/lib/util/error.c $(top_srcdir)/lib/util/evloop.c \
+	$(top_builddir)/proto/vmckpt.pb-c.c
+EXTRA_DIST += %reldir%/test/fuzz_wire.c %reldir%/test/corpus
+$(FUZZ_BIN): $(FUZZ_SRC) $(BUILT_SOURCES) $(top_builddir)/config.h
+	$(AM_V_CC)test "x$(FUZZ_CC)" != xno || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }; \
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(DEFS) \
+		-I$(top_builddir) -I$(top_srcdir) $(PROTOBUF_C_CFLAGS) \
+		$(FUZZ_SRC) $(PROTOBUF_C_LIBS) -o $@
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(top_builddir)/%reldir%/test/fuzz-corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1 $(top_builddir)/%reldir%/test/fuzz-corpus \
+		$(top_srcdir)/%reldir%/test/corpus
+CLEANFILES += $(FUZZ_BIN)
+.PHONY: fuzz
+clean-local: clean-fuzz
+clean-fuzz:
+	rm -rf $(top_builddir)/%reldir%/test/fuzz-corpus

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Framing, the type table and envelope checks (docs/protocol.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/util/evloop.h"
+#include "wire.h"
+
+#define T(TYPE, name, desc)                                                    \
+    {VMCKPT__MSG_TYPE__MSG_##TYPE, name, &vmckpt__##desc##__descriptor}
+
+/* The one table from message type to payload descriptor. The envelope's
+ * oneof field for a type has the type's number (rule in vmckpt.proto). */
+static const struct wire_type wire_types[] = {
+    T(HELLO, "hello", hello),
+    T(CHALLENGE, "challenge", challenge),
+    T(AUTH_PROOF, "auth-proof", auth_proof),
+    T(AUTH_OK, "auth-ok", auth_ok),
+    T(ERROR, "error", error),
+    T(AGENT_REGISTER, "agent-register", agent_register),
+    T(AGENT_REGISTERED, "agent-registered", agent_registered),
+    T(HEARTBEAT, "heartbeat", heartbeat),
+    T(HEARTBEAT_ACK, "heartbeat-ack", heartbeat_ack),
+    T(AGENT_GOODBYE, "agent-goodbye", agent_goodbye),
+    T(JOB_REGISTER, "job-register", job_register),
+    T(JOB_REGISTERED, "job-registered", job_registered),
+    T(JOB_DEREGISTER, "job-deregister", job_deregister),
+    T(VM_REGISTER, "vm-register", vm_register),
+    T(ACK, "ack", ack),
+    T(CKPT_BEGIN, "ckpt-begin", ckpt_begin),
+    T(CKPT_STATS, "ckpt-stats", ckpt_stats),
+    T(CKPT_ALIGN, "ckpt-align", ckpt_align),
+    T(CKPT_CUT, "ckpt-cut", ckpt_cut),
+    T(CKPT_CUT_DONE, "ckpt-cut-done", ckpt_cut_done),
+    T(CKPT_RESUME, "ckpt-resume", ckpt_resume),
+    T(CKPT_DURABLE, "ckpt-durable", ckpt_durable),
+    T(CKPT_COMMIT, "ckpt-commit", ckpt_commit),
+    T(CKPT_ABORT, "ckpt-abort", ckpt_abort),
+    T(RESTORE, "restore", restore),
+    T(RESTORE_DONE, "restore-done", restore_done),
+    T(RANK_REGISTER, "rank-register", rank_register),
+    T(RANK_REGISTERED, "rank-registered", rank_registered),
+    T(RANK_READY, "rank-ready", rank_ready),
+    T(RANK_RELEASE, "rank-release", rank_release),
+    T(HOSTS_QUERY, "hosts-query", hosts_query),
+    T(HOSTS_REPLY, "hosts-reply", hosts_reply),
+    T(JOBS_QUERY, "jobs-query", jobs_query),
+    T(JOBS_REPLY, "jobs-reply", jobs_reply),
+};
+#undef T
+
+const struct wire_type *wire_type_lookup(int type)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(wire_types) / sizeof(wire_types[0]); i++) {
+        if ((int)wire_types[i].type == type)
+            return &wire_types[i];
+    }
+    return NULL;
+}
+
+const char *wire_type_name(int type)
+{
+    static __thread char buf[24];
+    const struct wire_type *t = wire_type_lookup(type);
+
+    if (t != NULL)
+        return t->name;
+    snprintf(buf, sizeof(buf), "type %d", type);
+    return buf;
+}
+
+/* The envelope's oneof field descriptor for 'type'. */
+static const ProtobufCFieldDescriptor *payload_field(int type)
+{
+    if (type <= 0)
+        return NULL;
+    return protobuf_c_message_descriptor_get_field(
+        &vmckpt__envelope__descriptor, (unsigned)type);
+}
+
+void *wire_payload(const Vmckpt__Envelope *env)
+{
+    const ProtobufCFieldDescriptor *f;
+
+    if (env == NULL || env->payload_case == VMCKPT__ENVELOPE__PAYLOAD__NOT_SET)
+        return NULL;
+    f = payload_field((int)env->payload_case);
+    if (f == NULL)
+        return NULL;
+    return *(void *const *)((const char *)env + f->offset);
+}
+
+int wire_encode(int type, uint64_t request_id, const void *payload,
+                uint8_t **out, size_t *outlen, struct vmckpt_error *err)
+{
+    const struct wire_type *t = wire_type_lookup(type);
+    const ProtobufCFieldDescriptor *f = payload_field(type);
+    Vmckpt__Envelope env = VMCKPT__ENVELOPE__INIT;
+    const ProtobufCMessage *msg = payload;
+    size_t n;
+    uint8_t *buf;
+
+    if (t == NULL || f == NULL || payload == NULL) {
+        errno = EINVAL;
+        return errprintf(err, "cannot encode %s: unknown type or no payload",
+                         wire_type_name(type));
+    }
+    if (msg->descriptor != t->desc) {
+        errno = EINVAL;
+        return errprintf(err, "cannot encode %s: payload is a %s",
+                         t->name, msg->descriptor->name);
+    }
+    env.version = WIRE_VERSION;
+    env.type = (Vmckpt__MsgType)type;
+    env.request_id = request_id;
+    env.payload_case = (Vmckpt__Envelope__PayloadCase)type;
+    *(const void **)((char *)&env + f->offset) = payload;
+    n = protobuf_c_message_get_packed_size(&env.base);
+    if (n > WIRE_MAX_FRAME_LIMIT) {
+        errno = EMSGSIZE;
+        return errprintf(err, "%s message of %zu bytes exceeds the limit",
+                         t->name, n);
+    }
+    buf = malloc(n + 4);
+    if (buf == NULL)
+        return errprintf_errno(err, "encode %s", t->name);
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    protobuf_c_message_pack(&env.base, buf + 4);
+    *out = buf;
+    *outlen = n + 4;
+    return 0;
+}
+
+void wire_free(Vmckpt__Envelope *env)
+{
+    int saved = errno;
+
+    if (env != NULL)
+        vmckpt__envelope__free_unpacked(env, NULL);
+    errno = saved;
+}
+
+Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
+                              enum wire_fault *fault,
+                              struct vmckpt_error *err)
+{
+    Vmckpt__Envelope *env;
+
+    *fault = WIRE_EPROTO;
+    env = vmckpt__envelope__unpack(NULL, len, buf);
+    if (env == NULL) {
+        errno = EPROTO;
+        errprintf(err, "malformed envelope (%zu bytes are not a valid "
+                       "protobuf Envelope)", len);
+        return NULL;
+    }
+    if (env->version != WIRE_VERSION) {
+        *fault = WIRE_EVERSION;
+        errno = EPROTO;
+        errprintf(err, "protocol version %u not supported (this side speaks "
+                       "version %u)", env->version, WIRE_VERSION);
+        goto fail;
+    }
+    if (wire_type_lookup((int)env->type) == NULL) {
+        *fault = WIRE_ETYPE;
+        errno = EPROTO;
+        errprintf(err, "unknown message type %d", (int)env->type);
+        goto fail;
+    }
+    if ((int)env->payload_case != (int)env->type
+        || wire_payload(env) == NULL) {
+        errno = EPROTO;
+        errprintf(err, "%s message carries %s",
+                  wire_type_name((int)env->type),
+                  env->payload_case == VMCKPT__ENVELOPE__PAYLOAD__NOT_SET
+                      ? "no payload"
+                      : "the payload of another type");
+        goto fail;
+    }
+    *fault = WIRE_OK;
+    return env;
+fail:
+    wire_free(env);
+    return NULL;
+}
+
+void wire_conn_init(struct wire_conn *c, int fd, size_t max_frame)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    if (max_frame == 0)
+        max_frame = WIRE_MAX_FRAME_DEFAULT;
+    c->max_frame = max_frame > WIRE_MAX_FRAME_LIMIT ? WIRE_MAX_FRAME_LIMIT
+                                                    : max_frame;
+}
+
+void wire_conn_dispose(struct wire_conn *c)
+{
+    int saved = errno;
+
+    free(c->rbuf);
+    free(c->wbuf);
+    c->rbuf = c->wbuf = NULL;
+    c->rlen = c->rcap = c->woff = c->wlen = c->wcap = 0;
+    errno = saved;
+}
+
+ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
+{
+    ssize_t total = 0;
+
+    for (;;) {
+        ssize_t n;
+
+        if (c->rcap - c->rlen < 4096) {
+            /* never hold more than one maximal frame plus its prefix and a
+             * read's worth of the next one */
+            size_t cap = c->rcap ? c->rcap * 2 : 16384;
+            uint8_t *b;
+
+            if (cap > c->max_frame + 4 + 65536)
+                cap = c->max_frame + 4 + 65536;
+            if (cap <= c->rcap)
+                return total; /* full: caller must consume frames first */
+            b = realloc(c->rbuf, cap);
+            if (b == NULL)
+                return errprintf_errno(err, "read buffer");
+            c->rbuf = b;
+            c->rcap = cap;
+        }
+        n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            total += n;
+            continue;
+        }
+        if (n == 0) {
+            c->eof = 1;
+            errno = ECONNRESET;
+            return errprintf(err, "connection closed by peer");
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return total;
+        c->eof = 1;
+        return errprintf_errno(err, "read");
+    }
+}
+
+int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
+                   enum wire_fault *fault, struct vmckpt_error *err)
+{
+    uint32_t n;
+
+    *fault = WIRE_OK;
+    *env = NULL;
+    if (c->rlen < 4)
+        return 0;
+    n = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16
+        | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
+    if (n > c->max_frame) {
+        *fault = WIRE_EPROTO;
+        errno = EMSGSIZE;
+        return errprintf(err, "frame of %u bytes exceeds the maximum of %zu",
+                         n, c->max_frame);
+    }
+    if (c->rlen < 4 + (size_t)n)
+        return 0;
+    *env = wire_decode(c->rbuf + 4, n, fault, err);
+    memmove(c->rbuf, c->rbuf + 4 + n, c->rlen - 4 - n);
+    c->rlen -= 4 + (size_t)n;
+    return *env ? 1 : -1;
+}
+
+int wire_conn_send_raw(struct wire_conn *c, const void *buf, size_t len)
+{
+    if (c->woff > 0 && c->woff == c->wlen)
+        c->woff = c->wlen = 0;
+    if (c->wlen + len > c->wcap) {
+        size_t cap = c->wcap ? c->wcap : 4096;
+        uint8_t *b;
+
+        while (cap < c->wlen + len)
+            cap *= 2;
+        b = realloc(c->wbuf, cap);
+        if (b == NULL)
+            return -1;
+        c->wbuf = b;
+        c->wcap = cap;
+    }
+    memcpy(c->wbuf + c->wlen, buf, len);
+    c->wlen += len;
+    return 0;
+}
+
+int wire_conn_send(struct wire_conn *c, int type, uint64_t request_id,
+                   const void *payload, struct vmckpt_error *err)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc;
+
+    if (wire_encode(type, request_id, payload, &frame, &len, err) < 0)
+        return -1;
+    rc = wire_conn_send_raw(c, frame, len);
+    free(frame);
+    if (rc < 0)
+        return errprintf_errno(err, "queue %s", wire_type_name(type));
+    return 0;
+}
+
+int wire_conn_send_error(struct wire_conn *c, uint64_t request_id,
+                         Vmckpt__ErrorCode code, const char *text)
+{
+    Vmckpt__Error e = VMCKPT__ERROR__INIT;
+
+    e.code = code;
+    e.text = (char *)text;
+    return wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_ERROR, request_id, &e,
+                          NULL);
+}
+
+int wire_conn_pending(const struct wire_conn *c)
+{
+    return c->wlen > c->woff;
+}
+
+int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
+{
+    while (c->woff < c->wlen) {
+        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
+                         MSG_NOSIGNAL);
+
+        if (n > 0) {
+            c->woff += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return errprintf_errno(err, "write");
+    }
+    c->woff = c->wlen = 0;
+    return 1;
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int left = -1, rc;
+
+    if (timeout_ms >= 0) {
+        uint64_t now = evloop_now_ms();
+
+        left = now >= deadline ? 0 : (int)(deadline - now);
+    }
+    do {
+        rc = poll(&pfd, 1, left);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    return rc > 0 ? 0 : -1;
+}
+
+int wire_conn_flush_wait(struct wire_conn *c, int timeout_ms,
+                         struct vmckpt_error *err)
+{
+    uint64_t deadline = evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0
+                                                                    : timeout_ms);
+
+    for (;;) {
+        int rc = wire_conn_flush(c, err);
+
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        if (wait_fd(c->fd, POLLOUT, deadline, timeout_ms) < 0)
+            return errprintf_errno(err, "write");
+    }
+}
+
+int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
+                        int timeout_ms, struct vmckpt_error *err)
+{
+    uint64_t deadline = evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0
+                                                                    : timeout_ms);
+    enum wire_fault fault;
+
+    for (;;) {
+        int rc = wire_conn_next(c, env, &fault, err);
+
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        if (c->eof) {
+            errno = ECONNRESET;
+            return errprintf(err, "connection closed by peer");
+        }
+        if (wait_fd(c->fd, POLLIN, deadline, timeout_ms) < 0) {
+            if (errno == ETIMEDOUT)
+                return errprintf(err, "no answer within %d ms", timeout_ms);
+            return errprintf_errno(err, "poll");
+        }
+        /* on end of stream c->eof is set; a frame already buffered is
+         * still delivered by the next wire_conn_next() */
+        (void)wire_conn_fill(c, NULL);
+    }
+}

@@ -1,0 +1,13 @@
+# Integration tests: TAP shell scripts that start the real daemons in
+# network namespaces with private directories. tNNNN-area-what.t
+TESTS += \
+	%reldir%/t0100-daemons.t \
+	%reldir%/t0110-keys-config.t \
+	%reldir%/t0200-bad-input.t
+EXTRA_DIST += $(TESTS:%=%) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
+
+# wirepoke: sends hand-made (and deliberately bad) frames to a daemon.
+check_PROGRAMS += %reldir%/tools/wirepoke
+%canon_reldir%_tools_wirepoke_SOURCES = %reldir%/tools/wirepoke.c
+%canon_reldir%_tools_wirepoke_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_tools_wirepoke_LDADD = lib/client/libclient.a $(WIRE_LIBS)
