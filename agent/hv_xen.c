@@ -12,6 +12,7 @@
 
 static void xen_probe(const struct conf *conf, struct hv_probe *out)
 {
+    xentoollog_logger_stdiostream *quiet;
     xc_interface *xch;
     xen_extraversion_t extra;
     xc_physinfo_t info;
@@ -19,8 +20,16 @@ static void xen_probe(const struct conf *conf, struct hv_probe *out)
 
     (void)conf;
     memset(out, 0, sizeof(*out));
-    xch = xc_interface_open(NULL, NULL, 0);
+    /* libxenctrl prints its own errors; on a host that is not a dom0 the
+     * probe's one line below says it better */
+    quiet = xtl_createlogger_stdiostream(stderr, XTL_CRITICAL, 0);
+    xch = xc_interface_open((xentoollog_logger *)quiet, NULL, 0);
     if (xch == NULL) {
+        int saved = errno;
+
+        if (quiet != NULL)
+            xtl_logger_destroy((xentoollog_logger *)quiet);
+        errno = saved;
         snprintf(out->detail, sizeof(out->detail),
                  "not a Xen dom0 (cannot open the Xen control interface: "
                  "%s)",
@@ -45,6 +54,8 @@ static void xen_probe(const struct conf *conf, struct hv_probe *out)
     }
     out->usable = 1;
     xc_interface_close(xch);
+    if (quiet != NULL)
+        xtl_logger_destroy((xentoollog_logger *)quiet);
 }
 
 const struct hv_ops hv_xen_ops = {

@@ -118,10 +118,11 @@ int main(int argc, char **argv)
                       &err) < 0)
         goto confail;
     co.max_frame = (size_t)v;
-    if (gethostname(co.name, sizeof(co.name) - 1) < 0)
-        snprintf(co.name, sizeof(co.name), "coordinator");
+    if (gethostname(path, sizeof(path) - 1) < 0)
+        snprintf(path, sizeof(path), "coordinator");
+    path[sizeof(path) - 1] = '\0';
     snprintf(co.name, sizeof(co.name), "%s",
-             conf_get(o.conf, "coordinator", "name", co.name));
+             conf_get(o.conf, "coordinator", "name", path));
     state_dir = conf_get(o.conf, "coordinator", "state_dir", STATEDIR);
     key_file = conf_get(o.conf, "cluster", "key_file",
                         SYSCONFDIR "/vmckpt/cluster.key");

@@ -1,0 +1,87 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The coordinator and three agents in three network namespaces: agents
+# register and heartbeat, a killed agent's host is declared lost, agents
+# reconnect after a coordinator restart, and everything stops cleanly.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+cluster_up 3
+
+test_expect_success 'coordinator starts, daemonizes and writes its files' '
+    start_coordinator &&
+    pid=$(pid_of co) && alive "$pid" &&
+    test "$(cat $TEST_DIR/co/state/coordinator.addr)" = "$CO_IP:7470" &&
+    test -f $TEST_DIR/co/state/catalog.db
+'
+
+test_expect_success 'three agents register their hosts' '
+    for h in h1 h2 h3; do start_agent $h || exit 1; done &&
+    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup"
+'
+
+test_expect_success 'vmckpt hosts lists them with topology and hypervisors' '
+    vmckpt hosts >$TEST_DIR/hosts.txt &&
+    cat $TEST_DIR/hosts.txt &&
+    grep -q "^HOST .*STATE .*HEARTBEAT" $TEST_DIR/hosts.txt &&
+    test $(grep -c -E "^h[123] +up +[0-9.]+s ago" $TEST_DIR/hosts.txt) = 3 &&
+    grep -q "qemu" $TEST_DIR/hosts.txt
+'
+
+test_expect_success 'vmckpt hosts --json gives the same as JSON' '
+    vmckpt hosts --json >$TEST_DIR/hosts.json &&
+    test "$(jq -r ".coordinator" $TEST_DIR/hosts.json)" = coordinator &&
+    test "$(jq ".hosts | length" $TEST_DIR/hosts.json)" = 3 &&
+    test "$(jq -r "[.hosts[].name] | join(\",\")" $TEST_DIR/hosts.json)" = h1,h2,h3 &&
+    jq -e "[.hosts[] | select(.cores < 1 or .threads < 1 or .numa_nodes < 1)] | length == 0" $TEST_DIR/hosts.json >/dev/null &&
+    jq -e "[.hosts[].hypervisors[] | select(.name == \"qemu\")] | length == 3" $TEST_DIR/hosts.json >/dev/null &&
+    jq -e "[.hosts[].last_heartbeat_ms] | max < 1500" $TEST_DIR/hosts.json >/dev/null
+'
+
+test_expect_success 'heartbeats keep the hosts up' '
+    sleep 2 &&
+    test "$(host_state h1)$(host_state h2)$(host_state h3)" = upupup &&
+    jq -e "[.hosts[].last_heartbeat_ms] | max < 1000" <(vmckpt hosts --json) >/dev/null
+'
+
+test_expect_success 'a killed agent: its host is declared lost after the timeout' '
+    test "$(host_state h2)" = up &&
+    stop_daemon h2 KILL &&
+    wait_until 6 "test \"\$(host_state h2)\" = lost" &&
+    grep_log $TEST_DIR/co/coordinator.log "host h2: up -> lost (no heartbeat for" &&
+    test "$(host_state h1)$(host_state h3)" = upup
+'
+
+test_expect_success 'the agent restarted: the host is up again' '
+    start_agent h2 &&
+    wait_until 5 "test \"\$(host_state h2)\" = up" &&
+    grep_log $TEST_DIR/co/coordinator.log "host h2 registered again"
+'
+
+test_expect_success 'coordinator restart: the catalog remembers hosts, agents reconnect' '
+    stop_daemon co TERM &&
+    grep_log $TEST_DIR/co/coordinator.log "stopped" &&
+    test ! -f $TEST_DIR/co/state/coordinator.pid &&
+    sleep 1 &&
+    grep_log $TEST_DIR/h1/agent.log "retrying" &&
+    start_coordinator &&
+    grep_log $TEST_DIR/co/coordinator.log "catalog lists 3 host(s)" &&
+    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    for h in h1 h2 h3; do
+        test $(grep -c "registered with coordinator" $TEST_DIR/$h/agent.log) -ge 2 || exit 1
+    done
+'
+
+test_expect_success 'SIGTERM stops an agent cleanly; its host shows down' '
+    stop_daemon h3 TERM &&
+    grep_log $TEST_DIR/h3/agent.log "stopped" &&
+    wait_until 3 "test \"\$(host_state h3)\" = down" &&
+    grep_log $TEST_DIR/co/coordinator.log "host h3: up -> down (agent stopped"
+'
+
+test_expect_success 'everything stops cleanly, with no sanitizer report' '
+    stop_daemon h1 TERM && stop_daemon h2 TERM && stop_daemon co TERM &&
+    grep_log $TEST_DIR/co/coordinator.log "stopped" &&
+    no_sanitizer_reports
+'
+
+test_done

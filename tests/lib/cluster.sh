@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# A vmckpt cluster for integration tests: a lab of namespaces (scripts/
+# vmckpt-lab), a cluster key, one configuration per host, and helpers to
+# start, stop and query the real daemons. Everything is torn down on exit,
+# whatever happened.
+
+. "$top_srcdir/tests/lib/tap.sh"
+
+LAB_CMD="$top_srcdir/scripts/vmckpt-lab"
+COORD_BIN="$top_builddir/coordinator/vmckpt-coordinator"
+AGENT_BIN="$top_builddir/agent/vmckpt-agent"
+CLI_BIN="$top_builddir/cli/vmckpt"
+WIREPOKE="$top_builddir/tests/tools/wirepoke"
+
+# Leak reports of ASan go to the daemon logs; fail fast on UBSan.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+[ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces"
+command -v ip >/dev/null || skip_all "needs iproute2"
+
+# A lab name unique to this test run: 't' + pid in base 36-ish digits.
+LAB="t$$"
+LAB=${LAB:0:12}
+CO_IP=198.18.0.1
+
+cluster_cleanup() {
+    "$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true
+}
+trap cluster_cleanup EXIT
+
+# cluster_up N: namespaces, a key, and a configuration for co + h1..hN.
+cluster_up() {
+    local i
+    "$LAB_CMD" up "$LAB" "$1"
+    "$CLI_BIN" keygen "$TEST_DIR/cluster.key" >/dev/null
+    for h in co $(seq -f 'h%g' 1 "$1"); do
+        mkdir -p "$TEST_DIR/$h"
+        cat >"$TEST_DIR/$h/vmckpt.conf" <<CONF
+[cluster]
+key_file = $TEST_DIR/cluster.key
+coordinator = $CO_IP:7470
+timeout_ms = 3000
+[coordinator]
+listen = $CO_IP:7470
+name = coordinator
+state_dir = $TEST_DIR/co/state
+heartbeat_interval_ms = 200
+heartbeat_timeout_ms = 1500
+auth_timeout_ms = 2000
+[agent]
+name = $h
+state_dir = $TEST_DIR/$h/state
+reconnect_min_ms = 100
+reconnect_max_ms = 800
+connect_timeout_ms = 1000
+CONF
+    done
+}
+
+in_host() { local h=$1; shift; "$LAB_CMD" exec "$LAB" "$h" "$@"; }
+
+# Daemons run in the background (daemonized: the start command returns
+# once the daemon is ready or has failed), logging to HOST/daemon.log.
+start_coordinator() {
+    in_host co "$COORD_BIN" -c "$TEST_DIR/co/vmckpt.conf" "$@" \
+        2>>"$TEST_DIR/co/coordinator.log"
+}
+
+start_agent() {
+    local h=$1; shift
+    in_host "$h" "$AGENT_BIN" -c "$TEST_DIR/$h/vmckpt.conf" "$@" \
+        2>>"$TEST_DIR/$h/agent.log"
+}
+
+pid_of() {  # pid_of co|hN
+    local f
+    case "$1" in
+    co) f="$TEST_DIR/co/state/coordinator.pid" ;;
+    *) f="$TEST_DIR/$1/state/agent.pid" ;;
+    esac
+    cat "$f" 2>/dev/null
+}
+
+# alive PID: the process exists and is not a zombie (daemons are
+# reparented to whatever reaps orphans here, which may be slow).
+alive() {
+    [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null
+}
+
+# stop_daemon HOST [SIGNAL]: signal and wait until the process is gone.
+stop_daemon() {
+    local pid
+    pid=$(pid_of "$1") || return 1
+    kill -"${2:-TERM}" "$pid" 2>/dev/null || return 1
+    wait_until 10 "! alive $pid"
+}
+
+# The admin console, run on the coordinator's host.
+vmckpt() { in_host co "$CLI_BIN" -c "$TEST_DIR/co/vmckpt.conf" "$@"; }
+
+# host_state NAME: the state 'vmckpt hosts --json' reports for NAME.
+host_state() {
+    vmckpt hosts --json 2>/dev/null |
+        jq -r --arg h "$1" '.hosts[] | select(.name == $h) | .state'
+}
+
+# No sanitizer report in any daemon log.
+no_sanitizer_reports() {
+    if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+        "$TEST_DIR"/*/*.log 2>/dev/null; then
+        grep -h -A 20 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+            "$TEST_DIR"/*/*.log | head -60
+        return 1
+    fi
+}

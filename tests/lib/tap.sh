@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# A small TAP producer for the shell tests: each test_expect_* runs its
+# commands in a subshell with output to the test's log, prints ok / not ok,
+# and on failure shows the tail of that output as TAP comments.
+
+: "${top_srcdir:?run through make check}"
+: "${top_builddir:?run through make check}"
+
+TEST_NAME=$(basename "$0" .t)
+TEST_DIR="$top_builddir/tests/$TEST_NAME.dir"
+rm -rf "$TEST_DIR"
+mkdir -p "$TEST_DIR"
+TEST_OUT="$TEST_DIR/out"
+_tap_n=0
+_tap_failed=0
+
+skip_all() {
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
+# test_expect_success DESCRIPTION 'COMMANDS'
+test_expect_success() {
+    _tap_n=$((_tap_n + 1))
+    TEST_OUT="$TEST_DIR/out.$_tap_n"
+    if (set -x; eval "$2") >"$TEST_OUT" 2>&1; then
+        echo "ok $_tap_n - $1"
+    else
+        echo "not ok $_tap_n - $1"
+        _tap_failed=$((_tap_failed + 1))
+        sed 's/^/#   /' "$TEST_OUT" | tail -n 40
+    fi
+}
+
+# Print a note into the TAP stream.
+note() { echo "# $*"; }
+
+test_done() {
+    echo "1..$_tap_n"
+    [ "$_tap_failed" -eq 0 ]
+}
+
+# Fail (inside a test) with a message.
+fail() { echo "FAIL: $*"; return 1; }
+
+# wait_until SECONDS 'CONDITION': poll every 0.1 s.
+wait_until() {
+    local end=$((SECONDS + $1))
+    while ! eval "$2"; do
+        [ $SECONDS -lt $end ] || { echo "timed out after $1 s: $2"; return 1; }
+        sleep 0.1
+    done
+}
+
+# grep_log FILE PATTERN: succeed if FILE has PATTERN, else show FILE.
+grep_log() {
+    if ! grep -q -- "$2" "$1"; then
+        echo "'$2' not found in $1:"
+        tail -n 20 "$1"
+        return 1
+    fi
+}

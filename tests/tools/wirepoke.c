@@ -1,1 +1,303 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* wirepoke: a test client that sends a daemon hand-made, mostly bad,
+ * frames and prints what came back, so tests can assert that each kind of
+ * bad input is refused with the right error.
+ *
+ *   wirepoke ADDR KEYFILE CASE
+ *
+ * Prints "error CODE: TEXT" for each Error reply, "closed" when the daemon
+ * hung up, "ok" when an exchange succeeded. Exit 0 unless wirepoke itself
+ * failed. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/client/client.h"
+#include "lib/util/net.h"
+#include "lib/wire/auth.h"
+
+static const char *addr;
+static struct auth_key key;
+
+static int dial(void)
+{
+    struct vmckpt_error err;
+    int fd = net_connect(addr, WIRE_DEFAULT_PORT, 3000, &err);
+
+    if (fd < 0) {
+        fprintf(stderr, "wirepoke: %s\n", err.text);
+        exit(2);
+    }
+    return fd;
+}
+
+static void put_raw(int fd, const void *buf, size_t len)
+{
+    struct wire_conn c;
+
+    wire_conn_init(&c, fd, 0);
+    if (wire_conn_send_raw(&c, buf, len) < 0
+        || wire_conn_flush_wait(&c, 3000, NULL) < 0) {
+        perror("wirepoke: send");
+        exit(2);
+    }
+    wire_conn_dispose(&c);
+}
+
+/* Print every reply until the daemon closes the connection (or 3 s). */
+static void drain(int fd)
+{
+    struct wire_conn c;
+    struct vmckpt_error err;
+    Vmckpt__Envelope *env;
+
+    wire_conn_init(&c, fd, 0);
+    for (;;) {
+        if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0) {
+            printf("%s\n", c.eof ? "closed" : "timeout");
+            break;
+        }
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR)
+            printf("error %d: %s\n", env->error->code, env->error->text);
+        else
+            printf("reply %s\n", wire_type_name(env->type));
+        wire_free(env);
+    }
+    wire_conn_dispose(&c);
+    close(fd);
+}
+
+static size_t frame(const Vmckpt__Envelope *env, uint8_t *buf)
+{
+    size_t n = vmckpt__envelope__get_packed_size(env);
+
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    vmckpt__envelope__pack(env, buf + 4);
+    return n + 4;
+}
+
+static size_t hello_frame(uint8_t *buf, uint32_t version, int type)
+{
+    static uint8_t nonce[AUTH_NONCE_LEN];
+    Vmckpt__Envelope env = VMCKPT__ENVELOPE__INIT;
+    Vmckpt__Hello h = VMCKPT__HELLO__INIT;
+
+    auth_random(nonce, sizeof(nonce));
+    h.role = VMCKPT__ROLE__ROLE_ADMIN;
+    h.name = "wirepoke";
+    h.nonce.data = nonce;
+    h.nonce.len = sizeof(nonce);
+    env.version = version;
+    env.type = (Vmckpt__MsgType)type;
+    env.payload_case = VMCKPT__ENVELOPE__PAYLOAD_HELLO;
+    env.hello = &h;
+    return frame(&env, buf);
+}
+
+/* Relay one authenticated admin handshake, recording what the client
+ * sent, then replay those bytes on a fresh connection. */
+static void replay(void)
+{
+    uint8_t rec[4096];
+    size_t reclen = 0;
+    int sv[2], srv = dial(), status;
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+        perror("socketpair");
+        exit(2);
+    }
+    pid = fork();
+    if (pid == 0) {
+        struct wire_conn c;
+        struct vmckpt_error err;
+
+        close(sv[0]);
+        net_set_nonblock(sv[1], 1);
+        wire_conn_init(&c, sv[1], 0);
+        _exit(auth_client(&c, &key, VMCKPT__ROLE__ROLE_ADMIN, "recorded",
+                          3000, NULL, 0, &err) == 0
+                  ? 0
+                  : 1);
+    }
+    close(sv[1]);
+    net_set_nonblock(srv, 0);
+    for (;;) {
+        struct pollfd p[2] = {{.fd = sv[0], .events = POLLIN},
+                              {.fd = srv, .events = POLLIN}};
+        uint8_t buf[4096];
+        ssize_t n;
+
+        if (poll(p, 2, 3000) <= 0)
+            break;
+        if (p[0].revents) {
+            n = read(sv[0], buf, sizeof(buf));
+            if (n <= 0)
+                break;
+            if (reclen + (size_t)n > sizeof(rec))
+                exit(2);
+            memcpy(rec + reclen, buf, (size_t)n);
+            reclen += (size_t)n;
+            if (write(srv, buf, (size_t)n) != n)
+                exit(2);
+        }
+        if (p[1].revents) {
+            n = read(srv, buf, sizeof(buf));
+            if (n <= 0)
+                break;
+            if (write(sv[0], buf, (size_t)n) != n)
+                exit(2);
+        }
+    }
+    close(sv[0]);
+    close(srv);
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "wirepoke: the recorded handshake failed\n");
+        exit(2);
+    }
+    printf("recorded %zu bytes of a good handshake\n", reclen);
+    srv = dial();
+    put_raw(srv, rec, reclen);
+    drain(srv);
+}
+
+int main(int argc, char **argv)
+{
+    uint8_t buf[8192];
+    struct vmckpt_error err;
+    const char *what;
+    size_t n;
+    int fd;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: wirepoke ADDR KEYFILE CASE\n"
+                        "cases: truncated oversize garbage wrong-version "
+                        "unknown-type no-hello wrong-key replay "
+                        "authed-unknown-type authed-not-served\n");
+        return 2;
+    }
+    addr = argv[1];
+    what = argv[3];
+    if (auth_key_load(&key, argv[2], &err) < 0) {
+        fprintf(stderr, "wirepoke: %s\n", err.text);
+        return 2;
+    }
+    if (strcmp(what, "truncated") == 0) {
+        fd = dial();
+        n = hello_frame(buf, WIRE_VERSION, VMCKPT__MSG_TYPE__MSG_HELLO);
+        put_raw(fd, buf, n / 2);
+        shutdown(fd, SHUT_WR);
+        drain(fd);
+    } else if (strcmp(what, "oversize") == 0) {
+        static const uint8_t big[4] = {0x7f, 0xff, 0xff, 0xff};
+
+        fd = dial();
+        put_raw(fd, big, sizeof(big));
+        drain(fd);
+    } else if (strcmp(what, "garbage") == 0) {
+        static const uint8_t junk[] = {0, 0, 0, 7,    0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0x0f, 0x07};
+
+        fd = dial();
+        put_raw(fd, junk, sizeof(junk));
+        drain(fd);
+    } else if (strcmp(what, "wrong-version") == 0) {
+        fd = dial();
+        put_raw(fd, buf,
+                hello_frame(buf, WIRE_VERSION + 1,
+                            VMCKPT__MSG_TYPE__MSG_HELLO));
+        drain(fd);
+    } else if (strcmp(what, "unknown-type") == 0) {
+        fd = dial();
+        put_raw(fd, buf, hello_frame(buf, WIRE_VERSION, 99));
+        drain(fd);
+    } else if (strcmp(what, "no-hello") == 0) {
+        Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
+        uint8_t *f;
+
+        fd = dial();
+        if (wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 1, &q, &f, &n,
+                        &err) < 0)
+            return 2;
+        put_raw(fd, f, n);
+        free(f);
+        drain(fd);
+    } else if (strcmp(what, "wrong-key") == 0) {
+        /* a peer without the key: it cannot compute the proof, so it
+         * sends bytes of the right length that are not the proof */
+        struct wire_conn c;
+        Vmckpt__Envelope *env;
+        Vmckpt__AuthProof p = VMCKPT__AUTH_PROOF__INIT;
+        uint8_t mac[AUTH_MAC_LEN];
+
+        fd = dial();
+        put_raw(fd, buf,
+                hello_frame(buf, WIRE_VERSION, VMCKPT__MSG_TYPE__MSG_HELLO));
+        wire_conn_init(&c, fd, 0);
+        if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0
+            || env->type != VMCKPT__MSG_TYPE__MSG_CHALLENGE) {
+            fprintf(stderr, "wirepoke: no challenge\n");
+            return 2;
+        }
+        wire_free(env);
+        auth_random(mac, sizeof(mac));
+        p.mac.data = mac;
+        p.mac.len = sizeof(mac);
+        wire_conn_send(&c, VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, &err);
+        wire_conn_flush_wait(&c, 3000, &err);
+        wire_conn_dispose(&c);
+        drain(fd);
+    } else if (strcmp(what, "replay") == 0) {
+        replay();
+    } else if (strcmp(what, "authed-unknown-type") == 0
+               || strcmp(what, "authed-not-served") == 0) {
+        struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_ADMIN,
+                                        "wirepoke", 3000, &err);
+
+        if (cl == NULL) {
+            fprintf(stderr, "wirepoke: %s\n", err.text);
+            return 2;
+        }
+        printf("ok authenticated\n");
+        if (strcmp(what, "authed-unknown-type") == 0) {
+            put_raw(cl->fd, buf, hello_frame(buf, WIRE_VERSION, 99));
+        } else {
+            Vmckpt__CkptCommit cc = VMCKPT__CKPT_COMMIT__INIT;
+            Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
+            Vmckpt__Envelope *env;
+
+            cc.job = "j";
+            if (client_call(cl, VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT, &cc,
+                            VMCKPT__MSG_TYPE__MSG_ACK, &env, &err) < 0)
+                printf("error: %s\n", err.text);
+            /* the connection survives a refused request */
+            if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
+                            VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env,
+                            &err) == 0) {
+                printf("ok still connected\n");
+                wire_free(env);
+            }
+        }
+        if (strcmp(what, "authed-unknown-type") == 0) {
+            net_set_nonblock(cl->fd, 1);
+            drain(dup(cl->fd));
+        }
+        client_close(cl);
+    } else {
+        fprintf(stderr, "wirepoke: unknown case '%s'\n", what);
+        return 2;
+    }
+    auth_key_dispose(&key);
+    return 0;
+}
