@@ -25,17 +25,17 @@ struct agent {
     int nhv;
 
     /* coordinator link (link.c) */
-    int fd;              /* -1 while disconnected */
+    int fd; /* -1 while disconnected */
     struct ev_io io;
     struct wire_conn w;
     int registered;
     uint64_t next_id;
     uint64_t hb_seq;
-    uint64_t last_rx_ms;  /* monotonic time of the last message received */
+    uint64_t last_rx_ms; /* monotonic time of the last message received */
     unsigned heartbeat_ms;
     unsigned connect_timeout_ms;
     unsigned reconnect_min_ms, reconnect_max_ms, backoff_ms;
-    unsigned attempts;    /* failed connection attempts in a row */
+    unsigned attempts; /* failed connection attempts in a row */
     struct ev_timer hb_timer;
     struct ev_timer retry_timer;
 };

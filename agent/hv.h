@@ -9,10 +9,10 @@
 
 /* What a back end found on this host. */
 struct hv_probe {
-    char version[64];  /* hypervisor version, "" if unknown */
-    char accel[16];    /* qemu: "kvm" or "tcg"; xen: "hap" or "shadow" */
-    int usable;        /* 0: present in the build but unusable here */
-    char detail[200];  /* why unusable, or a note an admin should see */
+    char version[64]; /* hypervisor version, "" if unknown */
+    char accel[16];   /* qemu: "kvm" or "tcg"; xen: "hap" or "shadow" */
+    int usable;       /* 0: present in the build but unusable here */
+    char detail[200]; /* why unusable, or a note an admin should see */
 };
 
 struct hv_ops {

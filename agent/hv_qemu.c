@@ -21,8 +21,8 @@ static int cpu_has_virt(void)
     if (f == NULL)
         return 0;
     while (!found && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "flags", 5) == 0
-            && (strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL))
+        if (strncmp(line, "flags", 5) == 0 &&
+            (strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL))
             found = 1;
     }
     fclose(f);

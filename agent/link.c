@@ -127,8 +127,7 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
         return 0;
     case VMCKPT__MSG_TYPE__MSG_ERROR:
-        log_err("coordinator %s refused: %s", a->coordinator,
-                env->error->text);
+        log_err("coordinator %s refused: %s", a->coordinator, env->error->text);
         /* a refused registration is retried with backoff: the admin may
          * fix the coordinator's side without restarting this agent */
         return a->registered ? 0 : -1;
@@ -193,8 +192,8 @@ static void try_connect(struct evloop *loop, struct ev_timer *t)
     }
     wire_conn_init(&a->w, fd, 0);
     if (auth_client(&a->w, &a->key, VMCKPT__ROLE__ROLE_AGENT, a->name,
-                    (int)a->connect_timeout_ms, server, sizeof(server), &err)
-        < 0) {
+                    (int)a->connect_timeout_ms, server, sizeof(server),
+                    &err) < 0) {
         log_err("coordinator %s: %s", a->coordinator, err.text);
         wire_conn_dispose(&a->w);
         close(fd);
@@ -245,8 +244,8 @@ void link_stop(struct agent *a, const char *reason)
         struct vmckpt_error err;
 
         bye.reason = (char *)reason;
-        if (send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_GOODBYE, &bye) == 0
-            && wire_conn_flush_wait(&a->w, 1000, &err) < 0)
+        if (send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_GOODBYE, &bye) == 0 &&
+            wire_conn_flush_wait(&a->w, 1000, &err) < 0)
             log_warn("goodbye not delivered: %s", err.text);
     }
     link_close(a);

@@ -56,14 +56,19 @@ static const char usage[] =
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
     "first, so the host shows as 'down' rather than 'lost'.\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent",
-                                       NULL};
+static const char *const sections[] = {"cluster", "coordinator", "agent", NULL};
 static const char *const cluster_keys[] = {"key_file", "coordinator",
                                            "timeout_ms", NULL};
-static const char *const agent_keys[] = {
-    "name", "coordinator", "state_dir", "reconnect_min_ms",
-    "reconnect_max_ms", "connect_timeout_ms", "qemu", "log", "log_level",
-    NULL};
+static const char *const agent_keys[] = {"name",
+                                         "coordinator",
+                                         "state_dir",
+                                         "reconnect_min_ms",
+                                         "reconnect_max_ms",
+                                         "connect_timeout_ms",
+                                         "qemu",
+                                         "log",
+                                         "log_level",
+                                         NULL};
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
@@ -97,19 +102,21 @@ int main(int argc, char **argv)
     int i, rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
-    daemon_setup_log("vmckpt-agent", "agent", &o);
-    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0
-        || conf_check(o.conf, sections, "agent", agent_keys, &err) < 0) {
-        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        return 2;
-    }
     memset(&a, 0, sizeof(a));
     a.fd = -1;
-    if (get_ms(o.conf, "reconnect_min_ms", 200, &a.reconnect_min_ms) < 0
-        || get_ms(o.conf, "reconnect_max_ms", 5000, &a.reconnect_max_ms) < 0
-        || get_ms(o.conf, "connect_timeout_ms", 2000, &a.connect_timeout_ms)
-               < 0)
-        return 2;
+    daemon_setup_log("vmckpt-agent", "agent", &o);
+    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
+        conf_check(o.conf, sections, "agent", agent_keys, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        rc = 2;
+        goto out;
+    }
+    if (get_ms(o.conf, "reconnect_min_ms", 200, &a.reconnect_min_ms) < 0 ||
+        get_ms(o.conf, "reconnect_max_ms", 5000, &a.reconnect_max_ms) < 0 ||
+        get_ms(o.conf, "connect_timeout_ms", 2000, &a.connect_timeout_ms) < 0) {
+        rc = 2;
+        goto out;
+    }
     if (a.reconnect_max_ms < a.reconnect_min_ms)
         a.reconnect_max_ms = a.reconnect_min_ms;
     if (gethostname(host, sizeof(host) - 1) < 0)
@@ -124,7 +131,8 @@ int main(int argc, char **argv)
                 "vmckpt-agent: no coordinator address: set [cluster] "
                 "coordinator = HOST[:PORT] in %s\n",
                 o.config_path ? o.config_path : DEFAULT_CONFIG);
-        return 2;
+        rc = 2;
+        goto out;
     }
     snprintf(a.coordinator, sizeof(a.coordinator), "%s", coord);
     state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
@@ -133,15 +141,18 @@ int main(int argc, char **argv)
                                SYSCONFDIR "/vmckpt/cluster.key"),
                       &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     if (topo_probe(&a.topo, &err) < 0) {
         fprintf(stderr, "vmckpt-agent: host topology: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     for (hv = hv_backends(); *hv != NULL && a.nhv < AGENT_MAX_HV; hv++) {
         a.hv[a.nhv] = *hv;
@@ -150,21 +161,24 @@ int main(int argc, char **argv)
     }
     if (!o.foreground && daemon_detach(&err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     a.loop = evloop_create();
-    if (a.loop == NULL || evloop_add_signal(a.loop, SIGTERM, on_stop, &a) < 0
-        || evloop_add_signal(a.loop, SIGINT, on_stop, &a) < 0) {
+    if (a.loop == NULL || evloop_add_signal(a.loop, SIGTERM, on_stop, &a) < 0 ||
+        evloop_add_signal(a.loop, SIGINT, on_stop, &a) < 0) {
         log_errno("event loop");
-        return 1;
+        rc = 1;
+        goto out;
     }
     signal(SIGPIPE, SIG_IGN);
     snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
         log_err("%s", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     log_info("%s on host %s: %u cores, %u threads, %u NUMA node(s), %llu "
              "MiB",
@@ -184,10 +198,12 @@ int main(int argc, char **argv)
         log_errno("event loop failed");
     link_stop(&a, "agent shutting down");
     unlink(path);
+    log_info("stopped");
+    rc = rc < 0 ? 1 : 0;
+out:
     evloop_destroy(a.loop);
     auth_key_dispose(&a.key);
     conf_destroy(o.conf);
-    log_info("stopped");
     log_fini();
-    return rc < 0 ? 1 : 0;
+    return rc;
 }

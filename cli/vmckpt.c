@@ -22,7 +22,7 @@
 #define SYSCONFDIR "/etc"
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/vmckpt/vmckpt.conf"
-#define DEFAULT_KEY SYSCONFDIR "/vmckpt/cluster.key"
+#define DEFAULT_KEY    SYSCONFDIR "/vmckpt/cluster.key"
 
 struct cli {
     struct conf *conf;
@@ -81,8 +81,7 @@ static struct client *connect_coord(struct cli *cli)
     if (gethostname(host, sizeof(host) - 1) < 0)
         snprintf(host, sizeof(host), "localhost");
     host[sizeof(host) - 1] = '\0';
-    snprintf(name, sizeof(name), "%s@%s", user && *user ? user : "admin",
-             host);
+    snprintf(name, sizeof(name), "%s@%s", user && *user ? user : "admin", host);
     cl = client_open(cli->coordinator, &key, VMCKPT__ROLE__ROLE_ADMIN, name,
                      cli->timeout_ms, &err);
     auth_key_dispose(&key);
@@ -157,8 +156,8 @@ static json_t *host_json(const Vmckpt__HostInfo *h)
 
         json_array_append_new(
             hvs, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", v->name,
-                           "version", v->version, "accel", v->accel,
-                           "usable", v->usable, "detail", v->detail));
+                           "version", v->version, "accel", v->accel, "usable",
+                           v->usable, "detail", v->detail));
     }
     json_object_set_new(o, "name", json_string(h->name));
     json_object_set_new(o, "state", json_string(h->state));
@@ -205,22 +204,22 @@ static int cmd_hosts(struct cli *cli, int argc, char **argv)
     if (cl == NULL)
         return 1;
     if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
-                    VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err)
-        < 0) {
+                    VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) < 0) {
         fprintf(stderr, "vmckpt hosts: %s\n", err.text);
         client_close(cl);
         return 1;
     }
     n = env->hosts_reply->n_hosts;
     hosts = env->hosts_reply->hosts;
-    qsort(hosts, n, sizeof(*hosts), cmp_host);
+    if (n > 1)
+        qsort(hosts, n, sizeof(*hosts), cmp_host);
     if (json) {
         json_t *arr = json_array(), *top;
 
         for (i = 0; i < n; i++)
             json_array_append_new(arr, host_json(hosts[i]));
-        top = json_pack("{s:s, s:o}", "coordinator", cl->server_name,
-                        "hosts", arr);
+        top = json_pack("{s:s, s:o}", "coordinator", cl->server_name, "hosts",
+                        arr);
         json_dumpf(top, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(top);
@@ -242,15 +241,15 @@ static int cmd_hosts(struct cli *cli, int argc, char **argv)
             for (k = 0; k < h->n_hypervisors; k++) {
                 const Vmckpt__Hypervisor *v = h->hypervisors[k];
 
-                append(hv, sizeof(hv), &off, "%s%s%s%s", k ? ", " : "",
-                       v->name, v->version[0] ? " " : "", v->version);
+                append(hv, sizeof(hv), &off, "%s%s%s%s", k ? ", " : "", v->name,
+                       v->version[0] ? " " : "", v->version);
                 if (!v->usable)
                     append(hv, sizeof(hv), &off, " (unusable)");
                 else if (v->accel[0])
                     append(hv, sizeof(hv), &off, "/%s", v->accel);
             }
-            printf("%-16s %-8s %-12s %5u %7u %4u %9s  %s\n", h->name,
-                   h->state, age, h->cores, h->pus, h->numa_nodes, mem, hv);
+            printf("%-16s %-8s %-12s %5u %7u %4u %9s  %s\n", h->name, h->state,
+                   age, h->cores, h->pus, h->numa_nodes, mem, hv);
         }
     }
     wire_free(env);
@@ -334,8 +333,8 @@ int main(int argc, char **argv)
     memset(&cli, 0, sizeof(cli));
     cli.config_path = getenv("VMCKPT_CONFIG");
     /* '+': options after the command belong to the command */
-    while ((ch = getopt_long(argc, argv, "+c:C:k:t:hV", longopts, NULL))
-           != -1) {
+    while ((ch = getopt_long(argc, argv, "+c:C:k:t:hV", longopts, NULL)) !=
+           -1) {
         switch (ch) {
         case 'c':
             cli.config_path = optarg;
@@ -370,8 +369,8 @@ int main(int argc, char **argv)
     }
     if (cli.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         cli.config_path = DEFAULT_CONFIG;
-    cli.conf = cli.config_path ? conf_load(cli.config_path, &err)
-                               : conf_create();
+    cli.conf =
+        cli.config_path ? conf_load(cli.config_path, &err) : conf_create();
     if (cli.conf == NULL) {
         fprintf(stderr, "vmckpt: %s\n", err.text);
         return 2;

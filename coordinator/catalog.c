@@ -65,9 +65,8 @@ static int schema_version(struct catalog *cat, int *version,
     if (rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 0) {
         sqlite3_finalize(st);
         /* no meta table: empty database, or some other application's */
-        rc = sqlite3_prepare_v2(cat->db,
-                                "SELECT count(*) FROM sqlite_master", -1,
-                                &st, NULL);
+        rc = sqlite3_prepare_v2(cat->db, "SELECT count(*) FROM sqlite_master",
+                                -1, &st, NULL);
         if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
             goto fail;
         if (sqlite3_column_int(st, 0) != 0) {
@@ -79,9 +78,8 @@ static int schema_version(struct catalog *cat, int *version,
         return 0;
     }
     sqlite3_finalize(st);
-    rc = sqlite3_prepare_v2(cat->db,
-                            "SELECT value FROM meta WHERE key='schema'", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(
+        cat->db, "SELECT value FROM meta WHERE key='schema'", -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -90,8 +88,7 @@ static int schema_version(struct catalog *cat, int *version,
     return 0;
 fail:
     errno = EIO;
-    return errprintf(err, "catalog %s: %s", cat->path,
-                     sqlite3_errmsg(cat->db));
+    return errprintf(err, "catalog %s: %s", cat->path, sqlite3_errmsg(cat->db));
 }
 
 void catalog_close(struct catalog *cat)
@@ -117,19 +114,18 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
         return NULL;
     }
     if (sqlite3_open_v2(path, &cat->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                            | SQLITE_OPEN_FULLMUTEX,
-                        NULL)
-        != SQLITE_OK) {
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
         errno = EIO;
         errprintf(err, "cannot open catalog %s: %s", path,
                   cat->db ? sqlite3_errmsg(cat->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(cat->db, 5000);
-    if (exec(cat, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err)
-            < 0
-        || schema_version(cat, &version, err) < 0)
+    if (exec(cat, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) <
+            0 ||
+        schema_version(cat, &version, err) < 0)
         goto fail;
     if (version == 0) {
         if (exec(cat, "BEGIN", err) < 0)
@@ -142,8 +138,9 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             goto fail;
     } else if (version > SCHEMA_VERSION) {
         errno = EINVAL;
-        errprintf(err, "catalog %s has schema %d; this coordinator knows "
-                       "up to %d (newer vmckpt?)",
+        errprintf(err,
+                  "catalog %s has schema %d; this coordinator knows "
+                  "up to %d (newer vmckpt?)",
                   path, version, SCHEMA_VERSION);
         goto fail;
     }
@@ -177,8 +174,7 @@ int catalog_host_put(struct catalog *cat, const struct catalog_host *h,
             "INSERT OR REPLACE INTO hosts (name, addr, store_addr, software,"
             " hypervisors, cores, pus, numa_nodes, memory_bytes, state,"
             " registered_at, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            -1, &st, NULL)
-        != SQLITE_OK) {
+            -1, &st, NULL) != SQLITE_OK) {
         errno = EIO;
         return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
     }
@@ -186,8 +182,7 @@ int catalog_host_put(struct catalog *cat, const struct catalog_host *h,
     sqlite3_bind_text(st, 2, h->addr ? h->addr : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, h->store_addr ? h->store_addr : "", -1,
                       SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, h->software ? h->software : "", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, h->software ? h->software : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, h->hypervisors ? h->hypervisors : "", -1,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, h->cores);
@@ -201,17 +196,15 @@ int catalog_host_put(struct catalog *cat, const struct catalog_host *h,
     return step_done(cat, st, err);
 }
 
-int catalog_host_touch(struct catalog *cat, const char *name,
-                       const char *state, int64_t last_seen,
-                       struct vmckpt_error *err)
+int catalog_host_touch(struct catalog *cat, const char *name, const char *state,
+                       int64_t last_seen, struct vmckpt_error *err)
 {
     sqlite3_stmt *st;
 
     if (sqlite3_prepare_v2(cat->db,
                            "UPDATE hosts SET state=?, last_seen=? WHERE "
                            "name=?",
-                           -1, &st, NULL)
-        != SQLITE_OK) {
+                           -1, &st, NULL) != SQLITE_OK) {
         errno = EIO;
         return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
     }
@@ -251,8 +244,7 @@ int catalog_host_each(struct catalog *cat,
             "SELECT name, addr, store_addr, software, hypervisors, cores,"
             " pus, numa_nodes, memory_bytes, state, registered_at, last_seen"
             " FROM hosts ORDER BY name",
-            -1, &st, NULL)
-        != SQLITE_OK) {
+            -1, &st, NULL) != SQLITE_OK) {
         errno = EIO;
         return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
     }
@@ -271,9 +263,8 @@ int catalog_host_each(struct catalog *cat,
         h.state = col_dup(st, 9);
         h.registered_at = sqlite3_column_int64(st, 10);
         h.last_seen = sqlite3_column_int64(st, 11);
-        if (h.name == NULL || h.addr == NULL || h.store_addr == NULL
-            || h.software == NULL || h.hypervisors == NULL
-            || h.state == NULL) {
+        if (h.name == NULL || h.addr == NULL || h.store_addr == NULL ||
+            h.software == NULL || h.hypervisors == NULL || h.state == NULL) {
             catalog_host_dispose(&h);
             ret = errprintf_errno(err, "catalog");
             break;

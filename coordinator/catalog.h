@@ -34,9 +34,8 @@ void catalog_close(struct catalog *cat);
 int catalog_host_put(struct catalog *cat, const struct catalog_host *h,
                      struct vmckpt_error *err);
 /* Update state and last_seen of one host. */
-int catalog_host_touch(struct catalog *cat, const char *name,
-                       const char *state, int64_t last_seen,
-                       struct vmckpt_error *err);
+int catalog_host_touch(struct catalog *cat, const char *name, const char *state,
+                       int64_t last_seen, struct vmckpt_error *err);
 /* Call 'fn' for each host row, ordered by name. Stops at fn() < 0. */
 int catalog_host_each(struct catalog *cat,
                       int (*fn)(const struct catalog_host *h, void *arg),

@@ -63,8 +63,8 @@ static struct host *host_find(struct coord *co, const char *name)
     return NULL;
 }
 
-static void host_set_state(struct coord *co, struct host *h,
-                           const char *state, const char *why)
+static void host_set_state(struct coord *co, struct host *h, const char *state,
+                           const char *why)
 {
     struct vmckpt_error err;
 
@@ -177,8 +177,8 @@ static int load_one(const struct catalog_host *ch, void *arg)
     h->store_addr = strdup(ch->store_addr);
     h->software = strdup(ch->software);
     h->hypervisors = strdup(ch->hypervisors);
-    if (!h->name || !h->addr || !h->store_addr || !h->software
-        || !h->hypervisors) {
+    if (!h->name || !h->addr || !h->store_addr || !h->software ||
+        !h->hypervisors) {
         host_free(h);
         return -1;
     }
@@ -219,8 +219,8 @@ static void sweep(struct evloop *loop, struct ev_timer *t)
     for (h = co->hosts; h != NULL; h = h->next) {
         char why[96];
 
-        if (strcmp(h->state, "up") != 0
-            || now - h->last_hb_ms <= co->heartbeat_timeout_ms)
+        if (strcmp(h->state, "up") != 0 ||
+            now - h->last_hb_ms <= co->heartbeat_timeout_ms)
             continue;
         snprintf(why, sizeof(why), "no heartbeat for %llu ms",
                  (unsigned long long)(now - h->last_hb_ms));
@@ -265,9 +265,8 @@ static int valid_host_name(const char *s)
     for (i = 0; i < n; i++) {
         char ch = s[i];
 
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-              || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'
-              || ch == '_'))
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
             return 0;
     }
     return 1;
@@ -296,14 +295,12 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     int fresh = 0;
 
     if (!valid_host_name(r->hostname))
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_INVALID,
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "host name '%.64s' is not valid (letters, digits, "
                           "'-', '.', '_'; at most 63)",
                           r->hostname);
     if (strcmp(r->hostname, c->auth.peer_name) != 0)
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_INVALID,
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "registers as '%s' but authenticated as '%s'",
                           r->hostname, c->auth.peer_name);
     h = host_find(co, r->hostname);
@@ -330,12 +327,12 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
         conn_drop(old, "replaced by a new connection of the same host");
     }
     hv = hv_encode(r->hypervisors, r->n_hypervisors);
-    if (hv == NULL || replace(&h->addr, c->peer) < 0
-        || replace(&h->store_addr, r->store_addr) < 0
-        || replace(&h->software, r->software) < 0) {
+    if (hv == NULL || replace(&h->addr, c->peer) < 0 ||
+        replace(&h->store_addr, r->store_addr) < 0 ||
+        replace(&h->software, r->software) < 0) {
         free(hv);
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
     }
     free(h->hypervisors);
     h->hypervisors = hv;
@@ -364,8 +361,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     ch.last_seen = h->last_seen;
     if (catalog_host_put(co->cat, &ch, &err) < 0) {
         log_err("%s", err.text);
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_INTERNAL,
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                           "coordinator cannot record the host: %s", err.text);
     }
     log_info("host %s registered%s from %s: %u cores, %u threads, %u NUMA "
@@ -375,8 +371,8 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     host_set_state(co, h, "up", "registered");
     reply.heartbeat_ms = co->heartbeat_ms;
     reply.host_id = h->id;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED,
-                     env->request_id, &reply);
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
+                     &reply);
 }
 
 static int need_host(struct conn *c, const Vmckpt__Envelope *env)

@@ -56,15 +56,19 @@ static const char usage[] =
     "Files: STATE_DIR/catalog.db (SQLite, WAL), coordinator.pid,\n"
     "coordinator.addr (the address actually bound, for scripts).\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent",
-                                       NULL};
+static const char *const sections[] = {"cluster", "coordinator", "agent", NULL};
 static const char *const cluster_keys[] = {"key_file", "coordinator",
                                            "timeout_ms", NULL};
-static const char *const coord_keys[] = {
-    "listen",          "name",         "state_dir",
-    "heartbeat_interval_ms", "heartbeat_timeout_ms", "auth_timeout_ms",
-    "max_frame_bytes", "log",          "log_level",
-    NULL};
+static const char *const coord_keys[] = {"listen",
+                                         "name",
+                                         "state_dir",
+                                         "heartbeat_interval_ms",
+                                         "heartbeat_timeout_ms",
+                                         "auth_timeout_ms",
+                                         "max_frame_bytes",
+                                         "log",
+                                         "log_level",
+                                         NULL};
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
@@ -90,18 +94,21 @@ int main(int argc, char **argv)
     int rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
+    memset(&co, 0, sizeof(co));
+    co.listen_fd = -1;
     daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
-    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0
-        || conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0) {
+    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
+        conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        return 2;
+        rc = 2;
+        goto out;
     }
 
     memset(&co, 0, sizeof(co));
     co.listen_fd = -1;
     co.next_host_id = 1;
-    if (conf_get_uint(o.conf, "coordinator", "heartbeat_interval_ms", 1000,
-                      50, 600000, &v, &err) < 0)
+    if (conf_get_uint(o.conf, "coordinator", "heartbeat_interval_ms", 1000, 50,
+                      600000, &v, &err) < 0)
         goto confail;
     co.heartbeat_ms = (unsigned)v;
     if (conf_get_uint(o.conf, "coordinator", "heartbeat_timeout_ms",
@@ -132,24 +139,28 @@ int main(int argc, char **argv)
      * before detaching, so the error reaches the terminal. */
     if (auth_key_load(&co.key, key_file, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     snprintf(path, sizeof(path), "%s/catalog.db", state_dir);
     co.cat = catalog_open(path, &err);
     if (co.cat == NULL) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     co.loop = evloop_create();
     if (co.loop == NULL)
         die("cannot create the event loop");
     if (server_start(&co, listen_addr, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        return 1;
+        rc = 1;
+        goto out;
     }
     if (!o.foreground) {
         /* the catalog's SQLite handle is not used across fork: reopen */
@@ -162,8 +173,8 @@ int main(int argc, char **argv)
     }
     if (hosts_load(&co, &err) < 0)
         die(err.text);
-    if (evloop_add_signal(co.loop, SIGTERM, on_stop, &co) < 0
-        || evloop_add_signal(co.loop, SIGINT, on_stop, &co) < 0)
+    if (evloop_add_signal(co.loop, SIGTERM, on_stop, &co) < 0 ||
+        evloop_add_signal(co.loop, SIGINT, on_stop, &co) < 0)
         die("cannot watch signals");
     signal(SIGPIPE, SIG_IGN);
     hosts_start_sweep(&co);
@@ -184,19 +195,21 @@ int main(int argc, char **argv)
     rc = evloop_run(co.loop);
     if (rc < 0)
         log_errno("event loop failed");
+    unlink(path);
+    log_info("stopped");
+    rc = rc < 0 ? 1 : 0;
+    goto out;
 
+confail:
+    fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
+    rc = 2;
+out:
     server_stop(&co);
     hosts_free(&co);
-    unlink(path);
     catalog_close(co.cat);
     evloop_destroy(co.loop);
     auth_key_dispose(&co.key);
     conf_destroy(o.conf);
-    log_info("stopped");
     log_fini();
-    return rc < 0 ? 1 : 0;
-
-confail:
-    fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-    return 2;
+    return rc;
 }

@@ -109,11 +109,10 @@ static int dispatch_msg(struct conn *c, const Vmckpt__Envelope *env)
         if (dispatch[i].type != env->type)
             continue;
         if (!(dispatch[i].roles & (1u << c->auth.role)))
-            return conn_error(c, env->request_id,
-                              VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                              "%s may not send %s",
-                              auth_role_name(c->auth.role),
-                              wire_type_name(env->type));
+            return conn_error(
+                c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                "%s may not send %s", auth_role_name(c->auth.role),
+                wire_type_name(env->type));
         return dispatch[i].fn(c, env);
     }
     return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
@@ -130,11 +129,10 @@ static int process(struct conn *c)
     enum wire_fault fault;
     int rc;
 
-    while (!c->closing
-           && (rc = wire_conn_next(&c->w, &env, &fault, &err)) != 0) {
+    while (!c->closing &&
+           (rc = wire_conn_next(&c->w, &env, &fault, &err)) != 0) {
         if (rc < 0) {
-            wire_conn_send_error(&c->w, 0, (Vmckpt__ErrorCode)fault,
-                                 err.text);
+            wire_conn_send_error(&c->w, 0, (Vmckpt__ErrorCode)fault, err.text);
             conn_drop(c, err.text);
             return -1;
         }
@@ -150,8 +148,8 @@ static int process(struct conn *c)
                 log_debug("%s %s authenticated from %s",
                           auth_role_name(c->auth.role), c->auth.peer_name,
                           c->peer);
-                if (c->auth.role == VMCKPT__ROLE__ROLE_RANK
-                    || c->auth.role == VMCKPT__ROLE__ROLE_PEER) {
+                if (c->auth.role == VMCKPT__ROLE__ROLE_RANK ||
+                    c->auth.role == VMCKPT__ROLE__ROLE_PEER) {
                     conn_error(c, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                                "role %s is not served on the coordinator's "
                                "host endpoint",
@@ -227,8 +225,8 @@ static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
 
     (void)revents;
     for (;;) {
-        int fd = accept4(co->listen_fd, NULL, NULL,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4(co->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
 
         if (fd < 0) {

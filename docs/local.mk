@@ -1,1 +1,2 @@
 # Documentation installed with vmckpt.
+dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md

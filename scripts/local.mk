@@ -1,2 +1,2 @@
-# Helper scripts: the lab of simulated hosts.
-dist_noinst_SCRIPTS = %reldir%/vmckpt-lab
+# Helper scripts: the lab of simulated hosts and the demo.
+dist_noinst_SCRIPTS = %reldir%/vmckpt-lab %reldir%/vmckpt-demo

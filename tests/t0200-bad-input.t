@@ -1,0 +1,105 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Bad input on the coordinator's port: every kind is refused with a clear
+# error to the peer and a log line saying why it was dropped, while the
+# coordinator stays up and a registered agent is not disturbed.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+cluster_up 1
+start_coordinator
+start_agent h1
+wait_until 10 'test "$(host_state h1)" = up'
+
+LOG=$TEST_DIR/co/coordinator.log
+poke() { in_host h1 "$WIREPOKE" "$CO_IP:7470" "$TEST_DIR/cluster.key" "$1"; }
+
+test_expect_success 'truncated frame: dropped, and the log says so' '
+    poke truncated >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -qx closed $TEST_DIR/poke.out &&
+    wait_until 3 "grep -q \"closed in the middle of a frame (truncated frame)\" $LOG"
+'
+
+test_expect_success 'oversized length: error to the peer, dropped' '
+    poke oversize >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 1: frame of 2147483647 bytes exceeds the maximum of 1048576" $TEST_DIR/poke.out &&
+    grep -qx closed $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from 198.18.0.11:[0-9]*: frame of 2147483647 bytes exceeds"
+'
+
+test_expect_success 'garbage protobuf: malformed envelope' '
+    poke garbage >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 1: malformed envelope" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from .*: malformed envelope"
+'
+
+test_expect_success 'wrong protocol version: refused, naming both versions' '
+    poke wrong-version >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 2: protocol version 2 not supported (this side speaks version 1)" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from .*: protocol version 2 not supported"
+'
+
+test_expect_success 'unknown message type: refused' '
+    poke unknown-type >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 4: unknown message type 99" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from .*: unknown message type 99"
+'
+
+test_expect_success 'a request before the handshake: authentication required' '
+    poke no-hello >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 3: authentication required" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from .*: authentication required"
+'
+
+test_expect_success 'a peer without the key: authentication failed' '
+    poke wrong-key >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error 3: authentication failed: proof does not match" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping connection from .*: authentication failed"
+'
+
+test_expect_success 'a replayed handshake: refused' '
+    poke replay >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^recorded [0-9]* bytes of a good handshake" $TEST_DIR/poke.out &&
+    grep -q "^error 3: authentication failed: proof does not match (wrong cluster key, or a replayed handshake)" $TEST_DIR/poke.out &&
+    grep -qx closed $TEST_DIR/poke.out
+'
+
+test_expect_success 'the console with another cluster key: refused, clear message' '
+    "$CLI_BIN" keygen $TEST_DIR/other.key >/dev/null &&
+    ! in_host co "$CLI_BIN" -c $TEST_DIR/co/vmckpt.conf -k $TEST_DIR/other.key hosts 2>$TEST_DIR/err.txt &&
+    cat $TEST_DIR/err.txt &&
+    grep -q "failed to prove the cluster key" $TEST_DIR/err.txt
+'
+
+test_expect_success 'an agent with another key does not register, says why' '
+    in_host h1 "$AGENT_BIN" -c $TEST_DIR/h1/vmckpt.conf -o agent.name=intruder \
+        -o cluster.key_file=$TEST_DIR/other.key -o agent.state_dir=$TEST_DIR/h1/intruder \
+        2>$TEST_DIR/h1/intruder.log &&
+    wait_until 5 "grep -q \"failed to prove the cluster key\" $TEST_DIR/h1/intruder.log" &&
+    kill $(cat $TEST_DIR/h1/intruder/agent.pid) &&
+    ! vmckpt hosts | grep -q intruder
+'
+
+test_expect_success 'after authenticating, an unknown type still drops the peer' '
+    poke authed-unknown-type >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -qx "ok authenticated" $TEST_DIR/poke.out &&
+    grep -q "^error 4: unknown message type 99" $TEST_DIR/poke.out &&
+    grep_log $LOG "dropping admin wirepoke (.*): unknown message type 99"
+'
+
+test_expect_success 'a known message the coordinator does not serve: refused, kept' '
+    poke authed-not-served >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    grep -q "^error: the coordinator does not serve ckpt-commit" $TEST_DIR/poke.out &&
+    grep -qx "ok still connected" $TEST_DIR/poke.out
+'
+
+test_expect_success 'the coordinator is still up and the agent undisturbed' '
+    alive $(pid_of co) &&
+    test "$(host_state h1)" = up &&
+    test $(grep -c "registered with coordinator" $TEST_DIR/h1/agent.log) = 1
+'
+
+test_expect_success 'clean stop, no sanitizer report' '
+    stop_daemon h1 && stop_daemon co && no_sanitizer_reports
+'
+
+test_done

@@ -11,8 +11,8 @@
 #include "lib/util/net.h"
 
 struct client *client_open(const char *addr, const struct auth_key *key,
-                           Vmckpt__Role role, const char *name,
-                           int timeout_ms, struct vmckpt_error *err)
+                           Vmckpt__Role role, const char *name, int timeout_ms,
+                           struct vmckpt_error *err)
 {
     struct client *cl = calloc(1, sizeof(*cl));
 
@@ -67,8 +67,8 @@ int client_call(struct client *cl, int type, const void *payload,
     Vmckpt__Envelope *env = NULL;
 
     *reply = NULL;
-    if (wire_conn_send(&cl->conn, type, id, payload, err) < 0
-        || wire_conn_flush_wait(&cl->conn, cl->timeout_ms, err) < 0)
+    if (wire_conn_send(&cl->conn, type, id, payload, err) < 0 ||
+        wire_conn_flush_wait(&cl->conn, cl->timeout_ms, err) < 0)
         return -1;
     for (;;) {
         if (wire_conn_recv_wait(&cl->conn, &env, cl->timeout_ms, err) < 0)
@@ -86,8 +86,8 @@ int client_call(struct client *cl, int type, const void *payload,
         return -1;
     }
     if ((int)env->type != reply_type) {
-        errprintf(err, "%s answered %s with %s", cl->addr,
-                  wire_type_name(type), wire_type_name(env->type));
+        errprintf(err, "%s answered %s with %s", cl->addr, wire_type_name(type),
+                  wire_type_name(env->type));
         errno = EPROTO;
         wire_free(env);
         return -1;

@@ -20,8 +20,8 @@ struct client {
 /* Connect to 'addr' ("host[:port]") and authenticate with 'key' as 'role'
  * named 'name'. NULL with 'err' filled on failure. */
 struct client *client_open(const char *addr, const struct auth_key *key,
-                           Vmckpt__Role role, const char *name,
-                           int timeout_ms, struct vmckpt_error *err);
+                           Vmckpt__Role role, const char *name, int timeout_ms,
+                           struct vmckpt_error *err);
 /* Close the connection and free. NULL is fine. */
 void client_close(struct client *cl);
 

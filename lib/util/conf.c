@@ -20,8 +20,8 @@ struct conf_entry {
 
 struct conf {
     char *path;
-    FILE *f;      /* while parsing */
-    int lineno;   /* line last handed to inih */
+    FILE *f;    /* while parsing */
+    int lineno; /* line last handed to inih */
     struct conf_entry *v;
     size_t n, cap;
     int oom;
@@ -57,8 +57,8 @@ static struct conf_entry *find(const struct conf *conf, const char *section,
 
     /* last one wins, as with repeated keys in most INI readers */
     for (i = conf->n; i-- > 0;) {
-        if (strcmp(conf->v[i].section, section) == 0
-            && strcmp(conf->v[i].key, key) == 0)
+        if (strcmp(conf->v[i].section, section) == 0 &&
+            strcmp(conf->v[i].key, key) == 0)
             return &conf->v[i];
     }
     return NULL;
@@ -160,7 +160,8 @@ struct conf *conf_load(const char *path, struct vmckpt_error *err)
         goto fail;
     }
     if (rc != 0) {
-        errprintf(err, "%s:%d: syntax error (expected [section] or key = value)",
+        errprintf(err,
+                  "%s:%d: syntax error (expected [section] or key = value)",
                   path, rc);
         errno = EINVAL;
         goto fail;
@@ -195,9 +196,9 @@ static int bad_value(const struct conf *conf, const struct conf_entry *e,
                      what);
 }
 
-int conf_get_uint(const struct conf *conf, const char *section,
-                  const char *key, uint64_t def, uint64_t min, uint64_t max,
-                  uint64_t *out, struct vmckpt_error *err)
+int conf_get_uint(const struct conf *conf, const char *section, const char *key,
+                  uint64_t def, uint64_t min, uint64_t max, uint64_t *out,
+                  struct vmckpt_error *err)
 {
     struct conf_entry *e = find(conf, section, key);
     unsigned long long v;
@@ -223,9 +224,8 @@ int conf_get_uint(const struct conf *conf, const char *section,
     return 0;
 }
 
-int conf_get_bool(const struct conf *conf, const char *section,
-                  const char *key, bool def, bool *out,
-                  struct vmckpt_error *err)
+int conf_get_bool(const struct conf *conf, const char *section, const char *key,
+                  bool def, bool *out, struct vmckpt_error *err)
 {
     static const char *const yes[] = {"yes", "true", "on", "1"};
     static const char *const no[] = {"no", "false", "off", "0"};

@@ -28,12 +28,11 @@ const char *conf_get(const struct conf *conf, const char *section,
 /* Typed look-ups: 0 and *out set (to 'def' when absent), or -1 with 'err'
  * naming the file, line and key when the value is malformed or outside
  * [min, max]. */
-int conf_get_uint(const struct conf *conf, const char *section,
-                  const char *key, uint64_t def, uint64_t min, uint64_t max,
-                  uint64_t *out, struct vmckpt_error *err);
-int conf_get_bool(const struct conf *conf, const char *section,
-                  const char *key, bool def, bool *out,
+int conf_get_uint(const struct conf *conf, const char *section, const char *key,
+                  uint64_t def, uint64_t min, uint64_t max, uint64_t *out,
                   struct vmckpt_error *err);
+int conf_get_bool(const struct conf *conf, const char *section, const char *key,
+                  bool def, bool *out, struct vmckpt_error *err);
 
 /* Refuse keys of 'section' not in the NULL-terminated 'allowed' list, and
  * sections not in 'sections' (NULL-terminated); -1 with 'err' naming the

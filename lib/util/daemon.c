@@ -37,8 +37,8 @@ int daemon_detach(struct vmckpt_error *err)
         if (n == 1)
             _exit(0);
         /* the child (or its child) ended before reporting ready */
-        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)
-            && WEXITSTATUS(status) != 0)
+        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+            WEXITSTATUS(status) != 0)
             _exit(WEXITSTATUS(status));
         _exit(1);
     }
@@ -162,8 +162,7 @@ void daemon_parse_args(int argc, char **argv, const char *default_config,
     struct vmckpt_error err;
 
     memset(o, 0, sizeof(*o));
-    while ((ch = getopt_long(argc, argv, "c:fdso:hV", longopts, NULL))
-           != -1) {
+    while ((ch = getopt_long(argc, argv, "c:fdso:hV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             o->config_path = optarg;
@@ -231,8 +230,9 @@ void daemon_setup_log(const char *ident, const char *section,
             prio = prios[i];
     }
     if (prio < 0) {
-        fprintf(stderr, "%s: [%s] log_level = '%s': expected error, warning, "
-                        "notice, info or debug\n",
+        fprintf(stderr,
+                "%s: [%s] log_level = '%s': expected error, warning, "
+                "notice, info or debug\n",
                 ident, section, level);
         exit(2);
     }

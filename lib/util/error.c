@@ -35,8 +35,7 @@ int errprintf_errno(struct vmckpt_error *err, const char *fmt, ...)
         vsnprintf(err->text, sizeof(err->text), fmt, ap);
         va_end(ap);
         n = strlen(err->text);
-        snprintf(err->text + n, sizeof(err->text) - n, ": %s",
-                 strerror(saved));
+        snprintf(err->text + n, sizeof(err->text) - n, ": %s", strerror(saved));
     }
     errno = saved;
     return -1;

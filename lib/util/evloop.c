@@ -83,8 +83,7 @@ void evloop_stop(struct evloop *loop)
     loop->stop = 1;
 }
 
-void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb,
-                void *arg)
+void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb, void *arg)
 {
     io->fd = fd;
     io->events = events;
@@ -167,8 +166,7 @@ void ev_timer_stop(struct evloop *loop, struct ev_timer *t)
     t->next = NULL;
 }
 
-void ev_timer_start(struct evloop *loop, struct ev_timer *t,
-                    uint64_t delay_ms)
+void ev_timer_start(struct evloop *loop, struct ev_timer *t, uint64_t delay_ms)
 {
     ev_timer_stop(loop, t);
     t->due_ms = evloop_now_ms() + delay_ms;

@@ -45,8 +45,7 @@ void evloop_stop(struct evloop *loop);
 uint64_t evloop_now_ms(void);
 uint64_t evloop_wall_ms(void);
 
-void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb,
-                void *arg);
+void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb, void *arg);
 int ev_io_start(struct evloop *loop, struct ev_io *io);
 /* Change the events watched; the watcher must be started. */
 void ev_io_set_events(struct evloop *loop, struct ev_io *io, short events);
@@ -55,8 +54,7 @@ void ev_io_stop(struct evloop *loop, struct ev_io *io);
 
 void ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *arg);
 /* Arm (or re-arm) the timer to fire once after 'delay_ms'. */
-void ev_timer_start(struct evloop *loop, struct ev_timer *t,
-                    uint64_t delay_ms);
+void ev_timer_start(struct evloop *loop, struct ev_timer *t, uint64_t delay_ms);
 void ev_timer_stop(struct evloop *loop, struct ev_timer *t);
 
 /* Deliver 'signo' through the loop instead of asynchronously. The signal is

@@ -101,9 +101,8 @@ void log_msg(int priority, const char *func, int errnum, const char *fmt, ...)
                     ts.tv_nsec / 1000000, log_ident, prio_name(priority), func,
                     text);
         else
-            fprintf(stderr, "%s.%03ld %s %s: %s\n", stamp,
-                    ts.tv_nsec / 1000000, log_ident, prio_name(priority),
-                    text);
+            fprintf(stderr, "%s.%03ld %s %s: %s\n", stamp, ts.tv_nsec / 1000000,
+                    log_ident, prio_name(priority), text);
     }
     errno = saved;
 }

@@ -54,8 +54,7 @@ int net_split(const char *addr, unsigned default_port, char *host,
         colon = strrchr(addr, ':');
         if (colon != NULL && strchr(addr, ':') != colon) {
             errno = EINVAL;
-            return errprintf(err, "address '%s': put IPv6 hosts in [ ]",
-                             addr);
+            return errprintf(err, "address '%s': put IPv6 hosts in [ ]", addr);
         }
         hlen = colon ? (size_t)(colon - addr) : strlen(addr);
     }
@@ -120,8 +119,7 @@ int net_listen(const char *addr, unsigned default_port,
         if (fd < 0)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
-            && listen(fd, 128) == 0)
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
             break;
         errprintf_errno(err, "cannot listen on %s", addr);
         close(fd);
@@ -161,12 +159,12 @@ int net_connect(const char *addr, unsigned default_port, int timeout_ms,
         pfd.events = POLLOUT;
         if (poll(&pfd, 1, timeout_ms) <= 0) {
             errno = ETIMEDOUT;
-            errprintf(err, "cannot connect to %s: no answer within %d ms",
-                      addr, timeout_ms);
+            errprintf(err, "cannot connect to %s: no answer within %d ms", addr,
+                      timeout_ms);
             goto next;
         }
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
-            && soerr == 0)
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+            soerr == 0)
             break;
         errno = soerr;
         errprintf_errno(err, "cannot connect to %s", addr);

@@ -128,8 +128,8 @@ int auth_key_load(struct auth_key *key, const char *path,
                   "key file %s holds %s%zu bytes; a key has %d to %d bytes "
                   "(make one with 'vmckpt keygen')",
                   path, len > AUTH_KEY_MAX ? "more than " : "",
-                  len > AUTH_KEY_MAX ? (size_t)AUTH_KEY_MAX : len,
-                  AUTH_KEY_MIN, AUTH_KEY_MAX);
+                  len > AUTH_KEY_MAX ? (size_t)AUTH_KEY_MAX : len, AUTH_KEY_MIN,
+                  AUTH_KEY_MAX);
         goto out;
     }
     if (auth_key_set(key, buf, len) < 0) {
@@ -150,15 +150,17 @@ int auth_key_generate(const char *path, int force, struct vmckpt_error *err)
     size_t off = 0;
     int fd;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid())
-        >= (int)sizeof(tmp)) {
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
+        (int)sizeof(tmp)) {
         errno = ENAMETOOLONG;
         return errprintf_errno(err, "%s", path);
     }
     if (!force && access(path, F_OK) == 0) {
         errno = EEXIST;
-        return errprintf(err, "%s exists; refusing to replace a cluster key "
-                              "(use --force to replace it)", path);
+        return errprintf(err,
+                         "%s exists; refusing to replace a cluster key "
+                         "(use --force to replace it)",
+                         path);
     }
     if (auth_random(buf, sizeof(buf)) < 0)
         return errprintf(err, "no random bytes available for the key");
@@ -194,12 +196,12 @@ fail:
 
 /* HMAC over label | transcript. */
 static void compute_mac(const struct auth_key *key, const char *label,
-                        Vmckpt__Role role, const char *cname,
-                        const uint8_t *nc, const uint8_t *ns,
-                        const char *sname, uint8_t mac[AUTH_MAC_LEN])
+                        Vmckpt__Role role, const char *cname, const uint8_t *nc,
+                        const uint8_t *ns, const char *sname,
+                        uint8_t mac[AUTH_MAC_LEN])
 {
-    uint8_t t[32 + 1 + 2 + NAME_MAX_LEN + 2 * AUTH_NONCE_LEN + 2
-              + NAME_MAX_LEN];
+    uint8_t
+        t[32 + 1 + 2 + NAME_MAX_LEN + 2 * AUTH_NONCE_LEN + 2 + NAME_MAX_LEN];
     size_t off = 0, cl = strlen(cname), sl = strlen(sname);
     unsigned maclen = AUTH_MAC_LEN;
 
@@ -249,8 +251,8 @@ void auth_server_init(struct auth_server *as, const struct auth_key *key,
     as->server_name = server_name;
 }
 
-static int refuse(struct auth_server *as, struct wire_conn *c,
-                  uint64_t req, Vmckpt__ErrorCode code, const char *text,
+static int refuse(struct auth_server *as, struct wire_conn *c, uint64_t req,
+                  Vmckpt__ErrorCode code, const char *text,
                   struct vmckpt_error *err)
 {
     as->state = AUTH_FAILED;
@@ -268,8 +270,7 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
         uint8_t mac[AUTH_MAC_LEN];
 
         if (env->type != VMCKPT__MSG_TYPE__MSG_HELLO)
-            return refuse(as, c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_AUTH,
+            return refuse(as, c, env->request_id, VMCKPT__ERROR_CODE__ERR_AUTH,
                           "authentication required: first message must be "
                           "hello",
                           err);
@@ -277,8 +278,8 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
             return refuse(as, c, env->request_id,
                           VMCKPT__ERROR_CODE__ERR_INVALID,
                           "hello: bad nonce length or name", err);
-        if (h->role < VMCKPT__ROLE__ROLE_AGENT
-            || h->role > VMCKPT__ROLE__ROLE_RANK)
+        if (h->role < VMCKPT__ROLE__ROLE_AGENT ||
+            h->role > VMCKPT__ROLE__ROLE_RANK)
             return refuse(as, c, env->request_id,
                           VMCKPT__ERROR_CODE__ERR_INVALID,
                           "hello: unknown role", err);
@@ -289,15 +290,15 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
             return refuse(as, c, env->request_id,
                           VMCKPT__ERROR_CODE__ERR_INTERNAL,
                           "server has no random bytes", err);
-        compute_mac(as->key, LABEL_SERVER, as->role, as->peer_name,
-                    as->nonce_c, as->nonce_s, as->server_name, mac);
+        compute_mac(as->key, LABEL_SERVER, as->role, as->peer_name, as->nonce_c,
+                    as->nonce_s, as->server_name, mac);
         ch.nonce.data = as->nonce_s;
         ch.nonce.len = AUTH_NONCE_LEN;
         ch.mac.data = mac;
         ch.mac.len = AUTH_MAC_LEN;
         ch.server_name = (char *)as->server_name;
-        if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_CHALLENGE,
-                           env->request_id, &ch, err) < 0) {
+        if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_CHALLENGE, env->request_id,
+                           &ch, err) < 0) {
             as->state = AUTH_FAILED;
             return -1;
         }
@@ -309,16 +310,13 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
         uint8_t want[AUTH_MAC_LEN];
 
         if (env->type != VMCKPT__MSG_TYPE__MSG_AUTH_PROOF)
-            return refuse(as, c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_AUTH,
+            return refuse(as, c, env->request_id, VMCKPT__ERROR_CODE__ERR_AUTH,
                           "authentication: expected auth-proof", err);
-        compute_mac(as->key, LABEL_CLIENT, as->role, as->peer_name,
-                    as->nonce_c, as->nonce_s, as->server_name, want);
-        if (env->auth_proof->mac.len != AUTH_MAC_LEN
-            || CRYPTO_memcmp(want, env->auth_proof->mac.data, AUTH_MAC_LEN)
-                   != 0)
-            return refuse(as, c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_AUTH,
+        compute_mac(as->key, LABEL_CLIENT, as->role, as->peer_name, as->nonce_c,
+                    as->nonce_s, as->server_name, want);
+        if (env->auth_proof->mac.len != AUTH_MAC_LEN ||
+            CRYPTO_memcmp(want, env->auth_proof->mac.data, AUTH_MAC_LEN) != 0)
+            return refuse(as, c, env->request_id, VMCKPT__ERROR_CODE__ERR_AUTH,
                           "authentication failed: proof does not match "
                           "(wrong cluster key, or a replayed handshake)",
                           err);
@@ -369,13 +367,13 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     h.nonce.data = nc;
     h.nonce.len = sizeof(nc);
     h.software = PACKAGE_STRING;
-    if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_HELLO, 0, &h, err) < 0
-        || wire_conn_flush_wait(c, timeout_ms, err) < 0
-        || wire_conn_recv_wait(c, &env, timeout_ms, err) < 0
-        || expect(env, VMCKPT__MSG_TYPE__MSG_CHALLENGE, err) < 0)
+    if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_HELLO, 0, &h, err) < 0 ||
+        wire_conn_flush_wait(c, timeout_ms, err) < 0 ||
+        wire_conn_recv_wait(c, &env, timeout_ms, err) < 0 ||
+        expect(env, VMCKPT__MSG_TYPE__MSG_CHALLENGE, err) < 0)
         goto out;
-    if (env->challenge->nonce.len != AUTH_NONCE_LEN
-        || env->challenge->mac.len != AUTH_MAC_LEN) {
+    if (env->challenge->nonce.len != AUTH_NONCE_LEN ||
+        env->challenge->mac.len != AUTH_MAC_LEN) {
         errno = EPROTO;
         errprintf(err, "handshake: malformed challenge");
         goto out;
@@ -385,8 +383,10 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     compute_mac(key, LABEL_SERVER, role, name, nc, ns, sname, mac);
     if (CRYPTO_memcmp(mac, env->challenge->mac.data, AUTH_MAC_LEN) != 0) {
         errno = EACCES;
-        errprintf(err, "server '%s' failed to prove the cluster key "
-                       "(wrong key on one side?)", sname);
+        errprintf(err,
+                  "server '%s' failed to prove the cluster key "
+                  "(wrong key on one side?)",
+                  sname);
         goto out;
     }
     wire_free(env);
@@ -394,10 +394,10 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     compute_mac(key, LABEL_CLIENT, role, name, nc, ns, sname, mac);
     p.mac.data = mac;
     p.mac.len = sizeof(mac);
-    if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, err) < 0
-        || wire_conn_flush_wait(c, timeout_ms, err) < 0
-        || wire_conn_recv_wait(c, &env, timeout_ms, err) < 0
-        || expect(env, VMCKPT__MSG_TYPE__MSG_AUTH_OK, err) < 0)
+    if (wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, err) < 0 ||
+        wire_conn_flush_wait(c, timeout_ms, err) < 0 ||
+        wire_conn_recv_wait(c, &env, timeout_ms, err) < 0 ||
+        expect(env, VMCKPT__MSG_TYPE__MSG_AUTH_OK, err) < 0)
         goto out;
     if (server_name != NULL)
         snprintf(server_name, server_name_len, "%s", sname);

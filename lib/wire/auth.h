@@ -11,10 +11,10 @@
 #include "lib/util/error.h"
 #include "wire.h"
 
-#define AUTH_NONCE_LEN 32
-#define AUTH_MAC_LEN 32
-#define AUTH_KEY_MIN 32
-#define AUTH_KEY_MAX 4096
+#define AUTH_NONCE_LEN   32
+#define AUTH_MAC_LEN     32
+#define AUTH_KEY_MIN     32
+#define AUTH_KEY_MAX     4096
 #define AUTH_KEY_GEN_LEN 64
 
 struct auth_key {

@@ -14,7 +14,9 @@
 #include "wire.h"
 
 #define T(TYPE, name, desc)                                                    \
-    {VMCKPT__MSG_TYPE__MSG_##TYPE, name, &vmckpt__##desc##__descriptor}
+    {                                                                          \
+        VMCKPT__MSG_TYPE__MSG_##TYPE, name, &vmckpt__##desc##__descriptor      \
+    }
 
 /* The one table from message type to payload descriptor. The envelope's
  * oneof field for a type has the type's number (rule in vmckpt.proto). */
@@ -116,8 +118,8 @@ int wire_encode(int type, uint64_t request_id, const void *payload,
     }
     if (msg->descriptor != t->desc) {
         errno = EINVAL;
-        return errprintf(err, "cannot encode %s: payload is a %s",
-                         t->name, msg->descriptor->name);
+        return errprintf(err, "cannot encode %s: payload is a %s", t->name,
+                         msg->descriptor->name);
     }
     env.version = WIRE_VERSION;
     env.type = (Vmckpt__MsgType)type;
@@ -153,8 +155,7 @@ void wire_free(Vmckpt__Envelope *env)
 }
 
 Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
-                              enum wire_fault *fault,
-                              struct vmckpt_error *err)
+                              enum wire_fault *fault, struct vmckpt_error *err)
 {
     Vmckpt__Envelope *env;
 
@@ -162,15 +163,19 @@ Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
     env = vmckpt__envelope__unpack(NULL, len, buf);
     if (env == NULL) {
         errno = EPROTO;
-        errprintf(err, "malformed envelope (%zu bytes are not a valid "
-                       "protobuf Envelope)", len);
+        errprintf(err,
+                  "malformed envelope (%zu bytes are not a valid "
+                  "protobuf Envelope)",
+                  len);
         return NULL;
     }
     if (env->version != WIRE_VERSION) {
         *fault = WIRE_EVERSION;
         errno = EPROTO;
-        errprintf(err, "protocol version %u not supported (this side speaks "
-                       "version %u)", env->version, WIRE_VERSION);
+        errprintf(err,
+                  "protocol version %u not supported (this side speaks "
+                  "version %u)",
+                  env->version, WIRE_VERSION);
         goto fail;
     }
     if (wire_type_lookup((int)env->type) == NULL) {
@@ -179,11 +184,9 @@ Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
         errprintf(err, "unknown message type %d", (int)env->type);
         goto fail;
     }
-    if ((int)env->payload_case != (int)env->type
-        || wire_payload(env) == NULL) {
+    if ((int)env->payload_case != (int)env->type || wire_payload(env) == NULL) {
         errno = EPROTO;
-        errprintf(err, "%s message carries %s",
-                  wire_type_name((int)env->type),
+        errprintf(err, "%s message carries %s", wire_type_name((int)env->type),
                   env->payload_case == VMCKPT__ENVELOPE__PAYLOAD__NOT_SET
                       ? "no payload"
                       : "the payload of another type");
@@ -202,8 +205,8 @@ void wire_conn_init(struct wire_conn *c, int fd, size_t max_frame)
     c->fd = fd;
     if (max_frame == 0)
         max_frame = WIRE_MAX_FRAME_DEFAULT;
-    c->max_frame = max_frame > WIRE_MAX_FRAME_LIMIT ? WIRE_MAX_FRAME_LIMIT
-                                                    : max_frame;
+    c->max_frame =
+        max_frame > WIRE_MAX_FRAME_LIMIT ? WIRE_MAX_FRAME_LIMIT : max_frame;
 }
 
 void wire_conn_dispose(struct wire_conn *c)
@@ -269,13 +272,13 @@ int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
     *env = NULL;
     if (c->rlen < 4)
         return 0;
-    n = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16
-        | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
+    n = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 |
+        (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
     if (n > c->max_frame) {
         *fault = WIRE_EPROTO;
         errno = EMSGSIZE;
-        return errprintf(err, "frame of %u bytes exceeds the maximum of %zu",
-                         n, c->max_frame);
+        return errprintf(err, "frame of %u bytes exceeds the maximum of %zu", n,
+                         c->max_frame);
     }
     if (c->rlen < 4 + (size_t)n)
         return 0;
@@ -329,8 +332,7 @@ int wire_conn_send_error(struct wire_conn *c, uint64_t request_id,
 
     e.code = code;
     e.text = (char *)text;
-    return wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_ERROR, request_id, &e,
-                          NULL);
+    return wire_conn_send(c, VMCKPT__MSG_TYPE__MSG_ERROR, request_id, &e, NULL);
 }
 
 int wire_conn_pending(const struct wire_conn *c)
@@ -341,8 +343,8 @@ int wire_conn_pending(const struct wire_conn *c)
 int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
 {
     while (c->woff < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
 
         if (n > 0) {
             c->woff += (size_t)n;
@@ -379,8 +381,8 @@ static int wait_fd(int fd, short events, uint64_t deadline, int timeout_ms)
 int wire_conn_flush_wait(struct wire_conn *c, int timeout_ms,
                          struct vmckpt_error *err)
 {
-    uint64_t deadline = evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0
-                                                                    : timeout_ms);
+    uint64_t deadline =
+        evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 
     for (;;) {
         int rc = wire_conn_flush(c, err);
@@ -395,8 +397,8 @@ int wire_conn_flush_wait(struct wire_conn *c, int timeout_ms,
 int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
                         int timeout_ms, struct vmckpt_error *err)
 {
-    uint64_t deadline = evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0
-                                                                    : timeout_ms);
+    uint64_t deadline =
+        evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     enum wire_fault fault;
 
     for (;;) {

@@ -54,8 +54,7 @@ int wire_encode(int type, uint64_t request_id, const void *payload,
  * is known and that the payload present is the type's. NULL with 'err' and
  * *fault set on failure. Free the result with wire_free(). */
 Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
-                              enum wire_fault *fault,
-                              struct vmckpt_error *err);
+                              enum wire_fault *fault, struct vmckpt_error *err);
 void wire_free(Vmckpt__Envelope *env);
 
 /* A connection's buffers. The fd is owned by the caller. */

@@ -43,8 +43,8 @@ static void put_raw(int fd, const void *buf, size_t len)
     struct wire_conn c;
 
     wire_conn_init(&c, fd, 0);
-    if (wire_conn_send_raw(&c, buf, len) < 0
-        || wire_conn_flush_wait(&c, 3000, NULL) < 0) {
+    if (wire_conn_send_raw(&c, buf, len) < 0 ||
+        wire_conn_flush_wait(&c, 3000, NULL) < 0) {
         perror("wirepoke: send");
         exit(2);
     }
@@ -125,8 +125,8 @@ static void replay(void)
         close(sv[0]);
         net_set_nonblock(sv[1], 1);
         wire_conn_init(&c, sv[1], 0);
-        _exit(auth_client(&c, &key, VMCKPT__ROLE__ROLE_ADMIN, "recorded",
-                          3000, NULL, 0, &err) == 0
+        _exit(auth_client(&c, &key, VMCKPT__ROLE__ROLE_ADMIN, "recorded", 3000,
+                          NULL, 0, &err) == 0
                   ? 0
                   : 1);
     }
@@ -206,17 +206,17 @@ int main(int argc, char **argv)
         put_raw(fd, big, sizeof(big));
         drain(fd);
     } else if (strcmp(what, "garbage") == 0) {
-        static const uint8_t junk[] = {0, 0, 0, 7,    0xff, 0xff, 0xff,
-                                       0xff, 0xff, 0x0f, 0x07};
+        static const uint8_t junk[] = {0,    0,    0,    7,    0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0x0f, 0x07};
 
         fd = dial();
         put_raw(fd, junk, sizeof(junk));
         drain(fd);
     } else if (strcmp(what, "wrong-version") == 0) {
         fd = dial();
-        put_raw(fd, buf,
-                hello_frame(buf, WIRE_VERSION + 1,
-                            VMCKPT__MSG_TYPE__MSG_HELLO));
+        put_raw(
+            fd, buf,
+            hello_frame(buf, WIRE_VERSION + 1, VMCKPT__MSG_TYPE__MSG_HELLO));
         drain(fd);
     } else if (strcmp(what, "unknown-type") == 0) {
         fd = dial();
@@ -245,8 +245,8 @@ int main(int argc, char **argv)
         put_raw(fd, buf,
                 hello_frame(buf, WIRE_VERSION, VMCKPT__MSG_TYPE__MSG_HELLO));
         wire_conn_init(&c, fd, 0);
-        if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0
-            || env->type != VMCKPT__MSG_TYPE__MSG_CHALLENGE) {
+        if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0 ||
+            env->type != VMCKPT__MSG_TYPE__MSG_CHALLENGE) {
             fprintf(stderr, "wirepoke: no challenge\n");
             return 2;
         }
@@ -260,8 +260,8 @@ int main(int argc, char **argv)
         drain(fd);
     } else if (strcmp(what, "replay") == 0) {
         replay();
-    } else if (strcmp(what, "authed-unknown-type") == 0
-               || strcmp(what, "authed-not-served") == 0) {
+    } else if (strcmp(what, "authed-unknown-type") == 0 ||
+               strcmp(what, "authed-not-served") == 0) {
         struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_ADMIN,
                                         "wirepoke", 3000, &err);
 

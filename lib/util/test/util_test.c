@@ -40,8 +40,7 @@ START_TEST(conf_values)
     ck_assert_str_eq(conf_get(c, "agent", "name", "x"), "h1");
     ck_assert_str_eq(conf_get(c, "agent", "missing", "dflt"), "dflt");
     ck_assert_int_eq(
-        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 1000, &v, &err),
-        0);
+        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 1000, &v, &err), 0);
     ck_assert_uint_eq(v, 250);
     ck_assert_int_eq(conf_get_uint(c, "agent", "nope", 7, 0, 9, &v, &err), 0);
     ck_assert_uint_eq(v, 7);
@@ -66,8 +65,7 @@ START_TEST(conf_errors)
 
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(
-        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 10, &v, &err),
-        -1);
+        conf_get_uint(c, "agent", "reconnect_min_ms", 1, 0, 10, &v, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.text, ":2:"));
     ck_assert_int_eq(conf_check(c, sections, "agent", keys, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.text, "unknown key 'bogus'"));

@@ -45,8 +45,8 @@ static void record(struct capture *cap, const Vmckpt__Envelope *env)
 /* Run the server side against a forked client; returns the server's step
  * result and the client's exit status (0 = client authenticated). */
 static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
-                     struct capture *cap, int *client_status,
-                     char *server_err, size_t elen)
+                     struct capture *cap, int *client_status, char *server_err,
+                     size_t elen)
 {
     struct auth_server as;
     struct wire_conn c;
@@ -55,8 +55,8 @@ static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
     int sv[2], rc = 0;
     pid_t pid;
 
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -64,8 +64,8 @@ static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
 
         close(sv[0]);
         wire_conn_init(&cc, sv[1], 0);
-        _exit(auth_client(&cc, ckey, VMCKPT__ROLE__ROLE_AGENT, "host-1",
-                          2000, NULL, 0, &err) == 0
+        _exit(auth_client(&cc, ckey, VMCKPT__ROLE__ROLE_AGENT, "host-1", 2000,
+                          NULL, 0, &err) == 0
                   ? 0
                   : 1);
     }
@@ -144,8 +144,8 @@ START_TEST(wrong_key_server_side)
 
     make_key(&a, 1);
     make_key(&b, 2);
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
     wire_conn_init(&c, sv[0], 0);
     auth_server_init(&as, &a, "coord");
     h.role = VMCKPT__ROLE__ROLE_ADMIN;
@@ -160,9 +160,9 @@ START_TEST(wrong_key_server_side)
     wire_free(env);
     p.mac.data = mac;
     p.mac.len = sizeof(mac);
-    ck_assert_int_eq(wire_encode(VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, &buf,
-                                 &len, &err),
-                     0);
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, &buf, &len, &err),
+        0);
     env = wire_decode(buf + 4, len - 4, &fault, &err);
     free(buf);
     ck_assert_int_eq(auth_server_step(&as, &c, env, &err), -1);
@@ -195,8 +195,8 @@ START_TEST(replay_refused)
     ck_assert_int_eq(handshake(&k, &k, &cap, &st, e, sizeof(e)), 1);
     ck_assert_int_eq(cap.n, 2); /* hello, auth-proof */
 
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
     wire_conn_init(&c, sv[0], 0);
     auth_server_init(&as, &k, "coord");
     env = wire_decode(cap.frame[0] + 4, cap.len[0] - 4, &fault, &err);
@@ -230,13 +230,13 @@ START_TEST(hello_first)
     int sv[2];
 
     make_key(&k, 4);
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
     wire_conn_init(&c, sv[0], 0);
     auth_server_init(&as, &k, "coord");
-    ck_assert_int_eq(wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 0, &q,
-                                 &buf, &len, &err),
-                     0);
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 0, &q, &buf, &len, &err),
+        0);
     env = wire_decode(buf + 4, len - 4, &fault, &err);
     free(buf);
     ck_assert_int_eq(auth_server_step(&as, &c, env, &err), -1);

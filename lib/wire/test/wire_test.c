@@ -16,8 +16,8 @@
 /* A connected non-blocking pair: [0] is read through a wire_conn. */
 static void pair(int sv[2])
 {
-    ck_assert_int_eq(
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
 }
 
 static void put_u32(uint8_t *p, uint32_t n)
@@ -65,9 +65,8 @@ START_TEST(table_round_trip)
             continue;
         known++;
         ck_assert_int_eq((int)wt->type, t);
-        ck_assert_ptr_nonnull(
-            protobuf_c_message_descriptor_get_field(
-                &vmckpt__envelope__descriptor, (unsigned)t));
+        ck_assert_ptr_nonnull(protobuf_c_message_descriptor_get_field(
+            &vmckpt__envelope__descriptor, (unsigned)t));
     }
     ck_assert_int_eq(known, 34);
     ck_assert_str_eq(wire_type_name(999), "type 999");
@@ -84,9 +83,9 @@ START_TEST(table_round_trip)
     free(buf);
 
     /* a payload of the wrong message type is refused at encode time */
-    ck_assert_int_eq(wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 1, &e,
-                                 &buf, &len, &err),
-                     -1);
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 1, &e, &buf, &len, &err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err.text, "payload is a"));
 }
 END_TEST
@@ -164,9 +163,9 @@ START_TEST(truncated_frame)
 
     pair(sv);
     wire_conn_init(&c, sv[0], 0);
-    ck_assert_int_eq(wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 3, &q,
-                                 &buf, &len, &err),
-                     0);
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 3, &q, &buf, &len, &err),
+        0);
     ck_assert_int_eq(write(sv[1], buf, len - 1), (ssize_t)(len - 1));
     close(sv[1]);
     ck_assert_int_eq(next(&c, &env, &fault, &err), 0);
