@@ -11,3 +11,7 @@ check_PROGRAMS += %reldir%/tools/wirepoke
 %canon_reldir%_tools_wirepoke_SOURCES = %reldir%/tools/wirepoke.c
 %canon_reldir%_tools_wirepoke_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_tools_wirepoke_LDADD = lib/client/libclient.a $(WIRE_LIBS)
+
+# Each test keeps its daemons' logs in tests/NAME.dir for inspection.
+CLEAN_DIRS += $(filter %.dir,$(TESTS:%.t=%.dir))
+TESTS += %reldir%/t0300-mpi-examples.t

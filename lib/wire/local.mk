@@ -40,6 +40,4 @@ fuzz: $(FUZZ_BIN)
 		$(top_srcdir)/%reldir%/test/corpus
 CLEANFILES += $(FUZZ_BIN)
 .PHONY: fuzz
-clean-local: clean-fuzz
-clean-fuzz:
-	rm -rf $(top_builddir)/%reldir%/test/fuzz-corpus
+CLEAN_DIRS += $(top_builddir)/%reldir%/test/fuzz-corpus
