@@ -1,2 +1,3 @@
 # Helper scripts: the lab of simulated hosts and the demo.
-dist_noinst_SCRIPTS = %reldir%/vmckpt-lab %reldir%/vmckpt-demo
+dist_noinst_SCRIPTS = %reldir%/vmckpt-lab %reldir%/vmckpt-demo \
+	%reldir%/vmckpt-lab-image %reldir%/lab-guest-init

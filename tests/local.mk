@@ -1,10 +1,13 @@
 # Integration tests: TAP shell scripts that start the real daemons in
 # network namespaces with private directories. tNNNN-area-what.t
-TESTS += \
+SHELL_TESTS = \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
-	%reldir%/t0200-bad-input.t
-EXTRA_DIST += $(TESTS:%=%) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
+	%reldir%/t0200-bad-input.t \
+	%reldir%/t0300-mpi-examples.t \
+	%reldir%/t0400-lab.t
+TESTS += $(SHELL_TESTS)
+EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 
 # wirepoke: sends hand-made (and deliberately bad) frames to a daemon.
 check_PROGRAMS += %reldir%/tools/wirepoke
@@ -13,5 +16,4 @@ check_PROGRAMS += %reldir%/tools/wirepoke
 %canon_reldir%_tools_wirepoke_LDADD = lib/client/libclient.a $(WIRE_LIBS)
 
 # Each test keeps its daemons' logs in tests/NAME.dir for inspection.
-CLEAN_DIRS += $(filter %.dir,$(TESTS:%.t=%.dir))
-TESTS += %reldir%/t0300-mpi-examples.t
+CLEAN_DIRS += $(SHELL_TESTS:%.t=%.dir) $(top_builddir)/lab

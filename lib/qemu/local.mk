@@ -1,0 +1,15 @@
+# libqemu: the one builder of guest QEMU command lines (lab and agent), and
+# vmckpt-qemu, the lab's launcher built on it.
+noinst_LIBRARIES += %reldir%/libqemu.a
+%canon_reldir%_libqemu_a_SOURCES = %reldir%/qemu_argv.c %reldir%/qemu_argv.h
+noinst_PROGRAMS += %reldir%/vmckpt-qemu
+%canon_reldir%_vmckpt_qemu_SOURCES = %reldir%/vmckpt-qemu.c
+%canon_reldir%_vmckpt_qemu_LDADD = %reldir%/libqemu.a lib/util/libutil.a
+
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/qemu_argv_test
+TESTS += %reldir%/test/qemu_argv_test
+%canon_reldir%_test_qemu_argv_test_SOURCES = %reldir%/test/qemu_argv_test.c
+%canon_reldir%_test_qemu_argv_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+%canon_reldir%_test_qemu_argv_test_LDADD = %reldir%/libqemu.a lib/util/libutil.a $(CHECK_LIBS)
+endif

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guest QEMU command lines. Guest RAM is one shared memory backend on 4 KiB
+ * pages (no transparent huge pages in the tracked range: dirty tracking
+ * would then see 2 MiB blocks), so the agent can map it; the machine has no
+ * default devices and no user-mode networking. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qemu_argv.h"
+
+struct argv_buf {
+    char **v;
+    size_t n, cap;
+    int oom;
+};
+
+static void add(struct argv_buf *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add(struct argv_buf *a, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    if (a->oom)
+        return;
+    if (a->n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        char **v = realloc(a->v, cap * sizeof(*v));
+
+        if (v == NULL) {
+            a->oom = 1;
+            return;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) {
+        a->oom = 1;
+        s = NULL;
+    }
+    va_end(ap);
+    if (s == NULL)
+        return;
+    a->v[a->n++] = s;
+    a->v[a->n] = NULL;
+}
+
+void qemu_argv_free(char **argv)
+{
+    size_t i;
+
+    if (argv == NULL)
+        return;
+    for (i = 0; argv[i] != NULL; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+static int valid_name(const char *s)
+{
+    size_t i, n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > 32)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* QEMU option values separate keys with ','; a path with ',' would be
+ * misread, so it is refused rather than escaped. */
+static int bad_path(const char *p)
+{
+    return p != NULL && (strchr(p, ',') != NULL || p[0] == '\0');
+}
+
+void qemu_mac_for_name(const char *name, char *buf)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (; *name != '\0'; name++) {
+        h ^= (unsigned char)*name;
+        h *= 16777619u;
+    }
+    snprintf(buf, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff,
+             (h >> 8) & 0xff, h & 0xff);
+}
+
+char **qemu_argv_build(const struct qemu_spec *s, struct vmckpt_error *err)
+{
+    struct argv_buf a = {0};
+    const char *paths[] = {s->kernel,   s->initrd,      s->ram_path,
+                           s->qmp_path, s->serial_path, s->serial_log,
+                           s->pidfile};
+    size_t i;
+
+    if (!valid_name(s->name)) {
+        errno = EINVAL;
+        errprintf(err, "guest name '%s': 1-32 of letters, digits, '-', '_'",
+                  s->name ? s->name : "");
+        return NULL;
+    }
+    if (s->mem_mb < 16 || s->mem_mb > 1024 * 1024 || s->vcpus < 1 ||
+        s->vcpus > 256) {
+        errno = EINVAL;
+        errprintf(err, "guest %s: memory %u MiB / %u vCPUs out of range",
+                  s->name, s->mem_mb, s->vcpus);
+        return NULL;
+    }
+    if (s->kernel == NULL || s->qmp_path == NULL) {
+        errno = EINVAL;
+        errprintf(err, "guest %s: a kernel and a QMP socket are required",
+                  s->name);
+        return NULL;
+    }
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (bad_path(paths[i])) {
+            errno = EINVAL;
+            errprintf(err, "guest %s: path '%s' is empty or contains ','",
+                      s->name, paths[i]);
+            return NULL;
+        }
+    }
+    if (s->accel == NULL ||
+        (strcmp(s->accel, "kvm") != 0 && strcmp(s->accel, "tcg") != 0)) {
+        errno = EINVAL;
+        errprintf(err, "guest %s: accelerator must be kvm or tcg", s->name);
+        return NULL;
+    }
+    if (s->tap != NULL && (s->mac == NULL || strlen(s->mac) != 17)) {
+        errno = EINVAL;
+        errprintf(err, "guest %s: tap networking needs a MAC address", s->name);
+        return NULL;
+    }
+
+    add(&a, "%s", s->qemu ? s->qemu : "qemu-system-x86_64");
+    add(&a, "-name");
+    add(&a, "%s,process=vmckpt-%s", s->name, s->name);
+    add(&a, "-nodefaults");
+    add(&a, "-no-user-config");
+    add(&a, "-nographic");
+    add(&a, "-no-reboot");
+    add(&a, "-accel");
+    add(&a, "%s", s->accel);
+    add(&a, "-cpu");
+    add(&a, "%s", strcmp(s->accel, "kvm") == 0 ? "host" : "max");
+    add(&a, "-smp");
+    add(&a, "%u", s->vcpus);
+    /* guest RAM: one shared backend the agent can map */
+    add(&a, "-object");
+    if (s->ram_path != NULL)
+        add(&a,
+            "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on,"
+            "prealloc=off",
+            s->mem_mb, s->ram_path);
+    else
+        add(&a,
+            "memory-backend-memfd,id=ram0,size=%uM,share=on,"
+            "hugetlb=off",
+            s->mem_mb);
+    add(&a, "-machine");
+    add(&a, "pc,memory-backend=ram0");
+    add(&a, "-m");
+    add(&a, "%uM", s->mem_mb);
+    add(&a, "-kernel");
+    add(&a, "%s", s->kernel);
+    if (s->initrd != NULL) {
+        add(&a, "-initrd");
+        add(&a, "%s", s->initrd);
+    }
+    add(&a, "-append");
+    add(&a, "console=ttyS0 panic=-1 quiet %s", s->append ? s->append : "");
+    add(&a, "-qmp");
+    add(&a, "unix:%s,server=on,wait=off", s->qmp_path);
+    if (s->serial_path != NULL || s->serial_log != NULL) {
+        if (s->serial_path != NULL)
+            add(&a, "-chardev");
+        if (s->serial_path != NULL && s->serial_log != NULL)
+            add(&a, "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s",
+                s->serial_path, s->serial_log);
+        else if (s->serial_path != NULL)
+            add(&a, "socket,id=ser0,path=%s,server=on,wait=off",
+                s->serial_path);
+        else {
+            add(&a, "-chardev");
+            add(&a, "file,id=ser0,path=%s", s->serial_log);
+        }
+        add(&a, "-serial");
+        add(&a, "chardev:ser0");
+    }
+    if (s->tap != NULL) {
+        add(&a, "-netdev");
+        add(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", s->tap);
+        add(&a, "-device");
+        add(&a, "virtio-net-pci,netdev=net0,mac=%s", s->mac);
+    }
+    if (s->pidfile != NULL) {
+        add(&a, "-pidfile");
+        add(&a, "%s", s->pidfile);
+    }
+    if (s->incoming_defer) {
+        add(&a, "-incoming");
+        add(&a, "defer");
+    }
+    if (s->paused)
+        add(&a, "-S");
+    if (a.oom || a.v == NULL) {
+        qemu_argv_free(a.v);
+        errno = ENOMEM;
+        errprintf(err, "guest %s: out of memory", s->name);
+        return NULL;
+    }
+    return a.v;
+}
