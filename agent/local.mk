@@ -13,3 +13,14 @@ if HAVE_XEN
 %canon_reldir%_vmckpt_agent_LDADD += $(XEN_LIBS)
 endif
 EXTRA_DIST += %reldir%/hv_xen.c
+
+# Dirty tracking (userfaultfd write-protect, async; PAGEMAP_SCAN).
+noinst_LIBRARIES += %reldir%/libdirty.a
+%canon_reldir%_libdirty_a_SOURCES = %reldir%/dirty_uffd.c %reldir%/dirty_uffd.h
+
+# Preloaded into the QEMU the agent (or the lab) launches: creates the
+# userfaultfd inside QEMU. A shared object, built as a program.
+pkglibexec_PROGRAMS = %reldir%/libvmckpt-uffd.so
+%canon_reldir%_libvmckpt_uffd_so_SOURCES = %reldir%/uffd_preload.c
+%canon_reldir%_libvmckpt_uffd_so_CFLAGS = $(WARN_CFLAGS) -fPIC
+%canon_reldir%_libvmckpt_uffd_so_LDFLAGS = -shared -fPIC

@@ -5,7 +5,8 @@ SHELL_TESTS = \
 	%reldir%/t0110-keys-config.t \
 	%reldir%/t0200-bad-input.t \
 	%reldir%/t0300-mpi-examples.t \
-	%reldir%/t0400-lab.t
+	%reldir%/t0400-lab.t \
+	%reldir%/t0500-dirty-tracking.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 
@@ -17,3 +18,8 @@ check_PROGRAMS += %reldir%/tools/wirepoke
 
 # Each test keeps its daemons' logs in tests/NAME.dir for inspection.
 CLEAN_DIRS += $(SHELL_TESTS:%.t=%.dir) $(top_builddir)/lab
+
+# dirtycheck: the dirty-tracking correctness check against a real guest.
+check_PROGRAMS += %reldir%/tools/dirtycheck
+%canon_reldir%_tools_dirtycheck_SOURCES = %reldir%/tools/dirtycheck.c
+%canon_reldir%_tools_dirtycheck_LDADD = agent/libdirty.a lib/qemu/libqmp.a lib/util/libutil.a $(JANSSON_LIBS)

@@ -13,3 +13,8 @@ TESTS += %reldir%/test/qemu_argv_test
 %canon_reldir%_test_qemu_argv_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 %canon_reldir%_test_qemu_argv_test_LDADD = %reldir%/libqemu.a lib/util/libutil.a $(CHECK_LIBS)
 endif
+
+# QMP client. Uses jansson (as the console does) for QMP's JSON.
+noinst_LIBRARIES += %reldir%/libqmp.a
+%canon_reldir%_libqmp_a_SOURCES = %reldir%/qmp.c %reldir%/qmp.h
+%canon_reldir%_libqmp_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)

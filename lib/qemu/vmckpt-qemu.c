@@ -34,6 +34,8 @@ static const char usage[] =
     "  --incoming-defer   wait for migrate-incoming (restore)\n"
     "  --paused           start with the vCPUs stopped\n"
     "  --qemu BINARY      (default qemu-system-x86_64)\n"
+    "  --preload LIB      run QEMU with LIB in LD_PRELOAD\n"
+    "  --uffd-fd N        with libvmckpt-uffd.so: the userfaultfd's number\n"
     "  --exec             replace this process with QEMU\n"
     "  --print            print the command line, one argument per line\n";
 
@@ -59,7 +61,9 @@ int main(int argc, char **argv)
         O_QEMU,
         O_EXEC,
         O_PRINT,
-        O_MACFOR
+        O_MACFOR,
+        O_PRELOAD,
+        O_UFFD
     };
     static const struct option opts[] = {
         {"name", 1, NULL, O_NAME},
@@ -83,10 +87,13 @@ int main(int argc, char **argv)
         {"print", 0, NULL, O_PRINT},
         {"mac-for", 1, NULL, O_MACFOR},
         {"help", 0, NULL, 'h'},
+        {"preload", 1, NULL, O_PRELOAD},
+        {"uffd-fd", 1, NULL, O_UFFD},
         {NULL, 0, NULL, 0},
     };
     struct qemu_spec s = {.mem_mb = 256, .vcpus = 1, .accel = "tcg"};
     struct vmckpt_error err;
+    const char *preload = NULL, *uffd_fd = NULL;
     char mac[18], **qv;
     int ch, mode = 0, i;
 
@@ -153,6 +160,12 @@ int main(int argc, char **argv)
             qemu_mac_for_name(optarg, mac);
             printf("%s\n", mac);
             return 0;
+        case O_PRELOAD:
+            preload = optarg;
+            break;
+        case O_UFFD:
+            uffd_fd = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -179,6 +192,12 @@ int main(int argc, char **argv)
             printf("%s\n", qv[i]);
         qemu_argv_free(qv);
         return 0;
+    }
+    /* only QEMU gets these, not this program */
+    if ((preload != NULL && setenv("LD_PRELOAD", preload, 1) < 0) ||
+        (uffd_fd != NULL && setenv("VMCKPT_UFFD_FD", uffd_fd, 1) < 0)) {
+        perror("vmckpt-qemu: setenv");
+        return 2;
     }
     execvp(qv[0], qv);
     fprintf(stderr, "vmckpt-qemu: cannot run %s: %m\n", qv[0]);
