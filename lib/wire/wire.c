@@ -55,6 +55,13 @@ static const struct wire_type wire_types[] = {
     T(HOSTS_REPLY, "hosts-reply", hosts_reply),
     T(JOBS_QUERY, "jobs-query", jobs_query),
     T(JOBS_REPLY, "jobs-reply", jobs_reply),
+    T(STREAM_OPEN, "stream-open", stream_open),
+    T(PAGE_BATCH, "page-batch", page_batch),
+    T(STATE_CHUNK, "state-chunk", state_chunk),
+    T(STREAM_END, "stream-end", stream_end),
+    T(STREAM_DURABLE, "stream-durable", stream_durable),
+    T(STREAM_ABORT, "stream-abort", stream_abort),
+    T(FETCH_EPOCH, "fetch-epoch", fetch_epoch),
 };
 #undef T
 

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Encoding and checking of page batches. */
+#include "config.h"
+
+#include <errno.h>
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
+#include <xxhash.h>
+
+#include "batch.h"
+
+int batch_page_is_zero(const void *p)
+{
+    const uint64_t *w = p;
+    size_t i;
+
+    for (i = 0; i < BATCH_PAGE / 8; i += 4)
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+            return 0;
+    return 1;
+}
+
+uint64_t batch_xxh64(const void *buf, size_t len)
+{
+    return XXH64(buf, len, 0);
+}
+
+int batch_builder_init(struct batch_builder *b, int lz4)
+{
+    memset(b, 0, sizeof(*b));
+    b->lz4 = lz4;
+    b->data = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+    if (b->data == NULL)
+        return -1;
+    if (lz4) {
+        b->packed_cap =
+            (size_t)LZ4_compressBound(BATCH_MAX_PAGES * BATCH_PAGE);
+        b->packed = malloc(b->packed_cap);
+        if (b->packed == NULL) {
+            free(b->data);
+            b->data = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void batch_builder_dispose(struct batch_builder *b)
+{
+    free(b->data);
+    free(b->packed);
+    b->data = b->packed = NULL;
+}
+
+void batch_reset(struct batch_builder *b, uint32_t round)
+{
+    b->round = round;
+    b->n = b->nz = 0;
+    memset(b->zero, 0, sizeof(b->zero));
+}
+
+int batch_add(struct batch_builder *b, uint64_t page, const void *content)
+{
+    if (batch_page_is_zero(content)) {
+        b->zero[b->n / 8] |= (uint8_t)(1u << (b->n % 8));
+    } else {
+        memcpy(b->data + b->nz * BATCH_PAGE, content, BATCH_PAGE);
+        b->nz++;
+    }
+    b->pages[b->n++] = page;
+    return b->n == BATCH_MAX_PAGES;
+}
+
+/* XXH64 of page numbers (little endian), zero bitmap, data. */
+static uint64_t batch_sum(const uint64_t *pages, size_t n, const uint8_t *zero,
+                          size_t zlen, const uint8_t *data, size_t dlen)
+{
+    XXH64_state_t st;
+    size_t i;
+
+    XXH64_reset(&st, 0);
+    for (i = 0; i < n; i++) {
+        uint8_t le[8];
+        int k;
+
+        for (k = 0; k < 8; k++)
+            le[k] = (uint8_t)(pages[i] >> (8 * k));
+        XXH64_update(&st, le, sizeof(le));
+    }
+    XXH64_update(&st, zero, zlen);
+    XXH64_update(&st, data, dlen);
+    return XXH64_digest(&st);
+}
+
+size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
+{
+    size_t raw = b->nz * BATCH_PAGE, zlen = (b->n + 7) / 8;
+
+    msg->round = b->round;
+    msg->n_pages = b->n;
+    msg->pages = b->pages;
+    msg->zero.data = b->zero;
+    msg->zero.len = zlen;
+    msg->raw_len = (uint32_t)raw;
+    msg->xxh64 = batch_sum(b->pages, b->n, b->zero, zlen, b->data, raw);
+    msg->lz4 = 0;
+    msg->data.data = b->data;
+    msg->data.len = raw;
+    if (b->lz4 && raw > 0) {
+        int c = LZ4_compress_default((const char *)b->data,
+                                     (char *)b->packed, (int)raw,
+                                     (int)b->packed_cap);
+
+        /* keep the raw pages when compression does not pay */
+        if (c > 0 && (size_t)c < raw) {
+            msg->lz4 = 1;
+            msg->data.data = b->packed;
+            msg->data.len = (size_t)c;
+        }
+    }
+    return msg->data.len + zlen + b->n * 8;
+}
+
+int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages,
+               uint8_t *scratch, struct batch_view *v,
+               struct vmckpt_error *err)
+{
+    size_t i, nz = 0, off = 0;
+
+    errno = EINVAL;
+    if (msg->n_pages == 0 || msg->n_pages > BATCH_MAX_PAGES)
+        return errprintf(err, "batch of %zu pages (1 to %u)", msg->n_pages,
+                         BATCH_MAX_PAGES);
+    if (msg->zero.len != (msg->n_pages + 7) / 8)
+        return errprintf(err, "zero bitmap of %zu bytes for %zu pages",
+                         msg->zero.len, msg->n_pages);
+    for (i = 0; i < msg->n_pages; i++) {
+        if (msg->pages[i] >= npages)
+            return errprintf(err, "page %llu beyond the guest's %llu pages",
+                             (unsigned long long)msg->pages[i],
+                             (unsigned long long)npages);
+        if (!(msg->zero.data[i / 8] & (1u << (i % 8))))
+            nz++;
+    }
+    if (msg->raw_len != nz * BATCH_PAGE)
+        return errprintf(err, "batch data is %u bytes, %zu pages expected",
+                         msg->raw_len, nz);
+    if (msg->lz4) {
+        int d = LZ4_decompress_safe((const char *)msg->data.data,
+                                    (char *)scratch, (int)msg->data.len,
+                                    (int)(BATCH_MAX_PAGES * BATCH_PAGE));
+
+        if (d < 0 || (size_t)d != msg->raw_len)
+            return errprintf(err, "batch data does not decompress");
+        v->data = scratch;
+    } else {
+        if (msg->data.len != msg->raw_len)
+            return errprintf(err, "batch data is %zu bytes, %u expected",
+                             msg->data.len, msg->raw_len);
+        v->data = msg->data.data;
+    }
+    if (batch_sum(msg->pages, msg->n_pages, msg->zero.data, msg->zero.len,
+                  v->data, msg->raw_len) != msg->xxh64) {
+        errno = EBADMSG;
+        return errprintf(err, "batch checksum mismatch");
+    }
+    v->n = msg->n_pages;
+    v->pages = msg->pages;
+    v->zero = msg->zero.data;
+    for (i = 0; i < v->n; i++) {
+        if (v->zero[i / 8] & (1u << (i % 8))) {
+            v->offs[i] = (size_t)-1;
+        } else {
+            v->offs[i] = off;
+            off += BATCH_PAGE;
+        }
+    }
+    errno = 0;
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Page batches of the image stream (proto PageBatch): zero pages as a bit,
+ * the other pages' contents optionally LZ4-compressed, an XXH64 over the
+ * whole. The only user of xxHash and LZ4. */
+#ifndef VMCKPT_BATCH_H
+#define VMCKPT_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/error.h"
+#include "wire.h"
+
+#define BATCH_PAGE 4096u
+#define BATCH_MAX_PAGES 256u
+
+/* Sender side: collect pages, then finish into a PageBatch message. */
+struct batch_builder {
+    uint32_t round;
+    int lz4;
+    size_t n;     /* pages collected */
+    size_t nz;    /* of which non-zero */
+    uint64_t pages[BATCH_MAX_PAGES];
+    uint8_t zero[BATCH_MAX_PAGES / 8];
+    uint8_t *data; /* nz pages */
+    uint8_t *packed; /* LZ4 output */
+    size_t packed_cap;
+};
+
+int batch_builder_init(struct batch_builder *b, int lz4);
+void batch_builder_dispose(struct batch_builder *b);
+/* Start a new batch for 'round'. */
+void batch_reset(struct batch_builder *b, uint32_t round);
+/* Add page number 'page' with the 4096 bytes at 'content'. Returns 1 if
+ * the batch is now full (finish it before adding more), else 0. */
+int batch_add(struct batch_builder *b, uint64_t page, const void *content);
+/* Fill 'msg' (initialised by the caller) with pointers into 'b'; valid
+ * until the next batch_reset(). Returns the payload size in bytes. */
+size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg);
+
+/* 1 if the 4096 bytes at 'p' are all zero. */
+int batch_page_is_zero(const void *p);
+
+/* Receiver side: a verified view of a received batch. */
+struct batch_view {
+    size_t n;
+    const uint64_t *pages;
+    const uint8_t *zero;
+    const uint8_t *data;   /* uncompressed non-zero pages, in order */
+    size_t offs[BATCH_MAX_PAGES]; /* data offset of entry i, or SIZE_MAX */
+};
+
+/* Check 'msg' (page count, bitmap size, lengths, every page number below
+ * 'npages', the checksum) and decompress into 'scratch' (BATCH_MAX_PAGES *
+ * BATCH_PAGE bytes) when needed. -1 with 'err' saying what is wrong. */
+int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages,
+               uint8_t *scratch, struct batch_view *v,
+               struct vmckpt_error *err);
+
+/* The contents of entry i of a view, or NULL for a zero page. */
+static inline const uint8_t *batch_view_page(const struct batch_view *v,
+                                             size_t i)
+{
+    return v->offs[i] == (size_t)-1 ? NULL : v->data + v->offs[i];
+}
+
+/* XXH64 of a buffer, for device state and files. */
+uint64_t batch_xxh64(const void *buf, size_t len);
+
+#endif
