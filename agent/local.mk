@@ -24,3 +24,15 @@ pkglibexec_PROGRAMS = %reldir%/libvmckpt-uffd.so
 %canon_reldir%_libvmckpt_uffd_so_SOURCES = %reldir%/uffd_preload.c
 %canon_reldir%_libvmckpt_uffd_so_CFLAGS = $(WARN_CFLAGS) -fPIC
 %canon_reldir%_libvmckpt_uffd_so_LDFLAGS = -shared -fPIC
+
+# The image store's files (docs/store.md).
+noinst_LIBRARIES += %reldir%/libimage.a
+%canon_reldir%_libimage_a_SOURCES = %reldir%/image.c %reldir%/image.h
+%canon_reldir%_libimage_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/image_test
+TESTS += %reldir%/test/image_test
+%canon_reldir%_test_image_test_SOURCES = %reldir%/test/image_test.c
+%canon_reldir%_test_image_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_image_test_LDADD = %reldir%/libimage.a $(WIRE_LIBS) $(CHECK_LIBS)
+endif

@@ -35,8 +35,7 @@ int batch_builder_init(struct batch_builder *b, int lz4)
     if (b->data == NULL)
         return -1;
     if (lz4) {
-        b->packed_cap =
-            (size_t)LZ4_compressBound(BATCH_MAX_PAGES * BATCH_PAGE);
+        b->packed_cap = (size_t)LZ4_compressBound(BATCH_MAX_PAGES * BATCH_PAGE);
         b->packed = malloc(b->packed_cap);
         if (b->packed == NULL) {
             free(b->data);
@@ -109,9 +108,8 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
     msg->data.data = b->data;
     msg->data.len = raw;
     if (b->lz4 && raw > 0) {
-        int c = LZ4_compress_default((const char *)b->data,
-                                     (char *)b->packed, (int)raw,
-                                     (int)b->packed_cap);
+        int c = LZ4_compress_default((const char *)b->data, (char *)b->packed,
+                                     (int)raw, (int)b->packed_cap);
 
         /* keep the raw pages when compression does not pay */
         if (c > 0 && (size_t)c < raw) {
@@ -123,9 +121,8 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
     return msg->data.len + zlen + b->n * 8;
 }
 
-int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages,
-               uint8_t *scratch, struct batch_view *v,
-               struct vmckpt_error *err)
+int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
+               struct batch_view *v, struct vmckpt_error *err)
 {
     size_t i, nz = 0, off = 0;
 

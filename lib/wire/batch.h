@@ -11,18 +11,18 @@
 #include "lib/util/error.h"
 #include "wire.h"
 
-#define BATCH_PAGE 4096u
+#define BATCH_PAGE      4096u
 #define BATCH_MAX_PAGES 256u
 
 /* Sender side: collect pages, then finish into a PageBatch message. */
 struct batch_builder {
     uint32_t round;
     int lz4;
-    size_t n;     /* pages collected */
-    size_t nz;    /* of which non-zero */
+    size_t n;  /* pages collected */
+    size_t nz; /* of which non-zero */
     uint64_t pages[BATCH_MAX_PAGES];
     uint8_t zero[BATCH_MAX_PAGES / 8];
-    uint8_t *data; /* nz pages */
+    uint8_t *data;   /* nz pages */
     uint8_t *packed; /* LZ4 output */
     size_t packed_cap;
 };
@@ -46,16 +46,15 @@ struct batch_view {
     size_t n;
     const uint64_t *pages;
     const uint8_t *zero;
-    const uint8_t *data;   /* uncompressed non-zero pages, in order */
+    const uint8_t *data;          /* uncompressed non-zero pages, in order */
     size_t offs[BATCH_MAX_PAGES]; /* data offset of entry i, or SIZE_MAX */
 };
 
 /* Check 'msg' (page count, bitmap size, lengths, every page number below
  * 'npages', the checksum) and decompress into 'scratch' (BATCH_MAX_PAGES *
  * BATCH_PAGE bytes) when needed. -1 with 'err' saying what is wrong. */
-int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages,
-               uint8_t *scratch, struct batch_view *v,
-               struct vmckpt_error *err);
+int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
+               struct batch_view *v, struct vmckpt_error *err);
 
 /* The contents of entry i of a view, or NULL for a zero page. */
 static inline const uint8_t *batch_view_page(const struct batch_view *v,

@@ -7,7 +7,7 @@ noinst_LIBRARIES += %reldir%/libwire.a
 	%reldir%/batch.c %reldir%/batch.h
 nodist_%canon_reldir%_libwire_a_SOURCES = proto/vmckpt.pb-c.c proto/vmckpt.pb-c.h
 %canon_reldir%_libwire_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(CRYPTO_CFLAGS) $(XXHASH_CFLAGS) $(LZ4_CFLAGS)
-WIRE_LIBS = lib/wire/libwire.a lib/util/libutil.a $(PROTOBUF_C_LIBS) $(CRYPTO_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS)
+WIRE_LIBS = lib/wire/libwire.a lib/util/libutil.a $(PROTOBUF_C_LIBS) $(CRYPTO_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) $(INIH_LIBS)
 
 if HAVE_CHECK
 check_PROGRAMS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_test

@@ -427,3 +427,27 @@ int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
         (void)wire_conn_fill(c, NULL);
     }
 }
+
+int wire_pack(const void *msg, uint8_t **out, size_t *len,
+              struct vmckpt_error *err)
+{
+    const ProtobufCMessage *m = msg;
+    size_t n = protobuf_c_message_get_packed_size(m);
+
+    *out = malloc(n ? n : 1);
+    if (*out == NULL)
+        return errprintf_errno(err, "pack %s", m->descriptor->name);
+    *len = protobuf_c_message_pack(m, *out);
+    return 0;
+}
+
+Vmckpt__PageBatch *wire_unpack_batch(const uint8_t *buf, size_t len)
+{
+    return vmckpt__page_batch__unpack(NULL, len, buf);
+}
+
+void wire_free_batch(Vmckpt__PageBatch *b)
+{
+    if (b != NULL)
+        vmckpt__page_batch__free_unpacked(b, NULL);
+}

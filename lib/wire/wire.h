@@ -110,4 +110,12 @@ void *wire_payload(const Vmckpt__Envelope *env);
 int wire_conn_send_error(struct wire_conn *c, uint64_t request_id,
                          Vmckpt__ErrorCode code, const char *text);
 
+/* Records outside envelopes (the image store keeps page batches as their
+ * own packed encoding): pack any message into a malloc'ed buffer, and
+ * unpack a PageBatch (NULL if the bytes are not one). */
+int wire_pack(const void *msg, uint8_t **out, size_t *len,
+              struct vmckpt_error *err);
+Vmckpt__PageBatch *wire_unpack_batch(const uint8_t *buf, size_t len);
+void wire_free_batch(Vmckpt__PageBatch *b);
+
 #endif

@@ -1,0 +1,719 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Image store files. Page file: records of "VBAT", u32 length (little
+ * endian), a packed PageBatch. State file: the device state as QEMU wrote
+ * it. Manifest: text, one durable epoch per line (docs/store.md).
+ *
+ *   write epoch e:  e<e>.pages.tmp, e<e>.state.tmp   (nothing else touched)
+ *   commit:         fsync both, rename to e<e>.pages / e<e>.state,
+ *                   manifest.tmp = manifest + "epoch e ...", fsync,
+ *                   rename over manifest, fsync the directory
+ * A crash at any point leaves the old manifest naming only complete
+ * epochs; stray .tmp files are removed by the next writer. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "lib/util/daemon.h"
+#include "lib/wire/batch.h"
+
+#define REC_MAGIC "VBAT"
+#define REC_MAX   (BATCH_MAX_PAGES * BATCH_PAGE + 65536)
+#define STATE_MAX (1ULL << 32)
+
+struct image_writer {
+    char dir[4096];
+    char job[65], vm[65];
+    uint64_t epoch, parent, ram_bytes;
+    int pages_fd, state_fd;
+    uint64_t batches, pages, state_bytes, pages_bytes;
+    uint8_t *scratch;
+};
+
+int image_valid_name(const char *s)
+{
+    size_t i, n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > 64 || s[0] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int vm_dir(const char *store, const char *job, const char *vm, char *buf,
+                  size_t len, struct vmckpt_error *err)
+{
+    if (!image_valid_name(job) || !image_valid_name(vm)) {
+        errno = EINVAL;
+        return errprintf(err,
+                         "refused job/VM name '%.64s'/'%.64s': 1-64 "
+                         "of letters, digits, '.', '_', '-', not "
+                         "starting with '.'",
+                         job ? job : "", vm ? vm : "");
+    }
+    if ((size_t)snprintf(buf, len, "%s/%s/%s", store, job, vm) >= len) {
+        errno = ENAMETOOLONG;
+        return errprintf(err, "store path too long");
+    }
+    return 0;
+}
+
+int image_manifest_load(const char *store, const char *job, const char *vm,
+                        struct image_manifest *m, struct vmckpt_error *err)
+{
+    char dir[4096], path[4200], line[512];
+    unsigned lineno = 0;
+    FILE *f;
+
+    memset(m, 0, sizeof(*m));
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/manifest", dir);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : errprintf_errno(err, "%s", path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct image_epoch e;
+
+        lineno++;
+        if (lineno == 1) {
+            if (sscanf(line, "vmckpt-store 1 ram_bytes %" SCNu64,
+                       &m->ram_bytes) != 1)
+                goto bad;
+            continue;
+        }
+        if (sscanf(line,
+                   "epoch %" SCNu64 " parent %" SCNu64 " pages %" SCNu64
+                   " state %" SCNu64 " state_xxh64 %" SCNx64,
+                   &e.epoch, &e.parent, &e.pages_bytes, &e.state_bytes,
+                   &e.state_xxh64) != 5 ||
+            m->n == IMAGE_MAX_EPOCHS)
+            goto bad;
+        m->e[m->n++] = e;
+    }
+    fclose(f);
+    return 0;
+bad:
+    fclose(f);
+    errno = EINVAL;
+    return errprintf(err, "%s:%u: malformed manifest line", path, lineno);
+}
+
+const struct image_epoch *image_manifest_find(const struct image_manifest *m,
+                                              uint64_t epoch)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++)
+        if (m->e[i].epoch == epoch)
+            return &m->e[i];
+    return NULL;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
+static int manifest_save(const char *dir, const struct image_manifest *m,
+                         struct vmckpt_error *err)
+{
+    char tmp[4200], path[4200];
+    FILE *f;
+    size_t i;
+
+    snprintf(tmp, sizeof(tmp), "%s/manifest.tmp", dir);
+    snprintf(path, sizeof(path), "%s/manifest", dir);
+    f = fopen(tmp, "we");
+    if (f == NULL)
+        return errprintf_errno(err, "%s", tmp);
+    fprintf(f, "vmckpt-store 1 ram_bytes %" PRIu64 "\n", m->ram_bytes);
+    for (i = 0; i < m->n; i++)
+        fprintf(f,
+                "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
+                " state %" PRIu64 " state_xxh64 %016" PRIx64 "\n",
+                m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
+                m->e[i].state_bytes, m->e[i].state_xxh64);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        errprintf_errno(err, "%s", tmp);
+        fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
+        errprintf_errno(err, "%s", path);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void image_writer_abort(struct image_writer *w)
+{
+    char path[4200];
+    int saved = errno;
+
+    if (w == NULL)
+        return;
+    if (w->pages_fd >= 0)
+        close(w->pages_fd);
+    if (w->state_fd >= 0)
+        close(w->state_fd);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages.tmp", w->dir, w->epoch);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state.tmp", w->dir, w->epoch);
+    unlink(path);
+    free(w->scratch);
+    free(w);
+    errno = saved;
+}
+
+struct image_writer *image_writer_open(const char *store, const char *job,
+                                       const char *vm, uint64_t epoch,
+                                       uint64_t parent, uint64_t ram_bytes,
+                                       struct vmckpt_error *err)
+{
+    struct image_writer *w = calloc(1, sizeof(*w));
+    struct image_manifest m;
+    char path[4200];
+
+    if (w == NULL) {
+        errprintf_errno(err, "image writer");
+        return NULL;
+    }
+    w->pages_fd = w->state_fd = -1;
+    w->epoch = epoch;
+    w->parent = parent;
+    w->ram_bytes = ram_bytes;
+    if (vm_dir(store, job, vm, w->dir, sizeof(w->dir), err) < 0)
+        goto fail;
+    snprintf(w->job, sizeof(w->job), "%s", job);
+    snprintf(w->vm, sizeof(w->vm), "%s", vm);
+    errno = EINVAL;
+    if (epoch == 0 || parent >= epoch) {
+        errprintf(err, "%s/%s: epoch %" PRIu64 " with parent %" PRIu64, job, vm,
+                  epoch, parent);
+        goto fail;
+    }
+    if (ram_bytes == 0 || ram_bytes % BATCH_PAGE) {
+        errprintf(err, "%s/%s: RAM size %" PRIu64 " is not whole pages", job,
+                  vm, ram_bytes);
+        goto fail;
+    }
+    if (daemon_mkdirs(w->dir, 0700, err) < 0 ||
+        image_manifest_load(store, job, vm, &m, err) < 0)
+        goto fail;
+    errno = EEXIST;
+    if (image_manifest_find(&m, epoch) != NULL) {
+        errprintf(err, "%s/%s: epoch %" PRIu64 " is already durable", job, vm,
+                  epoch);
+        goto fail;
+    }
+    errno = ENOENT;
+    if (parent != 0 && image_manifest_find(&m, parent) == NULL) {
+        errprintf(err, "%s/%s: parent epoch %" PRIu64 " is not in this store",
+                  job, vm, parent);
+        goto fail;
+    }
+    errno = EINVAL;
+    if (m.n > 0 && m.ram_bytes != ram_bytes) {
+        errprintf(err,
+                  "%s/%s: RAM size %" PRIu64 " differs from the "
+                  "stored %" PRIu64,
+                  job, vm, ram_bytes, m.ram_bytes);
+        goto fail;
+    }
+    if (m.n == IMAGE_MAX_EPOCHS) {
+        errprintf(err, "%s/%s: %d epochs stored; drop old ones first", job, vm,
+                  IMAGE_MAX_EPOCHS);
+        goto fail;
+    }
+    w->scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+    if (w->scratch == NULL) {
+        errprintf_errno(err, "image writer");
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages.tmp", w->dir, epoch);
+    w->pages_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w->pages_fd < 0) {
+        errprintf_errno(err, "%s", path);
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state.tmp", w->dir, epoch);
+    w->state_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w->state_fd < 0) {
+        errprintf_errno(err, "%s", path);
+        goto fail;
+    }
+    return w;
+fail:
+    image_writer_abort(w);
+    return NULL;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
+                       struct vmckpt_error *err)
+{
+    struct batch_view v;
+    uint8_t hdr[8], *packed;
+    size_t len;
+    int rc;
+
+    if (batch_open(msg, w->ram_bytes / BATCH_PAGE, w->scratch, &v, err) < 0)
+        return errprefix(err, "%s/%s epoch %" PRIu64 " batch %" PRIu64, w->job,
+                         w->vm, w->epoch, w->batches + 1);
+    if (wire_pack(msg, &packed, &len, err) < 0)
+        return -1;
+    memcpy(hdr, REC_MAGIC, 4);
+    hdr[4] = (uint8_t)len;
+    hdr[5] = (uint8_t)(len >> 8);
+    hdr[6] = (uint8_t)(len >> 16);
+    hdr[7] = (uint8_t)(len >> 24);
+    rc = write_all(w->pages_fd, hdr, sizeof(hdr)) < 0 ||
+                 write_all(w->pages_fd, packed, len) < 0
+             ? -1
+             : 0;
+    free(packed);
+    if (rc < 0)
+        return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing pages",
+                               w->job, w->vm, w->epoch);
+    w->batches++;
+    w->pages += v.n;
+    w->pages_bytes += sizeof(hdr) + len;
+    return 0;
+}
+
+int image_writer_state(struct image_writer *w, uint64_t offset,
+                       const void *data, size_t len, struct vmckpt_error *err)
+{
+    errno = EINVAL;
+    if (offset != w->state_bytes)
+        return errprintf(err,
+                         "%s/%s epoch %" PRIu64 ": state chunk at %" PRIu64
+                         ", expected %" PRIu64,
+                         w->job, w->vm, w->epoch, offset, w->state_bytes);
+    if (w->state_bytes + len > STATE_MAX)
+        return errprintf(err, "%s/%s: device state too large", w->job, w->vm);
+    if (write_all(w->state_fd, data, len) < 0)
+        return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing state",
+                               w->job, w->vm, w->epoch);
+    w->state_bytes += len;
+    return 0;
+}
+
+/* XXH64 of a whole file. */
+static int file_xxh64(const char *path, uint64_t *sum)
+{
+    struct stat st;
+    uint8_t *buf;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+    if (buf == NULL) {
+        close(fd);
+        return -1;
+    }
+    n = pread(fd, buf, (size_t)st.st_size, 0);
+    close(fd);
+    if (n != st.st_size) {
+        free(buf);
+        errno = EIO;
+        return -1;
+    }
+    *sum = batch_xxh64(buf, (size_t)st.st_size);
+    free(buf);
+    return 0;
+}
+
+int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
+                        uint64_t *bytes, struct vmckpt_error *err)
+{
+    char tmp[4200], final[4200], store[4096];
+    struct image_manifest m;
+    uint64_t sum;
+    const char *kind[2] = {"pages", "state"};
+    int i;
+
+    errno = EPROTO;
+    if (end->batches != w->batches || end->pages != w->pages ||
+        end->state_bytes != w->state_bytes) {
+        errprintf(err,
+                  "%s/%s epoch %" PRIu64 ": stream ended after %" PRIu64
+                  " batches, %" PRIu64 " pages, %" PRIu64
+                  " state bytes; the sender says %" PRIu64 ", %" PRIu64
+                  ", %" PRIu64,
+                  w->job, w->vm, w->epoch, w->batches, w->pages, w->state_bytes,
+                  end->batches, end->pages, end->state_bytes);
+        goto fail;
+    }
+    if (fsync(w->pages_fd) < 0 || fsync(w->state_fd) < 0) {
+        errprintf_errno(err, "%s/%s epoch %" PRIu64 ": fsync", w->job, w->vm,
+                        w->epoch);
+        goto fail;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".state.tmp", w->dir, w->epoch);
+    if (file_xxh64(tmp, &sum) < 0 || sum != end->state_xxh64) {
+        errno = EBADMSG;
+        errprintf(err,
+                  "%s/%s epoch %" PRIu64 ": device state checksum "
+                  "mismatch",
+                  w->job, w->vm, w->epoch);
+        goto fail;
+    }
+    for (i = 0; i < 2; i++) {
+        snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".%s.tmp", w->dir, w->epoch,
+                 kind[i]);
+        snprintf(final, sizeof(final), "%s/e%" PRIu64 ".%s", w->dir, w->epoch,
+                 kind[i]);
+        if (rename(tmp, final) < 0) {
+            errprintf_errno(err, "rename %s", tmp);
+            goto fail;
+        }
+    }
+    if (fsync_dir(w->dir) < 0) {
+        errprintf_errno(err, "fsync %s", w->dir);
+        goto fail;
+    }
+    /* the store directory is two levels up from the VM directory */
+    snprintf(store, sizeof(store), "%s", w->dir);
+    *strrchr(store, '/') = '\0';
+    *strrchr(store, '/') = '\0';
+    if (image_manifest_load(store, w->job, w->vm, &m, err) < 0)
+        goto fail;
+    m.ram_bytes = w->ram_bytes;
+    m.e[m.n].epoch = w->epoch;
+    m.e[m.n].parent = w->parent;
+    m.e[m.n].pages_bytes = w->pages_bytes;
+    m.e[m.n].state_bytes = w->state_bytes;
+    m.e[m.n].state_xxh64 = sum;
+    m.n++;
+    if (manifest_save(w->dir, &m, err) < 0)
+        goto fail;
+    *bytes = w->pages_bytes + w->state_bytes;
+    close(w->pages_fd);
+    close(w->state_fd);
+    free(w->scratch);
+    free(w);
+    return 0;
+fail:
+    /* renamed files of an epoch the manifest does not name are ignored,
+     * and replaced by the next attempt at this epoch */
+    image_writer_abort(w);
+    return -1;
+}
+
+static int read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Verify and deliver the batches of one epoch's page file. */
+static int read_pages(const char *dir, const char *job, const char *vm,
+                      const struct image_epoch *e, uint64_t npages,
+                      int (*cb)(const Vmckpt__PageBatch *, void *), void *arg,
+                      uint8_t *scratch, struct vmckpt_error *err)
+{
+    char path[4200];
+    uint8_t hdr[8], *rec = NULL;
+    uint64_t off = 0;
+    int fd, rc = -1;
+
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, e->epoch);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm,
+                               e->epoch, path);
+    rec = malloc(REC_MAX);
+    if (rec == NULL) {
+        errprintf_errno(err, "read %s", path);
+        goto out;
+    }
+    while (off < e->pages_bytes) {
+        Vmckpt__PageBatch *b;
+        struct batch_view v;
+        uint32_t len;
+
+        if (read_full(fd, hdr, sizeof(hdr), off) < 0 ||
+            memcmp(hdr, REC_MAGIC, 4) != 0) {
+            errno = EBADMSG;
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": damaged record header "
+                      "in %s at offset %" PRIu64,
+                      job, vm, e->epoch, path, off);
+            goto out;
+        }
+        len = (uint32_t)hdr[4] | (uint32_t)hdr[5] << 8 |
+              (uint32_t)hdr[6] << 16 | (uint32_t)hdr[7] << 24;
+        if (len > REC_MAX || off + 8 + len > e->pages_bytes ||
+            read_full(fd, rec, len, off + 8) < 0) {
+            errno = EBADMSG;
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": damaged record length "
+                      "in %s at offset %" PRIu64,
+                      job, vm, e->epoch, path, off);
+            goto out;
+        }
+        b = wire_unpack_batch(rec, len);
+        if (b == NULL || batch_open(b, npages, scratch, &v, err) < 0) {
+            wire_free_batch(b);
+            errno = EBADMSG;
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": damaged batch in %s at "
+                      "offset %" PRIu64,
+                      job, vm, e->epoch, path, off);
+            goto out;
+        }
+        rc = cb(b, arg);
+        wire_free_batch(b);
+        if (rc < 0) {
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": batch at offset %" PRIu64
+                      " not applied",
+                      job, vm, e->epoch, off);
+            goto out;
+        }
+        rc = -1;
+        off += 8 + len;
+    }
+    rc = 0;
+out:
+    free(rec);
+    close(fd);
+    return rc;
+}
+
+int image_read(const char *store, const char *job, const char *vm,
+               uint64_t epoch,
+               int (*batch_cb)(const Vmckpt__PageBatch *msg, void *arg),
+               int (*state_cb)(uint64_t offset, const void *data, size_t len,
+                               void *arg),
+               void *arg, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    const struct image_epoch *chain[IMAGE_MAX_EPOCHS], *e;
+    char dir[4096], path[4200];
+    uint8_t *scratch, *buf;
+    size_t n = 0;
+    uint64_t off = 0;
+    int fd, rc = -1;
+
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
+        image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    for (e = image_manifest_find(&m, epoch); e != NULL;
+         e = e->parent ? image_manifest_find(&m, e->parent) : NULL) {
+        if (n == IMAGE_MAX_EPOCHS)
+            break;
+        chain[n++] = e;
+        if (e->parent != 0 && image_manifest_find(&m, e->parent) == NULL) {
+            errno = ENOENT;
+            return errprintf(err,
+                             "%s/%s: epoch %" PRIu64 " needs epoch "
+                             "%" PRIu64 ", which is not stored",
+                             job, vm, e->epoch, e->parent);
+        }
+    }
+    if (n == 0) {
+        errno = ENOENT;
+        return errprintf(err,
+                         "%s/%s: no durable epoch %" PRIu64 " in this store",
+                         job, vm, epoch);
+    }
+    scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+    buf = malloc(1 << 20);
+    if (scratch == NULL || buf == NULL) {
+        errprintf_errno(err, "read %s/%s", job, vm);
+        goto out;
+    }
+    while (n-- > 0)
+        if (read_pages(dir, job, vm, chain[n], m.ram_bytes / BATCH_PAGE,
+                       batch_cb, arg, scratch, err) < 0)
+            goto out;
+    e = chain[0];
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, e->epoch);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
+                        path);
+        goto out;
+    }
+    {
+        uint64_t sum;
+
+        if (file_xxh64(path, &sum) < 0 || sum != e->state_xxh64) {
+            close(fd);
+            errno = EBADMSG;
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": device state %s is "
+                      "damaged (checksum mismatch)",
+                      job, vm, epoch, path);
+            goto out;
+        }
+    }
+    while (off < e->state_bytes) {
+        size_t len = e->state_bytes - off > (1 << 20)
+                         ? (1 << 20)
+                         : (size_t)(e->state_bytes - off);
+
+        if (read_full(fd, buf, len, off) < 0 ||
+            state_cb(off, buf, len, arg) < 0) {
+            close(fd);
+            errprintf(err, "%s/%s epoch %" PRIu64 ": device state at %" PRIu64,
+                      job, vm, epoch, off);
+            goto out;
+        }
+        off += len;
+    }
+    close(fd);
+    rc = 0;
+out:
+    free(scratch);
+    free(buf);
+    return rc;
+}
+
+struct restore_ctx {
+    int ram_fd, state_fd;
+    uint8_t *scratch;
+    uint8_t zero[BATCH_PAGE];
+};
+
+static int restore_batch(const Vmckpt__PageBatch *msg, void *arg)
+{
+    struct restore_ctx *r = arg;
+    struct batch_view v;
+    size_t i;
+
+    if (batch_open(msg, UINT64_MAX, r->scratch, &v, NULL) < 0)
+        return -1;
+    for (i = 0; i < v.n; i++) {
+        const uint8_t *p = batch_view_page(&v, i);
+
+        if (pwrite(r->ram_fd, p ? p : r->zero, BATCH_PAGE,
+                   (off_t)(v.pages[i] * BATCH_PAGE)) != BATCH_PAGE)
+            return -1;
+    }
+    return 0;
+}
+
+static int restore_state(uint64_t off, const void *data, size_t len, void *arg)
+{
+    struct restore_ctx *r = arg;
+
+    return pwrite(r->state_fd, data, len, (off_t)off) == (ssize_t)len ? 0 : -1;
+}
+
+int image_restore(const char *store, const char *job, const char *vm,
+                  uint64_t epoch, int ram_fd, int state_fd,
+                  struct vmckpt_error *err)
+{
+    struct restore_ctx *r = calloc(1, sizeof(*r));
+    int rc;
+
+    if (r == NULL ||
+        (r->scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE)) == NULL) {
+        free(r);
+        return errprintf_errno(err, "restore");
+    }
+    r->ram_fd = ram_fd;
+    r->state_fd = state_fd;
+    rc =
+        image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
+    free(r->scratch);
+    free(r);
+    return rc;
+}
+
+int image_drop(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    char dir[4096], path[4200];
+    size_t i, j;
+
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
+        image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    for (i = 0; i < m.n && m.e[i].epoch != epoch; i++)
+        ;
+    if (i == m.n) {
+        errno = ENOENT;
+        return errprintf(err, "%s/%s: no epoch %" PRIu64, job, vm, epoch);
+    }
+    for (j = 0; j < m.n; j++) {
+        if (m.e[j].parent == epoch) {
+            errno = EBUSY;
+            return errprintf(err,
+                             "%s/%s: epoch %" PRIu64 " is the base of "
+                             "epoch %" PRIu64,
+                             job, vm, epoch, m.e[j].epoch);
+        }
+    }
+    /* first forget it, then delete its files */
+    memmove(&m.e[i], &m.e[i + 1], (m.n - i - 1) * sizeof(m.e[0]));
+    m.n--;
+    if (manifest_save(dir, &m, err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, epoch);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, epoch);
+    unlink(path);
+    return 0;
+}

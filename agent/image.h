@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The on-disk image store of VM checkpoints (docs/store.md): per VM a
+ * directory STORE/JOB/VM with one page file and one state file per epoch
+ * and a manifest listing the durable epochs, replaced atomically. A new
+ * epoch is written beside the others and never touches their files. */
+#ifndef VMCKPT_IMAGE_H
+#define VMCKPT_IMAGE_H
+
+#include <stdint.h>
+
+#include "lib/util/error.h"
+#include "lib/wire/wire.h"
+
+#define IMAGE_MAX_EPOCHS 64
+
+/* 1 if 's' may name a job or VM on disk: 1-64 of [A-Za-z0-9._-], not
+ * starting with '.', so never "..", never a '/'. */
+int image_valid_name(const char *s);
+
+struct image_epoch {
+    uint64_t epoch;
+    uint64_t parent; /* 0: a full image */
+    uint64_t pages_bytes;
+    uint64_t state_bytes;
+    uint64_t state_xxh64;
+};
+
+struct image_manifest {
+    uint64_t ram_bytes;
+    size_t n;
+    struct image_epoch e[IMAGE_MAX_EPOCHS];
+};
+
+/* Load STORE/JOB/VM/manifest; an absent manifest is an empty one (0).
+ * -1 with 'err' on a malformed one. */
+int image_manifest_load(const char *store, const char *job, const char *vm,
+                        struct image_manifest *m, struct vmckpt_error *err);
+const struct image_epoch *image_manifest_find(const struct image_manifest *m,
+                                              uint64_t epoch);
+
+struct image_writer;
+
+/* Begin writing 'epoch' of JOB/VM: a delta of durable epoch 'parent' (0 for
+ * a full image). Refused: bad names, an epoch already durable, a parent
+ * that is not durable, a RAM size other than the parent's. */
+struct image_writer *image_writer_open(const char *store, const char *job,
+                                       const char *vm, uint64_t epoch,
+                                       uint64_t parent, uint64_t ram_bytes,
+                                       struct vmckpt_error *err);
+/* Verify one batch and append it. */
+int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
+                       struct vmckpt_error *err);
+/* Append device state; 'offset' must be where the state ends now. */
+int image_writer_state(struct image_writer *w, uint64_t offset,
+                       const void *data, size_t len, struct vmckpt_error *err);
+/* Check the totals against 'end', make everything durable (fsync, rename,
+ * fsync the directory), then list the epoch in the manifest. On success
+ * *bytes is the epoch's size on disk and the writer is freed. */
+int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
+                        uint64_t *bytes, struct vmckpt_error *err);
+/* Drop an unfinished epoch and free the writer. NULL is fine. */
+void image_writer_abort(struct image_writer *w);
+
+/* Read epoch 'epoch' of JOB/VM and the epochs it builds on, oldest first:
+ * every batch is verified and handed to 'batch_cb', then the epoch's device
+ * state to 'state_cb' in chunks. A damaged record stops the read with an
+ * error naming the VM, the epoch, the file and the offset. */
+int image_read(const char *store, const char *job, const char *vm,
+               uint64_t epoch,
+               int (*batch_cb)(const Vmckpt__PageBatch *msg, void *arg),
+               int (*state_cb)(uint64_t offset, const void *data, size_t len,
+                               void *arg),
+               void *arg, struct vmckpt_error *err);
+
+/* Rebuild guest RAM of 'epoch' into 'ram_fd' (a file of ram_bytes) and its
+ * device state into 'state_fd'. */
+int image_restore(const char *store, const char *job, const char *vm,
+                  uint64_t epoch, int ram_fd, int state_fd,
+                  struct vmckpt_error *err);
+
+/* Remove a durable epoch that no other durable epoch builds on. */
+int image_drop(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err);
+
+#endif

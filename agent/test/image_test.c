@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Unit tests of the image store: full and delta epochs restore to the
+ * bytes that were written, damage is refused with its place, names from
+ * the network never become paths, a commit needs matching totals. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/image.h"
+#include "lib/wire/batch.h"
+
+#define NPAGES 64
+#define RAM    (NPAGES * BATCH_PAGE)
+
+static char store[64];
+static uint8_t ram[RAM];
+
+static void fill(uint8_t *p, unsigned seed)
+{
+    size_t i;
+
+    for (i = 0; i < BATCH_PAGE; i++)
+        p[i] = (uint8_t)(seed * 31 + i * 7 + 1);
+}
+
+/* Write 'epoch' of j/v holding 'pages' of the model RAM. */
+static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
+                     size_t n, const char *state, uint64_t *bytes,
+                     struct vmckpt_error *err)
+{
+    struct image_writer *w =
+        image_writer_open(store, "j", "v", epoch, parent, RAM, err);
+    struct batch_builder b;
+    Vmckpt__PageBatch msg;
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    size_t i;
+
+    if (w == NULL)
+        return -1;
+    ck_assert_int_eq(batch_builder_init(&b, 1), 0);
+    batch_reset(&b, 0);
+    for (i = 0; i < n; i++)
+        batch_add(&b, pages[i], ram + pages[i] * BATCH_PAGE);
+    vmckpt__page_batch__init(&msg);
+    batch_finish(&b, &msg);
+    ck_assert_int_eq(image_writer_batch(w, &msg, err), 0);
+    batch_builder_dispose(&b);
+    ck_assert_int_eq(image_writer_state(w, 0, state, strlen(state), err), 0);
+    end.batches = 1;
+    end.pages = n;
+    end.state_bytes = strlen(state);
+    end.state_xxh64 = batch_xxh64(state, strlen(state));
+    return image_writer_commit(w, &end, bytes, err);
+}
+
+static void restore_into(uint64_t epoch, uint8_t *out, char *state,
+                         int expect_rc, struct vmckpt_error *err)
+{
+    char rpath[128], spath[128];
+    int rfd, sfd;
+    ssize_t n;
+
+    snprintf(rpath, sizeof(rpath), "%s/ram.out", store);
+    snprintf(spath, sizeof(spath), "%s/state.out", store);
+    rfd = open(rpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(ftruncate(rfd, RAM), 0);
+    ck_assert_int_eq(image_restore(store, "j", "v", epoch, rfd, sfd, err),
+                     expect_rc);
+    if (expect_rc == 0) {
+        ck_assert_int_eq(pread(rfd, out, RAM, 0), RAM);
+        n = pread(sfd, state, 63, 0);
+        ck_assert_int_ge(n, 0);
+        state[n] = '\0';
+    }
+    close(rfd);
+    close(sfd);
+}
+
+static void setup(void)
+{
+    snprintf(store, sizeof(store), "/tmp/vmckpt-store-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(store));
+    memset(ram, 0, sizeof(ram));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", store);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Epoch 1 full, epoch 2 a delta: each restores to its own RAM and state. */
+START_TEST(full_and_delta)
+{
+    struct vmckpt_error err;
+    uint64_t all[NPAGES], d[2] = {3, 9}, bytes;
+    static uint8_t snap1[RAM], out[RAM];
+    char state[64];
+    size_t i, n = 0;
+
+    for (i = 0; i < NPAGES; i += 2) {
+        fill(ram + i * BATCH_PAGE, (unsigned)i);
+        all[n++] = i;
+    }
+    ck_assert_int_eq(put_epoch(1, 0, all, n, "state-one", &bytes, &err), 0);
+    ck_assert_uint_gt(bytes, 0);
+    memcpy(snap1, ram, RAM);
+    fill(ram + 3 * BATCH_PAGE, 1000);            /* written */
+    memset(ram + 9 * BATCH_PAGE, 0, BATCH_PAGE); /* zeroed */
+    ck_assert_int_eq(put_epoch(2, 1, d, 2, "state-two", &bytes, &err), 0);
+
+    restore_into(2, out, state, 0, &err);
+    ck_assert_mem_eq(out, ram, RAM);
+    ck_assert_str_eq(state, "state-two");
+    restore_into(1, out, state, 0, &err);
+    ck_assert_mem_eq(out, snap1, RAM);
+    ck_assert_str_eq(state, "state-one");
+}
+END_TEST
+
+/* A flipped byte in a stored page file: restore refuses and says where. */
+START_TEST(flipped_byte)
+{
+    struct vmckpt_error err;
+    uint64_t p[1] = {5}, bytes;
+    static uint8_t out[RAM];
+    char state[64], path[128];
+    uint8_t c;
+    int fd;
+
+    fill(ram + 5 * BATCH_PAGE, 5);
+    ck_assert_int_eq(put_epoch(1, 0, p, 1, "s", &bytes, &err), 0);
+    snprintf(path, sizeof(path), "%s/j/v/e1.pages", store);
+    fd = open(path, O_RDWR);
+    ck_assert_int_eq(pread(fd, &c, 1, 100), 1);
+    c ^= 0x10;
+    ck_assert_int_eq(pwrite(fd, &c, 1, 100), 1);
+    close(fd);
+    restore_into(1, out, state, -1, &err);
+    ck_assert_ptr_nonnull(strstr(err.text, "j/v epoch 1: damaged batch in"));
+    ck_assert_ptr_nonnull(strstr(err.text, "at offset 0"));
+}
+END_TEST
+
+/* Job and VM names with '/' or '..' are refused before any path exists. */
+START_TEST(bad_names)
+{
+    struct vmckpt_error err;
+    struct stat st;
+    char path[128];
+
+    ck_assert_ptr_null(image_writer_open(store, "../x", "v", 1, 0, RAM, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "refused job/VM name"));
+    ck_assert_ptr_null(image_writer_open(store, "j", "a/b", 1, 0, RAM, &err));
+    ck_assert_ptr_null(image_writer_open(store, "j", "..", 1, 0, RAM, &err));
+    ck_assert_ptr_null(image_writer_open(store, "", "v", 1, 0, RAM, &err));
+    ck_assert(!image_valid_name(".hidden"));
+    ck_assert(image_valid_name("job-1.a_b"));
+    snprintf(path, sizeof(path), "%s/x", store);
+    ck_assert_int_eq(stat(path, &st), -1);
+}
+END_TEST
+
+/* Missing parent, duplicate epoch, wrong totals or state checksum: refused;
+ * nothing of a refused epoch stays behind. */
+START_TEST(refusals)
+{
+    struct vmckpt_error err;
+    struct image_writer *w;
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    uint64_t p[1] = {1}, bytes;
+    struct image_manifest m;
+    char path[128];
+
+    fill(ram + BATCH_PAGE, 1);
+    ck_assert_ptr_null(image_writer_open(store, "j", "v", 2, 1, RAM, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "not in this store"));
+    ck_assert_int_eq(put_epoch(1, 0, p, 1, "s", &bytes, &err), 0);
+    ck_assert_ptr_null(image_writer_open(store, "j", "v", 1, 0, RAM, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "already durable"));
+    ck_assert_ptr_null(image_writer_open(store, "j", "v", 2, 1, 2 * RAM, &err));
+
+    w = image_writer_open(store, "j", "v", 2, 1, RAM, &err);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(image_writer_state(w, 0, "abc", 3, &err), 0);
+    ck_assert_int_eq(image_writer_state(w, 7, "abc", 3, &err), -1);
+    end.state_bytes = 3;
+    end.state_xxh64 = 42;
+    ck_assert_int_eq(image_writer_commit(w, &end, &bytes, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "checksum mismatch"));
+    snprintf(path, sizeof(path), "%s/j/v/e2.state.tmp", store);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 1);
+
+    /* the base of a durable epoch cannot be dropped; the tip can */
+    ck_assert_int_eq(put_epoch(2, 1, p, 1, "t", &bytes, &err), 0);
+    ck_assert_int_eq(image_drop(store, "j", "v", 1, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "is the base of"));
+    ck_assert_int_eq(image_drop(store, "j", "v", 2, &err), 0);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 1);
+    snprintf(path, sizeof(path), "%s/j/v/e2.pages", store);
+    ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("image");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, full_and_delta);
+    tcase_add_test(tc, flipped_byte);
+    tcase_add_test(tc, bad_names);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
