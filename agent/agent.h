@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "hv.h"
+#include "store.h"
 #include "lib/topo/topo.h"
 #include "lib/util/evloop.h"
 #include "lib/wire/auth.h"
@@ -23,6 +24,9 @@ struct agent {
     const struct hv_ops *hv[AGENT_MAX_HV];
     struct hv_probe hvp[AGENT_MAX_HV];
     int nhv;
+    struct store store;
+    char store_addr[96]; /* as registered: reachable address and port */
+    unsigned store_port;
 
     /* coordinator link (link.c) */
     int fd; /* -1 while disconnected */

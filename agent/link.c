@@ -76,7 +76,7 @@ static void send_register(struct agent *a)
     r.memory_bytes = a->topo.memory_bytes;
     r.n_hypervisors = (size_t)a->nhv;
     r.hypervisors = hvp;
-    r.store_addr = "";
+    r.store_addr = a->store_addr;
     r.software = PACKAGE_STRING;
     send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTER, &r);
 }
@@ -203,6 +203,18 @@ static void try_connect(struct evloop *loop, struct ev_timer *t)
     }
     a->fd = fd;
     a->last_rx_ms = evloop_now_ms();
+    /* peers reach this host's store at the address that reaches the
+     * coordinator */
+    {
+        char local[NET_ADDRSTRLEN], host[NET_ADDRSTRLEN];
+        unsigned port;
+
+        net_local_name(fd, local, sizeof(local));
+        if (net_split(local, 0, host, &port, NULL) == 0)
+            snprintf(a->store_addr, sizeof(a->store_addr),
+                     strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                     a->store_port);
+    }
     log_info("connected to coordinator '%s' at %s", server, a->coordinator);
     ev_io_init(&a->io, fd, POLLIN, on_io, a);
     if (ev_io_start(a->loop, &a->io) < 0) {

@@ -4,9 +4,10 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
 	%reldir%/hv.c %reldir%/hv.h \
-	%reldir%/hv_qemu.c
+	%reldir%/hv_qemu.c \
+	%reldir%/store.c %reldir%/store.h
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
-%canon_reldir%_vmckpt_agent_LDADD = lib/topo/libtopo.a $(WIRE_LIBS) $(INIH_LIBS) $(HWLOC_LIBS)
+%canon_reldir%_vmckpt_agent_LDADD = lib/topo/libtopo.a %reldir%/libimage.a $(WIRE_LIBS) $(INIH_LIBS) $(HWLOC_LIBS) -lpthread
 if HAVE_XEN
 %canon_reldir%_vmckpt_agent_SOURCES += %reldir%/hv_xen.c
 %canon_reldir%_vmckpt_agent_CFLAGS += $(XEN_CFLAGS)

@@ -15,6 +15,7 @@
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
+#include "lib/util/net.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -51,6 +52,8 @@ static const char usage[] =
     "  reconnect_max_ms = 5000         retry delay ceiling\n"
     "  connect_timeout_ms = 2000       connect + handshake deadline\n"
     "  qemu = qemu-system-x86_64       QEMU binary of the QEMU back end\n"
+    "  store_listen = *:7471           the store peers stream images to\n"
+    "  store_dir = STATE_DIR/store     where this host keeps peers' images\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
@@ -68,6 +71,8 @@ static const char *const agent_keys[] = {"name",
                                          "qemu",
                                          "log",
                                          "log_level",
+                                         "store_listen",
+                                         "store_dir",
                                          NULL};
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
@@ -173,6 +178,25 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    {
+        char sdir[4096], bound[NET_ADDRSTRLEN], bhost[NET_ADDRSTRLEN];
+
+        snprintf(path, sizeof(path), "%s/store", state_dir);
+        snprintf(sdir, sizeof(sdir), "%s",
+                 conf_get(o.conf, "agent", "store_dir", path));
+        if (daemon_mkdirs(sdir, 0700, &err) < 0 ||
+            store_start(&a.store, a.loop, sdir,
+                        conf_get(o.conf, "agent", "store_listen", "*:7471"),
+                        &a.key, a.name, &err) < 0) {
+            log_err("store: %s", err.text);
+            rc = 1;
+            goto out;
+        }
+        net_local_name(a.store.listen_fd, bound, sizeof(bound));
+        if (net_split(bound, 0, bhost, &a.store_port, NULL) < 0)
+            a.store_port = STORE_DEFAULT_PORT;
+        log_info("store %s listening on %s", sdir, bound);
+    }
     snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
@@ -197,6 +221,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         log_errno("event loop failed");
     link_stop(&a, "agent shutting down");
+    store_stop(&a.store, a.loop);
     unlink(path);
     log_info("stopped");
     rc = rc < 0 ? 1 : 0;

@@ -174,6 +174,7 @@ static json_t *host_json(const Vmckpt__HostInfo *h)
                             : json_integer(h->last_heartbeat_ms));
     json_object_set_new(o, "registered_at",
                         json_integer((json_int_t)h->registered_at));
+    json_object_set_new(o, "store_addr", json_string(h->store_addr));
     json_object_set_new(o, "software", json_string(h->software));
     return o;
 }

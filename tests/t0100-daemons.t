@@ -34,7 +34,8 @@ test_expect_success 'vmckpt hosts --json gives the same as JSON' '
     test "$(jq -r "[.hosts[].name] | join(\",\")" $TEST_DIR/hosts.json)" = h1,h2,h3 &&
     jq -e "[.hosts[] | select(.cores < 1 or .threads < 1 or .numa_nodes < 1)] | length == 0" $TEST_DIR/hosts.json >/dev/null &&
     jq -e "[.hosts[].hypervisors[] | select(.name == \"qemu\")] | length == 3" $TEST_DIR/hosts.json >/dev/null &&
-    jq -e "[.hosts[].last_heartbeat_ms] | max < 1500" $TEST_DIR/hosts.json >/dev/null
+    jq -e "[.hosts[].last_heartbeat_ms] | max < 1500" $TEST_DIR/hosts.json >/dev/null &&
+    test "$(jq -r "[.hosts[].store_addr] | join(\",\")" $TEST_DIR/hosts.json)" = 198.18.0.11:7471,198.18.0.12:7471,198.18.0.13:7471
 '
 
 test_expect_success 'heartbeats keep the hosts up' '

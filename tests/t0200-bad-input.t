@@ -72,7 +72,7 @@ test_expect_success 'the console with another cluster key: refused, clear messag
 
 test_expect_success 'an agent with another key does not register, says why' '
     in_host h1 "$AGENT_BIN" -c $TEST_DIR/h1/vmckpt.conf -o agent.name=intruder \
-        -o cluster.key_file=$TEST_DIR/other.key -o agent.state_dir=$TEST_DIR/h1/intruder \
+        -o cluster.key_file=$TEST_DIR/other.key -o agent.state_dir=$TEST_DIR/h1/intruder -o agent.store_listen=*:7472 \
         2>$TEST_DIR/h1/intruder.log &&
     wait_until 5 "grep -q \"failed to prove the cluster key\" $TEST_DIR/h1/intruder.log" &&
     kill $(cat $TEST_DIR/h1/intruder/agent.pid) &&

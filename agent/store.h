@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The store an agent runs for its peers: accepts authenticated image
+ * streams (ROLE_PEER) and writes them with image.c; serves stored epochs
+ * back for restores. One thread per peer connection, so disk writes never
+ * stall the agent's event loop. */
+#ifndef VMCKPT_STORE_H
+#define VMCKPT_STORE_H
+
+#include <pthread.h>
+
+#include "lib/util/evloop.h"
+#include "lib/wire/auth.h"
+
+#define STORE_DEFAULT_PORT 7471
+#define STORE_MAX_FRAME    (4u << 20)
+
+struct store_busy;
+
+struct store {
+    char dir[4096];
+    const struct auth_key *key;
+    char name[64];
+    int listen_fd;
+    struct ev_io io;
+    pthread_mutex_t lock;
+    struct store_busy *busy; /* job/VM pairs being written */
+    int threads;             /* live peer threads */
+    int stopping;
+};
+
+/* Listen on 'addr' and serve peers from 'loop'. 0 or -1 with 'err'. */
+int store_start(struct store *s, struct evloop *loop, const char *dir,
+                const char *addr, const struct auth_key *key, const char *name,
+                struct vmckpt_error *err);
+/* Stop accepting and wait (a bounded time) for peer threads to end. */
+void store_stop(struct store *s, struct evloop *loop);
+
+#endif
