@@ -83,7 +83,8 @@ static int probe_scan(struct dirty_uffd *d)
 }
 
 struct dirty_uffd *dirty_uffd_open(pid_t pid, int remote_fd, uint64_t start,
-                                   uint64_t len, struct vmckpt_error *err)
+                                   uint64_t len, int reset,
+                                   struct vmckpt_error *err)
 {
     struct dirty_uffd *d = calloc(1, sizeof(*d));
     struct uffdio_api api = {.api = UFFD_API};
@@ -146,7 +147,7 @@ struct dirty_uffd *dirty_uffd_open(pid_t pid, int remote_fd, uint64_t start,
     wp.range.start = start;
     wp.range.len = len;
     wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-    if (ioctl(d->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    if (reset && ioctl(d->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
         errprintf_errno(err, "cannot write-protect guest RAM");
         goto fail;
     }

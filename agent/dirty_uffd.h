@@ -17,10 +17,14 @@ struct dirty_uffd;
 
 /* Take the userfaultfd at descriptor 'remote_fd' of process 'pid' (made by
  * libvmckpt-uffd.so), enable asynchronous write-protection, register
- * [start, start+len) of that process and protect it: tracking starts now.
- * NULL with 'err' saying what this kernel or process lacks. */
+ * [start, start+len) of that process. With 'reset', protect the whole
+ * range: tracking starts now. Without, pages written since an earlier
+ * tracker's last harvest stay reported (a restarted agent continues an
+ * incremental chain). NULL with 'err' saying what this kernel or process
+ * lacks. */
 struct dirty_uffd *dirty_uffd_open(pid_t pid, int remote_fd, uint64_t start,
-                                   uint64_t len, struct vmckpt_error *err);
+                                   uint64_t len, int reset,
+                                   struct vmckpt_error *err);
 void dirty_uffd_close(struct dirty_uffd *d);
 
 /* Set bit i of 'bitmap' (len/4096 bits, caller-zeroed or not: bits are only

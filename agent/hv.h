@@ -5,6 +5,9 @@
 #ifndef VMCKPT_HV_H
 #define VMCKPT_HV_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 #include "lib/util/conf.h"
 
 /* What a back end found on this host. */
@@ -15,6 +18,18 @@ struct hv_probe {
     char detail[200]; /* why unusable, or a note an admin should see */
 };
 
+/* A running guest the back end controls (private to the back end). */
+struct hv_vm;
+
+/* How to find a running guest. */
+struct hv_vm_spec {
+    const char *name;
+    pid_t pid;            /* qemu: the QEMU process */
+    const char *qmp_path; /* qemu: its QMP socket */
+    const char *ram_path; /* qemu: the file backing guest RAM */
+    int uffd_fd;          /* qemu: libvmckpt-uffd.so's descriptor */
+};
+
 struct hv_ops {
     /* Short name as registered and shown by 'vmckpt hosts'. */
     const char *name;
@@ -23,6 +38,36 @@ struct hv_ops {
      * and the reason in 'detail'. 'conf' is the agent's configuration
      * (read-only, for back-end keys such as [agent] qemu). */
     void (*probe)(const struct conf *conf, struct hv_probe *out);
+
+    /* The hooks of the pre-copy engine (precopy.c), for one guest. */
+
+    /* Take control of a running guest. 'track' 1: start dirty tracking
+     * afresh; 0: continue the tracking an earlier owner left on; -1: no
+     * tracking (a restore target). NULL with 'err' on failure. The guest
+     * keeps running. */
+    struct hv_vm *(*vm_adopt)(const struct hv_vm_spec *spec, int track,
+                              struct vmckpt_error *err);
+    /* Let go of the guest (it keeps running). NULL is fine. */
+    void (*vm_release)(struct hv_vm *vm);
+    /* Guest RAM as the agent sees it: a read-only mapping owned by 'vm',
+     * valid until vm_release. */
+    int (*ram_map)(struct hv_vm *vm, const uint8_t **base, uint64_t *len,
+                   struct vmckpt_error *err);
+    /* Set bit i of 'bitmap' for each page written since the last call (or
+     * since tracking started) and restart tracking of those pages.
+     * Returns the number of pages, or -1. */
+    int64_t (*dirty_harvest)(struct hv_vm *vm, uint64_t *bitmap,
+                             struct vmckpt_error *err);
+    /* Stop and restart the vCPUs. */
+    int (*pause)(struct hv_vm *vm, struct vmckpt_error *err);
+    int (*resume)(struct hv_vm *vm, struct vmckpt_error *err);
+    /* With the guest paused: write its vCPU and device state (not its RAM)
+     * to 'fd' from offset 0. Returns the size, or -1. */
+    int64_t (*save_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
+    /* Load state from 'fd' into a guest started waiting for it (QEMU's
+     * -incoming defer) whose RAM already holds the image; the guest is left
+     * paused. */
+    int (*load_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
 };
 
 extern const struct hv_ops hv_qemu_ops;

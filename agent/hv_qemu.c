@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* QEMU/KVM back end: finds the QEMU binary and whether KVM can be used. */
+/* QEMU/KVM back end: finds the QEMU binary and whether KVM can be used;
+ * controls running guests through QMP, reads their RAM from the shared
+ * backend, tracks dirty pages with userfaultfd (dirty_uffd.c), and moves
+ * vCPU/device state with QEMU's migration stream (x-ignore-shared). */
 #include "config.h"
 
 #include <errno.h>
@@ -9,7 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "dirty_uffd.h"
 #include "hv.h"
+#include "lib/qemu/qmp.h"
 
 /* 1 if /proc/cpuinfo lists hardware virtualisation (vmx or svm). */
 static int cpu_has_virt(void)
@@ -88,7 +98,229 @@ static void qemu_probe(const struct conf *conf, struct hv_probe *out)
     snprintf(out->accel, sizeof(out->accel), "kvm");
 }
 
+/* ---- running guests ------------------------------------------------- */
+
+struct hv_vm {
+    char name[64];
+    pid_t pid;
+    struct qmp *qmp;
+    struct dirty_uffd *dirty;
+    int ram_fd;
+    const uint8_t *ram;
+    uint64_t ram_len;
+    int caps_set;
+};
+
+static void qemu_vm_release(struct hv_vm *vm)
+{
+    int saved = errno;
+
+    if (vm == NULL)
+        return;
+    dirty_uffd_close(vm->dirty);
+    qmp_close(vm->qmp);
+    if (vm->ram != NULL)
+        munmap((void *)vm->ram, vm->ram_len);
+    if (vm->ram_fd >= 0)
+        close(vm->ram_fd);
+    free(vm);
+    errno = saved;
+}
+
+static struct hv_vm *qemu_vm_adopt(const struct hv_vm_spec *spec, int track,
+                                   struct vmckpt_error *err)
+{
+    struct hv_vm *vm = calloc(1, sizeof(*vm));
+    struct stat st;
+    uint64_t start, len;
+
+    if (vm == NULL) {
+        errprintf_errno(err, "adopt");
+        return NULL;
+    }
+    vm->ram_fd = -1;
+    vm->pid = spec->pid;
+    snprintf(vm->name, sizeof(vm->name), "%s", spec->name);
+    vm->qmp = qmp_open(spec->qmp_path, 10000, err);
+    if (vm->qmp == NULL)
+        goto fail;
+    vm->ram_fd = open(spec->ram_path, O_RDONLY | O_CLOEXEC);
+    if (vm->ram_fd < 0 || fstat(vm->ram_fd, &st) < 0) {
+        errprintf_errno(err, "guest RAM %s", spec->ram_path);
+        goto fail;
+    }
+    vm->ram_len = (uint64_t)st.st_size;
+    vm->ram = mmap(NULL, vm->ram_len, PROT_READ, MAP_SHARED, vm->ram_fd, 0);
+    if (vm->ram == MAP_FAILED) {
+        vm->ram = NULL;
+        errprintf_errno(err, "map guest RAM %s", spec->ram_path);
+        goto fail;
+    }
+    if (track >= 0) {
+        if (dirty_find_mapping(spec->pid, spec->ram_path, &start, &len, err) <
+            0)
+            goto fail;
+        if (len != vm->ram_len) {
+            errno = EINVAL;
+            errprintf(err, "guest RAM mapping of %llu bytes, file of %llu",
+                      (unsigned long long)len, (unsigned long long)vm->ram_len);
+            goto fail;
+        }
+        vm->dirty =
+            dirty_uffd_open(spec->pid, spec->uffd_fd, start, len, track, err);
+        if (vm->dirty == NULL)
+            goto fail;
+    }
+    return vm;
+fail:
+    errprefix(err, "guest %s", spec->name);
+    qemu_vm_release(vm);
+    return NULL;
+}
+
+static int qemu_ram_map(struct hv_vm *vm, const uint8_t **base, uint64_t *len,
+                        struct vmckpt_error *err)
+{
+    (void)err;
+    *base = vm->ram;
+    *len = vm->ram_len;
+    return 0;
+}
+
+static int64_t qemu_dirty_harvest(struct hv_vm *vm, uint64_t *bitmap,
+                                  struct vmckpt_error *err)
+{
+    if (vm->dirty == NULL) {
+        errno = EINVAL;
+        return errprintf(err, "guest %s: not tracking dirty pages", vm->name);
+    }
+    return dirty_uffd_harvest(vm->dirty, bitmap, err);
+}
+
+static int qemu_pause(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    return qmp_execute(vm->qmp, "stop", NULL, NULL, err);
+}
+
+static int qemu_resume(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    return qmp_execute(vm->qmp, "cont", NULL, NULL, err);
+}
+
+/* RAM lives in the shared backend that the agent copies itself: QEMU's
+ * migration stream then carries only vCPU and device state. */
+static int set_caps(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    json_t *args;
+    int rc;
+
+    if (vm->caps_set)
+        return 0;
+    args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+                     "x-ignore-shared", "state", 1);
+    rc = qmp_execute(vm->qmp, "migrate-set-capabilities", args, NULL, err);
+    json_decref(args);
+    if (rc == 0)
+        vm->caps_set = 1;
+    return rc;
+}
+
+/* Poll query-migrate until 'completed' (0) or a failure (-1). */
+static int wait_migration(struct hv_vm *vm, int timeout_ms,
+                          struct vmckpt_error *err)
+{
+    int waited = 0;
+
+    for (;;) {
+        json_t *ret = NULL;
+        const char *status;
+
+        if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, err) < 0)
+            return -1;
+        status = json_string_value(json_object_get(ret, "status"));
+        if (status != NULL && strcmp(status, "completed") == 0) {
+            json_decref(ret);
+            return 0;
+        }
+        if (status != NULL && (strcmp(status, "failed") == 0 ||
+                               strcmp(status, "cancelled") == 0)) {
+            const char *why =
+                json_string_value(json_object_get(ret, "error-desc"));
+
+            errprintf(err, "guest %s: state transfer %s: %s", vm->name, status,
+                      why ? why : "no reason given");
+            json_decref(ret);
+            errno = EIO;
+            return -1;
+        }
+        json_decref(ret);
+        if (waited >= timeout_ms) {
+            errno = ETIMEDOUT;
+            return errprintf(err,
+                             "guest %s: state transfer not done after "
+                             "%d ms",
+                             vm->name, timeout_ms);
+        }
+        usleep(1000);
+        waited += 1;
+    }
+}
+
+static int64_t qemu_save_state(struct hv_vm *vm, int fd,
+                               struct vmckpt_error *err)
+{
+    json_t *args;
+    struct stat st;
+    int rc;
+
+    if (set_caps(vm, err) < 0 || ftruncate(fd, 0) < 0)
+        return -1;
+    args = json_pack("{s:s}", "fdname", "vmckpt-state");
+    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    args = json_pack("{s:s}", "uri", "fd:vmckpt-state");
+    rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
+    json_decref(args);
+    if (rc < 0 || wait_migration(vm, 30000, err) < 0)
+        return -1;
+    if (fstat(fd, &st) < 0)
+        return errprintf_errno(err, "device state");
+    return (int64_t)st.st_size;
+}
+
+static int qemu_load_state(struct hv_vm *vm, int fd, struct vmckpt_error *err)
+{
+    json_t *args;
+    int rc;
+
+    if (set_caps(vm, err) < 0)
+        return -1;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return errprintf_errno(err, "device state");
+    args = json_pack("{s:s}", "fdname", "vmckpt-state");
+    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    args = json_pack("{s:s}", "uri", "fd:vmckpt-state");
+    rc = qmp_execute(vm->qmp, "migrate-incoming", args, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    return wait_migration(vm, 60000, err);
+}
+
 const struct hv_ops hv_qemu_ops = {
     .name = "qemu",
     .probe = qemu_probe,
+    .vm_adopt = qemu_vm_adopt,
+    .vm_release = qemu_vm_release,
+    .ram_map = qemu_ram_map,
+    .dirty_harvest = qemu_dirty_harvest,
+    .pause = qemu_pause,
+    .resume = qemu_resume,
+    .save_state = qemu_save_state,
+    .load_state = qemu_load_state,
 };

@@ -4,10 +4,24 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
 	%reldir%/hv.c %reldir%/hv.h \
-	%reldir%/hv_qemu.c \
 	%reldir%/store.c %reldir%/store.h
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
-%canon_reldir%_vmckpt_agent_LDADD = lib/topo/libtopo.a %reldir%/libimage.a $(WIRE_LIBS) $(INIH_LIBS) $(HWLOC_LIBS) -lpthread
+%canon_reldir%_vmckpt_agent_LDADD = %reldir%/libengine.a lib/topo/libtopo.a $(ENGINE_LIBS) $(HWLOC_LIBS) -lpthread
+# The engine and its QEMU back end, shared by the agent and vmckpt-vmtool.
+noinst_LIBRARIES += %reldir%/libengine.a
+%canon_reldir%_libengine_a_SOURCES = \
+	%reldir%/hv_qemu.c \
+	%reldir%/precopy.c %reldir%/precopy.h \
+	%reldir%/stream.c %reldir%/stream.h
+%canon_reldir%_libengine_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(JANSSON_CFLAGS)
+ENGINE_LIBS = %reldir%/libdirty.a %reldir%/libimage.a lib/qemu/libqmp.a \
+	lib/client/libclient.a $(WIRE_LIBS) $(JANSSON_LIBS)
+
+noinst_PROGRAMS += %reldir%/vmckpt-vmtool
+%canon_reldir%_vmckpt_vmtool_SOURCES = %reldir%/vmtool.c
+%canon_reldir%_vmckpt_vmtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_vmckpt_vmtool_LDADD = %reldir%/libengine.a $(ENGINE_LIBS)
+
 if HAVE_XEN
 %canon_reldir%_vmckpt_agent_SOURCES += %reldir%/hv_xen.c
 %canon_reldir%_vmckpt_agent_CFLAGS += $(XEN_CFLAGS)

@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     q = qmp_open(argv[3], 10000, &err);
     if (q == NULL)
         must(-1, &err);
-    d = dirty_uffd_open(pid, atoi(argv[4]), start, len, &err);
+    d = dirty_uffd_open(pid, atoi(argv[4]), start, len, 1, &err);
     if (d == NULL)
         must(-1, &err);
     printf("dirtycheck: tracking %llu pages of process %d at 0x%llx\n",

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The pre-copy engine: checkpoints a running guest through its back end's
+ * ops (hv.h) into a sink (a peer's store), pausing it only for the last
+ * dirty pages and its device state. */
+#ifndef VMCKPT_PRECOPY_H
+#define VMCKPT_PRECOPY_H
+
+#include <stdint.h>
+
+#include "hv.h"
+#include "lib/wire/wire.h"
+
+/* Where the image goes. Each hook returns 0 or -1 with 'err'. */
+struct precopy_sink {
+    int (*batch)(void *arg, const Vmckpt__PageBatch *msg,
+                 struct vmckpt_error *err);
+    int (*state)(void *arg, uint64_t offset, const void *data, size_t len,
+                 struct vmckpt_error *err);
+    /* All sent: make it durable; *bytes = size on disk. */
+    int (*end)(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
+               struct vmckpt_error *err);
+    void *arg;
+};
+
+/* What a round did, for the policy and for status. */
+struct precopy_round {
+    unsigned round;
+    uint64_t pages_sent; /* this round */
+    uint64_t bytes_sent; /* this round, on the wire */
+    uint64_t pages_left; /* written while the round ran */
+    uint64_t dirty_rate; /* pages/s written during the round */
+    uint64_t throughput; /* bytes/s sent during the round */
+    uint64_t round_ms;
+    uint64_t elapsed_ms; /* since the checkpoint began */
+};
+
+enum precopy_decision {
+    PRECOPY_CONTINUE, /* one more round */
+    PRECOPY_CUT,      /* pause and finish */
+    PRECOPY_ABORT,    /* give up; the guest keeps running */
+};
+
+struct precopy_policy {
+    /* Called after every round with the guest running. */
+    enum precopy_decision (*decide)(const struct precopy_round *r, void *arg);
+    /* Called with the guest paused and its state captured; return to
+     * resume it (a coordinator holds here until every VM of the job is
+     * paused). NULL: resume at once. */
+    void (*on_cut)(void *arg);
+    /* Called after every round and at the end, for progress. May be NULL. */
+    void (*on_round)(const struct precopy_round *r, void *arg);
+    void *arg;
+};
+
+/* A policy for single VMs: cut when fewer than 'cut_pages' are left, or
+ * after 'max_rounds' rounds or 'max_ms' of pre-copy. */
+struct precopy_limits {
+    uint64_t cut_pages;
+    unsigned max_rounds;
+    uint64_t max_ms;
+};
+enum precopy_decision precopy_limits_decide(const struct precopy_round *r,
+                                            void *arg);
+
+struct precopy_result {
+    unsigned rounds;
+    uint64_t pages;      /* all rounds, the cut included */
+    uint64_t wire_bytes; /* page data on the wire */
+    uint64_t cut_pages;  /* copied while paused */
+    uint64_t state_bytes;
+    uint64_t pause_us;   /* from pause to resume */
+    uint64_t total_ms;   /* from begin to durable */
+    uint64_t disk_bytes; /* reported by the sink */
+};
+
+/* Checkpoint 'vm'. 'full': send every non-zero page (first epoch of a
+ * chain); otherwise the first round sends only the pages written since the
+ * previous cut (tracking stays on between checkpoints). 'stop_and_save':
+ * pause first and copy everything while paused (the traditional checkpoint,
+ * for comparison). 'lz4' compresses batches. On failure the guest is
+ * resumed if the engine paused it. */
+int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
+                       int stop_and_save, int lz4,
+                       const struct precopy_sink *sink,
+                       const struct precopy_policy *policy,
+                       struct precopy_result *res, struct vmckpt_error *err);
+
+#endif

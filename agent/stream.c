@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Image streams over an authenticated peer connection. Batches are sent
+ * without waiting for replies (TCP paces them); the store answers the
+ * stream-end with stream-durable once everything is on its disk. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/wire/batch.h"
+#include "stream.h"
+
+struct stream_out {
+    struct client *cl;
+};
+
+struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
+                                   const char *name, const char *job,
+                                   const char *vm, uint64_t epoch,
+                                   uint64_t parent, uint64_t ram_bytes,
+                                   struct vmckpt_error *err)
+{
+    struct stream_out *so = calloc(1, sizeof(*so));
+    Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
+    Vmckpt__Envelope *reply;
+
+    if (so == NULL) {
+        errprintf_errno(err, "stream");
+        return NULL;
+    }
+    so->cl = client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
+    if (so->cl == NULL) {
+        free(so);
+        return NULL;
+    }
+    /* a store's refusal can come while batches are in flight */
+    so->cl->timeout_ms = 60000;
+    o.job = (char *)job;
+    o.vm = (char *)vm;
+    o.epoch = epoch;
+    o.parent = parent;
+    o.ram_bytes = ram_bytes;
+    o.page_size = BATCH_PAGE;
+    if (client_call(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &o,
+                    VMCKPT__MSG_TYPE__MSG_ACK, &reply, err) < 0) {
+        errprefix(err, "store %s", addr);
+        stream_out_close(so);
+        return NULL;
+    }
+    wire_free(reply);
+    return so;
+}
+
+void stream_out_close(struct stream_out *so)
+{
+    if (so == NULL)
+        return;
+    client_close(so->cl);
+    free(so);
+}
+
+void stream_out_abort(struct stream_out *so, const char *reason)
+{
+    Vmckpt__StreamAbort a = VMCKPT__STREAM_ABORT__INIT;
+
+    if (so == NULL)
+        return;
+    a.reason = (char *)reason;
+    (void)client_send(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_ABORT, &a, NULL);
+    stream_out_close(so);
+}
+
+static int out_batch(void *arg, const Vmckpt__PageBatch *msg,
+                     struct vmckpt_error *err)
+{
+    struct stream_out *so = arg;
+
+    if (client_send(so->cl, VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, msg, err) < 0)
+        return errprefix(err, "store %s", so->cl->addr);
+    return 0;
+}
+
+static int out_state(void *arg, uint64_t off, const void *data, size_t len,
+                     struct vmckpt_error *err)
+{
+    struct stream_out *so = arg;
+    Vmckpt__StateChunk c = VMCKPT__STATE_CHUNK__INIT;
+
+    c.offset = off;
+    c.data.data = (uint8_t *)data;
+    c.data.len = len;
+    if (client_send(so->cl, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, &c, err) < 0)
+        return errprefix(err, "store %s", so->cl->addr);
+    return 0;
+}
+
+static int out_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
+                   struct vmckpt_error *err)
+{
+    struct stream_out *so = arg;
+    Vmckpt__Envelope *reply;
+
+    if (client_call(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_END, end,
+                    VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE, &reply, err) < 0)
+        return errprefix(err, "store %s", so->cl->addr);
+    *bytes = reply->stream_durable->bytes;
+    wire_free(reply);
+    return 0;
+}
+
+void stream_out_sink(struct stream_out *so, struct precopy_sink *sink)
+{
+    sink->batch = out_batch;
+    sink->state = out_state;
+    sink->end = out_end;
+    sink->arg = so;
+}
+
+int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
+                 const char *job, const char *vm, uint64_t epoch, int ram_fd,
+                 int state_fd, struct vmckpt_error *err)
+{
+    Vmckpt__FetchEpoch f = VMCKPT__FETCH_EPOCH__INIT;
+    Vmckpt__Envelope *env = NULL;
+    struct client *cl;
+    uint8_t *scratch = NULL, zero[BATCH_PAGE];
+    uint64_t npages, batches = 0, pages = 0, state_bytes = 0;
+    int rc = -1;
+
+    memset(zero, 0, sizeof(zero));
+    cl = client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
+    if (cl == NULL)
+        return -1;
+    cl->conn.max_frame = WIRE_MAX_FRAME_LIMIT;
+    cl->timeout_ms = 60000;
+    f.job = (char *)job;
+    f.vm = (char *)vm;
+    f.epoch = epoch;
+    if (client_call(cl, VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH, &f,
+                    VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &env, err) < 0) {
+        errprefix(err, "store %s", addr);
+        goto out;
+    }
+    npages = env->stream_open->ram_bytes / BATCH_PAGE;
+    if (ftruncate(ram_fd, (off_t)env->stream_open->ram_bytes) < 0) {
+        errprintf_errno(err, "guest RAM file");
+        goto out;
+    }
+    wire_free(env);
+    env = NULL;
+    scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+    if (scratch == NULL) {
+        errprintf_errno(err, "fetch");
+        goto out;
+    }
+    for (;;) {
+        if (wire_conn_recv_wait(&cl->conn, &env, cl->timeout_ms, err) < 0) {
+            errprefix(err, "store %s: %s/%s epoch %llu", addr, job, vm,
+                      (unsigned long long)epoch);
+            goto out;
+        }
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR) {
+            errno = EIO;
+            errprintf(err, "store %s: %s", addr, env->error->text);
+            goto out;
+        } else if (env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH) {
+            struct batch_view v;
+            size_t i;
+
+            if (batch_open(env->page_batch, npages, scratch, &v, err) < 0) {
+                errprefix(err, "%s/%s epoch %llu, batch %llu from %s", job, vm,
+                          (unsigned long long)epoch,
+                          (unsigned long long)batches + 1, addr);
+                goto out;
+            }
+            for (i = 0; i < v.n; i++) {
+                const uint8_t *p = batch_view_page(&v, i);
+
+                if (pwrite(ram_fd, p ? p : zero, BATCH_PAGE,
+                           (off_t)(v.pages[i] * BATCH_PAGE)) != BATCH_PAGE) {
+                    errprintf_errno(err, "guest RAM file");
+                    goto out;
+                }
+            }
+            batches++;
+            pages += v.n;
+        } else if (env->type == VMCKPT__MSG_TYPE__MSG_STATE_CHUNK) {
+            const Vmckpt__StateChunk *c = env->state_chunk;
+
+            if (c->offset != state_bytes ||
+                pwrite(state_fd, c->data.data, c->data.len, (off_t)c->offset) !=
+                    (ssize_t)c->data.len) {
+                errno = EIO;
+                errprintf(err, "device state chunk at %llu",
+                          (unsigned long long)c->offset);
+                goto out;
+            }
+            state_bytes += c->data.len;
+        } else if (env->type == VMCKPT__MSG_TYPE__MSG_STREAM_END) {
+            const Vmckpt__StreamEnd *e = env->stream_end;
+            uint8_t *st = malloc(state_bytes ? state_bytes : 1);
+            int ok;
+
+            ok = st != NULL &&
+                 pread(state_fd, st, state_bytes, 0) == (ssize_t)state_bytes &&
+                 batch_xxh64(st, state_bytes) == e->state_xxh64 &&
+                 e->batches == batches && e->pages == pages &&
+                 e->state_bytes == state_bytes;
+            free(st);
+            if (!ok) {
+                errno = EBADMSG;
+                errprintf(err,
+                          "%s/%s epoch %llu from %s: totals or state "
+                          "checksum do not match",
+                          job, vm, (unsigned long long)epoch, addr);
+                goto out;
+            }
+            rc = 0;
+            goto out;
+        }
+        wire_free(env);
+        env = NULL;
+    }
+out:
+    wire_free(env);
+    free(scratch);
+    client_close(cl);
+    return rc;
+}

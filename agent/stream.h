@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The sending and fetching ends of image streams: an agent writing an
+ * epoch to a peer's store, or reading one back from it for a restore. */
+#ifndef VMCKPT_STREAM_H
+#define VMCKPT_STREAM_H
+
+#include "lib/client/client.h"
+#include "precopy.h"
+
+struct stream_out;
+
+/* Connect to the store at 'addr' as peer 'name' and open epoch 'epoch'
+ * (parent 0: full) of JOB/VM. NULL with 'err' (the store's refusal text
+ * when it refused). */
+struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
+                                   const char *name, const char *job,
+                                   const char *vm, uint64_t epoch,
+                                   uint64_t parent, uint64_t ram_bytes,
+                                   struct vmckpt_error *err);
+/* A precopy sink writing to 'so'. */
+void stream_out_sink(struct stream_out *so, struct precopy_sink *sink);
+/* Tell the store the epoch is abandoned (best effort) and close. */
+void stream_out_abort(struct stream_out *so, const char *reason);
+/* Close after a successful end. NULL is fine. */
+void stream_out_close(struct stream_out *so);
+
+/* Fetch epoch 'epoch' of JOB/VM from the store at 'addr' into 'ram_fd' (a
+ * file of the guest's RAM size, zero-filled) and 'state_fd', verifying
+ * every batch and the state checksum. */
+int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
+                 const char *job, const char *vm, uint64_t epoch, int ram_fd,
+                 int state_fd, struct vmckpt_error *err);
+
+#endif

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* vmckpt-vmtool: the agent's checkpoint and restore paths, driven by hand
+ * for tests and benchmarks (the coordinator drives the same code through
+ * the agent). Guests are found by QEMU pid, QMP socket and RAM file.
+ *
+ *   vmckpt-vmtool checkpoint GUEST-OPTS --job J --epoch E [--parent P]
+ *        --store ADDR --key FILE [--lz4] [--stop-and-save]
+ *        [--cut-pages N] [--max-rounds N] [--max-ms MS]
+ *   vmckpt-vmtool fetch --store ADDR --key FILE --job J --vm V --epoch E
+ *        --ram-out FILE --state-out FILE
+ *   vmckpt-vmtool restore-local --store-dir DIR --job J --vm V --epoch E
+ *        --ram-out FILE --state-out FILE
+ *   vmckpt-vmtool load GUEST-OPTS --state FILE [--resume]
+ *
+ * GUEST-OPTS: --name G --pid PID --qmp SOCKET --ram FILE [--uffd-fd 100] */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "precopy.h"
+#include "stream.h"
+
+struct opts {
+    const char *name, *qmp, *ram, *job, *vm, *store, *store_dir, *key;
+    const char *ram_out, *state_out, *state;
+    pid_t pid;
+    int uffd_fd, lz4, stop_and_save, resume;
+    uint64_t epoch, parent;
+    struct precopy_limits lim;
+};
+
+static void die(const char *what, const struct vmckpt_error *err)
+{
+    fprintf(stderr, "vmckpt-vmtool: %s%s%s\n", what, err ? ": " : "",
+            err ? err->text : "");
+    exit(1);
+}
+
+static void on_round(const struct precopy_round *r, void *arg)
+{
+    (void)arg;
+    printf("round %u: sent %" PRIu64 " pages (%" PRIu64 " bytes) in %" PRIu64
+           " ms, %" PRIu64 " written meanwhile (%" PRIu64 " pages/s), %" PRIu64
+           " MB/s\n",
+           r->round, r->pages_sent, r->bytes_sent, r->round_ms, r->pages_left,
+           r->dirty_rate, r->throughput >> 20);
+    fflush(stdout);
+}
+
+static int cmd_checkpoint(struct opts *o)
+{
+    struct hv_vm_spec spec = {.name = o->name,
+                              .pid = o->pid,
+                              .qmp_path = o->qmp,
+                              .ram_path = o->ram,
+                              .uffd_fd = o->uffd_fd};
+    struct precopy_policy pol = {
+        .decide = precopy_limits_decide, .on_round = on_round, .arg = &o->lim};
+    struct precopy_result res;
+    struct precopy_sink sink;
+    struct vmckpt_error err;
+    struct auth_key key;
+    struct stream_out *so;
+    struct hv_vm *vm;
+    const uint8_t *ram;
+    uint64_t ram_len;
+    char host[64];
+
+    if (!o->name || !o->pid || !o->qmp || !o->ram || !o->job || !o->epoch ||
+        !o->store || !o->key)
+        die("checkpoint needs --name --pid --qmp --ram --job --epoch "
+            "--store --key",
+            NULL);
+    if (auth_key_load(&key, o->key, &err) < 0)
+        die("key", &err);
+    /* a full epoch restarts dirty tracking; a delta continues it */
+    vm = hv_qemu_ops.vm_adopt(&spec, o->parent == 0 ? 1 : 0, &err);
+    if (vm == NULL)
+        die("adopt", &err);
+    hv_qemu_ops.ram_map(vm, &ram, &ram_len, &err);
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    so = stream_out_open(o->store, &key, host, o->job, o->name, o->epoch,
+                         o->parent, ram_len, &err);
+    if (so == NULL)
+        die("open stream", &err);
+    stream_out_sink(so, &sink);
+    if (precopy_checkpoint(&hv_qemu_ops, vm, o->parent == 0, o->stop_and_save,
+                           o->lz4, &sink, &pol, &res, &err) < 0) {
+        stream_out_abort(so, err.text);
+        hv_qemu_ops.vm_release(vm);
+        auth_key_dispose(&key);
+        die("checkpoint failed; the guest keeps running", &err);
+    }
+    stream_out_close(so);
+    printf("checkpoint %s/%s epoch %" PRIu64 " (%s%s) durable: rounds %u "
+           "pages %" PRIu64 " wire_bytes %" PRIu64 " cut_pages %" PRIu64
+           " state_bytes %" PRIu64 " pause_us %" PRIu64 " total_ms %" PRIu64
+           " disk_bytes %" PRIu64 "\n",
+           o->job, o->name, o->epoch, o->parent ? "delta" : "full",
+           o->stop_and_save ? ", stop-and-save" : "", res.rounds, res.pages,
+           res.wire_bytes, res.cut_pages, res.state_bytes, res.pause_us,
+           res.total_ms, res.disk_bytes);
+    hv_qemu_ops.vm_release(vm);
+    auth_key_dispose(&key);
+    return 0;
+}
+
+static void open_outputs(const struct opts *o, int *ram_fd, int *state_fd)
+{
+    if (!o->ram_out || !o->state_out)
+        die("--ram-out and --state-out are required", NULL);
+    *ram_fd = open(o->ram_out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    *state_fd =
+        open(o->state_out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (*ram_fd < 0 || *state_fd < 0) {
+        perror("vmckpt-vmtool: output");
+        exit(1);
+    }
+}
+
+static int cmd_fetch(struct opts *o, int local)
+{
+    struct vmckpt_error err;
+    int ram_fd, state_fd;
+
+    if (!o->job || !o->vm || !o->epoch)
+        die("--job --vm --epoch are required", NULL);
+    open_outputs(o, &ram_fd, &state_fd);
+    if (local) {
+        struct image_manifest m;
+
+        if (!o->store_dir)
+            die("--store-dir is required", NULL);
+        if (image_manifest_load(o->store_dir, o->job, o->vm, &m, &err) < 0)
+            die("restore", &err);
+        if (ftruncate(ram_fd, (off_t)m.ram_bytes) < 0)
+            die("RAM file", NULL);
+        if (image_restore(o->store_dir, o->job, o->vm, o->epoch, ram_fd,
+                          state_fd, &err) < 0) {
+            unlink(o->ram_out);
+            unlink(o->state_out);
+            die("restore refused", &err);
+        }
+    } else {
+        struct auth_key key;
+        char host[64];
+
+        if (!o->store || !o->key)
+            die("--store and --key are required", NULL);
+        if (auth_key_load(&key, o->key, &err) < 0)
+            die("key", &err);
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        if (stream_fetch(o->store, &key, host, o->job, o->vm, o->epoch, ram_fd,
+                         state_fd, &err) < 0) {
+            unlink(o->ram_out);
+            unlink(o->state_out);
+            die("fetch refused", &err);
+        }
+        auth_key_dispose(&key);
+    }
+    if (fsync(ram_fd) < 0 || fsync(state_fd) < 0)
+        die("fsync", NULL);
+    close(ram_fd);
+    close(state_fd);
+    printf("restored %s/%s epoch %" PRIu64 " into %s and %s\n", o->job, o->vm,
+           o->epoch, o->ram_out, o->state_out);
+    return 0;
+}
+
+static int cmd_load(struct opts *o)
+{
+    struct hv_vm_spec spec = {.name = o->name,
+                              .pid = o->pid,
+                              .qmp_path = o->qmp,
+                              .ram_path = o->ram,
+                              .uffd_fd = o->uffd_fd};
+    struct vmckpt_error err;
+    struct hv_vm *vm;
+    int fd;
+
+    if (!o->name || !o->pid || !o->qmp || !o->ram || !o->state)
+        die("load needs --name --pid --qmp --ram --state", NULL);
+    fd = open(o->state, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("cannot open the state file", NULL);
+    vm = hv_qemu_ops.vm_adopt(&spec, -1, &err);
+    if (vm == NULL)
+        die("adopt", &err);
+    if (hv_qemu_ops.load_state(vm, fd, &err) < 0)
+        die("load state", &err);
+    if (o->resume && hv_qemu_ops.resume(vm, &err) < 0)
+        die("resume", &err);
+    printf("loaded device state into %s%s\n", o->name,
+           o->resume ? "; running" : "; paused");
+    hv_qemu_ops.vm_release(vm);
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"name", 1, NULL, 'n'},      {"pid", 1, NULL, 'p'},
+        {"qmp", 1, NULL, 'q'},       {"ram", 1, NULL, 'r'},
+        {"uffd-fd", 1, NULL, 'u'},   {"job", 1, NULL, 'j'},
+        {"vm", 1, NULL, 'v'},        {"epoch", 1, NULL, 'e'},
+        {"parent", 1, NULL, 'P'},    {"store", 1, NULL, 's'},
+        {"store-dir", 1, NULL, 'S'}, {"key", 1, NULL, 'k'},
+        {"lz4", 0, NULL, 'z'},       {"stop-and-save", 0, NULL, 'x'},
+        {"cut-pages", 1, NULL, 'c'}, {"max-rounds", 1, NULL, 'R'},
+        {"max-ms", 1, NULL, 'M'},    {"ram-out", 1, NULL, 'o'},
+        {"state-out", 1, NULL, 'O'}, {"state", 1, NULL, 't'},
+        {"resume", 0, NULL, 'g'},    {NULL, 0, NULL, 0},
+    };
+    struct opts o = {
+        .uffd_fd = 100,
+        .lim = {.cut_pages = 256, .max_rounds = 30, .max_ms = 30000}};
+    const char *cmd;
+    int ch;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: vmckpt-vmtool checkpoint|fetch|"
+                        "restore-local|load OPTIONS (see the source)\n");
+        return 2;
+    }
+    cmd = argv[1];
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            o.name = optarg;
+            break;
+        case 'p':
+            o.pid = atoi(optarg);
+            break;
+        case 'q':
+            o.qmp = optarg;
+            break;
+        case 'r':
+            o.ram = optarg;
+            break;
+        case 'u':
+            o.uffd_fd = atoi(optarg);
+            break;
+        case 'j':
+            o.job = optarg;
+            break;
+        case 'v':
+            o.vm = optarg;
+            break;
+        case 'e':
+            o.epoch = strtoull(optarg, NULL, 10);
+            break;
+        case 'P':
+            o.parent = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            o.store = optarg;
+            break;
+        case 'S':
+            o.store_dir = optarg;
+            break;
+        case 'k':
+            o.key = optarg;
+            break;
+        case 'z':
+            o.lz4 = 1;
+            break;
+        case 'x':
+            o.stop_and_save = 1;
+            break;
+        case 'c':
+            o.lim.cut_pages = strtoull(optarg, NULL, 10);
+            break;
+        case 'R':
+            o.lim.max_rounds = (unsigned)atoi(optarg);
+            break;
+        case 'M':
+            o.lim.max_ms = strtoull(optarg, NULL, 10);
+            break;
+        case 'o':
+            o.ram_out = optarg;
+            break;
+        case 'O':
+            o.state_out = optarg;
+            break;
+        case 't':
+            o.state = optarg;
+            break;
+        case 'g':
+            o.resume = 1;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (strcmp(cmd, "checkpoint") == 0)
+        return cmd_checkpoint(&o);
+    if (strcmp(cmd, "fetch") == 0)
+        return cmd_fetch(&o, 0);
+    if (strcmp(cmd, "restore-local") == 0)
+        return cmd_fetch(&o, 1);
+    if (strcmp(cmd, "load") == 0)
+        return cmd_load(&o);
+    fprintf(stderr, "vmckpt-vmtool: unknown command '%s'\n", cmd);
+    return 2;
+}
