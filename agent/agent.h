@@ -8,6 +8,7 @@
 
 #include "hv.h"
 #include "store.h"
+#include "vmm.h"
 #include "lib/topo/topo.h"
 #include "lib/util/evloop.h"
 #include "lib/wire/auth.h"
@@ -25,6 +26,9 @@ struct agent {
     struct hv_probe hvp[AGENT_MAX_HV];
     int nhv;
     struct store store;
+    struct vmm vmm;
+    int work_pipe[2]; /* worker threads -> loop (work.c) */
+    struct ev_io work_io;
     char store_addr[96]; /* as registered: reachable address and port */
     unsigned store_port;
 
@@ -48,5 +52,8 @@ struct agent {
 void link_start(struct agent *a);
 /* Say goodbye (best effort, bounded wait) and close the link. */
 void link_stop(struct agent *a, const char *reason);
+/* Queue an encoded frame (wire_encode) for the coordinator; dropped when
+ * the link is down. Takes ownership of 'frame'. */
+void link_send_frame(struct agent *a, uint8_t *frame, size_t len);
 
 #endif

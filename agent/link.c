@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "work.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
 
@@ -132,8 +133,9 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
          * fix the coordinator's side without restarting this agent */
         return a->registered ? 0 : -1;
     default:
-        log_warn("coordinator sent %s, which this agent does not handle",
-                 wire_type_name(env->type));
+        if (!work_handle(a, env))
+            log_warn("coordinator sent %s, which this agent does not handle",
+                     wire_type_name(env->type));
         return 0;
     }
 }
@@ -261,4 +263,13 @@ void link_stop(struct agent *a, const char *reason)
             log_warn("goodbye not delivered: %s", err.text);
     }
     link_close(a);
+}
+
+void link_send_frame(struct agent *a, uint8_t *frame, size_t len)
+{
+    if (a->fd >= 0 && wire_conn_send_raw(&a->w, frame, len) == 0)
+        update_events(a);
+    else
+        log_warn("coordinator link down: a %zu-byte message is dropped", len);
+    free(frame);
 }

@@ -4,9 +4,11 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
 	%reldir%/hv.c %reldir%/hv.h \
-	%reldir%/store.c %reldir%/store.h
+	%reldir%/store.c %reldir%/store.h \
+	%reldir%/vmm.c %reldir%/vmm.h \
+	%reldir%/work.c %reldir%/work.h
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
-%canon_reldir%_vmckpt_agent_LDADD = %reldir%/libengine.a lib/topo/libtopo.a $(ENGINE_LIBS) $(HWLOC_LIBS) -lpthread
+%canon_reldir%_vmckpt_agent_LDADD = %reldir%/libengine.a lib/topo/libtopo.a lib/qemu/libqemu.a $(ENGINE_LIBS) $(HWLOC_LIBS) -lpthread
 # The engine and its QEMU back end, shared by the agent and vmckpt-vmtool.
 noinst_LIBRARIES += %reldir%/libengine.a
 %canon_reldir%_libengine_a_SOURCES = \
@@ -19,7 +21,7 @@ ENGINE_LIBS = %reldir%/libdirty.a %reldir%/libimage.a lib/qemu/libqmp.a \
 
 noinst_PROGRAMS += %reldir%/vmckpt-vmtool
 %canon_reldir%_vmckpt_vmtool_SOURCES = %reldir%/vmtool.c
-%canon_reldir%_vmckpt_vmtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_vmckpt_vmtool_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(JANSSON_CFLAGS)
 %canon_reldir%_vmckpt_vmtool_LDADD = %reldir%/libengine.a $(ENGINE_LIBS)
 
 if HAVE_XEN

@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include "agent.h"
+#include "work.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -19,6 +22,9 @@
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
+#endif
+#ifndef PKGLIBEXECDIR
+#define PKGLIBEXECDIR "/usr/libexec/vmckpt"
 #endif
 #ifndef STATEDIR
 #define STATEDIR "/var/lib/vmckpt"
@@ -54,6 +60,9 @@ static const char usage[] =
     "  qemu = qemu-system-x86_64       QEMU binary of the QEMU back end\n"
     "  store_listen = *:7471           the store peers stream images to\n"
     "  store_dir = STATE_DIR/store     where this host keeps peers' images\n"
+    "  run_dir = STATE_DIR/run         guests' QMP sockets and console logs\n"
+    "  bridge = br0                    the bridge guests' taps join\n"
+    "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
@@ -73,7 +82,34 @@ static const char *const agent_keys[] = {"name",
                                          "log_level",
                                          "store_listen",
                                          "store_dir",
+                                         "run_dir",
+                                         "bridge",
+                                         "uffd_preload",
                                          NULL};
+
+/* A guest's QEMU ended on its own: forget it. */
+static void on_child(struct evloop *loop, int signo, void *arg)
+{
+    struct agent *a = arg;
+    pid_t pid;
+    int status;
+
+    (void)loop;
+    (void)signo;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct vmm_vm *vm = vmm_reaped(&a->vmm, pid);
+
+        if (vm != NULL) {
+            if (vm->stopping)
+                log_info("guest %s/%s stopped", vm->job, vm->name);
+            else
+                log_warn("guest %s/%s: QEMU (pid %d) exited with status %d",
+                         vm->job, vm->name, (int)pid,
+                         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            vmm_free(vm);
+        }
+    }
+}
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
@@ -197,6 +233,20 @@ int main(int argc, char **argv)
             a.store_port = STORE_DEFAULT_PORT;
         log_info("store %s listening on %s", sdir, bound);
     }
+    {
+        const char *accel = "tcg";
+
+        for (i = 0; i < a.nhv; i++)
+            if (strcmp(a.hv[i]->name, "qemu") == 0 && a.hvp[i].usable)
+                accel = a.hvp[i].accel;
+        if (vmm_init(&a.vmm, o.conf, state_dir, accel, &err) < 0 ||
+            work_init(&a, &err) < 0 ||
+            evloop_add_signal(a.loop, SIGCHLD, on_child, &a) < 0) {
+            log_err("guests: %s", err.text);
+            rc = 1;
+            goto out;
+        }
+    }
     snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
@@ -222,6 +272,8 @@ int main(int argc, char **argv)
         log_errno("event loop failed");
     link_stop(&a, "agent shutting down");
     store_stop(&a.store, a.loop);
+    vmm_fini(&a.vmm);
+    work_fini(&a);
     unlink(path);
     log_info("stopped");
     rc = rc < 0 ? 1 : 0;

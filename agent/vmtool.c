@@ -11,6 +11,9 @@
  *   vmckpt-vmtool restore-local --store-dir DIR --job J --vm V --epoch E
  *        --ram-out FILE --state-out FILE
  *   vmckpt-vmtool load GUEST-OPTS --state FILE [--resume]
+ *   vmckpt-vmtool qemu-migrate GUEST-OPTS --ram-out FILE
+ *        (QEMU's own live migration of everything to FILE, default
+ *        parameters, then cont: the baseline of bench/checkpoint-pause)
  *
  * GUEST-OPTS: --name G --pid PID --qmp SOCKET --ram FILE [--uffd-fd 100] */
 #include "config.h"
@@ -24,7 +27,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <time.h>
+
 #include "image.h"
+#include "lib/qemu/qmp.h"
 #include "precopy.h"
 #include "stream.h"
 
@@ -207,6 +214,67 @@ static int cmd_load(struct opts *o)
     return 0;
 }
 
+/* QEMU's own migration to a file, RAM included, as QEMU does it alone. */
+static int cmd_qemu_migrate(struct opts *o)
+{
+    struct vmckpt_error err;
+    struct qmp *q;
+    json_t *args, *ret = NULL, *ram;
+    char uri[4200];
+    const char *status = "";
+    struct timespec t0, t1;
+    double waited_ms;
+
+    if (!o->qmp || !o->ram_out)
+        die("qemu-migrate needs --qmp and --ram-out", NULL);
+    q = qmp_open(o->qmp, 10000, &err);
+    if (q == NULL)
+        die("QMP", &err);
+    args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+                     "x-ignore-shared", "state", 0);
+    if (qmp_execute(q, "migrate-set-capabilities", args, NULL, &err) < 0)
+        die("capabilities", &err);
+    json_decref(args);
+    snprintf(uri, sizeof(uri), "exec:cat > '%s'", o->ram_out);
+    args = json_pack("{s:s}", "uri", uri);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (qmp_execute(q, "migrate", args, NULL, &err) < 0)
+        die("migrate", &err);
+    json_decref(args);
+    for (;;) {
+        json_decref(ret);
+        if (qmp_execute(q, "query-migrate", NULL, &ret, &err) < 0)
+            die("query-migrate", &err);
+        status = json_string_value(json_object_get(ret, "status"));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        waited_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        if (status &&
+            (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0))
+            break;
+        if (o->lim.max_ms && waited_ms > (double)o->lim.max_ms) {
+            qmp_execute(q, "migrate_cancel", NULL, NULL, &err);
+            status = "did-not-converge";
+            break;
+        }
+        usleep(2000);
+    }
+    /* the guest was stopped by the migration's last phase: resume */
+    qmp_execute(q, "cont", NULL, NULL, &err);
+    ram = json_object_get(ret, "ram");
+    printf(
+        "qemu-migrate: status %s downtime_ms %lld total_ms %lld "
+        "ram_transferred %lld dirty_sync_count %lld wall_ms %.0f\n",
+        status, (long long)json_integer_value(json_object_get(ret, "downtime")),
+        (long long)json_integer_value(json_object_get(ret, "total-time")),
+        (long long)json_integer_value(json_object_get(ram, "transferred")),
+        (long long)json_integer_value(json_object_get(ram, "dirty-sync-count")),
+        waited_ms);
+    json_decref(ret);
+    qmp_close(q);
+    return strcmp(status, "completed") == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -312,6 +380,8 @@ int main(int argc, char **argv)
         return cmd_fetch(&o, 1);
     if (strcmp(cmd, "load") == 0)
         return cmd_load(&o);
+    if (strcmp(cmd, "qemu-migrate") == 0)
+        return cmd_qemu_migrate(&o);
     fprintf(stderr, "vmckpt-vmtool: unknown command '%s'\n", cmd);
     return 2;
 }

@@ -24,13 +24,7 @@
 #define DEFAULT_CONFIG SYSCONFDIR "/vmckpt/vmckpt.conf"
 #define DEFAULT_KEY    SYSCONFDIR "/vmckpt/cluster.key"
 
-struct cli {
-    struct conf *conf;
-    const char *config_path;
-    const char *coordinator;
-    const char *key_file;
-    int timeout_ms;
-};
+#include "cli.h"
 
 static const char usage[] =
     "Usage: vmckpt [GLOBAL OPTION]... COMMAND [ARG]...\n"
@@ -41,6 +35,12 @@ static const char usage[] =
     "                          heartbeat\n"
     "  keygen [--force] [FILE] make a new cluster key (default: [cluster]\n"
     "                          key_file); copy it to every host, mode 0600\n"
+    "  vm start|stop|list      launch, stop or list guests (vm --help)\n"
+    "  status [--json]         guests with the live progress of checkpoints\n"
+    "  checkpoint --vm NAME [--job JOB] [--stop-and-save] [--lz4]\n"
+    "                          checkpoint a guest to a peer host's store\n"
+    "  restore --vm NAME --host HOST [--job JOB] [--epoch N]\n"
+    "                          bring a guest back from an epoch on HOST\n"
     "  help                    show this help\n"
     "\n"
     "Global options:\n"
@@ -58,7 +58,7 @@ static const char usage[] =
     "Exit status: 0 on success, 1 when the operation failed, 2 on a usage\n"
     "error.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "vmckpt: ");
     fprintf(stderr, fmt, arg);
@@ -66,7 +66,7 @@ static int usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
-static struct client *connect_coord(struct cli *cli)
+struct client *connect_coord(struct cli *cli)
 {
     struct auth_key key;
     struct vmckpt_error err;
@@ -111,7 +111,7 @@ static int parse_json_flag(int argc, char **argv, int *json)
     return 0;
 }
 
-static void fmt_age(int64_t ms, char *buf, size_t len)
+void fmt_age(int64_t ms, char *buf, size_t len)
 {
     if (ms < 0)
         snprintf(buf, len, "never");
@@ -312,6 +312,10 @@ static const struct command {
 } commands[] = {
     {"hosts", cmd_hosts, 1},
     {"keygen", cmd_keygen, 1},
+    {"vm", cmd_vm, 1},
+    {"status", cmd_status, 1},
+    {"checkpoint", cmd_checkpoint, 1},
+    {"restore", cmd_restore, 1},
 };
 
 int main(int argc, char **argv)

@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct catalog {
     sqlite3 *db;
@@ -34,6 +34,21 @@ static const char schema_v1[] =
     "  last_seen INTEGER NOT NULL DEFAULT 0);"
     "INSERT INTO meta VALUES ('schema', '1');"
     "INSERT INTO meta VALUES ('application', 'vmckpt');";
+
+static const char schema_v2[] =
+    "CREATE TABLE vms ("
+    "  job TEXT NOT NULL, name TEXT NOT NULL, host TEXT NOT NULL,"
+    "  state TEXT NOT NULL, spec BLOB, last_epoch INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job, name));"
+    "CREATE TABLE epochs ("
+    "  job TEXT NOT NULL, vm TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    "  parent INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL,"
+    "  store_host TEXT NOT NULL, store_addr TEXT NOT NULL,"
+    "  pages INTEGER, wire_bytes INTEGER, disk_bytes INTEGER,"
+    "  pause_us INTEGER, total_ms INTEGER, rounds INTEGER,"
+    "  started_at INTEGER, ended_at INTEGER, note TEXT,"
+    "  PRIMARY KEY (job, vm, epoch));"
+    "UPDATE meta SET value = '2' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -127,10 +142,11 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             0 ||
         schema_version(cat, &version, err) < 0)
         goto fail;
-    if (version == 0) {
+    if (version < SCHEMA_VERSION) {
         if (exec(cat, "BEGIN", err) < 0)
             goto fail;
-        if (exec(cat, schema_v1, err) < 0) {
+        if ((version < 1 && exec(cat, schema_v1, err) < 0) ||
+            (version < 2 && exec(cat, schema_v2, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -282,4 +298,168 @@ int catalog_host_each(struct catalog *cat,
     }
     sqlite3_finalize(st);
     return ret;
+}
+
+static int prep(struct catalog *cat, const char *sql, sqlite3_stmt **st,
+                struct vmckpt_error *err)
+{
+    if (sqlite3_prepare_v2(cat->db, sql, -1, st, NULL) != SQLITE_OK) {
+        errno = EIO;
+        return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
+    }
+    return 0;
+}
+
+int catalog_vm_put(struct catalog *cat, const struct catalog_vm *v,
+                   struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "INSERT OR REPLACE INTO vms (job, name, host, state, spec,"
+             " last_epoch) VALUES (?,?,?,?,?,?)",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, v->job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, v->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, v->state, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, v->spec, (int)v->spec_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)v->last_epoch);
+    return step_done(cat, st, err);
+}
+
+int catalog_vm_delete(struct catalog *cat, const char *job, const char *name,
+                      struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat, "DELETE FROM vms WHERE job=? AND name=?", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return step_done(cat, st, err);
+}
+
+int catalog_vm_each(struct catalog *cat,
+                    int (*fn)(const struct catalog_vm *v, void *arg), void *arg,
+                    struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (prep(cat,
+             "SELECT job, name, host, state, spec, last_epoch FROM vms"
+             " ORDER BY job, name",
+             &st, err) < 0)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct catalog_vm v;
+
+        v.job = (const char *)sqlite3_column_text(st, 0);
+        v.name = (const char *)sqlite3_column_text(st, 1);
+        v.host = (const char *)sqlite3_column_text(st, 2);
+        v.state = (const char *)sqlite3_column_text(st, 3);
+        v.spec = sqlite3_column_blob(st, 4);
+        v.spec_len = (size_t)sqlite3_column_bytes(st, 4);
+        v.last_epoch = (uint64_t)sqlite3_column_int64(st, 5);
+        if (fn(&v, arg) < 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
+                      struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
+             " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
+             " pause_us, total_ms, rounds, started_at, ended_at, note)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, e->vm, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)e->epoch);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)e->parent);
+    sqlite3_bind_text(st, 5, e->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, e->store_host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, e->store_addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->pages);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)e->wire_bytes);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)e->disk_bytes);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)e->pause_us);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)e->total_ms);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)e->rounds);
+    sqlite3_bind_int64(st, 15, e->started_at);
+    sqlite3_bind_int64(st, 16, e->ended_at);
+    sqlite3_bind_text(st, 17, e->note ? e->note : "", -1, SQLITE_STATIC);
+    return step_done(cat, st, err);
+}
+
+uint64_t catalog_epoch_next(struct catalog *cat, const char *job)
+{
+    sqlite3_stmt *st;
+    uint64_t n = 1;
+
+    if (prep(cat, "SELECT max(epoch) FROM epochs WHERE job=?", &st, NULL) < 0)
+        return 1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+    sqlite3_finalize(st);
+    return n;
+}
+
+int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
+                      uint64_t epoch,
+                      void (*fn)(const struct catalog_epoch *e, void *arg),
+                      void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int found = 0;
+
+    if (prep(cat,
+             epoch ? "SELECT epoch, parent, state, host, store_host,"
+                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
+                     " total_ms, rounds FROM epochs WHERE job=? AND vm=?"
+                     " AND epoch=?"
+                   : "SELECT epoch, parent, state, host, store_host,"
+                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
+                     " total_ms, rounds FROM epochs WHERE job=? AND vm=?"
+                     " AND state='committed' ORDER BY epoch DESC LIMIT 1",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+    if (epoch)
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)epoch);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        struct catalog_epoch e;
+
+        memset(&e, 0, sizeof(e));
+        e.job = job;
+        e.vm = vm;
+        e.epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        e.parent = (uint64_t)sqlite3_column_int64(st, 1);
+        e.state = (const char *)sqlite3_column_text(st, 2);
+        e.host = (const char *)sqlite3_column_text(st, 3);
+        e.store_host = (const char *)sqlite3_column_text(st, 4);
+        e.store_addr = (const char *)sqlite3_column_text(st, 5);
+        e.pages = (uint64_t)sqlite3_column_int64(st, 6);
+        e.wire_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+        e.disk_bytes = (uint64_t)sqlite3_column_int64(st, 8);
+        e.pause_us = (uint64_t)sqlite3_column_int64(st, 9);
+        e.total_ms = (uint64_t)sqlite3_column_int64(st, 10);
+        e.rounds = (uint64_t)sqlite3_column_int64(st, 11);
+        fn(&e, arg);
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found;
 }

@@ -42,4 +42,38 @@ int catalog_host_each(struct catalog *cat,
                       void *arg, struct vmckpt_error *err);
 void catalog_host_dispose(struct catalog_host *h);
 
+/* A VM row: its spec is an opaque blob (the packed VmSpec). */
+struct catalog_vm {
+    const char *job, *name, *host, *state;
+    const void *spec;
+    size_t spec_len;
+    uint64_t last_epoch;
+};
+int catalog_vm_put(struct catalog *cat, const struct catalog_vm *v,
+                   struct vmckpt_error *err);
+int catalog_vm_delete(struct catalog *cat, const char *job, const char *name,
+                      struct vmckpt_error *err);
+/* Call 'fn' for each VM row; strings and blob valid during the call. */
+int catalog_vm_each(struct catalog *cat,
+                    int (*fn)(const struct catalog_vm *v, void *arg), void *arg,
+                    struct vmckpt_error *err);
+
+/* An epoch of one VM. state: "running", "committed", "aborted". */
+struct catalog_epoch {
+    const char *job, *vm, *state, *host, *store_host, *store_addr, *note;
+    uint64_t epoch, parent, pages, wire_bytes, disk_bytes, pause_us;
+    uint64_t total_ms, rounds;
+    int64_t started_at, ended_at;
+};
+int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
+                      struct vmckpt_error *err);
+/* The next epoch number of job (max + 1, from 1). */
+uint64_t catalog_epoch_next(struct catalog *cat, const char *job);
+/* Epoch 'epoch' (0: the last committed) of job/vm: 1 found (copied into
+ * the caller's buffers via 'fn'), 0 none, -1 error. */
+int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
+                      uint64_t epoch,
+                      void (*fn)(const struct catalog_epoch *e, void *arg),
+                      void *arg, struct vmckpt_error *err);
+
 #endif

@@ -12,6 +12,8 @@
 #include "lib/wire/wire.h"
 
 struct host;
+struct vmrec;
+struct pending;
 
 /* One accepted connection. */
 struct conn {
@@ -42,6 +44,9 @@ struct coord {
     unsigned auth_timeout_ms;
     size_t max_frame;
     struct ev_timer sweep_timer;
+    struct vmrec *vms;
+    struct pending *pending; /* admin requests waiting for an agent */
+    uint64_t next_req;       /* request ids of messages to agents */
 };
 
 /* server.c: listening socket, connections, handshake, dispatch. */
@@ -67,5 +72,27 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
+/* The connection of an up host, or NULL. */
+struct conn *hosts_conn(struct coord *co, const char *name);
+/* The store address of host 'name' ("" if none) and, for 'after', the
+ * next up host in name order (a ring), other than 'after'; NULL if none. */
+const char *hosts_store_addr(struct coord *co, const char *name);
+const char *hosts_next_up(struct coord *co, const char *after);
+
+/* vms.c: guests, their checkpoints and restores. */
+int vms_load(struct coord *co, struct vmckpt_error *err);
+void vms_free(struct coord *co);
+/* A connection ends: requests relayed through it fail or lose their
+ * asker. */
+void vms_conn_gone(struct coord *co, struct conn *c);
+int vms_on_start(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_stop(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_query(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env);
+/* From agents. */
+int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env);
 
 #endif

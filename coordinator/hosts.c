@@ -470,3 +470,36 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
     free(ptrs);
     return rc;
 }
+
+struct conn *hosts_conn(struct coord *co, const char *name)
+{
+    struct host *h = host_find(co, name);
+
+    return h != NULL && strcmp(h->state, "up") == 0 ? h->conn : NULL;
+}
+
+const char *hosts_store_addr(struct coord *co, const char *name)
+{
+    struct host *h = host_find(co, name);
+
+    return h != NULL ? h->store_addr : "";
+}
+
+const char *hosts_next_up(struct coord *co, const char *after)
+{
+    const struct host *h, *best = NULL, *first = NULL;
+
+    /* the up host whose name follows 'after', wrapping around */
+    for (h = co->hosts; h != NULL; h = h->next) {
+        if (strcmp(h->state, "up") != 0 || h->conn == NULL ||
+            strcmp(h->name, after) == 0 || h->store_addr[0] == '\0')
+            continue;
+        if (first == NULL || strcmp(h->name, first->name) < 0)
+            first = h;
+        if (strcmp(h->name, after) > 0 &&
+            (best == NULL || strcmp(h->name, best->name) < 0))
+            best = h;
+    }
+    best = best ? best : first;
+    return best ? best->name : NULL;
+}

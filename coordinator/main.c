@@ -107,6 +107,7 @@ int main(int argc, char **argv)
     memset(&co, 0, sizeof(co));
     co.listen_fd = -1;
     co.next_host_id = 1;
+    co.next_req = 1;
     if (conf_get_uint(o.conf, "coordinator", "heartbeat_interval_ms", 1000, 50,
                       600000, &v, &err) < 0)
         goto confail;
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
         if (co.cat == NULL)
             die(err.text);
     }
-    if (hosts_load(&co, &err) < 0)
+    if (hosts_load(&co, &err) < 0 || vms_load(&co, &err) < 0)
         die(err.text);
     if (evloop_add_signal(co.loop, SIGTERM, on_stop, &co) < 0 ||
         evloop_add_signal(co.loop, SIGINT, on_stop, &co) < 0)
@@ -206,6 +207,7 @@ confail:
 out:
     server_stop(&co);
     hosts_free(&co);
+    vms_free(&co);
     catalog_close(co.cat);
     evloop_destroy(co.loop);
     auth_key_dispose(&co.key);

@@ -33,6 +33,18 @@ static const struct dispatch {
     {VMCKPT__MSG_TYPE__MSG_HEARTBEAT, ROLE(AGENT), hosts_on_heartbeat},
     {VMCKPT__MSG_TYPE__MSG_AGENT_GOODBYE, ROLE(AGENT), hosts_on_goodbye},
     {VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, ROLE(ADMIN), hosts_on_query},
+    {VMCKPT__MSG_TYPE__MSG_VM_START, ROLE(ADMIN), vms_on_start},
+    {VMCKPT__MSG_TYPE__MSG_VM_STOP, ROLE(ADMIN), vms_on_stop},
+    {VMCKPT__MSG_TYPE__MSG_VMS_QUERY, ROLE(ADMIN), vms_on_query},
+    {VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, ROLE(ADMIN), vms_on_checkpoint},
+    {VMCKPT__MSG_TYPE__MSG_RESTORE, ROLE(ADMIN), vms_on_restore},
+    {VMCKPT__MSG_TYPE__MSG_ACK, ROLE(AGENT), vms_on_agent_reply},
+    {VMCKPT__MSG_TYPE__MSG_ERROR, ROLE(AGENT), vms_on_agent_reply},
+    {VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, ROLE(AGENT), vms_on_agent_reply},
+    {VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, ROLE(AGENT), vms_on_agent_reply},
+    {VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, ROLE(AGENT), vms_on_agent_reply},
+    {VMCKPT__MSG_TYPE__MSG_CKPT_STATS, ROLE(AGENT), vms_on_stats},
+    {VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, ROLE(AGENT), vms_on_cut_done},
 };
 
 static void conn_free(struct conn *c)
@@ -47,6 +59,7 @@ static void conn_free(struct conn *c)
         }
     }
     hosts_conn_lost(co, c);
+    vms_conn_gone(co, c);
     ev_io_stop(co->loop, &c->io);
     ev_timer_stop(co->loop, &c->auth_timer);
     wire_conn_dispose(&c->w);

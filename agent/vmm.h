@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The guests an agent owns: launched from a VM spec through the QEMU back
+ * end (one tap on the host's bridge, guest RAM in a shared file, QMP,
+ * dirty tracking preloaded), stopped, listed, restored from an image. */
+#ifndef VMCKPT_VMM_H
+#define VMCKPT_VMM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hv.h"
+#include "lib/util/conf.h"
+#include "lib/wire/wire.h"
+
+struct vmm_vm {
+    char job[65], name[65];
+    pid_t pid;
+    char qmp[4200], ram[4200], log[4200], tap[16];
+    struct hv_vm *hv;     /* adopted, dirty tracking on */
+    uint64_t last_epoch;  /* last epoch written from this QEMU (delta base) */
+    int busy;             /* a checkpoint or restore thread owns it */
+    int stopping;         /* SIGTERM sent; cleaned up when reaped */
+    Vmckpt__VmSpec *spec; /* as received */
+    struct vmm_vm *next;
+};
+
+struct vmm {
+    char run_dir[4096];
+    char bridge[16];
+    char preload[4096];
+    char qemu[256];
+    char accel[8];
+    struct vmm_vm *vms;
+};
+
+/* Read [agent] run_dir, bridge, uffd_preload, qemu; 'accel' as probed. */
+int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
+             const char *accel, struct vmckpt_error *err);
+/* Stop every guest (SIGTERM to QEMU) and forget them. */
+void vmm_fini(struct vmm *m);
+
+struct vmm_vm *vmm_find(struct vmm *m, const char *job, const char *name);
+
+/* Launch a guest. With 'ram_image' (a file of the guest's RAM), start it
+ * waiting for its device state (-incoming defer) on that RAM. */
+struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
+                         const char *ram_image, struct vmckpt_error *err);
+/* Stop a guest (SIGTERM to QEMU) and remove its tap and RAM file. Waits
+ * at most 'wait_ms' for QEMU to exit: 1 if it did and all is cleaned up
+ * ('vm' is freed), 0 if the cleanup happens when it is reaped
+ * (vmm_reaped), -1 with 'err' if the guest is busy. */
+int vmm_stop(struct vmm *m, struct vmm_vm *vm, int wait_ms,
+             struct vmckpt_error *err);
+/* A QEMU process 'pid' ended: forget its guest. Returns it, unlinked and
+ * stopped (caller frees with vmm_free), or NULL. */
+struct vmm_vm *vmm_reaped(struct vmm *m, pid_t pid);
+void vmm_free(struct vmm_vm *vm);
+
+#endif

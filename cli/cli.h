@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared by the console's command files. */
+#ifndef VMCKPT_CLI_H
+#define VMCKPT_CLI_H
+
+#include <stdint.h>
+
+#include "lib/client/client.h"
+#include "lib/util/conf.h"
+
+struct cli {
+    struct conf *conf;
+    const char *config_path;
+    const char *coordinator;
+    const char *key_file;
+    int timeout_ms;
+};
+
+/* Print "vmckpt: <fmt % arg>" and the --help hint; returns 2. */
+int usage_error(const char *fmt, const char *arg);
+/* Connect and authenticate as admin; prints why on failure. */
+struct client *connect_coord(struct cli *cli);
+/* "1.2s ago" and the like. */
+void fmt_age(int64_t ms, char *buf, size_t len);
+
+/* cmd_vm.c */
+int cmd_vm(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_checkpoint(struct cli *cli, int argc, char **argv);
+int cmd_restore(struct cli *cli, int argc, char **argv);
+
+#endif

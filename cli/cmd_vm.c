@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Console commands for guests: vm start|stop|list, status, checkpoint,
+ * restore. */
+#include "config.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Send one request, expect 'reply_type'; print the error and return 1 on
+ * failure. */
+static int call(struct cli *cli, const char *what, int type,
+                const void *payload, int reply_type, Vmckpt__Envelope **env)
+{
+    struct vmckpt_error err;
+    struct client *cl = connect_coord(cli);
+    int rc;
+
+    if (cl == NULL)
+        return 1;
+    rc = client_call(cl, type, payload, reply_type, env, &err);
+    client_close(cl);
+    if (rc < 0) {
+        fprintf(stderr, "vmckpt %s: %s\n", what, err.text);
+        return 1;
+    }
+    return 0;
+}
+
+static const char vm_usage[] =
+    "Usage: vmckpt vm start --name NAME --host HOST --kernel FILE\n"
+    "                       [--job JOB] [--mem MB] [--vcpus N]\n"
+    "                       [--initrd FILE] [--append TEXT] [--ip A/PREFIX]\n"
+    "       vmckpt vm stop --name NAME [--job JOB]\n"
+    "       vmckpt vm list [--job JOB] [--json]\n"
+    "Launch a guest on HOST through its agent (RAM in shared memory, dirty\n"
+    "tracking on), stop it, or list the guests the coordinator knows.\n"
+    "JOB defaults to 'default'; MB to 512.\n";
+
+static int vm_start(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"name", 1, NULL, 'n'},   {"host", 1, NULL, 'H'},
+        {"kernel", 1, NULL, 'k'}, {"job", 1, NULL, 'j'},
+        {"mem", 1, NULL, 'm'},    {"vcpus", 1, NULL, 'c'},
+        {"initrd", 1, NULL, 'i'}, {"append", 1, NULL, 'a'},
+        {"ip", 1, NULL, 'p'},     {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    Vmckpt__VmStart st = VMCKPT__VM_START__INIT;
+    Vmckpt__VmSpec s = VMCKPT__VM_SPEC__INIT;
+    Vmckpt__Envelope *env;
+    int ch;
+
+    s.job = "default";
+    s.memory_mb = 512;
+    s.vcpus = 1;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            s.name = optarg;
+            break;
+        case 'H':
+            s.host = optarg;
+            break;
+        case 'k':
+            s.kernel = optarg;
+            break;
+        case 'j':
+            s.job = optarg;
+            break;
+        case 'm':
+            s.memory_mb = strtoull(optarg, NULL, 10);
+            break;
+        case 'c':
+            s.vcpus = (uint32_t)atoi(optarg);
+            break;
+        case 'i':
+            s.initrd = optarg;
+            break;
+        case 'a':
+            s.cmdline = optarg;
+            break;
+        case 'p':
+            s.ip = optarg;
+            break;
+        case 'h':
+            fputs(vm_usage, stdout);
+            return 0;
+        default:
+            fputs(vm_usage, stderr);
+            return 2;
+        }
+    }
+    if (!s.name[0] || !s.host[0] || !s.kernel[0]) {
+        fputs(vm_usage, stderr);
+        return 2;
+    }
+    st.spec = &s;
+    if (call(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st,
+             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+static int vm_stop(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"name", 1, NULL, 'n'}, {"job", 1, NULL, 'j'}, {NULL, 0, NULL, 0}};
+    Vmckpt__VmStop st = VMCKPT__VM_STOP__INIT;
+    Vmckpt__Envelope *env;
+    int ch;
+
+    st.job = "default";
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch == 'n')
+            st.vm = optarg;
+        else if (ch == 'j')
+            st.job = optarg;
+        else {
+            fputs(vm_usage, stderr);
+            return 2;
+        }
+    }
+    if (!st.vm[0]) {
+        fputs(vm_usage, stderr);
+        return 2;
+    }
+    if (call(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st,
+             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+/* vm list and status: the same data; status adds progress columns. */
+static int vm_list(struct cli *cli, int argc, char **argv, int progress)
+{
+    static const struct option lo[] = {{"job", 1, NULL, 'j'},
+                                       {"json", 0, NULL, 'J'},
+                                       {"help", 0, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    Vmckpt__VmsQuery q = VMCKPT__VMS_QUERY__INIT;
+    Vmckpt__Envelope *env;
+    size_t i;
+    int ch, json = 0;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch == 'j')
+            q.job = optarg;
+        else if (ch == 'J')
+            json = 1;
+        else if (ch == 'h') {
+            printf("Usage: vmckpt %s [--job JOB] [--json]\n",
+                   progress ? "status" : "vm list");
+            return 0;
+        } else
+            return 2;
+    }
+    if (call(cli, progress ? "status" : "vm list",
+             VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
+             VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env))
+        return 1;
+    if (json) {
+        json_t *arr = json_array();
+
+        for (i = 0; i < env->vms_reply->n_vms; i++) {
+            const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
+
+            json_array_append_new(
+                arr,
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
+                          "s:I, s:I, s:s, s:I, s:s}",
+                          "job", v->job, "vm", v->vm, "host", v->host, "state",
+                          v->state, "phase", v->phase, "round", (int)v->round,
+                          "pages_left", (json_int_t)v->pages_left,
+                          "dirty_pages_per_s", (json_int_t)v->dirty_pages_per_s,
+                          "bytes_per_s", (json_int_t)v->bytes_per_s,
+                          "last_epoch", (json_int_t)v->last_epoch,
+                          "last_pause_us", (json_int_t)v->last_pause_us,
+                          "tracking", v->tracking, "memory_mb",
+                          (json_int_t)v->memory_mb, "ip", v->ip));
+        }
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(arr);
+    } else if (env->vms_reply->n_vms == 0) {
+        printf("No guest is known to the coordinator.\n");
+    } else {
+        printf("%-10s %-10s %-8s %-10s %6s %6s", "JOB", "VM", "HOST", "STATE",
+               "MEM", "EPOCH");
+        if (progress)
+            printf(" %-9s %5s %10s %10s %8s %9s", "PHASE", "ROUND",
+                   "PAGES-LEFT", "DIRTY/s", "MB/s", "PAUSE-ms");
+        printf("\n");
+        for (i = 0; i < env->vms_reply->n_vms; i++) {
+            const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
+
+            printf("%-10s %-10s %-8s %-10s %5lluM %6llu", v->job, v->vm,
+                   v->host, v->state, (unsigned long long)v->memory_mb,
+                   (unsigned long long)v->last_epoch);
+            if (progress)
+                printf(" %-9s %5u %10llu %10llu %8llu %9.1f",
+                       v->phase[0] ? v->phase : "-", v->round,
+                       (unsigned long long)v->pages_left,
+                       (unsigned long long)v->dirty_pages_per_s,
+                       (unsigned long long)(v->bytes_per_s >> 20),
+                       (double)v->last_pause_us / 1000);
+            printf("\n");
+        }
+    }
+    wire_free(env);
+    return 0;
+}
+
+int cmd_vm(struct cli *cli, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        fputs(vm_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "start") == 0)
+        return vm_start(cli, argc - 1, argv + 1);
+    if (strcmp(argv[1], "stop") == 0)
+        return vm_stop(cli, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return vm_list(cli, argc - 1, argv + 1, 0);
+    return usage_error("vm: unknown subcommand '%s'", argv[1]);
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+    return vm_list(cli, argc, argv, 1);
+}
+
+int cmd_checkpoint(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"vm", 1, NULL, 'v'},
+        {"job", 1, NULL, 'j'},
+        {"stop-and-save", 0, NULL, 's'},
+        {"lz4", 0, NULL, 'z'},
+        {"store-host", 1, NULL, 'H'},
+        {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "Usage: vmckpt checkpoint --vm NAME [--job JOB] [--store-host HOST]\n"
+        "                         [--stop-and-save] [--lz4]\n"
+        "Checkpoint a running guest, live, to the store of another host\n"
+        "(the next host up after the guest's, or HOST). Waits until the\n"
+        "epoch is committed and prints what it cost.\n";
+    Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
+    Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
+    Vmckpt__Envelope *env;
+    struct cli c2 = *cli;
+    int ch;
+
+    b.job = "default";
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'v':
+            t.vm = optarg;
+            break;
+        case 'j':
+            b.job = optarg;
+            break;
+        case 's':
+            b.mode = VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
+            break;
+        case 'z':
+            b.compress = 1;
+            break;
+        case 'H':
+            t.host = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!t.vm[0]) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    b.n_targets = 1;
+    b.targets = &tp;
+    c2.timeout_ms = 600000; /* a large guest takes a while */
+    printf("checkpointing %s/%s ...\n", b.job, t.vm);
+    fflush(stdout);
+    if (call(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
+             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+int cmd_restore(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"vm", 1, NULL, 'v'},    {"job", 1, NULL, 'j'},  {"host", 1, NULL, 'H'},
+        {"epoch", 1, NULL, 'e'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "Usage: vmckpt restore --vm NAME --host HOST [--job JOB] "
+        "[--epoch N]\n"
+        "Bring a guest back on HOST from an epoch (default: its last\n"
+        "committed one), reading the image from the store that holds it.\n"
+        "A copy of the guest still running elsewhere is not stopped.\n";
+    Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
+    Vmckpt__Envelope *env;
+    struct cli c2 = *cli;
+    int ch;
+
+    r.job = "default";
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'v':
+            r.vm = optarg;
+            break;
+        case 'j':
+            r.job = optarg;
+            break;
+        case 'H':
+            r.target_host = optarg;
+            break;
+        case 'e':
+            r.epoch = strtoull(optarg, NULL, 10);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!r.vm[0] || !r.target_host[0]) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    c2.timeout_ms = 600000;
+    if (call(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r,
+             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}

@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guests and the single-VM checkpoint and restore paths. An admin request
+ * that needs an agent is relayed: the coordinator sends its own request to
+ * the agent and answers the admin when the agent answers (or fails).
+ *
+ *   admin ckpt-begin(vm) -> epoch e, store = next up host after the VM's
+ *   agent: ckpt-begin(e, parent, store) ... ckpt-stats* ... ckpt-cut-done
+ *   agent: ckpt-durable -> catalog: e committed -> admin: ack
+ *   agent: ckpt-abort   -> catalog: e aborted   -> admin: error
+ *
+ * Every epoch state change goes through epoch_set_state(), which logs
+ * old -> new and writes the catalog. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "lib/util/log.h"
+
+struct vmrec {
+    char job[65], name[65], host[64], state[16];
+    Vmckpt__VmSpec *spec;
+    uint64_t last_epoch;  /* last committed */
+    uint64_t chain_epoch; /* last epoch written by its current QEMU */
+    /* live progress of a checkpoint in flight */
+    char phase[16];
+    uint32_t round;
+    uint64_t pages_left, dirty_rate, throughput, last_pause_us;
+    struct vmrec *next;
+};
+
+enum pending_kind { P_START, P_STOP, P_CKPT, P_RESTORE };
+
+struct pending {
+    uint64_t id; /* of our message to the agent */
+    struct conn *agent;
+    struct conn *admin; /* NULL once the admin went away */
+    uint64_t admin_id;
+    enum pending_kind kind;
+    char job[65], vm[65], host[64], store_host[64], store_addr[128];
+    uint64_t epoch, parent;
+    int64_t started;
+    struct pending *next;
+};
+
+static struct vmrec *vm_find(struct coord *co, const char *job,
+                             const char *name)
+{
+    struct vmrec *v;
+
+    for (v = co->vms; v != NULL; v = v->next)
+        if (strcmp(v->job, job) == 0 && strcmp(v->name, name) == 0)
+            return v;
+    return NULL;
+}
+
+static Vmckpt__VmSpec *spec_dup(const Vmckpt__VmSpec *s)
+{
+    uint8_t *buf;
+    size_t len;
+    Vmckpt__VmSpec *c;
+
+    if (wire_pack(s, &buf, &len, NULL) < 0)
+        return NULL;
+    c = vmckpt__vm_spec__unpack(NULL, len, buf);
+    free(buf);
+    return c;
+}
+
+static void vm_save(struct coord *co, struct vmrec *v)
+{
+    struct catalog_vm cv;
+    struct vmckpt_error err;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    if (v->spec != NULL && wire_pack(v->spec, &buf, &len, &err) < 0)
+        return;
+    cv.job = v->job;
+    cv.name = v->name;
+    cv.host = v->host;
+    cv.state = v->state;
+    cv.spec = buf;
+    cv.spec_len = len;
+    cv.last_epoch = v->last_epoch;
+    if (catalog_vm_put(co->cat, &cv, &err) < 0)
+        log_err("%s", err.text);
+    free(buf);
+}
+
+static void vm_set_state(struct coord *co, struct vmrec *v, const char *state)
+{
+    if (strcmp(v->state, state) != 0)
+        log_info("vm %s/%s: %s -> %s (on %s)", v->job, v->name,
+                 v->state[0] ? v->state : "new", state, v->host);
+    snprintf(v->state, sizeof(v->state), "%s", state);
+    vm_save(co, v);
+}
+
+static struct vmrec *vm_add(struct coord *co, const char *job, const char *name)
+{
+    struct vmrec *v = calloc(1, sizeof(*v));
+
+    if (v == NULL)
+        return NULL;
+    snprintf(v->job, sizeof(v->job), "%s", job);
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    v->next = co->vms;
+    co->vms = v;
+    return v;
+}
+
+static int load_one(const struct catalog_vm *cv, void *arg)
+{
+    struct coord *co = arg;
+    struct vmrec *v = vm_add(co, cv->job, cv->name);
+
+    if (v == NULL)
+        return -1;
+    snprintf(v->host, sizeof(v->host), "%s", cv->host);
+    /* what runs where is unknown until the agents say so again */
+    snprintf(v->state, sizeof(v->state), "%s",
+             strcmp(cv->state, "stopped") == 0 ? "stopped" : "unknown");
+    v->last_epoch = cv->last_epoch;
+    if (cv->spec_len > 0)
+        v->spec = vmckpt__vm_spec__unpack(NULL, cv->spec_len, cv->spec);
+    return 0;
+}
+
+int vms_load(struct coord *co, struct vmckpt_error *err)
+{
+    return catalog_vm_each(co->cat, load_one, co, err);
+}
+
+void vms_free(struct coord *co)
+{
+    while (co->vms != NULL) {
+        struct vmrec *v = co->vms;
+
+        co->vms = v->next;
+        if (v->spec != NULL)
+            vmckpt__vm_spec__free_unpacked(v->spec, NULL);
+        free(v);
+    }
+    while (co->pending != NULL) {
+        struct pending *p = co->pending;
+
+        co->pending = p->next;
+        free(p);
+    }
+}
+
+static void epoch_set_state(struct coord *co, const struct pending *p,
+                            const char *old, const char *state,
+                            const Vmckpt__CkptDurable *d, const char *note)
+{
+    struct catalog_epoch e;
+    struct vmckpt_error err;
+
+    memset(&e, 0, sizeof(e));
+    e.job = p->job;
+    e.vm = p->vm;
+    e.epoch = p->epoch;
+    e.parent = d ? d->parent : p->parent;
+    e.state = state;
+    e.host = p->host;
+    e.store_host = p->store_host;
+    e.store_addr = p->store_addr;
+    e.started_at = p->started;
+    e.ended_at =
+        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+    e.note = note;
+    if (d != NULL) {
+        e.pages = d->pages;
+        e.wire_bytes = d->wire_bytes;
+        e.disk_bytes = d->bytes;
+        e.pause_us = d->pause_ns / 1000;
+        e.total_ms = d->total_ms;
+        e.rounds = d->rounds;
+    }
+    log_info("epoch %s/%s %llu: %s -> %s%s%s", p->job, p->vm,
+             (unsigned long long)p->epoch, old, state, note ? ": " : "",
+             note ? note : "");
+    if (catalog_epoch_put(co->cat, &e, &err) < 0)
+        log_err("%s", err.text);
+}
+
+/* Send 'type' to the agent of 'host' and remember who to answer. */
+static struct pending *relay(struct conn *admin, uint64_t admin_id,
+                             const char *host, enum pending_kind kind, int type,
+                             const void *payload)
+{
+    struct coord *co = admin->co;
+    struct conn *agent = hosts_conn(co, host);
+    struct pending *p;
+
+    if (agent == NULL) {
+        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                   "host %s is not up (see 'vmckpt hosts')", host);
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                   "out of memory");
+        return NULL;
+    }
+    p->id = co->next_req++;
+    p->agent = agent;
+    p->admin = admin;
+    p->admin_id = admin_id;
+    p->kind = kind;
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->started = (int64_t)(evloop_wall_ms() / 1000);
+    if (conn_send(agent, type, p->id, payload) < 0) {
+        free(p);
+        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                   "cannot reach the agent of %s", host);
+        return NULL;
+    }
+    p->next = co->pending;
+    co->pending = p;
+    return p;
+}
+
+static void answer_ack(struct pending *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void answer_ack(struct pending *p, const char *fmt, ...)
+{
+    Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+    char text[512];
+    va_list ap;
+
+    if (p->admin == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    ack.text = text;
+    conn_send(p->admin, VMCKPT__MSG_TYPE__MSG_ACK, p->admin_id, &ack);
+}
+
+int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__VmSpec *s = env->vm_start->spec;
+    struct vmrec *v;
+    struct pending *p;
+
+    if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
+        s->host[0] == '\0' || s->kernel[0] == '\0' || s->memory_mb < 16)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "vm start needs a job, a name, a host, a kernel "
+                          "and at least 16 MiB");
+    v = vm_find(c->co, s->job, s->name);
+    if (v != NULL && strcmp(v->state, "running") == 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                          "%s/%s is already running on %s", s->job, s->name,
+                          v->host);
+    p = relay(c, env->request_id, s->host, P_START,
+              VMCKPT__MSG_TYPE__MSG_VM_START, env->vm_start);
+    if (p == NULL)
+        return 0;
+    snprintf(p->job, sizeof(p->job), "%s", s->job);
+    snprintf(p->vm, sizeof(p->vm), "%s", s->name);
+    if (v == NULL && (v = vm_add(c->co, s->job, s->name)) == NULL)
+        return 0;
+    if (v->spec != NULL)
+        vmckpt__vm_spec__free_unpacked(v->spec, NULL);
+    v->spec = spec_dup(s);
+    snprintf(v->host, sizeof(v->host), "%s", s->host);
+    vm_set_state(c->co, v, "starting");
+    return 0;
+}
+
+int vms_on_stop(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct vmrec *v = vm_find(c->co, env->vm_stop->job, env->vm_stop->vm);
+    struct pending *p;
+
+    if (v == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "no VM %s/%s", env->vm_stop->job, env->vm_stop->vm);
+    p = relay(c, env->request_id, v->host, P_STOP,
+              VMCKPT__MSG_TYPE__MSG_VM_STOP, env->vm_stop);
+    if (p != NULL) {
+        snprintf(p->job, sizeof(p->job), "%s", v->job);
+        snprintf(p->vm, sizeof(p->vm), "%s", v->name);
+    }
+    return 0;
+}
+
+int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__VmsReply reply = VMCKPT__VMS_REPLY__INIT;
+    Vmckpt__VmInfo *infos, **ptrs;
+    struct vmrec *v;
+    size_t n = 0, i = 0;
+    int rc;
+
+    for (v = c->co->vms; v != NULL; v = v->next)
+        n++;
+    infos = calloc(n ? n : 1, sizeof(*infos));
+    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (infos == NULL || ptrs == NULL) {
+        free(infos);
+        free(ptrs);
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    }
+    for (v = c->co->vms; v != NULL; v = v->next) {
+        Vmckpt__VmInfo *vi = &infos[i];
+
+        if (env->vms_query->job[0] && strcmp(env->vms_query->job, v->job))
+            continue;
+        vmckpt__vm_info__init(vi);
+        vi->job = v->job;
+        vi->vm = v->name;
+        vi->host = v->host;
+        vi->state = v->state;
+        vi->phase = v->phase;
+        vi->round = v->round;
+        vi->pages_left = v->pages_left;
+        vi->dirty_pages_per_s = v->dirty_rate;
+        vi->bytes_per_s = v->throughput;
+        vi->last_epoch = v->last_epoch;
+        vi->last_pause_us = v->last_pause_us;
+        vi->tracking = "uffd-wp";
+        vi->memory_mb = v->spec ? v->spec->memory_mb : 0;
+        vi->ip = v->spec ? v->spec->ip : "";
+        ptrs[i++] = vi;
+    }
+    reply.n_vms = i;
+    reply.vms = ptrs;
+    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_VMS_REPLY, env->request_id, &reply);
+    free(infos);
+    free(ptrs);
+    return rc;
+}
+
+int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    const Vmckpt__CkptBegin *b = env->ckpt_begin;
+    Vmckpt__CkptBegin out = VMCKPT__CKPT_BEGIN__INIT;
+    Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
+    struct pending *p, *q;
+    struct vmrec *v;
+    const char *store;
+
+    if (b->n_targets != 1 || b->targets[0]->vm[0] == '\0')
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "checkpoint: name one VM (the job protocol comes "
+                          "with multi-VM jobs)");
+    v = vm_find(co, b->job, b->targets[0]->vm);
+    if (v == NULL || strcmp(v->state, "running") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "%s/%s is not running (see 'vmckpt vm list')", b->job,
+                          b->targets[0]->vm);
+    for (q = co->pending; q != NULL; q = q->next)
+        if (q->kind == P_CKPT && strcmp(q->job, v->job) == 0 &&
+            strcmp(q->vm, v->name) == 0)
+            return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                              "%s/%s: epoch %llu is in progress", v->job,
+                              v->name, (unsigned long long)q->epoch);
+    /* the store: a named host, or the next up host after the VM's (ring) */
+    store = b->targets[0]->host[0] ? b->targets[0]->host
+                                   : hosts_next_up(co, v->host);
+    if (store == NULL || strcmp(store, v->host) == 0 ||
+        hosts_conn(co, store) == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "no peer host is up to store %s/%s (its image "
+                          "must live on another host)",
+                          v->job, v->name);
+    out.job = v->job;
+    out.epoch = catalog_epoch_next(co->cat, v->job);
+    t.vm = v->name;
+    t.host = (char *)store;
+    t.store_addr = (char *)hosts_store_addr(co, store);
+    t.parent = v->chain_epoch;
+    out.n_targets = 1;
+    out.targets = &tp;
+    out.mode = b->mode;
+    out.compress = b->compress;
+    out.max_precopy_ms = b->max_precopy_ms;
+    p = relay(c, env->request_id, v->host, P_CKPT,
+              VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &out);
+    if (p == NULL)
+        return 0;
+    snprintf(p->job, sizeof(p->job), "%s", v->job);
+    snprintf(p->vm, sizeof(p->vm), "%s", v->name);
+    snprintf(p->store_host, sizeof(p->store_host), "%s", store);
+    snprintf(p->store_addr, sizeof(p->store_addr), "%s", t.store_addr);
+    p->epoch = out.epoch;
+    p->parent = t.parent;
+    snprintf(v->phase, sizeof(v->phase), "precopy");
+    v->round = 0;
+    epoch_set_state(co, p, "new", "running", NULL, NULL);
+    return 0;
+}
+
+struct epoch_ref {
+    uint64_t epoch;
+    char store_host[64], store_addr[128], state[16];
+};
+
+static void epoch_ref_copy(const struct catalog_epoch *ce, void *arg)
+{
+    struct epoch_ref *e = arg;
+
+    e->epoch = ce->epoch;
+    snprintf(e->store_host, sizeof(e->store_host), "%s", ce->store_host);
+    snprintf(e->store_addr, sizeof(e->store_addr), "%s", ce->store_addr);
+    snprintf(e->state, sizeof(e->state), "%s", ce->state);
+}
+
+int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    const Vmckpt__Restore *r = env->restore;
+    Vmckpt__Restore out = VMCKPT__RESTORE__INIT;
+    Vmckpt__VmSpec spec;
+    struct epoch_ref e;
+    struct vmckpt_error err;
+    struct pending *p;
+    struct vmrec *v = vm_find(co, r->job, r->vm);
+    char *host;
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    if (v == NULL || v->spec == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "no VM %s/%s", r->job, r->vm);
+    if (r->target_host[0] == '\0')
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "restore: name the host to restore on");
+    rc = catalog_epoch_get(co->cat, r->job, r->vm, r->epoch, epoch_ref_copy, &e,
+                           &err);
+    if (rc < 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "%s", err.text);
+    if (rc == 0 || strcmp(e.state, "committed") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "%s/%s: no committed epoch%s (see 'vmckpt vm "
+                          "list')",
+                          r->job, r->vm, r->epoch ? " of that number" : "");
+    spec = *v->spec;
+    spec.host = (char *)r->target_host;
+    out.job = v->job;
+    out.vm = v->name;
+    out.epoch = e.epoch;
+    out.source_host = e.store_host;
+    out.source_addr = (char *)hosts_store_addr(co, e.store_host);
+    if (out.source_addr[0] == '\0')
+        out.source_addr = e.store_addr;
+    out.spec = &spec;
+    p = relay(c, env->request_id, r->target_host, P_RESTORE,
+              VMCKPT__MSG_TYPE__MSG_RESTORE, &out);
+    if (p == NULL)
+        return 0;
+    snprintf(p->job, sizeof(p->job), "%s", v->job);
+    snprintf(p->vm, sizeof(p->vm), "%s", v->name);
+    p->epoch = e.epoch;
+    host = strdup(r->target_host);
+    if (host != NULL) {
+        free(v->spec->host);
+        v->spec->host = host;
+    }
+    snprintf(v->host, sizeof(v->host), "%s", r->target_host);
+    vm_set_state(co, v, "restoring");
+    return 0;
+}
+
+static struct pending *take_pending(struct coord *co, struct conn *agent,
+                                    uint64_t id)
+{
+    struct pending **pp, *p;
+
+    for (pp = &co->pending; (p = *pp) != NULL; pp = &p->next)
+        if (p->agent == agent && p->id == id) {
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
+
+static void forward_error(struct pending *p, const char *text)
+{
+    if (p->admin != NULL)
+        conn_error(p->admin, p->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                   "%s", text);
+}
+
+int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    struct pending *p = take_pending(co, c, env->request_id);
+    struct vmrec *v;
+    const char *text;
+
+    if (p == NULL) {
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR)
+            log_warn("agent %s: %s", c->auth.peer_name, env->error->text);
+        return 0;
+    }
+    v = vm_find(co, p->job, p->vm);
+    switch (p->kind) {
+    case P_START:
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ACK) {
+            if (v != NULL) {
+                v->chain_epoch = 0;
+                vm_set_state(co, v, "running");
+            }
+            answer_ack(p, "%s", env->ack->text);
+        } else {
+            text = env->type == VMCKPT__MSG_TYPE__MSG_ERROR ? env->error->text
+                                                            : "refused";
+            if (v != NULL)
+                vm_set_state(co, v, "stopped");
+            forward_error(p, text);
+        }
+        break;
+    case P_STOP:
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ACK) {
+            if (v != NULL)
+                vm_set_state(co, v, "stopped");
+            answer_ack(p, "%s/%s stopped", p->job, p->vm);
+        } else {
+            forward_error(p, env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                                 ? env->error->text
+                                 : "refused");
+        }
+        break;
+    case P_CKPT:
+        if (env->type == VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE) {
+            const Vmckpt__CkptDurable *d = env->ckpt_durable;
+
+            epoch_set_state(co, p, "running", "committed", d, NULL);
+            if (v != NULL) {
+                v->last_epoch = p->epoch;
+                v->chain_epoch = p->epoch;
+                v->last_pause_us = d->pause_ns / 1000;
+                v->phase[0] = '\0';
+                vm_save(co, v);
+            }
+            answer_ack(
+                p,
+                "%s/%s epoch %llu committed (%s, on %s): %u rounds, "
+                "%llu pages, pause %.1f ms, %llu ms in all, %llu "
+                "bytes stored",
+                p->job, p->vm, (unsigned long long)p->epoch,
+                d->parent ? "incremental" : "full", p->store_host, d->rounds,
+                (unsigned long long)d->pages, (double)d->pause_ns / 1e6,
+                (unsigned long long)d->total_ms, (unsigned long long)d->bytes);
+        } else {
+            text = env->type == VMCKPT__MSG_TYPE__MSG_CKPT_ABORT
+                       ? env->ckpt_abort->reason
+                   : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                       ? env->error->text
+                       : "unexpected reply";
+            epoch_set_state(co, p, "running", "aborted", NULL, text);
+            if (v != NULL)
+                v->phase[0] = '\0';
+            forward_error(p, text);
+        }
+        break;
+    case P_RESTORE:
+        if (env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
+            env->restore_done->error != NULL &&
+            env->restore_done->error->code == VMCKPT__ERROR_CODE__ERR_NONE) {
+            if (v != NULL) {
+                v->chain_epoch = 0; /* a new QEMU: next epoch is full */
+                vm_set_state(co, v, "running");
+            }
+            answer_ack(p, "%s/%s restored from epoch %llu on %s", p->job, p->vm,
+                       (unsigned long long)p->epoch, p->host);
+        } else {
+            text = env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
+                           env->restore_done->error != NULL
+                       ? env->restore_done->error->text
+                   : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                       ? env->error->text
+                       : "unexpected reply";
+            if (v != NULL)
+                vm_set_state(co, v, "stopped");
+            forward_error(p, text);
+        }
+        break;
+    }
+    free(p);
+    return 0;
+}
+
+int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__CkptStats *st = env->ckpt_stats;
+    struct vmrec *v = vm_find(c->co, st->job, st->vm);
+
+    if (v != NULL) {
+        v->round = st->round;
+        v->pages_left = st->pages_left;
+        v->dirty_rate = st->dirty_pages_per_s;
+        v->throughput = st->bytes_per_s;
+    }
+    return 0;
+}
+
+int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__CkptCutDone *cd = env->ckpt_cut_done;
+    struct vmrec *v = vm_find(c->co, cd->job, cd->vm);
+
+    if (v != NULL)
+        snprintf(v->phase, sizeof(v->phase), "draining");
+    return 0;
+}
+
+void vms_conn_gone(struct coord *co, struct conn *c)
+{
+    struct pending **pp = &co->pending, *p;
+
+    while ((p = *pp) != NULL) {
+        if (p->admin == c)
+            p->admin = NULL;
+        if (p->agent != c) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        if (p->kind == P_CKPT)
+            epoch_set_state(co, p, "running", "aborted", NULL,
+                            "the VM's agent was lost");
+        {
+            char text[160];
+
+            snprintf(text, sizeof(text),
+                     "the agent of %s went away before answering", p->host);
+            forward_error(p, text);
+        }
+        free(p);
+    }
+}
