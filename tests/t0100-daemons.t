@@ -47,7 +47,7 @@ test_expect_success 'heartbeats keep the hosts up' '
 test_expect_success 'a killed agent: its host is declared lost after the timeout' '
     test "$(host_state h2)" = up &&
     stop_daemon h2 KILL &&
-    wait_until 6 "test \"\$(host_state h2)\" = lost" &&
+    wait_until 10 "test \"\$(host_state h2)\" = lost" &&
     grep_log $TEST_DIR/co/coordinator.log "host h2: up -> lost (no heartbeat for" &&
     test "$(host_state h1)$(host_state h3)" = upup
 '

@@ -90,13 +90,11 @@ test_expect_success 'lab down removes namespaces, guests, RAM files and run stat
 '
 
 test_expect_success 'after a killed run, lab down still leaves nothing behind' '
-    (
-        lab up k$$ 2 && lab vm-start k$$ h1 g1 && lab vm-start k$$ h2 g2 --no-wait &&
-        sleep 600
-    ) >$TEST_DIR/killed.out 2>&1 &
+    setsid bash -c "\"$LAB_CMD\" up k$$ 2 && \"$LAB_CMD\" vm-start k$$ h1 g1 &&
+        \"$LAB_CMD\" vm-start k$$ h2 g2 --no-wait && sleep 600" >$TEST_DIR/killed.out 2>&1 &
     runner=$! &&
     wait_until 120 "grep -q \"g1 up\" $TEST_DIR/killed.out" &&
-    kill -9 $runner &&
+    kill -9 -- -$runner &&
     ip netns list | grep -q "^vl-k$$-h1" &&
     lab down k$$ &&
     ! ip netns list | grep -q "^vl-k$$-" &&

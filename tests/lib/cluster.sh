@@ -46,7 +46,7 @@ listen = $CO_IP:7470
 name = coordinator
 state_dir = $TEST_DIR/co/state
 heartbeat_interval_ms = 200
-heartbeat_timeout_ms = 1500
+heartbeat_timeout_ms = 3000
 auth_timeout_ms = 2000
 [agent]
 name = $h
