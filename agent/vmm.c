@@ -166,6 +166,13 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", spec->job,
              spec->name);
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", spec->name);
+    if (strlen(vm->qmp) >= 108) {
+        errno = ENAMETOOLONG;
+        errprintf(err, "QMP socket %s is longer than a unix socket path "
+                       "may be: set a shorter [agent] run_dir",
+                  vm->qmp);
+        goto fail;
+    }
     vm->spec = spec_copy(spec);
     if (vm->spec == NULL) {
         errprintf_errno(err, "start");

@@ -14,7 +14,7 @@ kmaj=$(uname -r | cut -d. -f1) kmin=$(uname -r | cut -d. -f2)
     skip_all "kernel $(uname -r): userfaultfd async write-protect needs 6.7"
 
 IMG="$top_builddir/lab"
-guest_log() { echo "$TEST_DIR/$1/state/run/default-g1.log"; }
+guest_log() { echo "$RUN_BASE/$1/default-g1.log"; }
 in_guest() { in_host co dbclient -y -y -i "$IMG/lab.key" root@198.18.1.1 "$@" 2>/dev/null; }
 catalog() { sqlite3 "$TEST_DIR/co/state/catalog.db" "$1"; }
 

@@ -190,7 +190,7 @@ int main(int argc, char **argv)
     t_last = t_progress = t_verify = now();
     for (;;) {
         double t = now(), gap = t - t_last;
-        uint64_t todo;
+        uint64_t due;
 
         if (gap > 2.0) {
             printf("memwriter: resumed after a gap of %.1f s at gen=%llu; "
@@ -228,9 +228,9 @@ int main(int argc, char **argv)
         credit += rate * gap;
         if (credit > rate)
             credit = rate; /* never try to catch up more than 1 s */
-        todo = (uint64_t)credit;
-        credit -= (double)todo;
-        while (todo-- > 0) {
+        due = (uint64_t)credit;
+        credit -= (double)due;
+        while (due-- > 0) {
             gen++;
             /* an odd multiplier walks all pages in a scattered order */
             p = (gen * 2654435761ULL) % npages;

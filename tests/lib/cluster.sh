@@ -24,8 +24,12 @@ LAB="t$$"
 LAB=${LAB:0:12}
 CO_IP=198.18.0.1
 
+# unix socket paths must stay short (108 bytes): guests' sockets live here
+RUN_BASE=/tmp/vmckpt-run-$LAB
+
 cluster_cleanup() {
     "$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true
+    rm -rf "$RUN_BASE"
 }
 trap cluster_cleanup EXIT
 
@@ -51,6 +55,7 @@ auth_timeout_ms = 2000
 [agent]
 name = $h
 state_dir = $TEST_DIR/$h/state
+run_dir = $RUN_BASE/$h
 reconnect_min_ms = 100
 reconnect_max_ms = 800
 connect_timeout_ms = 1000
