@@ -168,8 +168,9 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", spec->name);
     if (strlen(vm->qmp) >= 108) {
         errno = ENAMETOOLONG;
-        errprintf(err, "QMP socket %s is longer than a unix socket path "
-                       "may be: set a shorter [agent] run_dir",
+        errprintf(err,
+                  "QMP socket %s is longer than a unix socket path "
+                  "may be: set a shorter [agent] run_dir",
                   vm->qmp);
         goto fail;
     }
