@@ -62,6 +62,7 @@ static const char usage[] =
     "  store_dir = STATE_DIR/store     where this host keeps peers' images\n"
     "  run_dir = STATE_DIR/run         guests' QMP sockets and console logs\n"
     "  bridge = br0                    the bridge guests' taps join\n"
+    "  accel = auto | kvm | tcg        QEMU accelerator for guests\n"
     "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
@@ -85,6 +86,7 @@ static const char *const agent_keys[] = {"name",
                                          "run_dir",
                                          "bridge",
                                          "uffd_preload",
+                                         "accel",
                                          NULL};
 
 /* A guest's QEMU ended on its own: forget it. */
@@ -234,11 +236,21 @@ int main(int argc, char **argv)
         log_info("store %s listening on %s", sdir, bound);
     }
     {
-        const char *accel = "tcg";
+        const char *accel = conf_get(o.conf, "agent", "accel", "auto");
 
-        for (i = 0; i < a.nhv; i++)
-            if (strcmp(a.hv[i]->name, "qemu") == 0 && a.hvp[i].usable)
-                accel = a.hvp[i].accel;
+        /* auto: KVM where the probe found it usable; an admin who knows
+         * better (a nested KVM that cannot boot guests) says tcg */
+        if (strcmp(accel, "auto") == 0) {
+            accel = "tcg";
+            for (i = 0; i < a.nhv; i++)
+                if (strcmp(a.hv[i]->name, "qemu") == 0 && a.hvp[i].usable)
+                    accel = a.hvp[i].accel;
+        } else if (strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0) {
+            log_err("[agent] accel = '%s': expected auto, kvm or tcg", accel);
+            rc = 2;
+            goto out;
+        }
+        log_info("guests run under %s", accel);
         if (vmm_init(&a.vmm, o.conf, state_dir, accel, &err) < 0 ||
             work_init(&a, &err) < 0 ||
             evloop_add_signal(a.loop, SIGCHLD, on_child, &a) < 0) {
