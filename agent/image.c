@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -716,4 +717,179 @@ int image_drop(const char *store, const char *job, const char *vm,
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, epoch);
     unlink(path);
     return 0;
+}
+
+/* Folding: rewrite epoch 'epoch' as a full image (parent 0), so the
+ * epochs it was built on can go. Every page any epoch of its chain
+ * carried is written, the zero ones as zero bits, so the folded file gives
+ * the same RAM whatever was applied before it. The new page file replaces
+ * the old one by rename after fsync; the manifest then says parent 0. */
+struct fold_ctx {
+    uint64_t npages;
+    uint8_t *ram;      /* the guest RAM the chain builds */
+    uint64_t *touched; /* pages the chain carried */
+};
+
+static int fold_batch(const Vmckpt__PageBatch *msg, void *arg)
+{
+    struct fold_ctx *f = arg;
+    struct batch_view v;
+    uint8_t *scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+    size_t i;
+
+    if (scratch == NULL || batch_open(msg, f->npages, scratch, &v, NULL) < 0) {
+        free(scratch);
+        return -1;
+    }
+    for (i = 0; i < v.n; i++) {
+        const uint8_t *p = batch_view_page(&v, i);
+        uint64_t pg = v.pages[i];
+
+        if (p != NULL)
+            memcpy(f->ram + pg * BATCH_PAGE, p, BATCH_PAGE);
+        else
+            memset(f->ram + pg * BATCH_PAGE, 0, BATCH_PAGE);
+        f->touched[pg / 64] |= 1ULL << (pg % 64);
+    }
+    free(scratch);
+    return 0;
+}
+
+static int fold_state(uint64_t off, const void *data, size_t len, void *arg)
+{
+    (void)off;
+    (void)data;
+    (void)len;
+    (void)arg;
+    return 0; /* the state file of the epoch stays as it is */
+}
+
+int image_fold(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    struct image_epoch *e = NULL;
+    struct fold_ctx f = {0};
+    struct batch_builder b;
+    char dir[4096], tmp[4200], final[4200];
+    uint64_t p, bytes = 0;
+    size_t i;
+    int fd = -1, rc = -1, have_b = 0;
+
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
+        image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    for (i = 0; i < m.n; i++)
+        if (m.e[i].epoch == epoch)
+            e = &m.e[i];
+    if (e == NULL) {
+        errno = ENOENT;
+        return errprintf(err, "%s/%s: no epoch %" PRIu64 " to fold", job, vm,
+                         epoch);
+    }
+    if (e->parent == 0)
+        return 0;
+    f.npages = m.ram_bytes / BATCH_PAGE;
+    f.ram = mmap(NULL, m.ram_bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    f.touched = calloc((f.npages + 63) / 64, sizeof(uint64_t));
+    if (f.ram == MAP_FAILED || f.touched == NULL) {
+        errprintf_errno(err, "fold %s/%s epoch %" PRIu64, job, vm, epoch);
+        goto out;
+    }
+    if (image_read(store, job, vm, epoch, fold_batch, fold_state, &f, err) < 0)
+        goto out;
+    snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".pages.fold.tmp", dir, epoch);
+    snprintf(final, sizeof(final), "%s/e%" PRIu64 ".pages", dir, epoch);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || batch_builder_init(&b, 0) < 0) {
+        errprintf_errno(err, "%s", tmp);
+        goto out;
+    }
+    have_b = 1;
+    batch_reset(&b, 0);
+    for (p = 0; p <= f.npages; p++) {
+        int last = p == f.npages;
+
+        if (!last && !(f.touched[p / 64] & (1ULL << (p % 64))))
+            continue;
+        if (!last && !batch_add(&b, p, f.ram + p * BATCH_PAGE))
+            continue;
+        if (b.n > 0) {
+            Vmckpt__PageBatch msg;
+            uint8_t hdr[8], *packed;
+            size_t len;
+
+            vmckpt__page_batch__init(&msg);
+            batch_finish(&b, &msg);
+            if (wire_pack(&msg, &packed, &len, err) < 0)
+                goto out;
+            memcpy(hdr, REC_MAGIC, 4);
+            hdr[4] = (uint8_t)len;
+            hdr[5] = (uint8_t)(len >> 8);
+            hdr[6] = (uint8_t)(len >> 16);
+            hdr[7] = (uint8_t)(len >> 24);
+            if (write_all(fd, hdr, sizeof(hdr)) < 0 ||
+                write_all(fd, packed, len) < 0) {
+                free(packed);
+                errprintf_errno(err, "%s", tmp);
+                goto out;
+            }
+            free(packed);
+            bytes += sizeof(hdr) + len;
+            batch_reset(&b, 0);
+        }
+    }
+    if (fsync(fd) < 0 || rename(tmp, final) < 0 || fsync_dir(dir) < 0) {
+        errprintf_errno(err, "%s", final);
+        goto out;
+    }
+    /* the new file is a full image; only now does the manifest say so */
+    e->parent = 0;
+    e->pages_bytes = bytes;
+    if (manifest_save(dir, &m, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (have_b)
+        batch_builder_dispose(&b);
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    if (f.ram != NULL && f.ram != MAP_FAILED)
+        munmap(f.ram, m.ram_bytes);
+    free(f.touched);
+    return rc;
+}
+
+int image_retain(const char *store, const char *job, const char *vm,
+                 uint64_t keep_from, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    size_t i;
+    int dropped = 0;
+
+    if (image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    for (i = 0; i < m.n; i++)
+        if (m.e[i].epoch >= keep_from && m.e[i].parent != 0 &&
+            m.e[i].parent < keep_from &&
+            image_fold(store, job, vm, m.e[i].epoch, err) < 0)
+            return -1;
+    /* newest first: a delta goes before the epoch it was built on */
+    for (;;) {
+        uint64_t victim = 0;
+
+        if (image_manifest_load(store, job, vm, &m, err) < 0)
+            return -1;
+        for (i = 0; i < m.n; i++)
+            if (m.e[i].epoch < keep_from && m.e[i].epoch > victim)
+                victim = m.e[i].epoch;
+        if (victim == 0)
+            return dropped;
+        if (image_drop(store, job, vm, victim, err) < 0)
+            return -1;
+        dropped++;
+    }
 }

@@ -78,6 +78,18 @@ int image_restore(const char *store, const char *job, const char *vm,
                   uint64_t epoch, int ram_fd, int state_fd,
                   struct vmckpt_error *err);
 
+/* Rewrite durable epoch 'epoch' as a full image (parent 0), atomically, so
+ * the epochs it builds on are no longer needed. */
+int image_fold(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err);
+
+/* Keep the epochs from 'keep_from' on: fold each kept epoch whose parent
+ * is older, then remove the older epochs. Returns how many were removed,
+ * or -1 (then nothing durable was lost: folding happens first, and an
+ * epoch is removed only when nothing kept builds on it). */
+int image_retain(const char *store, const char *job, const char *vm,
+                 uint64_t keep_from, struct vmckpt_error *err);
+
 /* Remove a durable epoch that no other durable epoch builds on. */
 int image_drop(const char *store, const char *job, const char *vm,
                uint64_t epoch, struct vmckpt_error *err);

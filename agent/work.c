@@ -388,6 +388,68 @@ static void start_restore(struct agent *a, const Vmckpt__Envelope *env)
              env->restore->source_host);
 }
 
+/* ---- retention (background: folding rewrites a whole image) ---------- */
+
+struct retain_job {
+    struct agent *a;
+    char job[65], vm[65];
+    uint64_t keep_from, req;
+};
+
+static void *retain_main(void *arg)
+{
+    struct retain_job *r = arg;
+    struct vmckpt_error err;
+    char text[256];
+    int n = image_retain(r->a->store.dir, r->job, r->vm, r->keep_from, &err);
+
+    if (n < 0) {
+        log_err("store: retention of %s/%s: %s", r->job, r->vm, err.text);
+        reply_error(r->a, r->req, VMCKPT__ERROR_CODE__ERR_INTERNAL, err.text);
+    } else {
+        snprintf(text, sizeof(text),
+                 "%s/%s: kept epochs from %llu, removed "
+                 "%d",
+                 r->job, r->vm, (unsigned long long)r->keep_from, n);
+        if (n > 0)
+            log_info("store: %s", text);
+        {
+            Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+            ack.text = text;
+            post_msg(r->a, VMCKPT__MSG_TYPE__MSG_ACK, r->req, &ack);
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+static void start_retain(struct agent *a, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__StoreRetain *sr = env->store_retain;
+    struct retain_job *r;
+    pthread_t t;
+
+    if (!image_valid_name(sr->job) || !image_valid_name(sr->vm) ||
+        (r = calloc(1, sizeof(*r))) == NULL) {
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                    "store-retain: bad job/VM name");
+        return;
+    }
+    r->a = a;
+    snprintf(r->job, sizeof(r->job), "%s", sr->job);
+    snprintf(r->vm, sizeof(r->vm), "%s", sr->vm);
+    r->keep_from = sr->keep_from;
+    r->req = env->request_id;
+    if (pthread_create(&t, NULL, retain_main, r) != 0) {
+        free(r);
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                    "cannot start retention");
+        return;
+    }
+    pthread_detach(t);
+}
+
 /* ---- the loop side ---------------------------------------------------- */
 
 static void on_pipe(struct evloop *loop, struct ev_io *io, int revents)
@@ -479,6 +541,9 @@ int work_handle(struct agent *a, const Vmckpt__Envelope *env)
         return 1;
     case VMCKPT__MSG_TYPE__MSG_RESTORE:
         start_restore(a, env);
+        return 1;
+    case VMCKPT__MSG_TYPE__MSG_STORE_RETAIN:
+        start_retain(a, env);
         return 1;
     default:
         return 0;

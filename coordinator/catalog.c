@@ -463,3 +463,53 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
     sqlite3_finalize(st);
     return found;
 }
+
+uint64_t catalog_epoch_keep_from(struct catalog *cat, const char *job,
+                                 const char *vm, unsigned keep)
+{
+    sqlite3_stmt *st;
+    uint64_t from = 0;
+
+    if (keep == 0 ||
+        prep(cat,
+             "SELECT epoch FROM epochs WHERE job=? AND vm=? AND"
+             " state='committed' ORDER BY epoch DESC LIMIT 1 OFFSET ?",
+             &st, NULL) < 0)
+        return 0;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)keep - 1);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        from = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return from;
+}
+
+int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
+                         uint64_t keep_from,
+                         void (*fn)(const char *store_host, void *arg),
+                         void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "SELECT DISTINCT store_host FROM epochs WHERE job=? AND vm=?"
+             " AND epoch<? AND state='committed'",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_from);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(st, 0), arg);
+    sqlite3_finalize(st);
+    if (prep(cat,
+             "UPDATE epochs SET state='expired' WHERE job=? AND vm=? AND"
+             " epoch<? AND state='committed'",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_from);
+    return step_done(cat, st, err);
+}

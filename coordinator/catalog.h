@@ -67,6 +67,16 @@ struct catalog_epoch {
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);
+/* Retention: the epoch number from which the newest 'keep' committed
+ * epochs of job/vm start (0 if there are not more than 'keep'). */
+uint64_t catalog_epoch_keep_from(struct catalog *cat, const char *job,
+                                 const char *vm, unsigned keep);
+/* Mark committed epochs of job/vm older than 'keep_from' expired and call
+ * 'fn' once per store host that held one. */
+int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
+                         uint64_t keep_from,
+                         void (*fn)(const char *store_host, void *arg),
+                         void *arg, struct vmckpt_error *err);
 /* The next epoch number of job (max + 1, from 1). */
 uint64_t catalog_epoch_next(struct catalog *cat, const char *job);
 /* Epoch 'epoch' (0: the last committed) of job/vm: 1 found (copied into

@@ -47,6 +47,7 @@ struct coord {
     struct vmrec *vms;
     struct pending *pending; /* admin requests waiting for an agent */
     uint64_t next_req;       /* request ids of messages to agents */
+    unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
 };
 
 /* server.c: listening socket, connections, handshake, dispatch. */

@@ -50,6 +50,7 @@ static const char usage[] =
     "  heartbeat_timeout_ms = 5000     silent longer: host declared lost\n"
     "  auth_timeout_ms = 5000          handshake deadline per connection\n"
     "  max_frame_bytes = 1048576       largest message accepted\n"
+    "  keep_epochs = 2                 committed epochs kept per VM (0: all)\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
@@ -66,6 +67,7 @@ static const char *const coord_keys[] = {"listen",
                                          "heartbeat_timeout_ms",
                                          "auth_timeout_ms",
                                          "max_frame_bytes",
+                                         "keep_epochs",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -126,6 +128,10 @@ int main(int argc, char **argv)
                       &err) < 0)
         goto confail;
     co.max_frame = (size_t)v;
+    if (conf_get_uint(o.conf, "coordinator", "keep_epochs", 2, 0, 1000, &v,
+                      &err) < 0)
+        goto confail;
+    co.keep_epochs = (unsigned)v;
     if (gethostname(path, sizeof(path) - 1) < 0)
         snprintf(path, sizeof(path), "coordinator");
     path[sizeof(path) - 1] = '\0';

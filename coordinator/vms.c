@@ -26,6 +26,7 @@ struct vmrec {
     Vmckpt__VmSpec *spec;
     uint64_t last_epoch;  /* last committed */
     uint64_t chain_epoch; /* last epoch written by its current QEMU */
+    char chain_store[64]; /* where that epoch is: deltas stay on it */
     /* live progress of a checkpoint in flight */
     char phase[16];
     uint32_t round;
@@ -46,6 +47,9 @@ struct pending {
     int64_t started;
     struct pending *next;
 };
+
+static void retain(struct coord *co, const char *job, const char *vm,
+                   const char *current_store);
 
 static struct vmrec *vm_find(struct coord *co, const char *job,
                              const char *name)
@@ -381,7 +385,8 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     t.vm = v->name;
     t.host = (char *)store;
     t.store_addr = (char *)hosts_store_addr(co, store);
-    t.parent = v->chain_epoch;
+    /* a delta only on the store that holds its parent */
+    t.parent = strcmp(v->chain_store, store) == 0 ? v->chain_epoch : 0;
     out.n_targets = 1;
     out.targets = &tp;
     out.mode = b->mode;
@@ -475,6 +480,62 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     return 0;
 }
 
+struct retain_ctx {
+    struct coord *co;
+    const char *job, *vm;
+    uint64_t keep_from;
+    char sent[8][64];
+    int nsent;
+};
+
+static void retain_store(const char *store_host, void *arg)
+{
+    struct retain_ctx *r = arg;
+    Vmckpt__StoreRetain sr = VMCKPT__STORE_RETAIN__INIT;
+    struct conn *agent;
+    int i;
+
+    for (i = 0; i < r->nsent; i++)
+        if (strcmp(r->sent[i], store_host) == 0)
+            return;
+    agent = hosts_conn(r->co, store_host);
+    if (agent == NULL) {
+        log_warn("retention: store %s is not up; its old epochs of %s/%s "
+                 "stay until it is",
+                 store_host, r->job, r->vm);
+        return;
+    }
+    sr.job = (char *)r->job;
+    sr.vm = (char *)r->vm;
+    sr.keep_from = r->keep_from;
+    if (conn_send(agent, VMCKPT__MSG_TYPE__MSG_STORE_RETAIN, r->co->next_req++,
+                  &sr) == 0 &&
+        r->nsent < 8)
+        snprintf(r->sent[r->nsent++], sizeof(r->sent[0]), "%s", store_host);
+}
+
+/* Keep the newest keep_epochs committed epochs of job/vm: older ones are
+ * marked expired in the catalog first (never offered again), then every
+ * store that held one is told to fold and delete. */
+static void retain(struct coord *co, const char *job, const char *vm,
+                   const char *current_store)
+{
+    struct retain_ctx r = {.co = co, .job = job, .vm = vm};
+    struct vmckpt_error err;
+
+    r.keep_from = catalog_epoch_keep_from(co->cat, job, vm, co->keep_epochs);
+    if (r.keep_from == 0)
+        return;
+    if (catalog_epoch_expire(co->cat, job, vm, r.keep_from, retain_store, &r,
+                             &err) < 0) {
+        log_err("retention: %s", err.text);
+        return;
+    }
+    retain_store(current_store, &r);
+    log_info("retention: %s/%s keeps epochs from %llu", job, vm,
+             (unsigned long long)r.keep_from);
+}
+
 static struct pending *take_pending(struct coord *co, struct conn *agent,
                                     uint64_t id)
 {
@@ -540,9 +601,12 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             const Vmckpt__CkptDurable *d = env->ckpt_durable;
 
             epoch_set_state(co, p, "running", "committed", d, NULL);
+            retain(co, p->job, p->vm, p->store_host);
             if (v != NULL) {
                 v->last_epoch = p->epoch;
                 v->chain_epoch = p->epoch;
+                snprintf(v->chain_store, sizeof(v->chain_store), "%s",
+                         p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
                 v->phase[0] = '\0';
                 vm_save(co, v);

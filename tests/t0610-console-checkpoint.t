@@ -80,9 +80,35 @@ test_expect_success 'the next checkpoint is full (a new QEMU) and goes to h3' '
     grep -q "epoch 3 committed (full, on h3)" $TEST_DIR/c3.out
 '
 
-test_expect_success 'vm stop, clean daemons, no sanitizer report' '
+manifest() { cat "$TEST_DIR/$1/state/store/default/g1/manifest" 2>/dev/null; }
+test_expect_success 'retention keeps 2 epochs: old ones expire and leave the stores' '
+    vmckpt checkpoint --vm g1 | grep -q "epoch 4 committed (incremental, on h3)" &&
+    vmckpt checkpoint --vm g1 | grep -q "epoch 5 committed (incremental, on h3)" &&
+    test "$(catalog "select group_concat(epoch) from epochs where state=\"committed\"")" = "4,5" &&
+    test "$(catalog "select count(*) from epochs where state=\"expired\"")" = 3 &&
+    wait_until 30 "test \"\$(manifest h3 | grep -c ^epoch)\" = 2" &&
+    manifest h3 | grep -q "^epoch 4 parent 0 " &&
+    manifest h3 | grep -q "^epoch 5 parent 4 " &&
+    wait_until 30 "test \"\$(manifest h2 | grep -c ^epoch)\" = 0" &&
+    test ! -e $TEST_DIR/h3/state/store/default/g1/e3.pages &&
+    test ! -e $TEST_DIR/h2/state/store/default/g1/e1.pages
+'
+
+test_expect_success 'the folded epoch 4 restores (on h3) and verifies' '
     vmckpt vm stop --name g1 | grep -q stopped &&
     vmckpt vm list | grep -q "^default  *g1  *h2  *stopped" &&
+    wait_until 10 "test ! -e /dev/shm/vmckpt-default-g1.ram" &&
+    vmckpt restore --vm g1 --host h3 --epoch 4 | grep -q "restored from epoch 4 on h3" &&
+    wait_until 20 "grep -aq \"memwriter: gen=\" $(guest_log h3)" &&
+    in_guest "killall -USR1 memwriter" &&
+    wait_until 20 "grep -aq \"memwriter: verify PASS\" $(guest_log h3)" &&
+    ! grep -aq "verify FAIL" $(guest_log h3) &&
+    ! vmckpt restore --vm g1 --host h2 --epoch 2 2>$TEST_DIR/err &&
+    grep -q "no committed epoch" $TEST_DIR/err
+'
+
+test_expect_success 'vm stop, clean daemons, no sanitizer report' '
+    vmckpt vm stop --name g1 | grep -q stopped &&
     wait_until 10 "test ! -e /dev/shm/vmckpt-default-g1.ram" &&
     stop_daemon h2 && stop_daemon h3 && stop_daemon co &&
     no_sanitizer_reports

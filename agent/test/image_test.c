@@ -215,6 +215,46 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* Retention: keep epochs 2 and 3 of a chain 1 <- 2 <- 3: epoch 2 is folded
+ * into a full image, epoch 1 goes, and 2 and 3 still restore exactly, even
+ * a page that a delta zeroed. */
+START_TEST(retain_folds)
+{
+    struct vmckpt_error err;
+    struct image_manifest m;
+    uint64_t all[NPAGES], d2[2] = {4, 6}, d3[1] = {8}, bytes;
+    static uint8_t snap2[RAM], out[RAM];
+    char state[64];
+    size_t i, n = 0;
+
+    for (i = 0; i < NPAGES; i += 2) {
+        fill(ram + i * BATCH_PAGE, (unsigned)i);
+        all[n++] = i;
+    }
+    ck_assert_int_eq(put_epoch(1, 0, all, n, "one", &bytes, &err), 0);
+    fill(ram + 4 * BATCH_PAGE, 400);
+    memset(ram + 6 * BATCH_PAGE, 0, BATCH_PAGE); /* zeroed by a delta */
+    ck_assert_int_eq(put_epoch(2, 1, d2, 2, "two", &bytes, &err), 0);
+    memcpy(snap2, ram, RAM);
+    fill(ram + 8 * BATCH_PAGE, 800);
+    ck_assert_int_eq(put_epoch(3, 2, d3, 1, "three", &bytes, &err), 0);
+
+    ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 1);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 2);
+    ck_assert_ptr_null(image_manifest_find(&m, 1));
+    ck_assert_uint_eq(image_manifest_find(&m, 2)->parent, 0);
+    ck_assert_uint_eq(image_manifest_find(&m, 3)->parent, 2);
+    restore_into(3, out, state, 0, &err);
+    ck_assert_mem_eq(out, ram, RAM);
+    ck_assert_str_eq(state, "three");
+    restore_into(2, out, state, 0, &err);
+    ck_assert_mem_eq(out, snap2, RAM);
+    /* idempotent */
+    ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -227,6 +267,7 @@ int main(void)
     tcase_add_test(tc, flipped_byte);
     tcase_add_test(tc, bad_names);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, retain_folds);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

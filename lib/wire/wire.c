@@ -66,6 +66,7 @@ static const struct wire_type wire_types[] = {
     T(STREAM_DURABLE, "stream-durable", stream_durable),
     T(STREAM_ABORT, "stream-abort", stream_abort),
     T(FETCH_EPOCH, "fetch-epoch", fetch_epoch),
+    T(STORE_RETAIN, "store-retain", store_retain),
 };
 #undef T
 
