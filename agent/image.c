@@ -290,17 +290,15 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
-                       struct vmckpt_error *err)
+/* Append one record (header + packed batch) to 'fd'; its size is added to
+ * *bytes. 0, or -1 with errno (the caller names the file). */
+static int append_record(int fd, const Vmckpt__PageBatch *msg, uint64_t *bytes,
+                         struct vmckpt_error *err)
 {
-    struct batch_view v;
     uint8_t hdr[8], *packed;
     size_t len;
     int rc;
 
-    if (batch_open(msg, w->ram_bytes / BATCH_PAGE, w->scratch, &v, err) < 0)
-        return errprefix(err, "%s/%s epoch %" PRIu64 " batch %" PRIu64, w->job,
-                         w->vm, w->epoch, w->batches + 1);
     if (wire_pack(msg, &packed, &len, err) < 0)
         return -1;
     memcpy(hdr, REC_MAGIC, 4);
@@ -308,17 +306,28 @@ int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
     hdr[5] = (uint8_t)(len >> 8);
     hdr[6] = (uint8_t)(len >> 16);
     hdr[7] = (uint8_t)(len >> 24);
-    rc = write_all(w->pages_fd, hdr, sizeof(hdr)) < 0 ||
-                 write_all(w->pages_fd, packed, len) < 0
+    rc = write_all(fd, hdr, sizeof(hdr)) < 0 || write_all(fd, packed, len) < 0
              ? -1
              : 0;
     free(packed);
-    if (rc < 0)
+    if (rc == 0)
+        *bytes += sizeof(hdr) + len;
+    return rc;
+}
+
+int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
+                       struct vmckpt_error *err)
+{
+    struct batch_view v;
+
+    if (batch_open(msg, w->ram_bytes / BATCH_PAGE, w->scratch, &v, err) < 0)
+        return errprefix(err, "%s/%s epoch %" PRIu64 " batch %" PRIu64, w->job,
+                         w->vm, w->epoch, w->batches + 1);
+    if (append_record(w->pages_fd, msg, &w->pages_bytes, err) < 0)
         return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing pages",
                                w->job, w->vm, w->epoch);
     w->batches++;
     w->pages += v.n;
-    w->pages_bytes += sizeof(hdr) + len;
     return 0;
 }
 
@@ -817,26 +826,13 @@ int image_fold(const char *store, const char *job, const char *vm,
             continue;
         if (b.n > 0) {
             Vmckpt__PageBatch msg;
-            uint8_t hdr[8], *packed;
-            size_t len;
 
             vmckpt__page_batch__init(&msg);
             batch_finish(&b, &msg);
-            if (wire_pack(&msg, &packed, &len, err) < 0)
-                goto out;
-            memcpy(hdr, REC_MAGIC, 4);
-            hdr[4] = (uint8_t)len;
-            hdr[5] = (uint8_t)(len >> 8);
-            hdr[6] = (uint8_t)(len >> 16);
-            hdr[7] = (uint8_t)(len >> 24);
-            if (write_all(fd, hdr, sizeof(hdr)) < 0 ||
-                write_all(fd, packed, len) < 0) {
-                free(packed);
+            if (append_record(fd, &msg, &bytes, err) < 0) {
                 errprintf_errno(err, "%s", tmp);
                 goto out;
             }
-            free(packed);
-            bytes += sizeof(hdr) + len;
             batch_reset(&b, 0);
         }
     }
