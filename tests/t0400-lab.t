@@ -85,7 +85,7 @@ test_expect_success 'lab down removes namespaces, guests, RAM files and run stat
     lab down $LAB &&
     ! ip netns list | grep -q "^vl-$LAB-" &&
     ! ls /dev/shm | grep -q "^vmckpt-lab-$LAB-" &&
-    ! pgrep -f "ram-path /dev/shm/vmckpt-lab-$LAB-" &&
+    ! pgrep -f "/dev/shm/vmckpt-lab-$LAB-" &&
     test ! -e "$VMCKPT_LAB_RUN/$LAB"
 '
 
@@ -99,7 +99,7 @@ test_expect_success 'after a killed run, lab down still leaves nothing behind' '
     lab down k$$ &&
     ! ip netns list | grep -q "^vl-k$$-" &&
     ! ls /dev/shm | grep -q "^vmckpt-lab-k$$-" &&
-    ! pgrep -f "ram-path /dev/shm/vmckpt-lab-k$$-" &&
+    ! pgrep -f "/dev/shm/vmckpt-lab-k$$-" &&
     ! ip link show | grep -q "tap-g[12]" &&
     test ! -e "$VMCKPT_LAB_RUN/k$$"
 '
