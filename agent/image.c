@@ -477,8 +477,9 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 /* Verify and deliver the batches of one epoch's page file. */
 static int read_pages(const char *dir, const char *job, const char *vm,
                       const struct image_epoch *e, uint64_t npages,
-                      int (*cb)(const Vmckpt__PageBatch *, void *), void *arg,
-                      uint8_t *scratch, struct vmckpt_error *err)
+                      int (*cb)(const Vmckpt__PageBatch *,
+                                const struct batch_view *, void *),
+                      void *arg, uint8_t *scratch, struct vmckpt_error *err)
 {
     char path[4200];
     uint8_t hdr[8], *rec = NULL;
@@ -530,7 +531,7 @@ static int read_pages(const char *dir, const char *job, const char *vm,
                       job, vm, e->epoch, path, off);
             goto out;
         }
-        rc = cb(b, arg);
+        rc = cb(b, &v, arg);
         wire_free_batch(b);
         if (rc < 0) {
             errprintf(err,
@@ -551,7 +552,8 @@ out:
 
 int image_read(const char *store, const char *job, const char *vm,
                uint64_t epoch,
-               int (*batch_cb)(const Vmckpt__PageBatch *msg, void *arg),
+               int (*batch_cb)(const Vmckpt__PageBatch *msg,
+                               const struct batch_view *v, void *arg),
                int (*state_cb)(uint64_t offset, const void *data, size_t len,
                                void *arg),
                void *arg, struct vmckpt_error *err)
@@ -641,23 +643,21 @@ out:
 
 struct restore_ctx {
     int ram_fd, state_fd;
-    uint8_t *scratch;
     uint8_t zero[BATCH_PAGE];
 };
 
-static int restore_batch(const Vmckpt__PageBatch *msg, void *arg)
+static int restore_batch(const Vmckpt__PageBatch *msg,
+                         const struct batch_view *v, void *arg)
 {
     struct restore_ctx *r = arg;
-    struct batch_view v;
     size_t i;
 
-    if (batch_open(msg, UINT64_MAX, r->scratch, &v, NULL) < 0)
-        return -1;
-    for (i = 0; i < v.n; i++) {
-        const uint8_t *p = batch_view_page(&v, i);
+    (void)msg;
+    for (i = 0; i < v->n; i++) {
+        const uint8_t *p = batch_view_page(v, i);
 
         if (pwrite(r->ram_fd, p ? p : r->zero, BATCH_PAGE,
-                   (off_t)(v.pages[i] * BATCH_PAGE)) != BATCH_PAGE)
+                   (off_t)(v->pages[i] * BATCH_PAGE)) != BATCH_PAGE)
             return -1;
     }
     return 0;
@@ -677,16 +677,12 @@ int image_restore(const char *store, const char *job, const char *vm,
     struct restore_ctx *r = calloc(1, sizeof(*r));
     int rc;
 
-    if (r == NULL ||
-        (r->scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE)) == NULL) {
-        free(r);
+    if (r == NULL)
         return errprintf_errno(err, "restore");
-    }
     r->ram_fd = ram_fd;
     r->state_fd = state_fd;
     rc =
         image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
-    free(r->scratch);
     free(r);
     return rc;
 }
@@ -739,20 +735,16 @@ struct fold_ctx {
     uint64_t *touched; /* pages the chain carried */
 };
 
-static int fold_batch(const Vmckpt__PageBatch *msg, void *arg)
+static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
+                      void *arg)
 {
     struct fold_ctx *f = arg;
-    struct batch_view v;
-    uint8_t *scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
     size_t i;
 
-    if (scratch == NULL || batch_open(msg, f->npages, scratch, &v, NULL) < 0) {
-        free(scratch);
-        return -1;
-    }
-    for (i = 0; i < v.n; i++) {
-        const uint8_t *p = batch_view_page(&v, i);
-        uint64_t pg = v.pages[i];
+    (void)msg;
+    for (i = 0; i < v->n; i++) {
+        const uint8_t *p = batch_view_page(v, i);
+        uint64_t pg = v->pages[i];
 
         if (p != NULL)
             memcpy(f->ram + pg * BATCH_PAGE, p, BATCH_PAGE);
@@ -760,7 +752,6 @@ static int fold_batch(const Vmckpt__PageBatch *msg, void *arg)
             memset(f->ram + pg * BATCH_PAGE, 0, BATCH_PAGE);
         f->touched[pg / 64] |= 1ULL << (pg % 64);
     }
-    free(scratch);
     return 0;
 }
 

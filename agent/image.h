@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/util/error.h"
+#include "lib/wire/batch.h"
 #include "lib/wire/wire.h"
 
 #define IMAGE_MAX_EPOCHS 64
@@ -62,12 +63,14 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
 void image_writer_abort(struct image_writer *w);
 
 /* Read epoch 'epoch' of JOB/VM and the epochs it builds on, oldest first:
- * every batch is verified and handed to 'batch_cb', then the epoch's device
+ * every batch is verified and handed to 'batch_cb' with its verified view
+ * (valid during the call), then the epoch's device
  * state to 'state_cb' in chunks. A damaged record stops the read with an
  * error naming the VM, the epoch, the file and the offset. */
 int image_read(const char *store, const char *job, const char *vm,
                uint64_t epoch,
-               int (*batch_cb)(const Vmckpt__PageBatch *msg, void *arg),
+               int (*batch_cb)(const Vmckpt__PageBatch *msg,
+                               const struct batch_view *v, void *arg),
                int (*state_cb)(uint64_t offset, const void *data, size_t len,
                                void *arg),
                void *arg, struct vmckpt_error *err);

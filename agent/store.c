@@ -94,10 +94,12 @@ struct fetch_ctx {
     uint64_t batches, pages, state_bytes;
 };
 
-static int fetch_batch(const Vmckpt__PageBatch *msg, void *arg)
+static int fetch_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
+                       void *arg)
 {
     struct fetch_ctx *f = arg;
 
+    (void)v;
     f->batches++;
     f->pages += msg->n_pages;
     return send_msg(f->p, VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, 0, msg);

@@ -110,21 +110,8 @@ void vmm_free(struct vmm_vm *vm)
         return;
     hv_qemu_ops.vm_release(vm->hv);
     if (vm->spec != NULL)
-        vmckpt__vm_spec__free_unpacked(vm->spec, NULL);
+        wire_free_message(vm->spec);
     free(vm);
-}
-
-static Vmckpt__VmSpec *spec_copy(const Vmckpt__VmSpec *s)
-{
-    uint8_t *buf;
-    size_t len;
-    Vmckpt__VmSpec *c;
-
-    if (wire_pack(s, &buf, &len, NULL) < 0)
-        return NULL;
-    c = vmckpt__vm_spec__unpack(NULL, len, buf);
-    free(buf);
-    return c;
 }
 
 struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
@@ -174,7 +161,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
                   vm->qmp);
         goto fail;
     }
-    vm->spec = spec_copy(spec);
+    vm->spec = wire_copy(spec);
     if (vm->spec == NULL) {
         errprintf_errno(err, "start");
         goto fail;

@@ -295,7 +295,7 @@ static void restore_free(struct restore_job *r)
     if (r->state_fd >= 0)
         close(r->state_fd);
     unlink(r->ram);
-    vmckpt__restore__free_unpacked(r->r, NULL);
+    wire_free_message(r->r);
     free(r);
 }
 
@@ -354,21 +354,17 @@ fail:
 static void start_restore(struct agent *a, const Vmckpt__Envelope *env)
 {
     struct restore_job *r = calloc(1, sizeof(*r));
-    uint8_t *buf;
-    size_t len;
     pthread_t t;
 
     if (r == NULL || env->restore->spec == NULL ||
         !image_valid_name(env->restore->job) ||
-        !image_valid_name(env->restore->vm) ||
-        wire_pack(env->restore, &buf, &len, NULL) < 0) {
+        !image_valid_name(env->restore->vm)) {
         free(r);
         reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                     "restore: bad job/VM name or no VM spec");
         return;
     }
-    r->r = vmckpt__restore__unpack(NULL, len, buf);
-    free(buf);
+    r->r = wire_copy(env->restore);
     r->a = a;
     r->req = env->request_id;
     r->state_fd = -1;
@@ -376,7 +372,7 @@ static void start_restore(struct agent *a, const Vmckpt__Envelope *env)
              env->restore->job, env->restore->vm);
     if (r->r == NULL || pthread_create(&t, NULL, restore_main, r) != 0) {
         if (r->r != NULL)
-            vmckpt__restore__free_unpacked(r->r, NULL);
+            wire_free_message(r->r);
         free(r);
         reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                     "cannot start a restore");

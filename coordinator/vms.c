@@ -62,19 +62,6 @@ static struct vmrec *vm_find(struct coord *co, const char *job,
     return NULL;
 }
 
-static Vmckpt__VmSpec *spec_dup(const Vmckpt__VmSpec *s)
-{
-    uint8_t *buf;
-    size_t len;
-    Vmckpt__VmSpec *c;
-
-    if (wire_pack(s, &buf, &len, NULL) < 0)
-        return NULL;
-    c = vmckpt__vm_spec__unpack(NULL, len, buf);
-    free(buf);
-    return c;
-}
-
 static void vm_save(struct coord *co, struct vmrec *v)
 {
     struct catalog_vm cv;
@@ -147,7 +134,7 @@ void vms_free(struct coord *co)
 
         co->vms = v->next;
         if (v->spec != NULL)
-            vmckpt__vm_spec__free_unpacked(v->spec, NULL);
+            wire_free_message(v->spec);
         free(v);
     }
     while (co->pending != NULL) {
@@ -274,8 +261,8 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
     if (v == NULL && (v = vm_add(c->co, s->job, s->name)) == NULL)
         return 0;
     if (v->spec != NULL)
-        vmckpt__vm_spec__free_unpacked(v->spec, NULL);
-    v->spec = spec_dup(s);
+        wire_free_message(v->spec);
+    v->spec = wire_copy(s);
     snprintf(v->host, sizeof(v->host), "%s", s->host);
     vm_set_state(c->co, v, "starting");
     return 0;

@@ -9,9 +9,7 @@
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces"
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
-kmaj=$(uname -r | cut -d. -f1) kmin=$(uname -r | cut -d. -f2)
-[ "$kmaj" -gt 6 ] || { [ "$kmaj" -eq 6 ] && [ "$kmin" -ge 7 ]; } ||
-    skip_all "kernel $(uname -r): userfaultfd async write-protect needs 6.7"
+require_kernel 6 7 "userfaultfd async write-protect"
 
 LAB_CMD="$top_srcdir/scripts/vmckpt-lab"
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"

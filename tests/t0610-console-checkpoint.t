@@ -9,9 +9,7 @@
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
-kmaj=$(uname -r | cut -d. -f1) kmin=$(uname -r | cut -d. -f2)
-[ "$kmaj" -gt 6 ] || { [ "$kmaj" -eq 6 ] && [ "$kmin" -ge 7 ]; } ||
-    skip_all "kernel $(uname -r): userfaultfd async write-protect needs 6.7"
+require_kernel 6 7 "userfaultfd async write-protect"
 
 IMG="$top_builddir/lab"
 guest_log() { echo "$RUN_BASE/$1/default-g1.log"; }

@@ -456,3 +456,23 @@ void wire_free_batch(Vmckpt__PageBatch *b)
     if (b != NULL)
         vmckpt__page_batch__free_unpacked(b, NULL);
 }
+
+void *wire_copy(const void *msg)
+{
+    const ProtobufCMessage *m = msg;
+    uint8_t *buf;
+    size_t len;
+    void *c;
+
+    if (wire_pack(msg, &buf, &len, NULL) < 0)
+        return NULL;
+    c = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+    free(buf);
+    return c;
+}
+
+void wire_free_message(void *msg)
+{
+    if (msg != NULL)
+        protobuf_c_message_free_unpacked(msg, NULL);
+}

@@ -118,4 +118,9 @@ int wire_pack(const void *msg, uint8_t **out, size_t *len,
 Vmckpt__PageBatch *wire_unpack_batch(const uint8_t *buf, size_t len);
 void wire_free_batch(Vmckpt__PageBatch *b);
 
+/* A deep copy of any message (NULL on failure); free it with
+ * wire_free_message(). */
+void *wire_copy(const void *msg);
+void wire_free_message(void *msg);
+
 #endif

@@ -32,6 +32,14 @@ test_expect_success() {
     fi
 }
 
+# require_kernel MAJOR MINOR WHAT: skip the whole test on older kernels.
+require_kernel() {
+    local maj min
+    maj=$(uname -r | cut -d. -f1) min=$(uname -r | cut -d. -f2)
+    [ "$maj" -gt "$1" ] || { [ "$maj" -eq "$1" ] && [ "$min" -ge "$2" ]; } ||
+        skip_all "kernel $(uname -r): $3 needs $1.$2"
+}
+
 # Print a note into the TAP stream.
 note() { echo "# $*"; }
 
