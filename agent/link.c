@@ -28,6 +28,7 @@ static void link_close(struct agent *a)
     close(a->fd);
     a->fd = -1;
     a->registered = 0;
+    work_link_lost(a);
 }
 
 static void link_fail(struct agent *a, const char *why)
@@ -59,8 +60,24 @@ static void send_register(struct agent *a)
 {
     Vmckpt__AgentRegister r = VMCKPT__AGENT_REGISTER__INIT;
     Vmckpt__Hypervisor hv[AGENT_MAX_HV], *hvp[AGENT_MAX_HV];
+    struct vmm_vm *vm;
+    char **names = NULL;
+    size_t n = 0, k = 0;
     int i;
 
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
+        n++;
+    names = calloc(n ? n : 1, sizeof(*names));
+    for (vm = a->vmm.vms; names != NULL && vm != NULL; vm = vm->next) {
+        size_t len = strlen(vm->job) + strlen(vm->name) + 3;
+
+        if (vm->stopping || (names[k] = malloc(len)) == NULL)
+            continue;
+        snprintf(names[k++], len, "%s/%s%s", vm->job, vm->name,
+                 vm->held ? "!" : "");
+    }
+    r.n_vms = k;
+    r.vms = names;
     for (i = 0; i < a->nhv; i++) {
         vmckpt__hypervisor__init(&hv[i]);
         hv[i].name = (char *)a->hv[i]->name;
@@ -80,6 +97,9 @@ static void send_register(struct agent *a)
     r.store_addr = a->store_addr;
     r.software = PACKAGE_STRING;
     send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTER, &r);
+    while (k > 0)
+        free(names[--k]);
+    free(names);
 }
 
 static void heartbeat(struct evloop *loop, struct ev_timer *t)

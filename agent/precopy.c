@@ -99,6 +99,14 @@ static int64_t send_pages(struct sender *s, const uint8_t *ram, uint64_t npages,
     return (int64_t)sent;
 }
 
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t popcount(const uint64_t *bm, size_t words)
 {
     uint64_t n = 0;
@@ -146,6 +154,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
             goto out;
         paused = 1;
         tp = now_us();
+        res->paused_at_ns = realtime_ns();
     }
     /* what round 0 sends: everything, or what was written since the last
      * cut; the harvest also restarts tracking for round 1 */
@@ -194,6 +203,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         if (ops->pause(vm, err) < 0)
             goto out;
         paused = 1;
+        res->paused_at_ns = realtime_ns();
         if (ops->dirty_harvest(vm, bm, err) < 0)
             goto out;
         nstaged = popcount(bm, words);
@@ -226,12 +236,13 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     state_len = ops->save_state(vm, statefd, err);
     if (state_len < 0)
         goto out;
-    if (policy->on_cut != NULL)
-        policy->on_cut(policy->arg);
+    if (policy->on_cut != NULL && policy->on_cut(policy->arg, err) < 0)
+        goto out;
     if (ops->resume(vm, err) < 0)
         goto out;
     paused = 0;
     res->pause_us = now_us() - tp;
+    res->resumed_at_ns = realtime_ns();
 
     /* drain with the guest running */
     batch_reset(&s.b, round);

@@ -43,10 +43,11 @@ enum precopy_decision {
 struct precopy_policy {
     /* Called after every round with the guest running. */
     enum precopy_decision (*decide)(const struct precopy_round *r, void *arg);
-    /* Called with the guest paused and its state captured; return to
-     * resume it (a coordinator holds here until every VM of the job is
-     * paused). NULL: resume at once. */
-    void (*on_cut)(void *arg);
+    /* Called with the guest paused and its state captured; return 0 to
+     * resume it and finish (a coordinator holds here until every VM of the
+     * job is paused), -1 with 'err' to resume it and give up. NULL: resume
+     * at once. */
+    int (*on_cut)(void *arg, struct vmckpt_error *err);
     /* Called after every round and at the end, for progress. May be NULL. */
     void (*on_round)(const struct precopy_round *r, void *arg);
     void *arg;
@@ -71,6 +72,7 @@ struct precopy_result {
     uint64_t pause_us;   /* from pause to resume */
     uint64_t total_ms;   /* from begin to durable */
     uint64_t disk_bytes; /* reported by the sink */
+    uint64_t paused_at_ns, resumed_at_ns; /* CLOCK_REALTIME */
 };
 
 /* Checkpoint 'vm'. 'full': send every non-zero page (first epoch of a

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -27,6 +29,7 @@ struct post {
     size_t len;
     struct vmm_vm *done; /* a checkpoint of this guest ended */
     uint64_t epoch;      /* written (0: failed) */
+    int coordinated;     /* the epoch counts only once committed */
     /* a restore's image is ready: start the guest from it */
     struct restore_job *restored;
 };
@@ -34,12 +37,26 @@ struct post {
 struct ckpt_job {
     struct agent *a;
     struct vmm_vm *vm;
-    char job[65], store[128];
+    char job[65], vmname[65], store[128];
     uint64_t epoch, parent, req;
-    unsigned max_ms;
+    unsigned max_ms, hold_ms;
     int lz4, stop_and_save;
     uint32_t round;
+    uint64_t last_stats_ms;
+    int was_converged;
+    /* a job epoch: what the coordinator said, under 'mu' */
+    int coordinated;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int cut, resume, abort;
+    char reason[256];
+    struct ckpt_job *next; /* in 'ckpts' */
 };
+
+/* Checkpoints in flight, so that the loop can pass CUT, RESUME and ABORT
+ * to their threads. */
+static pthread_mutex_t ckpts_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ckpt_job *ckpts;
 
 struct restore_job {
     struct agent *a;
@@ -87,47 +104,218 @@ static void reply_error(struct agent *a, uint64_t id, Vmckpt__ErrorCode code,
 
 /* ---- checkpoint thread ---------------------------------------------- */
 
+/* Pages left below which a VM is ready to be cut. */
+#define CUT_PAGES 256
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* CPU time (ms) QEMU 'pid' has used so far; 0 if unreadable. */
+static uint64_t qemu_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command may hold spaces */
+    if (p == NULL || sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                            "%llu %llu",
+                            &ut, &st) != 2)
+        return 0;
+    return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
 static void ckpt_round(const struct precopy_round *r, void *arg)
 {
     struct ckpt_job *j = arg;
     Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
+    int converged = r->pages_left <= CUT_PAGES;
+    uint64_t now = mono_ms();
 
+    j->round = r->round;
+    /* while a converged VM is held in pre-copy its rounds are short: say
+     * so when it changes, else at most every 250 ms */
+    if (converged == j->was_converged && now - j->last_stats_ms < 250)
+        return;
+    j->was_converged = converged;
+    j->last_stats_ms = now;
     st.job = j->job;
     st.epoch = j->epoch;
-    st.vm = j->vm->name;
+    st.vm = j->vmname;
     st.round = r->round;
     st.pages_sent = r->pages_sent;
     st.pages_left = r->pages_left;
     st.dirty_pages_per_s = r->dirty_rate;
     st.bytes_per_s = r->throughput;
     st.bytes_sent = r->bytes_sent;
-    j->round = r->round;
+    st.converged = converged;
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
 }
 
-static void ckpt_cut(void *arg)
+static int ckpt_cut(void *arg, struct vmckpt_error *err)
 {
     struct ckpt_job *j = arg;
     Vmckpt__CkptCutDone c = VMCKPT__CKPT_CUT_DONE__INIT;
-    struct timespec ts;
+    struct timespec ts, until;
+    int rc = 0;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     c.job = j->job;
     c.epoch = j->epoch;
-    c.vm = j->vm->name;
+    c.vm = j->vmname;
     c.paused_at_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, 0, &c);
+    if (!j->coordinated)
+        return 0;
+    /* hold the guest paused until every VM of the job is paused */
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += j->hold_ms / 1000;
+    until.tv_nsec += (long)(j->hold_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (!j->resume && !j->abort)
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)
+            break;
+    if (j->abort) {
+        errno = ECANCELED;
+        rc = errprintf(err, "aborted by the coordinator: %s", j->reason);
+    } else if (!j->resume) {
+        errno = ETIMEDOUT;
+        rc = errprintf(err,
+                       "no RESUME from the coordinator within %u ms of the "
+                       "cut; the guest runs again and the epoch is void",
+                       j->hold_ms);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
 }
 
 static enum precopy_decision ckpt_decide(const struct precopy_round *r,
                                          void *arg)
 {
     struct ckpt_job *j = arg;
-    struct precopy_limits l = {.cut_pages = 256,
+    struct precopy_limits l = {.cut_pages = CUT_PAGES,
                                .max_rounds = 30,
                                .max_ms = j->max_ms ? j->max_ms : 30000};
+    enum precopy_decision d = PRECOPY_CONTINUE;
 
-    return precopy_limits_decide(r, &l);
+    if (!j->coordinated)
+        return precopy_limits_decide(r, &l);
+    /* a job epoch: the coordinator decides; a converged VM keeps copying
+     * what its guest writes, at a calmer pace, until the cut */
+    pthread_mutex_lock(&j->mu);
+    if (!j->cut && !j->abort && r->pages_left <= CUT_PAGES) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 50 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &until);
+    }
+    if (j->abort)
+        d = PRECOPY_ABORT;
+    else if (j->cut)
+        d = PRECOPY_CUT;
+    else if (r->elapsed_ms > j->hold_ms)
+        d = PRECOPY_ABORT; /* the coordinator never cut */
+    pthread_mutex_unlock(&j->mu);
+    return d;
+}
+
+/* A job epoch goes to the peer's store and, as a local copy, to this
+ * host's own store: a VM whose host survives a failure is restored in
+ * place from it even when its peer is the host that was lost. */
+/* The sink of a checkpoint thread also stops a round early when the
+ * coordinator aborted the epoch. */
+struct tee {
+    struct precopy_sink peer;
+    struct image_writer *w; /* the local copy, or NULL */
+    struct ckpt_job *j;
+};
+
+static int tee_aborted(struct tee *t, struct vmckpt_error *err)
+{
+    int ab;
+
+    pthread_mutex_lock(&t->j->mu);
+    ab = t->j->abort;
+    if (ab) {
+        errno = ECANCELED;
+        errprintf(err, "aborted by the coordinator: %s", t->j->reason);
+    }
+    pthread_mutex_unlock(&t->j->mu);
+    return ab;
+}
+
+static int tee_batch(void *arg, const Vmckpt__PageBatch *msg,
+                     struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+
+    if (tee_aborted(t, err) || t->peer.batch(t->peer.arg, msg, err) < 0)
+        return -1;
+    return t->w ? image_writer_batch(t->w, msg, err) : 0;
+}
+
+static int tee_state(void *arg, uint64_t offset, const void *data, size_t len,
+                     struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+
+    if (t->peer.state(t->peer.arg, offset, data, len, err) < 0)
+        return -1;
+    return t->w ? image_writer_state(t->w, offset, data, len, err) : 0;
+}
+
+static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
+                   struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+    uint64_t local;
+    int rc;
+
+    if (t->peer.end(t->peer.arg, end, bytes, err) < 0)
+        return -1;
+    if (t->w == NULL)
+        return 0;
+    rc = image_writer_commit(t->w, end, &local, err);
+    t->w = NULL; /* freed by commit either way */
+    return rc;
+}
+
+static void ckpt_unlist(struct ckpt_job *j)
+{
+    struct ckpt_job **pp;
+
+    pthread_mutex_lock(&ckpts_mu);
+    for (pp = &ckpts; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    pthread_mutex_unlock(&ckpts_mu);
 }
 
 static void *ckpt_main(void *arg)
@@ -141,15 +329,58 @@ static void *ckpt_main(void *arg)
     struct precopy_sink sink;
     struct vmckpt_error err;
     struct stream_out *so;
+    struct tee tee = {.w = NULL};
     struct post *done = calloc(1, sizeof(*done));
     const uint8_t *ram;
-    uint64_t ram_len;
+    uint64_t ram_len, cpu0, cpu1, t0, t1, base_rate = 0, slowdown_ms = 0;
+    pid_t pid = j->vm->pid;
 
+    /* how fast the guest used the CPU just before: the baseline for what
+     * pre-copy costs it (ms of CPU per second) */
+    cpu0 = qemu_cpu_ms(pid);
+    t0 = mono_ms();
+    if (j->coordinated) {
+        usleep(200000);
+        cpu1 = qemu_cpu_ms(pid);
+        t1 = mono_ms();
+        base_rate = (cpu1 - cpu0) * 1000 / (t1 - t0 + 1);
+        cpu0 = cpu1;
+        t0 = t1;
+    }
     hv_qemu_ops.ram_map(j->vm->hv, &ram, &ram_len, &err);
-    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vm->name,
+    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
                          j->epoch, j->parent, ram_len, &err);
+    if (so != NULL && j->coordinated) {
+        /* the local copy continues the local chain, or starts one */
+        struct image_manifest m;
+        uint64_t lp = j->parent;
+
+        if (lp != 0 && (image_manifest_load(j->a->store.dir, j->job, j->vmname,
+                                            &m, &err) < 0 ||
+                        image_manifest_find(&m, lp) == NULL))
+            lp = (uint64_t)-1;
+        tee.w = lp == (uint64_t)-1
+                    ? NULL
+                    : image_writer_open(j->a->store.dir, j->job, j->vmname,
+                                        j->epoch, lp, ram_len, &err);
+        if (tee.w == NULL) {
+            if (lp == (uint64_t)-1)
+                snprintf(err.text, sizeof(err.text),
+                         "local copy: epoch %llu, the base of this delta, is "
+                         "not in this host's store",
+                         (unsigned long long)j->parent);
+            stream_out_abort(so, err.text);
+            so = NULL;
+        }
+    }
     if (so != NULL) {
         stream_out_sink(so, &sink);
+        tee.peer = sink;
+        tee.j = j;
+        sink.batch = tee_batch;
+        sink.state = tee_state;
+        sink.end = tee_end;
+        sink.arg = &tee;
         if (precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
                                j->stop_and_save, j->lz4, &sink, &pol, &res,
                                &err) < 0) {
@@ -158,12 +389,24 @@ static void *ckpt_main(void *arg)
         } else {
             stream_out_close(so);
         }
+        image_writer_abort(tee.w); /* NULL after a commit */
     }
+    if (so != NULL && base_rate > 0) {
+        /* CPU the guest would have had minus what it got, over pre-copy */
+        uint64_t span = mono_ms() - t0, expect, got;
+
+        span -= span > res.pause_us / 1000 ? res.pause_us / 1000 : span;
+        expect = base_rate * span / 1000;
+        got = qemu_cpu_ms(pid) - cpu0;
+
+        slowdown_ms = expect > got ? expect - got : 0;
+    }
+    ckpt_unlist(j);
     if (so == NULL) {
         Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
 
-        log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job,
-                j->vm->name, (unsigned long long)j->epoch, err.text);
+        log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
+                (unsigned long long)j->epoch, err.text);
         ab.job = j->job;
         ab.epoch = j->epoch;
         ab.reason = err.text;
@@ -172,13 +415,16 @@ static void *ckpt_main(void *arg)
         Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
 
         log_info("checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
-                 "%llu pages, pause %llu us",
-                 j->job, j->vm->name, (unsigned long long)j->epoch, j->store,
+                 "%llu pages, pause %llu us (paused at %llu, resumed at "
+                 "%llu ns)",
+                 j->job, j->vmname, (unsigned long long)j->epoch, j->store,
                  res.rounds, (unsigned long long)res.pages,
-                 (unsigned long long)res.pause_us);
+                 (unsigned long long)res.pause_us,
+                 (unsigned long long)res.paused_at_ns,
+                 (unsigned long long)res.resumed_at_ns);
         d.job = j->job;
         d.epoch = j->epoch;
-        d.vm = j->vm->name;
+        d.vm = j->vmname;
         d.store_host = j->store;
         d.bytes = res.disk_bytes;
         d.pause_ns = res.pause_us * 1000;
@@ -187,13 +433,19 @@ static void *ckpt_main(void *arg)
         d.total_ms = res.total_ms;
         d.rounds = res.rounds;
         d.wire_bytes = res.wire_bytes;
+        d.paused_at_ns = res.paused_at_ns;
+        d.resumed_at_ns = res.resumed_at_ns;
+        d.slowdown_ms = slowdown_ms;
         post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
     }
     if (done != NULL) {
         done->done = j->vm;
         done->epoch = so != NULL ? j->epoch : 0;
+        done->coordinated = j->coordinated;
         post_item(j->a, done);
     }
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
     free(j);
     return NULL;
 }
@@ -212,9 +464,13 @@ static void start_checkpoint(struct agent *a, const Vmckpt__Envelope *env)
         return;
     }
     vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
-    if (vm == NULL || vm->busy) {
+    if (vm == NULL || vm->busy || vm->held) {
         snprintf(text, sizeof(text), "%s/%s: %s on host %s", b->job,
-                 b->targets[0]->vm, vm ? "busy" : "not running", a->name);
+                 b->targets[0]->vm,
+                 vm == NULL  ? "not running"
+                 : vm->busy ? "busy"
+                            : "paused after a restore",
+                 a->name);
         reply_error(a, env->request_id,
                     vm ? VMCKPT__ERROR_CODE__ERR_BUSY
                        : VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
@@ -230,26 +486,154 @@ static void start_checkpoint(struct agent *a, const Vmckpt__Envelope *env)
     j->a = a;
     j->vm = vm;
     snprintf(j->job, sizeof(j->job), "%s", b->job);
+    snprintf(j->vmname, sizeof(j->vmname), "%s", vm->name);
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     j->epoch = b->epoch;
     /* a delta only continues this QEMU's own chain; otherwise full */
     j->parent = b->targets[0]->parent == vm->last_epoch ? vm->last_epoch : 0;
     j->req = env->request_id;
     j->max_ms = b->max_precopy_ms;
+    j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
     j->lz4 = b->compress;
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
+    j->coordinated = b->coordinated;
+    j->was_converged = -1;
+    pthread_mutex_init(&j->mu, NULL);
+    {
+        /* waits are timed on the monotonic clock */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     vm->busy = 1;
+    pthread_mutex_lock(&ckpts_mu);
+    j->next = ckpts;
+    ckpts = j;
+    pthread_mutex_unlock(&ckpts_mu);
     if (pthread_create(&t, NULL, ckpt_main, j) != 0) {
         vm->busy = 0;
+        ckpt_unlist(j);
         free(j);
         reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                     "cannot start a checkpoint thread");
         return;
     }
     pthread_detach(t);
-    log_info("checkpoint of %s/%s epoch %llu (%s) to %s begins", b->job,
+    log_info("checkpoint of %s/%s epoch %llu (%s%s) to %s begins", b->job,
              vm->name, (unsigned long long)b->epoch,
-             j->parent ? "delta" : "full", j->store);
+             j->parent ? "delta" : "full", j->coordinated ? ", job" : "",
+             j->store);
+}
+
+/* CUT, RESUME or ABORT (what = 'c', 'r', 'a') for the checkpoints of
+ * job/epoch in flight (epoch 0: all of the job; job NULL: all). Returns
+ * how many were told. */
+static int ckpt_tell(const char *job, uint64_t epoch, int what,
+                     const char *reason)
+{
+    struct ckpt_job *j;
+    int n = 0;
+
+    pthread_mutex_lock(&ckpts_mu);
+    for (j = ckpts; j != NULL; j = j->next) {
+        if (!j->coordinated || (job != NULL && strcmp(j->job, job) != 0) ||
+            (epoch != 0 && j->epoch != epoch))
+            continue;
+        pthread_mutex_lock(&j->mu);
+        if (what == 'c')
+            j->cut = 1;
+        else if (what == 'r')
+            j->resume = 1;
+        else if (!j->abort) {
+            j->abort = 1;
+            snprintf(j->reason, sizeof(j->reason), "%s", reason);
+        }
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        n++;
+    }
+    pthread_mutex_unlock(&ckpts_mu);
+    return n;
+}
+
+void work_link_lost(struct agent *a)
+{
+    int n = ckpt_tell(NULL, 0, 'a', "lost the coordinator");
+
+    (void)a;
+    if (n > 0)
+        log_warn("lost the coordinator: %d job checkpoint(s) aborted; their "
+                 "guests keep running",
+                 n);
+}
+
+/* The coordinator aborted job/epoch: stop its checkpoints here, forget
+ * its deltas as bases, and drop what this host's store holds of it (never
+ * committed, so nothing builds on it). */
+static void ckpt_abort(struct agent *a, const Vmckpt__CkptAbort *ab)
+{
+    char dir[4200];
+    struct dirent *de;
+    struct vmm_vm *vm;
+    DIR *d;
+    int n = ckpt_tell(ab->job, ab->epoch, 'a', ab->reason);
+
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
+        if (strcmp(vm->job, ab->job) == 0 && vm->pending_epoch == ab->epoch) {
+            vm->pending_epoch = 0;
+            vm->last_epoch = 0; /* its tracking moved on: next is full */
+        }
+    if (!image_valid_name(ab->job))
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", a->store.dir, ab->job);
+    d = opendir(dir);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        struct image_manifest m;
+        struct vmckpt_error err;
+
+        if (!image_valid_name(de->d_name) ||
+            image_manifest_load(a->store.dir, ab->job, de->d_name, &m, &err) <
+                0 ||
+            image_manifest_find(&m, ab->epoch) == NULL)
+            continue;
+        if (image_drop(a->store.dir, ab->job, de->d_name, ab->epoch, &err) < 0)
+            log_err("store: %s", err.text);
+        else
+            log_info("store: dropped %s/%s epoch %llu (aborted)", ab->job,
+                     de->d_name, (unsigned long long)ab->epoch);
+    }
+    if (d != NULL)
+        closedir(d);
+    log_info("epoch %s/%llu aborted by the coordinator (%s); %d checkpoint(s) "
+             "here stopped",
+             ab->job, (unsigned long long)ab->epoch, ab->reason, n);
+}
+
+/* RESUME of job/epoch: the held checkpoints finish, and guests restored
+ * paused for a job restart run again, all at once. */
+static void job_resume(struct agent *a, const Vmckpt__CkptResume *r)
+{
+    struct vmckpt_error err;
+    struct vmm_vm *vm;
+    int n = ckpt_tell(r->job, r->epoch, 'r', "");
+
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
+        if (!vm->held || strcmp(vm->job, r->job) != 0 ||
+            vm->restored_epoch != r->epoch)
+            continue;
+        if (hv_qemu_ops.resume(vm->hv, &err) < 0) {
+            log_err("resume of restored %s/%s: %s", vm->job, vm->name,
+                    err.text);
+            continue;
+        }
+        vm->held = 0;
+        n++;
+    }
+    log_info("resume of %s epoch %llu: %d guest(s) run again here", r->job,
+             (unsigned long long)r->epoch, n);
 }
 
 /* ---- restore thread -------------------------------------------------- */
@@ -328,15 +712,18 @@ static void restore_finish(struct agent *a, struct restore_job *r)
     if (vm == NULL)
         goto fail_err;
     if (hv_qemu_ops.load_state(vm->hv, r->state_fd, &err) < 0 ||
-        hv_qemu_ops.resume(vm->hv, &err) < 0) {
+        (!r->r->start_paused && hv_qemu_ops.resume(vm->hv, &err) < 0)) {
         struct vmckpt_error e2;
 
         (void)vmm_stop(&a->vmm, vm, 200, &e2);
         goto fail_err;
     }
-    log_info("guest %s/%s restored from epoch %llu (%s's store) and running",
+    vm->held = r->r->start_paused;
+    vm->restored_epoch = r->r->epoch;
+    log_info("guest %s/%s restored from epoch %llu (%s's store) and %s",
              r->r->job, r->r->vm, (unsigned long long)r->r->epoch,
-             r->r->source_host);
+             r->r->source_host,
+             vm->held ? "paused until the job resumes" : "running");
     post_msg(a, VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, r->req, &d);
     restore_free(r);
     return;
@@ -460,8 +847,10 @@ static void on_pipe(struct evloop *loop, struct ev_io *io, int revents)
             link_send_frame(a, p->frame, p->len);
         if (p->done != NULL) {
             p->done->busy = 0;
-            if (p->epoch != 0)
-                p->done->last_epoch = p->epoch;
+            /* a failed checkpoint moved tracking on: the next is full; a
+             * job epoch becomes a base only when committed */
+            p->done->last_epoch = p->coordinated ? 0 : p->epoch;
+            p->done->pending_epoch = p->coordinated ? p->epoch : 0;
         }
         if (p->restored != NULL)
             restore_finish(a, p->restored);
@@ -534,6 +923,25 @@ int work_handle(struct agent *a, const Vmckpt__Envelope *env)
         return 1;
     case VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN:
         start_checkpoint(a, env);
+        return 1;
+    case VMCKPT__MSG_TYPE__MSG_CKPT_CUT:
+        log_info("cut of %s epoch %llu: %d guest(s) pause here",
+                 env->ckpt_cut->job, (unsigned long long)env->ckpt_cut->epoch,
+                 ckpt_tell(env->ckpt_cut->job, env->ckpt_cut->epoch, 'c', ""));
+        return 1;
+    case VMCKPT__MSG_TYPE__MSG_CKPT_RESUME:
+        job_resume(a, env->ckpt_resume);
+        return 1;
+    case VMCKPT__MSG_TYPE__MSG_CKPT_ABORT:
+        ckpt_abort(a, env->ckpt_abort);
+        return 1;
+    case VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT:
+        for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
+            if (strcmp(vm->job, env->ckpt_commit->job) == 0 &&
+                vm->pending_epoch == env->ckpt_commit->epoch) {
+                vm->last_epoch = vm->pending_epoch;
+                vm->pending_epoch = 0;
+            }
         return 1;
     case VMCKPT__MSG_TYPE__MSG_RESTORE:
         start_restore(a, env);

@@ -18,4 +18,8 @@ void work_fini(struct agent *a);
  * Returns 1 if the message type was one of the work requests. */
 int work_handle(struct agent *a, const Vmckpt__Envelope *env);
 
+/* The link to the coordinator is gone: job checkpoints in flight abort
+ * (their guests run on). */
+void work_link_lost(struct agent *a);
+
 #endif

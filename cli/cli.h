@@ -23,6 +23,23 @@ struct client *connect_coord(struct cli *cli);
 /* "1.2s ago" and the like. */
 void fmt_age(int64_t ms, char *buf, size_t len);
 
+/* Send one request, expect 'reply_type'; prints the error and returns 1
+ * on failure. */
+int cli_call(struct cli *cli, const char *what, int type, const void *payload,
+             int reply_type, Vmckpt__Envelope **env);
+
+/* cmd_job.c */
+int cmd_jobs(struct cli *cli, int argc, char **argv);
+int cmd_job(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_restart(struct cli *cli, int argc, char **argv);
+int cmd_cancel(struct cli *cli, int argc, char **argv);
+int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_checkpoint_job(struct cli *cli, const char *job, int wait);
+struct json_t;
+int status_job(struct cli *cli, const char *job, int json,
+               struct json_t **out);
+
 /* cmd_vm.c */
 int cmd_vm(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);

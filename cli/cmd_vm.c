@@ -13,8 +13,8 @@
 
 /* Send one request, expect 'reply_type'; print the error and return 1 on
  * failure. */
-static int call(struct cli *cli, const char *what, int type,
-                const void *payload, int reply_type, Vmckpt__Envelope **env)
+int cli_call(struct cli *cli, const char *what, int type, const void *payload,
+             int reply_type, Vmckpt__Envelope **env)
 {
     struct vmckpt_error err;
     struct client *cl = connect_coord(cli);
@@ -59,7 +59,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
     s.job = "default";
     s.memory_mb = 512;
     s.vcpus = 1;
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'n':
@@ -102,7 +102,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
         return 2;
     }
     st.spec = &s;
-    if (call(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st,
+    if (cli_call(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st,
              VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
@@ -119,7 +119,7 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
     int ch;
 
     st.job = "default";
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'n')
             st.vm = optarg;
@@ -134,7 +134,7 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
         fputs(vm_usage, stderr);
         return 2;
     }
-    if (call(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st,
+    if (cli_call(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st,
              VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
@@ -151,23 +151,40 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
                                        {NULL, 0, NULL, 0}};
     Vmckpt__VmsQuery q = VMCKPT__VMS_QUERY__INIT;
     Vmckpt__Envelope *env;
+    json_t *jobj = NULL;
     size_t i;
     int ch, json = 0;
 
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'j')
             q.job = optarg;
         else if (ch == 'J')
             json = 1;
         else if (ch == 'h') {
-            printf("Usage: vmckpt %s [--job JOB] [--json]\n",
-                   progress ? "status" : "vm list");
+            if (progress)
+                printf("Usage: vmckpt status [JOB] [--json]\n"
+                       "Guests with the live progress of a checkpoint: phase, "
+                       "pre-copy round,\npages left, dirty rate, throughput, "
+                       "pause of the last cut. With JOB,\nthe job's state and "
+                       "policies first (--json: an object with 'job'\nand "
+                       "'vms').\n");
+            else
+                printf("Usage: vmckpt vm list [--job JOB] [--json]\n");
             return 0;
         } else
             return 2;
     }
-    if (call(cli, progress ? "status" : "vm list",
+    if (progress && optind < argc) {
+        q.job = argv[optind++];
+        if (status_job(cli, q.job, json, &jobj))
+            return 1;
+        if (!json)
+            printf("\n");
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (cli_call(cli, progress ? "status" : "vm list",
              VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
              VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env))
         return 1;
@@ -191,9 +208,16 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
                           "tracking", v->tracking, "memory_mb",
                           (json_int_t)v->memory_mb, "ip", v->ip));
         }
-        json_dumpf(arr, stdout, JSON_INDENT(2));
+        if (jobj != NULL) {
+            json_t *o = json_pack("{s:o, s:o}", "job", jobj, "vms", arr);
+
+            json_dumpf(o, stdout, JSON_INDENT(2));
+            json_decref(o);
+        } else {
+            json_dumpf(arr, stdout, JSON_INDENT(2));
+            json_decref(arr);
+        }
         fputc('\n', stdout);
-        json_decref(arr);
     } else if (env->vms_reply->n_vms == 0) {
         printf("No guest is known to the coordinator.\n");
     } else {
@@ -251,23 +275,31 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         {"stop-and-save", 0, NULL, 's'},
         {"lz4", 0, NULL, 'z'},
         {"store-host", 1, NULL, 'H'},
+        {"wait", 0, NULL, 'w'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char usage[] =
-        "Usage: vmckpt checkpoint --vm NAME [--job JOB] [--store-host HOST]\n"
+        "Usage: vmckpt checkpoint JOB [--wait]\n"
+        "       vmckpt checkpoint --vm NAME [--job JOB] [--store-host HOST]\n"
         "                         [--stop-and-save] [--lz4]\n"
-        "Checkpoint a running guest, live, to the store of another host\n"
-        "(the next host up after the guest's, or HOST). Waits until the\n"
-        "epoch is committed and prints what it cost.\n";
+        "The first form takes a coordinated checkpoint of every VM of JOB:\n"
+        "all pre-copy at once, all are paused for the cut, none runs again\n"
+        "before the last is paused, and the epoch commits when every image\n"
+        "is durable on its peer's store. It prints the epoch that began;\n"
+        "--wait follows it with a progress line until it commits (exit 0)\n"
+        "or aborts (exit 1, with why).\n"
+        "The second form checkpoints one guest, live, to the store of\n"
+        "another host (the next host up after the guest's, or HOST), and\n"
+        "waits until that epoch is committed.\n";
     Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
     Vmckpt__Envelope *env;
     struct cli c2 = *cli;
-    int ch;
+    int ch, wait = 0;
 
     b.job = "default";
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'v':
@@ -285,6 +317,9 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         case 'H':
             t.host = optarg;
             break;
+        case 'w':
+            wait = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -293,7 +328,9 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
             return 2;
         }
     }
-    if (!t.vm[0]) {
+    if (!t.vm[0] && optind == argc - 1)
+        return cmd_checkpoint_job(cli, argv[optind], wait);
+    if (!t.vm[0] || optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
@@ -302,7 +339,7 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
     c2.timeout_ms = 600000; /* a large guest takes a while */
     printf("checkpointing %s/%s ...\n", b.job, t.vm);
     fflush(stdout);
-    if (call(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
+    if (cli_call(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
              VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
@@ -328,7 +365,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
     int ch;
 
     r.job = "default";
-    optind = 1;
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'v':
@@ -356,7 +393,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
         return 2;
     }
     c2.timeout_ms = 600000;
-    if (call(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r,
+    if (cli_call(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r,
              VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);

@@ -35,12 +35,22 @@ static const char usage[] =
     "                          heartbeat\n"
     "  keygen [--force] [FILE] make a new cluster key (default: [cluster]\n"
     "                          key_file); copy it to every host, mode 0600\n"
+    "  jobs [--json]           list jobs: state, last epoch, policies\n"
+    "  job set JOB [--interval S|auto|off] [--auto-restart yes|no]\n"
+    "                          [--mtbf S]   create a job, change its policies\n"
     "  vm start|stop|list      launch, stop or list guests (vm --help)\n"
-    "  status [--json]         guests with the live progress of checkpoints\n"
+    "  status [JOB] [--json]   a job and its guests with the live progress\n"
+    "                          of a checkpoint\n"
+    "  checkpoint JOB [--wait] coordinated checkpoint of every VM of JOB\n"
     "  checkpoint --vm NAME [--job JOB] [--stop-and-save] [--lz4]\n"
-    "                          checkpoint a guest to a peer host's store\n"
+    "                          checkpoint one guest to a peer host's store\n"
+    "  list JOB [--all] [--json]  the epochs of JOB and where they live\n"
+    "  restart JOB [--epoch N] [--hosts H1,H2]\n"
+    "                          bring every VM of JOB back from one epoch\n"
+    "  cancel JOB              abort JOB's checkpoint in flight\n"
+    "  gc                      re-apply retention on every store\n"
     "  restore --vm NAME --host HOST [--job JOB] [--epoch N]\n"
-    "                          bring a guest back from an epoch on HOST\n"
+    "                          bring one guest back from an epoch on HOST\n"
     "  help                    show this help\n"
     "\n"
     "Global options:\n"
@@ -316,6 +326,12 @@ static const struct command {
     {"status", cmd_status, 1},
     {"checkpoint", cmd_checkpoint, 1},
     {"restore", cmd_restore, 1},
+    {"jobs", cmd_jobs, 1},
+    {"job", cmd_job, 1},
+    {"list", cmd_list, 1},
+    {"restart", cmd_restart, 1},
+    {"cancel", cmd_cancel, 1},
+    {"gc", cmd_gc, 1},
 };
 
 int main(int argc, char **argv)

@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct catalog {
     sqlite3 *db;
@@ -49,6 +49,27 @@ static const char schema_v2[] =
     "  started_at INTEGER, ended_at INTEGER, note TEXT,"
     "  PRIMARY KEY (job, vm, epoch));"
     "UPDATE meta SET value = '2' WHERE key = 'schema';";
+
+/* v3: jobs with their policies, one row per job epoch, and each VM's
+ * pause interval (wall clock of its host) in an epoch. */
+static const char schema_v3[] =
+    "CREATE TABLE jobs ("
+    "  name TEXT PRIMARY KEY, state TEXT NOT NULL,"
+    "  interval TEXT NOT NULL DEFAULT 'off',"
+    "  auto_restart INTEGER NOT NULL DEFAULT 0,"
+    "  mtbf_s INTEGER NOT NULL DEFAULT 0,"
+    "  cost_ms INTEGER NOT NULL DEFAULT 0,"
+    "  last_epoch INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE job_epochs ("
+    "  job TEXT NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL,"
+    "  nvms INTEGER NOT NULL, started_at INTEGER, ended_at INTEGER,"
+    "  precopy_ms INTEGER, window_us INTEGER, max_pause_us INTEGER,"
+    "  cost_ms INTEGER, note TEXT,"
+    "  PRIMARY KEY (job, epoch));"
+    "ALTER TABLE epochs ADD COLUMN paused_at_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE epochs ADD COLUMN resumed_at_ns INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = '3' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -146,7 +167,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
         if (exec(cat, "BEGIN", err) < 0)
             goto fail;
         if ((version < 1 && exec(cat, schema_v1, err) < 0) ||
-            (version < 2 && exec(cat, schema_v2, err) < 0)) {
+            (version < 2 && exec(cat, schema_v2, err) < 0) ||
+            (version < 3 && exec(cat, schema_v3, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -378,8 +400,9 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     if (prep(cat,
              "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
              " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
-             " pause_us, total_ms, rounds, started_at, ended_at, note)"
-             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             " pause_us, total_ms, rounds, started_at, ended_at, note,"
+             " paused_at_ns, resumed_at_ns)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
@@ -399,6 +422,8 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     sqlite3_bind_int64(st, 15, e->started_at);
     sqlite3_bind_int64(st, 16, e->ended_at);
     sqlite3_bind_text(st, 17, e->note ? e->note : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)e->paused_at_ns);
+    sqlite3_bind_int64(st, 19, (sqlite3_int64)e->resumed_at_ns);
     return step_done(cat, st, err);
 }
 
@@ -493,8 +518,11 @@ int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
     sqlite3_stmt *st;
 
     if (prep(cat,
-             "SELECT DISTINCT store_host FROM epochs WHERE job=? AND vm=?"
-             " AND epoch<? AND state='committed'",
+             "SELECT store_host FROM epochs WHERE job=?1 AND vm=?2"
+             " AND epoch<?3 AND state='committed' UNION"
+             " SELECT host FROM epochs e WHERE job=?1 AND vm=?2"
+             " AND epoch<?3 AND state='committed' AND EXISTS (SELECT 1 FROM"
+             " job_epochs j WHERE j.job=e.job AND j.epoch=e.epoch)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -512,4 +540,170 @@ int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
     sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_from);
     return step_done(cat, st, err);
+}
+
+int catalog_begin(struct catalog *cat, struct vmckpt_error *err)
+{
+    return exec(cat, "BEGIN IMMEDIATE", err);
+}
+
+int catalog_commit(struct catalog *cat, struct vmckpt_error *err)
+{
+    if (exec(cat, "COMMIT", err) < 0) {
+        exec(cat, "ROLLBACK", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void catalog_rollback(struct catalog *cat)
+{
+    exec(cat, "ROLLBACK", NULL);
+}
+
+int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
+                    struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "INSERT OR REPLACE INTO jobs (name, state, interval,"
+             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error)"
+             " VALUES (?,?,?,?,?,?,?,?)",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, j->interval, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, j->auto_restart);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)j->mtbf_s);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)j->cost_ms);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)j->last_epoch);
+    sqlite3_bind_text(st, 8, j->last_error ? j->last_error : "", -1,
+                      SQLITE_STATIC);
+    return step_done(cat, st, err);
+}
+
+int catalog_job_each(struct catalog *cat,
+                     int (*fn)(const struct catalog_job *j, void *arg),
+                     void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
+             " last_epoch, last_error FROM jobs ORDER BY name",
+             &st, err) < 0)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct catalog_job j;
+
+        j.name = (const char *)sqlite3_column_text(st, 0);
+        j.state = (const char *)sqlite3_column_text(st, 1);
+        j.interval = (const char *)sqlite3_column_text(st, 2);
+        j.auto_restart = sqlite3_column_int(st, 3);
+        j.mtbf_s = (uint64_t)sqlite3_column_int64(st, 4);
+        j.cost_ms = (uint64_t)sqlite3_column_int64(st, 5);
+        j.last_epoch = (uint64_t)sqlite3_column_int64(st, 6);
+        j.last_error = (const char *)sqlite3_column_text(st, 7);
+        if (fn(&j, arg) < 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int catalog_job_epoch_put(struct catalog *cat, const struct catalog_job_epoch *e,
+                          struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "INSERT OR REPLACE INTO job_epochs (job, epoch, state, nvms,"
+             " started_at, ended_at, precopy_ms, window_us, max_pause_us,"
+             " cost_ms, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)e->epoch);
+    sqlite3_bind_text(st, 3, e->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, (int)e->nvms);
+    sqlite3_bind_int64(st, 5, e->started_at);
+    sqlite3_bind_int64(st, 6, e->ended_at);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->precopy_ms);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->window_us);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->max_pause_us);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)e->cost_ms);
+    sqlite3_bind_text(st, 11, e->note ? e->note : "", -1, SQLITE_STATIC);
+    return step_done(cat, st, err);
+}
+
+int catalog_epoch_each(struct catalog *cat, const char *job,
+                       int (*fn)(const struct catalog_epoch *e,
+                                 uint64_t window_us, void *arg),
+                       void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
+             " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
+             " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0)"
+             " FROM epochs e LEFT JOIN job_epochs j"
+             " ON j.job = e.job AND j.epoch = e.epoch"
+             " WHERE e.job=? ORDER BY e.epoch, e.vm",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct catalog_epoch e;
+
+        memset(&e, 0, sizeof(e));
+        e.job = job;
+        e.vm = (const char *)sqlite3_column_text(st, 0);
+        e.epoch = (uint64_t)sqlite3_column_int64(st, 1);
+        e.parent = (uint64_t)sqlite3_column_int64(st, 2);
+        e.state = (const char *)sqlite3_column_text(st, 3);
+        e.host = (const char *)sqlite3_column_text(st, 4);
+        e.store_host = (const char *)sqlite3_column_text(st, 5);
+        e.pages = (uint64_t)sqlite3_column_int64(st, 6);
+        e.disk_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+        e.pause_us = (uint64_t)sqlite3_column_int64(st, 8);
+        e.total_ms = (uint64_t)sqlite3_column_int64(st, 9);
+        e.note = (const char *)sqlite3_column_text(st, 10);
+        e.paused_at_ns = (uint64_t)sqlite3_column_int64(st, 11);
+        e.resumed_at_ns = (uint64_t)sqlite3_column_int64(st, 12);
+        if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) < 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int catalog_abort_in_flight(struct catalog *cat,
+                            void (*fn)(const char *job, uint64_t epoch,
+                                       const char *host, void *arg),
+                            void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (prep(cat,
+             "SELECT job, epoch, host, store_host FROM epochs"
+             " WHERE state='running'",
+             &st, err) < 0)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *job = (const char *)sqlite3_column_text(st, 0);
+        uint64_t epoch = (uint64_t)sqlite3_column_int64(st, 1);
+
+        fn(job, epoch, (const char *)sqlite3_column_text(st, 2), arg);
+        fn(job, epoch, (const char *)sqlite3_column_text(st, 3), arg);
+    }
+    sqlite3_finalize(st);
+    return exec(cat,
+                "UPDATE epochs SET state='aborted', note='the coordinator "
+                "restarted during the checkpoint' WHERE state='running';"
+                "UPDATE job_epochs SET state='aborted', note='the coordinator "
+                "restarted during the checkpoint' WHERE state='running';",
+                err);
 }

@@ -64,6 +64,7 @@ struct catalog_epoch {
     uint64_t epoch, parent, pages, wire_bytes, disk_bytes, pause_us;
     uint64_t total_ms, rounds;
     int64_t started_at, ended_at;
+    uint64_t paused_at_ns, resumed_at_ns; /* wall clock of the VM's host */
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);
@@ -72,7 +73,8 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
 uint64_t catalog_epoch_keep_from(struct catalog *cat, const char *job,
                                  const char *vm, unsigned keep);
 /* Mark committed epochs of job/vm older than 'keep_from' expired and call
- * 'fn' once per store host that held one. */
+ * 'fn' once per host that held one: its store host and, for job epochs,
+ * the VM's own host (its local copy). */
 int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
                          uint64_t keep_from,
                          void (*fn)(const char *store_host, void *arg),
@@ -85,5 +87,47 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
                       uint64_t epoch,
                       void (*fn)(const struct catalog_epoch *e, void *arg),
                       void *arg, struct vmckpt_error *err);
+
+/* Every epoch row of 'job' (oldest first, then by VM), with the pause
+ * window of its job epoch (0 for a single-VM epoch). */
+int catalog_epoch_each(struct catalog *cat, const char *job,
+                       int (*fn)(const struct catalog_epoch *e,
+                                 uint64_t window_us, void *arg),
+                       void *arg, struct vmckpt_error *err);
+
+/* Transactions: a job epoch commits all its rows at once. */
+int catalog_begin(struct catalog *cat, struct vmckpt_error *err);
+int catalog_commit(struct catalog *cat, struct vmckpt_error *err);
+void catalog_rollback(struct catalog *cat);
+
+/* A job and its policies. */
+struct catalog_job {
+    const char *name, *state, *interval, *last_error;
+    int auto_restart;
+    uint64_t mtbf_s, cost_ms, last_epoch;
+};
+int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
+                    struct vmckpt_error *err);
+int catalog_job_each(struct catalog *cat,
+                     int (*fn)(const struct catalog_job *j, void *arg),
+                     void *arg, struct vmckpt_error *err);
+
+/* One epoch of a job as a whole. */
+struct catalog_job_epoch {
+    const char *job, *state, *note;
+    uint64_t epoch, nvms, precopy_ms, window_us, max_pause_us, cost_ms;
+    int64_t started_at, ended_at;
+};
+int catalog_job_epoch_put(struct catalog *cat,
+                          const struct catalog_job_epoch *e,
+                          struct vmckpt_error *err);
+
+/* At start: every epoch still 'running' was cut short by a restart of the
+ * coordinator. Calls 'fn' for each (job, epoch, host) involved (VM hosts
+ * and store hosts), then marks them aborted. */
+int catalog_abort_in_flight(struct catalog *cat,
+                            void (*fn)(const char *job, uint64_t epoch,
+                                       const char *host, void *arg),
+                            void *arg, struct vmckpt_error *err);
 
 #endif

@@ -12,8 +12,23 @@
 #include "lib/wire/wire.h"
 
 struct host;
-struct vmrec;
 struct pending;
+struct job;
+struct clean_note;
+
+/* A guest as the coordinator knows it. */
+struct vmrec {
+    char job[65], name[65], host[64], state[16];
+    Vmckpt__VmSpec *spec;
+    uint64_t last_epoch;  /* last committed */
+    uint64_t chain_epoch; /* last epoch written by its current QEMU */
+    char chain_store[64]; /* where that epoch is: deltas stay on it */
+    /* live progress of a checkpoint in flight */
+    char phase[16];
+    uint32_t round;
+    uint64_t pages_left, dirty_rate, throughput, last_pause_us;
+    struct vmrec *next;
+};
 
 /* One accepted connection. */
 struct conn {
@@ -48,6 +63,11 @@ struct coord {
     struct pending *pending; /* admin requests waiting for an agent */
     uint64_t next_req;       /* request ids of messages to agents */
     unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
+    struct job *jobs;
+    unsigned max_precopy_ms;  /* a job epoch is cut after this at most */
+    unsigned ckpt_timeout_ms; /* and aborted if not committed after this */
+    uint64_t mtbf_s;          /* default MTBF for interval = auto */
+    struct clean_note *to_clean; /* aborts not yet told to a host */
 };
 
 /* server.c: listening socket, connections, handshake, dispatch. */
@@ -81,6 +101,13 @@ const char *hosts_store_addr(struct coord *co, const char *name);
 const char *hosts_next_up(struct coord *co, const char *after);
 
 /* vms.c: guests, their checkpoints and restores. */
+struct vmrec *vms_find(struct coord *co, const char *job, const char *name);
+void vms_save(struct coord *co, struct vmrec *v);
+/* Every VM state change: logs old -> new, writes the catalog. */
+void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
+/* An agent registered with the guests it runs: reconcile. */
+void vms_on_host_vms(struct coord *co, const char *host, char **vms,
+                     size_t n);
 int vms_load(struct coord *co, struct vmckpt_error *err);
 void vms_free(struct coord *co);
 /* A connection ends: requests relayed through it fail or lose their
@@ -95,5 +122,29 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env);
+
+/* jobs.c: jobs, the coordinated checkpoint protocol, restart. */
+int jobs_load(struct coord *co, struct vmckpt_error *err);
+void jobs_free(struct coord *co);
+/* The job of a new VM exists (created with default policies). */
+struct job *jobs_touch(struct coord *co, const char *name);
+/* Hooks from hosts.c and server.c. */
+void jobs_host_up(struct coord *co, const char *host);
+void jobs_host_lost(struct coord *co, const char *host, const char *why);
+void jobs_conn_gone(struct coord *co, struct conn *c);
+/* 1 if the message belonged to a job epoch or restart. */
+int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
+void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st);
+void jobs_on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd);
+int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env);
+/* Retention of job/vm after a commit (vms.c). */
+void vms_retain(struct coord *co, const char *job, const char *vm,
+                const char *current_store);
 
 #endif

@@ -73,6 +73,8 @@ static void host_set_state(struct coord *co, struct host *h, const char *state,
     h->state = state;
     if (catalog_host_touch(co->cat, h->name, state, h->last_seen, &err) < 0)
         log_err("%s", err.text);
+    if (strcmp(state, "lost") == 0 || strcmp(state, "down") == 0)
+        jobs_host_lost(co, h->name, why);
 }
 
 /* Hypervisor records as stored in the catalog: one per line,
@@ -371,8 +373,12 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     host_set_state(co, h, "up", "registered");
     reply.heartbeat_ms = co->heartbeat_ms;
     reply.host_id = h->id;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
-                     &reply);
+    if (conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
+                  &reply) < 0)
+        return -1;
+    vms_on_host_vms(co, h->name, r->vms, r->n_vms);
+    jobs_host_up(co, h->name);
+    return 0;
 }
 
 static int need_host(struct conn *c, const Vmckpt__Envelope *env)

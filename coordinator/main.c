@@ -51,6 +51,9 @@ static const char usage[] =
     "  auth_timeout_ms = 5000          handshake deadline per connection\n"
     "  max_frame_bytes = 1048576       largest message accepted\n"
     "  keep_epochs = 2                 committed epochs kept per VM (0: all)\n"
+    "  max_precopy_ms = 20000          a job epoch is cut after this at most\n"
+    "  checkpoint_timeout_ms = 120000  and aborted if not committed by then\n"
+    "  mtbf_s = 86400                  MTBF for interval = auto (Young/Daly)\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
@@ -68,6 +71,9 @@ static const char *const coord_keys[] = {"listen",
                                          "auth_timeout_ms",
                                          "max_frame_bytes",
                                          "keep_epochs",
+                                         "max_precopy_ms",
+                                         "checkpoint_timeout_ms",
+                                         "mtbf_s",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -132,6 +138,26 @@ int main(int argc, char **argv)
                       &err) < 0)
         goto confail;
     co.keep_epochs = (unsigned)v;
+    if (conf_get_uint(o.conf, "coordinator", "max_precopy_ms", 20000, 100,
+                      3600000, &v, &err) < 0)
+        goto confail;
+    co.max_precopy_ms = (unsigned)v;
+    if (conf_get_uint(o.conf, "coordinator", "checkpoint_timeout_ms", 120000,
+                      1000, 86400000, &v, &err) < 0)
+        goto confail;
+    co.ckpt_timeout_ms = (unsigned)v;
+    if (co.ckpt_timeout_ms <= co.max_precopy_ms) {
+        fprintf(stderr,
+                "vmckpt-coordinator: checkpoint_timeout_ms (%u) must exceed "
+                "max_precopy_ms (%u)\n",
+                co.ckpt_timeout_ms, co.max_precopy_ms);
+        rc = 2;
+        goto out;
+    }
+    if (conf_get_uint(o.conf, "coordinator", "mtbf_s", 86400, 1, 315360000, &v,
+                      &err) < 0)
+        goto confail;
+    co.mtbf_s = v;
     if (gethostname(path, sizeof(path) - 1) < 0)
         snprintf(path, sizeof(path), "coordinator");
     path[sizeof(path) - 1] = '\0';
@@ -178,7 +204,8 @@ int main(int argc, char **argv)
         if (co.cat == NULL)
             die(err.text);
     }
-    if (hosts_load(&co, &err) < 0 || vms_load(&co, &err) < 0)
+    if (hosts_load(&co, &err) < 0 || vms_load(&co, &err) < 0 ||
+        jobs_load(&co, &err) < 0)
         die(err.text);
     if (evloop_add_signal(co.loop, SIGTERM, on_stop, &co) < 0 ||
         evloop_add_signal(co.loop, SIGINT, on_stop, &co) < 0)
@@ -213,6 +240,7 @@ confail:
 out:
     server_stop(&co);
     hosts_free(&co);
+    jobs_free(&co);
     vms_free(&co);
     catalog_close(co.cat);
     evloop_destroy(co.loop);

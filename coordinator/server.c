@@ -45,6 +45,12 @@ static const struct dispatch {
     {VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, ROLE(AGENT), vms_on_agent_reply},
     {VMCKPT__MSG_TYPE__MSG_CKPT_STATS, ROLE(AGENT), vms_on_stats},
     {VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, ROLE(AGENT), vms_on_cut_done},
+    {VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, ROLE(ADMIN), jobs_on_register},
+    {VMCKPT__MSG_TYPE__MSG_JOBS_QUERY, ROLE(ADMIN), jobs_on_query},
+    {VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, ROLE(ADMIN), jobs_on_epochs},
+    {VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, ROLE(ADMIN), jobs_on_cancel},
+    {VMCKPT__MSG_TYPE__MSG_JOB_RESTART, ROLE(ADMIN), jobs_on_restart},
+    {VMCKPT__MSG_TYPE__MSG_GC, ROLE(ADMIN), jobs_on_gc},
 };
 
 static void conn_free(struct conn *c)
@@ -60,6 +66,7 @@ static void conn_free(struct conn *c)
     }
     hosts_conn_lost(co, c);
     vms_conn_gone(co, c);
+    jobs_conn_gone(co, c);
     ev_io_stop(co->loop, &c->io);
     ev_timer_stop(co->loop, &c->auth_timer);
     wire_conn_dispose(&c->w);

@@ -21,19 +21,6 @@
 #include "coord.h"
 #include "lib/util/log.h"
 
-struct vmrec {
-    char job[65], name[65], host[64], state[16];
-    Vmckpt__VmSpec *spec;
-    uint64_t last_epoch;  /* last committed */
-    uint64_t chain_epoch; /* last epoch written by its current QEMU */
-    char chain_store[64]; /* where that epoch is: deltas stay on it */
-    /* live progress of a checkpoint in flight */
-    char phase[16];
-    uint32_t round;
-    uint64_t pages_left, dirty_rate, throughput, last_pause_us;
-    struct vmrec *next;
-};
-
 enum pending_kind { P_START, P_STOP, P_CKPT, P_RESTORE };
 
 struct pending {
@@ -48,11 +35,8 @@ struct pending {
     struct pending *next;
 };
 
-static void retain(struct coord *co, const char *job, const char *vm,
-                   const char *current_store);
 
-static struct vmrec *vm_find(struct coord *co, const char *job,
-                             const char *name)
+struct vmrec *vms_find(struct coord *co, const char *job, const char *name)
 {
     struct vmrec *v;
 
@@ -62,7 +46,7 @@ static struct vmrec *vm_find(struct coord *co, const char *job,
     return NULL;
 }
 
-static void vm_save(struct coord *co, struct vmrec *v)
+void vms_save(struct coord *co, struct vmrec *v)
 {
     struct catalog_vm cv;
     struct vmckpt_error err;
@@ -83,13 +67,13 @@ static void vm_save(struct coord *co, struct vmrec *v)
     free(buf);
 }
 
-static void vm_set_state(struct coord *co, struct vmrec *v, const char *state)
+void vms_set_state(struct coord *co, struct vmrec *v, const char *state)
 {
     if (strcmp(v->state, state) != 0)
         log_info("vm %s/%s: %s -> %s (on %s)", v->job, v->name,
                  v->state[0] ? v->state : "new", state, v->host);
     snprintf(v->state, sizeof(v->state), "%s", state);
-    vm_save(co, v);
+    vms_save(co, v);
 }
 
 static struct vmrec *vm_add(struct coord *co, const char *job, const char *name)
@@ -247,7 +231,7 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "vm start needs a job, a name, a host, a kernel "
                           "and at least 16 MiB");
-    v = vm_find(c->co, s->job, s->name);
+    v = vms_find(c->co, s->job, s->name);
     if (v != NULL && strcmp(v->state, "running") == 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                           "%s/%s is already running on %s", s->job, s->name,
@@ -258,19 +242,20 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
         return 0;
     snprintf(p->job, sizeof(p->job), "%s", s->job);
     snprintf(p->vm, sizeof(p->vm), "%s", s->name);
+    jobs_touch(c->co, s->job);
     if (v == NULL && (v = vm_add(c->co, s->job, s->name)) == NULL)
         return 0;
     if (v->spec != NULL)
         wire_free_message(v->spec);
     v->spec = wire_copy(s);
     snprintf(v->host, sizeof(v->host), "%s", s->host);
-    vm_set_state(c->co, v, "starting");
+    vms_set_state(c->co, v, "starting");
     return 0;
 }
 
 int vms_on_stop(struct conn *c, const Vmckpt__Envelope *env)
 {
-    struct vmrec *v = vm_find(c->co, env->vm_stop->job, env->vm_stop->vm);
+    struct vmrec *v = vms_find(c->co, env->vm_stop->job, env->vm_stop->vm);
     struct pending *p;
 
     if (v == NULL)
@@ -343,11 +328,12 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     struct vmrec *v;
     const char *store;
 
+    if (b->n_targets == 0)
+        return jobs_on_checkpoint(c, env);
     if (b->n_targets != 1 || b->targets[0]->vm[0] == '\0')
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "checkpoint: name one VM (the job protocol comes "
-                          "with multi-VM jobs)");
-    v = vm_find(co, b->job, b->targets[0]->vm);
+                          "checkpoint: name the job, or one VM of it");
+    v = vms_find(co, b->job, b->targets[0]->vm);
     if (v == NULL || strcmp(v->state, "running") != 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
                           "%s/%s is not running (see 'vmckpt vm list')", b->job,
@@ -419,7 +405,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     struct epoch_ref e;
     struct vmckpt_error err;
     struct pending *p;
-    struct vmrec *v = vm_find(co, r->job, r->vm);
+    struct vmrec *v = vms_find(co, r->job, r->vm);
     char *host;
     int rc;
 
@@ -463,7 +449,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
         v->spec->host = host;
     }
     snprintf(v->host, sizeof(v->host), "%s", r->target_host);
-    vm_set_state(co, v, "restoring");
+    vms_set_state(co, v, "restoring");
     return 0;
 }
 
@@ -504,8 +490,8 @@ static void retain_store(const char *store_host, void *arg)
 /* Keep the newest keep_epochs committed epochs of job/vm: older ones are
  * marked expired in the catalog first (never offered again), then every
  * store that held one is told to fold and delete. */
-static void retain(struct coord *co, const char *job, const char *vm,
-                   const char *current_store)
+void vms_retain(struct coord *co, const char *job, const char *vm,
+                const char *current_store)
 {
     struct retain_ctx r = {.co = co, .job = job, .vm = vm};
     struct vmckpt_error err;
@@ -551,31 +537,33 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
     const char *text;
 
     if (p == NULL) {
+        if (jobs_on_agent_reply(c, env))
+            return 0;
         if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR)
             log_warn("agent %s: %s", c->auth.peer_name, env->error->text);
         return 0;
     }
-    v = vm_find(co, p->job, p->vm);
+    v = vms_find(co, p->job, p->vm);
     switch (p->kind) {
     case P_START:
         if (env->type == VMCKPT__MSG_TYPE__MSG_ACK) {
             if (v != NULL) {
                 v->chain_epoch = 0;
-                vm_set_state(co, v, "running");
+                vms_set_state(co, v, "running");
             }
             answer_ack(p, "%s", env->ack->text);
         } else {
             text = env->type == VMCKPT__MSG_TYPE__MSG_ERROR ? env->error->text
                                                             : "refused";
             if (v != NULL)
-                vm_set_state(co, v, "stopped");
+                vms_set_state(co, v, "stopped");
             forward_error(p, text);
         }
         break;
     case P_STOP:
         if (env->type == VMCKPT__MSG_TYPE__MSG_ACK) {
             if (v != NULL)
-                vm_set_state(co, v, "stopped");
+                vms_set_state(co, v, "stopped");
             answer_ack(p, "%s/%s stopped", p->job, p->vm);
         } else {
             forward_error(p, env->type == VMCKPT__MSG_TYPE__MSG_ERROR
@@ -588,7 +576,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             const Vmckpt__CkptDurable *d = env->ckpt_durable;
 
             epoch_set_state(co, p, "running", "committed", d, NULL);
-            retain(co, p->job, p->vm, p->store_host);
+            vms_retain(co, p->job, p->vm, p->store_host);
             if (v != NULL) {
                 v->last_epoch = p->epoch;
                 v->chain_epoch = p->epoch;
@@ -596,7 +584,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                          p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
                 v->phase[0] = '\0';
-                vm_save(co, v);
+                vms_save(co, v);
             }
             answer_ack(
                 p,
@@ -625,7 +613,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             env->restore_done->error->code == VMCKPT__ERROR_CODE__ERR_NONE) {
             if (v != NULL) {
                 v->chain_epoch = 0; /* a new QEMU: next epoch is full */
-                vm_set_state(co, v, "running");
+                vms_set_state(co, v, "running");
             }
             answer_ack(p, "%s/%s restored from epoch %llu on %s", p->job, p->vm,
                        (unsigned long long)p->epoch, p->host);
@@ -637,7 +625,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                        ? env->error->text
                        : "unexpected reply";
             if (v != NULL)
-                vm_set_state(co, v, "stopped");
+                vms_set_state(co, v, "stopped");
             forward_error(p, text);
         }
         break;
@@ -649,7 +637,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
 int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env)
 {
     const Vmckpt__CkptStats *st = env->ckpt_stats;
-    struct vmrec *v = vm_find(c->co, st->job, st->vm);
+    struct vmrec *v = vms_find(c->co, st->job, st->vm);
 
     if (v != NULL) {
         v->round = st->round;
@@ -657,16 +645,18 @@ int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env)
         v->dirty_rate = st->dirty_pages_per_s;
         v->throughput = st->bytes_per_s;
     }
+    jobs_on_stats(c->co, st);
     return 0;
 }
 
 int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env)
 {
     const Vmckpt__CkptCutDone *cd = env->ckpt_cut_done;
-    struct vmrec *v = vm_find(c->co, cd->job, cd->vm);
+    struct vmrec *v = vms_find(c->co, cd->job, cd->vm);
 
     if (v != NULL)
-        snprintf(v->phase, sizeof(v->phase), "draining");
+        snprintf(v->phase, sizeof(v->phase), "cut");
+    jobs_on_cut_done(c->co, cd);
     return 0;
 }
 
@@ -693,5 +683,42 @@ void vms_conn_gone(struct coord *co, struct conn *c)
             forward_error(p, text);
         }
         free(p);
+    }
+}
+
+void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
+{
+    struct vmrec *v;
+    size_t i;
+
+    for (v = co->vms; v != NULL; v = v->next) {
+        int here = 0, held = 0;
+
+        for (i = 0; i < n; i++) {
+            size_t lj = strlen(v->job), ln = strlen(v->name);
+
+            if (strncmp(vms[i], v->job, lj) == 0 && vms[i][lj] == '/' &&
+                strncmp(vms[i] + lj + 1, v->name, ln) == 0 &&
+                (vms[i][lj + 1 + ln] == '\0' || vms[i][lj + 1 + ln] == '!')) {
+                here = 1;
+                held = vms[i][lj + 1 + ln] == '!';
+            }
+        }
+        if (here) {
+            if (strcmp(v->host, host) != 0) {
+                log_warn("vm %s/%s: reported by %s, catalog had %s", v->job,
+                         v->name, host, v->host);
+                snprintf(v->host, sizeof(v->host), "%s", host);
+            }
+            if (strcmp(v->state, "running") != 0 &&
+                strcmp(v->state, "restoring") != 0)
+                vms_set_state(co, v, held ? "paused" : "running");
+        } else if (strcmp(v->host, host) == 0 &&
+                   (strcmp(v->state, "running") == 0 ||
+                    strcmp(v->state, "unknown") == 0 ||
+                    strcmp(v->state, "paused") == 0)) {
+            /* its agent does not run it (any more): the guest is gone */
+            vms_set_state(co, v, "lost");
+        }
     }
 }

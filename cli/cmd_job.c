@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Console commands for jobs: jobs, job set, checkpoint JOB, list, restart,
+ * cancel, gc, and the job part of status. */
+#include "config.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static json_t *job_json(const Vmckpt__JobInfo *j)
+{
+    return json_pack(
+        "{s:s, s:s, s:I, s:i, s:s, s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:s, "
+        "s:I}",
+        "job", j->job, "state", j->state, "last_epoch",
+        (json_int_t)j->last_epoch, "vms", (int)j->nvms, "interval", j->interval,
+        "interval_s", (json_int_t)j->interval_s, "auto_restart",
+        j->auto_restart, "mtbf_s", (json_int_t)j->mtbf_s, "cost_ms",
+        (json_int_t)j->cost_ms, "epoch_in_flight", (json_int_t)j->epoch,
+        "phase", j->phase, "next_checkpoint_in_ms", (json_int_t)j->next_in_ms,
+        "last_error", j->last_error, "last_pause_window_us",
+        (json_int_t)j->last_window_us);
+}
+
+static void job_print(const Vmckpt__JobInfo *j, int header)
+{
+    char next[32], inflight[48];
+
+    if (header)
+        printf("%-12s %-10s %4s %6s %-14s %8s %9s %-16s %s\n", "JOB", "STATE",
+               "VMS", "EPOCH", "INTERVAL", "NEXT", "WINDOW-ms", "IN-FLIGHT",
+               "LAST-ERROR");
+    if (j->next_in_ms >= 0)
+        snprintf(next, sizeof(next), "%llds",
+                 (long long)((j->next_in_ms + 999) / 1000));
+    else
+        snprintf(next, sizeof(next), "-");
+    if (j->epoch)
+        snprintf(inflight, sizeof(inflight), "%llu %s",
+                 (unsigned long long)j->epoch, j->phase);
+    else
+        snprintf(inflight, sizeof(inflight), "%s", j->phase[0] ? j->phase : "-");
+    {
+        char iv[32];
+
+        if (strcmp(j->interval, "auto") == 0)
+            snprintf(iv, sizeof(iv), "auto=%llus",
+                     (unsigned long long)j->interval_s);
+        else if (strcmp(j->interval, "off") == 0)
+            snprintf(iv, sizeof(iv), "off");
+        else
+            snprintf(iv, sizeof(iv), "%ss", j->interval);
+        printf("%-12s %-10s %4u %6llu %-14s %8s %9.1f %-16s %s\n", j->job,
+               j->state, j->nvms, (unsigned long long)j->last_epoch, iv, next,
+               (double)j->last_window_us / 1000, inflight,
+               j->last_error[0] ? j->last_error : "-");
+    }
+}
+
+/* Fetch one job (or all with job == NULL). */
+static int jobs_fetch(struct cli *cli, const char *job, Vmckpt__Envelope **env)
+{
+    Vmckpt__JobsQuery q = VMCKPT__JOBS_QUERY__INIT;
+
+    q.job = (char *)(job ? job : "");
+    return cli_call(cli, "jobs", VMCKPT__MSG_TYPE__MSG_JOBS_QUERY, &q,
+                    VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env);
+}
+
+int cmd_jobs(struct cli *cli, int argc, char **argv)
+{
+    Vmckpt__Envelope *env;
+    size_t i;
+    int json = 0;
+
+    for (i = 1; i < (size_t)argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--help") == 0) {
+            printf("Usage: vmckpt jobs [--json]\n"
+                   "List jobs: state, VMs, last committed epoch, checkpoint "
+                   "interval,\ntime to the next periodic checkpoint, pause "
+                   "window of the last\ncommit, the epoch in flight and the "
+                   "last error.\n");
+            return 0;
+        } else
+            return usage_error("jobs: unexpected argument '%s'", argv[i]);
+    }
+    if (jobs_fetch(cli, NULL, &env))
+        return 1;
+    if (json) {
+        json_t *arr = json_array();
+
+        for (i = 0; i < env->jobs_reply->n_jobs; i++)
+            json_array_append_new(arr, job_json(env->jobs_reply->jobs[i]));
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(arr);
+    } else if (env->jobs_reply->n_jobs == 0) {
+        printf("No job is known to the coordinator (a job appears with its "
+               "first VM:\n'vmckpt vm start --job JOB ...').\n");
+    } else {
+        for (i = 0; i < env->jobs_reply->n_jobs; i++)
+            job_print(env->jobs_reply->jobs[i], i == 0);
+    }
+    wire_free(env);
+    return 0;
+}
+
+int cmd_job(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"interval", 1, NULL, 'i'},
+        {"auto-restart", 1, NULL, 'a'},
+        {"mtbf", 1, NULL, 'm'},
+        {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "Usage: vmckpt job set JOB [--interval SECONDS|auto|off]\n"
+        "                          [--auto-restart yes|no] [--mtbf SECONDS]\n"
+        "Create JOB or change its policies. --interval: periodic checkpoints\n"
+        "every SECONDS, or 'auto': every sqrt(2 x cost x MTBF) seconds\n"
+        "(Young/Daly), where cost is what the last checkpoint cost the job\n"
+        "(its pause window plus the CPU its guests lost to pre-copy) and\n"
+        "MTBF is --mtbf or the coordinator's mtbf_s. --auto-restart yes:\n"
+        "when a host of the job is lost, restart the whole job from its last\n"
+        "committed epoch without waiting for an administrator.\n";
+    Vmckpt__JobRegister r = VMCKPT__JOB_REGISTER__INIT;
+    Vmckpt__Envelope *env;
+    int ch;
+
+    if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc < 3 || strcmp(argv[1], "set") != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    r.job = argv[2];
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
+    while ((ch = getopt_long(argc - 2, argv + 2, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'i':
+            r.checkpoint_interval = optarg;
+            break;
+        case 'a':
+            r.auto_restart = optarg;
+            break;
+        case 'm': {
+            char *end;
+
+            r.mtbf_s = strtoull(optarg, &end, 10);
+            if (*end != '\0' || r.mtbf_s == 0)
+                return usage_error("--mtbf '%s': expected seconds", optarg);
+            break;
+        }
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (cli_call(cli, "job set", VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r,
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+/* The epochs of a job, as the catalog holds them. */
+static int epochs_fetch(struct cli *cli, const char *job,
+                        Vmckpt__Envelope **env)
+{
+    Vmckpt__EpochsQuery q = VMCKPT__EPOCHS_QUERY__INIT;
+
+    q.job = (char *)job;
+    return cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
+                    VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env);
+}
+
+/* Follow epoch 'epoch' of 'job' until it commits or aborts, with a
+ * progress line; 0 committed, 1 otherwise. */
+static int follow(struct cli *cli, const char *job, uint64_t epoch)
+{
+    int tty = isatty(STDOUT_FILENO), shown = 0, rc = 1;
+    char last[256] = "";
+
+    for (;;) {
+        Vmckpt__Envelope *env;
+        const Vmckpt__JobInfo *j;
+        char line[256];
+
+        if (jobs_fetch(cli, job, &env))
+            return 1;
+        j = env->jobs_reply->jobs[0];
+        if (j->epoch != epoch) {
+            wire_free(env);
+            break;
+        }
+        snprintf(line, sizeof(line), "epoch %llu: %s",
+                 (unsigned long long)epoch, j->phase);
+        wire_free(env);
+        /* the VMs' rounds and what is left to copy */
+        {
+            Vmckpt__VmsQuery q = VMCKPT__VMS_QUERY__INIT;
+            size_t i, off = strlen(line);
+
+            q.job = (char *)job;
+            if (cli_call(cli, "status", VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
+                         VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env) == 0) {
+                for (i = 0; i < env->vms_reply->n_vms && off < sizeof(line);
+                     i++) {
+                    const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
+                    int n = snprintf(line + off, sizeof(line) - off,
+                                     " | %s r%u %s left %llu", v->vm, v->round,
+                                     v->phase[0] ? v->phase : "-",
+                                     (unsigned long long)v->pages_left);
+
+                    off += n > 0 ? (size_t)n : 0;
+                }
+                wire_free(env);
+            }
+        }
+        if (tty) {
+            printf("\r%-100.100s", line);
+            fflush(stdout);
+            shown = 1;
+        } else if (strcmp(line, last) != 0) {
+            printf("%s\n", line);
+            fflush(stdout);
+            snprintf(last, sizeof(last), "%s", line);
+        }
+        usleep(200000);
+    }
+    if (shown)
+        printf("\n");
+    /* how it ended: the catalog's rows of that epoch */
+    {
+        Vmckpt__Envelope *env;
+        size_t i, n = 0;
+        uint64_t window = 0, maxp = 0, bytes = 0;
+        const char *state = "unknown", *note = "";
+
+        if (epochs_fetch(cli, job, &env))
+            return 1;
+        for (i = 0; i < env->epochs_reply->n_epochs; i++) {
+            const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[i];
+
+            if (e->epoch != epoch)
+                continue;
+            n++;
+            state = e->state;
+            note = e->note;
+            window = e->window_us;
+            bytes += e->disk_bytes;
+            if (e->pause_us > maxp)
+                maxp = e->pause_us;
+        }
+        if (strcmp(state, "committed") == 0 || strcmp(state, "expired") == 0) {
+            printf("job %s: epoch %llu committed: %zu VM(s), pause window "
+                   "%.1f ms (longest VM pause %.1f ms), %.1f MiB stored\n",
+                   job, (unsigned long long)epoch, n, (double)window / 1000,
+                   (double)maxp / 1000, (double)bytes / (1 << 20));
+            rc = 0;
+        } else {
+            fprintf(stderr,
+                    "vmckpt checkpoint: job %s epoch %llu %s: %s\n"
+                    "The guests run on; the last committed epoch is "
+                    "unchanged.\n",
+                    job, (unsigned long long)epoch, state, note);
+        }
+        wire_free(env);
+    }
+    return rc;
+}
+
+int cmd_checkpoint_job(struct cli *cli, const char *job, int wait)
+{
+    Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
+    Vmckpt__Envelope *env;
+    unsigned long long epoch = 0;
+    const char *p;
+
+    b.job = (char *)job;
+    if (cli_call(cli, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    fflush(stdout);
+    p = strstr(env->ack->text, "epoch ");
+    if (p != NULL)
+        epoch = strtoull(p + 6, NULL, 10);
+    wire_free(env);
+    if (!wait)
+        return 0;
+    if (epoch == 0) {
+        fprintf(stderr, "vmckpt checkpoint: cannot tell which epoch began\n");
+        return 1;
+    }
+    return follow(cli, job, epoch);
+}
+
+static const char *size_str(uint64_t b, char *buf, size_t len)
+{
+    if (b >= (1ULL << 30))
+        snprintf(buf, len, "%.1fG", (double)b / (1ULL << 30));
+    else if (b >= (1ULL << 20))
+        snprintf(buf, len, "%.1fM", (double)b / (1ULL << 20));
+    else
+        snprintf(buf, len, "%.1fK", (double)b / 1024);
+    return buf;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+    Vmckpt__Envelope *env;
+    const char *job = NULL;
+    int json = 0, i, all = 0;
+    size_t k;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--all") == 0)
+            all = 1;
+        else if (strcmp(argv[i], "--help") == 0) {
+            printf("Usage: vmckpt list JOB [--all] [--json]\n"
+                   "The epochs of JOB: per VM its state, where its image is "
+                   "stored, its\nsize, its pause and the job's pause window. "
+                   "Committed epochs only,\nunless --all (aborted and "
+                   "expired ones too, with why).\n");
+            return 0;
+        } else if (argv[i][0] == '-')
+            return usage_error("list: unknown option '%s'", argv[i]);
+        else if (job == NULL)
+            job = argv[i];
+        else
+            return usage_error("list: unexpected argument '%s'", argv[i]);
+    }
+    if (job == NULL)
+        return usage_error("list: name the job (%s)", "vmckpt jobs");
+    if (epochs_fetch(cli, job, &env))
+        return 1;
+    if (json) {
+        json_t *arr = json_array();
+
+        for (k = 0; k < env->epochs_reply->n_epochs; k++) {
+            const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[k];
+
+            if (!all && strcmp(e->state, "committed") != 0)
+                continue;
+            json_array_append_new(
+                arr,
+                json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, "
+                          "s:I, s:I, s:I, s:s}",
+                          "epoch", (json_int_t)e->epoch, "vm", e->vm, "state",
+                          e->state, "host", e->host, "store_host",
+                          e->store_host, "parent", (json_int_t)e->parent,
+                          "pages", (json_int_t)e->pages, "disk_bytes",
+                          (json_int_t)e->disk_bytes, "pause_us",
+                          (json_int_t)e->pause_us, "paused_at_ns",
+                          (json_int_t)e->paused_at_ns, "resumed_at_ns",
+                          (json_int_t)e->resumed_at_ns, "window_us",
+                          (json_int_t)e->window_us, "total_ms",
+                          (json_int_t)e->total_ms, "note", e->note));
+        }
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(arr);
+    } else {
+        int any = 0;
+
+        for (k = 0; k < env->epochs_reply->n_epochs; k++) {
+            const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[k];
+            char sz[32];
+
+            if (!all && strcmp(e->state, "committed") != 0)
+                continue;
+            if (!any++)
+                printf("%6s %-10s %-10s %-8s %-8s %-6s %8s %9s %10s %9s %s\n",
+                       "EPOCH", "VM", "STATE", "HOST", "STORED", "BASE", "SIZE",
+                       "PAUSE-ms", "WINDOW-ms", "TOTAL-ms", "NOTE");
+            printf("%6llu %-10s %-10s %-8s %-8s %-6s %8s %9.1f %10.1f %9llu "
+                   "%s\n",
+                   (unsigned long long)e->epoch, e->vm, e->state, e->host,
+                   e->store_host, e->parent ? "delta" : "full",
+                   size_str(e->disk_bytes, sz, sizeof(sz)),
+                   (double)e->pause_us / 1000, (double)e->window_us / 1000,
+                   (unsigned long long)e->total_ms, e->note);
+        }
+        if (!any)
+            printf("Job %s has no %sepoch.\n", job, all ? "" : "committed ");
+    }
+    wire_free(env);
+    return 0;
+}
+
+int cmd_restart(struct cli *cli, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"epoch", 1, NULL, 'e'},
+        {"hosts", 1, NULL, 'H'},
+        {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "Usage: vmckpt restart JOB [--epoch N] [--hosts HOST[,HOST...]]\n"
+        "Bring every VM of JOB back from one epoch (default: the last\n"
+        "committed). VMs whose host is up are stopped and restored in place;\n"
+        "VMs of a lost host are restored on the host that holds their image,\n"
+        "or on the --hosts given (in turn), reading the image from its store.\n"
+        "All restored VMs start paused and are resumed together.\n";
+    Vmckpt__JobRestart r = VMCKPT__JOB_RESTART__INIT;
+    Vmckpt__Envelope *env;
+    struct cli c2 = *cli;
+    char *hosts[64], *list = NULL, *tok, *save;
+    int ch;
+
+    optind = 0; /* 0: glibc starts afresh (permuting again) */
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'e': {
+            char *end;
+
+            r.epoch = strtoull(optarg, &end, 10);
+            if (*end != '\0' || r.epoch == 0)
+                return usage_error("--epoch '%s': expected a number > 0",
+                                   optarg);
+            break;
+        }
+        case 'H':
+            list = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    r.job = argv[optind];
+    for (tok = list ? strtok_r(list, ",", &save) : NULL;
+         tok != NULL && r.n_hosts < 64; tok = strtok_r(NULL, ",", &save))
+        hosts[r.n_hosts++] = tok;
+    r.hosts = hosts;
+    c2.timeout_ms = 600000; /* images may be large */
+    printf("restarting job %s from %s ...\n", r.job,
+           r.epoch ? "the given epoch" : "its last committed epoch");
+    fflush(stdout);
+    if (cli_call(&c2, "restart", VMCKPT__MSG_TYPE__MSG_JOB_RESTART, &r,
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+int cmd_cancel(struct cli *cli, int argc, char **argv)
+{
+    Vmckpt__JobCancel c = VMCKPT__JOB_CANCEL__INIT;
+    Vmckpt__Envelope *env;
+
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("Usage: vmckpt cancel JOB\nAbort JOB's checkpoint in flight: "
+               "every agent resumes its guests and\nevery store drops what it "
+               "wrote; the last committed epoch stays.\n");
+        return 0;
+    }
+    if (argc != 2)
+        return usage_error("cancel: name one job (%s)", "vmckpt jobs");
+    c.job = argv[1];
+    if (cli_call(cli, "cancel", VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, &c,
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+int cmd_gc(struct cli *cli, int argc, char **argv)
+{
+    Vmckpt__Gc g = VMCKPT__GC__INIT;
+    Vmckpt__Envelope *env;
+
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("Usage: vmckpt gc\nApply retention again on every store (for "
+               "stores that were down at a\ncommit) and deliver aborts that "
+               "hosts missed while away.\n");
+        return 0;
+    }
+    if (argc != 1)
+        return usage_error("gc: unexpected argument '%s'", argv[1]);
+    if (cli_call(cli, "gc", VMCKPT__MSG_TYPE__MSG_GC, &g,
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+/* The job lines of 'status JOB' (before the VM table). */
+int status_job(struct cli *cli, const char *job, int json, json_t **out)
+{
+    Vmckpt__Envelope *env;
+
+    if (jobs_fetch(cli, job, &env))
+        return 1;
+    if (json)
+        *out = job_json(env->jobs_reply->jobs[0]);
+    else
+        job_print(env->jobs_reply->jobs[0], 1);
+    wire_free(env);
+    return 0;
+}

@@ -1,0 +1,1413 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Jobs: the coordinated checkpoint of all VMs of a job, its restart from
+ * one epoch, and the periodic policy. docs/consistency.md says why the
+ * order below makes the set of images one consistent global state.
+ *
+ *   BEGIN   every VM's agent starts pre-copy to that VM's peer store
+ *   STATS   per round; a VM whose remaining set is small is "converged"
+ *           and keeps copying, held in pre-copy, until the cut
+ *   (align) all converged, or max_precopy_ms: the MPI alignment step
+ *           slots in here (align_then_cut)
+ *   CUT     every agent pauses its VMs, stages their last pages and device
+ *           state, answers CUT-DONE, and holds them paused
+ *   RESUME  only once every VM of the job reported CUT-DONE
+ *   DURABLE from every VM (its store made the epoch durable)
+ *   COMMIT  one catalog transaction; agents may then use it as a base
+ *
+ * Any failure before COMMIT aborts the epoch everywhere (job_abort): agents
+ * resume what they hold and stores drop what they wrote; the previous
+ * committed epoch is untouched. Every change of a job's or an epoch's
+ * state goes through job_set_state() / jepoch_set_state(), which log
+ * old -> new and write the catalog. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "lib/util/log.h"
+
+/* One VM's part in an epoch in flight. */
+struct jvm {
+    char vm[65], host[64], store_host[64], store_addr[128];
+    uint64_t parent, req;
+    int converged, cut_done, durable;
+    uint64_t pages, wire_bytes, disk_bytes, pause_us, total_ms, rounds;
+    uint64_t paused_at_ns, resumed_at_ns, slowdown_ms, used_parent;
+};
+
+struct jepoch {
+    uint64_t epoch;
+    char phase[12]; /* precopy, cut, drain */
+    uint64_t t_begin, t_cut; /* monotonic ms */
+    int64_t started_at;      /* unix s */
+    size_t n, ncut, ndurable;
+    struct jvm *v;
+    struct ev_timer timer; /* pre-copy limit, then the overall timeout */
+    int timed_cut;         /* the cut came from max_precopy_ms */
+};
+
+/* A restart in flight: every VM restored paused, then resumed at once. */
+struct jrestart {
+    uint64_t epoch;
+    size_t n, ndone, nfail;
+    struct {
+        char vm[65], host[64];
+        uint64_t req;
+        int done;
+    } * v;
+    struct conn *admin;
+    uint64_t admin_id;
+    char error[256];
+};
+
+struct job {
+    struct coord *co;
+    char name[65], state[16], interval[16], last_error[256];
+    int auto_restart;
+    uint64_t mtbf_s, cost_ms, last_epoch, last_window_us;
+    struct jepoch *cur;
+    struct jrestart *rs;
+    struct ev_timer periodic;
+    uint64_t next_due_ms; /* monotonic; 0: none */
+    struct job *next;
+};
+
+/* A host that missed an abort (it was away): told when it registers. */
+struct clean_note {
+    char job[65], host[64];
+    uint64_t epoch;
+    struct clean_note *next;
+};
+
+static void schedule(struct job *j);
+static void restart_finish(struct job *j);
+
+static void job_save(struct job *j)
+{
+    struct catalog_job cj;
+    struct vmckpt_error err;
+
+    cj.name = j->name;
+    cj.state = j->state;
+    cj.interval = j->interval;
+    cj.last_error = j->last_error;
+    cj.auto_restart = j->auto_restart;
+    cj.mtbf_s = j->mtbf_s;
+    cj.cost_ms = j->cost_ms;
+    cj.last_epoch = j->last_epoch;
+    if (catalog_job_put(j->co->cat, &cj, &err) < 0)
+        log_err("%s", err.text);
+}
+
+static void job_set_state(struct job *j, const char *state, const char *why)
+{
+    if (strcmp(j->state, state) != 0)
+        log_info("job %s: %s -> %s%s%s", j->name,
+                 j->state[0] ? j->state : "new", state, why ? " (" : "",
+                 why ? why : "");
+    if (why != NULL && strcmp(state, "running") != 0)
+        snprintf(j->last_error, sizeof(j->last_error), "%s", why);
+    snprintf(j->state, sizeof(j->state), "%s", state);
+    job_save(j);
+}
+
+static struct job *job_find(struct coord *co, const char *name)
+{
+    struct job *j;
+
+    for (j = co->jobs; j != NULL; j = j->next)
+        if (strcmp(j->name, name) == 0)
+            return j;
+    return NULL;
+}
+
+static void periodic_fire(struct evloop *loop, struct ev_timer *t);
+
+static struct job *job_new(struct coord *co, const char *name)
+{
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return NULL;
+    j->co = co;
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    snprintf(j->interval, sizeof(j->interval), "off");
+    ev_timer_init(&j->periodic, periodic_fire, j);
+    j->next = co->jobs;
+    co->jobs = j;
+    return j;
+}
+
+struct job *jobs_touch(struct coord *co, const char *name)
+{
+    struct job *j = job_find(co, name);
+
+    if (j == NULL && (j = job_new(co, name)) != NULL)
+        job_set_state(j, "running", NULL);
+    return j;
+}
+
+/* ---- catalog rows of an epoch ----------------------------------------- */
+
+static void vm_row(struct job *j, const struct jvm *v, const char *state,
+                   const char *note)
+{
+    struct catalog_epoch e;
+    struct vmckpt_error err;
+
+    memset(&e, 0, sizeof(e));
+    e.job = j->name;
+    e.vm = v->vm;
+    e.epoch = j->cur->epoch;
+    e.parent = v->durable ? v->used_parent : v->parent;
+    e.state = state;
+    e.host = v->host;
+    e.store_host = v->store_host;
+    e.store_addr = v->store_addr;
+    e.pages = v->pages;
+    e.wire_bytes = v->wire_bytes;
+    e.disk_bytes = v->disk_bytes;
+    e.pause_us = v->pause_us;
+    e.total_ms = v->total_ms;
+    e.rounds = v->rounds;
+    e.started_at = j->cur->started_at;
+    e.ended_at =
+        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+    e.note = note;
+    e.paused_at_ns = v->paused_at_ns;
+    e.resumed_at_ns = v->resumed_at_ns;
+    if (catalog_epoch_put(j->co->cat, &e, &err) < 0)
+        log_err("%s", err.text);
+}
+
+/* The pause window: from the first VM's pause to the last VM's resume. */
+static uint64_t window_us(const struct jepoch *e)
+{
+    uint64_t first = UINT64_MAX, last = 0;
+    size_t i;
+
+    for (i = 0; i < e->n; i++) {
+        if (e->v[i].paused_at_ns && e->v[i].paused_at_ns < first)
+            first = e->v[i].paused_at_ns;
+        if (e->v[i].resumed_at_ns > last)
+            last = e->v[i].resumed_at_ns;
+    }
+    return last > first ? (last - first) / 1000 : 0;
+}
+
+/* What the epoch cost the job: its pause window plus the CPU time its
+ * slowest guest lost to pre-copy. */
+static uint64_t cost_ms(const struct jepoch *e)
+{
+    uint64_t slow = 0;
+    size_t i;
+
+    for (i = 0; i < e->n; i++)
+        if (e->v[i].slowdown_ms > slow)
+            slow = e->v[i].slowdown_ms;
+    return window_us(e) / 1000 + slow;
+}
+
+/* Every state change of a job epoch: logs old -> new; writes the job's
+ * row and all VM rows, in one transaction. */
+static int jepoch_set_state(struct job *j, const char *old, const char *state,
+                            const char *note)
+{
+    struct jepoch *e = j->cur;
+    struct catalog_job_epoch ce;
+    struct vmckpt_error err;
+    size_t i;
+
+    memset(&ce, 0, sizeof(ce));
+    ce.job = j->name;
+    ce.epoch = e->epoch;
+    ce.state = state;
+    ce.nvms = e->n;
+    ce.started_at = e->started_at;
+    ce.ended_at =
+        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+    ce.precopy_ms = e->t_cut ? e->t_cut - e->t_begin : 0;
+    ce.window_us = window_us(e);
+    for (i = 0; i < e->n; i++)
+        if (e->v[i].pause_us > ce.max_pause_us)
+            ce.max_pause_us = e->v[i].pause_us;
+    ce.cost_ms = cost_ms(e);
+    ce.note = note;
+    log_info("epoch %s/%llu: %s -> %s%s%s", j->name,
+             (unsigned long long)e->epoch, old, state, note ? ": " : "",
+             note ? note : "");
+    if (catalog_begin(j->co->cat, &err) < 0)
+        goto fail;
+    if (catalog_job_epoch_put(j->co->cat, &ce, &err) < 0) {
+        catalog_rollback(j->co->cat);
+        goto fail;
+    }
+    for (i = 0; i < e->n; i++)
+        vm_row(j, &e->v[i], state, note);
+    if (catalog_commit(j->co->cat, &err) < 0)
+        goto fail;
+    return 0;
+fail:
+    log_err("epoch %s/%llu: %s", j->name, (unsigned long long)e->epoch,
+            err.text);
+    return -1;
+}
+
+/* ---- messages to agents --------------------------------------------- */
+
+/* Send to the agent of every distinct host among the epoch's VM hosts
+ * (and, with 'stores', its store hosts). Hosts not up are noted in
+ * co->to_clean when 'remember'. */
+static void tell_hosts(struct job *j, int type, const void *payload,
+                       int stores, int remember)
+{
+    struct jepoch *e = j->cur;
+    const char *seen[128];
+    size_t nseen = 0, i, k, pass;
+
+    for (i = 0; i < e->n; i++)
+        for (pass = 0; pass < (stores ? 2u : 1u); pass++) {
+            const char *h = pass ? e->v[i].store_host : e->v[i].host;
+            struct conn *c;
+
+            for (k = 0; k < nseen; k++)
+                if (strcmp(seen[k], h) == 0)
+                    break;
+            if (k < nseen || nseen == 128)
+                continue;
+            seen[nseen++] = h;
+            c = hosts_conn(j->co, h);
+            if (c != NULL) {
+                conn_send(c, type, j->co->next_req++, payload);
+            } else if (remember) {
+                struct clean_note *n = calloc(1, sizeof(*n));
+
+                if (n == NULL)
+                    continue;
+                snprintf(n->job, sizeof(n->job), "%s", j->name);
+                snprintf(n->host, sizeof(n->host), "%s", h);
+                n->epoch = e->epoch;
+                n->next = j->co->to_clean;
+                j->co->to_clean = n;
+            }
+        }
+}
+
+static void epoch_end(struct job *j)
+{
+    struct jepoch *e = j->cur;
+    size_t i;
+
+    for (i = 0; i < e->n; i++) {
+        struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
+
+        if (v != NULL)
+            v->phase[0] = '\0';
+    }
+    ev_timer_stop(j->co->loop, &e->timer);
+    free(e->v);
+    free(e);
+    j->cur = NULL;
+}
+
+/* Abort the epoch in flight everywhere; the previous commit stays. */
+static void job_abort(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void job_abort(struct job *j, const char *fmt, ...)
+{
+    Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+    char reason[300];
+    va_list ap;
+
+    if (j->cur == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    ab.job = j->name;
+    ab.epoch = j->cur->epoch;
+    ab.reason = reason;
+    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, &ab, 1, 1);
+    jepoch_set_state(j, j->cur->phase, "aborted", reason);
+    snprintf(j->last_error, sizeof(j->last_error), "epoch %llu aborted: %s",
+             (unsigned long long)j->cur->epoch, reason);
+    job_save(j);
+    epoch_end(j);
+    schedule(j);
+}
+
+static void epoch_timer(struct evloop *loop, struct ev_timer *t);
+
+static void do_cut(struct job *j, const char *why)
+{
+    struct jepoch *e = j->cur;
+    Vmckpt__CkptCut cut = VMCKPT__CKPT_CUT__INIT;
+    size_t i;
+
+    log_info("epoch %s/%llu: cut (%s) after %llu ms of pre-copy", j->name,
+             (unsigned long long)e->epoch, why,
+             (unsigned long long)(evloop_now_ms() - e->t_begin));
+    snprintf(e->phase, sizeof(e->phase), "cut");
+    e->t_cut = evloop_now_ms();
+    for (i = 0; i < e->n; i++) {
+        struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
+
+        if (v != NULL)
+            snprintf(v->phase, sizeof(v->phase), "cutting");
+    }
+    cut.job = j->name;
+    cut.epoch = e->epoch;
+    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_CUT, &cut, 0, 0);
+    /* from now on the overall timeout */
+    ev_timer_stop(j->co->loop, &e->timer);
+    ev_timer_start(j->co->loop, &e->timer,
+                   j->co->ckpt_timeout_ms > e->t_cut - e->t_begin
+                       ? j->co->ckpt_timeout_ms - (e->t_cut - e->t_begin)
+                       : 1);
+}
+
+/* Every VM is ready for the cut. This is where MPI barrier alignment
+ * belongs: ask the job's ranks to stop at one MPI_Barrier and cut when
+ * they all wait there (or after its timeout, unaligned). Jobs without
+ * ranks are cut at once. */
+static void align_then_cut(struct job *j, const char *why)
+{
+    do_cut(j, why);
+}
+
+static void epoch_timer(struct evloop *loop, struct ev_timer *t)
+{
+    struct job *j = t->arg;
+
+    (void)loop;
+    if (j->cur == NULL)
+        return;
+    if (strcmp(j->cur->phase, "precopy") == 0) {
+        j->cur->timed_cut = 1;
+        align_then_cut(j, "max_precopy_ms reached");
+        return;
+    }
+    job_abort(j, "not committed within %u ms", j->co->ckpt_timeout_ms);
+}
+
+/* ---- begin ------------------------------------------------------------- */
+
+static int job_vms(struct coord *co, const char *job, struct vmrec **out,
+                   size_t max)
+{
+    struct vmrec *v;
+    size_t n = 0;
+
+    for (v = co->vms; v != NULL; v = v->next)
+        if (strcmp(v->job, job) == 0 && strcmp(v->state, "stopped") != 0 &&
+            n < max)
+            out[n++] = v;
+    return (int)n;
+}
+
+/* Start epoch of job 'j'; 0, or -1 with 'why'. */
+static int job_begin(struct job *j, char *why, size_t wlen)
+{
+    struct coord *co = j->co;
+    struct vmrec *vms[256];
+    struct jepoch *e;
+    int n = job_vms(co, j->name, vms, 256), i;
+
+    if (j->cur != NULL) {
+        snprintf(why, wlen, "epoch %llu of job %s is in progress",
+                 (unsigned long long)j->cur->epoch, j->name);
+        return -1;
+    }
+    if (j->rs != NULL) {
+        snprintf(why, wlen, "job %s is being restarted", j->name);
+        return -1;
+    }
+    if (n == 0) {
+        snprintf(why, wlen, "job %s has no running VM", j->name);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        const char *store = hosts_next_up(co, vms[i]->host);
+
+        if (strcmp(vms[i]->state, "running") != 0 ||
+            hosts_conn(co, vms[i]->host) == NULL) {
+            snprintf(why, wlen,
+                     "%s/%s is %s on %s (every VM of the job must be running "
+                     "on an up host; see 'vmckpt status %s')",
+                     j->name, vms[i]->name, vms[i]->state, vms[i]->host,
+                     j->name);
+            return -1;
+        }
+        if (store == NULL || strcmp(store, vms[i]->host) == 0) {
+            snprintf(why, wlen,
+                     "no peer host is up to store %s/%s (its image must live "
+                     "on another host)",
+                     j->name, vms[i]->name);
+            return -1;
+        }
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->v = calloc((size_t)n, sizeof(*e->v))) == NULL) {
+        free(e);
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    e->epoch = catalog_epoch_next(co->cat, j->name);
+    e->n = (size_t)n;
+    e->t_begin = evloop_now_ms();
+    e->started_at = (int64_t)(evloop_wall_ms() / 1000);
+    snprintf(e->phase, sizeof(e->phase), "precopy");
+    ev_timer_init(&e->timer, epoch_timer, j);
+    j->cur = e;
+    for (i = 0; i < n; i++) {
+        struct jvm *jv = &e->v[i];
+        const char *store = hosts_next_up(co, vms[i]->host);
+
+        snprintf(jv->vm, sizeof(jv->vm), "%s", vms[i]->name);
+        snprintf(jv->host, sizeof(jv->host), "%s", vms[i]->host);
+        snprintf(jv->store_host, sizeof(jv->store_host), "%s", store);
+        snprintf(jv->store_addr, sizeof(jv->store_addr), "%s",
+                 hosts_store_addr(co, store));
+        /* a delta only on the store that holds its parent */
+        jv->parent = strcmp(vms[i]->chain_store, store) == 0
+                         ? vms[i]->chain_epoch
+                         : 0;
+    }
+    jepoch_set_state(j, "new", "running", NULL);
+    /* every agent at once */
+    for (i = 0; i < n; i++) {
+        Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
+        Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
+        struct jvm *jv = &e->v[i];
+
+        b.job = j->name;
+        b.epoch = e->epoch;
+        t.vm = jv->vm;
+        t.host = jv->store_host;
+        t.store_addr = jv->store_addr;
+        t.parent = jv->parent;
+        b.n_targets = 1;
+        b.targets = &tp;
+        b.coordinated = 1;
+        b.hold_timeout_ms = co->ckpt_timeout_ms;
+        jv->req = co->next_req++;
+        snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
+        vms[i]->round = 0;
+        if (conn_send(hosts_conn(co, jv->host),
+                      VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
+            job_abort(j, "cannot reach the agent of %s", jv->host);
+            snprintf(why, wlen, "cannot reach the agent of %s", jv->host);
+            return -1;
+        }
+    }
+    ev_timer_start(co->loop, &e->timer, co->max_precopy_ms);
+    return 0;
+}
+
+static struct jvm *jvm_find(struct job *j, uint64_t epoch, const char *vm)
+{
+    size_t i;
+
+    if (j == NULL || j->cur == NULL || j->cur->epoch != epoch)
+        return NULL;
+    for (i = 0; i < j->cur->n; i++)
+        if (strcmp(j->cur->v[i].vm, vm) == 0)
+            return &j->cur->v[i];
+    return NULL;
+}
+
+void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st)
+{
+    struct job *j = job_find(co, st->job);
+    struct jvm *v = jvm_find(j, st->epoch, st->vm);
+    size_t i;
+
+    if (v == NULL || strcmp(j->cur->phase, "precopy") != 0)
+        return;
+    v->converged = st->converged;
+    for (i = 0; i < j->cur->n; i++)
+        if (!j->cur->v[i].converged)
+            return;
+    align_then_cut(j, "every VM converged");
+}
+
+void jobs_on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
+{
+    struct job *j = job_find(co, cd->job);
+    struct jvm *v = jvm_find(j, cd->epoch, cd->vm);
+    Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
+
+    if (v == NULL || v->cut_done)
+        return;
+    v->cut_done = 1;
+    v->paused_at_ns = cd->paused_at_ns;
+    if (++j->cur->ncut < j->cur->n)
+        return;
+    /* every VM of the job is paused: now, and only now, they run again */
+    log_info("epoch %s/%llu: all %zu VM(s) paused; resume", j->name,
+             (unsigned long long)j->cur->epoch, j->cur->n);
+    snprintf(j->cur->phase, sizeof(j->cur->phase), "drain");
+    r.job = j->name;
+    r.epoch = j->cur->epoch;
+    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0);
+}
+
+static void job_commit(struct job *j)
+{
+    struct jepoch *e = j->cur;
+    Vmckpt__CkptCommit cm = VMCKPT__CKPT_COMMIT__INIT;
+    size_t i;
+
+    if (jepoch_set_state(j, e->phase, "committed", NULL) < 0) {
+        job_abort(j, "the catalog could not record the commit");
+        return;
+    }
+    cm.job = j->name;
+    cm.epoch = e->epoch;
+    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT, &cm, 0, 0);
+    j->last_epoch = e->epoch;
+    j->last_window_us = window_us(e);
+    j->cost_ms = cost_ms(e);
+    j->last_error[0] = '\0';
+    job_save(j);
+    for (i = 0; i < e->n; i++) {
+        struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
+
+        if (v != NULL) {
+            v->last_epoch = e->epoch;
+            v->chain_epoch = e->epoch;
+            snprintf(v->chain_store, sizeof(v->chain_store), "%s",
+                     e->v[i].store_host);
+            v->last_pause_us = e->v[i].pause_us;
+            vms_save(j->co, v);
+        }
+        vms_retain(j->co, j->name, e->v[i].vm, e->v[i].store_host);
+        vms_retain(j->co, j->name, e->v[i].vm, e->v[i].host); /* local */
+    }
+    log_info("job %s: epoch %llu committed: %zu VM(s), pause window %.1f ms, "
+             "cost %llu ms, %llu ms from begin",
+             j->name, (unsigned long long)e->epoch, e->n,
+             (double)j->last_window_us / 1000, (unsigned long long)j->cost_ms,
+             (unsigned long long)(evloop_now_ms() - e->t_begin));
+    epoch_end(j);
+    schedule(j);
+}
+
+/* A reply that belongs to an epoch or a restart, found by request id. */
+int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct job *j;
+    size_t i;
+
+    for (j = c->co->jobs; j != NULL; j = j->next) {
+        struct jepoch *e = j->cur;
+
+        for (i = 0; e != NULL && i < e->n; i++) {
+            struct jvm *v = &e->v[i];
+            const Vmckpt__CkptDurable *d = env->ckpt_durable;
+
+            if (v->req != env->request_id)
+                continue;
+            if (env->type != VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE) {
+                job_abort(j, "%s/%s on %s: %s", j->name, v->vm, v->host,
+                          env->type == VMCKPT__MSG_TYPE__MSG_CKPT_ABORT
+                              ? env->ckpt_abort->reason
+                          : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                              ? env->error->text
+                              : "unexpected reply");
+                return 1;
+            }
+            if (v->durable)
+                return 1;
+            v->durable = 1;
+            v->pages = d->pages;
+            v->wire_bytes = d->wire_bytes;
+            v->disk_bytes = d->bytes;
+            v->pause_us = d->pause_ns / 1000;
+            v->total_ms = d->total_ms;
+            v->rounds = d->rounds;
+            v->paused_at_ns = d->paused_at_ns;
+            v->resumed_at_ns = d->resumed_at_ns;
+            v->slowdown_ms = d->slowdown_ms;
+            v->used_parent = d->parent;
+            if (++e->ndurable == e->n)
+                job_commit(j);
+            return 1;
+        }
+        if (j->rs != NULL) {
+            struct jrestart *rs = j->rs;
+
+            for (i = 0; i < rs->n; i++) {
+                if (rs->v[i].req != env->request_id || rs->v[i].done)
+                    continue;
+                rs->v[i].done = 1;
+                rs->ndone++;
+                if (env->type != VMCKPT__MSG_TYPE__MSG_RESTORE_DONE ||
+                    env->restore_done->error == NULL ||
+                    env->restore_done->error->code !=
+                        VMCKPT__ERROR_CODE__ERR_NONE) {
+                    rs->nfail++;
+                    snprintf(rs->error, sizeof(rs->error), "%s on %s: %s",
+                             rs->v[i].vm, rs->v[i].host,
+                             env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
+                                     env->restore_done->error != NULL
+                                 ? env->restore_done->error->text
+                             : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                                 ? env->error->text
+                                 : "unexpected reply");
+                }
+                if (rs->ndone == rs->n)
+                    restart_finish(j);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- periodic checkpoints --------------------------------------------- */
+
+/* The interval in effect, in seconds (0: none). auto: Young/Daly,
+ * sqrt(2 x cost x MTBF), from the cost measured at the last commit. */
+static uint64_t interval_s(const struct job *j)
+{
+    double c, mtbf;
+
+    if (strcmp(j->interval, "off") == 0 || j->interval[0] == '\0')
+        return 0;
+    if (strcmp(j->interval, "auto") != 0)
+        return strtoull(j->interval, NULL, 10);
+    mtbf = (double)(j->mtbf_s ? j->mtbf_s : j->co->mtbf_s);
+    if (j->cost_ms == 0)
+        return 60; /* nothing measured yet: a first checkpoint to measure */
+    c = (double)j->cost_ms / 1000;
+    c = sqrt(2 * c * mtbf);
+    return c < 1 ? 1 : (uint64_t)c;
+}
+
+static void schedule(struct job *j)
+{
+    uint64_t s = interval_s(j);
+
+    ev_timer_stop(j->co->loop, &j->periodic);
+    j->next_due_ms = 0;
+    if (s == 0)
+        return;
+    j->next_due_ms = evloop_now_ms() + s * 1000;
+    ev_timer_start(j->co->loop, &j->periodic, s * 1000);
+}
+
+static void periodic_fire(struct evloop *loop, struct ev_timer *t)
+{
+    struct job *j = t->arg;
+    char why[300];
+
+    (void)loop;
+    j->next_due_ms = 0;
+    if (strcmp(j->state, "running") != 0 || j->cur != NULL) {
+        schedule(j);
+        return;
+    }
+    log_info("job %s: periodic checkpoint (every %llu s)", j->name,
+             (unsigned long long)interval_s(j));
+    if (job_begin(j, why, sizeof(why)) < 0) {
+        log_warn("job %s: periodic checkpoint not started: %s", j->name, why);
+        snprintf(j->last_error, sizeof(j->last_error), "%s", why);
+        schedule(j);
+    }
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+struct epoch_src {
+    int found;
+    char state[16], host[64], store_host[64], store_addr[128];
+    const char *from; /* the host whose store serves the restore */
+};
+
+static void src_copy(const struct catalog_epoch *ce, void *arg)
+{
+    struct epoch_src *s = arg;
+
+    s->found = 1;
+    snprintf(s->state, sizeof(s->state), "%s", ce->state);
+    snprintf(s->host, sizeof(s->host), "%s", ce->host);
+    snprintf(s->store_host, sizeof(s->store_host), "%s", ce->store_host);
+    snprintf(s->store_addr, sizeof(s->store_addr), "%s", ce->store_addr);
+}
+
+static void restart_finish(struct job *j)
+{
+    struct jrestart *rs = j->rs;
+    Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
+    const char *seen[128];
+    size_t nseen = 0, i, k;
+    char text[400];
+
+    if (rs->nfail > 0) {
+        snprintf(text, sizeof(text),
+                 "restart of %s from epoch %llu failed: %s (restored VMs stay "
+                 "paused; fix and run 'vmckpt restart %s' again)",
+                 j->name, (unsigned long long)rs->epoch, rs->error, j->name);
+        job_set_state(j, "failed", text);
+        if (rs->admin != NULL)
+            conn_error(rs->admin, rs->admin_id,
+                       VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
+        goto out;
+    }
+    /* every VM is restored and paused: resume them all together */
+    r.job = j->name;
+    r.epoch = rs->epoch;
+    for (i = 0; i < rs->n; i++) {
+        struct vmrec *v = vms_find(j->co, j->name, rs->v[i].vm);
+
+        if (v != NULL) {
+            v->chain_epoch = 0; /* new QEMUs: the next epoch is full */
+            v->last_epoch = rs->epoch;
+            vms_set_state(j->co, v, "running");
+        }
+        for (k = 0; k < nseen; k++)
+            if (strcmp(seen[k], rs->v[i].host) == 0)
+                break;
+        if (k < nseen || nseen == 128)
+            continue;
+        seen[nseen++] = rs->v[i].host;
+        if (hosts_conn(j->co, rs->v[i].host) != NULL)
+            conn_send(hosts_conn(j->co, rs->v[i].host),
+                      VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++,
+                      &r);
+    }
+    snprintf(text, sizeof(text),
+             "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
+             "resumed together",
+             j->name, (unsigned long long)rs->epoch, rs->n, nseen);
+    log_info("%s", text);
+    job_set_state(j, "running", NULL);
+    if (rs->admin != NULL) {
+        Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+        ack.text = text;
+        conn_send(rs->admin, VMCKPT__MSG_TYPE__MSG_ACK, rs->admin_id, &ack);
+    }
+    schedule(j);
+out:
+    free(rs->v);
+    free(rs);
+    j->rs = NULL;
+}
+
+/* Restart job 'j' from 'epoch' (0: last committed). Lost VMs go to
+ * 'hosts' in turn if given, else to the host holding their image. */
+static int job_restart(struct job *j, uint64_t epoch, char **hosts,
+                       size_t nhosts, struct conn *admin, uint64_t admin_id,
+                       char *why, size_t wlen)
+{
+    struct coord *co = j->co;
+    struct vmrec *vms[256];
+    struct jrestart *rs;
+    struct epoch_src src[256];
+    const char *target[256];
+    size_t next_host = 0;
+    int n, i;
+
+    if (j->rs != NULL) {
+        snprintf(why, wlen, "job %s is already being restarted", j->name);
+        return -1;
+    }
+    if (epoch == 0)
+        epoch = j->last_epoch;
+    if (epoch == 0) {
+        snprintf(why, wlen, "job %s has no committed epoch to restart from",
+                 j->name);
+        return -1;
+    }
+    n = job_vms(co, j->name, vms, 256);
+    if (n == 0) {
+        snprintf(why, wlen, "job %s has no VM", j->name);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        struct vmckpt_error err;
+
+        memset(&src[i], 0, sizeof(src[i]));
+        if (catalog_epoch_get(co->cat, j->name, vms[i]->name, epoch, src_copy,
+                              &src[i], &err) < 0 ||
+            !src[i].found || strcmp(src[i].state, "committed") != 0) {
+            snprintf(why, wlen,
+                     "%s/%s has no committed image of epoch %llu (see "
+                     "'vmckpt list %s')",
+                     j->name, vms[i]->name, (unsigned long long)epoch, j->name);
+            return -1;
+        }
+        if (vms[i]->spec == NULL) {
+            snprintf(why, wlen, "%s/%s: no VM spec in the catalog", j->name,
+                     vms[i]->name);
+            return -1;
+        }
+        src[i].from = src[i].store_host;
+        if (hosts_conn(co, vms[i]->host) != NULL &&
+            strcmp(vms[i]->state, "lost") != 0) {
+            target[i] = vms[i]->host; /* a survivor: in place */
+            /* from its local copy when it ran there at that epoch */
+            if (strcmp(src[i].host, target[i]) == 0)
+                src[i].from = target[i];
+        } else if (nhosts > 0) {
+            size_t tries;
+
+            target[i] = NULL;
+            for (tries = 0; tries < nhosts && target[i] == NULL; tries++) {
+                const char *h = hosts[next_host++ % nhosts];
+
+                if (hosts_conn(co, h) != NULL)
+                    target[i] = h;
+            }
+        } else {
+            target[i] = hosts_conn(co, src[i].store_host) != NULL
+                            ? src[i].store_host
+                            : NULL;
+        }
+        if (target[i] == NULL) {
+            snprintf(why, wlen,
+                     "no up host for %s/%s (its image is on %s%s); name "
+                     "one with --hosts",
+                     j->name, vms[i]->name, src[i].store_host,
+                     hosts_conn(co, src[i].store_host) ? "" : ", which is down");
+            return -1;
+        }
+        if (hosts_conn(co, src[i].from) == NULL) {
+            snprintf(why, wlen,
+                     "the image of %s/%s epoch %llu is on %s, which is not up",
+                     j->name, vms[i]->name, (unsigned long long)epoch,
+                     src[i].from);
+            return -1;
+        }
+    }
+    if (j->cur != NULL)
+        job_abort(j, "the job is being restarted");
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL || (rs->v = calloc((size_t)n, sizeof(*rs->v))) == NULL) {
+        free(rs);
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    rs->epoch = epoch;
+    rs->n = (size_t)n;
+    rs->admin = admin;
+    rs->admin_id = admin_id;
+    j->rs = rs;
+    job_set_state(j, "restarting", NULL);
+    for (i = 0; i < n; i++) {
+        Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
+        Vmckpt__VmSpec spec = *vms[i]->spec;
+        char *h = strdup(target[i]);
+
+        snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", vms[i]->name);
+        snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target[i]);
+        spec.host = (char *)target[i];
+        r.job = j->name;
+        r.vm = vms[i]->name;
+        r.epoch = epoch;
+        r.source_host = (char *)src[i].from;
+        r.source_addr = (char *)hosts_store_addr(co, src[i].from);
+        r.spec = &spec;
+        r.start_paused = 1;
+        rs->v[i].req = co->next_req++;
+        log_info("job %s: restore %s on %s from epoch %llu (image on %s)",
+                 j->name, vms[i]->name, target[i], (unsigned long long)epoch,
+                 src[i].from);
+        if (h != NULL) {
+            free(vms[i]->spec->host);
+            vms[i]->spec->host = h;
+        }
+        snprintf(vms[i]->host, sizeof(vms[i]->host), "%s", target[i]);
+        vms_set_state(co, vms[i], "restoring");
+        if (conn_send(hosts_conn(co, target[i]), VMCKPT__MSG_TYPE__MSG_RESTORE,
+                      rs->v[i].req, &r) < 0) {
+            rs->v[i].done = 1;
+            rs->ndone++;
+            rs->nfail++;
+            snprintf(rs->error, sizeof(rs->error), "cannot reach %s",
+                     target[i]);
+        }
+    }
+    if (rs->ndone == rs->n)
+        restart_finish(j);
+    return 0;
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+static int epoch_uses(const struct jepoch *e, const char *host)
+{
+    size_t i;
+
+    for (i = 0; e != NULL && i < e->n; i++)
+        if (strcmp(e->v[i].host, host) == 0 ||
+            strcmp(e->v[i].store_host, host) == 0)
+            return 1;
+    return 0;
+}
+
+void jobs_conn_gone(struct coord *co, struct conn *c)
+{
+    struct job *j;
+    size_t i;
+
+    for (j = co->jobs; j != NULL; j = j->next) {
+        if (j->rs != NULL && j->rs->admin == c)
+            j->rs->admin = NULL;
+        if (c->auth.role != VMCKPT__ROLE__ROLE_AGENT)
+            continue;
+        if (epoch_uses(j->cur, c->auth.peer_name))
+            job_abort(j, "lost the agent of %s", c->auth.peer_name);
+        if (j->rs != NULL)
+            for (i = 0; i < j->rs->n; i++)
+                if (!j->rs->v[i].done &&
+                    strcmp(j->rs->v[i].host, c->auth.peer_name) == 0) {
+                    j->rs->v[i].done = 1;
+                    j->rs->ndone++;
+                    j->rs->nfail++;
+                    snprintf(j->rs->error, sizeof(j->rs->error),
+                             "lost the agent of %s", c->auth.peer_name);
+                    if (j->rs->ndone == j->rs->n) {
+                        restart_finish(j);
+                        break;
+                    }
+                }
+    }
+}
+
+void jobs_host_lost(struct coord *co, const char *host, const char *why)
+{
+    struct job *j;
+    struct vmrec *v;
+    char text[300];
+
+    for (j = co->jobs; j != NULL; j = j->next) {
+        int hit = 0;
+
+        if (epoch_uses(j->cur, host))
+            job_abort(j, "host %s lost (%s)", host, why);
+        for (v = co->vms; v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0 && strcmp(v->host, host) == 0 &&
+                strcmp(v->state, "stopped") != 0) {
+                vms_set_state(co, v, "lost");
+                hit = 1;
+            }
+        if (!hit)
+            continue;
+        snprintf(text, sizeof(text), "host %s lost (%s)", host, why);
+        job_set_state(j, "failed", text);
+        if (j->auto_restart && j->rs == NULL) {
+            char err[300];
+
+            log_info("job %s: auto_restart from its last committed epoch",
+                     j->name);
+            if (job_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
+                log_err("job %s: auto_restart impossible: %s", j->name, err);
+                snprintf(j->last_error, sizeof(j->last_error),
+                         "auto_restart impossible: %s", err);
+                job_save(j);
+            }
+        }
+    }
+}
+
+void jobs_host_up(struct coord *co, const char *host)
+{
+    struct clean_note **pp = &co->to_clean, *n;
+    struct conn *c = hosts_conn(co, host);
+
+    while ((n = *pp) != NULL) {
+        if (c == NULL || strcmp(n->host, host) != 0) {
+            pp = &n->next;
+            continue;
+        }
+        {
+            Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+
+            ab.job = n->job;
+            ab.epoch = n->epoch;
+            ab.reason = "aborted while this host was away";
+            conn_send(c, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, co->next_req++, &ab);
+        }
+        *pp = n->next;
+        free(n);
+    }
+}
+
+/* ---- load / free --------------------------------------------------------- */
+
+static int load_one(const struct catalog_job *cj, void *arg)
+{
+    struct coord *co = arg;
+    struct job *j = job_new(co, cj->name);
+
+    if (j == NULL)
+        return -1;
+    snprintf(j->state, sizeof(j->state), "%s",
+             strcmp(cj->state, "restarting") == 0 ? "failed" : cj->state);
+    snprintf(j->interval, sizeof(j->interval), "%s", cj->interval);
+    snprintf(j->last_error, sizeof(j->last_error), "%s", cj->last_error);
+    j->auto_restart = cj->auto_restart;
+    j->mtbf_s = cj->mtbf_s;
+    j->cost_ms = cj->cost_ms;
+    j->last_epoch = cj->last_epoch;
+    schedule(j);
+    return 0;
+}
+
+static void note_clean(const char *job, uint64_t epoch, const char *host,
+                       void *arg)
+{
+    struct coord *co = arg;
+    struct clean_note *n;
+
+    for (n = co->to_clean; n != NULL; n = n->next)
+        if (n->epoch == epoch && strcmp(n->job, job) == 0 &&
+            strcmp(n->host, host) == 0)
+            return;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return;
+    snprintf(n->job, sizeof(n->job), "%s", job);
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->epoch = epoch;
+    n->next = co->to_clean;
+    co->to_clean = n;
+    log_info("epoch %s/%llu was in flight when the coordinator stopped: "
+             "aborted (host %s is told when it registers)",
+             job, (unsigned long long)epoch, host);
+}
+
+int jobs_load(struct coord *co, struct vmckpt_error *err)
+{
+    if (catalog_abort_in_flight(co->cat, note_clean, co, err) < 0)
+        return -1;
+    return catalog_job_each(co->cat, load_one, co, err);
+}
+
+void jobs_free(struct coord *co)
+{
+    while (co->jobs != NULL) {
+        struct job *j = co->jobs;
+
+        co->jobs = j->next;
+        ev_timer_stop(co->loop, &j->periodic);
+        if (j->cur != NULL)
+            epoch_end(j);
+        if (j->rs != NULL) {
+            free(j->rs->v);
+            free(j->rs);
+        }
+        free(j);
+    }
+    while (co->to_clean != NULL) {
+        struct clean_note *n = co->to_clean;
+
+        co->to_clean = n->next;
+        free(n);
+    }
+}
+
+/* ---- admin requests ------------------------------------------------------ */
+
+static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
+{
+    Vmckpt__Ack a = VMCKPT__ACK__INIT;
+    char text[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    a.text = text;
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, id, &a);
+}
+
+static struct job *need_job(struct conn *c, uint64_t id, const char *name)
+{
+    struct job *j = job_find(c->co, name);
+
+    if (j == NULL)
+        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                   "no job '%s' (see 'vmckpt jobs')", name);
+    return j;
+}
+
+int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct job *j = need_job(c, env->request_id, env->ckpt_begin->job);
+    char why[400];
+
+    if (j == NULL)
+        return 0;
+    if (job_begin(j, why, sizeof(why)) < 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                          "%s", why);
+    return ack(c, env->request_id, "job %s: epoch %llu begins (%zu VM(s))",
+               j->name, (unsigned long long)j->cur->epoch, j->cur->n);
+}
+
+int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__JobRegister *r = env->job_register;
+    struct job *j;
+
+    if (r->job[0] == '\0' || strlen(r->job) > 64 || strchr(r->job, '/'))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "bad job name '%s'", r->job);
+    if (r->checkpoint_interval[0] &&
+        strcmp(r->checkpoint_interval, "off") != 0 &&
+        strcmp(r->checkpoint_interval, "auto") != 0 &&
+        (strspn(r->checkpoint_interval, "0123456789") !=
+             strlen(r->checkpoint_interval) ||
+         strlen(r->checkpoint_interval) > 9 ||
+         atoi(r->checkpoint_interval) == 0))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "interval '%s': give seconds (> 0), 'auto' or "
+                          "'off'",
+                          r->checkpoint_interval);
+    if (r->auto_restart[0] && strcmp(r->auto_restart, "yes") != 0 &&
+        strcmp(r->auto_restart, "no") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "auto_restart '%s': give yes or no", r->auto_restart);
+    j = jobs_touch(c->co, r->job);
+    if (j == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    if (r->checkpoint_interval[0])
+        snprintf(j->interval, sizeof(j->interval), "%s",
+                 r->checkpoint_interval);
+    if (r->auto_restart[0])
+        j->auto_restart = strcmp(r->auto_restart, "yes") == 0;
+    if (r->mtbf_s)
+        j->mtbf_s = r->mtbf_s;
+    job_save(j);
+    schedule(j);
+    log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
+             "MTBF %llu s",
+             j->name, j->interval, (unsigned long long)interval_s(j),
+             j->auto_restart ? "yes" : "no",
+             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
+    return ack(c, env->request_id,
+               "job %s: interval %s (%llu s in effect), auto_restart %s", j->name,
+               j->interval, (unsigned long long)interval_s(j),
+               j->auto_restart ? "yes" : "no");
+}
+
+int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__JobsReply reply = VMCKPT__JOBS_REPLY__INIT;
+    Vmckpt__JobInfo *infos, **ptrs;
+    struct job *j;
+    struct vmrec *v;
+    size_t n = 0, i = 0;
+    int rc;
+
+    for (j = c->co->jobs; j != NULL; j = j->next)
+        n++;
+    infos = calloc(n ? n : 1, sizeof(*infos));
+    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (infos == NULL || ptrs == NULL) {
+        free(infos);
+        free(ptrs);
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    }
+    for (j = c->co->jobs; j != NULL; j = j->next) {
+        Vmckpt__JobInfo *ji = &infos[i];
+
+        if (env->jobs_query->job[0] && strcmp(env->jobs_query->job, j->name))
+            continue;
+        vmckpt__job_info__init(ji);
+        ji->job = j->name;
+        ji->state = j->state;
+        ji->last_epoch = j->last_epoch;
+        for (v = c->co->vms; v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0)
+                ji->nvms++;
+        ji->interval = j->interval;
+        ji->interval_s = interval_s(j);
+        ji->auto_restart = j->auto_restart;
+        ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->mtbf_s;
+        ji->cost_ms = j->cost_ms;
+        ji->epoch = j->cur ? j->cur->epoch : 0;
+        ji->phase = j->cur ? j->cur->phase : j->rs ? "restore" : "";
+        ji->next_in_ms =
+            j->next_due_ms ? (int64_t)(j->next_due_ms - evloop_now_ms()) : -1;
+        ji->last_error = j->last_error;
+        ji->last_window_us = j->last_window_us;
+        ptrs[i++] = ji;
+    }
+    if (env->jobs_query->job[0] && i == 0) {
+        free(infos);
+        free(ptrs);
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "no job '%s' (see 'vmckpt jobs')",
+                          env->jobs_query->job);
+    }
+    reply.n_jobs = i;
+    reply.jobs = ptrs;
+    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
+    free(infos);
+    free(ptrs);
+    return rc;
+}
+
+struct epochs_acc {
+    Vmckpt__EpochInfo **v;
+    size_t n, cap;
+};
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
+{
+    struct epochs_acc *a = arg;
+    Vmckpt__EpochInfo *ei;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        Vmckpt__EpochInfo **nv = realloc(a->v, cap * sizeof(*nv));
+
+        if (nv == NULL)
+            return -1;
+        a->v = nv;
+        a->cap = cap;
+    }
+    ei = calloc(1, sizeof(*ei));
+    if (ei == NULL)
+        return -1;
+    vmckpt__epoch_info__init(ei);
+    ei->job = dup_or_empty(e->job);
+    ei->vm = dup_or_empty(e->vm);
+    ei->state = dup_or_empty(e->state);
+    ei->host = dup_or_empty(e->host);
+    ei->store_host = dup_or_empty(e->store_host);
+    ei->note = dup_or_empty(e->note);
+    ei->epoch = e->epoch;
+    ei->parent = e->parent;
+    ei->pages = e->pages;
+    ei->disk_bytes = e->disk_bytes;
+    ei->pause_us = e->pause_us;
+    ei->paused_at_ns = e->paused_at_ns;
+    ei->resumed_at_ns = e->resumed_at_ns;
+    ei->total_ms = e->total_ms;
+    ei->window_us = window;
+    a->v[a->n++] = ei;
+    return 0;
+}
+
+int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__EpochsReply reply = VMCKPT__EPOCHS_REPLY__INIT;
+    struct epochs_acc a = {0};
+    struct vmckpt_error err;
+    size_t i;
+    int rc;
+
+    if (need_job(c, env->request_id, env->epochs_query->job) == NULL)
+        return 0;
+    if (catalog_epoch_each(c->co->cat, env->epochs_query->job, epoch_add, &a,
+                           &err) < 0)
+        rc = conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                        "%s", err.text);
+    else {
+        reply.n_epochs = a.n;
+        reply.epochs = a.v;
+        rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
+                       &reply);
+    }
+    for (i = 0; i < a.n; i++) {
+        free(a.v[i]->job);
+        free(a.v[i]->vm);
+        free(a.v[i]->state);
+        free(a.v[i]->host);
+        free(a.v[i]->store_host);
+        free(a.v[i]->note);
+        free(a.v[i]);
+    }
+    free(a.v);
+    return rc;
+}
+
+int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct job *j = need_job(c, env->request_id, env->job_cancel->job);
+    uint64_t e;
+
+    if (j == NULL)
+        return 0;
+    if (j->cur == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "job %s has no checkpoint in progress", j->name);
+    e = j->cur->epoch;
+    job_abort(j, "cancelled by %s", c->auth.peer_name);
+    return ack(c, env->request_id,
+               "job %s: epoch %llu cancelled; the guests run on, epoch %llu "
+               "stays the last committed",
+               j->name, (unsigned long long)e,
+               (unsigned long long)j->last_epoch);
+}
+
+int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__JobRestart *r = env->job_restart;
+    struct job *j = need_job(c, env->request_id, r->job);
+    char why[400];
+
+    if (j == NULL)
+        return 0;
+    if (job_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
+                    sizeof(why)) < 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "%s", why);
+    return 0; /* answered when every VM is back */
+}
+
+int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    struct vmrec *v;
+    struct clean_note *n;
+    char hosts[64][64];
+    size_t nvms = 0, pend = 0, nh = 0, i;
+
+    /* retention again for every VM (stores that were away catch up), and
+     * aborts not yet delivered */
+    for (v = co->vms; v != NULL; v = v->next) {
+        if (v->chain_store[0]) {
+            vms_retain(co, v->job, v->name, v->chain_store);
+            nvms++;
+        }
+    }
+    for (n = co->to_clean; n != NULL; n = n->next) {
+        pend++;
+        for (i = 0; i < nh; i++)
+            if (strcmp(hosts[i], n->host) == 0)
+                break;
+        if (i == nh && nh < 64)
+            snprintf(hosts[nh++], sizeof(hosts[0]), "%s", n->host);
+    }
+    for (i = 0; i < nh; i++)
+        jobs_host_up(co, hosts[i]); /* delivers if the host is up */
+    for (n = co->to_clean; n != NULL; n = n->next)
+        pend--;
+    return ack(c, env->request_id,
+               "gc: retention re-applied to %zu VM(s); %zu pending abort(s) "
+               "delivered",
+               nvms, pend);
+}

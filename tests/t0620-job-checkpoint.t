@@ -1,0 +1,216 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The coordinated checkpoint of a job of three guests, one per host, each
+# running memwriter: the epoch commits with every VM's pause window in the
+# catalog and no VM resumed before the last one paused; a cancelled and a
+# coordinator-interrupted epoch abort without harming the guests or the
+# previous epoch, which the whole job restarts from; retention keeps two
+# epochs; a host dies and the job restarts on the two survivors, every
+# memwriter verifying and every counter from the same epoch.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
+command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
+require_kernel 6 7 "userfaultfd async write-protect"
+
+IMG="$top_builddir/lab"
+catalog() { sqlite3 "$TEST_DIR/co/state/catalog.db" "$1"; }
+ip_of() { echo "198.18.1.${1#g}"; }
+in_guest() {  # in_guest gN CMD...
+    local g=$1; shift
+    in_host co dbclient -y -y -i "$IMG/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
+}
+# where a guest's serial log is on host h
+glog() { echo "$RUN_BASE/$2/j1-$1.log"; }
+# gen_now gN hN: the last counter memwriter printed
+gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
+# first_gen_after gN hN OFFSET: the first counter printed past byte OFFSET
+first_gen_after() {
+    tail -c +$(($3 + 1)) "$(glog $1 $2)" 2>/dev/null |
+        grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
+}
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
+job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j1\") | .$1"; }
+
+test_expect_success 'setup: three hosts, a job j1 of three guests running memwriter' '
+    "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
+    cluster_up 3 &&
+    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
+        $TEST_DIR/co/vmckpt.conf &&
+    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
+        "$LAB_CMD" accel | cut -d" " -f1) &&
+    for h in h1 h2 h3; do
+        printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" \
+            "$accel" >>$TEST_DIR/$h/vmckpt.conf || exit 1
+    done &&
+    start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
+    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    for i in 1 2 3; do
+        vmckpt vm start --job j1 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
+            --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \
+            --append "vmckpt.run=memwriter,-m,32,-r,1000,-p,1" || exit 1
+    done &&
+    for i in 1 2 3; do
+        wait_until 90 "test -n \"\$(gen_now g$i h$i)\"" || exit 1
+    done &&
+    vmckpt jobs | grep -q "^j1  *running  *3 "
+'
+
+test_expect_success 'checkpoint j1 --wait: one epoch, committed, with a progress line' '
+    vmckpt checkpoint j1 --wait >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
+    grep -q "job j1: epoch 1 begins (3 VM(s))" $TEST_DIR/c1.out &&
+    grep -q "epoch 1: precopy" $TEST_DIR/c1.out &&
+    grep -q "job j1: epoch 1 committed: 3 VM(s), pause window" $TEST_DIR/c1.out &&
+    test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=1 and state=\"committed\"")" = 3 &&
+    test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=1")" = committed
+'
+
+test_expect_success 'every VM paused, and none resumed before the last one paused' '
+    vmckpt list j1 --json >$TEST_DIR/l1.json && vmckpt list j1 &&
+    test "$(jq "[.[] | select(.epoch == 1)] | length" $TEST_DIR/l1.json)" = 3 &&
+    test "$(jq "[.[] | select(.epoch == 1 and .pause_us > 0 and .paused_at_ns > 0 and .resumed_at_ns > .paused_at_ns)] | length" $TEST_DIR/l1.json)" = 3 &&
+    last_pause=$(jq "[.[] | select(.epoch == 1) | .paused_at_ns] | max" $TEST_DIR/l1.json) &&
+    first_resume=$(jq "[.[] | select(.epoch == 1) | .resumed_at_ns] | min" $TEST_DIR/l1.json) &&
+    echo "last pause $last_pause, first resume $first_resume" &&
+    test "$last_pause" -lt "$first_resume" &&
+    jq -e "[.[] | select(.epoch == 1) | .window_us] | min > 0" $TEST_DIR/l1.json &&
+    for h in h1 h2 h3; do
+        grep_log $TEST_DIR/$h/agent.log "cut of j1 epoch 1: 1 guest(s) pause here" &&
+        grep_log $TEST_DIR/$h/agent.log "resume of j1 epoch 1: 1 guest(s) run again here" || exit 1
+    done &&
+    test "$(jq -r "[.[] | select(.epoch == 1) | .vm + \">\" + .store_host] | join(\",\")" $TEST_DIR/l1.json)" = "g1>h2,g2>h3,g3>h1"
+'
+
+test_expect_success 'status j1 and jobs show the job, its last epoch and its pause window' '
+    vmckpt status j1 && vmckpt status j1 --json >$TEST_DIR/s.json &&
+    test "$(jq -r .job.last_epoch $TEST_DIR/s.json)" = 1 &&
+    test "$(jq -r .job.state $TEST_DIR/s.json)" = running &&
+    test "$(jq ".vms | length" $TEST_DIR/s.json)" = 3 &&
+    jq -e ".job.last_pause_window_us > 0 and .job.cost_ms >= 0" $TEST_DIR/s.json
+'
+
+for i in 1 2 3; do eval "G_BEFORE_2_$i=\$(gen_now g$i h$i)"; done
+test_expect_success 'second epoch: incremental for every VM' '
+    vmckpt checkpoint j1 --wait >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&
+    grep -q "epoch 2 committed: 3 VM(s)" $TEST_DIR/c2.out &&
+    test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=2 and parent=1 and state=\"committed\"")" = 3
+'
+for i in 1 2 3; do eval "G_AFTER_2_$i=\$(gen_now g$i h$i)"; done
+
+test_expect_success 'cancel: the epoch aborts everywhere, the guests run on' '
+    vmckpt checkpoint j1 >$TEST_DIR/c3.out && cat $TEST_DIR/c3.out &&
+    grep -q "epoch 3 begins" $TEST_DIR/c3.out &&
+    vmckpt cancel j1 >$TEST_DIR/x.out && cat $TEST_DIR/x.out &&
+    grep -q "epoch 3 cancelled; the guests run on, epoch 2 stays the last committed" $TEST_DIR/x.out &&
+    test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=3")" = aborted &&
+    test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=3 and state=\"aborted\"")" = 3 &&
+    for h in h1 h2 h3; do
+        wait_until 20 "grep -q \"checkpoint of j1/g.* epoch 3 failed: aborted by the coordinator\" $TEST_DIR/$h/agent.log" || exit 1
+    done &&
+    g=$(gen_now g1 h1) && sleep 2 && test "$(gen_now g1 h1)" -gt "$g" &&
+    ! grep -qs "^epoch 3" $TEST_DIR/h2/state/store/j1/g1/manifest &&
+    test "$(job_field last_epoch)" = 2
+'
+
+test_expect_success 'the coordinator dies during a checkpoint: aborted on restart, guests ran on' '
+    vmckpt checkpoint j1 | grep -q "epoch 4 begins" &&
+    wait_until 20 "grep -q \"checkpoint of j1/g3 epoch 4 (full, job)\" $TEST_DIR/h3/agent.log" &&
+    stop_daemon co KILL &&
+    for h in h1 h2 h3; do
+        wait_until 20 "grep -q \"lost the coordinator: 1 job checkpoint(s) aborted\" $TEST_DIR/$h/agent.log" || exit 1
+    done &&
+    g=$(gen_now g2 h2) && sleep 2 && test "$(gen_now g2 h2)" -gt "$g" &&
+    start_coordinator &&
+    grep_log $TEST_DIR/co/coordinator.log "epoch j1/4 was in flight when the coordinator stopped" &&
+    wait_until 15 "test \"\$(vmckpt vm list --json | jq -r \"[.[] | .state] | join(\\\",\\\")\")\" = running,running,running" &&
+    test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=4")" = aborted &&
+    test "$(job_field last_epoch)" = 2
+'
+
+# a restart of the whole job from epoch 2: survivors in place
+offsets() { for i in 1 2 3; do eval "OFF_$i=$(size_of "$(glog g$i h$i)")"; done; }
+offsets
+test_expect_success 'restart j1 from epoch 2: every VM in place, the counters of epoch 2' '
+    vmckpt restart j1 >$TEST_DIR/r2.out && cat $TEST_DIR/r2.out &&
+    grep -q "job j1 restarted from epoch 2: 3 VM(s) on 3 host(s), resumed together" $TEST_DIR/r2.out &&
+    for i in 1 2 3; do
+        eval "off=\$OFF_$i lo=\$G_BEFORE_2_$i hi=\$G_AFTER_2_$i" &&
+        wait_until 30 "test -n \"\$(first_gen_after g$i h$i $off)\"" &&
+        first=$(first_gen_after g$i h$i $off) &&
+        echo "g$i: first counter after restart $first, epoch 2 taken between $lo and $hi" &&
+        test "$first" -gt "$lo" && test "$first" -le "$((hi + 1000))" || exit 1
+    done &&
+    for i in 1 2 3; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
+    for i in 1 2 3; do
+        wait_until 30 "tail -c +$(eval echo \$OFF_$i) $(glog g$i h$i) | grep -aq \"memwriter: verify PASS\"" || exit 1
+    done &&
+    ! grep -aq "verify FAIL" $(glog g1 h1) $(glog g2 h2) $(glog g3 h3) &&
+    vmckpt jobs | grep -q "^j1  *running "
+'
+
+manifest_epochs() { grep -o "^epoch [0-9]*" "$TEST_DIR/$1/state/store/j1/$2/manifest" 2>/dev/null | cut -d" " -f2 | tr "\n" " "; }
+test_expect_success 'retention: after four committed epochs (1, 2, 5, 6), two remain, in the catalog and the stores' '
+    vmckpt checkpoint j1 --wait | grep -q "epoch 5 committed" &&
+    vmckpt checkpoint j1 --wait | grep -q "epoch 6 committed" &&
+    test "$(catalog "select group_concat(distinct epoch) from epochs where job=\"j1\" and state=\"committed\"")" = "5,6" &&
+    test "$(catalog "select count(*) from epochs where job=\"j1\" and state=\"expired\"")" = 6 &&
+    for p in "g1 h2" "g2 h3" "g3 h1" "g1 h1" "g2 h2" "g3 h3"; do
+        wait_until 30 "test \"\$(manifest_epochs $p)\" = \"5 6 \"" || { echo "$p: $(manifest_epochs $p)"; exit 1; }
+    done &&
+    test ! -e $TEST_DIR/h2/state/store/j1/g1/e1.pages
+'
+
+for i in 1 2 3; do eval "G_BEFORE_7_$i=\$(gen_now g$i h$i)"; done
+test_expect_success 'epoch 7, then host h3 dies: the job is marked failed' '
+    vmckpt checkpoint j1 --wait | grep -q "epoch 7 committed" &&
+    for i in 1 2 3; do eval "G_AFTER_7_$i=\$(gen_now g$i h$i)"; done &&
+    declare -p G_AFTER_7_1 G_AFTER_7_2 G_AFTER_7_3 >$TEST_DIR/g7 &&
+    "$LAB_CMD" kill-host $LAB h3 &&
+    wait_until 10 "test \"\$(host_state h3)\" = lost" &&
+    wait_until 5 "test \"\$(job_field state)\" = failed" &&
+    vmckpt jobs && job_field last_error | grep -q "host h3 lost" &&
+    vmckpt vm list | grep -q "^j1  *g3  *h3  *lost"
+'
+
+offsets
+test_expect_success 'restart j1 on the two survivors: g3 on h1 (its store), all from epoch 7' '
+    . $TEST_DIR/g7 &&
+    OFF_3=$(size_of "$(glog g3 h1)") &&
+    vmckpt restart j1 >$TEST_DIR/r7.out && cat $TEST_DIR/r7.out &&
+    grep -q "job j1 restarted from epoch 7: 3 VM(s) on 2 host(s)" $TEST_DIR/r7.out &&
+    vmckpt vm list | grep -q "^j1  *g3  *h1  *running" &&
+    for p in "1 h1" "2 h2" "3 h1"; do
+        set -- $p &&
+        eval "off=\$OFF_$1 lo=\$G_BEFORE_7_$1 hi=\$G_AFTER_7_$1" &&
+        wait_until 30 "test -n \"\$(first_gen_after g$1 $2 $off)\"" &&
+        first=$(first_gen_after g$1 $2 $off) &&
+        echo "g$1 on $2: first counter $first, epoch 7 taken between $lo and $hi" &&
+        test "$first" -gt "$lo" && test "$first" -le "$((hi + 1000))" || exit 1
+    done &&
+    for i in 1 2 3; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
+    wait_until 30 "tail -c +$OFF_1 $(glog g1 h1) | grep -aq \"memwriter: verify PASS\"" &&
+    wait_until 30 "tail -c +$OFF_2 $(glog g2 h2) | grep -aq \"memwriter: verify PASS\"" &&
+    wait_until 30 "tail -c +$OFF_3 $(glog g3 h1) | grep -aq \"memwriter: verify PASS\"" &&
+    ! grep -aq "verify FAIL" $(glog g1 h1) $(glog g2 h2) $(glog g3 h1) &&
+    test "$(job_field state)" = running
+'
+
+test_expect_success 'the restarted job checkpoints again (full: new QEMUs)' '
+    vmckpt checkpoint j1 --wait | grep -q "epoch 8 committed: 3 VM(s)" &&
+    test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=8 and parent=0")" = 3
+'
+
+test_expect_success 'bad requests: clear errors' '
+    ! vmckpt checkpoint nojob 2>$TEST_DIR/err && grep -q "no job .nojob." $TEST_DIR/err &&
+    ! vmckpt cancel j1 2>$TEST_DIR/err && grep -q "no checkpoint in progress" $TEST_DIR/err &&
+    ! vmckpt restart j1 --epoch 1 2>$TEST_DIR/err && cat $TEST_DIR/err &&
+    grep -q "no committed image of epoch 1" $TEST_DIR/err &&
+    ! vmckpt job set j1 --interval soon 2>$TEST_DIR/err && grep -q "give seconds" $TEST_DIR/err
+'
+
+test_expect_success 'clean stop, no sanitizer report' '
+    for i in 1 2 3; do vmckpt vm stop --job j1 --name g$i >/dev/null || exit 1; done &&
+    stop_daemon h1 && stop_daemon h2 && stop_daemon co &&
+    no_sanitizer_reports
+'
+test_done
