@@ -69,9 +69,9 @@ struct precopy_result {
     uint64_t wire_bytes; /* page data on the wire */
     uint64_t cut_pages;  /* copied while paused */
     uint64_t state_bytes;
-    uint64_t pause_us;   /* from pause to resume */
-    uint64_t total_ms;   /* from begin to durable */
-    uint64_t disk_bytes; /* reported by the sink */
+    uint64_t pause_us;                    /* from pause to resume */
+    uint64_t total_ms;                    /* from begin to durable */
+    uint64_t disk_bytes;                  /* reported by the sink */
     uint64_t paused_at_ns, resumed_at_ns; /* CLOCK_REALTIME */
 };
 

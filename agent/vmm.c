@@ -190,6 +190,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     q.ram_path = vm->ram;
     q.qmp_path = vm->qmp;
     q.serial_log = vm->log;
+    q.log_append = 1; /* a guest restored here continues its log */
     q.tap = vm->tap;
     q.mac = mac;
     q.incoming_defer = ram_image != NULL;
@@ -213,6 +214,9 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
         sigprocmask(SIG_SETMASK, &none, NULL);
         setsid();
         if (fd >= 0) {
+            /* a mark in the guest's log where this QEMU begins */
+            dprintf(fd, "\nvmckpt-agent: QEMU for %s/%s starts%s\n", spec->job,
+                    spec->name, ram_image ? " (restored)" : "");
             dup2(fd, 1);
             dup2(fd, 2);
         }

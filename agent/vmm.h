@@ -16,14 +16,14 @@ struct vmm_vm {
     char job[65], name[65];
     pid_t pid;
     char qmp[4200], ram[4200], log[4200], tap[16];
-    struct hv_vm *hv;     /* adopted, dirty tracking on */
-    uint64_t last_epoch;  /* last epoch written from this QEMU (delta base) */
-    uint64_t pending_epoch;  /* durable job epoch, a base once committed */
+    struct hv_vm *hv;       /* adopted, dirty tracking on */
+    uint64_t last_epoch;    /* last epoch written from this QEMU (delta base) */
+    uint64_t pending_epoch; /* durable job epoch, a base once committed */
     uint64_t restored_epoch; /* the epoch it was restored from */
-    int held;             /* restored paused: waits for the job's RESUME */
-    int busy;             /* a checkpoint or restore thread owns it */
-    int stopping;         /* SIGTERM sent; cleaned up when reaped */
-    Vmckpt__VmSpec *spec; /* as received */
+    int held;                /* restored paused: waits for the job's RESUME */
+    int busy;                /* a checkpoint or restore thread owns it */
+    int stopping;            /* SIGTERM sent; cleaned up when reaped */
+    Vmckpt__VmSpec *spec;    /* as received */
     struct vmm_vm *next;
 };
 

@@ -467,7 +467,7 @@ static void start_checkpoint(struct agent *a, const Vmckpt__Envelope *env)
     if (vm == NULL || vm->busy || vm->held) {
         snprintf(text, sizeof(text), "%s/%s: %s on host %s", b->job,
                  b->targets[0]->vm,
-                 vm == NULL  ? "not running"
+                 vm == NULL ? "not running"
                  : vm->busy ? "busy"
                             : "paused after a restore",
                  a->name);

@@ -37,8 +37,7 @@ int cmd_cancel(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
 int cmd_checkpoint_job(struct cli *cli, const char *job, int wait);
 struct json_t;
-int status_job(struct cli *cli, const char *job, int json,
-               struct json_t **out);
+int status_job(struct cli *cli, const char *job, int json, struct json_t **out);
 
 /* cmd_vm.c */
 int cmd_vm(struct cli *cli, int argc, char **argv);

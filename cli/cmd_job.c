@@ -44,7 +44,8 @@ static void job_print(const Vmckpt__JobInfo *j, int header)
         snprintf(inflight, sizeof(inflight), "%llu %s",
                  (unsigned long long)j->epoch, j->phase);
     else
-        snprintf(inflight, sizeof(inflight), "%s", j->phase[0] ? j->phase : "-");
+        snprintf(inflight, sizeof(inflight), "%s",
+                 j->phase[0] ? j->phase : "-");
     {
         char iv[32];
 
@@ -115,10 +116,8 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 int cmd_job(struct cli *cli, int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"interval", 1, NULL, 'i'},
-        {"auto-restart", 1, NULL, 'a'},
-        {"mtbf", 1, NULL, 'm'},
-        {"help", 0, NULL, 'h'},
+        {"interval", 1, NULL, 'i'}, {"auto-restart", 1, NULL, 'a'},
+        {"mtbf", 1, NULL, 'm'},     {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char usage[] =

@@ -103,7 +103,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
     }
     st.spec = &s;
     if (cli_call(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st,
-             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
     wire_free(env);
@@ -135,7 +135,7 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
         return 2;
     }
     if (cli_call(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st,
-             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
     wire_free(env);
@@ -185,8 +185,8 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (cli_call(cli, progress ? "status" : "vm list",
-             VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
-             VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env))
+                 VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
+                 VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env))
         return 1;
     if (json) {
         json_t *arr = json_array();
@@ -340,7 +340,7 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
     printf("checkpointing %s/%s ...\n", b.job, t.vm);
     fflush(stdout);
     if (cli_call(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
-             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
     wire_free(env);
@@ -394,7 +394,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
     }
     c2.timeout_ms = 600000;
     if (cli_call(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r,
-             VMCKPT__MSG_TYPE__MSG_ACK, &env))
+                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;
     printf("%s\n", env->ack->text);
     wire_free(env);

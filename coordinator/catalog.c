@@ -613,7 +613,8 @@ int catalog_job_each(struct catalog *cat,
     return 0;
 }
 
-int catalog_job_epoch_put(struct catalog *cat, const struct catalog_job_epoch *e,
+int catalog_job_epoch_put(struct catalog *cat,
+                          const struct catalog_job_epoch *e,
                           struct vmckpt_error *err)
 {
     sqlite3_stmt *st;

@@ -64,9 +64,9 @@ struct coord {
     uint64_t next_req;       /* request ids of messages to agents */
     unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
     struct job *jobs;
-    unsigned max_precopy_ms;  /* a job epoch is cut after this at most */
-    unsigned ckpt_timeout_ms; /* and aborted if not committed after this */
-    uint64_t mtbf_s;          /* default MTBF for interval = auto */
+    unsigned max_precopy_ms;     /* a job epoch is cut after this at most */
+    unsigned ckpt_timeout_ms;    /* and aborted if not committed after this */
+    uint64_t mtbf_s;             /* default MTBF for interval = auto */
     struct clean_note *to_clean; /* aborts not yet told to a host */
 };
 
@@ -106,8 +106,7 @@ void vms_save(struct coord *co, struct vmrec *v);
 /* Every VM state change: logs old -> new, writes the catalog. */
 void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
 /* An agent registered with the guests it runs: reconcile. */
-void vms_on_host_vms(struct coord *co, const char *host, char **vms,
-                     size_t n);
+void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n);
 int vms_load(struct coord *co, struct vmckpt_error *err);
 void vms_free(struct coord *co);
 /* A connection ends: requests relayed through it fail or lose their

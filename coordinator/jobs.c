@@ -42,7 +42,7 @@ struct jvm {
 
 struct jepoch {
     uint64_t epoch;
-    char phase[12]; /* precopy, cut, drain */
+    char phase[12];          /* precopy, cut, drain */
     uint64_t t_begin, t_cut; /* monotonic ms */
     int64_t started_at;      /* unix s */
     size_t n, ncut, ndurable;
@@ -263,8 +263,8 @@ fail:
 /* Send to the agent of every distinct host among the epoch's VM hosts
  * (and, with 'stores', its store hosts). Hosts not up are noted in
  * co->to_clean when 'remember'. */
-static void tell_hosts(struct job *j, int type, const void *payload,
-                       int stores, int remember)
+static void tell_hosts(struct job *j, int type, const void *payload, int stores,
+                       int remember)
 {
     struct jepoch *e = j->cur;
     const char *seen[128];
@@ -475,9 +475,8 @@ static int job_begin(struct job *j, char *why, size_t wlen)
         snprintf(jv->store_addr, sizeof(jv->store_addr), "%s",
                  hosts_store_addr(co, store));
         /* a delta only on the store that holds its parent */
-        jv->parent = strcmp(vms[i]->chain_store, store) == 0
-                         ? vms[i]->chain_epoch
-                         : 0;
+        jv->parent =
+            strcmp(vms[i]->chain_store, store) == 0 ? vms[i]->chain_epoch : 0;
     }
     jepoch_set_state(j, "new", "running", NULL);
     /* every agent at once */
@@ -780,8 +779,7 @@ static void restart_finish(struct job *j)
         seen[nseen++] = rs->v[i].host;
         if (hosts_conn(j->co, rs->v[i].host) != NULL)
             conn_send(hosts_conn(j->co, rs->v[i].host),
-                      VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++,
-                      &r);
+                      VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++, &r);
     }
     snprintf(text, sizeof(text),
              "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
@@ -877,7 +875,8 @@ static int job_restart(struct job *j, uint64_t epoch, char **hosts,
                      "no up host for %s/%s (its image is on %s%s); name "
                      "one with --hosts",
                      j->name, vms[i]->name, src[i].store_host,
-                     hosts_conn(co, src[i].store_host) ? "" : ", which is down");
+                     hosts_conn(co, src[i].store_host) ? ""
+                                                       : ", which is down");
             return -1;
         }
         if (hosts_conn(co, src[i].from) == NULL) {
@@ -925,7 +924,8 @@ static int job_restart(struct job *j, uint64_t epoch, char **hosts,
             free(vms[i]->spec->host);
             vms[i]->spec->host = h;
         }
-        snprintf(vms[i]->host, sizeof(vms[i]->host), "%s", target[i]);
+        if (target[i] != vms[i]->host) /* a survivor's is its own */
+            snprintf(vms[i]->host, sizeof(vms[i]->host), "%s", target[i]);
         vms_set_state(co, vms[i], "restoring");
         if (conn_send(hosts_conn(co, target[i]), VMCKPT__MSG_TYPE__MSG_RESTORE,
                       rs->v[i].req, &r) < 0) {
@@ -1200,8 +1200,8 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
              j->auto_restart ? "yes" : "no",
              (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
     return ack(c, env->request_id,
-               "job %s: interval %s (%llu s in effect), auto_restart %s", j->name,
-               j->interval, (unsigned long long)interval_s(j),
+               "job %s: interval %s (%llu s in effect), auto_restart %s",
+               j->name, j->interval, (unsigned long long)interval_s(j),
                j->auto_restart ? "yes" : "no");
 }
 
@@ -1258,7 +1258,8 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     }
     reply.n_jobs = i;
     reply.jobs = ptrs;
-    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
+    rc =
+        conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
     free(infos);
     free(ptrs);
     return rc;

@@ -35,7 +35,6 @@ struct pending {
     struct pending *next;
 };
 
-
 struct vmrec *vms_find(struct coord *co, const char *job, const char *name)
 {
     struct vmrec *v;

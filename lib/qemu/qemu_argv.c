@@ -189,14 +189,17 @@ char **qemu_argv_build(const struct qemu_spec *s, struct vmckpt_error *err)
         if (s->serial_path != NULL)
             add(&a, "-chardev");
         if (s->serial_path != NULL && s->serial_log != NULL)
-            add(&a, "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s",
-                s->serial_path, s->serial_log);
+            add(&a,
+                "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s,"
+                "logappend=%s",
+                s->serial_path, s->serial_log, s->log_append ? "on" : "off");
         else if (s->serial_path != NULL)
             add(&a, "socket,id=ser0,path=%s,server=on,wait=off",
                 s->serial_path);
         else {
             add(&a, "-chardev");
-            add(&a, "file,id=ser0,path=%s", s->serial_log);
+            add(&a, "file,id=ser0,path=%s,append=%s", s->serial_log,
+                s->log_append ? "on" : "off");
         }
         add(&a, "-serial");
         add(&a, "chardev:ser0");

@@ -23,6 +23,7 @@ struct qemu_spec {
     const char *qmp_path;    /* unix socket for QMP */
     const char *serial_path; /* unix socket of the serial console */
     const char *serial_log;  /* everything the console prints */
+    int log_append;          /* keep what the log held (a restored guest) */
     const char *tap;         /* tap interface name, NULL: no network */
     const char *mac;         /* "52:54:00:xx:xx:xx" */
     const char *pidfile;     /* may be NULL */

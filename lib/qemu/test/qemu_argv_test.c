@@ -54,7 +54,7 @@ START_TEST(lab_guest)
                   "mac=52:54:00:00:00:01"));
     ck_assert(has(v, "-chardev",
                   "socket,id=ser0,path=/r/g1.ser,server=on,"
-                  "wait=off,logfile=/r/g1.log"));
+                  "wait=off,logfile=/r/g1.log,logappend=off"));
     ck_assert(!has(v, "-incoming", NULL));
     qemu_argv_free(v);
 }
