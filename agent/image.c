@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,12 @@ struct image_writer {
     uint64_t batches, pages, state_bytes, pages_bytes;
     uint8_t *scratch;
 };
+
+/* Every change of a manifest (a commit, a fold, a drop, retention) is a
+ * read-modify-write: one at a time in this process, or a commit racing a
+ * retention could drop the other's epoch from the list. Recursive because
+ * retention folds and drops. */
+static pthread_mutex_t manifest_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 int image_valid_name(const char *s)
 {
@@ -432,8 +439,11 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     snprintf(store, sizeof(store), "%s", w->dir);
     *strrchr(store, '/') = '\0';
     *strrchr(store, '/') = '\0';
-    if (image_manifest_load(store, w->job, w->vm, &m, err) < 0)
+    pthread_mutex_lock(&manifest_mu);
+    if (image_manifest_load(store, w->job, w->vm, &m, err) < 0) {
+        pthread_mutex_unlock(&manifest_mu);
         goto fail;
+    }
     m.ram_bytes = w->ram_bytes;
     m.e[m.n].epoch = w->epoch;
     m.e[m.n].parent = w->parent;
@@ -441,8 +451,11 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     m.e[m.n].state_bytes = w->state_bytes;
     m.e[m.n].state_xxh64 = sum;
     m.n++;
-    if (manifest_save(w->dir, &m, err) < 0)
+    if (manifest_save(w->dir, &m, err) < 0) {
+        pthread_mutex_unlock(&manifest_mu);
         goto fail;
+    }
+    pthread_mutex_unlock(&manifest_mu);
     *bytes = w->pages_bytes + w->state_bytes;
     close(w->pages_fd);
     close(w->state_fd);
@@ -687,8 +700,8 @@ int image_restore(const char *store, const char *job, const char *vm,
     return rc;
 }
 
-int image_drop(const char *store, const char *job, const char *vm,
-               uint64_t epoch, struct vmckpt_error *err)
+static int image_drop_locked(const char *store, const char *job, const char *vm,
+                             uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
     char dir[4096], path[4200];
@@ -764,8 +777,8 @@ static int fold_state(uint64_t off, const void *data, size_t len, void *arg)
     return 0; /* the state file of the epoch stays as it is */
 }
 
-int image_fold(const char *store, const char *job, const char *vm,
-               uint64_t epoch, struct vmckpt_error *err)
+static int image_fold_locked(const char *store, const char *job, const char *vm,
+                             uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
     struct image_epoch *e = NULL;
@@ -850,8 +863,9 @@ out:
     return rc;
 }
 
-int image_retain(const char *store, const char *job, const char *vm,
-                 uint64_t keep_from, struct vmckpt_error *err)
+static int image_retain_locked(const char *store, const char *job,
+                               const char *vm, uint64_t keep_from,
+                               struct vmckpt_error *err)
 {
     struct image_manifest m;
     size_t i;
@@ -879,4 +893,37 @@ int image_retain(const char *store, const char *job, const char *vm,
             return -1;
         dropped++;
     }
+}
+
+int image_drop(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_drop_locked(store, job, vm, epoch, err);
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
+}
+
+int image_fold(const char *store, const char *job, const char *vm,
+               uint64_t epoch, struct vmckpt_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_fold_locked(store, job, vm, epoch, err);
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
+}
+
+int image_retain(const char *store, const char *job, const char *vm,
+                 uint64_t keep_from, struct vmckpt_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_retain_locked(store, job, vm, keep_from, err);
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
 }

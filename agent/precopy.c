@@ -69,9 +69,12 @@ static int flush_batch(struct sender *s, struct vmckpt_error *err)
 }
 
 /* Send the pages set in 'bitmap' (skipping zero pages if 'skip_zero')
- * from 'ram'; returns the number sent or -1. */
+ * from 'ram', clearing their bits; returns the number sent, -1, or -2 when
+ * the policy asked for the cut between two batches (the bits of what was
+ * not sent stay set). */
 static int64_t send_pages(struct sender *s, const uint8_t *ram, uint64_t npages,
-                          const uint64_t *bitmap, int skip_zero, unsigned round,
+                          uint64_t *bitmap, int skip_zero, unsigned round,
+                          const struct precopy_policy *pol,
                           struct vmckpt_error *err)
 {
     uint64_t w, sent = 0;
@@ -87,11 +90,17 @@ static int64_t send_pages(struct sender *s, const uint8_t *ram, uint64_t npages,
             bits &= bits - 1;
             if (p >= npages)
                 break;
+            bitmap[w] &= ~(1ULL << (p % 64));
             if (skip_zero && batch_page_is_zero(page))
                 continue;
             sent++;
-            if (batch_add(&s->b, p, page) && flush_batch(s, err) < 0)
-                return -1;
+            if (batch_add(&s->b, p, page)) {
+                if (flush_batch(s, err) < 0)
+                    return -1;
+                if (pol != NULL && pol->cut_now != NULL &&
+                    pol->cut_now(pol->arg))
+                    return -2;
+            }
         }
     }
     if (flush_batch(s, err) < 0)
@@ -166,7 +175,10 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         struct precopy_round r = {.round = round};
         uint64_t ts = now_us(), wire0 = s.wire;
 
-        n = send_pages(&s, ram, npages, bm, full && round == 0, round, err);
+        n = send_pages(&s, ram, npages, bm, full && round == 0, round,
+                       stop_and_save ? NULL : policy, err);
+        if (n == -2)
+            break; /* cut now: what is left in bm is copied while paused */
         if (n < 0)
             goto out;
         memset(bm, 0, words * sizeof(*bm));

@@ -48,6 +48,10 @@ struct precopy_policy {
      * job is paused), -1 with 'err' to resume it and give up. NULL: resume
      * at once. */
     int (*on_cut)(void *arg, struct vmckpt_error *err);
+    /* Checked between batches of a round: nonzero ends the round early
+     * and cuts now (what it did not send is copied while paused). May be
+     * NULL. */
+    int (*cut_now)(void *arg);
     /* Called after every round and at the end, for progress. May be NULL. */
     void (*on_round)(const struct precopy_round *r, void *arg);
     void *arg;

@@ -305,6 +305,20 @@ static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
     return rc;
 }
 
+/* A job epoch's cut ends the round in progress. */
+static int ckpt_cut_now(void *arg)
+{
+    struct ckpt_job *j = arg;
+    int cut;
+
+    if (!j->coordinated)
+        return 0;
+    pthread_mutex_lock(&j->mu);
+    cut = j->cut && !j->abort;
+    pthread_mutex_unlock(&j->mu);
+    return cut;
+}
+
 static void ckpt_unlist(struct ckpt_job *j)
 {
     struct ckpt_job **pp;
@@ -323,6 +337,7 @@ static void *ckpt_main(void *arg)
     struct ckpt_job *j = arg;
     struct precopy_policy pol = {.decide = ckpt_decide,
                                  .on_cut = ckpt_cut,
+                                 .cut_now = ckpt_cut_now,
                                  .on_round = ckpt_round,
                                  .arg = j};
     struct precopy_result res;

@@ -1,0 +1,129 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Job policies and failures on four hosts, a job j2 of three guests on
+# h1-h3 (h4 stores g3's image): periodic checkpoints at a fixed interval,
+# then 'auto' from Young/Daly with the measured cost; the agent of a peer
+# store killed during pre-copy aborts the epoch without harming the guests,
+# and the next checkpoint succeeds; with auto_restart, losing h2 brings the
+# whole job back from its last epoch without an administrator.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
+command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
+require_kernel 6 7 "userfaultfd async write-protect"
+
+IMG="$top_builddir/lab"
+catalog() { sqlite3 "$TEST_DIR/co/state/catalog.db" "$1"; }
+ip_of() { echo "198.18.1.${1#g}"; }
+in_guest() {
+    local g=$1; shift
+    in_host co dbclient -y -y -i "$IMG/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
+}
+glog() { echo "$RUN_BASE/$2/j2-$1.log"; }
+gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
+since_restore() {
+    awk -v m="vmckpt-agent: QEMU for j2/$1 starts (restored)" \
+        'index($0, m) { buf = ""; found = 1; next } found { buf = buf $0 "\n" }
+         END { printf "%s", buf }' "$(glog $1 $2)" 2>/dev/null
+}
+job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j2\") | .$1"; }
+committed() { catalog "select count(distinct epoch) from epochs where job=\"j2\" and state in (\"committed\", \"expired\")"; }
+
+test_expect_success 'setup: four hosts, job j2 of three guests on h1-h3' '
+    "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
+    cluster_up 4 &&
+    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
+        $TEST_DIR/co/vmckpt.conf &&
+    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
+        "$LAB_CMD" accel | cut -d" " -f1) &&
+    for h in h1 h2 h3 h4; do
+        printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" \
+            "$accel" >>$TEST_DIR/$h/vmckpt.conf || exit 1
+    done &&
+    start_coordinator && for h in h1 h2 h3 h4; do start_agent $h || exit 1; done &&
+    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\$(host_state h4)\" = upupupup" &&
+    for i in 1 2 3; do
+        vmckpt vm start --job j2 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
+            --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \
+            --append "vmckpt.run=memwriter,-m,32,-r,1000,-p,1" || exit 1
+    done &&
+    for i in 1 2 3; do wait_until 90 "test -n \"\$(gen_now g$i h$i)\"" || exit 1; done
+'
+
+test_expect_success 'interval 3: checkpoints come by themselves' '
+    vmckpt job set j2 --interval 3 >$TEST_DIR/set.out && cat $TEST_DIR/set.out &&
+    grep -q "job j2: interval 3 (3 s in effect), auto_restart no" $TEST_DIR/set.out &&
+    wait_until 120 "test \"\$(committed)\" -ge 2" &&
+    grep_log $TEST_DIR/co/coordinator.log "job j2: periodic checkpoint (every 3 s)" &&
+    vmckpt jobs
+'
+
+test_expect_success 'interval auto: Young/Daly from the measured cost, shown by jobs' '
+    vmckpt job set j2 --interval auto --mtbf 100 >$TEST_DIR/set.out && cat $TEST_DIR/set.out &&
+    vmckpt jobs --json >$TEST_DIR/j.json && cat $TEST_DIR/j.json &&
+    cost=$(jq ".[0].cost_ms" $TEST_DIR/j.json) && iv=$(jq ".[0].interval_s" $TEST_DIR/j.json) &&
+    test "$cost" -gt 0 &&
+    want=$(echo "sqrt(2 * $cost / 1000 * 100)" | bc -l | cut -d. -f1) &&
+    want=${want:-0} && test "$want" -ge 1 || want=1 &&
+    echo "cost $cost ms, MTBF 100 s: interval $iv s, formula $want s" &&
+    test "$iv" = "$want" &&
+    test "$(jq -r ".[0].interval" $TEST_DIR/j.json)" = auto &&
+    jq -e ".[0].next_checkpoint_in_ms > 0" $TEST_DIR/j.json &&
+    vmckpt status j2 | grep -q "auto=${iv}s" &&
+    vmckpt job set j2 --interval off | grep -q "interval off" &&
+    wait_until 90 "test -z \"\$(job_field phase)\""
+'
+
+test_expect_success 'the agent of a peer store is killed during pre-copy: epoch aborted, guests run on' '
+    last=$(job_field last_epoch) &&
+    vmckpt checkpoint j2 >$TEST_DIR/c.out && cat $TEST_DIR/c.out &&
+    e=$(sed -n "s/.*epoch \([0-9]*\) begins.*/\1/p" $TEST_DIR/c.out) &&
+    wait_until 30 "grep -q \"writes j2/g3 epoch $e\" $TEST_DIR/h4/agent.log" &&
+    stop_daemon h4 KILL &&
+    wait_until 30 "test \"\$(catalog \"select state from job_epochs where job=\\\"j2\\\" and epoch=$e\")\" = aborted" &&
+    catalog "select note from job_epochs where job=\"j2\" and epoch=$e" &&
+    test "$(job_field last_epoch)" = "$last" &&
+    for i in 1 2 3; do
+        g=$(gen_now g$i h$i) && sleep 1 && test "$(gen_now g$i h$i)" -gt "$g" || exit 1
+    done &&
+    vmckpt vm list | grep -c " running " | grep -q 3
+'
+
+test_expect_success 'the agent comes back; the next checkpoint succeeds' '
+    start_agent h4 && wait_until 10 "test \"\$(host_state h4)\" = up" &&
+    vmckpt checkpoint j2 --wait >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&
+    grep -q "committed: 3 VM(s)" $TEST_DIR/c2.out
+'
+
+for i in 1 2 3; do eval "G_BEFORE_$i=\$(gen_now g$i h$i)"; done
+test_expect_success 'auto_restart: h2 dies, the job comes back by itself from its last epoch' '
+    vmckpt job set j2 --auto-restart yes | grep -q "auto_restart yes" &&
+    vmckpt checkpoint j2 --wait >$TEST_DIR/c3.out && cat $TEST_DIR/c3.out &&
+    e=$(sed -n "s/.*epoch \([0-9]*\) begins.*/\1/p" $TEST_DIR/c3.out) &&
+    for i in 1 2 3; do eval "hi_$i=\$(gen_now g$i h$i)"; done &&
+    "$LAB_CMD" kill-host $LAB h2 &&
+    wait_until 20 "grep -q \"job j2: auto_restart from its last committed epoch\" $TEST_DIR/co/coordinator.log" &&
+    wait_until 120 "test \"\$(job_field state)\" = running" &&
+    grep_log $TEST_DIR/co/coordinator.log "job j2 restarted from epoch $e: 3 VM(s) on 2 host(s)" &&
+    vmckpt vm list | grep -q "^j2  *g2  *h3  *running" &&
+    for p in "1 h1" "2 h3" "3 h3"; do
+        set -- $p &&
+        eval "lo=\$G_BEFORE_$1 hi=\$hi_$1" &&
+        wait_until 30 "since_restore g$1 $2 | grep -aq \"memwriter: gen=\"" &&
+        first=$(since_restore g$1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2) &&
+        echo "g$1 on $2: first counter $first, epoch $e taken between $lo and $hi" &&
+        test "$first" -gt "$lo" && test "$first" -le "$((hi + 1000))" || exit 1
+    done &&
+    for i in 1 2 3; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
+    for p in "g1 h1" "g2 h3" "g3 h3"; do
+        wait_until 30 "since_restore $p | grep -aq \"memwriter: verify PASS\"" &&
+        ! since_restore $p | grep -aq "verify FAIL" || exit 1
+    done
+'
+
+test_expect_success 'clean stop, no sanitizer report' '
+    for i in 1 2 3; do vmckpt vm stop --job j2 --name g$i >/dev/null || exit 1; done &&
+    stop_daemon h1 && stop_daemon h3 && stop_daemon h4 && stop_daemon co &&
+    no_sanitizer_reports
+'
+test_done
