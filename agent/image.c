@@ -357,25 +357,18 @@ int image_writer_state(struct image_writer *w, uint64_t offset,
 }
 
 /* XXH64 of a whole file. */
-static int file_xxh64(const char *path, uint64_t *sum)
+static int fd_xxh64(int fd, uint64_t *sum)
 {
     struct stat st;
     uint8_t *buf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n;
 
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        if (fd >= 0)
-            close(fd);
+    if (fstat(fd, &st) < 0)
         return -1;
-    }
     buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-    if (buf == NULL) {
-        close(fd);
+    if (buf == NULL)
         return -1;
-    }
     n = pread(fd, buf, (size_t)st.st_size, 0);
-    close(fd);
     if (n != st.st_size) {
         free(buf);
         errno = EIO;
@@ -384,6 +377,17 @@ static int file_xxh64(const char *path, uint64_t *sum)
     *sum = batch_xxh64(buf, (size_t)st.st_size);
     free(buf);
     return 0;
+}
+
+static int file_xxh64(const char *path, uint64_t *sum)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fd_xxh64(fd, sum);
+    close(fd);
+    return rc;
 }
 
 int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
@@ -488,7 +492,7 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /* Verify and deliver the batches of one epoch's page file. */
-static int read_pages(const char *dir, const char *job, const char *vm,
+static int read_pages(int fd, const char *dir, const char *job, const char *vm,
                       const struct image_epoch *e, uint64_t npages,
                       int (*cb)(const Vmckpt__PageBatch *,
                                 const struct batch_view *, void *),
@@ -497,13 +501,9 @@ static int read_pages(const char *dir, const char *job, const char *vm,
     char path[4200];
     uint8_t hdr[8], *rec = NULL;
     uint64_t off = 0;
-    int fd, rc = -1;
+    int rc = -1;
 
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, e->epoch);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm,
-                               e->epoch, path);
     rec = malloc(REC_MAX);
     if (rec == NULL) {
         errprintf_errno(err, "read %s", path);
@@ -559,35 +559,29 @@ static int read_pages(const char *dir, const char *job, const char *vm,
     rc = 0;
 out:
     free(rec);
-    close(fd);
     return rc;
 }
 
-int image_read(const char *store, const char *job, const char *vm,
-               uint64_t epoch,
-               int (*batch_cb)(const Vmckpt__PageBatch *msg,
-                               const struct batch_view *v, void *arg),
-               int (*state_cb)(uint64_t offset, const void *data, size_t len,
-                               void *arg),
-               void *arg, struct vmckpt_error *err)
+/* With manifest_mu held: load the manifest, find the chain of 'epoch'
+ * (newest first) and open its page files and its state file. */
+static int image_read_open(const char *store, const char *dir, const char *job,
+                           const char *vm, uint64_t epoch,
+                           struct image_manifest *m,
+                           const struct image_epoch **chain, size_t *np,
+                           int *fds, int *state_fd, struct vmckpt_error *err)
 {
-    struct image_manifest m;
-    const struct image_epoch *chain[IMAGE_MAX_EPOCHS], *e;
-    char dir[4096], path[4200];
-    uint8_t *scratch, *buf;
-    size_t n = 0;
-    uint64_t off = 0;
-    int fd, rc = -1;
+    const struct image_epoch *e;
+    char path[4200];
+    size_t n = 0, i;
 
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
+    if (image_manifest_load(store, job, vm, m, err) < 0)
         return -1;
-    for (e = image_manifest_find(&m, epoch); e != NULL;
-         e = e->parent ? image_manifest_find(&m, e->parent) : NULL) {
+    for (e = image_manifest_find(m, epoch); e != NULL;
+         e = e->parent ? image_manifest_find(m, e->parent) : NULL) {
         if (n == IMAGE_MAX_EPOCHS)
             break;
         chain[n++] = e;
-        if (e->parent != 0 && image_manifest_find(&m, e->parent) == NULL) {
+        if (e->parent != 0 && image_manifest_find(m, e->parent) == NULL) {
             errno = ENOENT;
             return errprintf(err,
                              "%s/%s: epoch %" PRIu64 " needs epoch "
@@ -601,29 +595,75 @@ int image_read(const char *store, const char *job, const char *vm,
                          "%s/%s: no durable epoch %" PRIu64 " in this store",
                          job, vm, epoch);
     }
+    for (i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir,
+                 chain[i]->epoch);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm,
+                            chain[i]->epoch, path);
+            while (i-- > 0)
+                close(fds[i]);
+            return -1;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, chain[0]->epoch);
+    *state_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*state_fd < 0) {
+        errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
+                        path);
+        for (i = 0; i < n; i++)
+            close(fds[i]);
+        return -1;
+    }
+    *np = n;
+    return 0;
+}
+
+int image_read(const char *store, const char *job, const char *vm,
+               uint64_t epoch,
+               int (*batch_cb)(const Vmckpt__PageBatch *msg,
+                               const struct batch_view *v, void *arg),
+               int (*state_cb)(uint64_t offset, const void *data, size_t len,
+                               void *arg),
+               void *arg, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    const struct image_epoch *chain[IMAGE_MAX_EPOCHS], *e;
+    char dir[4096], path[4200];
+    uint8_t *scratch = NULL, *buf = NULL;
+    size_t n = 0, i;
+    uint64_t off = 0;
+    int fd = -1, rc = -1, fds[IMAGE_MAX_EPOCHS];
+
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
+        return -1;
+    /* the manifest and the files it names are taken together: a fold or
+     * retention may replace or remove them right after, and the open
+     * descriptors keep reading what this manifest describes */
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds, &fd,
+                         err);
+    pthread_mutex_unlock(&manifest_mu);
+    if (rc < 0)
+        return -1;
+    rc = -1;
     scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
     buf = malloc(1 << 20);
     if (scratch == NULL || buf == NULL) {
         errprintf_errno(err, "read %s/%s", job, vm);
         goto out;
     }
-    while (n-- > 0)
-        if (read_pages(dir, job, vm, chain[n], m.ram_bytes / BATCH_PAGE,
+    for (i = n; i-- > 0;)
+        if (read_pages(fds[i], dir, job, vm, chain[i], m.ram_bytes / BATCH_PAGE,
                        batch_cb, arg, scratch, err) < 0)
             goto out;
     e = chain[0];
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, e->epoch);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
-                        path);
-        goto out;
-    }
     {
         uint64_t sum;
 
-        if (file_xxh64(path, &sum) < 0 || sum != e->state_xxh64) {
-            close(fd);
+        if (fd_xxh64(fd, &sum) < 0 || sum != e->state_xxh64) {
             errno = EBADMSG;
             errprintf(err,
                       "%s/%s epoch %" PRIu64 ": device state %s is "
@@ -639,16 +679,17 @@ int image_read(const char *store, const char *job, const char *vm,
 
         if (read_full(fd, buf, len, off) < 0 ||
             state_cb(off, buf, len, arg) < 0) {
-            close(fd);
             errprintf(err, "%s/%s epoch %" PRIu64 ": device state at %" PRIu64,
                       job, vm, epoch, off);
             goto out;
         }
         off += len;
     }
-    close(fd);
     rc = 0;
 out:
+    for (i = 0; i < n; i++)
+        close(fds[i]);
+    close(fd);
     free(scratch);
     free(buf);
     return rc;

@@ -110,9 +110,14 @@ static void heartbeat(struct evloop *loop, struct ev_timer *t)
     double load[1];
     char why[96];
 
+    vmm_check_adopted(&a->vmm);
+
     /* the coordinator answers every heartbeat; several unanswered ones
-     * mean it is gone even if TCP has not noticed */
-    if (silent > 5 * (uint64_t)a->heartbeat_ms + 1000) {
+     * (and at least 10 s) mean it is gone even if TCP has not noticed. An
+     * answer waiting unread (this loop was busy launching a guest) is not
+     * silence. */
+    if (silent > 5 * (uint64_t)a->heartbeat_ms + 1000 && silent > 10000 &&
+        poll(&(struct pollfd){.fd = a->fd, .events = POLLIN}, 1, 0) == 0) {
         snprintf(why, sizeof(why), "no answer for %llu ms",
                  (unsigned long long)silent);
         link_fail(a, why);

@@ -258,6 +258,16 @@ int main(int argc, char **argv)
             rc = 1;
             goto out;
         }
+        {
+            int n = vmm_adopt_all(&a.vmm, &err);
+
+            if (n < 0)
+                log_err("guests of an earlier agent: %s", err.text);
+            else if (n > 0)
+                log_info("took over %d guest(s) an earlier agent left "
+                         "running",
+                         n);
+        }
     }
     snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());

@@ -4,6 +4,7 @@
  * lib/qemu/qemu_argv.c, the same builder the lab uses. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -112,6 +113,50 @@ void vmm_free(struct vmm_vm *vm)
     if (vm->spec != NULL)
         wire_free_message(vm->spec);
     free(vm);
+}
+
+/* run_dir/JOB-VM.spec (the packed spec) and .pid: what a restarted agent
+ * needs to take the guest over. */
+static void record_path(const struct vmm *m, const char *job, const char *vm,
+                        const char *ext, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s-%s.%s", m->run_dir, job, vm, ext);
+}
+
+static void save_record(const struct vmm *m, const struct vmm_vm *vm)
+{
+    char path[4200], tmp[4210], pid[32];
+    struct vmckpt_error err;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int fd;
+
+    if (wire_pack(vm->spec, &buf, &len, &err) < 0) {
+        log_warn("%s", err.text);
+        return;
+    }
+    record_path(m, vm->job, vm->name, "spec", path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd) < 0 ||
+        rename(tmp, path) < 0)
+        log_warn("cannot record %s: %s", path, strerror(errno));
+    free(buf);
+    record_path(m, vm->job, vm->name, "pid", path, sizeof(path));
+    snprintf(pid, sizeof(pid), "%d\n", (int)vm->pid);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, pid, strlen(pid)) < 0 || close(fd) < 0)
+        log_warn("cannot record %s: %s", path, strerror(errno));
+}
+
+static void drop_record(const struct vmm *m, const struct vmm_vm *vm)
+{
+    char path[4200];
+
+    record_path(m, vm->job, vm->name, "spec", path, sizeof(path));
+    unlink(path);
+    record_path(m, vm->job, vm->name, "pid", path, sizeof(path));
+    unlink(path);
 }
 
 struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
@@ -247,6 +292,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     if (vm->hv == NULL)
         goto fail_kill;
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int)vm->pid);
+    save_record(m, vm);
     log_info("guest %s/%s started (pid %s, %llu MiB, %s%s)", vm->job, vm->name,
              pidbuf, (unsigned long long)spec->memory_mb, m->accel,
              ram_image ? ", waiting for its state" : "");
@@ -295,8 +341,10 @@ int vmm_stop(struct vmm *m, struct vmm_vm *vm, int wait_ms,
     /* the event loop must not stall for long (heartbeats): QEMU that is
      * still tearing down is reaped by vmm_reaped() */
     for (i = 0; i < wait_ms / 10; i++) {
-        if (waitpid(vm->pid, NULL, WNOHANG) == vm->pid) {
+        if (vm->adopted ? kill(vm->pid, 0) < 0 && errno == ESRCH
+                        : waitpid(vm->pid, NULL, WNOHANG) == vm->pid) {
             unlink_vm(m, vm);
+            drop_record(m, vm);
             tap_del(vm->tap);
             unlink(vm->ram);
             unlink(vm->qmp);
@@ -319,6 +367,7 @@ struct vmm_vm *vmm_reaped(struct vmm *m, pid_t pid)
     if (vm == NULL || vm->busy)
         return NULL;
     unlink_vm(m, vm);
+    drop_record(m, vm);
     tap_del(vm->tap);
     unlink(vm->ram);
     unlink(vm->qmp);
@@ -333,11 +382,172 @@ void vmm_fini(struct vmm *m)
         vm->busy = 0;
         if (vmm_stop(m, vm, 10000, NULL) != 1) {
             kill(vm->pid, SIGKILL);
-            waitpid(vm->pid, NULL, 0);
+            if (!vm->adopted)
+                waitpid(vm->pid, NULL, 0);
             unlink_vm(m, vm);
+            drop_record(m, vm);
             tap_del(vm->tap);
             unlink(vm->ram);
             vmm_free(vm);
         }
     }
+}
+
+/* 1 if process 'pid' is a QEMU whose command line names 'ram'. */
+static int is_our_qemu(pid_t pid, const char *ram)
+{
+    char path[64], buf[8192];
+    ssize_t n, i;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, ram) != NULL;
+}
+
+static int adopt_one(struct vmm *m, const char *spec_path,
+                     struct vmckpt_error *err)
+{
+    char path[4200], pidbuf[32];
+    uint8_t buf[65536];
+    struct hv_vm_spec hs;
+    struct vmm_vm *vm;
+    Vmckpt__VmSpec *spec;
+    ssize_t n;
+    int fd;
+    pid_t pid;
+
+    fd = open(spec_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    spec = n > 0 ? vmckpt__vm_spec__unpack(NULL, (size_t)n, buf) : NULL;
+    if (spec == NULL) {
+        log_warn("%s: not a VM record; ignored", spec_path);
+        return 0;
+    }
+    vm = calloc(1, sizeof(*vm));
+    if (vm == NULL) {
+        vmckpt__vm_spec__free_unpacked(spec, NULL);
+        return errprintf_errno(err, "adopt");
+    }
+    vm->spec = wire_copy(spec);
+    vmckpt__vm_spec__free_unpacked(spec, NULL);
+    if (vm->spec == NULL) {
+        free(vm);
+        return errprintf_errno(err, "adopt");
+    }
+    snprintf(vm->job, sizeof(vm->job), "%s", vm->spec->job);
+    snprintf(vm->name, sizeof(vm->name), "%s", vm->spec->name);
+    snprintf(vm->qmp, sizeof(vm->qmp), "%s/%s-%s.qmp", m->run_dir, vm->job,
+             vm->name);
+    snprintf(vm->log, sizeof(vm->log), "%s/%s-%s.log", m->run_dir, vm->job,
+             vm->name);
+    snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", vm->job,
+             vm->name);
+    snprintf(vm->tap, sizeof(vm->tap), "vt-%s", vm->name);
+    record_path(m, vm->job, vm->name, "pid", path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    n = fd >= 0 ? read(fd, pidbuf, sizeof(pidbuf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    pidbuf[n > 0 ? n : 0] = '\0';
+    pid = (pid_t)atoi(pidbuf);
+    if (pid <= 0 || kill(pid, 0) < 0 || !is_our_qemu(pid, vm->ram)) {
+        log_info("guest %s/%s of an earlier agent is gone; cleaning up",
+                 vm->job, vm->name);
+        tap_del(vm->tap);
+        unlink(vm->ram);
+        unlink(vm->qmp);
+        drop_record(m, vm);
+        vmm_free(vm);
+        return 0;
+    }
+    vm->pid = pid;
+    vm->adopted = 1;
+    memset(&hs, 0, sizeof(hs));
+    hs.name = vm->name;
+    hs.pid = pid;
+    hs.qmp_path = vm->qmp;
+    hs.ram_path = vm->ram;
+    hs.uffd_fd = UFFD_FD;
+    /* continue the tracking it left on; its next epoch is full anyway */
+    vm->hv = hv_qemu_ops.vm_adopt(&hs, 0, err);
+    if (vm->hv == NULL) {
+        log_err("guest %s/%s (pid %d) cannot be taken over: %s", vm->job,
+                vm->name, (int)pid, err->text);
+        vmm_free(vm);
+        return 0;
+    }
+    /* an agent killed during a cut left it paused: that epoch is void */
+    if (hv_qemu_ops.resume(vm->hv, err) < 0)
+        log_warn("guest %s/%s: resume: %s", vm->job, vm->name, err->text);
+    vm->next = m->vms;
+    m->vms = vm;
+    log_info("guest %s/%s (pid %d) of an earlier agent taken over; running",
+             vm->job, vm->name, (int)pid);
+    return 1;
+}
+
+int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err)
+{
+    DIR *d = opendir(m->run_dir);
+    struct dirent *de;
+    int n = 0, rc;
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        char path[4200];
+
+        if (len < 6 || strcmp(de->d_name + len - 5, ".spec") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", m->run_dir, de->d_name);
+        rc = adopt_one(m, path, err);
+        if (rc < 0) {
+            closedir(d);
+            return -1;
+        }
+        n += rc;
+    }
+    closedir(d);
+    return n;
+}
+
+int vmm_check_adopted(struct vmm *m)
+{
+    struct vmm_vm **pp = &m->vms, *vm;
+    int n = 0;
+
+    while ((vm = *pp) != NULL) {
+        if (!vm->adopted || vm->busy || kill(vm->pid, 0) == 0 ||
+            errno != ESRCH) {
+            pp = &vm->next;
+            continue;
+        }
+        *pp = vm->next;
+        log_warn("guest %s/%s: its QEMU (pid %d) is gone", vm->job, vm->name,
+                 (int)vm->pid);
+        hv_qemu_ops.vm_release(vm->hv);
+        vm->hv = NULL;
+        tap_del(vm->tap);
+        unlink(vm->ram);
+        unlink(vm->qmp);
+        drop_record(m, vm);
+        vmm_free(vm);
+        n++;
+    }
+    return n;
 }

@@ -23,6 +23,7 @@ struct vmm_vm {
     int held;                /* restored paused: waits for the job's RESUME */
     int busy;                /* a checkpoint or restore thread owns it */
     int stopping;            /* SIGTERM sent; cleaned up when reaped */
+    int adopted;             /* found running at start: not our child */
     Vmckpt__VmSpec *spec;    /* as received */
     struct vmm_vm *next;
 };
@@ -39,6 +40,13 @@ struct vmm {
 /* Read [agent] run_dir, bridge, uffd_preload, qemu; 'accel' as probed. */
 int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
              const char *accel, struct vmckpt_error *err);
+/* Take over the guests an earlier agent of this host left running (its
+ * run_dir holds their specs and pids): dirty tracking continues, a guest
+ * it left paused in a cut runs again. Returns how many, or -1. */
+int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err);
+/* Forget adopted guests whose QEMU is gone (they are not our children, so
+ * no SIGCHLD tells). Returns how many. */
+int vmm_check_adopted(struct vmm *m);
 /* Stop every guest (SIGTERM to QEMU) and forget them. */
 void vmm_fini(struct vmm *m);
 

@@ -129,6 +129,9 @@ void jobs_free(struct coord *co);
 struct job *jobs_touch(struct coord *co, const char *name);
 /* Hooks from hosts.c and server.c. */
 void jobs_host_up(struct coord *co, const char *host);
+/* Guests were reported running again: a failed job whose VMs all run is
+ * running again. */
+void jobs_vms_back(struct coord *co);
 void jobs_host_lost(struct coord *co, const char *host, const char *why);
 void jobs_conn_gone(struct coord *co, struct conn *c);
 /* 1 if the message belonged to a job epoch or restart. */

@@ -378,6 +378,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
         return -1;
     vms_on_host_vms(co, h->name, r->vms, r->n_vms);
     jobs_host_up(co, h->name);
+    jobs_vms_back(co);
     return 0;
 }
 

@@ -1019,6 +1019,27 @@ void jobs_host_lost(struct coord *co, const char *host, const char *why)
     }
 }
 
+void jobs_vms_back(struct coord *co)
+{
+    struct job *j;
+    struct vmrec *v;
+
+    for (j = co->jobs; j != NULL; j = j->next) {
+        int n = 0, up = 0;
+
+        if (strcmp(j->state, "failed") != 0 || j->rs != NULL)
+            continue;
+        for (v = co->vms; v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0 &&
+                strcmp(v->state, "stopped") != 0) {
+                n++;
+                up += strcmp(v->state, "running") == 0;
+            }
+        if (n > 0 && up == n)
+            job_set_state(j, "running", NULL);
+    }
+}
+
 void jobs_host_up(struct coord *co, const char *host)
 {
     struct clean_note **pp = &co->to_clean, *n;
