@@ -68,6 +68,16 @@ struct hv_ops {
      * -incoming defer) whose RAM already holds the image; the guest is left
      * paused. */
     int (*load_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
+
+    /* Without dirty tracking: the hypervisor's own live transfer of the
+     * whole guest (RAM included) into 'fd' (a pipe), pre-copy and all; it
+     * returns with the guest paused at the end of it and *downtime_ms as
+     * the hypervisor measured the pause so far. NULL if there is none. */
+    int (*save_full)(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
+                     struct vmckpt_error *err);
+    /* Load such a stream (from offset 0 of 'fd') into a guest started to
+     * wait for it. */
+    int (*load_full)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
 };
 
 extern const struct hv_ops hv_qemu_ops;

@@ -208,21 +208,29 @@ static int qemu_resume(struct hv_vm *vm, struct vmckpt_error *err)
 }
 
 /* RAM lives in the shared backend that the agent copies itself: QEMU's
- * migration stream then carries only vCPU and device state. */
-static int set_caps(struct hv_vm *vm, struct vmckpt_error *err)
+ * migration stream then carries only vCPU and device state. Without dirty
+ * tracking the stream carries everything ('ignore_shared' 0). caps_set:
+ * 0 unknown, 1 ignoring shared RAM, 2 not. */
+static int set_caps_to(struct hv_vm *vm, int ignore_shared,
+                       struct vmckpt_error *err)
 {
     json_t *args;
-    int rc;
+    int rc, want = ignore_shared ? 1 : 2;
 
-    if (vm->caps_set)
+    if (vm->caps_set == want)
         return 0;
     args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-                     "x-ignore-shared", "state", 1);
+                     "x-ignore-shared", "state", ignore_shared);
     rc = qmp_execute(vm->qmp, "migrate-set-capabilities", args, NULL, err);
     json_decref(args);
     if (rc == 0)
-        vm->caps_set = 1;
+        vm->caps_set = want;
     return rc;
+}
+
+static int set_caps(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    return set_caps_to(vm, 1, err);
 }
 
 /* Poll query-migrate until 'completed' (0) or a failure (-1). */
@@ -312,6 +320,58 @@ static int qemu_load_state(struct hv_vm *vm, int fd, struct vmckpt_error *err)
     return wait_migration(vm, 60000, err);
 }
 
+static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
+                          struct vmckpt_error *err)
+{
+    json_t *args, *ret = NULL;
+    int rc;
+
+    if (set_caps_to(vm, 0, err) < 0)
+        return -1;
+    args = json_pack("{s:s}", "fdname", "vmckpt-stream");
+    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    args = json_pack("{s:s}", "uri", "fd:vmckpt-stream");
+    rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
+    json_decref(args);
+    /* QEMU pre-copies by itself and stops the guest for its last round */
+    if (rc < 0 || wait_migration(vm, 600000, err) < 0)
+        return -1;
+    *downtime_ms = 0;
+    if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, err) == 0) {
+        json_t *d = json_object_get(ret, "downtime");
+
+        if (json_is_integer(d))
+            *downtime_ms = (uint64_t)json_integer_value(d);
+        json_decref(ret);
+    }
+    return 0;
+}
+
+static int qemu_load_full(struct hv_vm *vm, int fd, struct vmckpt_error *err)
+{
+    json_t *args;
+    int rc;
+
+    if (set_caps_to(vm, 0, err) < 0)
+        return -1;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return errprintf_errno(err, "guest stream");
+    args = json_pack("{s:s}", "fdname", "vmckpt-stream");
+    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    args = json_pack("{s:s}", "uri", "fd:vmckpt-stream");
+    rc = qmp_execute(vm->qmp, "migrate-incoming", args, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    return wait_migration(vm, 600000, err);
+}
+
 const struct hv_ops hv_qemu_ops = {
     .name = "qemu",
     .probe = qemu_probe,
@@ -323,4 +383,6 @@ const struct hv_ops hv_qemu_ops = {
     .resume = qemu_resume,
     .save_state = qemu_save_state,
     .load_state = qemu_load_state,
+    .save_full = qemu_save_full,
+    .load_full = qemu_load_full,
 };

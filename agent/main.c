@@ -64,6 +64,11 @@ static const char usage[] =
     "  bridge = br0                    the bridge guests' taps join\n"
     "  accel = auto | kvm | tcg        QEMU accelerator for guests\n"
     "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
+    "  dirty_tracking = auto | uffd | qemu-migration\n"
+    "                                  auto: userfaultfd write-protection\n"
+    "                                  where the kernel has it (6.7+), else\n"
+    "                                  QEMU's own migration stream (a full\n"
+    "                                  image every epoch)\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
@@ -86,6 +91,7 @@ static const char *const agent_keys[] = {"name",
                                          "run_dir",
                                          "bridge",
                                          "uffd_preload",
+                                         "dirty_tracking",
                                          "accel",
                                          NULL};
 

@@ -43,6 +43,16 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
     snprintf(m->qemu, sizeof(m->qemu), "%s",
              conf_get(conf, "agent", "qemu", "qemu-system-x86_64"));
     snprintf(m->accel, sizeof(m->accel), "%s", accel);
+    snprintf(m->tracking, sizeof(m->tracking), "%s",
+             conf_get(conf, "agent", "dirty_tracking", "auto"));
+    if (strcmp(m->tracking, "auto") != 0 && strcmp(m->tracking, "uffd") != 0 &&
+        strcmp(m->tracking, "qemu-migration") != 0) {
+        errno = EINVAL;
+        return errprintf(err,
+                         "[agent] dirty_tracking = %s: give auto, uffd or "
+                         "qemu-migration",
+                         m->tracking);
+    }
     return daemon_mkdirs(m->run_dir, 0700, err);
 }
 
@@ -265,8 +275,10 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        setenv("LD_PRELOAD", m->preload, 1);
-        setenv("VMCKPT_UFFD_FD", uffd, 1);
+        if (strcmp(m->tracking, "qemu-migration") != 0) {
+            setenv("LD_PRELOAD", m->preload, 1);
+            setenv("VMCKPT_UFFD_FD", uffd, 1);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -288,9 +300,27 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     hs.qmp_path = vm->qmp;
     hs.ram_path = vm->ram;
     hs.uffd_fd = UFFD_FD;
-    vm->hv = hv_qemu_ops.vm_adopt(&hs, 1, err);
-    if (vm->hv == NULL)
+    vm->hv = strcmp(m->tracking, "qemu-migration") == 0
+                 ? NULL
+                 : hv_qemu_ops.vm_adopt(&hs, 1, err);
+    if (vm->hv == NULL && strcmp(m->tracking, "uffd") == 0)
         goto fail_kill;
+    if (vm->hv == NULL) {
+        /* no write tracking here (a kernel before 6.7, no preload, or
+         * configured so): QEMU's own migration stream, a full image each
+         * epoch */
+        snprintf(vm->no_track_why, sizeof(vm->no_track_why), "%s",
+                 strcmp(m->tracking, "qemu-migration") == 0
+                     ? "[agent] dirty_tracking = qemu-migration"
+                     : err->text);
+        vm->hv = hv_qemu_ops.vm_adopt(&hs, -1, err);
+        if (vm->hv == NULL)
+            goto fail_kill;
+        vm->qemu_stream = 1;
+        log_warn("guest %s/%s: no dirty tracking (%s); its checkpoints use "
+                 "QEMU's migration stream, a full image each time",
+                 vm->job, vm->name, vm->no_track_why);
+    }
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int)vm->pid);
     save_record(m, vm);
     log_info("guest %s/%s started (pid %s, %llu MiB, %s%s)", vm->job, vm->name,
@@ -483,7 +513,14 @@ static int adopt_one(struct vmm *m, const char *spec_path,
     hs.ram_path = vm->ram;
     hs.uffd_fd = UFFD_FD;
     /* continue the tracking it left on; its next epoch is full anyway */
-    vm->hv = hv_qemu_ops.vm_adopt(&hs, 0, err);
+    vm->hv = strcmp(m->tracking, "qemu-migration") == 0
+                 ? NULL
+                 : hv_qemu_ops.vm_adopt(&hs, 0, err);
+    if (vm->hv == NULL && strcmp(m->tracking, "uffd") != 0) {
+        snprintf(vm->no_track_why, sizeof(vm->no_track_why), "%s", err->text);
+        vm->hv = hv_qemu_ops.vm_adopt(&hs, -1, err);
+        vm->qemu_stream = vm->hv != NULL;
+    }
     if (vm->hv == NULL) {
         log_err("guest %s/%s (pid %d) cannot be taken over: %s", vm->job,
                 vm->name, (int)pid, err->text);

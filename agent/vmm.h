@@ -24,6 +24,8 @@ struct vmm_vm {
     int busy;                /* a checkpoint or restore thread owns it */
     int stopping;            /* SIGTERM sent; cleaned up when reaped */
     int adopted;             /* found running at start: not our child */
+    int qemu_stream;         /* no dirty tracking: QEMU's own stream */
+    char no_track_why[256];  /* why not, for the log */
     Vmckpt__VmSpec *spec;    /* as received */
     struct vmm_vm *next;
 };
@@ -34,6 +36,7 @@ struct vmm {
     char preload[4096];
     char qemu[256];
     char accel[8];
+    char tracking[16]; /* auto, uffd, qemu-migration */
     struct vmm_vm *vms;
 };
 

@@ -332,6 +332,136 @@ static void ckpt_unlist(struct ckpt_job *j)
     pthread_mutex_unlock(&ckpts_mu);
 }
 
+/* ---- without dirty tracking: QEMU's own migration stream ------------- */
+
+struct pipe_reader {
+    int fd;
+    struct ckpt_job *j;
+    const struct precopy_sink *sink;
+    struct batch_hash *hash;
+    uint64_t bytes;
+    int failed;
+    struct vmckpt_error err;
+};
+
+/* Everything QEMU writes into the pipe goes to the store as the epoch's
+ * state; an abort closes the pipe, which fails QEMU's transfer. */
+static void *pipe_reader_main(void *arg)
+{
+    struct pipe_reader *r = arg;
+    uint8_t *buf = malloc(1 << 20);
+    ssize_t n;
+
+    if (buf == NULL) {
+        r->failed = 1;
+        errprintf_errno(&r->err, "stream buffer");
+        close(r->fd);
+        return NULL;
+    }
+    for (;;) {
+        n = read(r->fd, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        pthread_mutex_lock(&r->j->mu);
+        if (r->j->abort) {
+            errno = ECANCELED;
+            errprintf(&r->err, "aborted by the coordinator: %s", r->j->reason);
+            r->failed = 1;
+        }
+        pthread_mutex_unlock(&r->j->mu);
+        if (r->failed || r->sink->state(r->sink->arg, r->bytes, buf, (size_t)n,
+                                        &r->err) < 0) {
+            r->failed = 1;
+            break;
+        }
+        batch_hash_update(r->hash, buf, (size_t)n);
+        r->bytes += (uint64_t)n;
+    }
+    if (n < 0 && !r->failed) {
+        r->failed = 1;
+        errprintf_errno(&r->err, "reading QEMU's stream");
+    }
+    close(r->fd);
+    free(buf);
+    return NULL;
+}
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A checkpoint of a guest without dirty tracking: QEMU pre-copies by
+ * itself into a pipe and stops the guest for its last round; the stream
+ * (RAM and state, a full image) is the epoch's state; the guest stays
+ * paused until the job's RESUME like any other. Never incremental. */
+static int stream_checkpoint(struct ckpt_job *j,
+                             const struct precopy_sink *sink,
+                             struct precopy_result *res,
+                             struct vmckpt_error *err)
+{
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
+    struct pipe_reader r = {.j = j, .sink = sink};
+    struct vmckpt_error e2;
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC), tpause, downtime = 0;
+    int p[2], rc;
+    pthread_t t;
+
+    memset(res, 0, sizeof(*res));
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return errprintf_errno(err, "pipe");
+    r.fd = p[0];
+    r.hash = batch_hash_new();
+    if (r.hash == NULL || pthread_create(&t, NULL, pipe_reader_main, &r) != 0) {
+        close(p[0]);
+        close(p[1]);
+        if (r.hash != NULL)
+            batch_hash_done(r.hash);
+        return errprintf(err, "cannot start the stream reader");
+    }
+    /* QEMU decides when it is done: for the coordinator it is ready now */
+    st.job = j->job;
+    st.epoch = j->epoch;
+    st.vm = j->vmname;
+    st.converged = 1;
+    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
+    rc = hv_qemu_ops.save_full(j->vm->hv, p[1], &downtime, err);
+    close(p[1]);
+    tpause = now_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
+    if (rc == 0) {
+        res->paused_at_ns = now_ns(CLOCK_REALTIME) - downtime * 1000000ULL;
+        rc = ckpt_cut(j, err);
+    }
+    /* never leave the guest stopped (a failed transfer leaves it running;
+     * 'cont' then does nothing) */
+    if (hv_qemu_ops.resume(j->vm->hv, rc == 0 ? err : &e2) < 0)
+        rc = -1;
+    res->resumed_at_ns = now_ns(CLOCK_REALTIME);
+    res->pause_us = (now_ns(CLOCK_MONOTONIC) - tpause) / 1000;
+    pthread_join(t, NULL);
+    end.state_xxh64 = batch_hash_done(r.hash);
+    if (rc == 0 && r.failed) {
+        *err = r.err;
+        rc = -1;
+    }
+    if (rc < 0)
+        return -1;
+    end.state_bytes = r.bytes;
+    if (sink->end(sink->arg, &end, &res->disk_bytes, err) < 0)
+        return -1;
+    res->rounds = 1;
+    res->wire_bytes = r.bytes;
+    res->state_bytes = r.bytes;
+    res->total_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    return 0;
+}
+
 static void *ckpt_main(void *arg)
 {
     struct ckpt_job *j = arg;
@@ -396,9 +526,11 @@ static void *ckpt_main(void *arg)
         sink.state = tee_state;
         sink.end = tee_end;
         sink.arg = &tee;
-        if (precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
-                               j->stop_and_save, j->lz4, &sink, &pol, &res,
-                               &err) < 0) {
+        if ((j->vm->qemu_stream
+                 ? stream_checkpoint(j, &sink, &res, &err)
+                 : precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
+                                      j->stop_and_save, j->lz4, &sink, &pol,
+                                      &res, &err)) < 0) {
             stream_out_abort(so, err.text);
             so = NULL;
         } else {
@@ -451,6 +583,7 @@ static void *ckpt_main(void *arg)
         d.paused_at_ns = res.paused_at_ns;
         d.resumed_at_ns = res.resumed_at_ns;
         d.slowdown_ms = slowdown_ms;
+        d.qemu_stream = j->vm->qemu_stream;
         post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
     }
     if (done != NULL) {
@@ -505,7 +638,9 @@ static void start_checkpoint(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     j->epoch = b->epoch;
     /* a delta only continues this QEMU's own chain; otherwise full */
-    j->parent = b->targets[0]->parent == vm->last_epoch ? vm->last_epoch : 0;
+    j->parent = b->targets[0]->parent == vm->last_epoch && !vm->qemu_stream
+                    ? vm->last_epoch
+                    : 0;
     j->req = env->request_id;
     j->max_ms = b->max_precopy_ms;
     j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
@@ -726,7 +861,9 @@ static void restore_finish(struct agent *a, struct restore_job *r)
     vm = vmm_start(&a->vmm, r->r->spec, r->ram, &err);
     if (vm == NULL)
         goto fail_err;
-    if (hv_qemu_ops.load_state(vm->hv, r->state_fd, &err) < 0 ||
+    if ((r->r->qemu_stream
+             ? hv_qemu_ops.load_full(vm->hv, r->state_fd, &err)
+             : hv_qemu_ops.load_state(vm->hv, r->state_fd, &err)) < 0 ||
         (!r->r->start_paused && hv_qemu_ops.resume(vm->hv, &err) < 0)) {
         struct vmckpt_error e2;
 
@@ -734,6 +871,7 @@ static void restore_finish(struct agent *a, struct restore_job *r)
         goto fail_err;
     }
     vm->held = r->r->start_paused;
+    d.tracking = vm->qemu_stream ? "qemu-migration" : "uffd-wp";
     vm->restored_epoch = r->r->epoch;
     log_info("guest %s/%s restored from epoch %llu (%s's store) and %s",
              r->r->job, r->r->vm, (unsigned long long)r->r->epoch,
@@ -916,9 +1054,19 @@ int work_handle(struct agent *a, const Vmckpt__Envelope *env)
                         err.text);
             return 1;
         }
-        snprintf(text, sizeof(text), "%s/%s started on %s (pid %d)", vm->job,
-                 vm->name, a->name, (int)vm->pid);
-        reply_ack(a, env->request_id, text);
+        snprintf(text, sizeof(text), "%s/%s started on %s (pid %d)%s", vm->job,
+                 vm->name, a->name, (int)vm->pid,
+                 vm->qemu_stream ? "; no dirty tracking here: checkpoints "
+                                   "use QEMU's migration stream, full each "
+                                   "time"
+                                 : "");
+        {
+            Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+            ack.text = text;
+            ack.tracking = vm->qemu_stream ? "qemu-migration" : "uffd-wp";
+            post_msg(a, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
+        }
         return 1;
     case VMCKPT__MSG_TYPE__MSG_VM_STOP:
         vm = vmm_find(&a->vmm, env->vm_stop->job, env->vm_stop->vm);

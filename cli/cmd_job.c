@@ -361,7 +361,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
             json_array_append_new(
                 arr,
                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, "
-                          "s:I, s:I, s:I, s:s}",
+                          "s:I, s:I, s:I, s:s, s:s}",
                           "epoch", (json_int_t)e->epoch, "vm", e->vm, "state",
                           e->state, "host", e->host, "store_host",
                           e->store_host, "parent", (json_int_t)e->parent,
@@ -371,7 +371,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                           (json_int_t)e->paused_at_ns, "resumed_at_ns",
                           (json_int_t)e->resumed_at_ns, "window_us",
                           (json_int_t)e->window_us, "total_ms",
-                          (json_int_t)e->total_ms, "note", e->note));
+                          (json_int_t)e->total_ms, "note", e->note, "source",
+                          e->source));
         }
         json_dumpf(arr, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
@@ -392,7 +393,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
             printf("%6llu %-10s %-10s %-8s %-8s %-6s %8s %9.1f %10.1f %9llu "
                    "%s\n",
                    (unsigned long long)e->epoch, e->vm, e->state, e->host,
-                   e->store_host, e->parent ? "delta" : "full",
+                   e->store_host,
+                   e->parent                                  ? "delta"
+                   : strcmp(e->source, "qemu-migration") == 0 ? "qemu"
+                                                              : "full",
                    size_str(e->disk_bytes, sz, sizeof(sz)),
                    (double)e->pause_us / 1000, (double)e->window_us / 1000,
                    (unsigned long long)e->total_ms, e->note);

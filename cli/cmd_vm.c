@@ -224,8 +224,8 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
         printf("%-10s %-10s %-8s %-10s %6s %6s", "JOB", "VM", "HOST", "STATE",
                "MEM", "EPOCH");
         if (progress)
-            printf(" %-9s %5s %10s %10s %8s %9s", "PHASE", "ROUND",
-                   "PAGES-LEFT", "DIRTY/s", "MB/s", "PAUSE-ms");
+            printf(" %-9s %5s %10s %10s %8s %9s %s", "PHASE", "ROUND",
+                   "PAGES-LEFT", "DIRTY/s", "MB/s", "PAUSE-ms", "TRACKING");
         printf("\n");
         for (i = 0; i < env->vms_reply->n_vms; i++) {
             const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
@@ -234,12 +234,15 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
                    v->host, v->state, (unsigned long long)v->memory_mb,
                    (unsigned long long)v->last_epoch);
             if (progress)
-                printf(" %-9s %5u %10llu %10llu %8llu %9.1f",
+                printf(" %-9s %5u %10llu %10llu %8llu %9.1f %s",
                        v->phase[0] ? v->phase : "-", v->round,
                        (unsigned long long)v->pages_left,
                        (unsigned long long)v->dirty_pages_per_s,
                        (unsigned long long)(v->bytes_per_s >> 20),
-                       (double)v->last_pause_us / 1000);
+                       (double)v->last_pause_us / 1000,
+                       strcmp(v->tracking, "qemu-migration") == 0
+                           ? "qemu-migration (full each epoch)"
+                           : v->tracking);
             printf("\n");
         }
     }

@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 struct catalog {
     sqlite3 *db;
@@ -70,6 +70,12 @@ static const char schema_v3[] =
     "ALTER TABLE epochs ADD COLUMN paused_at_ns INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE epochs ADD COLUMN resumed_at_ns INTEGER NOT NULL DEFAULT 0;"
     "UPDATE meta SET value = '3' WHERE key = 'schema';";
+
+/* v4: where an epoch's pages came from: "uffd-wp" (the agent's own
+ * pre-copy) or "qemu-migration" (QEMU's stream, no dirty tracking). */
+static const char schema_v4[] =
+    "ALTER TABLE epochs ADD COLUMN source TEXT NOT NULL DEFAULT 'uffd-wp';"
+    "UPDATE meta SET value = '4' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -168,7 +174,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             goto fail;
         if ((version < 1 && exec(cat, schema_v1, err) < 0) ||
             (version < 2 && exec(cat, schema_v2, err) < 0) ||
-            (version < 3 && exec(cat, schema_v3, err) < 0)) {
+            (version < 3 && exec(cat, schema_v3, err) < 0) ||
+            (version < 4 && exec(cat, schema_v4, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -401,8 +408,8 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
              "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
              " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
              " pause_us, total_ms, rounds, started_at, ended_at, note,"
-             " paused_at_ns, resumed_at_ns)"
-             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             " paused_at_ns, resumed_at_ns, source)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
@@ -424,6 +431,8 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     sqlite3_bind_text(st, 17, e->note ? e->note : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 18, (sqlite3_int64)e->paused_at_ns);
     sqlite3_bind_int64(st, 19, (sqlite3_int64)e->resumed_at_ns);
+    sqlite3_bind_text(st, 20, e->source ? e->source : "uffd-wp", -1,
+                      SQLITE_STATIC);
     return step_done(cat, st, err);
 }
 
@@ -452,12 +461,12 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
     if (prep(cat,
              epoch ? "SELECT epoch, parent, state, host, store_host,"
                      " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                     " total_ms, rounds FROM epochs WHERE job=? AND vm=?"
-                     " AND epoch=?"
+                     " total_ms, rounds, source FROM epochs WHERE job=? AND"
+                     " vm=? AND epoch=?"
                    : "SELECT epoch, parent, state, host, store_host,"
                      " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                     " total_ms, rounds FROM epochs WHERE job=? AND vm=?"
-                     " AND state='committed' ORDER BY epoch DESC LIMIT 1",
+                     " total_ms, rounds, source FROM epochs WHERE job=? AND"
+                     " vm=? AND state='committed' ORDER BY epoch DESC LIMIT 1",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -482,6 +491,7 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
         e.pause_us = (uint64_t)sqlite3_column_int64(st, 9);
         e.total_ms = (uint64_t)sqlite3_column_int64(st, 10);
         e.rounds = (uint64_t)sqlite3_column_int64(st, 11);
+        e.source = (const char *)sqlite3_column_text(st, 12);
         fn(&e, arg);
         found = 1;
     }
@@ -649,7 +659,8 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
     if (prep(cat,
              "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
              " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
-             " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0)"
+             " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0),"
+             " e.source"
              " FROM epochs e LEFT JOIN job_epochs j"
              " ON j.job = e.job AND j.epoch = e.epoch"
              " WHERE e.job=? ORDER BY e.epoch, e.vm",
@@ -674,6 +685,7 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
         e.note = (const char *)sqlite3_column_text(st, 10);
         e.paused_at_ns = (uint64_t)sqlite3_column_int64(st, 11);
         e.resumed_at_ns = (uint64_t)sqlite3_column_int64(st, 12);
+        e.source = (const char *)sqlite3_column_text(st, 14);
         if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) < 0)
             break;
     }

@@ -65,6 +65,7 @@ struct catalog_epoch {
     uint64_t total_ms, rounds;
     int64_t started_at, ended_at;
     uint64_t paused_at_ns, resumed_at_ns; /* wall clock of the VM's host */
+    const char *source;                   /* "uffd-wp" or "qemu-migration" */
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);

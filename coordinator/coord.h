@@ -27,6 +27,7 @@ struct vmrec {
     char phase[16];
     uint32_t round;
     uint64_t pages_left, dirty_rate, throughput, last_pause_us;
+    char tracking[16]; /* "uffd-wp", "qemu-migration", "" unknown */
     struct vmrec *next;
 };
 

@@ -38,6 +38,7 @@ struct jvm {
     int converged, cut_done, durable;
     uint64_t pages, wire_bytes, disk_bytes, pause_us, total_ms, rounds;
     uint64_t paused_at_ns, resumed_at_ns, slowdown_ms, used_parent;
+    int qemu_stream;
 };
 
 struct jepoch {
@@ -181,6 +182,7 @@ static void vm_row(struct job *j, const struct jvm *v, const char *state,
     e.note = note;
     e.paused_at_ns = v->paused_at_ns;
     e.resumed_at_ns = v->resumed_at_ns;
+    e.source = v->qemu_stream ? "qemu-migration" : "uffd-wp";
     if (catalog_epoch_put(j->co->cat, &e, &err) < 0)
         log_err("%s", err.text);
 }
@@ -584,6 +586,8 @@ static void job_commit(struct job *j)
             snprintf(v->chain_store, sizeof(v->chain_store), "%s",
                      e->v[i].store_host);
             v->last_pause_us = e->v[i].pause_us;
+            snprintf(v->tracking, sizeof(v->tracking), "%s",
+                     e->v[i].qemu_stream ? "qemu-migration" : "uffd-wp");
             vms_save(j->co, v);
         }
         vms_retain(j->co, j->name, e->v[i].vm, e->v[i].store_host);
@@ -635,6 +639,7 @@ int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             v->resumed_at_ns = d->resumed_at_ns;
             v->slowdown_ms = d->slowdown_ms;
             v->used_parent = d->parent;
+            v->qemu_stream = d->qemu_stream;
             if (++e->ndurable == e->n)
                 job_commit(j);
             return 1;
@@ -725,7 +730,7 @@ static void periodic_fire(struct evloop *loop, struct ev_timer *t)
 /* ---- restart ------------------------------------------------------------ */
 
 struct epoch_src {
-    int found;
+    int found, qemu_stream;
     char state[16], host[64], store_host[64], store_addr[128];
     const char *from; /* the host whose store serves the restore */
 };
@@ -735,6 +740,7 @@ static void src_copy(const struct catalog_epoch *ce, void *arg)
     struct epoch_src *s = arg;
 
     s->found = 1;
+    s->qemu_stream = ce->source && strcmp(ce->source, "qemu-migration") == 0;
     snprintf(s->state, sizeof(s->state), "%s", ce->state);
     snprintf(s->host, sizeof(s->host), "%s", ce->host);
     snprintf(s->store_host, sizeof(s->store_host), "%s", ce->store_host);
@@ -916,6 +922,7 @@ static int job_restart(struct job *j, uint64_t epoch, char **hosts,
         r.source_addr = (char *)hosts_store_addr(co, src[i].from);
         r.spec = &spec;
         r.start_paused = 1;
+        r.qemu_stream = src[i].qemu_stream;
         rs->v[i].req = co->next_req++;
         log_info("job %s: restore %s on %s from epoch %llu (image on %s)",
                  j->name, vms[i]->name, target[i], (unsigned long long)epoch,
@@ -1320,6 +1327,7 @@ static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
     ei->host = dup_or_empty(e->host);
     ei->store_host = dup_or_empty(e->store_host);
     ei->note = dup_or_empty(e->note);
+    ei->source = dup_or_empty(e->source);
     ei->epoch = e->epoch;
     ei->parent = e->parent;
     ei->pages = e->pages;
@@ -1360,6 +1368,7 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
         free(a.v[i]->host);
         free(a.v[i]->store_host);
         free(a.v[i]->note);
+        free(a.v[i]->source);
         free(a.v[i]);
     }
     free(a.v);

@@ -148,6 +148,7 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
     e.ended_at =
         strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
     e.note = note;
+    e.source = d != NULL && d->qemu_stream ? "qemu-migration" : "uffd-wp";
     if (d != NULL) {
         e.pages = d->pages;
         e.wire_bytes = d->wire_bytes;
@@ -304,7 +305,7 @@ int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
         vi->bytes_per_s = v->throughput;
         vi->last_epoch = v->last_epoch;
         vi->last_pause_us = v->last_pause_us;
-        vi->tracking = "uffd-wp";
+        vi->tracking = v->tracking[0] ? v->tracking : "unknown";
         vi->memory_mb = v->spec ? v->spec->memory_mb : 0;
         vi->ip = v->spec ? v->spec->ip : "";
         ptrs[i++] = vi;
@@ -383,6 +384,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
 struct epoch_ref {
     uint64_t epoch;
     char store_host[64], store_addr[128], state[16];
+    int qemu_stream;
 };
 
 static void epoch_ref_copy(const struct catalog_epoch *ce, void *arg)
@@ -390,6 +392,7 @@ static void epoch_ref_copy(const struct catalog_epoch *ce, void *arg)
     struct epoch_ref *e = arg;
 
     e->epoch = ce->epoch;
+    e->qemu_stream = ce->source && strcmp(ce->source, "qemu-migration") == 0;
     snprintf(e->store_host, sizeof(e->store_host), "%s", ce->store_host);
     snprintf(e->store_addr, sizeof(e->store_addr), "%s", ce->store_addr);
     snprintf(e->state, sizeof(e->state), "%s", ce->state);
@@ -435,6 +438,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     if (out.source_addr[0] == '\0')
         out.source_addr = e.store_addr;
     out.spec = &spec;
+    out.qemu_stream = e.qemu_stream;
     p = relay(c, env->request_id, r->target_host, P_RESTORE,
               VMCKPT__MSG_TYPE__MSG_RESTORE, &out);
     if (p == NULL)
@@ -548,6 +552,8 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
         if (env->type == VMCKPT__MSG_TYPE__MSG_ACK) {
             if (v != NULL) {
                 v->chain_epoch = 0;
+                snprintf(v->tracking, sizeof(v->tracking), "%s",
+                         env->ack->tracking);
                 vms_set_state(co, v, "running");
             }
             answer_ack(p, "%s", env->ack->text);
@@ -583,6 +589,8 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                          p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
                 v->phase[0] = '\0';
+                snprintf(v->tracking, sizeof(v->tracking), "%s",
+                         d->qemu_stream ? "qemu-migration" : "uffd-wp");
                 vms_save(co, v);
             }
             answer_ack(
@@ -611,6 +619,8 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             env->restore_done->error != NULL &&
             env->restore_done->error->code == VMCKPT__ERROR_CODE__ERR_NONE) {
             if (v != NULL) {
+                snprintf(v->tracking, sizeof(v->tracking), "%s",
+                         env->restore_done->tracking);
                 v->chain_epoch = 0; /* a new QEMU: next epoch is full */
                 vms_set_state(co, v, "running");
             }

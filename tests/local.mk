@@ -10,7 +10,8 @@ SHELL_TESTS = \
 	%reldir%/t0600-live-checkpoint.t \
 	%reldir%/t0610-console-checkpoint.t \
 	%reldir%/t0620-job-checkpoint.t \
-	%reldir%/t0630-job-policies.t
+	%reldir%/t0630-job-policies.t \
+	%reldir%/t0640-no-tracking.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 

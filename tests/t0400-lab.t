@@ -10,6 +10,7 @@
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces"
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed (apt-get install qemu-system-x86)"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
+guest_tests_exclusive
 [ -x "$top_builddir/examples/mpi/heat" ] || skip_all "built without Open MPI"
 
 LAB_CMD="$top_srcdir/scripts/vmckpt-lab"

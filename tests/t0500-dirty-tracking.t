@@ -10,6 +10,7 @@
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
 require_kernel 6 7 "userfaultfd async write-protect"
+guest_tests_exclusive
 
 LAB_CMD="$top_srcdir/scripts/vmckpt-lab"
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"

@@ -27,6 +27,28 @@ uint64_t batch_xxh64(const void *buf, size_t len)
     return XXH64(buf, len, 0);
 }
 
+struct batch_hash *batch_hash_new(void)
+{
+    XXH64_state_t *st = XXH64_createState();
+
+    if (st != NULL)
+        XXH64_reset(st, 0);
+    return (struct batch_hash *)st;
+}
+
+void batch_hash_update(struct batch_hash *h, const void *buf, size_t len)
+{
+    XXH64_update((XXH64_state_t *)h, buf, len);
+}
+
+uint64_t batch_hash_done(struct batch_hash *h)
+{
+    uint64_t d = XXH64_digest((XXH64_state_t *)h);
+
+    XXH64_freeState((XXH64_state_t *)h);
+    return d;
+}
+
 int batch_builder_init(struct batch_builder *b, int lz4)
 {
     memset(b, 0, sizeof(*b));

@@ -66,4 +66,11 @@ static inline const uint8_t *batch_view_page(const struct batch_view *v,
 /* XXH64 of a buffer, for device state and files. */
 uint64_t batch_xxh64(const void *buf, size_t len);
 
+/* The same over data that arrives in pieces (a stream). */
+struct batch_hash;
+struct batch_hash *batch_hash_new(void);
+void batch_hash_update(struct batch_hash *h, const void *buf, size_t len);
+/* The digest; frees 'h'. */
+uint64_t batch_hash_done(struct batch_hash *h);
+
 #endif

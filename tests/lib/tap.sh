@@ -40,6 +40,17 @@ require_kernel() {
         skip_all "kernel $(uname -r): $3 needs $1.$2"
 }
 
+# Tests that boot guests run one at a time: each boots several TCG guests,
+# and two such tests at once starve each other on a small machine. With
+# VMCKPT_GUEST_TESTS=skip (make distcheck, after the main build ran them)
+# they are skipped.
+guest_tests_exclusive() {
+    [ "${VMCKPT_GUEST_TESTS:-run}" != skip ] ||
+        skip_all "guest tests skipped (VMCKPT_GUEST_TESTS=skip)"
+    exec 8>"${TMPDIR:-/tmp}/vmckpt-guest-tests.lock"
+    flock 8
+}
+
 # Print a note into the TAP stream.
 note() { echo "# $*"; }
 
