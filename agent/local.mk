@@ -6,7 +6,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/hv.c %reldir%/hv.h \
 	%reldir%/store.c %reldir%/store.h \
 	%reldir%/vmm.c %reldir%/vmm.h \
-	%reldir%/work.c %reldir%/work.h
+	%reldir%/work.c %reldir%/work.h %reldir%/work_int.h %reldir%/ckpt.c
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_vmckpt_agent_LDADD = %reldir%/libengine.a lib/topo/libtopo.a lib/qemu/libqemu.a $(ENGINE_LIBS) $(HWLOC_LIBS) -lpthread
 # The engine and its QEMU back end, shared by the agent and vmckpt-vmtool.

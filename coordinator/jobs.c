@@ -28,67 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coord.h"
+#include "jobs.h"
 #include "lib/util/log.h"
 
-/* One VM's part in an epoch in flight. */
-struct jvm {
-    char vm[65], host[64], store_host[64], store_addr[128];
-    uint64_t parent, req;
-    int converged, cut_done, durable;
-    uint64_t pages, wire_bytes, disk_bytes, pause_us, total_ms, rounds;
-    uint64_t paused_at_ns, resumed_at_ns, slowdown_ms, used_parent;
-    int qemu_stream;
-};
-
-struct jepoch {
-    uint64_t epoch;
-    char phase[12];          /* precopy, cut, drain */
-    uint64_t t_begin, t_cut; /* monotonic ms */
-    int64_t started_at;      /* unix s */
-    size_t n, ncut, ndurable;
-    struct jvm *v;
-    struct ev_timer timer; /* pre-copy limit, then the overall timeout */
-    int timed_cut;         /* the cut came from max_precopy_ms */
-};
-
-/* A restart in flight: every VM restored paused, then resumed at once. */
-struct jrestart {
-    uint64_t epoch;
-    size_t n, ndone, nfail;
-    struct {
-        char vm[65], host[64];
-        uint64_t req;
-        int done;
-    } * v;
-    struct conn *admin;
-    uint64_t admin_id;
-    char error[256];
-};
-
-struct job {
-    struct coord *co;
-    char name[65], state[16], interval[16], last_error[256];
-    int auto_restart;
-    uint64_t mtbf_s, cost_ms, last_epoch, last_window_us;
-    struct jepoch *cur;
-    struct jrestart *rs;
-    struct ev_timer periodic;
-    uint64_t next_due_ms; /* monotonic; 0: none */
-    struct job *next;
-};
-
-/* A host that missed an abort (it was away): told when it registers. */
-struct clean_note {
-    char job[65], host[64];
-    uint64_t epoch;
-    struct clean_note *next;
-};
-
-static void schedule(struct job *j);
-static void restart_finish(struct job *j);
-
-static void job_save(struct job *j)
+void job_save(struct job *j)
 {
     struct catalog_job cj;
     struct vmckpt_error err;
@@ -105,7 +48,7 @@ static void job_save(struct job *j)
         log_err("%s", err.text);
 }
 
-static void job_set_state(struct job *j, const char *state, const char *why)
+void job_set_state(struct job *j, const char *state, const char *why)
 {
     if (strcmp(j->state, state) != 0)
         log_info("job %s: %s -> %s%s%s", j->name,
@@ -117,7 +60,7 @@ static void job_set_state(struct job *j, const char *state, const char *why)
     job_save(j);
 }
 
-static struct job *job_find(struct coord *co, const char *name)
+struct job *job_find(struct coord *co, const char *name)
 {
     struct job *j;
 
@@ -318,10 +261,7 @@ static void epoch_end(struct job *j)
 }
 
 /* Abort the epoch in flight everywhere; the previous commit stays. */
-static void job_abort(struct job *j, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void job_abort(struct job *j, const char *fmt, ...)
+void job_abort(struct job *j, const char *fmt, ...)
 {
     Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
     char reason[300];
@@ -400,8 +340,7 @@ static void epoch_timer(struct evloop *loop, struct ev_timer *t)
 
 /* ---- begin ------------------------------------------------------------- */
 
-static int job_vms(struct coord *co, const char *job, struct vmrec **out,
-                   size_t max)
+int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
 {
     struct vmrec *v;
     size_t n = 0;
@@ -414,7 +353,7 @@ static int job_vms(struct coord *co, const char *job, struct vmrec **out,
 }
 
 /* Start epoch of job 'j'; 0, or -1 with 'why'. */
-static int job_begin(struct job *j, char *why, size_t wlen)
+int job_begin(struct job *j, char *why, size_t wlen)
 {
     struct coord *co = j->co;
     struct vmrec *vms[256];
@@ -679,7 +618,7 @@ int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
 
 /* The interval in effect, in seconds (0: none). auto: Young/Daly,
  * sqrt(2 x cost x MTBF), from the cost measured at the last commit. */
-static uint64_t interval_s(const struct job *j)
+uint64_t interval_s(const struct job *j)
 {
     double c, mtbf;
 
@@ -695,7 +634,7 @@ static uint64_t interval_s(const struct job *j)
     return c < 1 ? 1 : (uint64_t)c;
 }
 
-static void schedule(struct job *j)
+void schedule(struct job *j)
 {
     uint64_t s = interval_s(j);
 
@@ -725,227 +664,6 @@ static void periodic_fire(struct evloop *loop, struct ev_timer *t)
         snprintf(j->last_error, sizeof(j->last_error), "%s", why);
         schedule(j);
     }
-}
-
-/* ---- restart ------------------------------------------------------------ */
-
-struct epoch_src {
-    int found, qemu_stream;
-    char state[16], host[64], store_host[64], store_addr[128];
-    const char *from; /* the host whose store serves the restore */
-};
-
-static void src_copy(const struct catalog_epoch *ce, void *arg)
-{
-    struct epoch_src *s = arg;
-
-    s->found = 1;
-    s->qemu_stream = ce->source && strcmp(ce->source, "qemu-migration") == 0;
-    snprintf(s->state, sizeof(s->state), "%s", ce->state);
-    snprintf(s->host, sizeof(s->host), "%s", ce->host);
-    snprintf(s->store_host, sizeof(s->store_host), "%s", ce->store_host);
-    snprintf(s->store_addr, sizeof(s->store_addr), "%s", ce->store_addr);
-}
-
-static void restart_finish(struct job *j)
-{
-    struct jrestart *rs = j->rs;
-    Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
-    const char *seen[128];
-    size_t nseen = 0, i, k;
-    char text[400];
-
-    if (rs->nfail > 0) {
-        snprintf(text, sizeof(text),
-                 "restart of %s from epoch %llu failed: %s (restored VMs stay "
-                 "paused; fix and run 'vmckpt restart %s' again)",
-                 j->name, (unsigned long long)rs->epoch, rs->error, j->name);
-        job_set_state(j, "failed", text);
-        if (rs->admin != NULL)
-            conn_error(rs->admin, rs->admin_id,
-                       VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
-        goto out;
-    }
-    /* every VM is restored and paused: resume them all together */
-    r.job = j->name;
-    r.epoch = rs->epoch;
-    for (i = 0; i < rs->n; i++) {
-        struct vmrec *v = vms_find(j->co, j->name, rs->v[i].vm);
-
-        if (v != NULL) {
-            v->chain_epoch = 0; /* new QEMUs: the next epoch is full */
-            v->last_epoch = rs->epoch;
-            vms_set_state(j->co, v, "running");
-        }
-        for (k = 0; k < nseen; k++)
-            if (strcmp(seen[k], rs->v[i].host) == 0)
-                break;
-        if (k < nseen || nseen == 128)
-            continue;
-        seen[nseen++] = rs->v[i].host;
-        if (hosts_conn(j->co, rs->v[i].host) != NULL)
-            conn_send(hosts_conn(j->co, rs->v[i].host),
-                      VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++, &r);
-    }
-    snprintf(text, sizeof(text),
-             "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
-             "resumed together",
-             j->name, (unsigned long long)rs->epoch, rs->n, nseen);
-    log_info("%s", text);
-    job_set_state(j, "running", NULL);
-    if (rs->admin != NULL) {
-        Vmckpt__Ack ack = VMCKPT__ACK__INIT;
-
-        ack.text = text;
-        conn_send(rs->admin, VMCKPT__MSG_TYPE__MSG_ACK, rs->admin_id, &ack);
-    }
-    schedule(j);
-out:
-    free(rs->v);
-    free(rs);
-    j->rs = NULL;
-}
-
-/* Restart job 'j' from 'epoch' (0: last committed). Lost VMs go to
- * 'hosts' in turn if given, else to the host holding their image. */
-static int job_restart(struct job *j, uint64_t epoch, char **hosts,
-                       size_t nhosts, struct conn *admin, uint64_t admin_id,
-                       char *why, size_t wlen)
-{
-    struct coord *co = j->co;
-    struct vmrec *vms[256];
-    struct jrestart *rs;
-    struct epoch_src src[256];
-    const char *target[256];
-    size_t next_host = 0;
-    int n, i;
-
-    if (j->rs != NULL) {
-        snprintf(why, wlen, "job %s is already being restarted", j->name);
-        return -1;
-    }
-    if (epoch == 0)
-        epoch = j->last_epoch;
-    if (epoch == 0) {
-        snprintf(why, wlen, "job %s has no committed epoch to restart from",
-                 j->name);
-        return -1;
-    }
-    n = job_vms(co, j->name, vms, 256);
-    if (n == 0) {
-        snprintf(why, wlen, "job %s has no VM", j->name);
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        struct vmckpt_error err;
-
-        memset(&src[i], 0, sizeof(src[i]));
-        if (catalog_epoch_get(co->cat, j->name, vms[i]->name, epoch, src_copy,
-                              &src[i], &err) < 0 ||
-            !src[i].found || strcmp(src[i].state, "committed") != 0) {
-            snprintf(why, wlen,
-                     "%s/%s has no committed image of epoch %llu (see "
-                     "'vmckpt list %s')",
-                     j->name, vms[i]->name, (unsigned long long)epoch, j->name);
-            return -1;
-        }
-        if (vms[i]->spec == NULL) {
-            snprintf(why, wlen, "%s/%s: no VM spec in the catalog", j->name,
-                     vms[i]->name);
-            return -1;
-        }
-        src[i].from = src[i].store_host;
-        if (hosts_conn(co, vms[i]->host) != NULL &&
-            strcmp(vms[i]->state, "lost") != 0) {
-            target[i] = vms[i]->host; /* a survivor: in place */
-            /* from its local copy when it ran there at that epoch */
-            if (strcmp(src[i].host, target[i]) == 0)
-                src[i].from = target[i];
-        } else if (nhosts > 0) {
-            size_t tries;
-
-            target[i] = NULL;
-            for (tries = 0; tries < nhosts && target[i] == NULL; tries++) {
-                const char *h = hosts[next_host++ % nhosts];
-
-                if (hosts_conn(co, h) != NULL)
-                    target[i] = h;
-            }
-        } else {
-            target[i] = hosts_conn(co, src[i].store_host) != NULL
-                            ? src[i].store_host
-                            : NULL;
-        }
-        if (target[i] == NULL) {
-            snprintf(why, wlen,
-                     "no up host for %s/%s (its image is on %s%s); name "
-                     "one with --hosts",
-                     j->name, vms[i]->name, src[i].store_host,
-                     hosts_conn(co, src[i].store_host) ? ""
-                                                       : ", which is down");
-            return -1;
-        }
-        if (hosts_conn(co, src[i].from) == NULL) {
-            snprintf(why, wlen,
-                     "the image of %s/%s epoch %llu is on %s, which is not up",
-                     j->name, vms[i]->name, (unsigned long long)epoch,
-                     src[i].from);
-            return -1;
-        }
-    }
-    if (j->cur != NULL)
-        job_abort(j, "the job is being restarted");
-    rs = calloc(1, sizeof(*rs));
-    if (rs == NULL || (rs->v = calloc((size_t)n, sizeof(*rs->v))) == NULL) {
-        free(rs);
-        snprintf(why, wlen, "out of memory");
-        return -1;
-    }
-    rs->epoch = epoch;
-    rs->n = (size_t)n;
-    rs->admin = admin;
-    rs->admin_id = admin_id;
-    j->rs = rs;
-    job_set_state(j, "restarting", NULL);
-    for (i = 0; i < n; i++) {
-        Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
-        Vmckpt__VmSpec spec = *vms[i]->spec;
-        char *h = strdup(target[i]);
-
-        snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", vms[i]->name);
-        snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target[i]);
-        spec.host = (char *)target[i];
-        r.job = j->name;
-        r.vm = vms[i]->name;
-        r.epoch = epoch;
-        r.source_host = (char *)src[i].from;
-        r.source_addr = (char *)hosts_store_addr(co, src[i].from);
-        r.spec = &spec;
-        r.start_paused = 1;
-        r.qemu_stream = src[i].qemu_stream;
-        rs->v[i].req = co->next_req++;
-        log_info("job %s: restore %s on %s from epoch %llu (image on %s)",
-                 j->name, vms[i]->name, target[i], (unsigned long long)epoch,
-                 src[i].from);
-        if (h != NULL) {
-            free(vms[i]->spec->host);
-            vms[i]->spec->host = h;
-        }
-        if (target[i] != vms[i]->host) /* a survivor's is its own */
-            snprintf(vms[i]->host, sizeof(vms[i]->host), "%s", target[i]);
-        vms_set_state(co, vms[i], "restoring");
-        if (conn_send(hosts_conn(co, target[i]), VMCKPT__MSG_TYPE__MSG_RESTORE,
-                      rs->v[i].req, &r) < 0) {
-            rs->v[i].done = 1;
-            rs->ndone++;
-            rs->nfail++;
-            snprintf(rs->error, sizeof(rs->error), "cannot reach %s",
-                     target[i]);
-        }
-    }
-    if (rs->ndone == rs->n)
-        restart_finish(j);
-    return 0;
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -1142,303 +860,4 @@ void jobs_free(struct coord *co)
         co->to_clean = n->next;
         free(n);
     }
-}
-
-/* ---- admin requests ------------------------------------------------------ */
-
-static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
-{
-    Vmckpt__Ack a = VMCKPT__ACK__INIT;
-    char text[400];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    a.text = text;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, id, &a);
-}
-
-static struct job *need_job(struct conn *c, uint64_t id, const char *name)
-{
-    struct job *j = job_find(c->co, name);
-
-    if (j == NULL)
-        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                   "no job '%s' (see 'vmckpt jobs')", name);
-    return j;
-}
-
-int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
-{
-    struct job *j = need_job(c, env->request_id, env->ckpt_begin->job);
-    char why[400];
-
-    if (j == NULL)
-        return 0;
-    if (job_begin(j, why, sizeof(why)) < 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
-                          "%s", why);
-    return ack(c, env->request_id, "job %s: epoch %llu begins (%zu VM(s))",
-               j->name, (unsigned long long)j->cur->epoch, j->cur->n);
-}
-
-int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
-{
-    const Vmckpt__JobRegister *r = env->job_register;
-    struct job *j;
-
-    if (r->job[0] == '\0' || strlen(r->job) > 64 || strchr(r->job, '/'))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "bad job name '%s'", r->job);
-    if (r->checkpoint_interval[0] &&
-        strcmp(r->checkpoint_interval, "off") != 0 &&
-        strcmp(r->checkpoint_interval, "auto") != 0 &&
-        (strspn(r->checkpoint_interval, "0123456789") !=
-             strlen(r->checkpoint_interval) ||
-         strlen(r->checkpoint_interval) > 9 ||
-         atoi(r->checkpoint_interval) == 0))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "interval '%s': give seconds (> 0), 'auto' or "
-                          "'off'",
-                          r->checkpoint_interval);
-    if (r->auto_restart[0] && strcmp(r->auto_restart, "yes") != 0 &&
-        strcmp(r->auto_restart, "no") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "auto_restart '%s': give yes or no", r->auto_restart);
-    j = jobs_touch(c->co, r->job);
-    if (j == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
-    if (r->checkpoint_interval[0])
-        snprintf(j->interval, sizeof(j->interval), "%s",
-                 r->checkpoint_interval);
-    if (r->auto_restart[0])
-        j->auto_restart = strcmp(r->auto_restart, "yes") == 0;
-    if (r->mtbf_s)
-        j->mtbf_s = r->mtbf_s;
-    job_save(j);
-    schedule(j);
-    log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
-             "MTBF %llu s",
-             j->name, j->interval, (unsigned long long)interval_s(j),
-             j->auto_restart ? "yes" : "no",
-             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
-    return ack(c, env->request_id,
-               "job %s: interval %s (%llu s in effect), auto_restart %s",
-               j->name, j->interval, (unsigned long long)interval_s(j),
-               j->auto_restart ? "yes" : "no");
-}
-
-int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
-{
-    Vmckpt__JobsReply reply = VMCKPT__JOBS_REPLY__INIT;
-    Vmckpt__JobInfo *infos, **ptrs;
-    struct job *j;
-    struct vmrec *v;
-    size_t n = 0, i = 0;
-    int rc;
-
-    for (j = c->co->jobs; j != NULL; j = j->next)
-        n++;
-    infos = calloc(n ? n : 1, sizeof(*infos));
-    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (infos == NULL || ptrs == NULL) {
-        free(infos);
-        free(ptrs);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
-    }
-    for (j = c->co->jobs; j != NULL; j = j->next) {
-        Vmckpt__JobInfo *ji = &infos[i];
-
-        if (env->jobs_query->job[0] && strcmp(env->jobs_query->job, j->name))
-            continue;
-        vmckpt__job_info__init(ji);
-        ji->job = j->name;
-        ji->state = j->state;
-        ji->last_epoch = j->last_epoch;
-        for (v = c->co->vms; v != NULL; v = v->next)
-            if (strcmp(v->job, j->name) == 0)
-                ji->nvms++;
-        ji->interval = j->interval;
-        ji->interval_s = interval_s(j);
-        ji->auto_restart = j->auto_restart;
-        ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->mtbf_s;
-        ji->cost_ms = j->cost_ms;
-        ji->epoch = j->cur ? j->cur->epoch : 0;
-        ji->phase = j->cur ? j->cur->phase : j->rs ? "restore" : "";
-        ji->next_in_ms =
-            j->next_due_ms ? (int64_t)(j->next_due_ms - evloop_now_ms()) : -1;
-        ji->last_error = j->last_error;
-        ji->last_window_us = j->last_window_us;
-        ptrs[i++] = ji;
-    }
-    if (env->jobs_query->job[0] && i == 0) {
-        free(infos);
-        free(ptrs);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "no job '%s' (see 'vmckpt jobs')",
-                          env->jobs_query->job);
-    }
-    reply.n_jobs = i;
-    reply.jobs = ptrs;
-    rc =
-        conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
-    free(infos);
-    free(ptrs);
-    return rc;
-}
-
-struct epochs_acc {
-    Vmckpt__EpochInfo **v;
-    size_t n, cap;
-};
-
-static char *dup_or_empty(const char *s)
-{
-    return strdup(s ? s : "");
-}
-
-static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
-{
-    struct epochs_acc *a = arg;
-    Vmckpt__EpochInfo *ei;
-
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        Vmckpt__EpochInfo **nv = realloc(a->v, cap * sizeof(*nv));
-
-        if (nv == NULL)
-            return -1;
-        a->v = nv;
-        a->cap = cap;
-    }
-    ei = calloc(1, sizeof(*ei));
-    if (ei == NULL)
-        return -1;
-    vmckpt__epoch_info__init(ei);
-    ei->job = dup_or_empty(e->job);
-    ei->vm = dup_or_empty(e->vm);
-    ei->state = dup_or_empty(e->state);
-    ei->host = dup_or_empty(e->host);
-    ei->store_host = dup_or_empty(e->store_host);
-    ei->note = dup_or_empty(e->note);
-    ei->source = dup_or_empty(e->source);
-    ei->epoch = e->epoch;
-    ei->parent = e->parent;
-    ei->pages = e->pages;
-    ei->disk_bytes = e->disk_bytes;
-    ei->pause_us = e->pause_us;
-    ei->paused_at_ns = e->paused_at_ns;
-    ei->resumed_at_ns = e->resumed_at_ns;
-    ei->total_ms = e->total_ms;
-    ei->window_us = window;
-    a->v[a->n++] = ei;
-    return 0;
-}
-
-int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
-{
-    Vmckpt__EpochsReply reply = VMCKPT__EPOCHS_REPLY__INIT;
-    struct epochs_acc a = {0};
-    struct vmckpt_error err;
-    size_t i;
-    int rc;
-
-    if (need_job(c, env->request_id, env->epochs_query->job) == NULL)
-        return 0;
-    if (catalog_epoch_each(c->co->cat, env->epochs_query->job, epoch_add, &a,
-                           &err) < 0)
-        rc = conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                        "%s", err.text);
-    else {
-        reply.n_epochs = a.n;
-        reply.epochs = a.v;
-        rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
-                       &reply);
-    }
-    for (i = 0; i < a.n; i++) {
-        free(a.v[i]->job);
-        free(a.v[i]->vm);
-        free(a.v[i]->state);
-        free(a.v[i]->host);
-        free(a.v[i]->store_host);
-        free(a.v[i]->note);
-        free(a.v[i]->source);
-        free(a.v[i]);
-    }
-    free(a.v);
-    return rc;
-}
-
-int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env)
-{
-    struct job *j = need_job(c, env->request_id, env->job_cancel->job);
-    uint64_t e;
-
-    if (j == NULL)
-        return 0;
-    if (j->cur == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "job %s has no checkpoint in progress", j->name);
-    e = j->cur->epoch;
-    job_abort(j, "cancelled by %s", c->auth.peer_name);
-    return ack(c, env->request_id,
-               "job %s: epoch %llu cancelled; the guests run on, epoch %llu "
-               "stays the last committed",
-               j->name, (unsigned long long)e,
-               (unsigned long long)j->last_epoch);
-}
-
-int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env)
-{
-    const Vmckpt__JobRestart *r = env->job_restart;
-    struct job *j = need_job(c, env->request_id, r->job);
-    char why[400];
-
-    if (j == NULL)
-        return 0;
-    if (job_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
-                    sizeof(why)) < 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "%s", why);
-    return 0; /* answered when every VM is back */
-}
-
-int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
-{
-    struct coord *co = c->co;
-    struct vmrec *v;
-    struct clean_note *n;
-    char hosts[64][64];
-    size_t nvms = 0, pend = 0, nh = 0, i;
-
-    /* retention again for every VM (stores that were away catch up), and
-     * aborts not yet delivered */
-    for (v = co->vms; v != NULL; v = v->next) {
-        if (v->chain_store[0]) {
-            vms_retain(co, v->job, v->name, v->chain_store);
-            nvms++;
-        }
-    }
-    for (n = co->to_clean; n != NULL; n = n->next) {
-        pend++;
-        for (i = 0; i < nh; i++)
-            if (strcmp(hosts[i], n->host) == 0)
-                break;
-        if (i == nh && nh < 64)
-            snprintf(hosts[nh++], sizeof(hosts[0]), "%s", n->host);
-    }
-    for (i = 0; i < nh; i++)
-        jobs_host_up(co, hosts[i]); /* delivers if the host is up */
-    for (n = co->to_clean; n != NULL; n = n->next)
-        pend--;
-    return ack(c, env->request_id,
-               "gc: retention re-applied to %zu VM(s); %zu pending abort(s) "
-               "delivered",
-               nvms, pend);
 }

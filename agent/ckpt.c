@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Checkpoint threads: one per guest and epoch, running the pre-copy engine
+ * (or, without dirty tracking, QEMU's own stream) into the peer's store and,
+ * for a job epoch, a local copy; CUT, RESUME and ABORT reach them from the
+ * loop through ckpt_tell(). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "image.h"
+#include "lib/util/log.h"
+#include "precopy.h"
+#include "stream.h"
+#include "work.h"
+#include "work_int.h"
+
+struct ckpt_job {
+    struct agent *a;
+    struct vmm_vm *vm;
+    char job[65], vmname[65], store[128];
+    uint64_t epoch, parent, req;
+    unsigned max_ms, hold_ms;
+    int lz4, stop_and_save;
+    uint32_t round;
+    uint64_t last_stats_ms;
+    int was_converged;
+    /* a job epoch: what the coordinator said, under 'mu' */
+    int coordinated;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int cut, resume, abort;
+    char reason[256];
+    struct ckpt_job *next; /* in 'ckpts' */
+};
+
+/* Checkpoints in flight, so that the loop can pass CUT, RESUME and ABORT
+ * to their threads. */
+static pthread_mutex_t ckpts_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ckpt_job *ckpts;
+
+/* ---- checkpoint thread ---------------------------------------------- */
+
+/* Pages left below which a VM is ready to be cut. */
+#define CUT_PAGES 256
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* CPU time (ms) QEMU 'pid' has used so far; 0 if unreadable. */
+static uint64_t qemu_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command may hold spaces */
+    if (p == NULL || sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                            "%llu %llu",
+                            &ut, &st) != 2)
+        return 0;
+    return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+static void ckpt_round(const struct precopy_round *r, void *arg)
+{
+    struct ckpt_job *j = arg;
+    Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
+    int converged = r->pages_left <= CUT_PAGES;
+    uint64_t now = mono_ms();
+
+    j->round = r->round;
+    /* while a converged VM is held in pre-copy its rounds are short: say
+     * so when it changes, else at most every 250 ms */
+    if (converged == j->was_converged && now - j->last_stats_ms < 250)
+        return;
+    j->was_converged = converged;
+    j->last_stats_ms = now;
+    st.job = j->job;
+    st.epoch = j->epoch;
+    st.vm = j->vmname;
+    st.round = r->round;
+    st.pages_sent = r->pages_sent;
+    st.pages_left = r->pages_left;
+    st.dirty_pages_per_s = r->dirty_rate;
+    st.bytes_per_s = r->throughput;
+    st.bytes_sent = r->bytes_sent;
+    st.converged = converged;
+    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
+}
+
+static int ckpt_cut(void *arg, struct vmckpt_error *err)
+{
+    struct ckpt_job *j = arg;
+    Vmckpt__CkptCutDone c = VMCKPT__CKPT_CUT_DONE__INIT;
+    struct timespec ts, until;
+    int rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c.job = j->job;
+    c.epoch = j->epoch;
+    c.vm = j->vmname;
+    c.paused_at_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, 0, &c);
+    if (!j->coordinated)
+        return 0;
+    /* hold the guest paused until every VM of the job is paused */
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += j->hold_ms / 1000;
+    until.tv_nsec += (long)(j->hold_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (!j->resume && !j->abort)
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)
+            break;
+    if (j->abort) {
+        errno = ECANCELED;
+        rc = errprintf(err, "aborted by the coordinator: %s", j->reason);
+    } else if (!j->resume) {
+        errno = ETIMEDOUT;
+        rc = errprintf(err,
+                       "no RESUME from the coordinator within %u ms of the "
+                       "cut; the guest runs again and the epoch is void",
+                       j->hold_ms);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+static enum precopy_decision ckpt_decide(const struct precopy_round *r,
+                                         void *arg)
+{
+    struct ckpt_job *j = arg;
+    struct precopy_limits l = {.cut_pages = CUT_PAGES,
+                               .max_rounds = 30,
+                               .max_ms = j->max_ms ? j->max_ms : 30000};
+    enum precopy_decision d = PRECOPY_CONTINUE;
+
+    if (!j->coordinated)
+        return precopy_limits_decide(r, &l);
+    /* a job epoch: the coordinator decides; a converged VM keeps copying
+     * what its guest writes, at a calmer pace, until the cut */
+    pthread_mutex_lock(&j->mu);
+    if (!j->cut && !j->abort && r->pages_left <= CUT_PAGES) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 50 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->cv, &j->mu, &until);
+    }
+    if (j->abort)
+        d = PRECOPY_ABORT;
+    else if (j->cut)
+        d = PRECOPY_CUT;
+    else if (r->elapsed_ms > j->hold_ms)
+        d = PRECOPY_ABORT; /* the coordinator never cut */
+    pthread_mutex_unlock(&j->mu);
+    return d;
+}
+
+/* A job epoch goes to the peer's store and, as a local copy, to this
+ * host's own store: a VM whose host survives a failure is restored in
+ * place from it even when its peer is the host that was lost. */
+/* The sink of a checkpoint thread also stops a round early when the
+ * coordinator aborted the epoch. */
+struct tee {
+    struct precopy_sink peer;
+    struct image_writer *w; /* the local copy, or NULL */
+    struct ckpt_job *j;
+};
+
+static int tee_aborted(struct tee *t, struct vmckpt_error *err)
+{
+    int ab;
+
+    pthread_mutex_lock(&t->j->mu);
+    ab = t->j->abort;
+    if (ab) {
+        errno = ECANCELED;
+        errprintf(err, "aborted by the coordinator: %s", t->j->reason);
+    }
+    pthread_mutex_unlock(&t->j->mu);
+    return ab;
+}
+
+static int tee_batch(void *arg, const Vmckpt__PageBatch *msg,
+                     struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+
+    if (tee_aborted(t, err) || t->peer.batch(t->peer.arg, msg, err) < 0)
+        return -1;
+    return t->w ? image_writer_batch(t->w, msg, err) : 0;
+}
+
+static int tee_state(void *arg, uint64_t offset, const void *data, size_t len,
+                     struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+
+    if (t->peer.state(t->peer.arg, offset, data, len, err) < 0)
+        return -1;
+    return t->w ? image_writer_state(t->w, offset, data, len, err) : 0;
+}
+
+static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
+                   struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+    uint64_t local;
+    int rc;
+
+    if (t->peer.end(t->peer.arg, end, bytes, err) < 0)
+        return -1;
+    if (t->w == NULL)
+        return 0;
+    rc = image_writer_commit(t->w, end, &local, err);
+    t->w = NULL; /* freed by commit either way */
+    return rc;
+}
+
+/* A job epoch's cut ends the round in progress. */
+static int ckpt_cut_now(void *arg)
+{
+    struct ckpt_job *j = arg;
+    int cut;
+
+    if (!j->coordinated)
+        return 0;
+    pthread_mutex_lock(&j->mu);
+    cut = j->cut && !j->abort;
+    pthread_mutex_unlock(&j->mu);
+    return cut;
+}
+
+static void ckpt_unlist(struct ckpt_job *j)
+{
+    struct ckpt_job **pp;
+
+    pthread_mutex_lock(&ckpts_mu);
+    for (pp = &ckpts; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    pthread_mutex_unlock(&ckpts_mu);
+}
+
+/* ---- without dirty tracking: QEMU's own migration stream ------------- */
+
+struct pipe_reader {
+    int fd;
+    struct ckpt_job *j;
+    const struct precopy_sink *sink;
+    struct batch_hash *hash;
+    uint64_t bytes;
+    int failed;
+    struct vmckpt_error err;
+};
+
+/* Everything QEMU writes into the pipe goes to the store as the epoch's
+ * state; an abort closes the pipe, which fails QEMU's transfer. */
+static void *pipe_reader_main(void *arg)
+{
+    struct pipe_reader *r = arg;
+    uint8_t *buf = malloc(1 << 20);
+    ssize_t n;
+
+    if (buf == NULL) {
+        r->failed = 1;
+        errprintf_errno(&r->err, "stream buffer");
+        close(r->fd);
+        return NULL;
+    }
+    for (;;) {
+        n = read(r->fd, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        pthread_mutex_lock(&r->j->mu);
+        if (r->j->abort) {
+            errno = ECANCELED;
+            errprintf(&r->err, "aborted by the coordinator: %s", r->j->reason);
+            r->failed = 1;
+        }
+        pthread_mutex_unlock(&r->j->mu);
+        if (r->failed || r->sink->state(r->sink->arg, r->bytes, buf, (size_t)n,
+                                        &r->err) < 0) {
+            r->failed = 1;
+            break;
+        }
+        batch_hash_update(r->hash, buf, (size_t)n);
+        r->bytes += (uint64_t)n;
+    }
+    if (n < 0 && !r->failed) {
+        r->failed = 1;
+        errprintf_errno(&r->err, "reading QEMU's stream");
+    }
+    close(r->fd);
+    free(buf);
+    return NULL;
+}
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A checkpoint of a guest without dirty tracking: QEMU pre-copies by
+ * itself into a pipe and stops the guest for its last round; the stream
+ * (RAM and state, a full image) is the epoch's state; the guest stays
+ * paused until the job's RESUME like any other. Never incremental. */
+static int stream_checkpoint(struct ckpt_job *j,
+                             const struct precopy_sink *sink,
+                             struct precopy_result *res,
+                             struct vmckpt_error *err)
+{
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
+    struct pipe_reader r = {.j = j, .sink = sink};
+    struct vmckpt_error e2;
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC), tpause, downtime = 0;
+    int p[2], rc;
+    pthread_t t;
+
+    memset(res, 0, sizeof(*res));
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return errprintf_errno(err, "pipe");
+    r.fd = p[0];
+    r.hash = batch_hash_new();
+    if (r.hash == NULL || pthread_create(&t, NULL, pipe_reader_main, &r) != 0) {
+        close(p[0]);
+        close(p[1]);
+        if (r.hash != NULL)
+            batch_hash_done(r.hash);
+        return errprintf(err, "cannot start the stream reader");
+    }
+    /* QEMU decides when it is done: for the coordinator it is ready now */
+    st.job = j->job;
+    st.epoch = j->epoch;
+    st.vm = j->vmname;
+    st.converged = 1;
+    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
+    rc = hv_qemu_ops.save_full(j->vm->hv, p[1], &downtime, err);
+    close(p[1]);
+    tpause = now_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
+    if (rc == 0) {
+        res->paused_at_ns = now_ns(CLOCK_REALTIME) - downtime * 1000000ULL;
+        rc = ckpt_cut(j, err);
+    }
+    /* never leave the guest stopped (a failed transfer leaves it running;
+     * 'cont' then does nothing) */
+    if (hv_qemu_ops.resume(j->vm->hv, rc == 0 ? err : &e2) < 0)
+        rc = -1;
+    res->resumed_at_ns = now_ns(CLOCK_REALTIME);
+    res->pause_us = (now_ns(CLOCK_MONOTONIC) - tpause) / 1000;
+    pthread_join(t, NULL);
+    end.state_xxh64 = batch_hash_done(r.hash);
+    if (rc == 0 && r.failed) {
+        *err = r.err;
+        rc = -1;
+    }
+    if (rc < 0)
+        return -1;
+    end.state_bytes = r.bytes;
+    if (sink->end(sink->arg, &end, &res->disk_bytes, err) < 0)
+        return -1;
+    res->rounds = 1;
+    res->wire_bytes = r.bytes;
+    res->state_bytes = r.bytes;
+    res->total_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    return 0;
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct ckpt_job *j = arg;
+    struct precopy_policy pol = {.decide = ckpt_decide,
+                                 .on_cut = ckpt_cut,
+                                 .cut_now = ckpt_cut_now,
+                                 .on_round = ckpt_round,
+                                 .arg = j};
+    struct precopy_result res;
+    struct precopy_sink sink;
+    struct vmckpt_error err;
+    struct stream_out *so;
+    struct tee tee = {.w = NULL};
+    struct post *done = calloc(1, sizeof(*done));
+    const uint8_t *ram;
+    uint64_t ram_len, cpu0, cpu1, t0, t1, base_rate = 0, slowdown_ms = 0;
+    pid_t pid = j->vm->pid;
+
+    /* how fast the guest used the CPU just before: the baseline for what
+     * pre-copy costs it (ms of CPU per second) */
+    cpu0 = qemu_cpu_ms(pid);
+    t0 = mono_ms();
+    if (j->coordinated) {
+        usleep(200000);
+        cpu1 = qemu_cpu_ms(pid);
+        t1 = mono_ms();
+        base_rate = (cpu1 - cpu0) * 1000 / (t1 - t0 + 1);
+        cpu0 = cpu1;
+        t0 = t1;
+    }
+    hv_qemu_ops.ram_map(j->vm->hv, &ram, &ram_len, &err);
+    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
+                         j->epoch, j->parent, ram_len, &err);
+    if (so != NULL && j->coordinated) {
+        /* the local copy continues the local chain, or starts one */
+        struct image_manifest m;
+        uint64_t lp = j->parent;
+
+        if (lp != 0 && (image_manifest_load(j->a->store.dir, j->job, j->vmname,
+                                            &m, &err) < 0 ||
+                        image_manifest_find(&m, lp) == NULL))
+            lp = (uint64_t)-1;
+        tee.w = lp == (uint64_t)-1
+                    ? NULL
+                    : image_writer_open(j->a->store.dir, j->job, j->vmname,
+                                        j->epoch, lp, ram_len, &err);
+        if (tee.w == NULL) {
+            if (lp == (uint64_t)-1)
+                snprintf(err.text, sizeof(err.text),
+                         "local copy: epoch %llu, the base of this delta, is "
+                         "not in this host's store",
+                         (unsigned long long)j->parent);
+            stream_out_abort(so, err.text);
+            so = NULL;
+        }
+    }
+    if (so != NULL) {
+        stream_out_sink(so, &sink);
+        tee.peer = sink;
+        tee.j = j;
+        sink.batch = tee_batch;
+        sink.state = tee_state;
+        sink.end = tee_end;
+        sink.arg = &tee;
+        if ((j->vm->qemu_stream
+                 ? stream_checkpoint(j, &sink, &res, &err)
+                 : precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
+                                      j->stop_and_save, j->lz4, &sink, &pol,
+                                      &res, &err)) < 0) {
+            stream_out_abort(so, err.text);
+            so = NULL;
+        } else {
+            stream_out_close(so);
+        }
+        image_writer_abort(tee.w); /* NULL after a commit */
+    }
+    if (so != NULL && base_rate > 0) {
+        /* CPU the guest would have had minus what it got, over pre-copy */
+        uint64_t span = mono_ms() - t0, expect, got;
+
+        span -= span > res.pause_us / 1000 ? res.pause_us / 1000 : span;
+        expect = base_rate * span / 1000;
+        got = qemu_cpu_ms(pid) - cpu0;
+
+        slowdown_ms = expect > got ? expect - got : 0;
+    }
+    ckpt_unlist(j);
+    if (so == NULL) {
+        Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+
+        log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
+                (unsigned long long)j->epoch, err.text);
+        ab.job = j->job;
+        ab.epoch = j->epoch;
+        ab.reason = err.text;
+        post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, j->req, &ab);
+    } else {
+        Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
+
+        log_info("checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
+                 "%llu pages, pause %llu us (paused at %llu, resumed at "
+                 "%llu ns)",
+                 j->job, j->vmname, (unsigned long long)j->epoch, j->store,
+                 res.rounds, (unsigned long long)res.pages,
+                 (unsigned long long)res.pause_us,
+                 (unsigned long long)res.paused_at_ns,
+                 (unsigned long long)res.resumed_at_ns);
+        d.job = j->job;
+        d.epoch = j->epoch;
+        d.vm = j->vmname;
+        d.store_host = j->store;
+        d.bytes = res.disk_bytes;
+        d.pause_ns = res.pause_us * 1000;
+        d.parent = j->parent;
+        d.pages = res.pages;
+        d.total_ms = res.total_ms;
+        d.rounds = res.rounds;
+        d.wire_bytes = res.wire_bytes;
+        d.paused_at_ns = res.paused_at_ns;
+        d.resumed_at_ns = res.resumed_at_ns;
+        d.slowdown_ms = slowdown_ms;
+        d.qemu_stream = j->vm->qemu_stream;
+        post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
+    }
+    if (done != NULL) {
+        done->done = j->vm;
+        done->epoch = so != NULL ? j->epoch : 0;
+        done->coordinated = j->coordinated;
+        post_item(j->a, done);
+    }
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+    return NULL;
+}
+
+void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__CkptBegin *b = env->ckpt_begin;
+    struct ckpt_job *j;
+    struct vmm_vm *vm;
+    pthread_t t;
+    char text[256];
+
+    if (b->n_targets != 1) {
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                    "a checkpoint names exactly one VM per agent message");
+        return;
+    }
+    vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
+    if (vm == NULL || vm->busy || vm->held) {
+        snprintf(text, sizeof(text), "%s/%s: %s on host %s", b->job,
+                 b->targets[0]->vm,
+                 vm == NULL ? "not running"
+                 : vm->busy ? "busy"
+                            : "paused after a restore",
+                 a->name);
+        reply_error(a, env->request_id,
+                    vm ? VMCKPT__ERROR_CODE__ERR_BUSY
+                       : VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                    text);
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                    "out of memory");
+        return;
+    }
+    j->a = a;
+    j->vm = vm;
+    snprintf(j->job, sizeof(j->job), "%s", b->job);
+    snprintf(j->vmname, sizeof(j->vmname), "%s", vm->name);
+    snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
+    j->epoch = b->epoch;
+    /* a delta only continues this QEMU's own chain; otherwise full */
+    j->parent = b->targets[0]->parent == vm->last_epoch && !vm->qemu_stream
+                    ? vm->last_epoch
+                    : 0;
+    j->req = env->request_id;
+    j->max_ms = b->max_precopy_ms;
+    j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
+    j->lz4 = b->compress;
+    j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
+    j->coordinated = b->coordinated;
+    j->was_converged = -1;
+    pthread_mutex_init(&j->mu, NULL);
+    {
+        /* waits are timed on the monotonic clock */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    vm->busy = 1;
+    pthread_mutex_lock(&ckpts_mu);
+    j->next = ckpts;
+    ckpts = j;
+    pthread_mutex_unlock(&ckpts_mu);
+    if (pthread_create(&t, NULL, ckpt_main, j) != 0) {
+        vm->busy = 0;
+        ckpt_unlist(j);
+        free(j);
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                    "cannot start a checkpoint thread");
+        return;
+    }
+    pthread_detach(t);
+    log_info("checkpoint of %s/%s epoch %llu (%s%s) to %s begins", b->job,
+             vm->name, (unsigned long long)b->epoch,
+             j->parent ? "delta" : "full", j->coordinated ? ", job" : "",
+             j->store);
+}
+
+/* CUT, RESUME or ABORT (what = 'c', 'r', 'a') for the checkpoints of
+ * job/epoch in flight (epoch 0: all of the job; job NULL: all). Returns
+ * how many were told. */
+int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
+{
+    struct ckpt_job *j;
+    int n = 0;
+
+    pthread_mutex_lock(&ckpts_mu);
+    for (j = ckpts; j != NULL; j = j->next) {
+        if (!j->coordinated || (job != NULL && strcmp(j->job, job) != 0) ||
+            (epoch != 0 && j->epoch != epoch))
+            continue;
+        pthread_mutex_lock(&j->mu);
+        if (what == 'c')
+            j->cut = 1;
+        else if (what == 'r')
+            j->resume = 1;
+        else if (!j->abort) {
+            j->abort = 1;
+            snprintf(j->reason, sizeof(j->reason), "%s", reason);
+        }
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        n++;
+    }
+    pthread_mutex_unlock(&ckpts_mu);
+    return n;
+}
+
+void work_link_lost(struct agent *a)
+{
+    int n = ckpt_tell(NULL, 0, 'a', "lost the coordinator");
+
+    (void)a;
+    if (n > 0)
+        log_warn("lost the coordinator: %d job checkpoint(s) aborted; their "
+                 "guests keep running",
+                 n);
+}
+
+/* The coordinator aborted job/epoch: stop its checkpoints here, forget
+ * its deltas as bases, and drop what this host's store holds of it (never
+ * committed, so nothing builds on it). */
+void ckpt_abort(struct agent *a, const Vmckpt__CkptAbort *ab)
+{
+    char dir[4200];
+    struct dirent *de;
+    struct vmm_vm *vm;
+    DIR *d;
+    int n = ckpt_tell(ab->job, ab->epoch, 'a', ab->reason);
+
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
+        if (strcmp(vm->job, ab->job) == 0 && vm->pending_epoch == ab->epoch) {
+            vm->pending_epoch = 0;
+            vm->last_epoch = 0; /* its tracking moved on: next is full */
+        }
+    if (!image_valid_name(ab->job))
+        return;
+    snprintf(dir, sizeof(dir), "%s/%s", a->store.dir, ab->job);
+    d = opendir(dir);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        struct image_manifest m;
+        struct vmckpt_error err;
+
+        if (!image_valid_name(de->d_name) ||
+            image_manifest_load(a->store.dir, ab->job, de->d_name, &m, &err) <
+                0 ||
+            image_manifest_find(&m, ab->epoch) == NULL)
+            continue;
+        if (image_drop(a->store.dir, ab->job, de->d_name, ab->epoch, &err) < 0)
+            log_err("store: %s", err.text);
+        else
+            log_info("store: dropped %s/%s epoch %llu (aborted)", ab->job,
+                     de->d_name, (unsigned long long)ab->epoch);
+    }
+    if (d != NULL)
+        closedir(d);
+    log_info("epoch %s/%llu aborted by the coordinator (%s); %d checkpoint(s) "
+             "here stopped",
+             ab->job, (unsigned long long)ab->epoch, ab->reason, n);
+}
+
+/* RESUME of job/epoch: the held checkpoints finish, and guests restored
+ * paused for a job restart run again, all at once. */
+void ckpt_resume(struct agent *a, const Vmckpt__CkptResume *r)
+{
+    struct vmckpt_error err;
+    struct vmm_vm *vm;
+    int n = ckpt_tell(r->job, r->epoch, 'r', "");
+
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
+        if (!vm->held || strcmp(vm->job, r->job) != 0 ||
+            vm->restored_epoch != r->epoch)
+            continue;
+        if (hv_qemu_ops.resume(vm->hv, &err) < 0) {
+            log_err("resume of restored %s/%s: %s", vm->job, vm->name,
+                    err.text);
+            continue;
+        }
+        vm->held = 0;
+        n++;
+    }
+    log_info("resume of %s epoch %llu: %d guest(s) run again here", r->job,
+             (unsigned long long)r->epoch, n);
+}

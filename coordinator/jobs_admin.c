@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The console's job requests: checkpoint JOB, job set, jobs, list,
+ * cancel, restart, gc. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "lib/util/log.h"
+
+/* ---- admin requests ------------------------------------------------------ */
+
+static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
+{
+    Vmckpt__Ack a = VMCKPT__ACK__INIT;
+    char text[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    a.text = text;
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, id, &a);
+}
+
+static struct job *need_job(struct conn *c, uint64_t id, const char *name)
+{
+    struct job *j = job_find(c->co, name);
+
+    if (j == NULL)
+        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                   "no job '%s' (see 'vmckpt jobs')", name);
+    return j;
+}
+
+int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct job *j = need_job(c, env->request_id, env->ckpt_begin->job);
+    char why[400];
+
+    if (j == NULL)
+        return 0;
+    if (job_begin(j, why, sizeof(why)) < 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                          "%s", why);
+    return ack(c, env->request_id, "job %s: epoch %llu begins (%zu VM(s))",
+               j->name, (unsigned long long)j->cur->epoch, j->cur->n);
+}
+
+int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__JobRegister *r = env->job_register;
+    struct job *j;
+
+    if (r->job[0] == '\0' || strlen(r->job) > 64 || strchr(r->job, '/'))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "bad job name '%s'", r->job);
+    if (r->checkpoint_interval[0] &&
+        strcmp(r->checkpoint_interval, "off") != 0 &&
+        strcmp(r->checkpoint_interval, "auto") != 0 &&
+        (strspn(r->checkpoint_interval, "0123456789") !=
+             strlen(r->checkpoint_interval) ||
+         strlen(r->checkpoint_interval) > 9 ||
+         atoi(r->checkpoint_interval) == 0))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "interval '%s': give seconds (> 0), 'auto' or "
+                          "'off'",
+                          r->checkpoint_interval);
+    if (r->auto_restart[0] && strcmp(r->auto_restart, "yes") != 0 &&
+        strcmp(r->auto_restart, "no") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "auto_restart '%s': give yes or no", r->auto_restart);
+    j = jobs_touch(c->co, r->job);
+    if (j == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    if (r->checkpoint_interval[0])
+        snprintf(j->interval, sizeof(j->interval), "%s",
+                 r->checkpoint_interval);
+    if (r->auto_restart[0])
+        j->auto_restart = strcmp(r->auto_restart, "yes") == 0;
+    if (r->mtbf_s)
+        j->mtbf_s = r->mtbf_s;
+    job_save(j);
+    schedule(j);
+    log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
+             "MTBF %llu s",
+             j->name, j->interval, (unsigned long long)interval_s(j),
+             j->auto_restart ? "yes" : "no",
+             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
+    return ack(c, env->request_id,
+               "job %s: interval %s (%llu s in effect), auto_restart %s",
+               j->name, j->interval, (unsigned long long)interval_s(j),
+               j->auto_restart ? "yes" : "no");
+}
+
+int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__JobsReply reply = VMCKPT__JOBS_REPLY__INIT;
+    Vmckpt__JobInfo *infos, **ptrs;
+    struct job *j;
+    struct vmrec *v;
+    size_t n = 0, i = 0;
+    int rc;
+
+    for (j = c->co->jobs; j != NULL; j = j->next)
+        n++;
+    infos = calloc(n ? n : 1, sizeof(*infos));
+    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (infos == NULL || ptrs == NULL) {
+        free(infos);
+        free(ptrs);
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    }
+    for (j = c->co->jobs; j != NULL; j = j->next) {
+        Vmckpt__JobInfo *ji = &infos[i];
+
+        if (env->jobs_query->job[0] && strcmp(env->jobs_query->job, j->name))
+            continue;
+        vmckpt__job_info__init(ji);
+        ji->job = j->name;
+        ji->state = j->state;
+        ji->last_epoch = j->last_epoch;
+        for (v = c->co->vms; v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0)
+                ji->nvms++;
+        ji->interval = j->interval;
+        ji->interval_s = interval_s(j);
+        ji->auto_restart = j->auto_restart;
+        ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->mtbf_s;
+        ji->cost_ms = j->cost_ms;
+        ji->epoch = j->cur ? j->cur->epoch : 0;
+        ji->phase = j->cur ? j->cur->phase : j->rs ? "restore" : "";
+        ji->next_in_ms =
+            j->next_due_ms ? (int64_t)(j->next_due_ms - evloop_now_ms()) : -1;
+        ji->last_error = j->last_error;
+        ji->last_window_us = j->last_window_us;
+        ptrs[i++] = ji;
+    }
+    if (env->jobs_query->job[0] && i == 0) {
+        free(infos);
+        free(ptrs);
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "no job '%s' (see 'vmckpt jobs')",
+                          env->jobs_query->job);
+    }
+    reply.n_jobs = i;
+    reply.jobs = ptrs;
+    rc =
+        conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
+    free(infos);
+    free(ptrs);
+    return rc;
+}
+
+struct epochs_acc {
+    Vmckpt__EpochInfo **v;
+    size_t n, cap;
+};
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
+{
+    struct epochs_acc *a = arg;
+    Vmckpt__EpochInfo *ei;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        Vmckpt__EpochInfo **nv = realloc(a->v, cap * sizeof(*nv));
+
+        if (nv == NULL)
+            return -1;
+        a->v = nv;
+        a->cap = cap;
+    }
+    ei = calloc(1, sizeof(*ei));
+    if (ei == NULL)
+        return -1;
+    vmckpt__epoch_info__init(ei);
+    ei->job = dup_or_empty(e->job);
+    ei->vm = dup_or_empty(e->vm);
+    ei->state = dup_or_empty(e->state);
+    ei->host = dup_or_empty(e->host);
+    ei->store_host = dup_or_empty(e->store_host);
+    ei->note = dup_or_empty(e->note);
+    ei->source = dup_or_empty(e->source);
+    ei->epoch = e->epoch;
+    ei->parent = e->parent;
+    ei->pages = e->pages;
+    ei->disk_bytes = e->disk_bytes;
+    ei->pause_us = e->pause_us;
+    ei->paused_at_ns = e->paused_at_ns;
+    ei->resumed_at_ns = e->resumed_at_ns;
+    ei->total_ms = e->total_ms;
+    ei->window_us = window;
+    a->v[a->n++] = ei;
+    return 0;
+}
+
+int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__EpochsReply reply = VMCKPT__EPOCHS_REPLY__INIT;
+    struct epochs_acc a = {0};
+    struct vmckpt_error err;
+    size_t i;
+    int rc;
+
+    if (need_job(c, env->request_id, env->epochs_query->job) == NULL)
+        return 0;
+    if (catalog_epoch_each(c->co->cat, env->epochs_query->job, epoch_add, &a,
+                           &err) < 0)
+        rc = conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                        "%s", err.text);
+    else {
+        reply.n_epochs = a.n;
+        reply.epochs = a.v;
+        rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
+                       &reply);
+    }
+    for (i = 0; i < a.n; i++) {
+        free(a.v[i]->job);
+        free(a.v[i]->vm);
+        free(a.v[i]->state);
+        free(a.v[i]->host);
+        free(a.v[i]->store_host);
+        free(a.v[i]->note);
+        free(a.v[i]->source);
+        free(a.v[i]);
+    }
+    free(a.v);
+    return rc;
+}
+
+int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct job *j = need_job(c, env->request_id, env->job_cancel->job);
+    uint64_t e;
+
+    if (j == NULL)
+        return 0;
+    if (j->cur == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                          "job %s has no checkpoint in progress", j->name);
+    e = j->cur->epoch;
+    job_abort(j, "cancelled by %s", c->auth.peer_name);
+    return ack(c, env->request_id,
+               "job %s: epoch %llu cancelled; the guests run on, epoch %llu "
+               "stays the last committed",
+               j->name, (unsigned long long)e,
+               (unsigned long long)j->last_epoch);
+}
+
+int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__JobRestart *r = env->job_restart;
+    struct job *j = need_job(c, env->request_id, r->job);
+    char why[400];
+
+    if (j == NULL)
+        return 0;
+    if (job_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
+                    sizeof(why)) < 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "%s", why);
+    return 0; /* answered when every VM is back */
+}
+
+int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    struct vmrec *v;
+    struct clean_note *n;
+    char hosts[64][64];
+    size_t nvms = 0, pend = 0, nh = 0, i;
+
+    /* retention again for every VM (stores that were away catch up), and
+     * aborts not yet delivered */
+    for (v = co->vms; v != NULL; v = v->next) {
+        if (v->chain_store[0]) {
+            vms_retain(co, v->job, v->name, v->chain_store);
+            nvms++;
+        }
+    }
+    for (n = co->to_clean; n != NULL; n = n->next) {
+        pend++;
+        for (i = 0; i < nh; i++)
+            if (strcmp(hosts[i], n->host) == 0)
+                break;
+        if (i == nh && nh < 64)
+            snprintf(hosts[nh++], sizeof(hosts[0]), "%s", n->host);
+    }
+    for (i = 0; i < nh; i++)
+        jobs_host_up(co, hosts[i]); /* delivers if the host is up */
+    for (n = co->to_clean; n != NULL; n = n->next)
+        pend--;
+    return ack(c, env->request_id,
+               "gc: retention re-applied to %zu VM(s); %zu pending abort(s) "
+               "delivered",
+               nvms, pend);
+}
