@@ -383,7 +383,10 @@ static int stream_checkpoint(struct ckpt_job *j,
     tpause = now_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
     if (rc == 0) {
         res->paused_at_ns = now_ns(CLOCK_REALTIME) - downtime * 1000000ULL;
+        uint64_t th = now_ns(CLOCK_MONOTONIC);
+
         rc = ckpt_cut(j, err);
+        res->hold_us = (now_ns(CLOCK_MONOTONIC) - th) / 1000;
     }
     /* never leave the guest stopped (a failed transfer leaves it running;
      * 'cont' then does nothing) */
@@ -509,11 +512,12 @@ static void *ckpt_main(void *arg)
         Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
 
         log_info("checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
-                 "%llu pages, pause %llu us (paused at %llu, resumed at "
-                 "%llu ns)",
+                 "%llu pages, pause %llu us, held %llu us (paused at %llu, "
+                 "resumed at %llu ns)",
                  j->job, j->vmname, (unsigned long long)j->epoch, j->store,
                  res.rounds, (unsigned long long)res.pages,
                  (unsigned long long)res.pause_us,
+                 (unsigned long long)res.hold_us,
                  (unsigned long long)res.paused_at_ns,
                  (unsigned long long)res.resumed_at_ns);
         d.job = j->job;

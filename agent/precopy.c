@@ -159,11 +159,11 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         goto out;
     }
     if (stop_and_save) {
+        tp = now_us();
+        res->paused_at_ns = realtime_ns();
         if (ops->pause(vm, err) < 0)
             goto out;
         paused = 1;
-        tp = now_us();
-        res->paused_at_ns = realtime_ns();
     }
     /* what round 0 sends: everything, or what was written since the last
      * cut; the harvest also restarts tracking for round 1 */
@@ -211,11 +211,12 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     }
     if (!stop_and_save) {
         /* the cut: pause, take the last written pages into memory */
+        /* the pause counts from the stop request, like pause_us */
         tp = now_us();
+        res->paused_at_ns = realtime_ns();
         if (ops->pause(vm, err) < 0)
             goto out;
         paused = 1;
-        res->paused_at_ns = realtime_ns();
         if (ops->dirty_harvest(vm, bm, err) < 0)
             goto out;
         nstaged = popcount(bm, words);
@@ -248,8 +249,13 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     state_len = ops->save_state(vm, statefd, err);
     if (state_len < 0)
         goto out;
-    if (policy->on_cut != NULL && policy->on_cut(policy->arg, err) < 0)
-        goto out;
+    {
+        uint64_t th = now_us();
+
+        if (policy->on_cut != NULL && policy->on_cut(policy->arg, err) < 0)
+            goto out;
+        res->hold_us = now_us() - th;
+    }
     if (ops->resume(vm, err) < 0)
         goto out;
     paused = 0;

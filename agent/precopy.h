@@ -77,6 +77,7 @@ struct precopy_result {
     uint64_t total_ms;                    /* from begin to durable */
     uint64_t disk_bytes;                  /* reported by the sink */
     uint64_t paused_at_ns, resumed_at_ns; /* CLOCK_REALTIME */
+    uint64_t hold_us; /* of pause_us, waiting in on_cut (the job's cut) */
 };
 
 /* Checkpoint 'vm'. 'full': send every non-zero page (first epoch of a
