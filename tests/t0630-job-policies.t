@@ -5,8 +5,10 @@
 # then 'auto' from Young/Daly with the measured cost; the agent of a peer
 # store killed during pre-copy aborts the epoch without harming the guests,
 # and the next checkpoint succeeds, and so does killing the agent of a
-# VM's own host (a new agent takes its guest over); with auto_restart, losing h2 brings the
-# whole job back from its last epoch without an administrator.
+# VM's own host (a new agent takes its guest over); with auto_restart,
+# losing h2 brings the whole job back from its last epoch without an
+# administrator; losing h1 then, 'restart --hosts h4' brings its VM back on
+# h4, streamed from the store that holds its image.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
@@ -146,9 +148,31 @@ test_expect_success 'auto_restart: h2 dies, the job comes back by itself from it
     done
 '
 
+G_BEFORE_1=$(gen_now g1 h1)
+test_expect_success 'restart --hosts: h1 dies, its VM comes back on h4, streamed from its store' '
+    vmckpt job set j2 --auto-restart no | grep -q "auto_restart no" &&
+    vmckpt checkpoint j2 --wait >$TEST_DIR/c6.out && cat $TEST_DIR/c6.out &&
+    e=$(sed -n "s/.*epoch \([0-9]*\) begins.*/\1/p" $TEST_DIR/c6.out) &&
+    test "$(catalog "select store_host from epochs where job=\"j2\" and vm=\"g1\" and epoch=$e")" = h3 &&
+    hi=$(gen_now g1 h1) &&
+    "$LAB_CMD" kill-host $LAB h1 &&
+    wait_until 10 "test \"\$(job_field state)\" = failed" &&
+    vmckpt restart j2 --hosts h4 >$TEST_DIR/r6.out && cat $TEST_DIR/r6.out &&
+    grep -q "job j2 restarted from epoch $e: 3 VM(s) on 2 host(s)" $TEST_DIR/r6.out &&
+    grep_log $TEST_DIR/h4/agent.log "restore of j2/g1 epoch $e from h3 begins" &&
+    vmckpt vm list | grep -q "^j2  *g1  *h4  *running" &&
+    wait_until 30 "since_restore g1 h4 | grep -aq \"memwriter: gen=\"" &&
+    first=$(since_restore g1 h4 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2) &&
+    echo "g1 on h4: first counter $first, epoch $e taken between $G_BEFORE_1 and $hi" &&
+    test "$first" -gt "$G_BEFORE_1" && test "$first" -le "$((hi + 2500))" &&
+    in_guest g1 "killall -USR1 memwriter" &&
+    wait_until 30 "since_restore g1 h4 | grep -aq \"memwriter: verify PASS\"" &&
+    ! since_restore g1 h4 | grep -aq "verify FAIL"
+'
+
 test_expect_success 'clean stop, no sanitizer report' '
     for i in 1 2 3; do vmckpt vm stop --job j2 --name g$i >/dev/null || exit 1; done &&
-    stop_daemon h1 && stop_daemon h3 && stop_daemon h4 && stop_daemon co &&
+    stop_daemon h3 && stop_daemon h4 && stop_daemon co &&
     no_sanitizer_reports
 '
 test_done
