@@ -4,6 +4,7 @@
 #ifndef VMCKPT_AGENT_H
 #define VMCKPT_AGENT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "hv.h"
@@ -46,6 +47,15 @@ struct agent {
     unsigned attempts; /* failed connection attempts in a row */
     struct ev_timer hb_timer;
     struct ev_timer retry_timer;
+    /* Heartbeats come from their own thread, so that a loop busy for a
+     * while (launching or loading a guest) does not make this host look
+     * lost. link_mu guards fd, w, registered, next_id, heartbeat_ms. */
+    pthread_mutex_t link_mu;
+    pthread_cond_t hb_cv;
+    pthread_t hb_thread;
+    int hb_run;
+    int kick_fd; /* the thread asks the loop to flush what it queued */
+    struct ev_io kick_io;
 };
 
 /* Start connecting (now) and keep the link up for the agent's lifetime. */

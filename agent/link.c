@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +27,12 @@ static void link_close(struct agent *a)
         return;
     ev_io_stop(a->loop, &a->io);
     ev_timer_stop(a->loop, &a->hb_timer);
+    pthread_mutex_lock(&a->link_mu);
     wire_conn_dispose(&a->w);
     close(a->fd);
     a->fd = -1;
     a->registered = 0;
+    pthread_mutex_unlock(&a->link_mu);
     work_link_lost(a);
 }
 
@@ -40,15 +45,25 @@ static void link_fail(struct agent *a, const char *why)
 
 static void update_events(struct agent *a)
 {
-    ev_io_set_events(a->loop, &a->io,
-                     POLLIN | (wire_conn_pending(&a->w) ? POLLOUT : 0));
+    int pending;
+
+    if (a->fd < 0)
+        return;
+    pthread_mutex_lock(&a->link_mu);
+    pending = wire_conn_pending(&a->w);
+    pthread_mutex_unlock(&a->link_mu);
+    ev_io_set_events(a->loop, &a->io, POLLIN | (pending ? POLLOUT : 0));
 }
 
 static int send_msg(struct agent *a, int type, const void *payload)
 {
     struct vmckpt_error err;
+    int rc;
 
-    if (wire_conn_send(&a->w, type, a->next_id++, payload, &err) < 0) {
+    pthread_mutex_lock(&a->link_mu);
+    rc = wire_conn_send(&a->w, type, a->next_id++, payload, &err);
+    pthread_mutex_unlock(&a->link_mu);
+    if (rc < 0) {
         log_err("%s", err.text);
         return -1;
     }
@@ -102,12 +117,64 @@ static void send_register(struct agent *a)
     free(names);
 }
 
+/* The heartbeat thread: every heartbeat_ms, while registered, queue a
+ * heartbeat and write what it can; the loop is asked to write the rest. */
+static void *hb_main(void *arg)
+{
+    struct agent *a = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&a->link_mu);
+    while (a->hb_run) {
+        Vmckpt__Heartbeat hb = VMCKPT__HEARTBEAT__INIT;
+        struct vmckpt_error err;
+        double load[1];
+        int pending = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec +=
+            (long)(a->heartbeat_ms ? a->heartbeat_ms : 1000) * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&a->hb_cv, &a->link_mu, &until);
+        if (!a->hb_run || a->fd < 0 || !a->registered)
+            continue;
+        hb.seq = ++a->hb_seq;
+        if (getloadavg(load, 1) == 1)
+            hb.load_milli = (uint64_t)(load[0] * 1000);
+        if (wire_conn_send(&a->w, VMCKPT__MSG_TYPE__MSG_HEARTBEAT, a->next_id++,
+                           &hb, &err) == 0 &&
+            wire_conn_flush(&a->w, &err) == 0)
+            pending = wire_conn_pending(&a->w);
+        if (pending) {
+            uint64_t one = 1;
+
+            if (write(a->kick_fd, &one, sizeof(one)) < 0)
+                (void)0; /* the loop writes it at its next event anyway */
+        }
+    }
+    pthread_mutex_unlock(&a->link_mu);
+    return NULL;
+}
+
+static void on_kick(struct evloop *loop, struct ev_io *io, int revents)
+{
+    struct agent *a = io->arg;
+    uint64_t n;
+
+    (void)loop;
+    (void)revents;
+    if (read(a->kick_fd, &n, sizeof(n)) < 0)
+        return;
+    update_events(a);
+}
+
+/* The loop's side of heartbeats: notice a silent coordinator, and guests
+ * taken over from an earlier agent that ended. */
 static void heartbeat(struct evloop *loop, struct ev_timer *t)
 {
     struct agent *a = t->arg;
-    Vmckpt__Heartbeat hb = VMCKPT__HEARTBEAT__INIT;
     uint64_t silent = evloop_now_ms() - a->last_rx_ms;
-    double load[1];
     char why[96];
 
     vmm_check_adopted(&a->vmm);
@@ -123,13 +190,6 @@ static void heartbeat(struct evloop *loop, struct ev_timer *t)
         link_fail(a, why);
         return;
     }
-    hb.seq = ++a->hb_seq;
-    if (getloadavg(load, 1) == 1)
-        hb.load_milli = (uint64_t)(load[0] * 1000);
-    if (send_msg(a, VMCKPT__MSG_TYPE__MSG_HEARTBEAT, &hb) < 0) {
-        link_fail(a, "cannot queue a heartbeat");
-        return;
-    }
     ev_timer_start(loop, t, a->heartbeat_ms);
 }
 
@@ -137,12 +197,15 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
 {
     switch (env->type) {
     case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
+        pthread_mutex_lock(&a->link_mu);
         a->registered = 1;
-        a->attempts = 0;
-        a->backoff_ms = a->reconnect_min_ms;
         a->heartbeat_ms = env->agent_registered->heartbeat_ms;
         if (a->heartbeat_ms < 50)
             a->heartbeat_ms = 50;
+        pthread_cond_signal(&a->hb_cv);
+        pthread_mutex_unlock(&a->link_mu);
+        a->attempts = 0;
+        a->backoff_ms = a->reconnect_min_ms;
         log_info("registered with coordinator %s as host %s (id %llu, "
                  "heartbeat %u ms)",
                  a->coordinator, a->name,
@@ -174,13 +237,24 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
     int rc;
 
     (void)loop;
-    if ((revents & POLLOUT) && wire_conn_flush(&a->w, &err) < 0) {
-        link_fail(a, err.text);
-        return;
+    if (revents & POLLOUT) {
+        pthread_mutex_lock(&a->link_mu);
+        rc = wire_conn_flush(&a->w, &err);
+        pthread_mutex_unlock(&a->link_mu);
+        if (rc < 0) {
+            link_fail(a, err.text);
+            return;
+        }
     }
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        int eof;
+
+        pthread_mutex_lock(&a->link_mu);
         (void)wire_conn_fill(&a->w, NULL);
+        /* a message is handled without the lock: handling may take a
+         * while, and the heartbeat thread must not wait for it */
         while ((rc = wire_conn_next(&a->w, &env, &fault, &err)) > 0) {
+            pthread_mutex_unlock(&a->link_mu);
             a->last_rx_ms = evloop_now_ms();
             rc = handle(a, env);
             wire_free(env);
@@ -188,12 +262,17 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
                 link_fail(a, "registration refused");
                 return;
             }
+            if (a->fd < 0)
+                return; /* handling closed the link */
+            pthread_mutex_lock(&a->link_mu);
         }
+        eof = a->w.eof;
+        pthread_mutex_unlock(&a->link_mu);
         if (rc < 0) {
             link_fail(a, err.text);
             return;
         }
-        if (a->w.eof) {
+        if (eof) {
             link_fail(a, "connection closed");
             return;
         }
@@ -228,7 +307,9 @@ static void try_connect(struct evloop *loop, struct ev_timer *t)
         schedule_retry(a);
         return;
     }
+    pthread_mutex_lock(&a->link_mu);
     a->fd = fd;
+    pthread_mutex_unlock(&a->link_mu);
     a->last_rx_ms = evloop_now_ms();
     /* peers reach this host's store at the address that reaches the
      * coordinator */
@@ -267,9 +348,26 @@ static void schedule_retry(struct agent *a)
 
 void link_start(struct agent *a)
 {
+    pthread_condattr_t ca;
+
     a->fd = -1;
     a->next_id = 1;
     a->backoff_ms = a->reconnect_min_ms;
+    pthread_mutex_init(&a->link_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->hb_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    a->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->kick_fd >= 0) {
+        ev_io_init(&a->kick_io, a->kick_fd, POLLIN, on_kick, a);
+        (void)ev_io_start(a->loop, &a->kick_io);
+    }
+    a->hb_run = 1;
+    if (pthread_create(&a->hb_thread, NULL, hb_main, a) != 0) {
+        log_err("cannot start the heartbeat thread");
+        a->hb_run = 0;
+    }
     ev_timer_init(&a->hb_timer, heartbeat, a);
     ev_timer_init(&a->retry_timer, try_connect, a);
     ev_timer_start(a->loop, &a->retry_timer, 0);
@@ -278,6 +376,13 @@ void link_start(struct agent *a)
 void link_stop(struct agent *a, const char *reason)
 {
     ev_timer_stop(a->loop, &a->retry_timer);
+    if (a->hb_run) {
+        pthread_mutex_lock(&a->link_mu);
+        a->hb_run = 0;
+        pthread_cond_signal(&a->hb_cv);
+        pthread_mutex_unlock(&a->link_mu);
+        pthread_join(a->hb_thread, NULL);
+    }
     if (a->fd >= 0 && a->registered) {
         Vmckpt__AgentGoodbye bye = VMCKPT__AGENT_GOODBYE__INIT;
         struct vmckpt_error err;
@@ -288,11 +393,24 @@ void link_stop(struct agent *a, const char *reason)
             log_warn("goodbye not delivered: %s", err.text);
     }
     link_close(a);
+    if (a->kick_fd >= 0) {
+        ev_io_stop(a->loop, &a->kick_io);
+        close(a->kick_fd);
+        a->kick_fd = -1;
+    }
+    pthread_cond_destroy(&a->hb_cv);
+    pthread_mutex_destroy(&a->link_mu);
 }
 
 void link_send_frame(struct agent *a, uint8_t *frame, size_t len)
 {
-    if (a->fd >= 0 && wire_conn_send_raw(&a->w, frame, len) == 0)
+    int rc = -1;
+
+    pthread_mutex_lock(&a->link_mu);
+    if (a->fd >= 0)
+        rc = wire_conn_send_raw(&a->w, frame, len);
+    pthread_mutex_unlock(&a->link_mu);
+    if (rc == 0)
         update_events(a);
     else
         log_warn("coordinator link down: a %zu-byte message is dropped", len);

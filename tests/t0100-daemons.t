@@ -72,6 +72,21 @@ test_expect_success 'coordinator restart: the catalog remembers hosts, agents re
     done
 '
 
+test_expect_success 'an agent busy for 5 s (a slow guest launch) keeps its host up' '
+    printf "#!/bin/sh\n[ \"\$1\" = --version ] && exec qemu-system-x86_64 --version\nsleep 5\nexit 1\n" \
+        >$TEST_DIR/slow-qemu && chmod +x $TEST_DIR/slow-qemu &&
+    stop_daemon h1 TERM && start_agent h1 -o agent.qemu=$TEST_DIR/slow-qemu &&
+    wait_until 5 "test \"\$(host_state h1)\" = up" &&
+    (vmckpt -t 20000 vm start --name s1 --host h1 --kernel /nonexistent \
+        >$TEST_DIR/slow.out 2>&1; echo "rc=$?" >>$TEST_DIR/slow.out) &
+    for i in $(seq 1 14); do
+        sleep 0.5 && test "$(host_state h1)" = up || { echo "h1 not up after $i"; exit 1; }
+    done &&
+    wait && cat $TEST_DIR/slow.out &&
+    grep -q "exited at start" $TEST_DIR/slow.out && grep -q "rc=1" $TEST_DIR/slow.out &&
+    ! grep -q "host h1: up -> lost" <(tail -n 20 $TEST_DIR/co/coordinator.log)
+'
+
 test_expect_success 'SIGTERM stops an agent cleanly; its host shows down' '
     stop_daemon h3 TERM &&
     grep_log $TEST_DIR/h3/agent.log "stopped" &&
