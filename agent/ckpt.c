@@ -34,6 +34,7 @@ struct ckpt_job {
     int lz4, stop_and_save;
     uint32_t round;
     uint64_t last_stats_ms;
+    uint64_t bytes_sent; /* all rounds so far */
     int was_converged;
     /* a job epoch: what the coordinator said, under 'mu' */
     int coordinated;
@@ -96,6 +97,7 @@ static void ckpt_round(const struct precopy_round *r, void *arg)
     uint64_t now = mono_ms();
 
     j->round = r->round;
+    j->bytes_sent += r->bytes_sent;
     /* while a converged VM is held in pre-copy its rounds are short: say
      * so when it changes, else at most every 250 ms */
     if (converged == j->was_converged && now - j->last_stats_ms < 250)
@@ -110,7 +112,7 @@ static void ckpt_round(const struct precopy_round *r, void *arg)
     st.pages_left = r->pages_left;
     st.dirty_pages_per_s = r->dirty_rate;
     st.bytes_per_s = r->throughput;
-    st.bytes_sent = r->bytes_sent;
+    st.bytes_sent = j->bytes_sent;
     st.converged = converged;
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
 }

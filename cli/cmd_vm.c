@@ -197,7 +197,7 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
             json_array_append_new(
                 arr,
                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
-                          "s:I, s:I, s:s, s:I, s:s}",
+                          "s:I, s:I, s:s, s:I, s:s, s:I}",
                           "job", v->job, "vm", v->vm, "host", v->host, "state",
                           v->state, "phase", v->phase, "round", (int)v->round,
                           "pages_left", (json_int_t)v->pages_left,
@@ -206,7 +206,8 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
                           "last_epoch", (json_int_t)v->last_epoch,
                           "last_pause_us", (json_int_t)v->last_pause_us,
                           "tracking", v->tracking, "memory_mb",
-                          (json_int_t)v->memory_mb, "ip", v->ip));
+                          (json_int_t)v->memory_mb, "ip", v->ip, "bytes_sent",
+                          (json_int_t)v->bytes_sent));
         }
         if (jobj != NULL) {
             json_t *o = json_pack("{s:o, s:o}", "job", jobj, "vms", arr);
@@ -224,8 +225,9 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
         printf("%-10s %-10s %-8s %-10s %6s %6s", "JOB", "VM", "HOST", "STATE",
                "MEM", "EPOCH");
         if (progress)
-            printf(" %-9s %5s %10s %10s %8s %9s %s", "PHASE", "ROUND",
-                   "PAGES-LEFT", "DIRTY/s", "MB/s", "PAUSE-ms", "TRACKING");
+            printf(" %-9s %5s %10s %10s %8s %8s %9s %s", "PHASE", "ROUND",
+                   "PAGES-LEFT", "DIRTY/s", "SENT-MB", "MB/s", "PAUSE-ms",
+                   "TRACKING");
         printf("\n");
         for (i = 0; i < env->vms_reply->n_vms; i++) {
             const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
@@ -234,10 +236,11 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
                    v->host, v->state, (unsigned long long)v->memory_mb,
                    (unsigned long long)v->last_epoch);
             if (progress)
-                printf(" %-9s %5u %10llu %10llu %8llu %9.1f %s",
+                printf(" %-9s %5u %10llu %10llu %8.1f %8llu %9.1f %s",
                        v->phase[0] ? v->phase : "-", v->round,
                        (unsigned long long)v->pages_left,
                        (unsigned long long)v->dirty_pages_per_s,
+                       (double)v->bytes_sent / (1 << 20),
                        (unsigned long long)(v->bytes_per_s >> 20),
                        (double)v->last_pause_us / 1000,
                        strcmp(v->tracking, "qemu-migration") == 0

@@ -26,7 +26,7 @@ struct vmrec {
     /* live progress of a checkpoint in flight */
     char phase[16];
     uint32_t round;
-    uint64_t pages_left, dirty_rate, throughput, last_pause_us;
+    uint64_t pages_left, dirty_rate, throughput, last_pause_us, bytes_sent;
     char tracking[16]; /* "uffd-wp", "qemu-migration", "" unknown */
     struct vmrec *next;
 };

@@ -308,6 +308,7 @@ int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
         vi->tracking = v->tracking[0] ? v->tracking : "unknown";
         vi->memory_mb = v->spec ? v->spec->memory_mb : 0;
         vi->ip = v->spec ? v->spec->ip : "";
+        vi->bytes_sent = v->bytes_sent;
         ptrs[i++] = vi;
     }
     reply.n_vms = i;
@@ -653,6 +654,7 @@ int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env)
         v->pages_left = st->pages_left;
         v->dirty_rate = st->dirty_pages_per_s;
         v->throughput = st->bytes_per_s;
+        v->bytes_sent = st->bytes_sent;
     }
     jobs_on_stats(c->co, st);
     return 0;

@@ -94,7 +94,9 @@ test_expect_success 'status j1 and jobs show the job, its last epoch and its pau
     test "$(jq -r .job.last_epoch $TEST_DIR/s.json)" = 1 &&
     test "$(jq -r .job.state $TEST_DIR/s.json)" = running &&
     test "$(jq ".vms | length" $TEST_DIR/s.json)" = 3 &&
-    jq -e ".job.last_pause_window_us > 0 and .job.cost_ms >= 0" $TEST_DIR/s.json
+    jq -e ".job.last_pause_window_us > 0 and .job.cost_ms >= 0" $TEST_DIR/s.json &&
+    jq -e "[.vms[] | .bytes_sent] | min > 0" $TEST_DIR/s.json &&
+    vmckpt status j1 | grep -q "SENT-MB"
 '
 
 for i in 1 2 3; do eval "G_BEFORE_2_$i=\$(gen_now g$i h$i)"; done

@@ -199,11 +199,13 @@ struct qmp *qmp_open(const char *path, int timeout_ms, struct vmckpt_error *err)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct qmp *q = calloc(1, sizeof(*q));
     json_t *greeting;
+    int waited;
 
     if (q == NULL) {
         errprintf_errno(err, "QMP");
         return NULL;
     }
+    q->fd = -1;
     q->timeout_ms = timeout_ms;
     if (strlen(path) >= sizeof(sa.sun_path)) {
         errno = ENAMETOOLONG;
@@ -211,10 +213,24 @@ struct qmp *qmp_open(const char *path, int timeout_ms, struct vmckpt_error *err)
         goto fail;
     }
     strcpy(sa.sun_path, path);
-    q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        errprintf_errno(err, "QMP: cannot connect to %s", path);
-        goto fail;
+    /* QEMU binds the socket before it listens: a refusal (or no file
+     * yet) right after it started is retried until the timeout */
+    for (waited = 0;; waited += 20) {
+        q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (q->fd < 0) {
+            errprintf_errno(err, "QMP: socket");
+            goto fail;
+        }
+        if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        if ((errno != ECONNREFUSED && errno != ENOENT) ||
+            waited >= timeout_ms) {
+            errprintf_errno(err, "QMP: cannot connect to %s", path);
+            goto fail;
+        }
+        close(q->fd);
+        q->fd = -1;
+        usleep(20000);
     }
     greeting = read_obj(q, err);
     if (greeting == NULL || json_object_get(greeting, "QMP") == NULL) {
