@@ -28,6 +28,10 @@ void fmt_age(int64_t ms, char *buf, size_t len);
 int cli_call(struct cli *cli, const char *what, int type, const void *payload,
              int reply_type, Vmckpt__Envelope **env);
 
+/* The same for a request answered with Ack: print its text; 0 or 1. */
+int cli_call_ack(struct cli *cli, const char *what, int type,
+                 const void *payload);
+
 /* cmd_job.c */
 int cmd_jobs(struct cli *cli, int argc, char **argv);
 int cmd_job(struct cli *cli, int argc, char **argv);

@@ -131,7 +131,6 @@ int cmd_job(struct cli *cli, int argc, char **argv)
         "when a host of the job is lost, restart the whole job from its last\n"
         "committed epoch without waiting for an administrator.\n";
     Vmckpt__JobRegister r = VMCKPT__JOB_REGISTER__INIT;
-    Vmckpt__Envelope *env;
     int ch;
 
     if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
@@ -168,12 +167,7 @@ int cmd_job(struct cli *cli, int argc, char **argv)
             return 2;
         }
     }
-    if (cli_call(cli, "job set", VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(cli, "job set", VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r);
 }
 
 /* The epochs of a job, as the catalog holds them. */
@@ -424,7 +418,6 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
         "or on the --hosts given (in turn), reading the image from its store.\n"
         "All restored VMs start paused and are resumed together.\n";
     Vmckpt__JobRestart r = VMCKPT__JOB_RESTART__INIT;
-    Vmckpt__Envelope *env;
     struct cli c2 = *cli;
     char *hosts[64], *list = NULL, *tok, *save;
     int ch;
@@ -465,18 +458,12 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
     printf("restarting job %s from %s ...\n", r.job,
            r.epoch ? "the given epoch" : "its last committed epoch");
     fflush(stdout);
-    if (cli_call(&c2, "restart", VMCKPT__MSG_TYPE__MSG_JOB_RESTART, &r,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(&c2, "restart", VMCKPT__MSG_TYPE__MSG_JOB_RESTART, &r);
 }
 
 int cmd_cancel(struct cli *cli, int argc, char **argv)
 {
     Vmckpt__JobCancel c = VMCKPT__JOB_CANCEL__INIT;
-    Vmckpt__Envelope *env;
 
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         printf("Usage: vmckpt cancel JOB\nAbort JOB's checkpoint in flight: "
@@ -487,18 +474,12 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
     if (argc != 2)
         return usage_error("cancel: name one job (%s)", "vmckpt jobs");
     c.job = argv[1];
-    if (cli_call(cli, "cancel", VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, &c,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(cli, "cancel", VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, &c);
 }
 
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
     Vmckpt__Gc g = VMCKPT__GC__INIT;
-    Vmckpt__Envelope *env;
 
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         printf("Usage: vmckpt gc\nApply retention again on every store (for "
@@ -508,12 +489,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
     }
     if (argc != 1)
         return usage_error("gc: unexpected argument '%s'", argv[1]);
-    if (cli_call(cli, "gc", VMCKPT__MSG_TYPE__MSG_GC, &g,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(cli, "gc", VMCKPT__MSG_TYPE__MSG_GC, &g);
 }
 
 /* The job lines of 'status JOB' (before the VM table). */

@@ -31,6 +31,18 @@ int cli_call(struct cli *cli, const char *what, int type, const void *payload,
     return 0;
 }
 
+int cli_call_ack(struct cli *cli, const char *what, int type,
+                 const void *payload)
+{
+    Vmckpt__Envelope *env;
+
+    if (cli_call(cli, what, type, payload, VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
 static const char vm_usage[] =
     "Usage: vmckpt vm start --name NAME --host HOST --kernel FILE\n"
     "                       [--job JOB] [--mem MB] [--vcpus N]\n"
@@ -53,7 +65,6 @@ static int vm_start(struct cli *cli, int argc, char **argv)
     };
     Vmckpt__VmStart st = VMCKPT__VM_START__INIT;
     Vmckpt__VmSpec s = VMCKPT__VM_SPEC__INIT;
-    Vmckpt__Envelope *env;
     int ch;
 
     s.job = "default";
@@ -102,12 +113,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
         return 2;
     }
     st.spec = &s;
-    if (cli_call(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(cli, "vm start", VMCKPT__MSG_TYPE__MSG_VM_START, &st);
 }
 
 static int vm_stop(struct cli *cli, int argc, char **argv)
@@ -115,7 +121,6 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
     static const struct option lo[] = {
         {"name", 1, NULL, 'n'}, {"job", 1, NULL, 'j'}, {NULL, 0, NULL, 0}};
     Vmckpt__VmStop st = VMCKPT__VM_STOP__INIT;
-    Vmckpt__Envelope *env;
     int ch;
 
     st.job = "default";
@@ -134,12 +139,7 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
         fputs(vm_usage, stderr);
         return 2;
     }
-    if (cli_call(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st);
 }
 
 /* vm list and status: the same data; status adds progress columns. */
@@ -300,7 +300,6 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         "waits until that epoch is committed.\n";
     Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
-    Vmckpt__Envelope *env;
     struct cli c2 = *cli;
     int ch, wait = 0;
 
@@ -345,12 +344,8 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
     c2.timeout_ms = 600000; /* a large guest takes a while */
     printf("checkpointing %s/%s ...\n", b.job, t.vm);
     fflush(stdout);
-    if (cli_call(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN,
+                        &b);
 }
 
 int cmd_restore(struct cli *cli, int argc, char **argv)
@@ -366,7 +361,6 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
         "committed one), reading the image from the store that holds it.\n"
         "A copy of the guest still running elsewhere is not stopped.\n";
     Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
-    Vmckpt__Envelope *env;
     struct cli c2 = *cli;
     int ch;
 
@@ -399,10 +393,5 @@ int cmd_restore(struct cli *cli, int argc, char **argv)
         return 2;
     }
     c2.timeout_ms = 600000;
-    if (cli_call(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
+    return cli_call_ack(&c2, "restore", VMCKPT__MSG_TYPE__MSG_RESTORE, &r);
 }
