@@ -211,8 +211,8 @@ static int qemu_resume(struct hv_vm *vm, struct vmckpt_error *err)
  * migration stream then carries only vCPU and device state. Without dirty
  * tracking the stream carries everything ('ignore_shared' 0). caps_set:
  * 0 unknown, 1 ignoring shared RAM, 2 not. */
-static int set_caps_to(struct hv_vm *vm, int ignore_shared,
-                       struct vmckpt_error *err)
+static int set_caps(struct hv_vm *vm, int ignore_shared,
+                    struct vmckpt_error *err)
 {
     json_t *args;
     int rc, want = ignore_shared ? 1 : 2;
@@ -226,11 +226,6 @@ static int set_caps_to(struct hv_vm *vm, int ignore_shared,
     if (rc == 0)
         vm->caps_set = want;
     return rc;
-}
-
-static int set_caps(struct hv_vm *vm, struct vmckpt_error *err)
-{
-    return set_caps_to(vm, 1, err);
 }
 
 /* Poll query-migrate until 'completed' (0) or a failure (-1). */
@@ -274,24 +269,38 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms,
     }
 }
 
-static int64_t qemu_save_state(struct hv_vm *vm, int fd,
-                               struct vmckpt_error *err)
+/* Hand 'fd' to QEMU and run 'cmd' ("migrate" or "migrate-incoming") over
+ * it until done: with 'ignore_shared', only vCPU and device state travel
+ * (the agent copies RAM itself); without, the whole guest. */
+static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
+                      const char *cmd, int timeout_ms, struct vmckpt_error *err)
 {
     json_t *args;
-    struct stat st;
     int rc;
 
-    if (set_caps(vm, err) < 0 || ftruncate(fd, 0) < 0)
+    if (set_caps(vm, ignore_shared, err) < 0)
         return -1;
-    args = json_pack("{s:s}", "fdname", "vmckpt-state");
+    args = json_pack("{s:s}", "fdname", "vmckpt-fd");
     rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
     json_decref(args);
     if (rc < 0)
         return -1;
-    args = json_pack("{s:s}", "uri", "fd:vmckpt-state");
-    rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
+    args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
+    rc = qmp_execute(vm->qmp, cmd, args, NULL, err);
     json_decref(args);
-    if (rc < 0 || wait_migration(vm, 30000, err) < 0)
+    if (rc < 0)
+        return -1;
+    return wait_migration(vm, timeout_ms, err);
+}
+
+static int64_t qemu_save_state(struct hv_vm *vm, int fd,
+                               struct vmckpt_error *err)
+{
+    struct stat st;
+
+    if (ftruncate(fd, 0) < 0)
+        return errprintf_errno(err, "device state");
+    if (migrate_fd(vm, 1, fd, "migrate", 30000, err) < 0)
         return -1;
     if (fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
@@ -300,44 +309,18 @@ static int64_t qemu_save_state(struct hv_vm *vm, int fd,
 
 static int qemu_load_state(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
-    json_t *args;
-    int rc;
-
-    if (set_caps(vm, err) < 0)
-        return -1;
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "device state");
-    args = json_pack("{s:s}", "fdname", "vmckpt-state");
-    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    args = json_pack("{s:s}", "uri", "fd:vmckpt-state");
-    rc = qmp_execute(vm->qmp, "migrate-incoming", args, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    return wait_migration(vm, 60000, err);
+    return migrate_fd(vm, 1, fd, "migrate-incoming", 60000, err);
 }
 
 static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
                           struct vmckpt_error *err)
 {
-    json_t *args, *ret = NULL;
-    int rc;
+    json_t *ret = NULL;
 
-    if (set_caps_to(vm, 0, err) < 0)
-        return -1;
-    args = json_pack("{s:s}", "fdname", "vmckpt-stream");
-    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    args = json_pack("{s:s}", "uri", "fd:vmckpt-stream");
-    rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
-    json_decref(args);
     /* QEMU pre-copies by itself and stops the guest for its last round */
-    if (rc < 0 || wait_migration(vm, 600000, err) < 0)
+    if (migrate_fd(vm, 0, fd, "migrate", 600000, err) < 0)
         return -1;
     *downtime_ms = 0;
     if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, err) == 0) {
@@ -352,24 +335,9 @@ static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
 
 static int qemu_load_full(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
-    json_t *args;
-    int rc;
-
-    if (set_caps_to(vm, 0, err) < 0)
-        return -1;
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "guest stream");
-    args = json_pack("{s:s}", "fdname", "vmckpt-stream");
-    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    args = json_pack("{s:s}", "uri", "fd:vmckpt-stream");
-    rc = qmp_execute(vm->qmp, "migrate-incoming", args, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    return wait_migration(vm, 600000, err);
+    return migrate_fd(vm, 0, fd, "migrate-incoming", 600000, err);
 }
 
 const struct hv_ops hv_qemu_ops = {
