@@ -63,32 +63,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* CPU time (ms) QEMU 'pid' has used so far; 0 if unreadable. */
-static uint64_t qemu_cpu_ms(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long ut = 0, st = 0;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    p = strrchr(buf, ')'); /* the command may hold spaces */
-    if (p == NULL || sscanf(p + 2,
-                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%llu %llu",
-                            &ut, &st) != 2)
-        return 0;
-    return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
-}
-
 static void ckpt_round(const struct precopy_round *r, void *arg)
 {
     struct ckpt_job *j = arg;
@@ -429,21 +403,15 @@ static void *ckpt_main(void *arg)
     struct tee tee = {.w = NULL};
     struct post *done = calloc(1, sizeof(*done));
     const uint8_t *ram;
-    uint64_t ram_len, cpu0, cpu1, t0, t1, base_rate = 0, slowdown_ms = 0;
+    uint64_t ram_len, cpu0, t0, base_rate = 0, slowdown_ms = 0;
     pid_t pid = j->vm->pid;
 
-    /* how fast the guest used the CPU just before: the baseline for what
-     * pre-copy costs it (ms of CPU per second) */
-    cpu0 = qemu_cpu_ms(pid);
+    /* how fast the guest used the CPU before (the loop samples it every
+     * heartbeat): the baseline for what pre-copy costs it */
+    cpu0 = vmm_cpu_ms(pid);
     t0 = mono_ms();
-    if (j->coordinated) {
-        usleep(200000);
-        cpu1 = qemu_cpu_ms(pid);
-        t1 = mono_ms();
-        base_rate = (cpu1 - cpu0) * 1000 / (t1 - t0 + 1);
-        cpu0 = cpu1;
-        t0 = t1;
-    }
+    if (j->coordinated)
+        base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
     hv_qemu_ops.ram_map(j->vm->hv, &ram, &ram_len, &err);
     so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
                          j->epoch, j->parent, ram_len, &err);
@@ -496,7 +464,7 @@ static void *ckpt_main(void *arg)
 
         span -= span > res.pause_us / 1000 ? res.pause_us / 1000 : span;
         expect = base_rate * span / 1000;
-        got = qemu_cpu_ms(pid) - cpu0;
+        got = vmm_cpu_ms(pid) - cpu0;
 
         slowdown_ms = expect > got ? expect - got : 0;
     }

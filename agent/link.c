@@ -178,6 +178,7 @@ static void heartbeat(struct evloop *loop, struct ev_timer *t)
     char why[96];
 
     vmm_check_adopted(&a->vmm);
+    vmm_sample_cpu(&a->vmm);
 
     /* the coordinator answers every heartbeat; several unanswered ones
      * (and at least 10 s) mean it is gone even if TCP has not noticed. An

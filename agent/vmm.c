@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/qemu/qemu_argv.h"
@@ -587,4 +588,49 @@ int vmm_check_adopted(struct vmm *m)
         n++;
     }
     return n;
+}
+
+/* CPU time (ms) QEMU 'pid' has used so far; 0 if unreadable. */
+uint64_t vmm_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command may hold spaces */
+    if (p == NULL || sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                            "%llu %llu",
+                            &ut, &st) != 2)
+        return 0;
+    return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
+void vmm_sample_cpu(struct vmm *m)
+{
+    struct timespec ts;
+    struct vmm_vm *vm;
+    uint64_t now, cpu;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (vm = m->vms; vm != NULL; vm = vm->next) {
+        cpu = vmm_cpu_ms(vm->pid);
+        if (vm->cpu_at != 0 && now > vm->cpu_at && cpu >= vm->cpu_prev)
+            __atomic_store_n(&vm->cpu_rate,
+                             (cpu - vm->cpu_prev) * 1000 / (now - vm->cpu_at),
+                             __ATOMIC_RELAXED);
+        vm->cpu_prev = cpu;
+        vm->cpu_at = now;
+    }
 }

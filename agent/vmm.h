@@ -25,8 +25,11 @@ struct vmm_vm {
     int stopping;            /* SIGTERM sent; cleaned up when reaped */
     int adopted;             /* found running at start: not our child */
     int qemu_stream;         /* no dirty tracking: QEMU's own stream */
-    char no_track_why[256];  /* why not, for the log */
-    Vmckpt__VmSpec *spec;    /* as received */
+    /* CPU QEMU used (ms per s) over the last heartbeat period; sampled by
+     * the loop, read by checkpoint threads */
+    uint64_t cpu_prev, cpu_at, cpu_rate;
+    char no_track_why[256]; /* why not, for the log */
+    Vmckpt__VmSpec *spec;   /* as received */
     struct vmm_vm *next;
 };
 
@@ -50,6 +53,10 @@ int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err);
 /* Forget adopted guests whose QEMU is gone (they are not our children, so
  * no SIGCHLD tells). Returns how many. */
 int vmm_check_adopted(struct vmm *m);
+/* CPU time (ms) process 'pid' has used so far; 0 if unreadable. */
+uint64_t vmm_cpu_ms(pid_t pid);
+/* Update each guest's cpu_rate (called every heartbeat period). */
+void vmm_sample_cpu(struct vmm *m);
 /* Stop every guest (SIGTERM to QEMU) and forget them. */
 void vmm_fini(struct vmm *m);
 
