@@ -20,12 +20,7 @@ catalog() { sqlite3 "$TEST_DIR/co/state/catalog.db" "$1"; }
 test_expect_success 'setup: three hosts whose agents preload the tracker' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     cluster_up 3 &&
-    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
-        "$LAB_CMD" accel | cut -d" " -f1) &&
-    for h in h1 h2 h3; do
-        printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" \
-            "$accel" >>$TEST_DIR/$h/vmckpt.conf || exit 1
-    done &&
+    agents_for_guests h1 h2 h3 &&
     start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup"
 '

@@ -25,16 +25,12 @@ in_guest() {  # in_guest gN CMD...
 glog() { echo "$RUN_BASE/$2/j1-$1.log"; }
 # gen_now gN hN: the last counter memwriter printed
 gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
-# since_restore gN hN: the log of gN on hN after its last restore mark
 # A restored counter must be past the one read before the epoch began, and
 # at most 2.5 s of writes (1000/s) past the one read after its commit (the
 # last print before the cut may be a second old): a guest that was not
 # rolled back would be many seconds further on.
-since_restore() {
-    awk -v m="vmckpt-agent: QEMU for j1/$1 starts (restored)" \
-        'index($0, m) { buf = ""; found = 1; next } found { buf = buf $0 "\n" }
-         END { printf "%s", buf }' "$(glog $1 $2)" 2>/dev/null
-}
+# since_restore gN hN: the log of gN on hN after its last restore mark
+since_restore() { since_restore_of j1 "$1" "$(glog $1 $2)"; }
 first_gen_restored() {
     since_restore $1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
 }
@@ -45,12 +41,7 @@ test_expect_success 'setup: three hosts, a job j1 of three guests running memwri
     cluster_up 3 &&
     sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
         $TEST_DIR/co/vmckpt.conf &&
-    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
-        "$LAB_CMD" accel | cut -d" " -f1) &&
-    for h in h1 h2 h3; do
-        printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" \
-            "$accel" >>$TEST_DIR/$h/vmckpt.conf || exit 1
-    done &&
+    agents_for_guests h1 h2 h3 &&
     start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
     for i in 1 2 3; do

@@ -29,11 +29,7 @@ gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -
 # at most 2.5 s of writes (1000/s) past the one read after its commit (the
 # last print before the cut may be a second old): a guest that was not
 # rolled back would be many seconds further on.
-since_restore() {
-    awk -v m="vmckpt-agent: QEMU for j2/$1 starts (restored)" \
-        'index($0, m) { buf = ""; found = 1; next } found { buf = buf $0 "\n" }
-         END { printf "%s", buf }' "$(glog $1 $2)" 2>/dev/null
-}
+since_restore() { since_restore_of j2 "$1" "$(glog $1 $2)"; }
 job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j2\") | .$1"; }
 committed() { catalog "select count(distinct epoch) from epochs where job=\"j2\" and state in (\"committed\", \"expired\")"; }
 
@@ -42,12 +38,7 @@ test_expect_success 'setup: four hosts, job j2 of three guests on h1-h3' '
     cluster_up 4 &&
     sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
         $TEST_DIR/co/vmckpt.conf &&
-    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
-        "$LAB_CMD" accel | cut -d" " -f1) &&
-    for h in h1 h2 h3 h4; do
-        printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" \
-            "$accel" >>$TEST_DIR/$h/vmckpt.conf || exit 1
-    done &&
+    agents_for_guests h1 h2 h3 h4 &&
     start_coordinator && for h in h1 h2 h3 h4; do start_agent $h || exit 1; done &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\$(host_state h4)\" = upupupup" &&
     for i in 1 2 3; do

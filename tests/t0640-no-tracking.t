@@ -16,20 +16,13 @@ IMG="$top_builddir/lab"
 catalog() { sqlite3 "$TEST_DIR/co/state/catalog.db" "$1"; }
 glog() { echo "$RUN_BASE/$2/j3-$1.log"; }
 gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
-since_restore() {
-    awk -v m="vmckpt-agent: QEMU for j3/$1 starts (restored)" \
-        'index($0, m) { buf = ""; found = 1; next } found { buf = buf $0 "\n" }
-         END { printf "%s", buf }' "$(glog $1 $2)" 2>/dev/null
-}
+since_restore() { since_restore_of j3 "$1" "$(glog $1 $2)"; }
 
 test_expect_success 'setup: h1 without dirty tracking, h2 a peer; g1 on h1' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     cluster_up 2 &&
-    accel=$(VMCKPT_LAB_IMAGE="$IMG" VMCKPT_LAB_RUN=$RUN_BASE VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
-        "$LAB_CMD" accel | cut -d" " -f1) &&
-    printf "dirty_tracking = qemu-migration\naccel = %s\n" "$accel" >>$TEST_DIR/h1/vmckpt.conf &&
-    printf "uffd_preload = %s\naccel = %s\n" "$top_builddir/agent/libvmckpt-uffd.so" "$accel" \
-        >>$TEST_DIR/h2/vmckpt.conf &&
+    printf "dirty_tracking = qemu-migration\naccel = %s\n" "$(lab_accel)" >>$TEST_DIR/h1/vmckpt.conf &&
+    agents_for_guests h2 &&
     start_coordinator && start_agent h1 && start_agent h2 &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
     vmckpt vm start --job j3 --name g1 --host h1 --mem 256 --kernel "$IMG/vmlinux" \

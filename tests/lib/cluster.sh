@@ -110,6 +110,33 @@ host_state() {
         jq -r --arg h "$1" '.hosts[] | select(.name == $h) | .state'
 }
 
+# The accelerator the lab's probe boot found usable here (kvm or tcg).
+lab_accel() {
+    VMCKPT_LAB_IMAGE="$top_builddir/lab" VMCKPT_LAB_RUN=$RUN_BASE \
+        VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu" \
+        "$LAB_CMD" accel | cut -d" " -f1
+}
+
+# agents_for_guests HOST...: those hosts' agents launch guests with the
+# dirty-tracking preload and the lab's accelerator.
+agents_for_guests() {
+    local accel h
+    accel=$(lab_accel) || return 1
+    for h in "$@"; do
+        printf "uffd_preload = %s\naccel = %s\n" \
+            "$top_builddir/agent/libvmckpt-uffd.so" "$accel" \
+            >>"$TEST_DIR/$h/vmckpt.conf" || return 1
+    done
+}
+
+# since_restore_of JOB VM LOG: the guest's console log after the agent's mark
+# of its last restored QEMU (empty before any).
+since_restore_of() {
+    awk -v m="vmckpt-agent: QEMU for $1/$2 starts (restored)" \
+        'index($0, m) { buf = ""; found = 1; next } found { buf = buf $0 "\n" }
+         END { printf "%s", buf }' "$3" 2>/dev/null
+}
+
 # No sanitizer report in any daemon log.
 no_sanitizer_reports() {
     if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
