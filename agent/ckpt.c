@@ -41,7 +41,7 @@ struct ckpt_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int cut, resume, abort;
-    char reason[256];
+    char reason[320];
     struct ckpt_job *next; /* in 'ckpts' */
 };
 
@@ -120,7 +120,7 @@ static int ckpt_cut(void *arg, struct vmckpt_error *err)
             break;
     if (j->abort) {
         errno = ECANCELED;
-        rc = errprintf(err, "aborted by the coordinator: %s", j->reason);
+        rc = errprintf(err, "%s", j->reason);
     } else if (!j->resume) {
         errno = ETIMEDOUT;
         rc = errprintf(err,
@@ -186,7 +186,7 @@ static int tee_aborted(struct tee *t, struct vmckpt_error *err)
     ab = t->j->abort;
     if (ab) {
         errno = ECANCELED;
-        errprintf(err, "aborted by the coordinator: %s", t->j->reason);
+        errprintf(err, "%s", t->j->reason);
     }
     pthread_mutex_unlock(&t->j->mu);
     return ab;
@@ -290,7 +290,7 @@ static void *pipe_reader_main(void *arg)
         pthread_mutex_lock(&r->j->mu);
         if (r->j->abort) {
             errno = ECANCELED;
-            errprintf(&r->err, "aborted by the coordinator: %s", r->j->reason);
+            errprintf(&r->err, "%s", r->j->reason);
             r->failed = 1;
         }
         pthread_mutex_unlock(&r->j->mu);
@@ -451,6 +451,11 @@ static void *ckpt_main(void *arg)
                  : precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
                                       j->stop_and_save, j->lz4, &sink, &pol,
                                       &res, &err)) < 0) {
+            /* however the engine noticed it, an abort says who and why */
+            pthread_mutex_lock(&j->mu);
+            if (j->abort)
+                snprintf(err.text, sizeof(err.text), "%s", j->reason);
+            pthread_mutex_unlock(&j->mu);
             stream_out_abort(so, err.text);
             so = NULL;
         } else {
@@ -631,7 +636,7 @@ int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
 
 void work_link_lost(struct agent *a)
 {
-    int n = ckpt_tell(NULL, 0, 'a', "lost the coordinator");
+    int n = ckpt_tell(NULL, 0, 'a', "aborted: lost the coordinator");
 
     (void)a;
     if (n > 0)
@@ -645,12 +650,14 @@ void work_link_lost(struct agent *a)
  * committed, so nothing builds on it). */
 void ckpt_abort(struct agent *a, const Vmckpt__CkptAbort *ab)
 {
-    char dir[4200];
+    char dir[4200], why[300];
     struct dirent *de;
     struct vmm_vm *vm;
     DIR *d;
-    int n = ckpt_tell(ab->job, ab->epoch, 'a', ab->reason);
+    int n;
 
+    snprintf(why, sizeof(why), "aborted by the coordinator: %s", ab->reason);
+    n = ckpt_tell(ab->job, ab->epoch, 'a', why);
     for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
         if (strcmp(vm->job, ab->job) == 0 && vm->pending_epoch == ab->epoch) {
             vm->pending_epoch = 0;
