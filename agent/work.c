@@ -303,7 +303,17 @@ int work_init(struct agent *a, struct vmckpt_error *err)
 
 void work_fini(struct agent *a)
 {
+    struct post *p;
+
     ev_io_stop(a->loop, &a->work_io);
+    /* what threads posted after the loop's last turn is dropped, not
+     * leaked (the coordinator sees the link close) */
+    while (read(a->work_pipe[0], &p, sizeof(p)) == (ssize_t)sizeof(p)) {
+        if (p->restored != NULL)
+            restore_free(p->restored);
+        free(p->frame);
+        free(p);
+    }
     close(a->work_pipe[0]);
     close(a->work_pipe[1]);
 }

@@ -79,10 +79,15 @@ test_expect_success 'an agent busy for 5 s (a slow guest launch) keeps its host 
     wait_until 5 "test \"\$(host_state h1)\" = up" &&
     (vmckpt -t 20000 vm start --name s1 --host h1 --kernel /nonexistent \
         >$TEST_DIR/slow.out 2>&1; echo "rc=$?" >>$TEST_DIR/slow.out) &
+    bad= &&
     for i in $(seq 1 14); do
-        sleep 0.5 && test "$(host_state h1)" = up || { echo "h1 not up after $i"; exit 1; }
-    done &&
-    wait && cat $TEST_DIR/slow.out &&
+        sleep 0.5
+        # an empty answer is the console timing out on a loaded machine,
+        # not a state; any state but up is a failure
+        s=$(host_state h1)
+        case "$s" in up | "") ;; *) echo "h1 is $s after $i polls"; bad=1 ;; esac
+    done
+    wait && cat $TEST_DIR/slow.out && test -z "$bad" &&
     grep -q "exited at start" $TEST_DIR/slow.out && grep -q "rc=1" $TEST_DIR/slow.out &&
     ! grep -q "host h1: up -> lost" <(tail -n 20 $TEST_DIR/co/coordinator.log)
 '
