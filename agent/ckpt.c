@@ -36,6 +36,7 @@ struct ckpt_job {
     uint64_t last_stats_ms;
     uint64_t bytes_sent; /* all rounds so far */
     int was_converged;
+    uint64_t bytes_logged; /* bytes_sent at the last round logged */
     /* a job epoch: what the coordinator said, under 'mu' */
     int coordinated;
     pthread_mutex_t mu;
@@ -78,6 +79,15 @@ static void ckpt_round(const struct precopy_round *r, void *arg)
         return;
     j->was_converged = converged;
     j->last_stats_ms = now;
+    /* one line per reported round (bytes since the last one): what the
+     * demo's plot of bytes per round reads */
+    log_info("checkpoint of %s/%s epoch %llu: round %u: %llu bytes, %llu "
+             "pages left, %llu pages/s dirtied",
+             j->job, j->vmname, (unsigned long long)j->epoch, r->round,
+             (unsigned long long)(j->bytes_sent - j->bytes_logged),
+             (unsigned long long)r->pages_left,
+             (unsigned long long)r->dirty_rate);
+    j->bytes_logged = j->bytes_sent;
     st.job = j->job;
     st.epoch = j->epoch;
     st.vm = j->vmname;

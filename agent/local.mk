@@ -37,7 +37,7 @@ noinst_LIBRARIES += %reldir%/libdirty.a
 
 # Preloaded into the QEMU the agent (or the lab) launches: creates the
 # userfaultfd inside QEMU. A shared object, built as a program.
-pkglibexec_PROGRAMS = %reldir%/libvmckpt-uffd.so
+pkglibexec_PROGRAMS += %reldir%/libvmckpt-uffd.so
 %canon_reldir%_libvmckpt_uffd_so_SOURCES = %reldir%/uffd_preload.c
 %canon_reldir%_libvmckpt_uffd_so_CFLAGS = $(WARN_CFLAGS) -fPIC
 %canon_reldir%_libvmckpt_uffd_so_LDFLAGS = -shared -fPIC

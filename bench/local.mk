@@ -1,3 +1,14 @@
 # Benchmarks: not tests. Each prints ratios against baselines measured in
 # the same run; see docs/performance.md.
 dist_noinst_SCRIPTS += %reldir%/checkpoint-pause %reldir%/job-checkpoint
+dist_noinst_SCRIPTS += %reldir%/mpi-hooks
+
+# MPI_Barrier latency, for bench/mpi-hooks (no sanitizers: the hooks are
+# preloaded into it).
+if HAVE_MPI
+noinst_PROGRAMS += %reldir%/barrier-lat
+%canon_reldir%_barrier_lat_SOURCES = %reldir%/barrier-lat.c
+%canon_reldir%_barrier_lat_CFLAGS = $(WARN_CFLAGS) -O2 $(MPI_CFLAGS)
+%canon_reldir%_barrier_lat_LDADD = $(MPI_LIBS)
+%canon_reldir%_barrier_lat_LDFLAGS =
+endif

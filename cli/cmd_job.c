@@ -16,7 +16,7 @@ static json_t *job_json(const Vmckpt__JobInfo *j)
 {
     return json_pack(
         "{s:s, s:s, s:I, s:i, s:s, s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:s, "
-        "s:I}",
+        "s:I, s:i, s:i, s:s, s:s}",
         "job", j->job, "state", j->state, "last_epoch",
         (json_int_t)j->last_epoch, "vms", (int)j->nvms, "interval", j->interval,
         "interval_s", (json_int_t)j->interval_s, "auto_restart",
@@ -24,7 +24,9 @@ static json_t *job_json(const Vmckpt__JobInfo *j)
         (json_int_t)j->cost_ms, "epoch_in_flight", (json_int_t)j->epoch,
         "phase", j->phase, "next_checkpoint_in_ms", (json_int_t)j->next_in_ms,
         "last_error", j->last_error, "last_pause_window_us",
-        (json_int_t)j->last_window_us);
+        (json_int_t)j->last_window_us, "ranks", (int)j->ranks, "nranks",
+        (int)j->nranks, "protection", j->protection, "last_align",
+        j->last_align);
 }
 
 static void job_print(const Vmckpt__JobInfo *j, int header)
@@ -123,24 +125,36 @@ int cmd_job(struct cli *cli, int argc, char **argv)
     static const char usage[] =
         "Usage: vmckpt job set JOB [--interval SECONDS|auto|off]\n"
         "                          [--auto-restart yes|no] [--mtbf SECONDS]\n"
+        "       vmckpt job token JOB\n"
         "Create JOB or change its policies. --interval: periodic checkpoints\n"
         "every SECONDS, or 'auto': every sqrt(2 x cost x MTBF) seconds\n"
         "(Young/Daly), where cost is what the last checkpoint cost the job\n"
         "(its pause window plus the CPU its guests lost to pre-copy) and\n"
         "MTBF is --mtbf or the coordinator's mtbf_s. --auto-restart yes:\n"
         "when a host of the job is lost, restart the whole job from its last\n"
-        "committed epoch without waiting for an administrator.\n";
+        "committed epoch without waiting for an administrator.\n"
+        "\n"
+        "'job token' prints the job's token (hex) for its MPI ranks, which\n"
+        "authenticate with it on the coordinator's ranks' endpoint. The\n"
+        "job's guests get it on their kernel command line; give it to\n"
+        "vmckpt-mpirun as VMCKPT_TOKEN where that is not so. Creates JOB if\n"
+        "needed. Keep it as private as the job's data.\n";
     Vmckpt__JobRegister r = VMCKPT__JOB_REGISTER__INIT;
-    int ch;
+    Vmckpt__Envelope *env;
+    int ch, token;
 
     if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
-    if (argc < 3 || strcmp(argv[1], "set") != 0) {
+    if (argc < 3 ||
+        (strcmp(argv[1], "set") != 0 && strcmp(argv[1], "token") != 0)) {
         fputs(usage, stderr);
         return 2;
     }
+    token = strcmp(argv[1], "token") == 0;
+    if (token && argc != 3)
+        return usage_error("job token %s: give only the job's name", argv[2]);
     r.job = argv[2];
     optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc - 2, argv + 2, "", lo, NULL)) != -1) {
@@ -167,7 +181,21 @@ int cmd_job(struct cli *cli, int argc, char **argv)
             return 2;
         }
     }
-    return cli_call_ack(cli, "job set", VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r);
+    if (cli_call(cli, token ? "job token" : "job set",
+                 VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r,
+                 VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, &env))
+        return 1;
+    if (token) {
+        size_t i;
+
+        for (i = 0; i < env->job_registered->token.len; i++)
+            printf("%02x", env->job_registered->token.data[i]);
+        printf("\n");
+    } else {
+        printf("%s\n", env->job_registered->text);
+    }
+    wire_free(env);
+    return 0;
 }
 
 /* The epochs of a job, as the catalog holds them. */
@@ -355,7 +383,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
             json_array_append_new(
                 arr,
                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, "
-                          "s:I, s:I, s:I, s:s, s:s}",
+                          "s:I, s:I, s:I, s:s, s:s, s:s, s:s}",
                           "epoch", (json_int_t)e->epoch, "vm", e->vm, "state",
                           e->state, "host", e->host, "store_host",
                           e->store_host, "parent", (json_int_t)e->parent,
@@ -366,7 +394,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                           (json_int_t)e->resumed_at_ns, "window_us",
                           (json_int_t)e->window_us, "total_ms",
                           (json_int_t)e->total_ms, "note", e->note, "source",
-                          e->source));
+                          e->source, "align", e->align, "barriers",
+                          e->barriers));
         }
         json_dumpf(arr, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
@@ -381,11 +410,12 @@ int cmd_list(struct cli *cli, int argc, char **argv)
             if (!all && strcmp(e->state, "committed") != 0)
                 continue;
             if (!any++)
-                printf("%6s %-10s %-10s %-8s %-8s %-6s %8s %9s %10s %9s %s\n",
+                printf("%6s %-10s %-10s %-8s %-8s %-6s %8s %9s %10s %9s %-9s "
+                       "%s\n",
                        "EPOCH", "VM", "STATE", "HOST", "STORED", "BASE", "SIZE",
-                       "PAUSE-ms", "WINDOW-ms", "TOTAL-ms", "NOTE");
+                       "PAUSE-ms", "WINDOW-ms", "TOTAL-ms", "MPI", "NOTE");
             printf("%6llu %-10s %-10s %-8s %-8s %-6s %8s %9.1f %10.1f %9llu "
-                   "%s\n",
+                   "%-9s %s\n",
                    (unsigned long long)e->epoch, e->vm, e->state, e->host,
                    e->store_host,
                    e->parent                                  ? "delta"
@@ -393,7 +423,13 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                                                               : "full",
                    size_str(e->disk_bytes, sz, sizeof(sz)),
                    (double)e->pause_us / 1000, (double)e->window_us / 1000,
-                   (unsigned long long)e->total_ms, e->note);
+                   (unsigned long long)e->total_ms,
+                   e->align[0] == '\0'                    ? "-"
+                   : strncmp(e->align, "aligned", 7) == 0 ? "aligned"
+                                                          : "unaligned",
+                   e->note[0] || !strchr(e->align, ':')
+                       ? e->note
+                       : strchr(e->align, ':') + 2);
         }
         if (!any)
             printf("Job %s has no %sepoch.\n", job, all ? "" : "committed ");
@@ -499,10 +535,16 @@ int status_job(struct cli *cli, const char *job, int json, json_t **out)
 
     if (jobs_fetch(cli, job, &env))
         return 1;
-    if (json)
+    if (json) {
         *out = job_json(env->jobs_reply->jobs[0]);
-    else
-        job_print(env->jobs_reply->jobs[0], 1);
+    } else {
+        const Vmckpt__JobInfo *j = env->jobs_reply->jobs[0];
+
+        job_print(j, 1);
+        if (j->protection[0])
+            printf("MPI: %s%s%s\n", j->protection,
+                   j->last_align[0] ? "; last checkpoint " : "", j->last_align);
+    }
     wire_free(env);
     return 0;
 }

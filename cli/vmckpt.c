@@ -38,6 +38,7 @@ static const char usage[] =
     "  jobs [--json]           list jobs: state, last epoch, policies\n"
     "  job set JOB [--interval S|auto|off] [--auto-restart yes|no]\n"
     "                          [--mtbf S]   create a job, change its policies\n"
+    "  job token JOB           the job's token for its MPI ranks (hex)\n"
     "  vm start|stop|list      launch, stop or list guests (vm --help)\n"
     "  status [JOB] [--json]   a job and its guests with the live progress\n"
     "                          of a checkpoint\n"

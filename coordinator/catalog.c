@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 struct catalog {
     sqlite3 *db;
@@ -76,6 +76,15 @@ static const char schema_v3[] =
 static const char schema_v4[] =
     "ALTER TABLE epochs ADD COLUMN source TEXT NOT NULL DEFAULT 'uffd-wp';"
     "UPDATE meta SET value = '4' WHERE key = 'schema';";
+
+/* v5: MPI ranks. Each job's token (hex) for its ranks' endpoint; each job
+ * epoch's alignment ("" no ranks, "aligned", "unaligned: why") and the
+ * barrier count every rank stopped at ("rank:count ..."). */
+static const char schema_v5[] =
+    "ALTER TABLE jobs ADD COLUMN token TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE job_epochs ADD COLUMN align TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE job_epochs ADD COLUMN barriers TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = '5' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -175,7 +184,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
         if ((version < 1 && exec(cat, schema_v1, err) < 0) ||
             (version < 2 && exec(cat, schema_v2, err) < 0) ||
             (version < 3 && exec(cat, schema_v3, err) < 0) ||
-            (version < 4 && exec(cat, schema_v4, err) < 0)) {
+            (version < 4 && exec(cat, schema_v4, err) < 0) ||
+            (version < 5 && exec(cat, schema_v5, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -578,8 +588,8 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
 
     if (prep(cat,
              "INSERT OR REPLACE INTO jobs (name, state, interval,"
-             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error)"
-             " VALUES (?,?,?,?,?,?,?,?)",
+             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token)"
+             " VALUES (?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
@@ -591,6 +601,7 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
     sqlite3_bind_int64(st, 7, (sqlite3_int64)j->last_epoch);
     sqlite3_bind_text(st, 8, j->last_error ? j->last_error : "", -1,
                       SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, j->token ? j->token : "", -1, SQLITE_STATIC);
     return step_done(cat, st, err);
 }
 
@@ -602,7 +613,7 @@ int catalog_job_each(struct catalog *cat,
 
     if (prep(cat,
              "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
-             " last_epoch, last_error FROM jobs ORDER BY name",
+             " last_epoch, last_error, token FROM jobs ORDER BY name",
              &st, err) < 0)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -616,6 +627,7 @@ int catalog_job_each(struct catalog *cat,
         j.cost_ms = (uint64_t)sqlite3_column_int64(st, 5);
         j.last_epoch = (uint64_t)sqlite3_column_int64(st, 6);
         j.last_error = (const char *)sqlite3_column_text(st, 7);
+        j.token = (const char *)sqlite3_column_text(st, 8);
         if (fn(&j, arg) < 0)
             break;
     }
@@ -632,7 +644,8 @@ int catalog_job_epoch_put(struct catalog *cat,
     if (prep(cat,
              "INSERT OR REPLACE INTO job_epochs (job, epoch, state, nvms,"
              " started_at, ended_at, precopy_ms, window_us, max_pause_us,"
-             " cost_ms, note) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+             " cost_ms, note, align, barriers)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
@@ -646,6 +659,9 @@ int catalog_job_epoch_put(struct catalog *cat,
     sqlite3_bind_int64(st, 9, (sqlite3_int64)e->max_pause_us);
     sqlite3_bind_int64(st, 10, (sqlite3_int64)e->cost_ms);
     sqlite3_bind_text(st, 11, e->note ? e->note : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, e->align ? e->align : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, e->barriers ? e->barriers : "", -1,
+                      SQLITE_STATIC);
     return step_done(cat, st, err);
 }
 
@@ -660,7 +676,7 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
              "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
              " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
              " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0),"
-             " e.source"
+             " e.source, coalesce(j.align, ''), coalesce(j.barriers, '')"
              " FROM epochs e LEFT JOIN job_epochs j"
              " ON j.job = e.job AND j.epoch = e.epoch"
              " WHERE e.job=? ORDER BY e.epoch, e.vm",
@@ -686,6 +702,8 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
         e.paused_at_ns = (uint64_t)sqlite3_column_int64(st, 11);
         e.resumed_at_ns = (uint64_t)sqlite3_column_int64(st, 12);
         e.source = (const char *)sqlite3_column_text(st, 14);
+        e.align = (const char *)sqlite3_column_text(st, 15);
+        e.barriers = (const char *)sqlite3_column_text(st, 16);
         if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) < 0)
             break;
     }

@@ -66,6 +66,7 @@ struct catalog_epoch {
     int64_t started_at, ended_at;
     uint64_t paused_at_ns, resumed_at_ns; /* wall clock of the VM's host */
     const char *source;                   /* "uffd-wp" or "qemu-migration" */
+    const char *align, *barriers;         /* of the job epoch (read only) */
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);
@@ -104,6 +105,7 @@ void catalog_rollback(struct catalog *cat);
 /* A job and its policies. */
 struct catalog_job {
     const char *name, *state, *interval, *last_error;
+    const char *token; /* hex, for the job's ranks */
     int auto_restart;
     uint64_t mtbf_s, cost_ms, last_epoch;
 };
@@ -116,6 +118,8 @@ int catalog_job_each(struct catalog *cat,
 /* One epoch of a job as a whole. */
 struct catalog_job_epoch {
     const char *job, *state, *note;
+    const char *align;    /* "" (no ranks), "aligned", "unaligned: why" */
+    const char *barriers; /* "rank:count ..." of the ranks that stopped */
     uint64_t epoch, nvms, precopy_ms, window_us, max_pause_us, cost_ms;
     int64_t started_at, ended_at;
 };

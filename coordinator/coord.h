@@ -42,6 +42,12 @@ struct conn {
     char peer[96];              /* address, for logs */
     struct host *host;          /* set once an agent registered */
     int closing;                /* flush what is queued, then close */
+    int guest;                  /* accepted on the ranks' endpoint */
+    /* an MPI rank, once registered (ranks.c) */
+    struct job *rank_job;
+    uint32_t rank;
+    uint64_t barrier_count, ready_epoch;
+    char rank_where[140]; /* host/vm, for logs */
     struct conn *next;
 };
 
@@ -69,11 +75,21 @@ struct coord {
     unsigned ckpt_timeout_ms;    /* and aborted if not committed after this */
     uint64_t mtbf_s;             /* default MTBF for interval = auto */
     struct clean_note *to_clean; /* aborts not yet told to a host */
+    /* the ranks' endpoint (guests): job tokens, rank messages only */
+    int rank_fd;
+    struct ev_io rank_io;
+    char rank_addr[128];       /* what guests are told to connect to */
+    unsigned align_timeout_ms; /* ranks not at a barrier: cut unaligned */
+    unsigned align_settle_ms;  /* pre-copy while aligned ranks are idle */
+    unsigned rank_grace_ms;    /* ranks missing after this: unprotected */
 };
 
 /* server.c: listening socket, connections, handshake, dispatch. */
 int server_start(struct coord *co, const char *listen_addr,
                  struct vmckpt_error *err);
+/* The ranks' endpoint, for guests; 'addr' "" leaves it off. */
+int server_start_ranks(struct coord *co, const char *addr,
+                       struct vmckpt_error *err);
 void server_stop(struct coord *co);
 /* Drop a connection now, logging 'why'. */
 void conn_drop(struct conn *c, const char *why);
@@ -146,6 +162,16 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env);
+/* From MPI ranks and the wrapper, on the ranks' endpoint (ranks.c). */
+int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env);
+int ranks_on_ready(struct conn *c, const Vmckpt__Envelope *env);
+int ranks_on_job_register(struct conn *c, const Vmckpt__Envelope *env);
+int ranks_on_job_deregister(struct conn *c, const Vmckpt__Envelope *env);
+/* The key of job 'name' for the ranks' endpoint (auth key_for). */
+const struct auth_key *ranks_key_for(void *co, Vmckpt__Role role,
+                                     const char *name);
+/* A guest's kernel command line gets what its ranks need to reach us. */
+char *ranks_cmdline(struct coord *co, struct job *j, const char *cmdline);
 /* Retention of job/vm after a commit (vms.c). */
 void vms_retain(struct coord *co, const char *job, const char *vm,
                 const char *current_store);

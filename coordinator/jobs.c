@@ -44,6 +44,7 @@ void job_save(struct job *j)
     cj.mtbf_s = j->mtbf_s;
     cj.cost_ms = j->cost_ms;
     cj.last_epoch = j->last_epoch;
+    cj.token = j->token_hex;
     if (catalog_job_put(j->co->cat, &cj, &err) < 0)
         log_err("%s", err.text);
 }
@@ -82,6 +83,10 @@ static struct job *job_new(struct coord *co, const char *name)
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->interval, sizeof(j->interval), "off");
     ev_timer_init(&j->periodic, periodic_fire, j);
+    if (ranks_token_init(j, NULL) < 0) {
+        free(j);
+        return NULL;
+    }
     j->next = co->jobs;
     co->jobs = j;
     return j;
@@ -183,6 +188,8 @@ static int jepoch_set_state(struct job *j, const char *old, const char *state,
             ce.max_pause_us = e->v[i].pause_us;
     ce.cost_ms = cost_ms(e);
     ce.note = note;
+    ce.align = e->align;
+    ce.barriers = e->barriers;
     log_info("epoch %s/%llu: %s -> %s%s%s", j->name,
              (unsigned long long)e->epoch, old, state, note ? ": " : "",
              note ? note : "");
@@ -255,6 +262,7 @@ static void epoch_end(struct job *j)
             v->phase[0] = '\0';
     }
     ev_timer_stop(j->co->loop, &e->timer);
+    ev_timer_stop(j->co->loop, &e->align_timer);
     free(e->v);
     free(e);
     j->cur = NULL;
@@ -276,6 +284,7 @@ void job_abort(struct job *j, const char *fmt, ...)
     ab.epoch = j->cur->epoch;
     ab.reason = reason;
     tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, &ab, 1, 1);
+    ranks_release(j, j->cur->epoch);
     jepoch_set_state(j, j->cur->phase, "aborted", reason);
     snprintf(j->last_error, sizeof(j->last_error), "epoch %llu aborted: %s",
              (unsigned long long)j->cur->epoch, reason);
@@ -286,7 +295,7 @@ void job_abort(struct job *j, const char *fmt, ...)
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t);
 
-static void do_cut(struct job *j, const char *why)
+void do_cut(struct job *j, const char *why)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptCut cut = VMCKPT__CKPT_CUT__INIT;
@@ -314,13 +323,13 @@ static void do_cut(struct job *j, const char *why)
                        : 1);
 }
 
-/* Every VM is ready for the cut. This is where MPI barrier alignment
- * belongs: ask the job's ranks to stop at one MPI_Barrier and cut when
- * they all wait there (or after its timeout, unaligned). Jobs without
- * ranks are cut at once. */
+/* Every VM is ready for the cut: first the MPI alignment (ranks.c) asks
+ * the job's ranks to stop at one MPI_Barrier, and cuts when they all wait
+ * there, or unaligned after its timeout. Jobs without ranks are cut at
+ * once. */
 static void align_then_cut(struct job *j, const char *why)
 {
-    do_cut(j, why);
+    ranks_align(j, why);
 }
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t)
@@ -335,6 +344,8 @@ static void epoch_timer(struct evloop *loop, struct ev_timer *t)
         align_then_cut(j, "max_precopy_ms reached");
         return;
     }
+    if (strcmp(j->cur->phase, "align") == 0)
+        return; /* the alignment's own timers end it; the cut re-arms */
     job_abort(j, "not committed within %u ms", j->co->ckpt_timeout_ms);
 }
 
@@ -405,6 +416,7 @@ int job_begin(struct job *j, char *why, size_t wlen)
     e->started_at = (int64_t)(evloop_wall_ms() / 1000);
     snprintf(e->phase, sizeof(e->phase), "precopy");
     ev_timer_init(&e->timer, epoch_timer, j);
+    ev_timer_init(&e->align_timer, NULL, j);
     j->cur = e;
     for (i = 0; i < n; i++) {
         struct jvm *jv = &e->v[i];
@@ -468,7 +480,15 @@ void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st)
     struct jvm *v = jvm_find(j, st->epoch, st->vm);
     size_t i;
 
-    if (v == NULL || strcmp(j->cur->phase, "precopy") != 0)
+    if (v == NULL)
+        return;
+    if (j->cur->settling) {
+        v->converged = st->converged;
+        v->fresh = 1;
+        ranks_settle_check(j);
+        return;
+    }
+    if (strcmp(j->cur->phase, "precopy") != 0)
         return;
     v->converged = st->converged;
     for (i = 0; i < j->cur->n; i++)
@@ -496,6 +516,7 @@ void jobs_on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
     r.job = j->name;
     r.epoch = j->cur->epoch;
     tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0);
+    ranks_release(j, j->cur->epoch);
 }
 
 static void job_commit(struct job *j)
@@ -514,6 +535,7 @@ static void job_commit(struct job *j)
     j->last_epoch = e->epoch;
     j->last_window_us = window_us(e);
     j->cost_ms = cost_ms(e);
+    snprintf(j->last_align, sizeof(j->last_align), "%s", e->align);
     j->last_error[0] = '\0';
     job_save(j);
     for (i = 0; i < e->n; i++) {
@@ -684,6 +706,13 @@ void jobs_conn_gone(struct coord *co, struct conn *c)
     struct job *j;
     size_t i;
 
+    if (c->rank_job != NULL) {
+        j = c->rank_job;
+        c->rank_job = NULL;
+        log_info("job %s: rank %u (%s) disconnected", j->name, c->rank,
+                 c->rank_where);
+        ranks_check(j);
+    }
     for (j = co->jobs; j != NULL; j = j->next) {
         if (j->rs != NULL && j->rs->admin == c)
             j->rs->admin = NULL;
@@ -805,6 +834,10 @@ static int load_one(const struct catalog_job *cj, void *arg)
     j->mtbf_s = cj->mtbf_s;
     j->cost_ms = cj->cost_ms;
     j->last_epoch = cj->last_epoch;
+    if (ranks_token_init(j, cj->token) < 0)
+        return -1;
+    if (strcmp(cj->token ? cj->token : "", j->token_hex) != 0)
+        job_save(j); /* a catalog from before tokens */
     schedule(j);
     return 0;
 }
@@ -848,6 +881,7 @@ void jobs_free(struct coord *co)
         ev_timer_stop(co->loop, &j->periodic);
         if (j->cur != NULL)
             epoch_end(j);
+        auth_key_dispose(&j->token);
         if (j->rs != NULL) {
             free(j->rs->v);
             free(j->rs);

@@ -11,6 +11,7 @@ struct jvm {
     char vm[65], host[64], store_host[64], store_addr[128];
     uint64_t parent, req;
     int converged, cut_done, durable;
+    int fresh; /* reported a round since the ranks were aligned */
     uint64_t pages, wire_bytes, disk_bytes, pause_us, total_ms, rounds;
     uint64_t paused_at_ns, resumed_at_ns, slowdown_ms, used_parent;
     int qemu_stream;
@@ -25,6 +26,12 @@ struct jepoch {
     struct jvm *v;
     struct ev_timer timer; /* pre-copy limit, then the overall timeout */
     int timed_cut;         /* the cut came from max_precopy_ms */
+    /* MPI alignment (ranks.c): asked, how many ranks, and the outcome */
+    int aligning, settling;
+    struct ev_timer align_timer; /* then the settle time */
+    uint64_t t_align;            /* monotonic ms when the ranks were asked */
+    char align[160];             /* "" no ranks, "aligned", "unaligned: why" */
+    char barriers[1024];
 };
 
 /* A restart in flight: every VM restored paused, then resumed at once. */
@@ -50,6 +57,14 @@ struct job {
     struct jrestart *rs;
     struct ev_timer periodic;
     uint64_t next_due_ms; /* monotonic; 0: none */
+    /* MPI (ranks.c): the token of the job's ranks, the run the wrapper
+     * announced, and the epoch of the last restart */
+    struct auth_key token;
+    char token_hex[2 * 32 + 1];
+    uint32_t nranks;       /* ranks announced by the wrapper; 0: none */
+    uint64_t mpi_since_ms; /* monotonic, when announced */
+    uint64_t restored_epoch;
+    char last_align[160]; /* of the last commit */
     struct job *next;
 };
 
@@ -80,5 +95,30 @@ int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                 struct conn *admin, uint64_t admin_id, char *why, size_t wlen);
 /* Every VM of a restart answered: resume them all, or fail the job. */
 void restart_finish(struct job *j);
+/* The cut itself (jobs.c), once alignment is done or skipped. */
+void do_cut(struct job *j, const char *why);
+
+/* ranks.c: MPI ranks of a job, barrier alignment. */
+/* Give the job a token (new, or from its catalog hex). 0 or -1. */
+int ranks_token_init(struct job *j, const char *hex);
+/* Ask the job's ranks to stop at a barrier; cut when all wait there, or
+ * unaligned after align_timeout_ms; at once when the job has no ranks. */
+void ranks_align(struct job *j, const char *why);
+/* Every connected rank is READY (or gone): cut. */
+void ranks_check(struct job *j);
+/* While aligned ranks are held: a VM reported a round; cut once every VM
+ * has (or converged). */
+void ranks_settle_check(struct job *j);
+/* After RESUME or an abort: every rank waiting for epoch e goes on. */
+void ranks_release(struct job *j, uint64_t epoch);
+/* Ranks connected now, and the protection text for status. */
+unsigned ranks_count(struct job *j);
+const char *ranks_protection(struct job *j, char *buf, size_t len);
+/* A restart from 'epoch' begins: ranks that reconnect waiting for it
+ * learn they were restored. */
+void ranks_restarted(struct job *j, uint64_t epoch);
+/* Every VM of the job is restored, not yet resumed: the rank connections
+ * are from the guests that were replaced; drop them. */
+void ranks_replaced(struct job *j);
 
 #endif

@@ -95,10 +95,21 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
              j->name, j->interval, (unsigned long long)interval_s(j),
              j->auto_restart ? "yes" : "no",
              (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
-    return ack(c, env->request_id,
-               "job %s: interval %s (%llu s in effect), auto_restart %s",
-               j->name, j->interval, (unsigned long long)interval_s(j),
-               j->auto_restart ? "yes" : "no");
+    {
+        Vmckpt__JobRegistered ok = VMCKPT__JOB_REGISTERED__INIT;
+        char text[300];
+
+        snprintf(text, sizeof(text),
+                 "job %s: interval %s (%llu s in effect), auto_restart %s",
+                 j->name, j->interval, (unsigned long long)interval_s(j),
+                 j->auto_restart ? "yes" : "no");
+        ok.job = j->name;
+        ok.token.data = j->token.bytes;
+        ok.token.len = j->token.len;
+        ok.text = text;
+        return conn_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED,
+                         env->request_id, &ok);
+    }
 }
 
 int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
@@ -108,6 +119,7 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     struct job *j;
     struct vmrec *v;
     size_t n = 0, i = 0;
+    char prot[200];
     int rc;
 
     for (j = c->co->jobs; j != NULL; j = j->next)
@@ -143,6 +155,10 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
             j->next_due_ms ? (int64_t)(j->next_due_ms - evloop_now_ms()) : -1;
         ji->last_error = j->last_error;
         ji->last_window_us = j->last_window_us;
+        ji->ranks = ranks_count(j);
+        ji->nranks = j->nranks;
+        ji->protection = strdup(ranks_protection(j, prot, sizeof(prot)));
+        ji->last_align = j->last_align;
         ptrs[i++] = ji;
     }
     if (env->jobs_query->job[0] && i == 0) {
@@ -156,6 +172,8 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     reply.jobs = ptrs;
     rc =
         conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
+    while (i > 0)
+        free(infos[--i].protection);
     free(infos);
     free(ptrs);
     return rc;
@@ -196,6 +214,8 @@ static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
     ei->store_host = dup_or_empty(e->store_host);
     ei->note = dup_or_empty(e->note);
     ei->source = dup_or_empty(e->source);
+    ei->align = dup_or_empty(e->align);
+    ei->barriers = dup_or_empty(e->barriers);
     ei->epoch = e->epoch;
     ei->parent = e->parent;
     ei->pages = e->pages;
@@ -237,6 +257,8 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
         free(a.v[i]->store_host);
         free(a.v[i]->note);
         free(a.v[i]->source);
+        free(a.v[i]->align);
+        free(a.v[i]->barriers);
         free(a.v[i]);
     }
     free(a.v);

@@ -53,7 +53,9 @@ void restart_finish(struct job *j)
                        VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
         goto out;
     }
-    /* every VM is restored and paused: resume them all together */
+    /* every VM is restored and paused: the rank connections are from the
+     * guests they replaced; then resume them all together */
+    ranks_replaced(j);
     r.job = j->name;
     r.epoch = rs->epoch;
     for (i = 0; i < rs->n; i++) {
@@ -193,6 +195,8 @@ int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
     rs->admin_id = admin_id;
     j->rs = rs;
     job_set_state(j, "restarting", NULL);
+    /* the restored ranks reconnect and learn they came back from 'epoch' */
+    ranks_restarted(j, epoch);
     for (i = 0; i < n; i++) {
         Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
         Vmckpt__VmSpec spec = *vms[i]->spec;

@@ -54,6 +54,17 @@ static const char usage[] =
     "  max_precopy_ms = 20000          a job epoch is cut after this at most\n"
     "  checkpoint_timeout_ms = 120000  and aborted if not committed by then\n"
     "  mtbf_s = 86400                  MTBF for interval = auto (Young/Daly)\n"
+    "  rank_listen =                   the MPI ranks' endpoint, reached from\n"
+    "                                  guests (e.g. 10.0.0.1:7471); off when\n"
+    "                                  empty. Job tokens only, rank messages\n"
+    "  rank_address = RANK_LISTEN      what guests are told to connect to\n"
+    "  align_timeout_ms = 10000        ranks not at a barrier by then: the\n"
+    "                                  cut is taken unaligned\n"
+    "  align_settle_ms = 1000          aligned, VMs not converged: pre-copy\n"
+    "                                  this long at most while the ranks\n"
+    "                                  are idle, then cut (0: cut at once)\n"
+    "  rank_grace_ms = 30000           ranks missing after this: the job is\n"
+    "                                  shown unprotected\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
@@ -74,6 +85,11 @@ static const char *const coord_keys[] = {"listen",
                                          "max_precopy_ms",
                                          "checkpoint_timeout_ms",
                                          "mtbf_s",
+                                         "rank_listen",
+                                         "rank_address",
+                                         "align_timeout_ms",
+                                         "align_settle_ms",
+                                         "rank_grace_ms",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -97,13 +113,14 @@ int main(int argc, char **argv)
     struct coord co;
     struct vmckpt_error err;
     char path[4096], bound[NET_ADDRSTRLEN], pid[32];
-    const char *state_dir, *key_file, *listen_addr;
+    const char *state_dir, *key_file, *listen_addr, *rank_listen;
     uint64_t v;
     int rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
     memset(&co, 0, sizeof(co));
     co.listen_fd = -1;
+    co.rank_fd = -1;
     daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
     if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
         conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0) {
@@ -114,6 +131,7 @@ int main(int argc, char **argv)
 
     memset(&co, 0, sizeof(co));
     co.listen_fd = -1;
+    co.rank_fd = -1;
     co.next_host_id = 1;
     co.next_req = 1;
     if (conf_get_uint(o.conf, "coordinator", "heartbeat_interval_ms", 1000, 50,
@@ -158,6 +176,19 @@ int main(int argc, char **argv)
                       &err) < 0)
         goto confail;
     co.mtbf_s = v;
+    if (conf_get_uint(o.conf, "coordinator", "align_timeout_ms", 10000, 10,
+                      3600000, &v, &err) < 0)
+        goto confail;
+    co.align_timeout_ms = (unsigned)v;
+    if (conf_get_uint(o.conf, "coordinator", "align_settle_ms", 1000, 0, 600000,
+                      &v, &err) < 0)
+        goto confail;
+    co.align_settle_ms = (unsigned)v;
+    if (conf_get_uint(o.conf, "coordinator", "rank_grace_ms", 30000, 0,
+                      86400000, &v, &err) < 0)
+        goto confail;
+    co.rank_grace_ms = (unsigned)v;
+    rank_listen = conf_get(o.conf, "coordinator", "rank_listen", "");
     if (gethostname(path, sizeof(path) - 1) < 0)
         snprintf(path, sizeof(path), "coordinator");
     path[sizeof(path) - 1] = '\0';
@@ -190,10 +221,27 @@ int main(int argc, char **argv)
     co.loop = evloop_create();
     if (co.loop == NULL)
         die("cannot create the event loop");
-    if (server_start(&co, listen_addr, &err) < 0) {
+    if (server_start(&co, listen_addr, &err) < 0 ||
+        server_start_ranks(&co, rank_listen, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
         rc = 1;
         goto out;
+    }
+    if (co.rank_fd >= 0) {
+        const char *adv = conf_get(o.conf, "coordinator", "rank_address", "");
+
+        net_local_name(co.rank_fd, bound, sizeof(bound));
+        snprintf(co.rank_addr, sizeof(co.rank_addr), "%s",
+                 adv[0] ? adv : bound);
+        if (strncmp(co.rank_addr, "0.0.0.0:", 8) == 0 ||
+            strncmp(co.rank_addr, "[::]:", 5) == 0) {
+            fprintf(stderr,
+                    "vmckpt-coordinator: rank_listen = %s listens on every "
+                    "address: set rank_address to the one guests reach\n",
+                    rank_listen);
+            rc = 2;
+            goto out;
+        }
     }
     if (!o.foreground) {
         /* the catalog's SQLite handle is not used across fork: reopen */
@@ -224,6 +272,9 @@ int main(int argc, char **argv)
     log_info("%s listening on %s as '%s' (heartbeat %u ms, lost after %u ms)",
              PACKAGE_STRING, bound, co.name, co.heartbeat_ms,
              co.heartbeat_timeout_ms);
+    if (co.rank_fd >= 0)
+        log_info("MPI ranks' endpoint on %s (guests told %s)", rank_listen,
+                 co.rank_addr);
     daemon_ready();
 
     rc = evloop_run(co.loop);

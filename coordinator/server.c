@@ -51,6 +51,11 @@ static const struct dispatch {
     {VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, ROLE(ADMIN), jobs_on_cancel},
     {VMCKPT__MSG_TYPE__MSG_JOB_RESTART, ROLE(ADMIN), jobs_on_restart},
     {VMCKPT__MSG_TYPE__MSG_GC, ROLE(ADMIN), jobs_on_gc},
+    /* the ranks' endpoint: MPI ranks and the wrapper, job token only */
+    {VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, ROLE(RANK), ranks_on_register},
+    {VMCKPT__MSG_TYPE__MSG_RANK_READY, ROLE(RANK), ranks_on_ready},
+    {VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, ROLE(RANK), ranks_on_job_register},
+    {VMCKPT__MSG_TYPE__MSG_JOB_DEREGISTER, ROLE(RANK), ranks_on_job_deregister},
 };
 
 static void conn_free(struct conn *c)
@@ -125,16 +130,20 @@ static int dispatch_msg(struct conn *c, const Vmckpt__Envelope *env)
 {
     size_t i;
 
+    int known = 0;
+
     for (i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++) {
         if (dispatch[i].type != env->type)
             continue;
-        if (!(dispatch[i].roles & (1u << c->auth.role)))
-            return conn_error(
-                c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                "%s may not send %s", auth_role_name(c->auth.role),
-                wire_type_name(env->type));
-        return dispatch[i].fn(c, env);
+        known = 1;
+        if (dispatch[i].roles & (1u << c->auth.role))
+            return dispatch[i].fn(c, env);
     }
+    if (known)
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                          "%s may not send %s", auth_role_name(c->auth.role),
+                          wire_type_name(env->type));
     return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                       "the coordinator does not serve %s",
                       wire_type_name(env->type));
@@ -168,12 +177,13 @@ static int process(struct conn *c)
                 log_debug("%s %s authenticated from %s",
                           auth_role_name(c->auth.role), c->auth.peer_name,
                           c->peer);
-                if (c->auth.role == VMCKPT__ROLE__ROLE_RANK ||
+                if (c->guest != (c->auth.role == VMCKPT__ROLE__ROLE_RANK) ||
                     c->auth.role == VMCKPT__ROLE__ROLE_PEER) {
                     conn_error(c, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                                "role %s is not served on the coordinator's "
-                               "host endpoint",
-                               auth_role_name(c->auth.role));
+                               "%s endpoint",
+                               auth_role_name(c->auth.role),
+                               c->guest ? "ranks'" : "host");
                     conn_drop(c, "role not served here");
                     return -1;
                 }
@@ -239,14 +249,10 @@ static void auth_expired(struct evloop *loop, struct ev_timer *t)
     conn_drop(c, "handshake not completed in time");
 }
 
-static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
+static void accept_on(struct evloop *loop, struct coord *co, int lfd, int guest)
 {
-    struct coord *co = io->arg;
-
-    (void)revents;
     for (;;) {
-        int fd =
-            accept4(co->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
 
         if (fd < 0) {
@@ -265,6 +271,14 @@ static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
         net_peer_name(fd, c->peer, sizeof(c->peer));
         wire_conn_init(&c->w, fd, co->max_frame);
         auth_server_init(&c->auth, &co->key, co->name);
+        c->guest = guest;
+        if (guest) {
+            /* a guest proves the token of the job it names, never the
+             * cluster key */
+            c->auth.key = NULL;
+            c->auth.key_for = ranks_key_for;
+            c->auth.key_arg = co;
+        }
         ev_io_init(&c->io, fd, POLLIN, conn_ready, c);
         ev_timer_init(&c->auth_timer, auth_expired, c);
         if (ev_io_start(loop, &c->io) < 0) {
@@ -277,8 +291,38 @@ static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
         ev_timer_start(loop, &c->auth_timer, co->auth_timeout_ms);
         c->next = co->conns;
         co->conns = c;
-        log_debug("connection from %s", c->peer);
+        log_debug("connection from %s%s", c->peer, guest ? " (ranks)" : "");
     }
+}
+
+static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
+{
+    struct coord *co = io->arg;
+
+    (void)revents;
+    accept_on(loop, co, co->listen_fd, 0);
+}
+
+static void on_accept_rank(struct evloop *loop, struct ev_io *io, int revents)
+{
+    struct coord *co = io->arg;
+
+    (void)revents;
+    accept_on(loop, co, co->rank_fd, 1);
+}
+
+int server_start_ranks(struct coord *co, const char *addr,
+                       struct vmckpt_error *err)
+{
+    if (addr[0] == '\0')
+        return 0;
+    co->rank_fd = net_listen(addr, WIRE_DEFAULT_PORT + 1, err);
+    if (co->rank_fd < 0)
+        return -1;
+    ev_io_init(&co->rank_io, co->rank_fd, POLLIN, on_accept_rank, co);
+    if (ev_io_start(co->loop, &co->rank_io) < 0)
+        return errprintf_errno(err, "listen");
+    return 0;
 }
 
 int server_start(struct coord *co, const char *listen_addr,
@@ -301,5 +345,10 @@ void server_stop(struct coord *co)
         ev_io_stop(co->loop, &co->listen_io);
         close(co->listen_fd);
         co->listen_fd = -1;
+    }
+    if (co->rank_fd >= 0) {
+        ev_io_stop(co->loop, &co->rank_io);
+        close(co->rank_fd);
+        co->rank_fd = -1;
     }
 }

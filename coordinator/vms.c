@@ -223,8 +223,11 @@ static void answer_ack(struct pending *p, const char *fmt, ...)
 int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
 {
     const Vmckpt__VmSpec *s = env->vm_start->spec;
+    Vmckpt__VmStart start = *env->vm_start;
+    Vmckpt__VmSpec spec;
     struct vmrec *v;
     struct pending *p;
+    char *cmdline;
 
     if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
         s->host[0] == '\0' || s->kernel[0] == '\0' || s->memory_mb < 16)
@@ -236,18 +239,31 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                           "%s/%s is already running on %s", s->job, s->name,
                           v->host);
+    /* the guest's kernel command line tells its MPI ranks how to reach
+     * the ranks' endpoint, with the job's token */
+    spec = *s;
+    cmdline = ranks_cmdline(c->co, jobs_touch(c->co, s->job), s->cmdline);
+    if (cmdline == NULL)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "out of memory");
+    spec.cmdline = cmdline;
+    start.spec = &spec;
     p = relay(c, env->request_id, s->host, P_START,
-              VMCKPT__MSG_TYPE__MSG_VM_START, env->vm_start);
-    if (p == NULL)
+              VMCKPT__MSG_TYPE__MSG_VM_START, &start);
+    if (p == NULL) {
+        free(cmdline);
         return 0;
+    }
     snprintf(p->job, sizeof(p->job), "%s", s->job);
     snprintf(p->vm, sizeof(p->vm), "%s", s->name);
-    jobs_touch(c->co, s->job);
-    if (v == NULL && (v = vm_add(c->co, s->job, s->name)) == NULL)
+    if (v == NULL && (v = vm_add(c->co, s->job, s->name)) == NULL) {
+        free(cmdline);
         return 0;
+    }
     if (v->spec != NULL)
         wire_free_message(v->spec);
-    v->spec = wire_copy(s);
+    v->spec = wire_copy(&spec);
+    free(cmdline);
     snprintf(v->host, sizeof(v->host), "%s", s->host);
     vms_set_state(c->co, v, "starting");
     return 0;

@@ -1,2 +1,2 @@
 # Documentation installed with vmckpt.
-dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %reldir%/store.md %reldir%/performance.md
+dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %reldir%/store.md %reldir%/performance.md %reldir%/mpi.md

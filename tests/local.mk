@@ -11,7 +11,8 @@ SHELL_TESTS = \
 	%reldir%/t0610-console-checkpoint.t \
 	%reldir%/t0620-job-checkpoint.t \
 	%reldir%/t0630-job-policies.t \
-	%reldir%/t0640-no-tracking.t
+	%reldir%/t0640-no-tracking.t \
+	%reldir%/t0650-mpi-align.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 

@@ -38,12 +38,7 @@ job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j1\") | .$1"; }
 
 test_expect_success 'setup: three hosts, a job j1 of three guests running memwriter' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
-    cluster_up 3 &&
-    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
-        $TEST_DIR/co/vmckpt.conf &&
-    agents_for_guests h1 h2 h3 &&
-    start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    guest_cluster_up 3 &&
     for i in 1 2 3; do
         vmckpt vm start --job j1 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
             --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \

@@ -35,12 +35,7 @@ committed() { catalog "select count(distinct epoch) from epochs where job=\"j2\"
 
 test_expect_success 'setup: four hosts, job j2 of three guests on h1-h3' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
-    cluster_up 4 &&
-    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
-        $TEST_DIR/co/vmckpt.conf &&
-    agents_for_guests h1 h2 h3 h4 &&
-    start_coordinator && for h in h1 h2 h3 h4; do start_agent $h || exit 1; done &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\$(host_state h4)\" = upupupup" &&
+    guest_cluster_up 4 &&
     for i in 1 2 3; do
         vmckpt vm start --job j2 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
             --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \

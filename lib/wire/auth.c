@@ -285,6 +285,13 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
                           "hello: unknown role", err);
         as->role = h->role;
         snprintf(as->peer_name, sizeof(as->peer_name), "%s", h->name);
+        if (as->key_for != NULL &&
+            (as->key = as->key_for(as->key_arg, as->role, as->peer_name)) ==
+                NULL)
+            return refuse(as, c, env->request_id, VMCKPT__ERROR_CODE__ERR_AUTH,
+                          "authentication failed: no such job, or this role "
+                          "is not served on this endpoint",
+                          err);
         memcpy(as->nonce_c, h->nonce.data, AUTH_NONCE_LEN);
         if (auth_random(as->nonce_s, AUTH_NONCE_LEN) < 0)
             return refuse(as, c, env->request_id,

@@ -61,6 +61,12 @@ struct auth_server {
     uint8_t nonce_s[AUTH_NONCE_LEN];
     const struct auth_key *key;
     const char *server_name;
+    /* When set, the key is chosen by the peer's role and name once its
+     * Hello arrives (a job's token on the ranks' endpoint); NULL from it
+     * refuses the peer. It must outlive the handshake. */
+    const struct auth_key *(*key_for)(void *arg, Vmckpt__Role role,
+                                      const char *name);
+    void *key_arg;
 };
 
 /* 'key' and 'server_name' must outlive the handshake. */

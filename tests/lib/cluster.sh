@@ -52,6 +52,9 @@ state_dir = $TEST_DIR/co/state
 heartbeat_interval_ms = 200
 heartbeat_timeout_ms = 3000
 auth_timeout_ms = 2000
+rank_listen = $CO_IP:7471
+align_timeout_ms = 5000
+rank_grace_ms = 8000
 [agent]
 name = $h
 state_dir = $TEST_DIR/$h/state
@@ -127,6 +130,28 @@ agents_for_guests() {
             "$top_builddir/agent/libvmckpt-uffd.so" "$accel" \
             >>"$TEST_DIR/$h/vmckpt.conf" || return 1
     done
+}
+
+# guest_cluster_up N [KEY=VALUE...]: N hosts whose agents launch guests,
+# the coordinator with job-checkpoint limits for TCG guests (and the given
+# [coordinator] settings), every daemon started and up.
+guest_cluster_up() {
+    local n=$1 hosts h kv states="" want=""
+    shift
+    hosts=$(seq -f 'h%g' 1 "$n")
+    cluster_up "$n" &&
+        sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
+            "$TEST_DIR/co/vmckpt.conf" || return 1
+    for kv in "$@"; do
+        sed -i "/^${kv%%=*} = /d; /^\[coordinator\]/a ${kv%%=*} = ${kv#*=}" \
+            "$TEST_DIR/co/vmckpt.conf" || return 1
+    done
+    agents_for_guests $hosts && start_coordinator || return 1
+    for h in $hosts; do
+        start_agent "$h" || return 1
+        states="$states\$(host_state $h)" want="${want}up"
+    done
+    wait_until 10 "test \"$states\" = $want"
 }
 
 # since_restore_of JOB VM LOG: the guest's console log after the agent's mark

@@ -62,12 +62,13 @@ test_done() {
 # Fail (inside a test) with a message.
 fail() { echo "FAIL: $*"; return 1; }
 
-# wait_until SECONDS 'CONDITION': poll every 0.1 s.
+# wait_until SECONDS 'CONDITION' [INTERVAL]: poll every INTERVAL seconds
+# (0.1 by default).
 wait_until() {
     local end=$((SECONDS + $1))
     while ! eval "$2"; do
         [ $SECONDS -lt $end ] || { echo "timed out after $1 s: $2"; return 1; }
-        sleep 0.1
+        sleep "${3:-0.1}"
     done
 }
 

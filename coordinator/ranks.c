@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* MPI ranks of a job and barrier alignment (docs/mpi.md).
+ *
+ * Ranks reach the coordinator from inside their guests on a separate
+ * endpoint (rank_listen) that authenticates with the job's own token, not
+ * the cluster key, and serves nothing but rank messages for that job.
+ *
+ *   ALIGN    when every VM of an epoch is ready to cut, each connected
+ *            rank is asked to stop at its next MPI_Barrier (CkptAlign)
+ *   READY    a rank waits in a barrier and says at which one (its count)
+ *   cut      once every rank is READY (aligned), or after
+ *            align_timeout_ms (unaligned: still consistent, the VMs are
+ *            paused together; docs/consistency.md)
+ *   RELEASE  after RESUME (or an abort) the ranks return from the barrier
+ *
+ * After a restart the restored ranks find their connection dead,
+ * reconnect saying which epoch they wait for, and are told they were
+ * restored from it. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "jobs.h"
+#include "lib/util/log.h"
+
+#define TOKEN_LEN 32
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+int ranks_token_init(struct job *j, const char *hex)
+{
+    uint8_t raw[TOKEN_LEN];
+    size_t i;
+
+    if (hex != NULL && strlen(hex) == 2 * TOKEN_LEN) {
+        for (i = 0; i < TOKEN_LEN; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+            if (hi < 0 || lo < 0)
+                break;
+            raw[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (i == TOKEN_LEN)
+            goto set;
+    }
+    if (auth_random(raw, sizeof(raw)) < 0)
+        return -1;
+set:
+    for (i = 0; i < TOKEN_LEN; i++)
+        snprintf(j->token_hex + 2 * i, 3, "%02x", raw[i]);
+    auth_key_dispose(&j->token);
+    return auth_key_set(&j->token, raw, sizeof(raw));
+}
+
+const struct auth_key *ranks_key_for(void *arg, Vmckpt__Role role,
+                                     const char *name)
+{
+    struct job *j = job_find(arg, name);
+
+    if (role != VMCKPT__ROLE__ROLE_RANK || j == NULL || j->token.bytes == NULL)
+        return NULL;
+    return &j->token;
+}
+
+char *ranks_cmdline(struct coord *co, struct job *j, const char *cmdline)
+{
+    char *out;
+
+    if (co->rank_addr[0] == '\0' || j == NULL)
+        return strdup(cmdline);
+    if (asprintf(&out,
+                 "%s%svmckpt.job=%s vmckpt.token=%s vmckpt.coordinator=%s",
+                 cmdline, cmdline[0] ? " " : "", j->name, j->token_hex,
+                 co->rank_addr) < 0)
+        return NULL;
+    return out;
+}
+
+/* ---- the ranks of a job ------------------------------------------------ */
+
+unsigned ranks_count(struct job *j)
+{
+    struct conn *c;
+    unsigned n = 0;
+
+    for (c = j->co->conns; c != NULL; c = c->next)
+        n += c->rank_job == j;
+    return n;
+}
+
+const char *ranks_protection(struct job *j, char *buf, size_t len)
+{
+    unsigned n = ranks_count(j);
+
+    if (j->nranks == 0 && n == 0)
+        snprintf(buf, len, "%s", "");
+    else if (n >= j->nranks)
+        snprintf(buf, len, "protected (%u rank%s)", n, n == 1 ? "" : "s");
+    else if (evloop_now_ms() - j->mpi_since_ms < j->co->rank_grace_ms)
+        snprintf(buf, len, "starting (%u of %u ranks connected)", n, j->nranks);
+    else
+        snprintf(buf, len,
+                 "unprotected: %u of %u ranks reached the coordinator "
+                 "(checkpoints are not aligned)",
+                 n, j->nranks);
+    return buf;
+}
+
+static void send_rank(struct conn *c, int type, const void *payload)
+{
+    conn_send(c, type, c->co->next_req++, payload);
+}
+
+/* The outcome of an alignment: the barrier each ready rank waits at. */
+static void note_barriers(struct job *j)
+{
+    struct jepoch *e = j->cur;
+    struct conn *c;
+    uint32_t r, maxr = 0;
+    size_t off = 0;
+
+    for (c = j->co->conns; c != NULL; c = c->next)
+        if (c->rank_job == j && c->rank > maxr)
+            maxr = c->rank;
+    e->barriers[0] = '\0';
+    for (r = 0; r <= maxr; r++)
+        for (c = j->co->conns; c != NULL; c = c->next)
+            if (c->rank_job == j && c->rank == r &&
+                c->ready_epoch == e->epoch && off < sizeof(e->barriers) - 32)
+                off += (size_t)snprintf(
+                    e->barriers + off, sizeof(e->barriers) - off, "%s%u:%llu",
+                    off ? " " : "", r, (unsigned long long)c->barrier_count);
+}
+
+static void settle_expired(struct evloop *loop, struct ev_timer *t)
+{
+    struct job *j = t->arg;
+
+    (void)loop;
+    if (j->cur == NULL || !j->cur->settling)
+        return;
+    j->cur->settling = 0;
+    do_cut(j, "every rank waits at the same MPI_Barrier; settle time over");
+}
+
+void ranks_settle_check(struct job *j)
+{
+    struct jepoch *e = j->cur;
+    size_t i;
+
+    for (i = 0; i < e->n; i++)
+        if (!e->v[i].fresh && !e->v[i].converged)
+            return;
+    e->settling = 0;
+    ev_timer_stop(j->co->loop, &e->align_timer);
+    do_cut(j, "every rank waits at the same MPI_Barrier; pre-copy caught up "
+              "while they were idle");
+}
+
+static void align_done(struct job *j, const char *align, const char *why)
+{
+    struct jepoch *e = j->cur;
+    size_t i, left = 0;
+
+    e->aligning = 0;
+    ev_timer_stop(j->co->loop, &e->align_timer);
+    snprintf(e->align, sizeof(e->align), "%s", align);
+    note_barriers(j);
+    log_info("epoch %s/%llu: %s after %llu ms (barriers %s)", j->name,
+             (unsigned long long)e->epoch, align,
+             (unsigned long long)(evloop_now_ms() - e->t_align),
+             e->barriers[0] ? e->barriers : "none");
+    for (i = 0; i < e->n; i++) {
+        e->v[i].fresh = 0;
+        left += !e->v[i].converged;
+    }
+    if (strcmp(align, "aligned") != 0 || left == 0 ||
+        j->co->align_settle_ms == 0) {
+        do_cut(j, why);
+        return;
+    }
+    /* the ranks are idle now: one more pre-copy round of the VMs that had
+     * not converged takes what they wrote, so the pause copies little */
+    log_info("epoch %s/%llu: %zu VM(s) not converged: one more pre-copy "
+             "round while the ranks are idle (at most %u ms)",
+             j->name, (unsigned long long)e->epoch, left,
+             j->co->align_settle_ms);
+    e->settling = 1;
+    ev_timer_init(&e->align_timer, settle_expired, j);
+    ev_timer_start(j->co->loop, &e->align_timer, j->co->align_settle_ms);
+}
+
+/* Every connected rank is READY: cut. */
+void ranks_check(struct job *j)
+{
+    struct jepoch *e = j->cur;
+    struct conn *c;
+    unsigned n = 0, ready = 0;
+    char why[160];
+
+    if (e == NULL || !e->aligning)
+        return;
+    for (c = j->co->conns; c != NULL; c = c->next)
+        if (c->rank_job == j) {
+            n++;
+            ready += c->ready_epoch == e->epoch;
+        }
+    if (ready < n)
+        return;
+    if (n == 0) {
+        align_done(j, "unaligned: every rank went away during alignment",
+                   "no ranks left to align");
+        return;
+    }
+    if (n < j->nranks) {
+        snprintf(why, sizeof(why), "unaligned: only %u of %u ranks connected",
+                 n, j->nranks);
+        align_done(j, why, "the connected ranks wait at a barrier");
+        return;
+    }
+    align_done(j, "aligned", "every rank waits at the same MPI_Barrier");
+}
+
+static void align_expired(struct evloop *loop, struct ev_timer *t)
+{
+    struct job *j = t->arg;
+    struct jepoch *e = j->cur;
+    struct conn *c;
+    char why[160];
+    size_t off;
+
+    (void)loop;
+    if (e == NULL || !e->aligning)
+        return;
+    off = (size_t)snprintf(why, sizeof(why),
+                           "unaligned: no barrier within %u ms (rank",
+                           j->co->align_timeout_ms);
+    for (c = j->co->conns; c != NULL; c = c->next)
+        if (c->rank_job == j && c->ready_epoch != e->epoch &&
+            off < sizeof(why) - 16)
+            off +=
+                (size_t)snprintf(why + off, sizeof(why) - off, " %u", c->rank);
+    if (off < sizeof(why) - 2)
+        snprintf(why + off, sizeof(why) - off, ")");
+    align_done(j, why, "alignment timed out");
+}
+
+void ranks_align(struct job *j, const char *why)
+{
+    struct jepoch *e = j->cur;
+    Vmckpt__CkptAlign a = VMCKPT__CKPT_ALIGN__INIT;
+    struct conn *c;
+    unsigned n = ranks_count(j);
+
+    e->align[0] = '\0';
+    if (n == 0) {
+        if (j->nranks > 0)
+            snprintf(e->align, sizeof(e->align),
+                     "unaligned: none of the %u ranks reached the "
+                     "coordinator",
+                     j->nranks);
+        do_cut(j, why);
+        return;
+    }
+    log_info("epoch %s/%llu: %s; asking %u rank(s) to stop at a barrier "
+             "(at most %u ms)",
+             j->name, (unsigned long long)e->epoch, why, n,
+             j->co->align_timeout_ms);
+    snprintf(e->phase, sizeof(e->phase), "align");
+    e->aligning = 1;
+    e->t_align = evloop_now_ms();
+    ev_timer_init(&e->align_timer, align_expired, j);
+    ev_timer_start(j->co->loop, &e->align_timer, j->co->align_timeout_ms);
+    a.job = j->name;
+    a.epoch = e->epoch;
+    a.timeout_ms = j->co->align_timeout_ms;
+    for (c = j->co->conns; c != NULL; c = c->next)
+        if (c->rank_job == j)
+            send_rank(c, VMCKPT__MSG_TYPE__MSG_CKPT_ALIGN, &a);
+}
+
+void ranks_release(struct job *j, uint64_t epoch)
+{
+    Vmckpt__RankRelease r = VMCKPT__RANK_RELEASE__INIT;
+    struct conn *c;
+
+    r.job = j->name;
+    r.epoch = epoch;
+    for (c = j->co->conns; c != NULL; c = c->next)
+        if (c->rank_job == j)
+            send_rank(c, VMCKPT__MSG_TYPE__MSG_RANK_RELEASE, &r);
+}
+
+void ranks_restarted(struct job *j, uint64_t epoch)
+{
+    j->restored_epoch = epoch;
+}
+
+void ranks_replaced(struct job *j)
+{
+    struct linger hard = {1, 0};
+    struct conn *c, *next;
+
+    for (c = j->co->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->rank_job != j)
+            continue;
+        /* an abortive close (RST, no TIME_WAIT here): what a restored rank
+         * then sends on its copy of this connection is answered with a
+         * reset, and it reconnects at once */
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+        c->rank_job = NULL;
+        conn_drop(c, "its guest was replaced by a restored one");
+    }
+}
+
+/* ---- messages on the ranks' endpoint ----------------------------------- */
+
+/* The job this rank connection authenticated for; messages name it. */
+static struct job *own_job(struct conn *c, uint64_t id, const char *named)
+{
+    struct job *j = job_find(c->co, c->auth.peer_name);
+
+    if (j == NULL || strcmp(named, c->auth.peer_name) != 0) {
+        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                   "a rank of job %s may not speak for job '%s'",
+                   c->auth.peer_name, named);
+        return NULL;
+    }
+    return j;
+}
+
+int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__RankRegister *r = env->rank_register;
+    Vmckpt__RankRegistered ok = VMCKPT__RANK_REGISTERED__INIT;
+    struct job *j = own_job(c, env->request_id, r->job);
+    struct conn *o, *next;
+
+    if (j == NULL)
+        return 0;
+    if (r->size == 0 || r->rank >= r->size || r->size > 1u << 20)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "rank %u of %u: out of range", r->rank, r->size);
+    /* a rank that reconnects replaces its old connection */
+    for (o = c->co->conns; o != NULL; o = next) {
+        next = o->next;
+        if (o != c && o->rank_job == j && o->rank == r->rank) {
+            o->rank_job = NULL;
+            conn_drop(o, "the rank connected again");
+        }
+    }
+    c->rank_job = j;
+    c->rank = r->rank;
+    c->ready_epoch = 0;
+    snprintf(c->rank_where, sizeof(c->rank_where), "%.64s/%.64s", r->host,
+             r->vm[0] ? r->vm : "-");
+    if (j->nranks == 0 || j->nranks < r->size) {
+        /* started without the wrapper's announcement: the ranks say */
+        j->nranks = r->size;
+        j->mpi_since_ms = evloop_now_ms();
+    }
+    if (r->waiting_epoch != 0 && r->waiting_epoch == j->restored_epoch)
+        ok.restored_epoch = j->restored_epoch;
+    log_info("job %s: rank %u of %u registered from %s (%s, pid %u)%s", j->name,
+             r->rank, r->size, c->peer, c->rank_where, r->pid,
+             ok.restored_epoch ? ", restored" : "");
+    if (conn_send(c, VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, env->request_id,
+                  &ok) < 0)
+        return -1;
+    if (r->waiting_epoch != 0 && !ok.restored_epoch &&
+        (j->cur == NULL || j->cur->epoch != r->waiting_epoch ||
+         !j->cur->aligning)) {
+        /* it waits for a cut that is over (the coordinator restarted, or
+         * its connection broke): let it go */
+        Vmckpt__RankRelease rel = VMCKPT__RANK_RELEASE__INIT;
+
+        rel.job = j->name;
+        rel.epoch = r->waiting_epoch;
+        send_rank(c, VMCKPT__MSG_TYPE__MSG_RANK_RELEASE, &rel);
+    } else if (j->cur != NULL && j->cur->aligning &&
+               r->waiting_epoch != j->cur->epoch) {
+        Vmckpt__CkptAlign a = VMCKPT__CKPT_ALIGN__INIT;
+
+        a.job = j->name;
+        a.epoch = j->cur->epoch;
+        a.timeout_ms = c->co->align_timeout_ms;
+        send_rank(c, VMCKPT__MSG_TYPE__MSG_CKPT_ALIGN, &a);
+    }
+    return 0;
+}
+
+int ranks_on_ready(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__RankReady *r = env->rank_ready;
+    struct job *j = own_job(c, env->request_id, r->job);
+
+    if (j == NULL)
+        return 0;
+    if (c->rank_job != j)
+        return conn_error(c, env->request_id,
+                          VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                          "rank-ready before rank-register");
+    if (j->cur == NULL || j->cur->epoch != r->epoch || !j->cur->aligning) {
+        /* late (the cut happened without it) or repeated: let it go */
+        if (j->cur == NULL || j->cur->epoch != r->epoch) {
+            Vmckpt__RankRelease rel = VMCKPT__RANK_RELEASE__INIT;
+
+            rel.job = j->name;
+            rel.epoch = r->epoch;
+            send_rank(c, VMCKPT__MSG_TYPE__MSG_RANK_RELEASE, &rel);
+        }
+        return 0;
+    }
+    if (c->ready_epoch == r->epoch)
+        return 0;
+    c->ready_epoch = r->epoch;
+    c->barrier_count = r->barrier_count;
+    log_debug("epoch %s/%llu: rank %u waits at barrier %llu", j->name,
+              (unsigned long long)r->epoch, c->rank,
+              (unsigned long long)r->barrier_count);
+    ranks_check(j);
+    return 0;
+}
+
+int ranks_on_job_register(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__JobRegister *r = env->job_register;
+    Vmckpt__JobRegistered ok = VMCKPT__JOB_REGISTERED__INIT;
+    struct job *j = own_job(c, env->request_id, r->job);
+    const char *iv = r->checkpoint_interval;
+
+    if (j == NULL)
+        return 0;
+    if (r->nranks == 0 || r->nranks > 1u << 20)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "an MPI run of %u ranks", r->nranks);
+    if (iv[0] && strcmp(iv, "off") != 0 && strcmp(iv, "auto") != 0 &&
+        (strspn(iv, "0123456789") != strlen(iv) || strlen(iv) > 9 ||
+         atoi(iv) == 0))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "interval '%s': give seconds (> 0), 'auto' or 'off'",
+                          iv);
+    j->nranks = r->nranks;
+    j->mpi_since_ms = evloop_now_ms();
+    if (iv[0]) {
+        snprintf(j->interval, sizeof(j->interval), "%s", iv);
+        job_save(j);
+        schedule(j);
+    }
+    log_info("job %s: an MPI run of %u ranks starts (interval %s)", j->name,
+             j->nranks, j->interval);
+    ok.job = j->name;
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, env->request_id,
+                     &ok);
+}
+
+int ranks_on_job_deregister(struct conn *c, const Vmckpt__Envelope *env)
+{
+    Vmckpt__Ack a = VMCKPT__ACK__INIT;
+    struct job *j = own_job(c, env->request_id, env->job_deregister->job);
+
+    if (j == NULL)
+        return 0;
+    log_info("job %s: the MPI run of %u ranks ended", j->name, j->nranks);
+    j->nranks = 0;
+    j->mpi_since_ms = 0;
+    a.text = "deregistered";
+    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &a);
+}

@@ -1,0 +1,175 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# MPI jobs under vmckpt-mpirun in a job of three guests: the guests learn
+# the ranks' endpoint and the job token from their kernel command line;
+# a checkpoint stops every rank at the same MPI_Barrier (C preloaded, C
+# linked, and each Fortran binding); two checkpoints, a host killed, the
+# job restarted from the last epoch finishes with the checksum of an
+# uninterrupted run (C, then use mpi_f08); without barriers the cut is
+# unaligned after the timeout and a restart is still right; without a
+# coordinator the program runs to a correct end and the job shows
+# unprotected; the ranks' endpoint takes nothing but the job's token.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
+command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
+[ -x "$top_builddir/mpi-hooks/vmckpt-mpirun" ] || skip_all "built without Open MPI"
+[ -x "$top_builddir/examples/mpi/heatf-f08" ] || skip_all "built without Fortran MPI"
+require_kernel 6 7 "userfaultfd async write-protect"
+guest_tests_exclusive
+
+IMG="$top_builddir/lab"
+ip_of() { echo "198.18.1.${1#g}"; }
+in_guest() {  # in_guest gN CMD...
+    local g=$1; shift
+    in_host co dbclient -y -y -i "$IMG/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
+}
+job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"m1\") | .$1"; }
+# (the image's Open MPI defaults start orted with dbclient, over eth0)
+MPI_OPTS="-np 3 --host g1,g2,g3"
+# run_bg OUT CMD: CMD in g1, detached, its output in OUT inside g1
+run_bg() {
+    in_guest g1 "setsid sh -c '$2 >$1 2>&1; echo exit=\$? >>$1' </dev/null >/dev/null 2>&1 &"
+}
+out_of() { in_guest g1 "cat $1"; }
+# wait_slow SECONDS CONDITION: for conditions that log in to a guest
+wait_slow() { wait_until "$1" "$2" 2; }
+# wait_ranks N: N ranks of m1 connected
+wait_ranks() { wait_until 60 "test \"\$(job_field ranks)\" = $1"; }
+# the job epoch N as the catalog lists it (one row per VM; these are the
+# job's fields)
+epoch_field() {
+    vmckpt list m1 --all --json | jq -r "[.[] | select(.epoch == $1)][0].$2"
+}
+# barrier counts of epoch N equal, one per rank
+barriers_equal() {
+    local b
+    b=$(epoch_field "$1" barriers)
+    echo "epoch $1: $(epoch_field "$1" align); barriers $b"
+    [ "$(echo "$b" | wc -w)" = 3 ] &&
+        [ "$(echo "$b" | tr ' ' '\n' | cut -d: -f2 | sort -u | wc -l)" = 1 ]
+}
+# reference checksums: the same programs on this machine, without VMs
+ref() {
+    ASAN_OPTIONS=detect_leaks=0 mpirun --allow-run-as-root --oversubscribe --mca pml ob1 \
+        --mca btl self,vader -np 3 "$@" 2>/dev/null | grep -o "checksum=[0-9a-fA-F]*"
+}
+
+test_expect_success 'setup: three guests of job m1 on h1..h3, an h4 spare; the reference runs' '
+    "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
+    guest_cluster_up 4 max_precopy_ms=5000 &&
+    for i in 1 2 3; do
+        vmckpt vm start --job m1 --name g$i --host h$i --mem 384 --kernel "$IMG/vmlinux" \
+            --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 || exit 1
+    done &&
+    for i in 1 2 3; do wait_until 90 "in_guest g$i true" || exit 1; done &&
+    REF_C=$(ref "$top_builddir/examples/mpi/heat" -n 96 -i 1200) &&
+    REF_F=$(ref "$top_builddir/examples/mpi/heatf-f08" 96 1000) &&
+    echo "REF_C=$REF_C REF_F=$REF_F" | tee $TEST_DIR/ref &&
+    test -n "$REF_C" && test -n "$REF_F"
+'
+. $TEST_DIR/ref 2>/dev/null || true
+
+test_expect_success 'guests carry the job, its token and the ranks endpoint on their command line' '
+    in_guest g2 "cat /proc/cmdline" >$TEST_DIR/cmdline && cat $TEST_DIR/cmdline &&
+    grep -q "vmckpt.job=m1 " $TEST_DIR/cmdline &&
+    grep -q "vmckpt.token=$(vmckpt job token m1)" $TEST_DIR/cmdline &&
+    grep -q "vmckpt.coordinator=198.18.0.1:7471" $TEST_DIR/cmdline
+'
+
+test_expect_success 'heat under vmckpt-mpirun: a checkpoint waits for every rank at one barrier' '
+    run_bg /tmp/a.out "vmckpt-mpirun $MPI_OPTS heat -n 96 -i 1200" &&
+    wait_ranks 3 && vmckpt status m1 | grep "^MPI: protected (3 ranks)" &&
+    vmckpt checkpoint m1 --wait &&
+    test "$(epoch_field 1 align)" = aligned && barriers_equal 1 &&
+    vmckpt list m1 | grep -q " aligned " &&
+    grep_log $TEST_DIR/co/coordinator.log "epoch m1/1: aligned after" &&
+    vmckpt status m1 | grep -q "last checkpoint aligned" &&
+    wait_slow 200 "out_of /tmp/a.out | grep -q exit=" && out_of /tmp/a.out &&
+    out_of /tmp/a.out | grep -q "$REF_C" && out_of /tmp/a.out | grep -q "exit=0"
+'
+
+test_expect_success 'every binding aligns: heat linked before -lmpi, heatf with mpif.h and use mpi' '
+    n=1 &&
+    for prog in "heat-linked -n 96 -i 400" "heatf-mpifh 96 400" "heatf-mpi 96 400"; do
+        n=$((n + 1)) &&
+        run_bg /tmp/b$n.out "vmckpt-mpirun $MPI_OPTS $prog" &&
+        wait_ranks 3 && vmckpt checkpoint m1 --wait >/dev/null &&
+        echo "$prog:" && test "$(epoch_field $n align)" = aligned && barriers_equal $n &&
+        wait_slow 200 "out_of /tmp/b$n.out | grep -q exit=0" &&
+        wait_until 10 "test \"\$(job_field ranks)\" = 0" || exit 1
+    done
+'
+
+# story: two checkpoints while PROG runs, host H killed, restart, the end
+# checksum REF. story OUT PROG REF H
+story() {
+    local out=$1 prog=$2 want=$3 h=$4 e1 e2
+    run_bg "$out" "vmckpt-mpirun $MPI_OPTS $prog" &&
+    wait_ranks 3 &&
+    vmckpt checkpoint m1 --wait && e1=$(job_field last_epoch) && barriers_equal "$e1" &&
+    sleep 2 &&
+    vmckpt checkpoint m1 --wait && e2=$(job_field last_epoch) && barriers_equal "$e2" &&
+    test "$e2" = $((e1 + 1)) &&
+    "$LAB_CMD" kill-host $LAB "$h" &&
+    wait_until 10 "test \"\$(job_field state)\" = failed" &&
+    vmckpt restart m1 && test "$(job_field state)" = running &&
+    grep_log $TEST_DIR/co/coordinator.log "job m1: rank [0-9] of 3 registered from .*, restored" &&
+    wait_slow 300 "out_of $out | grep -q exit=" && out_of "$out" &&
+    out_of "$out" | grep -q "restored from epoch $e2" &&
+    out_of "$out" | grep -q "$want" && out_of "$out" | grep -q "exit=0"
+}
+
+test_expect_success 'C: two checkpoints, h3 killed, restart from the last (g3 on h4): the uninterrupted checksum' '
+    story /tmp/c.out "heat -n 96 -i 1200" "$REF_C" h3 &&
+    vmckpt vm list | grep -q "^m1  *g3  *h4  *running"
+'
+
+test_expect_success 'Fortran (use mpi_f08): the same story with h2 killed' '
+    story /tmp/f.out "heatf-f08 96 1000" "$REF_F" h2 &&
+    vmckpt vm list | grep "^m1  *g2 " | grep -q running
+'
+
+test_expect_success 'no barriers: the cut is unaligned after the timeout; a restart is still right' '
+    run_bg /tmp/n.out "vmckpt-mpirun $MPI_OPTS heat -n 96 -i 1200 -b 0" &&
+    wait_ranks 3 && vmckpt checkpoint m1 --wait &&
+    e=$(job_field last_epoch) && epoch_field $e align | tee /dev/stderr |
+        grep -q "^unaligned: no barrier within 5000 ms (rank 0 1 2)" &&
+    vmckpt list m1 | grep -q " unaligned " &&
+    vmckpt restart m1 &&
+    wait_slow 300 "out_of /tmp/n.out | grep -q exit=" && out_of /tmp/n.out &&
+    out_of /tmp/n.out | grep -q "$REF_C" && out_of /tmp/n.out | grep -q "exit=0"
+'
+
+test_expect_success 'coordinator unreachable at MPI_Init: runs to a correct end, shown unprotected' '
+    run_bg /tmp/u.out "vmckpt-mpirun --rank-coordinator=198.18.0.1:9 $MPI_OPTS heat -n 96 -i 1200" &&
+    wait_until 30 "test \"\$(job_field nranks)\" = 3" &&
+    wait_until 20 "job_field protection | grep -q \"^unprotected: 0 of 3 ranks\"" &&
+    vmckpt status m1 | grep "^MPI: unprotected" &&
+    wait_slow 300 "out_of /tmp/u.out | grep -q exit=" && out_of /tmp/u.out &&
+    test "$(out_of /tmp/u.out | grep -c "cannot reach the coordinator")" = 3 &&
+    out_of /tmp/u.out | grep -q "$REF_C" && out_of /tmp/u.out | grep -q "exit=0" &&
+    run_bg /tmp/w.out "VMCKPT_COORDINATOR=198.18.0.1:9 vmckpt-mpirun $MPI_OPTS heat -n 96 -i 100" &&
+    wait_slow 200 "out_of /tmp/w.out | grep -q exit=" && out_of /tmp/w.out &&
+    out_of /tmp/w.out | grep -q "cannot register job m1 .*runs unprotected" &&
+    out_of /tmp/w.out | grep -q "exit=0"
+'
+
+test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster key are refused' '
+    tok=$(vmckpt job token m1) && vmckpt job token other >/dev/null &&
+    in_guest g1 "VMCKPT_TOKEN=$(vmckpt job token other) vmckpt-mpirun -np 1 true" >$TEST_DIR/e1 2>&1;
+    cat $TEST_DIR/e1 && grep -q "cannot register job m1 .*authentication failed" $TEST_DIR/e1 &&
+    in_guest g1 "VMCKPT_JOB=other VMCKPT_TOKEN=$tok vmckpt-mpirun -np 1 true" >$TEST_DIR/e2 2>&1;
+    cat $TEST_DIR/e2 && grep -q "cannot register job other .*authentication failed" $TEST_DIR/e2 &&
+    ! vmckpt -C 198.18.0.1:7471 hosts 2>$TEST_DIR/e3 && cat $TEST_DIR/e3 &&
+    grep -q "authentication failed" $TEST_DIR/e3 &&
+    in_guest g1 "VMCKPT_TOKEN=zz vmckpt-mpirun -np 1 true" >$TEST_DIR/e4 2>&1;
+    cat $TEST_DIR/e4 && grep -q "VMCKPT_TOKEN: not a job token" $TEST_DIR/e4
+'
+
+test_expect_success 'everything stops cleanly, with no sanitizer report' '
+    for h in h1 h4 co; do stop_daemon $h TERM || exit 1; done &&
+    no_sanitizer_reports
+'
+
+test_done
