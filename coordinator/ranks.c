@@ -237,6 +237,7 @@ static void align_expired(struct evloop *loop, struct ev_timer *t)
     struct jepoch *e = j->cur;
     struct conn *c;
     char why[160];
+    uint32_t r, maxr = 0;
     size_t off;
 
     (void)loop;
@@ -246,10 +247,14 @@ static void align_expired(struct evloop *loop, struct ev_timer *t)
                            "unaligned: no barrier within %u ms (rank",
                            j->co->align_timeout_ms);
     for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j && c->ready_epoch != e->epoch &&
-            off < sizeof(why) - 16)
-            off +=
-                (size_t)snprintf(why + off, sizeof(why) - off, " %u", c->rank);
+        if (c->rank_job == j && c->rank > maxr)
+            maxr = c->rank;
+    for (r = 0; r <= maxr; r++)
+        for (c = j->co->conns; c != NULL; c = c->next)
+            if (c->rank_job == j && c->rank == r &&
+                c->ready_epoch != e->epoch && off < sizeof(why) - 16)
+                off += (size_t)snprintf(why + off, sizeof(why) - off, " %u",
+                                        r);
     if (off < sizeof(why) - 2)
         snprintf(why + off, sizeof(why) - off, ")");
     align_done(j, why, "alignment timed out");

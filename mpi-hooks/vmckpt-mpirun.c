@@ -265,11 +265,19 @@ int main(int argc, char **argv)
     }
     if (have > 0) {
         const char *old = getenv("LD_PRELOAD");
+        char hex[2 * AUTH_KEY_MAX + 1];
+        size_t k;
 
         snprintf(preload, sizeof(preload), "LD_PRELOAD=%s%s%s", hooks,
                  old != NULL && old[0] ? ":" : "", old != NULL ? old : "");
-        if (rank_addr != NULL)
-            setenv("VMCKPT_COORDINATOR", rank_addr, 1);
+        /* what the ranks need, found here (maybe on the kernel command
+         * line), goes to them through the environment */
+        for (k = 0; k < t.token.len; k++)
+            snprintf(hex + 2 * k, 3, "%02x", t.token.bytes[k]);
+        setenv("VMCKPT_JOB", t.job, 1);
+        setenv("VMCKPT_TOKEN", hex, 1);
+        setenv("VMCKPT_COORDINATOR", rank_addr != NULL ? rank_addr : t.addr,
+               1);
         /* the token travels in the environment, not on a command line */
         av[n++] = "-x";
         av[n++] = preload;
