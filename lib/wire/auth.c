@@ -391,8 +391,11 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     if (CRYPTO_memcmp(mac, env->challenge->mac.data, AUTH_MAC_LEN) != 0) {
         errno = EACCES;
         errprintf(err,
-                  "server '%s' failed to prove the cluster key "
-                  "(wrong key on one side?)",
+                  role == VMCKPT__ROLE__ROLE_RANK
+                      ? "authentication failed: server '%s' does not know "
+                        "this job's token (wrong token, or another job's?)"
+                      : "server '%s' failed to prove the cluster key "
+                        "(wrong key on one side?)",
                   sname);
         goto out;
     }
