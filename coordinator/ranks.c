@@ -253,8 +253,7 @@ static void align_expired(struct evloop *loop, struct ev_timer *t)
         for (c = j->co->conns; c != NULL; c = c->next)
             if (c->rank_job == j && c->rank == r &&
                 c->ready_epoch != e->epoch && off < sizeof(why) - 16)
-                off += (size_t)snprintf(why + off, sizeof(why) - off, " %u",
-                                        r);
+                off += (size_t)snprintf(why + off, sizeof(why) - off, " %u", r);
     if (off < sizeof(why) - 2)
         snprintf(why + off, sizeof(why) - off, ")");
     align_done(j, why, "alignment timed out");

@@ -276,8 +276,7 @@ int main(int argc, char **argv)
             snprintf(hex + 2 * k, 3, "%02x", t.token.bytes[k]);
         setenv("VMCKPT_JOB", t.job, 1);
         setenv("VMCKPT_TOKEN", hex, 1);
-        setenv("VMCKPT_COORDINATOR", rank_addr != NULL ? rank_addr : t.addr,
-               1);
+        setenv("VMCKPT_COORDINATOR", rank_addr != NULL ? rank_addr : t.addr, 1);
         /* the token travels in the environment, not on a command line */
         av[n++] = "-x";
         av[n++] = preload;
