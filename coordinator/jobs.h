@@ -64,6 +64,8 @@ struct job {
     uint32_t nranks;       /* ranks announced by the wrapper; 0: none */
     uint64_t mpi_since_ms; /* monotonic, when announced */
     uint64_t restored_epoch;
+    uint64_t run; /* the latest MPI run announced (ranks of older ones are
+                   * refused) */
     char last_align[160]; /* of the last commit */
     struct job *next;
 };

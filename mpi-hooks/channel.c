@@ -126,7 +126,7 @@ static struct {
     pthread_cond_t cv;
     int wake[2];
     /* under mu */
-    int stop, connected, first_done;
+    int stop, connected, first_done, refused;
     uint64_t pending, released, restored_from;
     uint64_t wait_epoch, wait_count; /* the application waits */
     int ready_sent;
@@ -195,11 +195,18 @@ static struct client *connect_register(struct vmckpt_error *err)
     reg.host = ch.r.host;
     reg.vm = ch.r.vm;
     reg.pid = (uint32_t)getpid();
+    reg.run = ch.r.run;
     pthread_mutex_lock(&ch.mu);
     reg.waiting_epoch = ch.wait_epoch > ch.released ? ch.wait_epoch : 0;
     pthread_mutex_unlock(&ch.mu);
     if (client_call(cl, VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, &reg,
                     VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, &reply, err) < 0) {
+        if (errno == EREMOTEIO) {
+            /* refused, not unreachable: asking again will not help */
+            pthread_mutex_lock(&ch.mu);
+            ch.refused = 1;
+            pthread_mutex_unlock(&ch.mu);
+        }
         client_close(cl);
         return NULL;
     }
@@ -306,9 +313,10 @@ static void *chan_main(void *arg)
     struct vmckpt_error err;
     struct client *cl;
     unsigned backoff = 250;
+    int first = 1, refusals = 0;
 
     (void)arg;
-    for (;;) {
+    for (;; first = 0) {
         pthread_mutex_lock(&ch.mu);
         if (ch.stop) {
             pthread_mutex_unlock(&ch.mu);
@@ -334,6 +342,14 @@ static void *chan_main(void *arg)
         ch.connected = 0;
         if (ch.lost_since == 0)
             ch.lost_since = now_ms();
+        if (ch.refused && !ch.stop) {
+            if (++refusals > 1 || !first)
+                hooks_log("the coordinator refused this rank: %s; it runs "
+                          "unprotected",
+                          err.text);
+            ch.stop = 1;
+            ch.released = UINT64_MAX; /* nothing to wait for any more */
+        }
         pthread_cond_broadcast(&ch.cv);
         if (!ch.stop) {
             struct timespec until;
@@ -398,6 +414,16 @@ uint64_t chan_pending(void)
     p = ch.pending > ch.released ? ch.pending : 0;
     pthread_mutex_unlock(&ch.mu);
     return p;
+}
+
+int chan_refused(void)
+{
+    int r;
+
+    pthread_mutex_lock(&ch.mu);
+    r = ch.refused;
+    pthread_mutex_unlock(&ch.mu);
+    return r;
 }
 
 int chan_connected(void)

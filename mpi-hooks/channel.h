@@ -31,6 +31,7 @@ void chan_target_dispose(struct chan_target *t);
 struct chan_rank {
     uint32_t rank, size;
     char host[64], vm[64];
+    uint64_t run; /* VMCKPT_RUN from the wrapper, 0 if none */
 };
 
 /* Open the channel and register the rank, waiting at most 'timeout_ms'
@@ -46,6 +47,8 @@ uint64_t chan_pending(void);
 uint64_t chan_wait(uint64_t epoch, uint64_t count);
 /* Registered now. */
 int chan_connected(void);
+/* The coordinator refused the rank (it does not try again). */
+int chan_refused(void);
 void chan_stop(void);
 
 #endif

@@ -96,10 +96,13 @@ static void after_init(void)
     if (gethostname(r.host, sizeof(r.host) - 1) < 0)
         snprintf(r.host, sizeof(r.host), "unknown");
     vm_name(r.vm, sizeof(r.vm), r.host);
+    if (getenv("VMCKPT_RUN") != NULL)
+        r.run = strtoull(getenv("VMCKPT_RUN"), NULL, 10);
     if (chan_start(&t, &r, 3000, &err) < 0)
         hooks_log("cannot reach the coordinator at %s (%s): this rank runs "
-                  "unprotected, retrying in the background",
-                  t.addr, err.text);
+                  "unprotected%s",
+                  t.addr, err.text,
+                  chan_refused() ? "" : ", retrying in the background");
     else
         hooks_debug("registered with %s for job %s", t.addr, t.job);
     chan_target_dispose(&t);

@@ -133,7 +133,7 @@ static int mentions(int argc, char **argv, const char *mca)
 }
 
 static int call(const struct chan_target *t, int type, const void *payload,
-                int reply_type, struct vmckpt_error *err)
+                int reply_type, uint64_t *run, struct vmckpt_error *err)
 {
     struct client *cl = client_open(t->addr, &t->token, VMCKPT__ROLE__ROLE_RANK,
                                     t->job, 5000, err);
@@ -145,6 +145,8 @@ static int call(const struct chan_target *t, int type, const void *payload,
         client_close(cl);
         return -1;
     }
+    if (run != NULL && reply->type == VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED)
+        *run = reply->job_registered->run;
     wire_free(reply);
     client_close(cl);
     return 0;
@@ -159,6 +161,8 @@ int main(int argc, char **argv)
     char hooks[PATH_MAX], preload[PATH_MAX + 4096];
     char **av;
     int i, first, have, registered = 0, status, n = 0;
+    uint64_t run = 0;
+    char runbuf[32];
     unsigned nranks;
 
     hooks_log_prefix("vmckpt-mpirun");
@@ -232,7 +236,7 @@ int main(int argc, char **argv)
         r.nranks = nranks;
         r.checkpoint_interval = (char *)interval;
         if (call(&t, VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, &r,
-                 VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, &err) < 0) {
+                 VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, &run, &err) < 0) {
             hooks_log("cannot register job %s with %s (%s): the program "
                       "runs unprotected",
                       t.job, t.addr, err.text);
@@ -277,6 +281,8 @@ int main(int argc, char **argv)
         setenv("VMCKPT_JOB", t.job, 1);
         setenv("VMCKPT_TOKEN", hex, 1);
         setenv("VMCKPT_COORDINATOR", rank_addr != NULL ? rank_addr : t.addr, 1);
+        snprintf(runbuf, sizeof(runbuf), "%llu", (unsigned long long)run);
+        setenv("VMCKPT_RUN", runbuf, 1);
         /* the token travels in the environment, not on a command line */
         av[n++] = "-x";
         av[n++] = preload;
@@ -286,6 +292,8 @@ int main(int argc, char **argv)
         av[n++] = "VMCKPT_TOKEN";
         av[n++] = "-x";
         av[n++] = "VMCKPT_COORDINATOR";
+        av[n++] = "-x";
+        av[n++] = "VMCKPT_RUN";
         if (getenv("VMCKPT_MPI_DEBUG") != NULL) {
             av[n++] = "-x";
             av[n++] = "VMCKPT_MPI_DEBUG";
@@ -320,7 +328,7 @@ int main(int argc, char **argv)
 
         d.job = t.job;
         if (call(&t, VMCKPT__MSG_TYPE__MSG_JOB_DEREGISTER, &d,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &err) < 0)
+                 VMCKPT__MSG_TYPE__MSG_ACK, NULL, &err) < 0)
             hooks_log("job %s: could not tell the coordinator the run "
                       "ended: %s",
                       t.job, err.text);

@@ -156,7 +156,7 @@ test_expect_success 'coordinator unreachable at MPI_Init: runs to a correct end,
     out_of /tmp/w.out | grep -q "exit=0"
 '
 
-test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster key are refused' '
+test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster key, a stale run are refused' '
     tok=$(vmckpt job token m1) && vmckpt job token other >/dev/null &&
     in_guest g1 "VMCKPT_TOKEN=$(vmckpt job token other) vmckpt-mpirun -np 1 true 2>&1" >$TEST_DIR/e1 2>&1;
     cat $TEST_DIR/e1 && grep -q "cannot register job m1 .*authentication failed" $TEST_DIR/e1 &&
@@ -165,7 +165,11 @@ test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster
     ! vmckpt -C 198.18.0.1:7471 hosts 2>$TEST_DIR/e3 && cat $TEST_DIR/e3 &&
     grep -q "authentication failed" $TEST_DIR/e3 &&
     in_guest g1 "VMCKPT_TOKEN=zz vmckpt-mpirun -np 1 true 2>&1" >$TEST_DIR/e4 2>&1;
-    cat $TEST_DIR/e4 && grep -q "VMCKPT_TOKEN: not a job token" $TEST_DIR/e4
+    cat $TEST_DIR/e4 && grep -q "VMCKPT_TOKEN: not a job token" $TEST_DIR/e4 &&
+    in_guest g1 "VMCKPT_RUN=1 mpirun --allow-run-as-root -np 1 -x VMCKPT_RUN \
+        -x LD_PRELOAD=/usr/lib/vmckpt/libvmckpt-mpi.so heat -n 16 -i 5 2>&1" >$TEST_DIR/e5 2>&1;
+    cat $TEST_DIR/e5 && grep -q "run 1 of job m1 is over" $TEST_DIR/e5 &&
+    grep -q "checksum=" $TEST_DIR/e5
 '
 
 test_expect_success 'everything stops cleanly, with no sanitizer report' '
