@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Image store files. Page file: records of "VBAT", u32 length (little
- * endian), a packed PageBatch. State file: the device state as QEMU wrote
- * it. Manifest: text, one durable epoch per line (docs/store.md).
+ * endian), a packed PageBatch. Base file (a folded epoch): guest RAM with
+ * page P at offset P x 4096 (zero pages are holes), and beside it the
+ * XXH64 of every 1 MiB chunk (u64 little endian each). State file: the
+ * device state as QEMU wrote it. Manifest: text, one durable epoch per
+ * line (docs/store.md).
  *
  *   write epoch e:  e<e>.pages.tmp, e<e>.state.tmp   (nothing else touched)
  *   commit:         fsync both, rename to e<e>.pages / e<e>.state,
@@ -28,6 +31,7 @@
 #include "lib/wire/batch.h"
 
 #define REC_MAGIC "VBAT"
+#define CHUNK     (BATCH_MAX_PAGES * BATCH_PAGE) /* a base's checksum unit */
 #define REC_MAX   (BATCH_MAX_PAGES * BATCH_PAGE + 65536)
 #define STATE_MAX (1ULL << 32)
 
@@ -104,12 +108,14 @@ int image_manifest_load(const char *store, const char *job, const char *vm,
                 goto bad;
             continue;
         }
+        e.base = 0;
         if (sscanf(line,
                    "epoch %" SCNu64 " parent %" SCNu64 " pages %" SCNu64
-                   " state %" SCNu64 " state_xxh64 %" SCNx64,
+                   " state %" SCNu64 " state_xxh64 %" SCNx64 " base %d",
                    &e.epoch, &e.parent, &e.pages_bytes, &e.state_bytes,
-                   &e.state_xxh64) != 5 ||
-            m->n == IMAGE_MAX_EPOCHS)
+                   &e.state_xxh64, &e.base) < 5 ||
+            m->n == IMAGE_MAX_EPOCHS || (e.base != 0 && e.base != 1) ||
+            (e.base && e.parent != 0))
             goto bad;
         m->e[m->n++] = e;
     }
@@ -160,9 +166,10 @@ static int manifest_save(const char *dir, const struct image_manifest *m,
     for (i = 0; i < m->n; i++)
         fprintf(f,
                 "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
-                " state %" PRIu64 " state_xxh64 %016" PRIx64 "\n",
+                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s\n",
                 m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
-                m->e[i].state_bytes, m->e[i].state_xxh64);
+                m->e[i].state_bytes, m->e[i].state_xxh64,
+                m->e[i].base ? " base 1" : "");
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         errprintf_errno(err, "%s", tmp);
         fclose(f);
@@ -451,6 +458,7 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     m.ram_bytes = w->ram_bytes;
     m.e[m.n].epoch = w->epoch;
     m.e[m.n].parent = w->parent;
+    m.e[m.n].base = 0;
     m.e[m.n].pages_bytes = w->pages_bytes;
     m.e[m.n].state_bytes = w->state_bytes;
     m.e[m.n].state_xxh64 = sum;
@@ -562,13 +570,109 @@ out:
     return rc;
 }
 
+/* Verify and deliver a base image: each 1 MiB chunk against its checksum,
+ * then as one batch of its pages (zero pages as zero bits), so every
+ * reader takes a base like any other epoch. */
+static int read_base(int fd, const uint64_t *sums, const char *dir,
+                     const char *job, const char *vm,
+                     const struct image_epoch *e, uint64_t npages,
+                     int (*cb)(const Vmckpt__PageBatch *,
+                               const struct batch_view *, void *),
+                     void *arg, uint8_t *scratch, struct vmckpt_error *err)
+{
+    char path[4200];
+    uint8_t *chunk = malloc(CHUNK);
+    struct batch_builder b;
+    uint64_t c, nchunks = (npages * BATCH_PAGE + CHUNK - 1) / CHUNK;
+    int rc = -1, have_b = 0;
+
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base", dir, e->epoch);
+    if (chunk == NULL || batch_builder_init(&b, 0) < 0) {
+        errprintf_errno(err, "read %s", path);
+        goto out;
+    }
+    have_b = 1;
+    for (c = 0; c < nchunks; c++) {
+        uint64_t off = c * CHUNK, p, first = off / BATCH_PAGE;
+        size_t len = npages * BATCH_PAGE - off < CHUNK
+                         ? (size_t)(npages * BATCH_PAGE - off)
+                         : CHUNK;
+        Vmckpt__PageBatch msg;
+        struct batch_view v;
+
+        if (read_full(fd, chunk, len, off) < 0 ||
+            batch_xxh64(chunk, len) != sums[c]) {
+            errno = EBADMSG;
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": damaged base image %s in "
+                      "the 1 MiB at offset %" PRIu64 " (checksum mismatch)",
+                      job, vm, e->epoch, path, off);
+            goto out;
+        }
+        batch_reset(&b, 0);
+        for (p = 0; p < len / BATCH_PAGE; p++)
+            batch_add(&b, first + p, chunk + p * BATCH_PAGE);
+        vmckpt__page_batch__init(&msg);
+        batch_finish(&b, &msg);
+        if (batch_open(&msg, npages, scratch, &v, err) < 0 ||
+            cb(&msg, &v, arg) < 0) {
+            errprintf(err,
+                      "%s/%s epoch %" PRIu64 ": base chunk at offset %" PRIu64
+                      " not applied",
+                      job, vm, e->epoch, off);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (have_b)
+        batch_builder_dispose(&b);
+    free(chunk);
+    return rc;
+}
+
+/* The checksums of a base image: e<N>.base.sum, one u64 per 1 MiB. */
+static uint64_t *load_sums(const char *dir, const char *job, const char *vm,
+                           const struct image_epoch *e, uint64_t ram_bytes,
+                           struct vmckpt_error *err)
+{
+    char path[4200];
+    uint64_t n = (ram_bytes + CHUNK - 1) / CHUNK, i;
+    uint8_t *raw = malloc(n * 8);
+    uint64_t *sums = calloc(n ? n : 1, sizeof(*sums));
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum", dir, e->epoch);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (raw == NULL || sums == NULL || fd < 0 ||
+        read_full(fd, raw, n * 8, 0) < 0) {
+        errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, e->epoch,
+                        path);
+        if (fd >= 0)
+            close(fd);
+        free(raw);
+        free(sums);
+        return NULL;
+    }
+    close(fd);
+    for (i = 0; i < n; i++) {
+        int k;
+
+        for (k = 7; k >= 0; k--)
+            sums[i] = sums[i] << 8 | raw[i * 8 + (size_t)k];
+    }
+    free(raw);
+    return sums;
+}
+
 /* With manifest_mu held: load the manifest, find the chain of 'epoch'
  * (newest first) and open its page files and its state file. */
 static int image_read_open(const char *store, const char *dir, const char *job,
                            const char *vm, uint64_t epoch,
                            struct image_manifest *m,
                            const struct image_epoch **chain, size_t *np,
-                           int *fds, int *state_fd, struct vmckpt_error *err)
+                           int *fds, uint64_t **sums, int *state_fd,
+                           struct vmckpt_error *err)
 {
     const struct image_epoch *e;
     char path[4200];
@@ -596,14 +700,24 @@ static int image_read_open(const char *store, const char *dir, const char *job,
                          job, vm, epoch);
     }
     for (i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir,
-                 chain[i]->epoch);
+        snprintf(path, sizeof(path), "%s/e%" PRIu64 ".%s", dir,
+                 chain[i]->epoch, chain[i]->base ? "base" : "pages");
+        sums[i] = NULL;
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (fds[i] < 0) {
+        if (fds[i] < 0)
             errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm,
                             chain[i]->epoch, path);
-            while (i-- > 0)
+        else if (chain[i]->base &&
+                 (sums[i] = load_sums(dir, job, vm, chain[i], m->ram_bytes,
+                                      err)) == NULL) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+        if (fds[i] < 0) {
+            while (i-- > 0) {
                 close(fds[i]);
+                free(sums[i]);
+            }
             return -1;
         }
     }
@@ -612,8 +726,10 @@ static int image_read_open(const char *store, const char *dir, const char *job,
     if (*state_fd < 0) {
         errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
                         path);
-        for (i = 0; i < n; i++)
+        for (i = 0; i < n; i++) {
             close(fds[i]);
+            free(sums[i]);
+        }
         return -1;
     }
     *np = n;
@@ -633,7 +749,7 @@ int image_read(const char *store, const char *job, const char *vm,
     char dir[4096], path[4200];
     uint8_t *scratch = NULL, *buf = NULL;
     size_t n = 0, i;
-    uint64_t off = 0;
+    uint64_t off = 0, *sums[IMAGE_MAX_EPOCHS];
     int fd = -1, rc = -1, fds[IMAGE_MAX_EPOCHS];
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
@@ -642,8 +758,8 @@ int image_read(const char *store, const char *job, const char *vm,
      * retention may replace or remove them right after, and the open
      * descriptors keep reading what this manifest describes */
     pthread_mutex_lock(&manifest_mu);
-    rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds, &fd,
-                         err);
+    rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds, sums,
+                         &fd, err);
     pthread_mutex_unlock(&manifest_mu);
     if (rc < 0)
         return -1;
@@ -655,8 +771,13 @@ int image_read(const char *store, const char *job, const char *vm,
         goto out;
     }
     for (i = n; i-- > 0;)
-        if (read_pages(fds[i], dir, job, vm, chain[i], m.ram_bytes / BATCH_PAGE,
-                       batch_cb, arg, scratch, err) < 0)
+        if ((chain[i]->base
+                 ? read_base(fds[i], sums[i], dir, job, vm, chain[i],
+                             m.ram_bytes / BATCH_PAGE, batch_cb, arg, scratch,
+                             err)
+                 : read_pages(fds[i], dir, job, vm, chain[i],
+                              m.ram_bytes / BATCH_PAGE, batch_cb, arg, scratch,
+                              err)) < 0)
             goto out;
     e = chain[0];
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, e->epoch);
@@ -687,8 +808,10 @@ int image_read(const char *store, const char *job, const char *vm,
     }
     rc = 0;
 out:
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         close(fds[i]);
+        free(sums[i]);
+    }
     close(fd);
     free(scratch);
     free(buf);
@@ -773,20 +896,25 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
         return -1;
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, epoch);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base", dir, epoch);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum", dir, epoch);
+    unlink(path);
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, epoch);
     unlink(path);
     return 0;
 }
 
-/* Folding: rewrite epoch 'epoch' as a full image (parent 0), so the
- * epochs it was built on can go. Every page any epoch of its chain
- * carried is written, the zero ones as zero bits, so the folded file gives
- * the same RAM whatever was applied before it. The new page file replaces
- * the old one by rename after fsync; the manifest then says parent 0. */
+/* Folding: rewrite epoch 'epoch' as a base image (parent 0), so the
+ * epochs it was built on can go. The chain is read (every record
+ * verified) into memory, the RAM it builds is written at fixed offsets
+ * (zero pages left as holes) with the checksum of every 1 MiB, both files
+ * fsynced and renamed into place, the directory fsynced, and only then
+ * does the manifest say "base". Its old page file goes last; a reader that
+ * had it open keeps reading it. */
 struct fold_ctx {
     uint64_t npages;
-    uint8_t *ram;      /* the guest RAM the chain builds */
-    uint64_t *touched; /* pages the chain carried */
+    uint8_t *ram; /* the guest RAM the chain builds */
 };
 
 static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
@@ -804,7 +932,6 @@ static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
             memcpy(f->ram + pg * BATCH_PAGE, p, BATCH_PAGE);
         else
             memset(f->ram + pg * BATCH_PAGE, 0, BATCH_PAGE);
-        f->touched[pg / 64] |= 1ULL << (pg % 64);
     }
     return 0;
 }
@@ -818,17 +945,48 @@ static int fold_state(uint64_t off, const void *data, size_t len, void *arg)
     return 0; /* the state file of the epoch stays as it is */
 }
 
+/* Write the base of 'ram' to 'fd' (holes for zero pages) and its chunk
+ * checksums to 'sum_fd'. */
+static int write_base(int fd, int sum_fd, const uint8_t *ram,
+                      uint64_t ram_bytes)
+{
+    uint64_t off, p;
+
+    if (ftruncate(fd, (off_t)ram_bytes) < 0)
+        return -1;
+    for (p = 0; p < ram_bytes / BATCH_PAGE; p++) {
+        const uint8_t *page = ram + p * BATCH_PAGE;
+
+        if (!batch_page_is_zero(page) &&
+            pwrite(fd, page, BATCH_PAGE, (off_t)(p * BATCH_PAGE)) !=
+                BATCH_PAGE)
+            return -1;
+    }
+    for (off = 0; off < ram_bytes; off += CHUNK) {
+        uint64_t sum = batch_xxh64(ram + off, ram_bytes - off < CHUNK
+                                                  ? (size_t)(ram_bytes - off)
+                                                  : CHUNK);
+        uint8_t le[8];
+        int k;
+
+        for (k = 0; k < 8; k++)
+            le[k] = (uint8_t)(sum >> (8 * k));
+        if (write_all(sum_fd, le, sizeof(le)) < 0)
+            return -1;
+    }
+    return fsync(fd) < 0 || fsync(sum_fd) < 0 ? -1 : 0;
+}
+
 static int image_fold_locked(const char *store, const char *job, const char *vm,
                              uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
     struct image_epoch *e = NULL;
     struct fold_ctx f = {0};
-    struct batch_builder b;
-    char dir[4096], tmp[4200], final[4200];
-    uint64_t p, bytes = 0;
+    char dir[4096], tmp[4200], stmp[4200], final[4200], sfinal[4200];
+    char old[4200];
     size_t i;
-    int fd = -1, rc = -1, have_b = 0;
+    int fd = -1, sfd = -1, rc = -1;
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
         image_manifest_load(store, job, vm, &m, err) < 0)
@@ -841,66 +999,56 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
         return errprintf(err, "%s/%s: no epoch %" PRIu64 " to fold", job, vm,
                          epoch);
     }
-    if (e->parent == 0)
+    if (e->base)
         return 0;
     f.npages = m.ram_bytes / BATCH_PAGE;
     f.ram = mmap(NULL, m.ram_bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    f.touched = calloc((f.npages + 63) / 64, sizeof(uint64_t));
-    if (f.ram == MAP_FAILED || f.touched == NULL) {
+    if (f.ram == MAP_FAILED) {
         errprintf_errno(err, "fold %s/%s epoch %" PRIu64, job, vm, epoch);
         goto out;
     }
     if (image_read(store, job, vm, epoch, fold_batch, fold_state, &f, err) < 0)
         goto out;
-    snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".pages.fold.tmp", dir, epoch);
-    snprintf(final, sizeof(final), "%s/e%" PRIu64 ".pages", dir, epoch);
+    snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".base.tmp", dir, epoch);
+    snprintf(stmp, sizeof(stmp), "%s/e%" PRIu64 ".base.sum.tmp", dir, epoch);
+    snprintf(final, sizeof(final), "%s/e%" PRIu64 ".base", dir, epoch);
+    snprintf(sfinal, sizeof(sfinal), "%s/e%" PRIu64 ".base.sum", dir, epoch);
+    snprintf(old, sizeof(old), "%s/e%" PRIu64 ".pages", dir, epoch);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || batch_builder_init(&b, 0) < 0) {
-        errprintf_errno(err, "%s", tmp);
+    sfd = open(stmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || sfd < 0 || write_base(fd, sfd, f.ram, m.ram_bytes) < 0) {
+        errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", job, vm,
+                        epoch, tmp);
         goto out;
     }
-    have_b = 1;
-    batch_reset(&b, 0);
-    for (p = 0; p <= f.npages; p++) {
-        int last = p == f.npages;
-
-        if (!last && !(f.touched[p / 64] & (1ULL << (p % 64))))
-            continue;
-        if (!last && !batch_add(&b, p, f.ram + p * BATCH_PAGE))
-            continue;
-        if (b.n > 0) {
-            Vmckpt__PageBatch msg;
-
-            vmckpt__page_batch__init(&msg);
-            batch_finish(&b, &msg);
-            if (append_record(fd, &msg, &bytes, err) < 0) {
-                errprintf_errno(err, "%s", tmp);
-                goto out;
-            }
-            batch_reset(&b, 0);
-        }
-    }
-    if (fsync(fd) < 0 || rename(tmp, final) < 0 || fsync_dir(dir) < 0) {
+    if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0 ||
+        fsync_dir(dir) < 0) {
         errprintf_errno(err, "%s", final);
         goto out;
     }
-    /* the new file is a full image; only now does the manifest say so */
+    /* the base is durable; only now does the manifest say so */
     e->parent = 0;
-    e->pages_bytes = bytes;
-    if (manifest_save(dir, &m, err) < 0)
+    e->base = 1;
+    e->pages_bytes = m.ram_bytes;
+    if (manifest_save(dir, &m, err) < 0) {
+        unlink(final);
+        unlink(sfinal);
         goto out;
+    }
+    unlink(old);
     rc = 0;
 out:
-    if (have_b)
-        batch_builder_dispose(&b);
     if (fd >= 0)
         close(fd);
-    if (rc < 0)
+    if (sfd >= 0)
+        close(sfd);
+    if (rc < 0) {
         unlink(tmp);
+        unlink(stmp);
+    }
     if (f.ram != NULL && f.ram != MAP_FAILED)
         munmap(f.ram, m.ram_bytes);
-    free(f.touched);
     return rc;
 }
 
@@ -914,9 +1062,13 @@ static int image_retain_locked(const char *store, const char *job,
 
     if (image_manifest_load(store, job, vm, &m, err) < 0)
         return -1;
+    /* a kept epoch becomes a base image when what it builds on goes, and
+     * so does a full epoch of page records (not one of QEMU's own streams,
+     * which has no pages): per VM, a base at fixed offsets and deltas */
     for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch >= keep_from && m.e[i].parent != 0 &&
-            m.e[i].parent < keep_from &&
+        if (m.e[i].epoch >= keep_from && !m.e[i].base &&
+            (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
+                                : m.e[i].parent < keep_from) &&
             image_fold(store, job, vm, m.e[i].epoch, err) < 0)
             return -1;
     /* newest first: a delta goes before the epoch it was built on */

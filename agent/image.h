@@ -21,6 +21,9 @@ int image_valid_name(const char *s);
 struct image_epoch {
     uint64_t epoch;
     uint64_t parent; /* 0: a full image */
+    int base;        /* its pages are a raw base image at fixed offsets
+                      * (e<N>.base, checksums in e<N>.base.sum), from a
+                      * fold; else page records (e<N>.pages) */
     uint64_t pages_bytes;
     uint64_t state_bytes;
     uint64_t state_xxh64;
@@ -81,8 +84,9 @@ int image_restore(const char *store, const char *job, const char *vm,
                   uint64_t epoch, int ram_fd, int state_fd,
                   struct vmckpt_error *err);
 
-/* Rewrite durable epoch 'epoch' as a full image (parent 0), atomically, so
- * the epochs it builds on are no longer needed. */
+/* Rewrite durable epoch 'epoch' as a base image with pages at fixed
+ * offsets (parent 0), atomically, so the epochs it builds on are no longer
+ * needed. */
 int image_fold(const char *store, const char *job, const char *vm,
                uint64_t epoch, struct vmckpt_error *err);
 

@@ -255,6 +255,64 @@ START_TEST(retain_folds)
 }
 END_TEST
 
+/* A fold writes a base image: page P at offset P x 4096, zero pages as
+ * holes, the old page file gone; it restores exactly, and a flipped byte
+ * in it is refused with the place of the damage. */
+START_TEST(fold_to_base)
+{
+    struct vmckpt_error err;
+    struct image_manifest m;
+    uint64_t all[NPAGES], d2[2] = {4, 6}, bytes;
+    static uint8_t snap2[RAM], out[RAM], page[BATCH_PAGE];
+    char state[64], path[128];
+    struct stat st;
+    size_t i, n = 0;
+    int fd;
+
+    for (i = 0; i < NPAGES; i += 2) {
+        fill(ram + i * BATCH_PAGE, (unsigned)i + 1000);
+        all[n++] = i;
+    }
+    ck_assert_int_eq(put_epoch(1, 0, all, n, "one", &bytes, &err), 0);
+    fill(ram + 4 * BATCH_PAGE, 4000);
+    memset(ram + 6 * BATCH_PAGE, 0, BATCH_PAGE);
+    ck_assert_int_eq(put_epoch(2, 1, d2, 2, "two", &bytes, &err), 0);
+    memcpy(snap2, ram, RAM);
+
+    ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 1);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 1);
+    ck_assert_int_eq(image_manifest_find(&m, 2)->base, 1);
+    ck_assert_uint_eq(image_manifest_find(&m, 2)->parent, 0);
+    snprintf(path, sizeof(path), "%s/j/v/e2.pages", store);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    snprintf(path, sizeof(path), "%s/j/v/e2.base", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, RAM);
+    fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, page, BATCH_PAGE, 4 * BATCH_PAGE), BATCH_PAGE);
+    ck_assert_mem_eq(page, snap2 + 4 * BATCH_PAGE, BATCH_PAGE);
+    ck_assert_int_eq(pread(fd, page, BATCH_PAGE, 10 * BATCH_PAGE), BATCH_PAGE);
+    ck_assert_mem_eq(page, snap2 + 10 * BATCH_PAGE, BATCH_PAGE);
+    restore_into(2, out, state, 0, &err);
+    ck_assert_mem_eq(out, snap2, RAM);
+    ck_assert_str_eq(state, "two");
+    /* the base is the new full epoch: a later full epoch of records is
+     * folded too, a base is left as it is */
+    ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 0);
+
+    page[100] ^= 0x40;
+    ck_assert_int_eq(pwrite(fd, page, BATCH_PAGE, 10 * BATCH_PAGE),
+                     BATCH_PAGE);
+    close(fd);
+    restore_into(2, out, state, -1, &err);
+    ck_assert_ptr_nonnull(strstr(err.text, "damaged base image"));
+    ck_assert_ptr_nonnull(strstr(err.text, "e2.base"));
+    ck_assert_ptr_nonnull(strstr(err.text, "offset 0"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -268,6 +326,7 @@ int main(void)
     tcase_add_test(tc, bad_names);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, retain_folds);
+    tcase_add_test(tc, fold_to_base);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
