@@ -81,7 +81,10 @@ test_expect_success 'retention keeps 2 epochs: old ones expire and leave the sto
     test "$(catalog "select group_concat(epoch) from epochs where state=\"committed\"")" = "4,5" &&
     test "$(catalog "select count(*) from epochs where state=\"expired\"")" = 3 &&
     wait_until 30 "test \"\$(manifest h3 | grep -c ^epoch)\" = 2" &&
-    manifest h3 | grep -q "^epoch 4 parent 0 " &&
+    manifest h3 | grep -q "^epoch 4 parent 0 .* base 1$" &&
+    test -e $TEST_DIR/h3/state/store/default/g1/e4.base &&
+    test ! -e $TEST_DIR/h3/state/store/default/g1/e4.pages &&
+    test "$(stat -c %s $TEST_DIR/h3/state/store/default/g1/e4.base)" = "$(manifest h3 | head -n 1 | cut -d" " -f4)" &&
     manifest h3 | grep -q "^epoch 5 parent 4 " &&
     wait_until 30 "test \"\$(manifest h2 | grep -c ^epoch)\" = 0" &&
     test ! -e $TEST_DIR/h3/state/store/default/g1/e3.pages &&
