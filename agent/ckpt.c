@@ -608,10 +608,10 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
         return;
     }
     pthread_detach(t);
-    log_info("checkpoint of %s/%s epoch %llu (%s%s) to %s begins", b->job,
+    log_info("checkpoint of %s/%s epoch %llu (%s%s%s) to %s begins", b->job,
              vm->name, (unsigned long long)b->epoch,
              j->parent ? "delta" : "full", j->coordinated ? ", job" : "",
-             j->store);
+             j->lz4 ? ", lz4" : "", j->store);
 }
 
 /* CUT, RESUME or ABORT (what = 'c', 'r', 'a') for the checkpoints of

@@ -16,7 +16,7 @@ static json_t *job_json(const Vmckpt__JobInfo *j)
 {
     return json_pack(
         "{s:s, s:s, s:I, s:i, s:s, s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:s, "
-        "s:I, s:i, s:i, s:s, s:s}",
+        "s:I, s:i, s:i, s:s, s:s, s:b}",
         "job", j->job, "state", j->state, "last_epoch",
         (json_int_t)j->last_epoch, "vms", (int)j->nvms, "interval", j->interval,
         "interval_s", (json_int_t)j->interval_s, "auto_restart",
@@ -26,7 +26,7 @@ static json_t *job_json(const Vmckpt__JobInfo *j)
         "last_error", j->last_error, "last_pause_window_us",
         (json_int_t)j->last_window_us, "ranks", (int)j->ranks, "nranks",
         (int)j->nranks, "protection", j->protection, "last_align",
-        j->last_align);
+        j->last_align, "lz4", j->lz4);
 }
 
 static void job_print(const Vmckpt__JobInfo *j, int header)
@@ -119,12 +119,14 @@ int cmd_job(struct cli *cli, int argc, char **argv)
 {
     static const struct option lo[] = {
         {"interval", 1, NULL, 'i'}, {"auto-restart", 1, NULL, 'a'},
-        {"mtbf", 1, NULL, 'm'},     {"help", 0, NULL, 'h'},
+        {"mtbf", 1, NULL, 'm'},     {"lz4", 1, NULL, 'z'},
+        {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char usage[] =
         "Usage: vmckpt job set JOB [--interval SECONDS|auto|off]\n"
         "                          [--auto-restart yes|no] [--mtbf SECONDS]\n"
+        "                          [--lz4 yes|no]\n"
         "       vmckpt job token JOB\n"
         "Create JOB or change its policies. --interval: periodic checkpoints\n"
         "every SECONDS, or 'auto': every sqrt(2 x cost x MTBF) seconds\n"
@@ -132,7 +134,9 @@ int cmd_job(struct cli *cli, int argc, char **argv)
         "(its pause window plus the CPU its guests lost to pre-copy) and\n"
         "MTBF is --mtbf or the coordinator's mtbf_s. --auto-restart yes:\n"
         "when a host of the job is lost, restart the whole job from its last\n"
-        "committed epoch without waiting for an administrator.\n"
+        "committed epoch without waiting for an administrator. --lz4 yes:\n"
+        "page batches are LZ4-compressed on the wire and in the stores\n"
+        "(less network and disk, more CPU on the hosts; default no).\n"
         "\n"
         "'job token' prints the job's token (hex) for its MPI ranks, which\n"
         "authenticate with it on the coordinator's ranks' endpoint. The\n"
@@ -164,6 +168,9 @@ int cmd_job(struct cli *cli, int argc, char **argv)
             break;
         case 'a':
             r.auto_restart = optarg;
+            break;
+        case 'z':
+            r.lz4 = optarg;
             break;
         case 'm': {
             char *end;

@@ -77,11 +77,13 @@ static const char schema_v4[] =
     "ALTER TABLE epochs ADD COLUMN source TEXT NOT NULL DEFAULT 'uffd-wp';"
     "UPDATE meta SET value = '4' WHERE key = 'schema';";
 
-/* v5: MPI ranks. Each job's token (hex) for its ranks' endpoint; each job
+/* v5: MPI ranks and compression. Each job's token (hex) for its ranks'
+ * endpoint and its LZ4 policy; each job
  * epoch's alignment ("" no ranks, "aligned", "unaligned: why") and the
  * barrier count every rank stopped at ("rank:count ..."). */
 static const char schema_v5[] =
     "ALTER TABLE jobs ADD COLUMN token TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN lz4 INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE job_epochs ADD COLUMN align TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE job_epochs ADD COLUMN barriers TEXT NOT NULL DEFAULT '';"
     "UPDATE meta SET value = '5' WHERE key = 'schema';";
@@ -588,8 +590,8 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
 
     if (prep(cat,
              "INSERT OR REPLACE INTO jobs (name, state, interval,"
-             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token)"
-             " VALUES (?,?,?,?,?,?,?,?,?)",
+             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token,"
+             " lz4) VALUES (?,?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
@@ -602,6 +604,7 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
     sqlite3_bind_text(st, 8, j->last_error ? j->last_error : "", -1,
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 9, j->token ? j->token : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 10, j->lz4);
     return step_done(cat, st, err);
 }
 
@@ -613,7 +616,7 @@ int catalog_job_each(struct catalog *cat,
 
     if (prep(cat,
              "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
-             " last_epoch, last_error, token FROM jobs ORDER BY name",
+             " last_epoch, last_error, token, lz4 FROM jobs ORDER BY name",
              &st, err) < 0)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -628,6 +631,7 @@ int catalog_job_each(struct catalog *cat,
         j.last_epoch = (uint64_t)sqlite3_column_int64(st, 6);
         j.last_error = (const char *)sqlite3_column_text(st, 7);
         j.token = (const char *)sqlite3_column_text(st, 8);
+        j.lz4 = sqlite3_column_int(st, 9);
         if (fn(&j, arg) < 0)
             break;
     }

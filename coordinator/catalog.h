@@ -106,7 +106,7 @@ void catalog_rollback(struct catalog *cat);
 struct catalog_job {
     const char *name, *state, *interval, *last_error;
     const char *token; /* hex, for the job's ranks */
-    int auto_restart;
+    int auto_restart, lz4;
     uint64_t mtbf_s, cost_ms, last_epoch;
 };
 int catalog_job_put(struct catalog *cat, const struct catalog_job *j,

@@ -41,6 +41,7 @@ void job_save(struct job *j)
     cj.interval = j->interval;
     cj.last_error = j->last_error;
     cj.auto_restart = j->auto_restart;
+    cj.lz4 = j->lz4;
     cj.mtbf_s = j->mtbf_s;
     cj.cost_ms = j->cost_ms;
     cj.last_epoch = j->last_epoch;
@@ -447,6 +448,7 @@ int job_begin(struct job *j, char *why, size_t wlen)
         b.n_targets = 1;
         b.targets = &tp;
         b.coordinated = 1;
+        b.compress = j->lz4;
         b.hold_timeout_ms = co->ckpt_timeout_ms;
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
@@ -831,6 +833,7 @@ static int load_one(const struct catalog_job *cj, void *arg)
     snprintf(j->interval, sizeof(j->interval), "%s", cj->interval);
     snprintf(j->last_error, sizeof(j->last_error), "%s", cj->last_error);
     j->auto_restart = cj->auto_restart;
+    j->lz4 = cj->lz4;
     j->mtbf_s = cj->mtbf_s;
     j->cost_ms = cj->cost_ms;
     j->last_epoch = cj->last_epoch;

@@ -52,6 +52,7 @@ struct job {
     struct coord *co;
     char name[65], state[16], interval[16], last_error[256];
     int auto_restart;
+    int lz4; /* page batches LZ4-compressed on the wire and on disk */
     uint64_t mtbf_s, cost_ms, last_epoch, last_window_us;
     struct jepoch *cur;
     struct jrestart *rs;

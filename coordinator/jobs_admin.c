@@ -77,6 +77,9 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
         strcmp(r->auto_restart, "no") != 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "auto_restart '%s': give yes or no", r->auto_restart);
+    if (r->lz4[0] && strcmp(r->lz4, "yes") != 0 && strcmp(r->lz4, "no") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "lz4 '%s': give yes or no", r->lz4);
     j = jobs_touch(c->co, r->job);
     if (j == NULL)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
@@ -86,23 +89,27 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
                  r->checkpoint_interval);
     if (r->auto_restart[0])
         j->auto_restart = strcmp(r->auto_restart, "yes") == 0;
+    if (r->lz4[0])
+        j->lz4 = strcmp(r->lz4, "yes") == 0;
     if (r->mtbf_s)
         j->mtbf_s = r->mtbf_s;
     job_save(j);
     schedule(j);
     log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
-             "MTBF %llu s",
+             "MTBF %llu s, lz4 %s",
              j->name, j->interval, (unsigned long long)interval_s(j),
              j->auto_restart ? "yes" : "no",
-             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s));
+             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s),
+             j->lz4 ? "yes" : "no");
     {
         Vmckpt__JobRegistered ok = VMCKPT__JOB_REGISTERED__INIT;
         char text[300];
 
         snprintf(text, sizeof(text),
-                 "job %s: interval %s (%llu s in effect), auto_restart %s",
+                 "job %s: interval %s (%llu s in effect), auto_restart %s, "
+                 "lz4 %s",
                  j->name, j->interval, (unsigned long long)interval_s(j),
-                 j->auto_restart ? "yes" : "no");
+                 j->auto_restart ? "yes" : "no", j->lz4 ? "yes" : "no");
         ok.job = j->name;
         ok.token.data = j->token.bytes;
         ok.token.len = j->token.len;
@@ -147,6 +154,7 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->interval = j->interval;
         ji->interval_s = interval_s(j);
         ji->auto_restart = j->auto_restart;
+        ji->lz4 = j->lz4;
         ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->mtbf_s;
         ji->cost_ms = j->cost_ms;
         ji->epoch = j->cur ? j->cur->epoch : 0;

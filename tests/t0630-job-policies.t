@@ -173,6 +173,17 @@ test_expect_success 'restart --hosts: h1 dies, its VM comes back on h4, streamed
     ! since_restore g1 h4 | grep -aq "verify FAIL"
 '
 
+test_expect_success 'job set --lz4 yes: the next epoch (full: new QEMUs) is compressed on the wire' '
+    vmckpt job set j2 --lz4 yes | grep -q "lz4 yes" &&
+    vmckpt jobs --json | jq -e ".[] | select(.job == \"j2\") | .lz4" &&
+    vmckpt checkpoint j2 --wait >$TEST_DIR/c7.out && cat $TEST_DIR/c7.out &&
+    e=$(sed -n "s/.*epoch \([0-9]*\) begins.*/\1/p" $TEST_DIR/c7.out) &&
+    grep_log $TEST_DIR/h4/agent.log "checkpoint of j2/g1 epoch $e (full, job, lz4)" &&
+    catalog "select vm, pages, wire_bytes from epochs where job=\"j2\" and epoch=$e" &&
+    test "$(catalog "select count(*) from epochs where job=\"j2\" and epoch=$e and parent=0 and wire_bytes * 10 < pages * 4096 * 8")" = 3 &&
+    vmckpt job set j2 --lz4 maybe 2>&1 | grep -q "give yes or no"
+'
+
 test_expect_success 'clean stop, no sanitizer report' '
     for i in 1 2 3; do vmckpt vm stop --job j2 --name g$i >/dev/null || exit 1; done &&
     stop_daemon h3 && stop_daemon h4 && stop_daemon co &&
