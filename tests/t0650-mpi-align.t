@@ -64,7 +64,7 @@ test_expect_success 'setup: three guests of job m1 on h1..h3, an h4 spare; the r
     done &&
     for i in 1 2 3; do wait_until 90 "in_guest g$i true" || exit 1; done &&
     REF_C=$(ref "$top_builddir/examples/mpi/heat" -n 96 -i 1200) &&
-    REF_F=$(ref "$top_builddir/examples/mpi/heatf-f08" 96 1000) &&
+    REF_F=$(ref "$top_builddir/examples/mpi/heatf-f08" 96 2500) &&
     echo "REF_C=$REF_C REF_F=$REF_F" | tee $TEST_DIR/ref &&
     test -n "$REF_C" && test -n "$REF_F"
 '
@@ -127,7 +127,7 @@ test_expect_success 'C: two checkpoints, h3 killed, restart from the last (g3 on
 '
 
 test_expect_success 'Fortran (use mpi_f08): the same story with h2 killed' '
-    story /tmp/f.out "heatf-f08 96 1000" "$REF_F" h2 &&
+    story /tmp/f.out "heatf-f08 96 2500" "$REF_F" h2 &&
     vmckpt vm list | grep "^m1  *g2 " | grep -q running
 '
 
