@@ -700,8 +700,8 @@ static int image_read_open(const char *store, const char *dir, const char *job,
                          job, vm, epoch);
     }
     for (i = 0; i < n; i++) {
-        snprintf(path, sizeof(path), "%s/e%" PRIu64 ".%s", dir,
-                 chain[i]->epoch, chain[i]->base ? "base" : "pages");
+        snprintf(path, sizeof(path), "%s/e%" PRIu64 ".%s", dir, chain[i]->epoch,
+                 chain[i]->base ? "base" : "pages");
         sums[i] = NULL;
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0)
@@ -771,13 +771,12 @@ int image_read(const char *store, const char *job, const char *vm,
         goto out;
     }
     for (i = n; i-- > 0;)
-        if ((chain[i]->base
-                 ? read_base(fds[i], sums[i], dir, job, vm, chain[i],
-                             m.ram_bytes / BATCH_PAGE, batch_cb, arg, scratch,
-                             err)
-                 : read_pages(fds[i], dir, job, vm, chain[i],
-                              m.ram_bytes / BATCH_PAGE, batch_cb, arg, scratch,
-                              err)) < 0)
+        if ((chain[i]->base ? read_base(fds[i], sums[i], dir, job, vm, chain[i],
+                                        m.ram_bytes / BATCH_PAGE, batch_cb, arg,
+                                        scratch, err)
+                            : read_pages(fds[i], dir, job, vm, chain[i],
+                                         m.ram_bytes / BATCH_PAGE, batch_cb,
+                                         arg, scratch, err)) < 0)
             goto out;
     e = chain[0];
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, e->epoch);
@@ -958,8 +957,7 @@ static int write_base(int fd, int sum_fd, const uint8_t *ram,
         const uint8_t *page = ram + p * BATCH_PAGE;
 
         if (!batch_page_is_zero(page) &&
-            pwrite(fd, page, BATCH_PAGE, (off_t)(p * BATCH_PAGE)) !=
-                BATCH_PAGE)
+            pwrite(fd, page, BATCH_PAGE, (off_t)(p * BATCH_PAGE)) != BATCH_PAGE)
             return -1;
     }
     for (off = 0; off < ram_bytes; off += CHUNK) {
@@ -1018,8 +1016,8 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     sfd = open(stmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || sfd < 0 || write_base(fd, sfd, f.ram, m.ram_bytes) < 0) {
-        errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", job, vm,
-                        epoch, tmp);
+        errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
+                        tmp);
         goto out;
     }
     if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0 ||

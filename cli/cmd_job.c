@@ -120,8 +120,7 @@ int cmd_job(struct cli *cli, int argc, char **argv)
     static const struct option lo[] = {
         {"interval", 1, NULL, 'i'}, {"auto-restart", 1, NULL, 'a'},
         {"mtbf", 1, NULL, 'm'},     {"lz4", 1, NULL, 'z'},
-        {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"help", 0, NULL, 'h'},     {NULL, 0, NULL, 0},
     };
     static const char usage[] =
         "Usage: vmckpt job set JOB [--interval SECONDS|auto|off]\n"

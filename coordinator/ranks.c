@@ -359,12 +359,11 @@ int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
     if (r->run != 0 && r->run < j->run)
         /* a rank of an earlier run still alive (the run's mpirun was
          * killed, say): it must not take the place of the current run's */
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                          "run %llu of job %s is over (run %llu started): "
-                          "this rank is no longer protected",
-                          (unsigned long long)r->run, j->name,
-                          (unsigned long long)j->run);
+        return conn_error(
+            c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+            "run %llu of job %s is over (run %llu started): "
+            "this rank is no longer protected",
+            (unsigned long long)r->run, j->name, (unsigned long long)j->run);
     if (r->run > j->run)
         j->run = r->run; /* announced before the coordinator restarted */
     /* a rank that reconnects replaces its old connection */
@@ -475,8 +474,8 @@ int ranks_on_job_register(struct conn *c, const Vmckpt__Envelope *env)
         job_save(j);
         schedule(j);
     }
-    log_info("job %s: MPI run %llu of %u ranks starts (interval %s)",
-             j->name, (unsigned long long)j->run, j->nranks, j->interval);
+    log_info("job %s: MPI run %llu of %u ranks starts (interval %s)", j->name,
+             (unsigned long long)j->run, j->nranks, j->interval);
     ok.job = j->name;
     ok.run = j->run;
     return conn_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, env->request_id,

@@ -303,8 +303,7 @@ START_TEST(fold_to_base)
     ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 0);
 
     page[100] ^= 0x40;
-    ck_assert_int_eq(pwrite(fd, page, BATCH_PAGE, 10 * BATCH_PAGE),
-                     BATCH_PAGE);
+    ck_assert_int_eq(pwrite(fd, page, BATCH_PAGE, 10 * BATCH_PAGE), BATCH_PAGE);
     close(fd);
     restore_into(2, out, state, -1, &err);
     ck_assert_ptr_nonnull(strstr(err.text, "damaged base image"));
