@@ -22,16 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "image.h"
+#include "image_int.h"
 #include "lib/util/daemon.h"
 #include "lib/wire/batch.h"
 
 #define REC_MAGIC "VBAT"
-#define CHUNK     (BATCH_MAX_PAGES * BATCH_PAGE) /* a base's checksum unit */
 #define REC_MAX   (BATCH_MAX_PAGES * BATCH_PAGE + 65536)
 #define STATE_MAX (1ULL << 32)
 
@@ -48,7 +47,7 @@ struct image_writer {
  * read-modify-write: one at a time in this process, or a commit racing a
  * retention could drop the other's epoch from the list. Recursive because
  * retention folds and drops. */
-static pthread_mutex_t manifest_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+pthread_mutex_t manifest_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 int image_valid_name(const char *s)
 {
@@ -66,8 +65,8 @@ int image_valid_name(const char *s)
     return 1;
 }
 
-static int vm_dir(const char *store, const char *job, const char *vm, char *buf,
-                  size_t len, struct vmckpt_error *err)
+int vm_dir(const char *store, const char *job, const char *vm, char *buf,
+           size_t len, struct vmckpt_error *err)
 {
     if (!image_valid_name(job) || !image_valid_name(vm)) {
         errno = EINVAL;
@@ -138,7 +137,7 @@ const struct image_epoch *image_manifest_find(const struct image_manifest *m,
     return NULL;
 }
 
-static int fsync_dir(const char *dir)
+int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
 
@@ -150,8 +149,8 @@ static int fsync_dir(const char *dir)
 }
 
 /* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
-static int manifest_save(const char *dir, const struct image_manifest *m,
-                         struct vmckpt_error *err)
+int manifest_save(const char *dir, const struct image_manifest *m,
+                  struct vmckpt_error *err)
 {
     char tmp[4200], path[4200];
     FILE *f;
@@ -287,7 +286,7 @@ fail:
     return NULL;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
 
@@ -860,261 +859,5 @@ int image_restore(const char *store, const char *job, const char *vm,
     rc =
         image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
     free(r);
-    return rc;
-}
-
-static int image_drop_locked(const char *store, const char *job, const char *vm,
-                             uint64_t epoch, struct vmckpt_error *err)
-{
-    struct image_manifest m;
-    char dir[4096], path[4200];
-    size_t i, j;
-
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
-        return -1;
-    for (i = 0; i < m.n && m.e[i].epoch != epoch; i++)
-        ;
-    if (i == m.n) {
-        errno = ENOENT;
-        return errprintf(err, "%s/%s: no epoch %" PRIu64, job, vm, epoch);
-    }
-    for (j = 0; j < m.n; j++) {
-        if (m.e[j].parent == epoch) {
-            errno = EBUSY;
-            return errprintf(err,
-                             "%s/%s: epoch %" PRIu64 " is the base of "
-                             "epoch %" PRIu64,
-                             job, vm, epoch, m.e[j].epoch);
-        }
-    }
-    /* first forget it, then delete its files */
-    memmove(&m.e[i], &m.e[i + 1], (m.n - i - 1) * sizeof(m.e[0]));
-    m.n--;
-    if (manifest_save(dir, &m, err) < 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, epoch);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base", dir, epoch);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum", dir, epoch);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, epoch);
-    unlink(path);
-    return 0;
-}
-
-/* Folding: rewrite epoch 'epoch' as a base image (parent 0), so the
- * epochs it was built on can go. The chain is read (every record
- * verified) into memory, the RAM it builds is written at fixed offsets
- * (zero pages left as holes) with the checksum of every 1 MiB, both files
- * fsynced and renamed into place, the directory fsynced, and only then
- * does the manifest say "base". Its old page file goes last; a reader that
- * had it open keeps reading it. */
-struct fold_ctx {
-    uint64_t npages;
-    uint8_t *ram; /* the guest RAM the chain builds */
-};
-
-static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
-                      void *arg)
-{
-    struct fold_ctx *f = arg;
-    size_t i;
-
-    (void)msg;
-    for (i = 0; i < v->n; i++) {
-        const uint8_t *p = batch_view_page(v, i);
-        uint64_t pg = v->pages[i];
-
-        if (p != NULL)
-            memcpy(f->ram + pg * BATCH_PAGE, p, BATCH_PAGE);
-        else
-            memset(f->ram + pg * BATCH_PAGE, 0, BATCH_PAGE);
-    }
-    return 0;
-}
-
-static int fold_state(uint64_t off, const void *data, size_t len, void *arg)
-{
-    (void)off;
-    (void)data;
-    (void)len;
-    (void)arg;
-    return 0; /* the state file of the epoch stays as it is */
-}
-
-/* Write the base of 'ram' to 'fd' (holes for zero pages) and its chunk
- * checksums to 'sum_fd'. */
-static int write_base(int fd, int sum_fd, const uint8_t *ram,
-                      uint64_t ram_bytes)
-{
-    uint64_t off, p;
-
-    if (ftruncate(fd, (off_t)ram_bytes) < 0)
-        return -1;
-    for (p = 0; p < ram_bytes / BATCH_PAGE; p++) {
-        const uint8_t *page = ram + p * BATCH_PAGE;
-
-        if (!batch_page_is_zero(page) &&
-            pwrite(fd, page, BATCH_PAGE, (off_t)(p * BATCH_PAGE)) != BATCH_PAGE)
-            return -1;
-    }
-    for (off = 0; off < ram_bytes; off += CHUNK) {
-        uint64_t sum = batch_xxh64(ram + off, ram_bytes - off < CHUNK
-                                                  ? (size_t)(ram_bytes - off)
-                                                  : CHUNK);
-        uint8_t le[8];
-        int k;
-
-        for (k = 0; k < 8; k++)
-            le[k] = (uint8_t)(sum >> (8 * k));
-        if (write_all(sum_fd, le, sizeof(le)) < 0)
-            return -1;
-    }
-    return fsync(fd) < 0 || fsync(sum_fd) < 0 ? -1 : 0;
-}
-
-static int image_fold_locked(const char *store, const char *job, const char *vm,
-                             uint64_t epoch, struct vmckpt_error *err)
-{
-    struct image_manifest m;
-    struct image_epoch *e = NULL;
-    struct fold_ctx f = {0};
-    char dir[4096], tmp[4200], stmp[4200], final[4200], sfinal[4200];
-    char old[4200];
-    size_t i;
-    int fd = -1, sfd = -1, rc = -1;
-
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
-        return -1;
-    for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch == epoch)
-            e = &m.e[i];
-    if (e == NULL) {
-        errno = ENOENT;
-        return errprintf(err, "%s/%s: no epoch %" PRIu64 " to fold", job, vm,
-                         epoch);
-    }
-    if (e->base)
-        return 0;
-    f.npages = m.ram_bytes / BATCH_PAGE;
-    f.ram = mmap(NULL, m.ram_bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (f.ram == MAP_FAILED) {
-        errprintf_errno(err, "fold %s/%s epoch %" PRIu64, job, vm, epoch);
-        goto out;
-    }
-    if (image_read(store, job, vm, epoch, fold_batch, fold_state, &f, err) < 0)
-        goto out;
-    snprintf(tmp, sizeof(tmp), "%s/e%" PRIu64 ".base.tmp", dir, epoch);
-    snprintf(stmp, sizeof(stmp), "%s/e%" PRIu64 ".base.sum.tmp", dir, epoch);
-    snprintf(final, sizeof(final), "%s/e%" PRIu64 ".base", dir, epoch);
-    snprintf(sfinal, sizeof(sfinal), "%s/e%" PRIu64 ".base.sum", dir, epoch);
-    snprintf(old, sizeof(old), "%s/e%" PRIu64 ".pages", dir, epoch);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    sfd = open(stmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || sfd < 0 || write_base(fd, sfd, f.ram, m.ram_bytes) < 0) {
-        errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
-                        tmp);
-        goto out;
-    }
-    if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0 ||
-        fsync_dir(dir) < 0) {
-        errprintf_errno(err, "%s", final);
-        goto out;
-    }
-    /* the base is durable; only now does the manifest say so */
-    e->parent = 0;
-    e->base = 1;
-    e->pages_bytes = m.ram_bytes;
-    if (manifest_save(dir, &m, err) < 0) {
-        unlink(final);
-        unlink(sfinal);
-        goto out;
-    }
-    unlink(old);
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (sfd >= 0)
-        close(sfd);
-    if (rc < 0) {
-        unlink(tmp);
-        unlink(stmp);
-    }
-    if (f.ram != NULL && f.ram != MAP_FAILED)
-        munmap(f.ram, m.ram_bytes);
-    return rc;
-}
-
-static int image_retain_locked(const char *store, const char *job,
-                               const char *vm, uint64_t keep_from,
-                               struct vmckpt_error *err)
-{
-    struct image_manifest m;
-    size_t i;
-    int dropped = 0;
-
-    if (image_manifest_load(store, job, vm, &m, err) < 0)
-        return -1;
-    /* a kept epoch becomes a base image when what it builds on goes, and
-     * so does a full epoch of page records (not one of QEMU's own streams,
-     * which has no pages): per VM, a base at fixed offsets and deltas */
-    for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch >= keep_from && !m.e[i].base &&
-            (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
-                                : m.e[i].parent < keep_from) &&
-            image_fold(store, job, vm, m.e[i].epoch, err) < 0)
-            return -1;
-    /* newest first: a delta goes before the epoch it was built on */
-    for (;;) {
-        uint64_t victim = 0;
-
-        if (image_manifest_load(store, job, vm, &m, err) < 0)
-            return -1;
-        for (i = 0; i < m.n; i++)
-            if (m.e[i].epoch < keep_from && m.e[i].epoch > victim)
-                victim = m.e[i].epoch;
-        if (victim == 0)
-            return dropped;
-        if (image_drop(store, job, vm, victim, err) < 0)
-            return -1;
-        dropped++;
-    }
-}
-
-int image_drop(const char *store, const char *job, const char *vm,
-               uint64_t epoch, struct vmckpt_error *err)
-{
-    int rc;
-
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_drop_locked(store, job, vm, epoch, err);
-    pthread_mutex_unlock(&manifest_mu);
-    return rc;
-}
-
-int image_fold(const char *store, const char *job, const char *vm,
-               uint64_t epoch, struct vmckpt_error *err)
-{
-    int rc;
-
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_fold_locked(store, job, vm, epoch, err);
-    pthread_mutex_unlock(&manifest_mu);
-    return rc;
-}
-
-int image_retain(const char *store, const char *job, const char *vm,
-                 uint64_t keep_from, struct vmckpt_error *err)
-{
-    int rc;
-
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_retain_locked(store, job, vm, keep_from, err);
-    pthread_mutex_unlock(&manifest_mu);
     return rc;
 }

@@ -44,7 +44,8 @@ pkglibexec_PROGRAMS += %reldir%/libvmckpt-uffd.so
 
 # The image store's files (docs/store.md).
 noinst_LIBRARIES += %reldir%/libimage.a
-%canon_reldir%_libimage_a_SOURCES = %reldir%/image.c %reldir%/image.h
+%canon_reldir%_libimage_a_SOURCES = %reldir%/image.c %reldir%/image.h \
+	%reldir%/image_fold.c %reldir%/image_int.h
 %canon_reldir%_libimage_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 if HAVE_CHECK
 check_PROGRAMS += %reldir%/test/image_test
