@@ -497,10 +497,13 @@ static void *ckpt_main(void *arg)
         Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
 
         log_info("checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
-                 "%llu pages, pause %llu us, held %llu us (paused at %llu, "
+                 "%llu pages (%llu bytes of page data, %llu on the wire), "
+                 "pause %llu us, held %llu us (paused at %llu, "
                  "resumed at %llu ns)",
                  j->job, j->vmname, (unsigned long long)j->epoch, j->store,
                  res.rounds, (unsigned long long)res.pages,
+                 (unsigned long long)res.raw_bytes,
+                 (unsigned long long)res.wire_bytes,
                  (unsigned long long)res.pause_us,
                  (unsigned long long)res.hold_us,
                  (unsigned long long)res.paused_at_ns,

@@ -49,7 +49,7 @@ enum precopy_decision precopy_limits_decide(const struct precopy_round *r,
 struct sender {
     const struct precopy_sink *sink;
     struct batch_builder b;
-    uint64_t batches, pages, wire;
+    uint64_t batches, pages, wire, raw;
 };
 
 static int flush_batch(struct sender *s, struct vmckpt_error *err)
@@ -60,6 +60,7 @@ static int flush_batch(struct sender *s, struct vmckpt_error *err)
         return 0;
     vmckpt__page_batch__init(&msg);
     s->wire += batch_finish(&s->b, &msg);
+    s->raw += msg.raw_len;
     if (s->sink->batch(s->sink->arg, &msg, err) < 0)
         return -1;
     s->batches++;
@@ -292,6 +293,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         goto out;
     res->pages = s.pages;
     res->wire_bytes = s.wire;
+    res->raw_bytes = s.raw;
     res->cut_pages = nstaged;
     res->state_bytes = (uint64_t)state_len;
     res->total_ms = (now_us() - t0) / 1000;

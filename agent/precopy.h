@@ -71,6 +71,7 @@ struct precopy_result {
     unsigned rounds;
     uint64_t pages;      /* all rounds, the cut included */
     uint64_t wire_bytes; /* page data on the wire */
+    uint64_t raw_bytes;  /* the non-zero pages' contents before LZ4 */
     uint64_t cut_pages;  /* copied while paused */
     uint64_t state_bytes;
     uint64_t pause_us;                    /* from pause to resume */
