@@ -424,19 +424,30 @@ void vmm_fini(struct vmm *m)
     }
 }
 
+/* /proc/PID/WHAT into 'buf' (NUL-terminated); its length, <= 0 if
+ * unreadable. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len)
+{
+    char path[64];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
 /* 1 if process 'pid' is a QEMU whose command line names 'ram'. */
 static int is_our_qemu(pid_t pid, const char *ram)
 {
-    char path[64], buf[8192];
-    ssize_t n, i;
-    int fd;
+    char buf[8192];
+    ssize_t n = read_proc(pid, "cmdline", buf, sizeof(buf)), i;
 
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
     if (n <= 0)
         return 0;
     for (i = 0; i < n; i++)
@@ -593,20 +604,11 @@ int vmm_check_adopted(struct vmm *m)
 /* CPU time (ms) QEMU 'pid' has used so far; 0 if unreadable. */
 uint64_t vmm_cpu_ms(pid_t pid)
 {
-    char path[64], buf[1024], *p;
+    char buf[1024], *p;
     unsigned long long ut = 0, st = 0;
-    ssize_t n;
-    int fd;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_proc(pid, "stat", buf, sizeof(buf)) <= 0)
         return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     p = strrchr(buf, ')'); /* the command may hold spaces */
     if (p == NULL || sscanf(p + 2,
                             "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "

@@ -126,16 +126,18 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     struct job *j;
     struct vmrec *v;
     size_t n = 0, i = 0;
-    char prot[200];
+    char(*prot)[200];
     int rc;
 
     for (j = c->co->jobs; j != NULL; j = j->next)
         n++;
     infos = calloc(n ? n : 1, sizeof(*infos));
     ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (infos == NULL || ptrs == NULL) {
+    prot = calloc(n ? n : 1, sizeof(*prot));
+    if (infos == NULL || ptrs == NULL || prot == NULL) {
         free(infos);
         free(ptrs);
+        free(prot);
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                           "out of memory");
     }
@@ -165,13 +167,14 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->last_window_us = j->last_window_us;
         ji->ranks = ranks_count(j);
         ji->nranks = j->nranks;
-        ji->protection = strdup(ranks_protection(j, prot, sizeof(prot)));
+        ji->protection = (char *)ranks_protection(j, prot[i], sizeof(prot[i]));
         ji->last_align = j->last_align;
         ptrs[i++] = ji;
     }
     if (env->jobs_query->job[0] && i == 0) {
         free(infos);
         free(ptrs);
+        free(prot);
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
                           "no job '%s' (see 'vmckpt jobs')",
                           env->jobs_query->job);
@@ -180,8 +183,7 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     reply.jobs = ptrs;
     rc =
         conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
-    while (i > 0)
-        free(infos[--i].protection);
+    free(prot);
     free(infos);
     free(ptrs);
     return rc;

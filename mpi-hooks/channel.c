@@ -128,6 +128,9 @@ static struct {
     /* under mu */
     int stop, connected, first_done, refused;
     uint64_t pending, released, restored_from;
+    /* pending if above released, else 0: what every barrier reads, kept
+     * in step under mu and read without it */
+    uint64_t cut;
     uint64_t wait_epoch, wait_count; /* the application waits */
     int ready_sent;
     uint64_t lost_since; /* monotonic ms; 0 while connected */
@@ -143,6 +146,26 @@ static uint64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* With mu held: after pending or released changed. */
+static void set_cut(void)
+{
+    __atomic_store_n(&ch.cut, ch.pending > ch.released ? ch.pending : 0,
+                     __ATOMIC_RELEASE);
+}
+
+/* CLOCK_REALTIME 'ms' from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(unsigned ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    return t;
 }
 
 static void poke(void)
@@ -222,6 +245,7 @@ static struct client *connect_register(struct vmckpt_error *err)
         ch.restored_from = restored;
         if (restored > ch.released)
             ch.released = restored;
+        set_cut();
         pthread_cond_broadcast(&ch.cv);
     }
     pthread_mutex_unlock(&ch.mu);
@@ -236,6 +260,7 @@ static void handle(const Vmckpt__Envelope *env)
         if (env->ckpt_align->epoch > ch.released &&
             env->ckpt_align->epoch > ch.pending)
             ch.pending = env->ckpt_align->epoch;
+        set_cut();
         hooks_debug("cut %llu asked", (unsigned long long)ch.pending);
         break;
     case VMCKPT__MSG_TYPE__MSG_RANK_RELEASE:
@@ -243,6 +268,7 @@ static void handle(const Vmckpt__Envelope *env)
             ch.released = env->rank_release->epoch;
         if (ch.pending <= ch.released)
             ch.pending = 0;
+        set_cut();
         hooks_debug("epoch %llu released",
                     (unsigned long long)env->rank_release->epoch);
         pthread_cond_broadcast(&ch.cv);
@@ -349,15 +375,12 @@ static void *chan_main(void *arg)
                           err.text);
             ch.stop = 1;
             ch.released = UINT64_MAX; /* nothing to wait for any more */
+            set_cut();
         }
         pthread_cond_broadcast(&ch.cv);
         if (!ch.stop) {
-            struct timespec until;
+            struct timespec until = deadline_in(backoff);
 
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += (long)backoff * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&ch.cv, &ch.mu, &until);
         }
         pthread_mutex_unlock(&ch.mu);
@@ -388,11 +411,7 @@ int chan_start(const struct chan_target *t, const struct chan_rank *r,
         return errprintf_errno(err, "thread");
     }
     ch.running = 1;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    until = deadline_in((unsigned)timeout_ms);
     pthread_mutex_lock(&ch.mu);
     while (!ch.first_done)
         if (pthread_cond_timedwait(&ch.cv, &ch.mu, &until) == ETIMEDOUT)
@@ -406,14 +425,8 @@ int chan_start(const struct chan_target *t, const struct chan_rank *r,
 
 uint64_t chan_pending(void)
 {
-    uint64_t p;
-
-    if (!ch.running)
-        return 0;
-    pthread_mutex_lock(&ch.mu);
-    p = ch.pending > ch.released ? ch.pending : 0;
-    pthread_mutex_unlock(&ch.mu);
-    return p;
+    /* every barrier asks: no lock on this path */
+    return ch.running ? __atomic_load_n(&ch.cut, __ATOMIC_ACQUIRE) : 0;
 }
 
 int chan_refused(void)
@@ -424,16 +437,6 @@ int chan_refused(void)
     r = ch.refused;
     pthread_mutex_unlock(&ch.mu);
     return r;
-}
-
-int chan_connected(void)
-{
-    int c;
-
-    pthread_mutex_lock(&ch.mu);
-    c = ch.connected;
-    pthread_mutex_unlock(&ch.mu);
-    return c;
 }
 
 uint64_t chan_wait(uint64_t epoch, uint64_t count)
@@ -467,14 +470,14 @@ uint64_t chan_wait(uint64_t epoch, uint64_t count)
             ch.released = epoch;
             break;
         }
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until = deadline_in(1000);
         pthread_cond_timedwait(&ch.cv, &ch.mu, &until);
     }
     restored = ch.restored_from;
     ch.restored_from = 0;
     if (ch.pending <= ch.released)
         ch.pending = 0;
+    set_cut();
     pthread_mutex_unlock(&ch.mu);
     return restored;
 }

@@ -45,8 +45,6 @@ uint64_t chan_pending(void);
  * restore of this rank, or losing the coordinator for good). Returns the
  * epoch this rank was restored from, or 0. */
 uint64_t chan_wait(uint64_t epoch, uint64_t count);
-/* Registered now. */
-int chan_connected(void);
 /* The coordinator refused the rank (it does not try again). */
 int chan_refused(void);
 void chan_stop(void);

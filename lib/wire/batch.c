@@ -146,7 +146,7 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
 int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
                struct batch_view *v, struct vmckpt_error *err)
 {
-    size_t i, nz = 0, off = 0;
+    size_t i, nz = 0;
 
     errno = EINVAL;
     if (msg->n_pages == 0 || msg->n_pages > BATCH_MAX_PAGES)
@@ -185,6 +185,17 @@ int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
         errno = EBADMSG;
         return errprintf(err, "batch checksum mismatch");
     }
+    batch_view_fill(msg, v->data, v);
+    errno = 0;
+    return 0;
+}
+
+void batch_view_fill(const Vmckpt__PageBatch *msg, const uint8_t *data,
+                     struct batch_view *v)
+{
+    size_t i, off = 0;
+
+    v->data = data;
     v->n = msg->n_pages;
     v->pages = msg->pages;
     v->zero = msg->zero.data;
@@ -196,6 +207,4 @@ int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
             off += BATCH_PAGE;
         }
     }
-    errno = 0;
-    return 0;
 }

@@ -56,6 +56,11 @@ struct batch_view {
 int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
                struct batch_view *v, struct vmckpt_error *err);
 
+/* The view of a batch this process built (uncompressed 'data'): no
+ * checks, no checksum; batch_open() is for what was received or read. */
+void batch_view_fill(const Vmckpt__PageBatch *msg, const uint8_t *data,
+                     struct batch_view *v);
+
 /* The contents of entry i of a view, or NULL for a zero page. */
 static inline const uint8_t *batch_view_page(const struct batch_view *v,
                                              size_t i)
