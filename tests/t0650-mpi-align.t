@@ -169,7 +169,13 @@ test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster
     in_guest g1 "VMCKPT_RUN=1 mpirun --allow-run-as-root -np 1 -x VMCKPT_RUN \
         -x LD_PRELOAD=/usr/lib/vmckpt/libvmckpt-mpi.so heat -n 16 -i 5 2>&1" >$TEST_DIR/e5 2>&1;
     cat $TEST_DIR/e5 && grep -q "run 1 of job m1 is over" $TEST_DIR/e5 &&
-    grep -q "checksum=" $TEST_DIR/e5
+    grep -q "checksum=" $TEST_DIR/e5 &&
+    printf %b "$(echo "$tok" | sed "s/../\\\\x&/g")" >$TEST_DIR/tok.key && chmod 600 $TEST_DIR/tok.key &&
+    test "$(stat -c %s $TEST_DIR/tok.key)" = 32 &&
+    in_host co "$top_builddir/tests/tools/wirepoke" 198.18.0.1:7471 $TEST_DIR/tok.key rank:m1 >$TEST_DIR/e6 &&
+    cat $TEST_DIR/e6 && grep -q "^ok authenticated" $TEST_DIR/e6 &&
+    grep -q "^error: rank may not send hosts-query" $TEST_DIR/e6 &&
+    grep -q "^error: a rank of job m1 may not speak for job .some-other-job." $TEST_DIR/e6
 '
 
 test_expect_success 'everything stops cleanly, with no sanitizer report' '

@@ -5,6 +5,10 @@
  *
  *   wirepoke ADDR KEYFILE CASE
  *
+ * CASE rank:JOB authenticates as a rank of JOB (KEYFILE holding the job's
+ * token) and tries what a rank may not: an admin request, and a rank
+ * message for another job.
+ *
  * Prints "error CODE: TEXT" for each Error reply, "closed" when the daemon
  * hung up, "ok" when an exchange succeeded. Exit 0 unless wirepoke itself
  * failed. */
@@ -184,7 +188,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: wirepoke ADDR KEYFILE CASE\n"
                         "cases: truncated oversize garbage wrong-version "
                         "unknown-type no-hello wrong-key replay "
-                        "authed-unknown-type authed-not-served\n");
+                        "authed-unknown-type authed-not-served rank:JOB\n");
         return 2;
     }
     addr = argv[1];
@@ -260,6 +264,31 @@ int main(int argc, char **argv)
         drain(fd);
     } else if (strcmp(what, "replay") == 0) {
         replay();
+    } else if (strncmp(what, "rank:", 5) == 0) {
+        struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_RANK,
+                                        what + 5, 3000, &err);
+        Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
+        Vmckpt__RankRegister r = VMCKPT__RANK_REGISTER__INIT;
+        Vmckpt__Envelope *env;
+
+        if (cl == NULL) {
+            fprintf(stderr, "wirepoke: %s\n", err.text);
+            return 2;
+        }
+        printf("ok authenticated\n");
+        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
+                        VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) < 0)
+            printf("error: %s\n", err.text);
+        else
+            wire_free(env);
+        r.job = "some-other-job";
+        r.size = 1;
+        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, &r,
+                        VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, &env, &err) < 0)
+            printf("error: %s\n", err.text);
+        else
+            wire_free(env);
+        client_close(cl);
     } else if (strcmp(what, "authed-unknown-type") == 0 ||
                strcmp(what, "authed-not-served") == 0) {
         struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_ADMIN,
