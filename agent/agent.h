@@ -32,6 +32,7 @@ struct agent {
     struct ev_io work_io;
     char store_addr[96]; /* as registered: reachable address and port */
     unsigned store_port;
+    unsigned streams; /* parallel streams per checkpoint, by default */
 
     /* coordinator link (link.c) */
     int fd; /* -1 while disconnected */

@@ -30,7 +30,7 @@ struct ckpt_job {
     struct vmm_vm *vm;
     char job[65], vmname[65], store[128];
     uint64_t epoch, parent, req;
-    unsigned max_ms, hold_ms;
+    unsigned max_ms, hold_ms, streams;
     int lz4, stop_and_save;
     uint32_t round;
     uint64_t last_stats_ms;
@@ -202,14 +202,14 @@ static int tee_aborted(struct tee *t, struct vmckpt_error *err)
     return ab;
 }
 
-static int tee_batch(void *arg, const Vmckpt__PageBatch *msg,
+static int tee_batch(void *arg, unsigned lane, const Vmckpt__PageBatch *msg,
                      struct vmckpt_error *err)
 {
     struct tee *t = arg;
 
-    if (tee_aborted(t, err) || t->peer.batch(t->peer.arg, msg, err) < 0)
+    if (tee_aborted(t, err) || t->peer.batch(t->peer.arg, lane, msg, err) < 0)
         return -1;
-    return t->w ? image_writer_batch(t->w, msg, err) : 0;
+    return t->w ? image_writer_batch(t->w, lane, msg, err) : 0;
 }
 
 static int tee_state(void *arg, uint64_t offset, const void *data, size_t len,
@@ -424,7 +424,7 @@ static void *ckpt_main(void *arg)
         base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
     hv_qemu_ops.ram_map(j->vm->hv, &ram, &ram_len, &err);
     so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
-                         j->epoch, j->parent, ram_len, &err);
+                         j->epoch, j->parent, ram_len, j->streams, &err);
     if (so != NULL && j->coordinated) {
         /* the local copy continues the local chain, or starts one */
         struct image_manifest m;
@@ -434,10 +434,11 @@ static void *ckpt_main(void *arg)
                                             &m, &err) < 0 ||
                         image_manifest_find(&m, lp) == NULL))
             lp = (uint64_t)-1;
-        tee.w = lp == (uint64_t)-1
-                    ? NULL
-                    : image_writer_open(j->a->store.dir, j->job, j->vmname,
-                                        j->epoch, lp, ram_len, &err);
+        tee.w =
+            lp == (uint64_t)-1
+                ? NULL
+                : image_writer_open(j->a->store.dir, j->job, j->vmname,
+                                    j->epoch, lp, ram_len, j->streams, &err);
         if (tee.w == NULL) {
             if (lp == (uint64_t)-1)
                 snprintf(err.text, sizeof(err.text),
@@ -459,8 +460,8 @@ static void *ckpt_main(void *arg)
         if ((j->vm->qemu_stream
                  ? stream_checkpoint(j, &sink, &res, &err)
                  : precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
-                                      j->stop_and_save, j->lz4, &sink, &pol,
-                                      &res, &err)) < 0) {
+                                      j->stop_and_save, j->lz4, j->streams,
+                                      &sink, &pol, &res, &err)) < 0) {
             /* however the engine noticed it, an abort says who and why */
             pthread_mutex_lock(&j->mu);
             if (j->abort)
@@ -584,6 +585,11 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     j->max_ms = b->max_precopy_ms;
     j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
     j->lz4 = b->compress;
+    /* QEMU's own stream is one pipe: one stream */
+    j->streams = vm->qemu_stream ? 1
+                 : b->streams > 0 && b->streams <= PRECOPY_MAX_STREAMS
+                     ? b->streams
+                     : a->streams;
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
     j->coordinated = b->coordinated;
     j->was_converged = -1;
@@ -611,10 +617,12 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
         return;
     }
     pthread_detach(t);
-    log_info("checkpoint of %s/%s epoch %llu (%s%s%s) to %s begins", b->job,
-             vm->name, (unsigned long long)b->epoch,
+    log_info("checkpoint of %s/%s epoch %llu (%s%s%s) to %s in %u stream%s "
+             "begins",
+             b->job, vm->name, (unsigned long long)b->epoch,
              j->parent ? "delta" : "full", j->coordinated ? ", job" : "",
-             j->lz4 ? ", lz4" : "", j->store);
+             j->lz4 ? ", lz4" : "", j->store, j->streams,
+             j->streams > 1 ? "s" : "");
 }
 
 /* CUT, RESUME or ABORT (what = 'c', 'r', 'a') for the checkpoints of

@@ -29,6 +29,7 @@
 #include "image_int.h"
 #include "lib/util/daemon.h"
 #include "lib/wire/batch.h"
+#include "precopy.h"
 
 #define REC_MAGIC "VBAT"
 #define REC_MAX   (BATCH_MAX_PAGES * BATCH_PAGE + 65536)
@@ -40,7 +41,9 @@ struct image_writer {
     uint64_t epoch, parent, ram_bytes;
     int pages_fd, state_fd;
     uint64_t batches, pages, state_bytes, pages_bytes;
-    uint8_t *scratch;
+    unsigned parts;
+    uint8_t *scratch[PRECOPY_MAX_STREAMS]; /* one per part */
+    pthread_mutex_t mu;                    /* the page file, the counts */
 };
 
 /* Every change of a manifest (a commit, a fold, a drop, retention) is a
@@ -183,6 +186,16 @@ int manifest_save(const char *dir, const struct image_manifest *m,
     return 0;
 }
 
+static void writer_free(struct image_writer *w)
+{
+    unsigned i;
+
+    for (i = 0; i < w->parts; i++)
+        free(w->scratch[i]);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
 void image_writer_abort(struct image_writer *w)
 {
     char path[4200];
@@ -198,24 +211,25 @@ void image_writer_abort(struct image_writer *w)
     unlink(path);
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state.tmp", w->dir, w->epoch);
     unlink(path);
-    free(w->scratch);
-    free(w);
+    writer_free(w);
     errno = saved;
 }
 
 struct image_writer *image_writer_open(const char *store, const char *job,
                                        const char *vm, uint64_t epoch,
                                        uint64_t parent, uint64_t ram_bytes,
-                                       struct vmckpt_error *err)
+                                       unsigned parts, struct vmckpt_error *err)
 {
     struct image_writer *w = calloc(1, sizeof(*w));
     struct image_manifest m;
     char path[4200];
+    unsigned i;
 
     if (w == NULL) {
         errprintf_errno(err, "image writer");
         return NULL;
     }
+    pthread_mutex_init(&w->mu, NULL);
     w->pages_fd = w->state_fd = -1;
     w->epoch = epoch;
     w->parent = parent;
@@ -263,10 +277,18 @@ struct image_writer *image_writer_open(const char *store, const char *job,
                   IMAGE_MAX_EPOCHS);
         goto fail;
     }
-    w->scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
-    if (w->scratch == NULL) {
-        errprintf_errno(err, "image writer");
+    if (parts < 1 || parts > PRECOPY_MAX_STREAMS) {
+        errprintf(err, "%s/%s: %u parallel streams: 1 to %d", job, vm, parts,
+                  PRECOPY_MAX_STREAMS);
         goto fail;
+    }
+    for (i = 0; i < parts; i++) {
+        w->scratch[i] = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
+        w->parts = i + 1;
+        if (w->scratch[i] == NULL) {
+            errprintf_errno(err, "image writer");
+            goto fail;
+        }
     }
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages.tmp", w->dir, epoch);
     w->pages_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -328,20 +350,37 @@ static int append_record(int fd, const Vmckpt__PageBatch *msg, uint64_t *bytes,
     return rc;
 }
 
-int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
-                       struct vmckpt_error *err)
+int image_writer_batch(struct image_writer *w, unsigned part,
+                       const Vmckpt__PageBatch *msg, struct vmckpt_error *err)
 {
     struct batch_view v;
+    uint64_t nth;
+    int rc = 0;
 
-    if (batch_open(msg, w->ram_bytes / BATCH_PAGE, w->scratch, &v, err) < 0)
+    if (part >= w->parts) {
+        errno = EINVAL;
+        return errprintf(err, "%s/%s epoch %" PRIu64 ": no part %u", w->job,
+                         w->vm, w->epoch, part);
+    }
+    /* each part verifies in its own scratch; records go in one at a time */
+    if (batch_open(msg, w->ram_bytes / BATCH_PAGE, w->scratch[part], &v, err) <
+        0) {
+        pthread_mutex_lock(&w->mu);
+        nth = w->batches + 1;
+        pthread_mutex_unlock(&w->mu);
         return errprefix(err, "%s/%s epoch %" PRIu64 " batch %" PRIu64, w->job,
-                         w->vm, w->epoch, w->batches + 1);
-    if (append_record(w->pages_fd, msg, &w->pages_bytes, err) < 0)
-        return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing pages",
-                               w->job, w->vm, w->epoch);
-    w->batches++;
-    w->pages += v.n;
-    return 0;
+                         w->vm, w->epoch, nth);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (append_record(w->pages_fd, msg, &w->pages_bytes, err) < 0) {
+        rc = errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing pages",
+                             w->job, w->vm, w->epoch);
+    } else {
+        w->batches++;
+        w->pages += v.n;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 int image_writer_state(struct image_writer *w, uint64_t offset,
@@ -470,8 +509,7 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     *bytes = w->pages_bytes + w->state_bytes;
     close(w->pages_fd);
     close(w->state_fd);
-    free(w->scratch);
-    free(w);
+    writer_free(w);
     return 0;
 fail:
     /* renamed files of an epoch the manifest does not name are ignored,

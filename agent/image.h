@@ -45,15 +45,19 @@ const struct image_epoch *image_manifest_find(const struct image_manifest *m,
 struct image_writer;
 
 /* Begin writing 'epoch' of JOB/VM: a delta of durable epoch 'parent' (0 for
- * a full image). Refused: bad names, an epoch already durable, a parent
- * that is not durable, a RAM size other than the parent's. */
+ * a full image), arriving in 'parts' parallel streams (1 to
+ * PRECOPY_MAX_STREAMS). Refused: bad names, an epoch already durable, a
+ * parent that is not durable, a RAM size other than the parent's. */
 struct image_writer *image_writer_open(const char *store, const char *job,
                                        const char *vm, uint64_t epoch,
                                        uint64_t parent, uint64_t ram_bytes,
+                                       unsigned parts,
                                        struct vmckpt_error *err);
-/* Verify one batch and append it. */
-int image_writer_batch(struct image_writer *w, const Vmckpt__PageBatch *msg,
-                       struct vmckpt_error *err);
+/* Verify one batch of stream 'part' and append it. Parts may call this
+ * at once from their own threads (one thread per part); a page's copies
+ * must come in one part, in order, as the pre-copy engine sends them. */
+int image_writer_batch(struct image_writer *w, unsigned part,
+                       const Vmckpt__PageBatch *msg, struct vmckpt_error *err);
 /* Append device state; 'offset' must be where the state ends now. */
 int image_writer_state(struct image_writer *w, uint64_t offset,
                        const void *data, size_t len, struct vmckpt_error *err);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "precopy.h"
 #include "work.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
@@ -69,6 +70,10 @@ static const char usage[] =
     "                                  where the kernel has it (6.7+), else\n"
     "                                  QEMU's own migration stream (a full\n"
     "                                  image every epoch)\n"
+    "  streams = auto | 1..8           parallel streams per guest to its\n"
+    "                                  peer's store (auto: one per two\n"
+    "                                  cores, 1 to 4); a checkpoint may ask\n"
+    "                                  for another number\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
@@ -240,6 +245,23 @@ int main(int argc, char **argv)
         if (net_split(bound, 0, bhost, &a.store_port, NULL) < 0)
             a.store_port = STORE_DEFAULT_PORT;
         log_info("store %s listening on %s", sdir, bound);
+    }
+    {
+        const char *v = conf_get(o.conf, "agent", "streams", "auto");
+        uint64_t n;
+
+        if (strcmp(v, "auto") == 0) {
+            n = a.topo.cores / 2;
+            n = n < 1 ? 1 : n > 4 ? 4 : n;
+        } else if (conf_get_uint(o.conf, "agent", "streams", 1, 1,
+                                 PRECOPY_MAX_STREAMS, &n, &err) < 0) {
+            log_err("%s", err.text);
+            rc = 2;
+            goto out;
+        }
+        a.streams = (unsigned)n;
+        log_info("checkpoints use %u stream%s per guest", a.streams,
+                 n > 1 ? "s" : "");
     }
     {
         const char *accel = conf_get(o.conf, "agent", "accel", "auto");

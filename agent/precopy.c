@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,8 +47,12 @@ enum precopy_decision precopy_limits_decide(const struct precopy_round *r,
     return PRECOPY_CONTINUE;
 }
 
+struct lanes;
+
 struct sender {
     const struct precopy_sink *sink;
+    struct lanes *L;
+    unsigned lane;
     struct batch_builder b;
     uint64_t batches, pages, wire, raw;
 };
@@ -61,7 +66,7 @@ static int flush_batch(struct sender *s, struct vmckpt_error *err)
     vmckpt__page_batch__init(&msg);
     s->wire += batch_finish(&s->b, &msg);
     s->raw += msg.raw_len;
-    if (s->sink->batch(s->sink->arg, &msg, err) < 0)
+    if (s->sink->batch(s->sink->arg, s->lane, &msg, err) < 0)
         return -1;
     s->batches++;
     s->pages += s->b.n;
@@ -69,44 +74,242 @@ static int flush_batch(struct sender *s, struct vmckpt_error *err)
     return 0;
 }
 
-/* Send the pages set in 'bitmap' (skipping zero pages if 'skip_zero')
- * from 'ram', clearing their bits; returns the number sent, -1, or -2 when
- * the policy asked for the cut between two batches (the bits of what was
- * not sent stay set). */
-static int64_t send_pages(struct sender *s, const uint8_t *ram, uint64_t npages,
-                          uint64_t *bitmap, int skip_zero, unsigned round,
-                          const struct precopy_policy *pol,
+/* Pages are dealt to lanes in chunks of 1 << LANE_SHIFT pages (4 MiB):
+ * 16 words of a dirty bitmap. */
+#define LANE_SHIFT 10
+#define LANE_WORDS ((1u << LANE_SHIFT) / 64)
+
+/* The lanes of one checkpoint: lane 0 runs in the engine's thread, the
+ * others in threads of their own that wait for a task, run their share of
+ * it and report back. One task at a time: a round (the bits of a dirty
+ * bitmap) or the drain of the pages staged at the cut. */
+struct lanes {
+    unsigned n;
+    struct sender s[PRECOPY_MAX_STREAMS];
+    pthread_t t[PRECOPY_MAX_STREAMS];
+    unsigned started; /* threads running */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned gen, busy;
+    int quit;
+    /* the task */
+    int drain;
+    const uint8_t *ram;
+    uint64_t npages, *bitmap;
+    int skip_zero;
+    unsigned round;
+    const struct precopy_policy *pol;
+    const uint64_t *staged;
+    const uint8_t *staging;
+    uint64_t nstaged;
+    /* per lane: pages sent, or -1 (error in err[]), or -2 (cut now) */
+    int64_t sent[PRECOPY_MAX_STREAMS];
+    struct vmckpt_error err[PRECOPY_MAX_STREAMS];
+    int stop; /* a lane failed or the policy cut: the others stop too */
+};
+
+static int lane_should_stop(struct lanes *L)
+{
+    if (__atomic_load_n(&L->stop, __ATOMIC_RELAXED))
+        return 1;
+    if (!L->drain && L->pol != NULL && L->pol->cut_now != NULL &&
+        L->pol->cut_now(L->pol->arg)) {
+        __atomic_store_n(&L->stop, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    return 0;
+}
+
+/* Add page 'p' to the lane's batch, sending the batch when full; 0, -1
+ * with 'err', or -2 when the lane must stop. */
+static int lane_add(struct lanes *L, struct sender *s, uint64_t p,
+                    const uint8_t *page, struct vmckpt_error *err)
+{
+    if (!batch_add(&s->b, p, page))
+        return 0;
+    if (flush_batch(s, err) < 0)
+        return -1;
+    return lane_should_stop(L) ? -2 : 0;
+}
+
+/* Send this lane's share of the bitmap (skipping zero pages if asked),
+ * clearing the bits it sent; -2 when told to stop between two batches
+ * (the bits of what was not sent stay set). */
+static int64_t lane_round(struct lanes *L, struct sender *s,
                           struct vmckpt_error *err)
 {
-    uint64_t w, sent = 0;
+    uint64_t words = (L->npages + 63) / 64, c, w, sent = 0;
+    int rc;
 
-    batch_reset(&s->b, round);
-    for (w = 0; w < (npages + 63) / 64; w++) {
-        uint64_t bits = bitmap[w];
+    batch_reset(&s->b, L->round);
+    for (c = s->lane; c * LANE_WORDS < words; c += L->n) {
+        uint64_t wend = c * LANE_WORDS + LANE_WORDS;
 
-        while (bits) {
-            uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
-            const uint8_t *page = ram + p * BATCH_PAGE;
+        for (w = c * LANE_WORDS; w < wend && w < words; w++) {
+            uint64_t bits = L->bitmap[w];
 
-            bits &= bits - 1;
-            if (p >= npages)
-                break;
-            bitmap[w] &= ~(1ULL << (p % 64));
-            if (skip_zero && batch_page_is_zero(page))
-                continue;
-            sent++;
-            if (batch_add(&s->b, p, page)) {
-                if (flush_batch(s, err) < 0)
-                    return -1;
-                if (pol != NULL && pol->cut_now != NULL &&
-                    pol->cut_now(pol->arg))
-                    return -2;
+            while (bits) {
+                uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+                const uint8_t *page = L->ram + p * BATCH_PAGE;
+
+                bits &= bits - 1;
+                if (p >= L->npages)
+                    break;
+                L->bitmap[w] &= ~(1ULL << (p % 64));
+                if (L->skip_zero && batch_page_is_zero(page))
+                    continue;
+                sent++;
+                if ((rc = lane_add(L, s, p, page, err)) < 0)
+                    return rc;
             }
         }
     }
-    if (flush_batch(s, err) < 0)
-        return -1;
-    return (int64_t)sent;
+    return flush_batch(s, err) < 0 ? -1 : (int64_t)sent;
+}
+
+/* Send this lane's share of the staged pages; -2 when another lane
+ * failed. */
+static int64_t lane_drain(struct lanes *L, struct sender *s,
+                          struct vmckpt_error *err)
+{
+    uint64_t i, sent = 0;
+    int rc;
+
+    batch_reset(&s->b, L->round);
+    for (i = 0; i < L->nstaged; i++) {
+        if ((L->staged[i] >> LANE_SHIFT) % L->n != s->lane)
+            continue;
+        sent++;
+        if ((rc = lane_add(L, s, L->staged[i], L->staging + i * BATCH_PAGE,
+                           err)) < 0)
+            return rc;
+    }
+    return flush_batch(s, err) < 0 ? -1 : (int64_t)sent;
+}
+
+static void lane_run(struct lanes *L, unsigned lane)
+{
+    struct sender *s = &L->s[lane];
+    int64_t n = L->drain ? lane_drain(L, s, &L->err[lane])
+                         : lane_round(L, s, &L->err[lane]);
+
+    if (n == -1)
+        __atomic_store_n(&L->stop, 1, __ATOMIC_RELAXED);
+    L->sent[lane] = n;
+}
+
+static void *lane_main(void *arg)
+{
+    struct sender *s = arg;
+    struct lanes *L = s->L;
+    unsigned seen = 0;
+
+    pthread_mutex_lock(&L->mu);
+    for (;;) {
+        while (L->gen == seen && !L->quit)
+            pthread_cond_wait(&L->go, &L->mu);
+        if (L->quit)
+            break;
+        seen = L->gen;
+        pthread_mutex_unlock(&L->mu);
+        lane_run(L, s->lane);
+        pthread_mutex_lock(&L->mu);
+        if (--L->busy == 0)
+            pthread_cond_signal(&L->done);
+    }
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+static int lanes_init(struct lanes *L, unsigned n, int lz4,
+                      const struct precopy_sink *sink, struct vmckpt_error *err)
+{
+    unsigned i;
+
+    memset(L, 0, sizeof(*L));
+    L->n = n;
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->go, NULL);
+    pthread_cond_init(&L->done, NULL);
+    for (i = 0; i < n; i++) {
+        L->s[i].sink = sink;
+        L->s[i].L = L;
+        L->s[i].lane = i;
+        if (batch_builder_init(&L->s[i].b, lz4) < 0)
+            return errprintf_errno(err, "pre-copy");
+    }
+    for (i = 1; i < n; i++) {
+        if (pthread_create(&L->t[i], NULL, lane_main, &L->s[i]) != 0) {
+            errno = EAGAIN;
+            return errprintf(err, "cannot start stream thread %u", i);
+        }
+        L->started = i;
+    }
+    return 0;
+}
+
+static void lanes_dispose(struct lanes *L)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&L->mu);
+    L->quit = 1;
+    pthread_cond_broadcast(&L->go);
+    pthread_mutex_unlock(&L->mu);
+    for (i = 1; i <= L->started; i++)
+        pthread_join(L->t[i], NULL);
+    for (i = 0; i < L->n; i++)
+        batch_builder_dispose(&L->s[i].b);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->go);
+    pthread_cond_destroy(&L->done);
+}
+
+/* Run the task set in L on every lane; returns the pages sent, -1 with
+ * 'err' (a failed lane's error: the lanes it stopped return -2), or -2
+ * when the policy cut. */
+static int64_t lanes_run(struct lanes *L, struct vmckpt_error *err)
+{
+    int64_t total = 0;
+    int cut = 0;
+    unsigned i;
+
+    L->stop = 0;
+    pthread_mutex_lock(&L->mu);
+    L->busy = L->n - 1;
+    L->gen++;
+    pthread_cond_broadcast(&L->go);
+    pthread_mutex_unlock(&L->mu);
+    lane_run(L, 0);
+    pthread_mutex_lock(&L->mu);
+    while (L->busy > 0)
+        pthread_cond_wait(&L->done, &L->mu);
+    pthread_mutex_unlock(&L->mu);
+    for (i = 0; i < L->n; i++) {
+        if (L->sent[i] == -1) {
+            *err = L->err[i];
+            return -1;
+        }
+        if (L->sent[i] == -2)
+            cut = 1;
+        else
+            total += L->sent[i];
+    }
+    return cut ? -2 : total;
+}
+
+/* The lanes' totals, into s. */
+static void lanes_sum(const struct lanes *L, struct sender *s)
+{
+    unsigned i;
+
+    memset(s, 0, sizeof(*s));
+    for (i = 0; i < L->n; i++) {
+        s->batches += L->s[i].batches;
+        s->pages += L->s[i].pages;
+        s->wire += L->s[i].wire;
+        s->raw += L->s[i].raw;
+    }
 }
 
 static uint64_t realtime_ns(void)
@@ -128,12 +331,13 @@ static uint64_t popcount(const uint64_t *bm, size_t words)
 }
 
 int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
-                       int stop_and_save, int lz4,
+                       int stop_and_save, int lz4, unsigned streams,
                        const struct precopy_sink *sink,
                        const struct precopy_policy *policy,
                        struct precopy_result *res, struct vmckpt_error *err)
 {
-    struct sender s = {.sink = sink};
+    struct lanes *L = NULL;
+    struct sender s;
     Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
     const uint8_t *ram;
     uint64_t ram_len, npages, t0 = now_us(), tp = 0, *bm = NULL;
@@ -150,15 +354,28 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         return errprintf(err, "the %s back end cannot checkpoint live",
                          ops->name);
     }
+    if (streams < 1 || streams > PRECOPY_MAX_STREAMS) {
+        errno = EINVAL;
+        return errprintf(err, "%u streams: 1 to %d", streams,
+                         PRECOPY_MAX_STREAMS);
+    }
     if (ops->ram_map(vm, &ram, &ram_len, err) < 0)
         return -1;
     npages = ram_len / BATCH_PAGE;
     words = (size_t)((npages + 63) / 64);
     bm = calloc(words, sizeof(*bm));
-    if (bm == NULL || batch_builder_init(&s.b, lz4) < 0) {
+    L = malloc(sizeof(*L));
+    if (bm == NULL || L == NULL) {
         errprintf_errno(err, "pre-copy");
+        free(L);
+        L = NULL;
         goto out;
     }
+    if (lanes_init(L, streams, lz4, sink, err) < 0)
+        goto out;
+    L->ram = ram;
+    L->npages = npages;
+    L->bitmap = bm;
     if (stop_and_save) {
         tp = now_us();
         res->paused_at_ns = realtime_ns();
@@ -174,10 +391,14 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         memset(bm, 0xff, words * sizeof(*bm));
     for (;;) {
         struct precopy_round r = {.round = round};
-        uint64_t ts = now_us(), wire0 = s.wire;
+        uint64_t ts = now_us(), wire0;
 
-        n = send_pages(&s, ram, npages, bm, full && round == 0, round,
-                       stop_and_save ? NULL : policy, err);
+        lanes_sum(L, &s);
+        wire0 = s.wire;
+        L->skip_zero = full && round == 0;
+        L->round = round;
+        L->pol = stop_and_save ? NULL : policy;
+        n = lanes_run(L, err);
         if (n == -2)
             break; /* cut now: what is left in bm is copied while paused */
         if (n < 0)
@@ -187,6 +408,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
             break; /* everything was copied while paused */
         if (ops->dirty_harvest(vm, bm, err) < 0)
             goto out;
+        lanes_sum(L, &s);
         r.pages_sent = (uint64_t)n;
         r.bytes_sent = s.wire - wire0;
         r.pages_left = popcount(bm, words);
@@ -264,13 +486,14 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     res->resumed_at_ns = realtime_ns();
 
     /* drain with the guest running */
-    batch_reset(&s.b, round);
-    for (i = 0; i < nstaged; i++)
-        if (batch_add(&s.b, staged[i], staging + i * BATCH_PAGE) &&
-            flush_batch(&s, err) < 0)
-            goto out;
-    if (flush_batch(&s, err) < 0)
+    L->drain = 1;
+    L->round = round;
+    L->staged = staged;
+    L->staging = staging;
+    L->nstaged = nstaged;
+    if (lanes_run(L, err) < 0)
         goto out;
+    lanes_sum(L, &s);
     state = malloc(state_len ? (size_t)state_len : 1);
     if (state == NULL ||
         pread(statefd, state, (size_t)state_len, 0) != state_len) {
@@ -307,7 +530,9 @@ out:
     }
     if (statefd >= 0)
         close(statefd);
-    batch_builder_dispose(&s.b);
+    if (L != NULL)
+        lanes_dispose(L);
+    free(L);
     free(bm);
     free(staging);
     free(staged);

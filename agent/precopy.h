@@ -10,9 +10,16 @@
 #include "hv.h"
 #include "lib/wire/wire.h"
 
-/* Where the image goes. Each hook returns 0 or -1 with 'err'. */
+/* Most parallel streams of one checkpoint. */
+#define PRECOPY_MAX_STREAMS WIRE_MAX_STREAMS
+
+/* Where the image goes. Each hook returns 0 or -1 with 'err'. With several
+ * streams, 'batch' is called for stream 'lane' (0..streams-1) from that
+ * stream's own thread, for several lanes at once; a page always travels in
+ * the same lane, so its copies arrive in the order they were taken. The
+ * state and the end come after every lane is done. */
 struct precopy_sink {
-    int (*batch)(void *arg, const Vmckpt__PageBatch *msg,
+    int (*batch)(void *arg, unsigned lane, const Vmckpt__PageBatch *msg,
                  struct vmckpt_error *err);
     int (*state)(void *arg, uint64_t offset, const void *data, size_t len,
                  struct vmckpt_error *err);
@@ -48,9 +55,9 @@ struct precopy_policy {
      * job is paused), -1 with 'err' to resume it and give up. NULL: resume
      * at once. */
     int (*on_cut)(void *arg, struct vmckpt_error *err);
-    /* Checked between batches of a round: nonzero ends the round early
-     * and cuts now (what it did not send is copied while paused). May be
-     * NULL. */
+    /* Checked between batches of a round (from every stream's thread):
+     * nonzero ends the round early and cuts now (what it did not send is
+     * copied while paused). May be NULL. */
     int (*cut_now)(void *arg);
     /* Called after every round and at the end, for progress. May be NULL. */
     void (*on_round)(const struct precopy_round *r, void *arg);
@@ -85,10 +92,12 @@ struct precopy_result {
  * chain); otherwise the first round sends only the pages written since the
  * previous cut (tracking stays on between checkpoints). 'stop_and_save':
  * pause first and copy everything while paused (the traditional checkpoint,
- * for comparison). 'lz4' compresses batches. On failure the guest is
- * resumed if the engine paused it. */
+ * for comparison). 'lz4' compresses batches. 'streams' (1 to
+ * PRECOPY_MAX_STREAMS) lanes build and send batches in parallel, each
+ * taking the pages of every streams-th 4 MiB of RAM. On failure the guest
+ * is resumed if the engine paused it. */
 int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
-                       int stop_and_save, int lz4,
+                       int stop_and_save, int lz4, unsigned streams,
                        const struct precopy_sink *sink,
                        const struct precopy_policy *policy,
                        struct precopy_result *res, struct vmckpt_error *err);

@@ -20,8 +20,17 @@
 
 #define IO_TIMEOUT_MS 60000
 
+/* An epoch being written: one per job/VM at a time, shared by the
+ * connections of its parallel streams (parts). Under the store's lock;
+ * the writer is freed by part 0's commit (when every other part has
+ * ended and writes no more) or by the last connection to leave. */
 struct store_busy {
     char job[65], vm[65];
+    uint64_t epoch;
+    unsigned parts, joined_mask, ended, refs;
+    struct image_writer *w; /* NULL once committed */
+    int failed;
+    char why[300];
     struct store_busy *next;
 };
 
@@ -33,41 +42,128 @@ struct peer {
     char who[160];
 };
 
-/* Claim job/VM for writing; 0, or -1 if another stream holds it. */
-static int claim(struct store *s, const char *job, const char *vm)
+static void stream_leave(struct store *s, struct store_busy *b,
+                         const char *why);
+
+/* Open the epoch of 'so' (part 0) or join it (the other parts). NULL with
+ * an error code and text. */
+static struct store_busy *stream_join(struct store *s,
+                                      const Vmckpt__StreamOpen *so,
+                                      Vmckpt__ErrorCode *code,
+                                      struct vmckpt_error *err)
 {
+    unsigned parts = so->parts ? so->parts : 1;
     struct store_busy *b;
-    int rc = 0;
 
     pthread_mutex_lock(&s->lock);
     for (b = s->busy; b != NULL; b = b->next)
-        if (strcmp(b->job, job) == 0 && strcmp(b->vm, vm) == 0)
-            rc = -1;
-    if (rc == 0 && (b = calloc(1, sizeof(*b))) != NULL) {
-        snprintf(b->job, sizeof(b->job), "%s", job);
-        snprintf(b->vm, sizeof(b->vm), "%s", vm);
-        b->next = s->busy;
-        s->busy = b;
-    } else if (rc == 0) {
+        if (strcmp(b->job, so->job) == 0 && strcmp(b->vm, so->vm) == 0)
+            break;
+    if (so->part > 0) {
+        *code = VMCKPT__ERROR_CODE__ERR_NOT_FOUND;
+        if (b == NULL || b->epoch != so->epoch || b->parts != parts ||
+            so->part >= parts || (b->joined_mask & (1u << so->part)) ||
+            b->w == NULL || b->failed) {
+            errno = ENOENT;
+            errprintf(err, "%s/%s epoch %llu: no open stream for part %u of %u",
+                      so->job, so->vm, (unsigned long long)so->epoch, so->part,
+                      parts);
+            b = NULL;
+        } else {
+            b->joined_mask |= 1u << so->part;
+            b->refs++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return b;
+    }
+    if (b != NULL) {
+        *code = VMCKPT__ERROR_CODE__ERR_BUSY;
+        errno = EBUSY;
+        errprintf(err, "another stream of this VM is being written");
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
+    *code = VMCKPT__ERROR_CODE__ERR_INVALID;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        errprintf_errno(err, "store");
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
+    /* claimed before the (slow) open, so a second opener is refused */
+    snprintf(b->job, sizeof(b->job), "%s", so->job);
+    snprintf(b->vm, sizeof(b->vm), "%s", so->vm);
+    b->epoch = so->epoch;
+    b->parts = parts;
+    b->joined_mask = 1;
+    b->refs = 1;
+    b->next = s->busy;
+    s->busy = b;
+    pthread_mutex_unlock(&s->lock);
+    b->w = image_writer_open(s->dir, so->job, so->vm, so->epoch, so->parent,
+                             so->ram_bytes, parts, err);
+    if (b->w == NULL) {
+        stream_leave(s, b, err->text);
+        return NULL;
+    }
+    return b;
+}
+
+/* A part leaves its epoch (after the end, or on failure with 'why'): the
+ * others learn that it failed; the last one out drops what is unfinished
+ * and frees the claim. */
+static void stream_leave(struct store *s, struct store_busy *b, const char *why)
+{
+    struct store_busy **pp;
+    struct image_writer *w = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    if (why != NULL && !b->failed) {
+        b->failed = 1;
+        snprintf(b->why, sizeof(b->why), "%s", why);
+    }
+    if (--b->refs == 0) {
+        for (pp = &s->busy; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == b) {
+                *pp = b->next;
+                break;
+            }
+        w = b->w;
+    } else {
+        b = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    image_writer_abort(w);
+    free(b);
+}
+
+/* Why the epoch of 'st' failed, into 'err' (under the store's lock). */
+static void failed_text(const struct store_busy *st, struct vmckpt_error *err)
+{
+    char pre[180];
+
+    snprintf(pre, sizeof(pre), "%s/%s epoch %llu: ", st->job, st->vm,
+             (unsigned long long)st->epoch);
+    /* the reason may already name the epoch */
+    snprintf(err->text, sizeof(err->text), "%s%s",
+             strncmp(st->why, pre, strlen(pre)) == 0 ? "" : pre,
+             st->why[0] ? st->why : "another stream failed");
+}
+
+/* 0 if the epoch may go on, else -1 with why not. */
+static int stream_ok(struct store *s, struct store_busy *b,
+                     struct vmckpt_error *err)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (b->failed) {
+        errno = ECONNABORTED;
+        failed_text(b, err);
         rc = -1;
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
-}
-
-static void release(struct store *s, const char *job, const char *vm)
-{
-    struct store_busy **pp, *b;
-
-    pthread_mutex_lock(&s->lock);
-    for (pp = &s->busy; (b = *pp) != NULL; pp = &b->next) {
-        if (strcmp(b->job, job) == 0 && strcmp(b->vm, vm) == 0) {
-            *pp = b->next;
-            free(b);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
 }
 
 static int send_msg(struct peer *p, int type, uint64_t id, const void *msg)
@@ -167,16 +263,97 @@ static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
     return send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_END, env->request_id, &end);
 }
 
+/* Part 'part' (> 0) ends: its totals must be what this connection
+ * wrote; the ack tells the sender its batches are in the page file. */
+static int end_part(struct peer *p, struct store_busy *st, unsigned part,
+                    uint64_t batches, uint64_t pages,
+                    const Vmckpt__Envelope *env, struct vmckpt_error *err)
+{
+    const Vmckpt__StreamEnd *e = env->stream_end;
+    Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+    if (e->batches != batches || e->pages != pages) {
+        errno = EPROTO;
+        errprintf(err,
+                  "%s/%s epoch %llu: stream %u ended after %llu batches, %llu "
+                  "pages; the sender says %llu, %llu",
+                  st->job, st->vm, (unsigned long long)st->epoch, part,
+                  (unsigned long long)batches, (unsigned long long)pages,
+                  (unsigned long long)e->batches, (unsigned long long)e->pages);
+        log_err("store: %s: %s", p->who, err->text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   err->text);
+        return -1;
+    }
+    pthread_mutex_lock(&p->s->lock);
+    st->ended++;
+    pthread_mutex_unlock(&p->s->lock);
+    ack.text = "part written";
+    send_msg(p, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
+    return 0;
+}
+
+/* Part 0 ends the epoch: every other part must have ended; then the
+ * writer checks the totals and makes it durable. */
+static int end_epoch(struct peer *p, struct store_busy *st,
+                     const Vmckpt__Envelope *env, struct vmckpt_error *err)
+{
+    Vmckpt__StreamDurable d = VMCKPT__STREAM_DURABLE__INIT;
+    struct image_writer *w = NULL;
+    uint64_t bytes;
+    char pre[180];
+    int rc;
+
+    snprintf(pre, sizeof(pre), "%s/%s epoch %llu: ", st->job, st->vm,
+             (unsigned long long)st->epoch);
+    pthread_mutex_lock(&p->s->lock);
+    if (st->failed) {
+        /* the reason may already name the epoch */
+        snprintf(err->text, sizeof(err->text), "%s%s",
+                 strncmp(st->why, pre, strlen(pre)) == 0 ? "" : pre, st->why);
+    } else if (st->ended != st->parts - 1) {
+        snprintf(err->text, sizeof(err->text),
+                 "%s/%s epoch %llu: %u of %u streams ended", st->job, st->vm,
+                 (unsigned long long)st->epoch, st->ended + 1, st->parts);
+    } else {
+        w = st->w;
+        st->w = NULL; /* every other part is done with it */
+    }
+    pthread_mutex_unlock(&p->s->lock);
+    if (w == NULL) {
+        log_err("store: %s: %s", p->who, err->text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   err->text);
+        return -1;
+    }
+    rc = image_writer_commit(w, env->stream_end, &bytes, err);
+    if (rc < 0) {
+        log_err("store: %s: %s", p->who, err->text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                   err->text);
+        return -1;
+    }
+    log_info("store: %s/%s epoch %llu durable (%llu bytes)", st->job, st->vm,
+             (unsigned long long)st->epoch, (unsigned long long)bytes);
+    d.job = st->job;
+    d.vm = st->vm;
+    d.epoch = st->epoch;
+    d.bytes = bytes;
+    send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE, env->request_id, &d);
+    return 0;
+}
+
 static void *peer_main(void *arg)
 {
     struct peer *p = arg;
     struct store *s = p->s;
     struct auth_server as;
     struct vmckpt_error err;
-    struct image_writer *w = NULL;
+    struct store_busy *st = NULL; /* the epoch this connection writes */
     Vmckpt__Envelope *env;
     char job[65] = "", vm[65] = "";
-    uint64_t epoch = 0;
+    uint64_t epoch = 0, my_batches = 0, my_pages = 0;
+    unsigned part = 0;
     int rc;
 
     wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
@@ -206,18 +383,23 @@ static void *peer_main(void *arg)
     }
     for (;;) {
         if (wire_conn_recv_wait(&p->w, &env, IO_TIMEOUT_MS, &err) < 0) {
-            if (w != NULL)
+            if (st != NULL) {
                 log_warn("store: %s/%s epoch %llu aborted: %s: %s", job, vm,
                          (unsigned long long)epoch, p->who, err.text);
+                errprefix(&err, "stream %u from %s", part, p->who);
+                stream_leave(s, st, err.text);
+                st = NULL;
+            }
             goto out;
         }
         switch (env->type) {
         case VMCKPT__MSG_TYPE__MSG_STREAM_OPEN: {
             const Vmckpt__StreamOpen *so = env->stream_open;
+            Vmckpt__ErrorCode code;
 
-            if (w != NULL || so->page_size != 4096) {
+            if (st != NULL || so->page_size != 4096) {
                 send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                           w ? "a stream is already open" : "page size");
+                           st ? "a stream is already open" : "page size");
                 break;
             }
             if (!image_valid_name(so->job) || !image_valid_name(so->vm)) {
@@ -229,25 +411,23 @@ static void *peer_main(void *arg)
                            err.text);
                 break;
             }
-            if (claim(s, so->job, so->vm) < 0) {
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
-                           "another stream of this VM is being written");
-                break;
-            }
-            w = image_writer_open(s->dir, so->job, so->vm, so->epoch,
-                                  so->parent, so->ram_bytes, &err);
-            if (w == NULL) {
-                release(s, so->job, so->vm);
+            st = stream_join(s, so, &code, &err);
+            if (st == NULL) {
                 log_warn("store: %s: %s", p->who, err.text);
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                           err.text);
+                send_error(p, env->request_id, code, err.text);
                 break;
             }
             snprintf(job, sizeof(job), "%s", so->job);
             snprintf(vm, sizeof(vm), "%s", so->vm);
             epoch = so->epoch;
-            log_info("store: %s writes %s/%s epoch %llu (%s)", p->who, job, vm,
-                     (unsigned long long)epoch, so->parent ? "delta" : "full");
+            part = so->part;
+            my_batches = my_pages = 0;
+            if (part == 0)
+                log_info("store: %s writes %s/%s epoch %llu (%s%s%u%s)", p->who,
+                         job, vm, (unsigned long long)epoch,
+                         so->parent ? "delta" : "full",
+                         st->parts > 1 ? ", " : "", st->parts,
+                         st->parts > 1 ? " streams" : "");
             {
                 Vmckpt__Ack ack = VMCKPT__ACK__INIT;
 
@@ -258,69 +438,60 @@ static void *peer_main(void *arg)
         }
         case VMCKPT__MSG_TYPE__MSG_PAGE_BATCH:
         case VMCKPT__MSG_TYPE__MSG_STATE_CHUNK:
-            if (w == NULL) {
-                send_error(p, env->request_id,
-                           VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                           "no stream open");
+            if (st == NULL ||
+                (part > 0 && env->type == VMCKPT__MSG_TYPE__MSG_STATE_CHUNK)) {
+                send_error(
+                    p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                    st ? "device state comes in stream 0" : "no stream open");
                 break;
             }
-            rc = env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH
-                     ? image_writer_batch(w, env->page_batch, &err)
-                     : image_writer_state(w, env->state_chunk->offset,
-                                          env->state_chunk->data.data,
-                                          env->state_chunk->data.len, &err);
+            rc = stream_ok(s, st, &err);
+            if (rc == 0)
+                rc =
+                    env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH
+                        ? image_writer_batch(st->w, part, env->page_batch, &err)
+                        : image_writer_state(st->w, env->state_chunk->offset,
+                                             env->state_chunk->data.data,
+                                             env->state_chunk->data.len, &err);
             if (rc < 0) {
                 log_err("store: %s: %s; epoch aborted", p->who, err.text);
                 send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                            err.text);
-                image_writer_abort(w);
-                w = NULL;
-                release(s, job, vm);
+                stream_leave(s, st, err.text);
+                st = NULL;
                 wire_free(env);
                 goto out;
             }
+            if (env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH) {
+                my_batches++;
+                my_pages += env->page_batch->n_pages;
+            }
             break;
-        case VMCKPT__MSG_TYPE__MSG_STREAM_END: {
-            Vmckpt__StreamDurable d = VMCKPT__STREAM_DURABLE__INIT;
-            uint64_t bytes;
-
-            if (w == NULL) {
+        case VMCKPT__MSG_TYPE__MSG_STREAM_END:
+            if (st == NULL) {
                 send_error(p, env->request_id,
                            VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                            "no stream open");
                 break;
             }
-            rc = image_writer_commit(w, env->stream_end, &bytes, &err);
-            w = NULL;
-            release(s, job, vm);
-            if (rc < 0) {
-                log_err("store: %s: %s", p->who, err.text);
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                           err.text);
-                break;
-            }
-            log_info("store: %s/%s epoch %llu durable (%llu bytes)", job, vm,
-                     (unsigned long long)epoch, (unsigned long long)bytes);
-            d.job = job;
-            d.vm = vm;
-            d.epoch = epoch;
-            d.bytes = bytes;
-            send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE, env->request_id,
-                     &d);
+            if (part > 0)
+                rc = end_part(p, st, part, my_batches, my_pages, env, &err);
+            else
+                rc = end_epoch(p, st, env, &err);
+            stream_leave(s, st, rc < 0 ? err.text : NULL);
+            st = NULL;
             break;
-        }
         case VMCKPT__MSG_TYPE__MSG_STREAM_ABORT:
-            if (w != NULL) {
+            if (st != NULL) {
                 log_warn("store: %s/%s epoch %llu aborted by %s: %s", job, vm,
                          (unsigned long long)epoch, p->who,
                          env->stream_abort->reason);
-                image_writer_abort(w);
-                w = NULL;
-                release(s, job, vm);
+                stream_leave(s, st, env->stream_abort->reason);
+                st = NULL;
             }
             break;
         case VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH:
-            if (w != NULL || serve_fetch(p, env) < 0) {
+            if (st != NULL || serve_fetch(p, env) < 0) {
                 wire_free(env);
                 goto out;
             }
@@ -332,10 +503,8 @@ static void *peer_main(void *arg)
         wire_free(env);
     }
 out:
-    if (w != NULL) {
-        image_writer_abort(w);
-        release(s, job, vm);
-    }
+    if (st != NULL)
+        stream_leave(s, st, "the connection closed");
     wire_conn_dispose(&p->w);
     close(p->fd);
     pthread_mutex_lock(&s->lock);

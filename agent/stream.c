@@ -13,72 +13,108 @@
 #include "stream.h"
 
 struct stream_out {
-    struct client *cl;
+    unsigned n;
+    struct client *cl[PRECOPY_MAX_STREAMS]; /* part i on cl[i] */
+    uint64_t batches[PRECOPY_MAX_STREAMS], pages[PRECOPY_MAX_STREAMS];
 };
+
+static int open_part(struct stream_out *so, unsigned part, const char *addr,
+                     const struct auth_key *key, const char *name,
+                     Vmckpt__StreamOpen *o, struct vmckpt_error *err)
+{
+    Vmckpt__Envelope *reply;
+
+    so->cl[part] =
+        client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
+    if (so->cl[part] == NULL)
+        return -1;
+    /* a store's refusal can come while batches are in flight */
+    so->cl[part]->timeout_ms = 60000;
+    o->part = part;
+    if (client_call(so->cl[part], VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, o,
+                    VMCKPT__MSG_TYPE__MSG_ACK, &reply, err) < 0)
+        return errprefix(err, "store %s", addr);
+    wire_free(reply);
+    return 0;
+}
 
 struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
                                    const char *name, const char *job,
                                    const char *vm, uint64_t epoch,
                                    uint64_t parent, uint64_t ram_bytes,
-                                   struct vmckpt_error *err)
+                                   unsigned streams, struct vmckpt_error *err)
 {
     struct stream_out *so = calloc(1, sizeof(*so));
     Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
-    Vmckpt__Envelope *reply;
+    unsigned i;
 
     if (so == NULL) {
         errprintf_errno(err, "stream");
         return NULL;
     }
-    so->cl = client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
-    if (so->cl == NULL) {
+    if (streams < 1 || streams > PRECOPY_MAX_STREAMS) {
         free(so);
+        errno = EINVAL;
+        errprintf(err, "%u streams: 1 to %d", streams, PRECOPY_MAX_STREAMS);
         return NULL;
     }
-    /* a store's refusal can come while batches are in flight */
-    so->cl->timeout_ms = 60000;
+    so->n = streams;
     o.job = (char *)job;
     o.vm = (char *)vm;
     o.epoch = epoch;
     o.parent = parent;
     o.ram_bytes = ram_bytes;
     o.page_size = BATCH_PAGE;
-    if (client_call(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &o,
-                    VMCKPT__MSG_TYPE__MSG_ACK, &reply, err) < 0) {
-        errprefix(err, "store %s", addr);
-        stream_out_close(so);
-        return NULL;
-    }
-    wire_free(reply);
+    o.parts = streams;
+    /* part 0 opens the epoch, the others join it */
+    for (i = 0; i < streams; i++)
+        if (open_part(so, i, addr, key, name, &o, err) < 0) {
+            stream_out_abort(so, err->text);
+            return NULL;
+        }
     return so;
 }
 
 void stream_out_close(struct stream_out *so)
 {
+    unsigned i;
+
     if (so == NULL)
         return;
-    client_close(so->cl);
+    for (i = 0; i < so->n; i++)
+        client_close(so->cl[i]);
     free(so);
 }
 
 void stream_out_abort(struct stream_out *so, const char *reason)
 {
     Vmckpt__StreamAbort a = VMCKPT__STREAM_ABORT__INIT;
+    unsigned i;
 
     if (so == NULL)
         return;
     a.reason = (char *)reason;
-    (void)client_send(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_ABORT, &a, NULL);
+    for (i = 0; i < so->n; i++)
+        if (so->cl[i] != NULL)
+            (void)client_send(so->cl[i], VMCKPT__MSG_TYPE__MSG_STREAM_ABORT, &a,
+                              NULL);
     stream_out_close(so);
 }
 
-static int out_batch(void *arg, const Vmckpt__PageBatch *msg,
+static int out_batch(void *arg, unsigned lane, const Vmckpt__PageBatch *msg,
                      struct vmckpt_error *err)
 {
     struct stream_out *so = arg;
 
-    if (client_send(so->cl, VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, msg, err) < 0)
-        return errprefix(err, "store %s", so->cl->addr);
+    if (lane >= so->n) {
+        errno = EINVAL;
+        return errprintf(err, "no stream %u", lane);
+    }
+    if (client_send(so->cl[lane], VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, msg, err) <
+        0)
+        return errprefix(err, "store %s", so->cl[lane]->addr);
+    so->batches[lane]++;
+    so->pages[lane] += msg->n_pages;
     return 0;
 }
 
@@ -91,20 +127,33 @@ static int out_state(void *arg, uint64_t off, const void *data, size_t len,
     c.offset = off;
     c.data.data = (uint8_t *)data;
     c.data.len = len;
-    if (client_send(so->cl, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, &c, err) < 0)
-        return errprefix(err, "store %s", so->cl->addr);
+    if (client_send(so->cl[0], VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, &c, err) < 0)
+        return errprefix(err, "store %s", so->cl[0]->addr);
     return 0;
 }
 
+/* The other parts end first, each acknowledged once its batches are in
+ * the store's page file; then part 0 ends the epoch. */
 static int out_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
                    struct vmckpt_error *err)
 {
     struct stream_out *so = arg;
     Vmckpt__Envelope *reply;
+    unsigned i;
 
-    if (client_call(so->cl, VMCKPT__MSG_TYPE__MSG_STREAM_END, end,
+    for (i = 1; i < so->n; i++) {
+        Vmckpt__StreamEnd pe = VMCKPT__STREAM_END__INIT;
+
+        pe.batches = so->batches[i];
+        pe.pages = so->pages[i];
+        if (client_call(so->cl[i], VMCKPT__MSG_TYPE__MSG_STREAM_END, &pe,
+                        VMCKPT__MSG_TYPE__MSG_ACK, &reply, err) < 0)
+            return errprefix(err, "store %s, stream %u", so->cl[i]->addr, i);
+        wire_free(reply);
+    }
+    if (client_call(so->cl[0], VMCKPT__MSG_TYPE__MSG_STREAM_END, end,
                     VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE, &reply, err) < 0)
-        return errprefix(err, "store %s", so->cl->addr);
+        return errprefix(err, "store %s", so->cl[0]->addr);
     *bytes = reply->stream_durable->bytes;
     wire_free(reply);
     return 0;

@@ -10,14 +10,15 @@
 struct stream_out;
 
 /* Connect to the store at 'addr' as peer 'name' and open epoch 'epoch'
- * (parent 0: full) of JOB/VM. NULL with 'err' (the store's refusal text
- * when it refused). */
+ * (parent 0: full) of JOB/VM, in 'streams' parallel connections (1 to
+ * PRECOPY_MAX_STREAMS). NULL with 'err' (the store's refusal text when it
+ * refused). */
 struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
                                    const char *name, const char *job,
                                    const char *vm, uint64_t epoch,
                                    uint64_t parent, uint64_t ram_bytes,
-                                   struct vmckpt_error *err);
-/* A precopy sink writing to 'so'. */
+                                   unsigned streams, struct vmckpt_error *err);
+/* A precopy sink writing to 'so': lane i on connection i. */
 void stream_out_sink(struct stream_out *so, struct precopy_sink *sink);
 /* Tell the store the epoch is abandoned (best effort) and close. */
 void stream_out_abort(struct stream_out *so, const char *reason);

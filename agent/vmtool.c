@@ -4,7 +4,7 @@
  * the agent). Guests are found by QEMU pid, QMP socket and RAM file.
  *
  *   vmckpt-vmtool checkpoint GUEST-OPTS --job J --epoch E [--parent P]
- *        --store ADDR --key FILE [--lz4] [--stop-and-save]
+ *        --store ADDR --key FILE [--lz4] [--stop-and-save] [--streams N]
  *        [--cut-pages N] [--max-rounds N] [--max-ms MS]
  *   vmckpt-vmtool fetch --store ADDR --key FILE --job J --vm V --epoch E
  *        --ram-out FILE --state-out FILE
@@ -40,6 +40,7 @@ struct opts {
     const char *ram_out, *state_out, *state;
     pid_t pid;
     int uffd_fd, lz4, stop_and_save, resume;
+    unsigned streams;
     uint64_t epoch, parent;
     struct precopy_limits lim;
 };
@@ -96,12 +97,12 @@ static int cmd_checkpoint(struct opts *o)
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     so = stream_out_open(o->store, &key, host, o->job, o->name, o->epoch,
-                         o->parent, ram_len, &err);
+                         o->parent, ram_len, o->streams, &err);
     if (so == NULL)
         die("open stream", &err);
     stream_out_sink(so, &sink);
     if (precopy_checkpoint(&hv_qemu_ops, vm, o->parent == 0, o->stop_and_save,
-                           o->lz4, &sink, &pol, &res, &err) < 0) {
+                           o->lz4, o->streams, &sink, &pol, &res, &err) < 0) {
         stream_out_abort(so, err.text);
         hv_qemu_ops.vm_release(vm);
         auth_key_dispose(&key);
@@ -111,11 +112,11 @@ static int cmd_checkpoint(struct opts *o)
     printf("checkpoint %s/%s epoch %" PRIu64 " (%s%s) durable: rounds %u "
            "pages %" PRIu64 " wire_bytes %" PRIu64 " cut_pages %" PRIu64
            " state_bytes %" PRIu64 " pause_us %" PRIu64 " total_ms %" PRIu64
-           " disk_bytes %" PRIu64 "\n",
+           " disk_bytes %" PRIu64 " raw_bytes %" PRIu64 " streams %u\n",
            o->job, o->name, o->epoch, o->parent ? "delta" : "full",
            o->stop_and_save ? ", stop-and-save" : "", res.rounds, res.pages,
            res.wire_bytes, res.cut_pages, res.state_bytes, res.pause_us,
-           res.total_ms, res.disk_bytes);
+           res.total_ms, res.disk_bytes, res.raw_bytes, o->streams);
     hv_qemu_ops.vm_release(vm);
     auth_key_dispose(&key);
     return 0;
@@ -288,10 +289,12 @@ int main(int argc, char **argv)
         {"cut-pages", 1, NULL, 'c'}, {"max-rounds", 1, NULL, 'R'},
         {"max-ms", 1, NULL, 'M'},    {"ram-out", 1, NULL, 'o'},
         {"state-out", 1, NULL, 'O'}, {"state", 1, NULL, 't'},
-        {"resume", 0, NULL, 'g'},    {NULL, 0, NULL, 0},
+        {"resume", 0, NULL, 'g'},    {"streams", 1, NULL, 'N'},
+        {NULL, 0, NULL, 0},
     };
     struct opts o = {
         .uffd_fd = 100,
+        .streams = 1,
         .lim = {.cut_pages = 256, .max_rounds = 30, .max_ms = 30000}};
     const char *cmd;
     int ch;
@@ -367,6 +370,9 @@ int main(int argc, char **argv)
             break;
         case 'g':
             o.resume = 1;
+            break;
+        case 'N':
+            o.streams = (unsigned)atoi(optarg);
             break;
         default:
             return 2;

@@ -1,7 +1,7 @@
 # Benchmarks: not tests. Each prints ratios against baselines measured in
 # the same run; see docs/performance.md.
 dist_noinst_SCRIPTS += %reldir%/checkpoint-pause %reldir%/job-checkpoint
-dist_noinst_SCRIPTS += %reldir%/mpi-hooks
+dist_noinst_SCRIPTS += %reldir%/mpi-hooks %reldir%/checkpoint-streams
 
 # MPI_Barrier latency, for bench/mpi-hooks (no sanitizers: the hooks are
 # preloaded into it).

@@ -39,11 +39,15 @@ int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_restart(struct cli *cli, int argc, char **argv);
 int cmd_cancel(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
-int cmd_checkpoint_job(struct cli *cli, const char *job, int wait);
+/* 'streams': per VM, 0 for each agent's setting. */
+int cmd_checkpoint_job(struct cli *cli, const char *job, int wait,
+                       unsigned streams);
 struct json_t;
 int status_job(struct cli *cli, const char *job, int json, struct json_t **out);
 
 /* cmd_vm.c */
+/* --streams N: 1 to WIRE_MAX_STREAMS; -1 after saying what is wrong. */
+int cli_parse_streams(const char *arg, uint32_t *out);
 int cmd_vm(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_checkpoint(struct cli *cli, int argc, char **argv);

@@ -311,7 +311,8 @@ static int follow(struct cli *cli, const char *job, uint64_t epoch)
     return rc;
 }
 
-int cmd_checkpoint_job(struct cli *cli, const char *job, int wait)
+int cmd_checkpoint_job(struct cli *cli, const char *job, int wait,
+                       unsigned streams)
 {
     Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__Envelope *env;
@@ -319,6 +320,7 @@ int cmd_checkpoint_job(struct cli *cli, const char *job, int wait)
     const char *p;
 
     b.job = (char *)job;
+    b.streams = streams;
     if (cli_call(cli, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
                  VMCKPT__MSG_TYPE__MSG_ACK, &env))
         return 1;

@@ -273,6 +273,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
     return vm_list(cli, argc, argv, 1);
 }
 
+int cli_parse_streams(const char *arg, uint32_t *out)
+{
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || n < 1 || n > WIRE_MAX_STREAMS) {
+        fprintf(stderr, "vmckpt checkpoint: --streams '%s': give 1 to %d\n",
+                arg, WIRE_MAX_STREAMS);
+        return -1;
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
 int cmd_checkpoint(struct cli *cli, int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -281,14 +295,15 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         {"stop-and-save", 0, NULL, 's'},
         {"lz4", 0, NULL, 'z'},
         {"store-host", 1, NULL, 'H'},
+        {"streams", 1, NULL, 'n'},
         {"wait", 0, NULL, 'w'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char usage[] =
-        "Usage: vmckpt checkpoint JOB [--wait]\n"
+        "Usage: vmckpt checkpoint JOB [--wait] [--streams N]\n"
         "       vmckpt checkpoint --vm NAME [--job JOB] [--store-host HOST]\n"
-        "                         [--stop-and-save] [--lz4]\n"
+        "                         [--stop-and-save] [--lz4] [--streams N]\n"
         "The first form takes a coordinated checkpoint of every VM of JOB:\n"
         "all pre-copy at once, all are paused for the cut, none runs again\n"
         "before the last is paused, and the epoch commits when every image\n"
@@ -297,7 +312,10 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         "or aborts (exit 1, with why).\n"
         "The second form checkpoints one guest, live, to the store of\n"
         "another host (the next host up after the guest's, or HOST), and\n"
-        "waits until that epoch is committed.\n";
+        "waits until that epoch is committed.\n"
+        "--streams N sends each guest's pages in N parallel connections\n"
+        "(1 to 8; each stream takes every Nth 4 MiB of guest RAM); by\n"
+        "default each agent's 'streams' setting.\n";
     Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
     struct cli c2 = *cli;
@@ -322,6 +340,10 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         case 'H':
             t.host = optarg;
             break;
+        case 'n':
+            if (cli_parse_streams(optarg, &b.streams) < 0)
+                return 2;
+            break;
         case 'w':
             wait = 1;
             break;
@@ -334,7 +356,7 @@ int cmd_checkpoint(struct cli *cli, int argc, char **argv)
         }
     }
     if (!t.vm[0] && optind == argc - 1)
-        return cmd_checkpoint_job(cli, argv[optind], wait);
+        return cmd_checkpoint_job(cli, argv[optind], wait, b.streams);
     if (!t.vm[0] || optind != argc) {
         fputs(usage, stderr);
         return 2;

@@ -364,8 +364,9 @@ int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
     return (int)n;
 }
 
-/* Start epoch of job 'j'; 0, or -1 with 'why'. */
-int job_begin(struct job *j, char *why, size_t wlen)
+/* Start epoch of job 'j' ('streams' per VM, 0: each agent's setting); 0,
+ * or -1 with 'why'. */
+int job_begin(struct job *j, unsigned streams, char *why, size_t wlen)
 {
     struct coord *co = j->co;
     struct vmrec *vms[256];
@@ -449,6 +450,7 @@ int job_begin(struct job *j, char *why, size_t wlen)
         b.targets = &tp;
         b.coordinated = 1;
         b.compress = j->lz4;
+        b.streams = streams;
         b.hold_timeout_ms = co->ckpt_timeout_ms;
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
@@ -683,7 +685,7 @@ static void periodic_fire(struct evloop *loop, struct ev_timer *t)
     }
     log_info("job %s: periodic checkpoint (every %llu s)", j->name,
              (unsigned long long)interval_s(j));
-    if (job_begin(j, why, sizeof(why)) < 0) {
+    if (job_begin(j, 0, why, sizeof(why)) < 0) {
         log_warn("job %s: periodic checkpoint not started: %s", j->name, why);
         snprintf(j->last_error, sizeof(j->last_error), "%s", why);
         schedule(j);

@@ -84,8 +84,9 @@ void job_save(struct job *j);
 void job_set_state(struct job *j, const char *state, const char *why);
 /* The VMs of job (not stopped) into out[max]; how many. */
 int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max);
-/* Start an epoch of 'j'; 0, or -1 with 'why'. */
-int job_begin(struct job *j, char *why, size_t wlen);
+/* Start an epoch of 'j', 'streams' per VM (0: each agent's setting);
+ * 0, or -1 with 'why'. */
+int job_begin(struct job *j, unsigned streams, char *why, size_t wlen);
 /* Abort the epoch in flight everywhere; the previous commit stays. */
 void job_abort(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -47,7 +47,11 @@ int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
 
     if (j == NULL)
         return 0;
-    if (job_begin(j, why, sizeof(why)) < 0)
+    if (env->ckpt_begin->streams > WIRE_MAX_STREAMS)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "%u streams: 1 to %d per VM",
+                          env->ckpt_begin->streams, WIRE_MAX_STREAMS);
+    if (job_begin(j, env->ckpt_begin->streams, why, sizeof(why)) < 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                           "%s", why);
     return ack(c, env->request_id, "job %s: epoch %llu begins (%zu VM(s))",

@@ -381,6 +381,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     out.targets = &tp;
     out.mode = b->mode;
     out.compress = b->compress;
+    out.streams = b->streams;
     out.max_precopy_ms = b->max_precopy_ms;
     p = relay(c, env->request_id, v->host, P_CKPT,
               VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &out);

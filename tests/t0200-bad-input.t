@@ -92,6 +92,27 @@ test_expect_success 'a known message the coordinator does not serve: refused, ke
     grep -qx "ok still connected" $TEST_DIR/poke.out
 '
 
+section() { sed -n "/^== $1\$/,/^==/p" $TEST_DIR/poke.out | grep -v "^=="; }
+test_expect_success 'parallel streams misused at a store: refused, nothing half-written' '
+    in_host co "$WIREPOKE" 198.18.0.11:7471 "$TEST_DIR/cluster.key" store-parts \
+        >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    section "no epoch" | grep -q "^error: wp/pv epoch 1: no open stream for part 1 of 2" &&
+    section twice | grep -q "^error: wp/pv epoch 1: no open stream for part 1 of 2" &&
+    section dies | grep -q "^error: " && ! section dies | grep -q "^ok durable" &&
+    section good | tail -n 3 >$TEST_DIR/good.out && cat $TEST_DIR/good.out &&
+    printf "ok open part 1\nok part 1 ended\nok durable\n" | cmp - $TEST_DIR/good.out &&
+    section totals | grep -q "^error: .*stream 1 ended after 1 batches, 1 pages; the sender says 5, 5" &&
+    ! section totals | grep -q "^ok durable" &&
+    m=$TEST_DIR/h1/state/store/wp/pv/manifest && cat $m &&
+    grep -q "^epoch 1 " $m && ! grep -q "^epoch 2 " $m &&
+    ! ls $TEST_DIR/h1/state/store/wp/pv | grep -q "^e2\." &&
+    grep_log $TEST_DIR/h1/agent.log "store: wp/pv epoch 1 aborted" &&
+    "$top_builddir/agent/vmckpt-vmtool" restore-local --store-dir $TEST_DIR/h1/state/store \
+        --job wp --vm pv --epoch 1 --ram-out $TEST_DIR/pv.ram --state-out $TEST_DIR/pv.state &&
+    test "$(od -An -tx1 -j0 -N1 $TEST_DIR/pv.ram)$(od -An -tx1 -j4096 -N1 $TEST_DIR/pv.ram)$(od -An -tx1 -j20480 -N1 $TEST_DIR/pv.ram)" = " 20 21 25" &&
+    test "$(cat $TEST_DIR/pv.state)" = s
+'
+
 test_expect_success 'the coordinator is still up and the agent undisturbed' '
     alive $(pid_of co) &&
     test "$(host_state h1)" = up &&

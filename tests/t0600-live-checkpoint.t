@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The spine: a guest running memwriter on host h1 is checkpointed live to
-# h2's store, twice (the second incremental); h1 dies; the guest comes back
+# h2's store, twice (the second incremental; both in parallel streams, the
+# second LZ4-compressed); h1 dies; the guest comes back
 # on h2 from h2's store and memwriter's own verification passes. A store
 # killed mid-checkpoint aborts it without stopping the guest; damaged
 # images and bad names are refused.
@@ -33,27 +34,31 @@ test_expect_success 'setup: image, three hosts with agents, g1 on h1 running mem
     wait_until 20 "test -n \"\$(last_gen)\""
 '
 
-test_expect_success 'live checkpoint to h2: durable, the guest ran during pre-copy, short pause' '
+test_expect_success 'live checkpoint to h2 in 2 streams: durable, the guest ran during pre-copy, short pause' '
     g0=$(last_gen) &&
-    in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 1 \
+    in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 1 --streams 2 \
         --store 198.18.0.12:7471 --key $KEY >$TEST_DIR/e1.out &&
     cat $TEST_DIR/e1.out && g1=$(last_gen) &&
     grep -q "epoch 1 (full) durable" $TEST_DIR/e1.out &&
     test "$g1" -gt "$g0" &&
     pause=$(field pause_us $TEST_DIR/e1.out) total=$(field total_ms $TEST_DIR/e1.out) &&
     test "$pause" -lt $((total * 1000 / 4)) &&
+    grep -q " streams 2$" $TEST_DIR/e1.out &&
+    grep_log $TEST_DIR/h2/agent.log "writes j1/g1 epoch 1 (full, 2 streams)" &&
     grep_log $TEST_DIR/h2/agent.log "store: j1/g1 epoch 1 durable"
 '
 
 GEN_BEFORE_E2=$(last_gen)
-test_expect_success 'second checkpoint is incremental: only pages written since the first cut' '
+test_expect_success 'second checkpoint (3 streams, LZ4) is incremental: only pages written since the first cut' '
     sleep 2 &&
     in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 2 --parent 1 \
-        --store 198.18.0.12:7471 --key $KEY >$TEST_DIR/e2.out &&
+        --streams 3 --lz4 --store 198.18.0.12:7471 --key $KEY >$TEST_DIR/e2.out &&
     cat $TEST_DIR/e2.out &&
     p1=$(field pages $TEST_DIR/e1.out) p2=$(field pages $TEST_DIR/e2.out) &&
     test "$p2" -lt $((p1 / 2)) &&
-    grep -q "epoch 2 (delta) durable" $TEST_DIR/e2.out
+    grep -q "epoch 2 (delta) durable" $TEST_DIR/e2.out &&
+    grep_log $TEST_DIR/h2/agent.log "writes j1/g1 epoch 2 (delta, 3 streams)" &&
+    test "$(field wire_bytes $TEST_DIR/e2.out)" -lt "$(field raw_bytes $TEST_DIR/e2.out)"
 '
 
 test_expect_success 'host h1 dies (agent and QEMU killed, namespace gone)' '
@@ -91,7 +96,7 @@ test_expect_success 'the older epoch 1 restores too, and verifies' '
 
 test_expect_success 'store killed mid-checkpoint: clear failure, guest keeps running, nothing durable' '
     start_agent h3 && wait_until 10 "test \"\$(host_state h3)\" = up" &&
-    (in_host h2 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 3 \
+    (in_host h2 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 3 --streams 2 \
         --store 198.18.0.13:7471 --key $KEY >$TEST_DIR/e3.out 2>&1; echo "rc=$?" >>$TEST_DIR/e3.out) &
     wait_until 20 "grep -q \"writes j1/g1 epoch 3\" $TEST_DIR/h3/agent.log" &&
     stop_daemon h3 KILL && wait &&

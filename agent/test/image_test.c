@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
                      struct vmckpt_error *err)
 {
     struct image_writer *w =
-        image_writer_open(store, "j", "v", epoch, parent, RAM, err);
+        image_writer_open(store, "j", "v", epoch, parent, RAM, 1, err);
     struct batch_builder b;
     Vmckpt__PageBatch msg;
     Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
@@ -50,7 +51,7 @@ static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
         batch_add(&b, pages[i], ram + pages[i] * BATCH_PAGE);
     vmckpt__page_batch__init(&msg);
     batch_finish(&b, &msg);
-    ck_assert_int_eq(image_writer_batch(w, &msg, err), 0);
+    ck_assert_int_eq(image_writer_batch(w, 0, &msg, err), 0);
     batch_builder_dispose(&b);
     ck_assert_int_eq(image_writer_state(w, 0, state, strlen(state), err), 0);
     end.batches = 1;
@@ -159,11 +160,13 @@ START_TEST(bad_names)
     struct stat st;
     char path[128];
 
-    ck_assert_ptr_null(image_writer_open(store, "../x", "v", 1, 0, RAM, &err));
+    ck_assert_ptr_null(
+        image_writer_open(store, "../x", "v", 1, 0, RAM, 1, &err));
     ck_assert_ptr_nonnull(strstr(err.text, "refused job/VM name"));
-    ck_assert_ptr_null(image_writer_open(store, "j", "a/b", 1, 0, RAM, &err));
-    ck_assert_ptr_null(image_writer_open(store, "j", "..", 1, 0, RAM, &err));
-    ck_assert_ptr_null(image_writer_open(store, "", "v", 1, 0, RAM, &err));
+    ck_assert_ptr_null(
+        image_writer_open(store, "j", "a/b", 1, 0, RAM, 1, &err));
+    ck_assert_ptr_null(image_writer_open(store, "j", "..", 1, 0, RAM, 1, &err));
+    ck_assert_ptr_null(image_writer_open(store, "", "v", 1, 0, RAM, 1, &err));
     ck_assert(!image_valid_name(".hidden"));
     ck_assert(image_valid_name("job-1.a_b"));
     snprintf(path, sizeof(path), "%s/x", store);
@@ -183,14 +186,15 @@ START_TEST(refusals)
     char path[128];
 
     fill(ram + BATCH_PAGE, 1);
-    ck_assert_ptr_null(image_writer_open(store, "j", "v", 2, 1, RAM, &err));
+    ck_assert_ptr_null(image_writer_open(store, "j", "v", 2, 1, RAM, 1, &err));
     ck_assert_ptr_nonnull(strstr(err.text, "not in this store"));
     ck_assert_int_eq(put_epoch(1, 0, p, 1, "s", &bytes, &err), 0);
-    ck_assert_ptr_null(image_writer_open(store, "j", "v", 1, 0, RAM, &err));
+    ck_assert_ptr_null(image_writer_open(store, "j", "v", 1, 0, RAM, 1, &err));
     ck_assert_ptr_nonnull(strstr(err.text, "already durable"));
-    ck_assert_ptr_null(image_writer_open(store, "j", "v", 2, 1, 2 * RAM, &err));
+    ck_assert_ptr_null(
+        image_writer_open(store, "j", "v", 2, 1, 2 * RAM, 1, &err));
 
-    w = image_writer_open(store, "j", "v", 2, 1, RAM, &err);
+    w = image_writer_open(store, "j", "v", 2, 1, RAM, 1, &err);
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(image_writer_state(w, 0, "abc", 3, &err), 0);
     ck_assert_int_eq(image_writer_state(w, 7, "abc", 3, &err), -1);
@@ -312,6 +316,91 @@ START_TEST(fold_to_base)
 }
 END_TEST
 
+/* Parts writing at once, one thread each: every page travels in one part
+ * (page % PARTS), its second copy after its first; the restore has the
+ * last copy of every page, and a part out of range is refused. */
+#define PARTS 4
+
+struct part_arg {
+    struct image_writer *w;
+    unsigned part;
+    int rc;
+};
+
+static void *write_part(void *arg)
+{
+    struct part_arg *pa = arg;
+    struct batch_builder b;
+    Vmckpt__PageBatch msg;
+    struct vmckpt_error err;
+    uint8_t page[BATCH_PAGE];
+    unsigned round, p;
+
+    pa->rc = batch_builder_init(&b, pa->part % 2);
+    for (round = 0; round < 2 && pa->rc == 0; round++)
+        for (p = pa->part; p < NPAGES && pa->rc == 0; p += PARTS) {
+            /* one page per batch: the parts' records interleave */
+            fill(page, p * 2 + round);
+            batch_reset(&b, round);
+            batch_add(&b, p, page);
+            vmckpt__page_batch__init(&msg);
+            batch_finish(&b, &msg);
+            pa->rc = image_writer_batch(pa->w, pa->part, &msg, &err);
+        }
+    batch_builder_dispose(&b);
+    return NULL;
+}
+
+START_TEST(parallel_parts)
+{
+    struct vmckpt_error err;
+    struct image_writer *w =
+        image_writer_open(store, "j", "v", 1, 0, RAM, PARTS, &err);
+    struct part_arg pa[PARTS];
+    pthread_t t[PARTS];
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    Vmckpt__PageBatch msg;
+    struct batch_builder b;
+    static uint8_t out[RAM];
+    char state[64];
+    uint64_t bytes;
+    unsigned i;
+
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(batch_builder_init(&b, 0), 0);
+    batch_reset(&b, 0);
+    batch_add(&b, 0, ram);
+    vmckpt__page_batch__init(&msg);
+    batch_finish(&b, &msg);
+    ck_assert_int_eq(image_writer_batch(w, PARTS, &msg, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "no part 4"));
+    batch_builder_dispose(&b);
+    for (i = 0; i < PARTS; i++) {
+        pa[i].w = w;
+        pa[i].part = i;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, write_part, &pa[i]), 0);
+    }
+    for (i = 0; i < PARTS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(pa[i].rc, 0);
+    }
+    ck_assert_int_eq(image_writer_state(w, 0, "par", 3, &err), 0);
+    end.batches = 2 * NPAGES;
+    end.pages = 2 * NPAGES;
+    end.state_bytes = 3;
+    end.state_xxh64 = batch_xxh64("par", 3);
+    ck_assert_int_eq(image_writer_commit(w, &end, &bytes, &err), 0);
+    restore_into(1, out, state, 0, &err);
+    for (i = 0; i < NPAGES; i++) {
+        uint8_t page[BATCH_PAGE];
+
+        fill(page, i * 2 + 1);
+        ck_assert_mem_eq(out + (size_t)i * BATCH_PAGE, page, BATCH_PAGE);
+    }
+    ck_assert_str_eq(state, "par");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -326,6 +415,7 @@ int main(void)
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, retain_folds);
     tcase_add_test(tc, fold_to_base);
+    tcase_add_test(tc, parallel_parts);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -22,6 +22,8 @@
 #define WIRE_MAX_FRAME_DEFAULT (1u << 20)
 /* Hard ceiling for any connection. */
 #define WIRE_MAX_FRAME_LIMIT (64u << 20)
+/* Most parallel streams of one VM's epoch (StreamOpen.parts). */
+#define WIRE_MAX_STREAMS 8
 
 /* One row of the type table: message type, its payload descriptor. */
 struct wire_type {

@@ -9,6 +9,12 @@
  * token) and tries what a rank may not: an admin request, and a rank
  * message for another job.
  *
+ * CASE store-parts speaks to an agent's store (ADDR its store port) as a
+ * peer and misuses parallel streams of job "wp", VM "pv": a part joining
+ * no epoch, a part joining twice, a part that dies mid-stream, a part
+ * ending with wrong totals; then a good two-part epoch, which must become
+ * durable.
+ *
  * Prints "error CODE: TEXT" for each Error reply, "closed" when the daemon
  * hung up, "ok" when an exchange succeeded. Exit 0 unless wirepoke itself
  * failed. */
@@ -26,6 +32,7 @@
 #include "lib/client/client.h"
 #include "lib/util/net.h"
 #include "lib/wire/auth.h"
+#include "lib/wire/batch.h"
 
 static const char *addr;
 static struct auth_key key;
@@ -176,6 +183,163 @@ static void replay(void)
     drain(srv);
 }
 
+static struct client *peer(void)
+{
+    struct vmckpt_error err;
+    struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_PEER,
+                                    "wirepoke", 3000, &err);
+
+    if (cl == NULL) {
+        fprintf(stderr, "wirepoke: %s\n", err.text);
+        exit(2);
+    }
+    return cl;
+}
+
+/* Print "ok WHAT" or "error: TEXT"; 0 or -1. */
+static int said(int rc, const char *what, const struct vmckpt_error *err)
+{
+    if (rc < 0)
+        printf("error: %s\n", err->text);
+    else
+        printf("ok %s\n", what);
+    fflush(stdout);
+    return rc;
+}
+
+static int part_open(struct client *cl, uint64_t epoch, uint64_t parent,
+                     unsigned part)
+{
+    Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
+    Vmckpt__Envelope *env;
+    struct vmckpt_error err;
+    char what[32];
+    int rc;
+
+    o.job = "wp";
+    o.vm = "pv";
+    o.epoch = epoch;
+    o.parent = parent;
+    o.ram_bytes = 16 * BATCH_PAGE;
+    o.page_size = BATCH_PAGE;
+    o.parts = 2;
+    o.part = part;
+    rc = client_call(cl, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &o,
+                     VMCKPT__MSG_TYPE__MSG_ACK, &env, &err);
+    if (rc == 0)
+        wire_free(env);
+    snprintf(what, sizeof(what), "open part %u", part);
+    return said(rc, what, &err);
+}
+
+/* One batch holding page 'pfn' filled with 'seed'. */
+static void part_page(struct client *cl, uint64_t pfn, uint8_t seed)
+{
+    struct batch_builder b;
+    Vmckpt__PageBatch msg = VMCKPT__PAGE_BATCH__INIT;
+    struct vmckpt_error err;
+    uint8_t page[BATCH_PAGE];
+
+    memset(page, seed, sizeof(page));
+    if (batch_builder_init(&b, 0) < 0)
+        exit(2);
+    batch_reset(&b, 0);
+    batch_add(&b, pfn, page);
+    batch_finish(&b, &msg);
+    if (client_send(cl, VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, &msg, &err) < 0)
+        printf("error: %s\n", err.text);
+    batch_builder_dispose(&b);
+}
+
+/* End part 1 (its totals: 'batches' batches of one page) or, part 0,
+ * the epoch (with 'batches' in all and a one-byte state). */
+static int part_end(struct client *cl, unsigned part, uint64_t batches)
+{
+    Vmckpt__StreamEnd e = VMCKPT__STREAM_END__INIT;
+    Vmckpt__StateChunk c = VMCKPT__STATE_CHUNK__INIT;
+    Vmckpt__Envelope *env;
+    struct vmckpt_error err;
+    int rc;
+
+    e.batches = e.pages = batches;
+    if (part == 0) {
+        c.data.data = (uint8_t *)"s";
+        c.data.len = 1;
+        if (client_send(cl, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, &c, &err) < 0)
+            return said(-1, "", &err);
+        e.state_bytes = 1;
+        e.state_xxh64 = batch_xxh64("s", 1);
+    }
+    rc = client_call(cl, VMCKPT__MSG_TYPE__MSG_STREAM_END, &e,
+                     part ? VMCKPT__MSG_TYPE__MSG_ACK
+                          : VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE,
+                     &env, &err);
+    if (rc == 0)
+        wire_free(env);
+    return said(rc, part ? "part 1 ended" : "durable", &err);
+}
+
+static void store_parts(void)
+{
+    struct client *c0, *c1, *c1b;
+    int i;
+
+    /* a part that joins nothing */
+    printf("== no epoch\n");
+    c1 = peer();
+    part_open(c1, 1, 0, 1);
+    client_close(c1);
+    /* a part joining twice; a part that dies with its batch sent */
+    printf("== twice\n");
+    c0 = peer();
+    c1 = peer();
+    c1b = peer();
+    part_open(c0, 1, 0, 0);
+    part_open(c1, 1, 0, 1);
+    part_open(c1b, 1, 0, 1);
+    client_close(c1b);
+    printf("== dies\n");
+    part_page(c1, 1, 0x11);
+    client_close(c1);
+    usleep(300000);
+    part_page(c0, 0, 0x10);
+    part_end(c0, 0, 2);
+    client_close(c0);
+    /* a good epoch, once the failed one's claim is gone */
+    printf("== good\n");
+    fflush(stdout);
+    for (i = 0; i < 30; i++) {
+        c0 = peer();
+        if (part_open(c0, 1, 0, 0) == 0)
+            break;
+        client_close(c0);
+        c0 = NULL;
+        usleep(100000);
+    }
+    if (c0 == NULL)
+        exit(2);
+    c1 = peer();
+    part_open(c1, 1, 0, 1);
+    part_page(c0, 0, 0x20);
+    part_page(c1, 1, 0x21);
+    part_page(c1, 5, 0x25);
+    part_end(c1, 1, 2);
+    part_end(c0, 0, 3);
+    client_close(c0);
+    client_close(c1);
+    /* a part ending with wrong totals */
+    printf("== totals\n");
+    c0 = peer();
+    c1 = peer();
+    part_open(c0, 2, 1, 0);
+    part_open(c1, 2, 1, 1);
+    part_page(c1, 1, 0x31);
+    part_end(c1, 1, 5);
+    part_end(c0, 0, 1);
+    client_close(c0);
+    client_close(c1);
+}
+
 int main(int argc, char **argv)
 {
     uint8_t buf[8192];
@@ -188,7 +352,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: wirepoke ADDR KEYFILE CASE\n"
                         "cases: truncated oversize garbage wrong-version "
                         "unknown-type no-hello wrong-key replay "
-                        "authed-unknown-type authed-not-served rank:JOB\n");
+                        "authed-unknown-type authed-not-served rank:JOB "
+                        "store-parts\n");
         return 2;
     }
     addr = argv[1];
@@ -264,6 +429,8 @@ int main(int argc, char **argv)
         drain(fd);
     } else if (strcmp(what, "replay") == 0) {
         replay();
+    } else if (strcmp(what, "store-parts") == 0) {
+        store_parts();
     } else if (strncmp(what, "rank:", 5) == 0) {
         struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_RANK,
                                         what + 5, 3000, &err);
