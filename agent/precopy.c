@@ -391,25 +391,28 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         memset(bm, 0xff, words * sizeof(*bm));
     for (;;) {
         struct precopy_round r = {.round = round};
-        uint64_t ts = now_us(), wire0;
+        uint64_t ts = now_us(), wire0, pages0;
 
         lanes_sum(L, &s);
         wire0 = s.wire;
+        pages0 = s.pages;
         L->skip_zero = full && round == 0;
         L->round = round;
         L->pol = stop_and_save ? NULL : policy;
         n = lanes_run(L, err);
-        if (n == -2)
-            break; /* cut now: what is left in bm is copied while paused */
-        if (n < 0)
+        if (n == -1)
             goto out;
-        memset(bm, 0, words * sizeof(*bm));
-        if (stop_and_save)
-            break; /* everything was copied while paused */
-        if (ops->dirty_harvest(vm, bm, err) < 0)
-            goto out;
+        if (n >= 0) {
+            memset(bm, 0, words * sizeof(*bm));
+            if (stop_and_save)
+                break; /* everything was copied while paused */
+            if (ops->dirty_harvest(vm, bm, err) < 0)
+                goto out;
+        }
+        /* a round the cut ended early counts too (what it did not send
+         * is still set in bm), so progress never misses its pages */
         lanes_sum(L, &s);
-        r.pages_sent = (uint64_t)n;
+        r.pages_sent = s.pages - pages0;
         r.bytes_sent = s.wire - wire0;
         r.pages_left = popcount(bm, words);
         r.round_ms = (now_us() - ts) / 1000;
@@ -419,6 +422,8 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         res->rounds = ++round;
         if (policy->on_round != NULL)
             policy->on_round(&r, policy->arg);
+        if (n == -2)
+            break; /* cut now: what is left in bm is copied while paused */
         switch (policy->decide(&r, policy->arg)) {
         case PRECOPY_CONTINUE:
             continue;
