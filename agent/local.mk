@@ -25,11 +25,14 @@ noinst_PROGRAMS += %reldir%/vmckpt-vmtool
 %canon_reldir%_vmckpt_vmtool_LDADD = %reldir%/libengine.a $(ENGINE_LIBS)
 
 if HAVE_XEN
-%canon_reldir%_vmckpt_agent_SOURCES += %reldir%/hv_xen.c
-%canon_reldir%_vmckpt_agent_CFLAGS += $(XEN_CFLAGS)
-%canon_reldir%_vmckpt_agent_LDADD += $(XEN_LIBS)
+# The Xen back end, for the agent and vmckpt-vmtool.
+noinst_LIBRARIES += %reldir%/libhvxen.a
+%canon_reldir%_libhvxen_a_SOURCES = %reldir%/hv_xen.c %reldir%/hv_xen.h
+%canon_reldir%_libhvxen_a_CFLAGS = $(AM_CFLAGS) $(XEN_CFLAGS)
+%canon_reldir%_vmckpt_agent_LDADD += %reldir%/libhvxen.a $(XEN_LIBS)
+%canon_reldir%_vmckpt_vmtool_LDADD += %reldir%/libhvxen.a $(XEN_LIBS)
 endif
-EXTRA_DIST += %reldir%/hv_xen.c
+EXTRA_DIST += %reldir%/hv_xen.c %reldir%/hv_xen.h
 
 # Dirty tracking (userfaultfd write-protect, async; PAGEMAP_SCAN).
 noinst_LIBRARIES += %reldir%/libdirty.a

@@ -15,7 +15,21 @@
  *        (QEMU's own live migration of everything to FILE, default
  *        parameters, then cont: the baseline of bench/checkpoint-pause)
  *
- * GUEST-OPTS: --name G --pid PID --qmp SOCKET --ram FILE [--uffd-fd 100] */
+ * GUEST-OPTS: --name G --pid PID --qmp SOCKET --ram FILE [--uffd-fd 100]
+ *
+ * Built with Xen, the checkpoint takes a Xen domain instead: --xen DOMAIN
+ * (its name) in place of GUEST-OPTS; and
+ *   vmckpt-vmtool xen-info --xen DOMAIN     its memory ranges
+ *   vmckpt-vmtool xen-dirtycheck --xen DOMAIN [--rounds N] [--interval MS]
+ *        copy its pages, let it run, suspend it, compare: every page whose
+ *        content changed must have been reported written (0 missed)
+ *   vmckpt-vmtool xen-restore --xen DOMAIN --ram FILE --state FILE
+ *        an epoch (from fetch or restore-local) into DOMAIN, built paused
+ *        with xl create -p from the checkpointed guest's configuration;
+ *        'xl unpause' then resumes it
+ *   vmckpt-vmtool xen-libxc-save --xen DOMAIN --ram-out FILE
+ *        libxenguest's own live save into FILE, then the guest goes on:
+ *        the baseline of bench/xen-pause */
 #include "config.h"
 
 #include <errno.h>
@@ -25,19 +39,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <time.h>
 
 #include "image.h"
+#ifdef HAVE_XEN
+#include "hv_xen.h"
+#endif
 #include "lib/qemu/qmp.h"
 #include "precopy.h"
 #include "stream.h"
 
 struct opts {
     const char *name, *qmp, *ram, *job, *vm, *store, *store_dir, *key;
-    const char *ram_out, *state_out, *state;
+    const char *ram_out, *state_out, *state, *xen;
+    unsigned rounds, interval_ms;
     pid_t pid;
     int uffd_fd, lz4, stop_and_save, resume;
     unsigned streams;
@@ -65,11 +84,12 @@ static void on_round(const struct precopy_round *r, void *arg)
 
 static int cmd_checkpoint(struct opts *o)
 {
-    struct hv_vm_spec spec = {.name = o->name,
+    struct hv_vm_spec spec = {.name = o->xen ? o->xen : o->name,
                               .pid = o->pid,
                               .qmp_path = o->qmp,
                               .ram_path = o->ram,
                               .uffd_fd = o->uffd_fd};
+    const struct hv_ops *ops = &hv_qemu_ops;
     struct precopy_policy pol = {
         .decide = precopy_limits_decide, .on_round = on_round, .arg = &o->lim};
     struct precopy_result res;
@@ -82,18 +102,24 @@ static int cmd_checkpoint(struct opts *o)
     uint64_t ram_len;
     char host[64];
 
-    if (!o->name || !o->pid || !o->qmp || !o->ram || !o->job || !o->epoch ||
-        !o->store || !o->key)
-        die("checkpoint needs --name --pid --qmp --ram --job --epoch "
-            "--store --key",
+#ifdef HAVE_XEN
+    if (o->xen != NULL) {
+        ops = &hv_xen_ops;
+        o->name = o->xen;
+    }
+#endif
+    if (!o->name || (!o->xen && (!o->pid || !o->qmp || !o->ram)) || !o->job ||
+        !o->epoch || !o->store || !o->key)
+        die("checkpoint needs --name --pid --qmp --ram (or --xen DOMAIN) "
+            "--job --epoch --store --key",
             NULL);
     if (auth_key_load(&key, o->key, &err) < 0)
         die("key", &err);
     /* a full epoch restarts dirty tracking; a delta continues it */
-    vm = hv_qemu_ops.vm_adopt(&spec, o->parent == 0 ? 1 : 0, &err);
+    vm = ops->vm_adopt(&spec, o->parent == 0 ? 1 : 0, &err);
     if (vm == NULL)
         die("adopt", &err);
-    hv_qemu_ops.ram_map(vm, &ram, &ram_len, &err);
+    ops->ram_map(vm, &ram, &ram_len, &err);
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     so = stream_out_open(o->store, &key, host, o->job, o->name, o->epoch,
@@ -101,10 +127,10 @@ static int cmd_checkpoint(struct opts *o)
     if (so == NULL)
         die("open stream", &err);
     stream_out_sink(so, &sink);
-    if (precopy_checkpoint(&hv_qemu_ops, vm, o->parent == 0, o->stop_and_save,
-                           o->lz4, o->streams, &sink, &pol, &res, &err) < 0) {
+    if (precopy_checkpoint(ops, vm, o->parent == 0, o->stop_and_save, o->lz4,
+                           o->streams, &sink, &pol, &res, &err) < 0) {
         stream_out_abort(so, err.text);
-        hv_qemu_ops.vm_release(vm);
+        ops->vm_release(vm);
         auth_key_dispose(&key);
         die("checkpoint failed; the guest keeps running", &err);
     }
@@ -117,7 +143,7 @@ static int cmd_checkpoint(struct opts *o)
            o->stop_and_save ? ", stop-and-save" : "", res.rounds, res.pages,
            res.wire_bytes, res.cut_pages, res.state_bytes, res.pause_us,
            res.total_ms, res.disk_bytes, res.raw_bytes, o->streams);
-    hv_qemu_ops.vm_release(vm);
+    ops->vm_release(vm);
     auth_key_dispose(&key);
     return 0;
 }
@@ -276,6 +302,129 @@ static int cmd_qemu_migrate(struct opts *o)
     return strcmp(status, "completed") == 0 ? 0 : 1;
 }
 
+#ifdef HAVE_XEN
+static struct hv_vm *xen_adopt_or_die(const struct opts *o, int track)
+{
+    struct hv_vm_spec spec = {.name = o->xen};
+    struct vmckpt_error err;
+    struct hv_vm *vm;
+
+    if (o->xen == NULL)
+        die("--xen DOMAIN is required", NULL);
+    vm = hv_xen_ops.vm_adopt(&spec, track, &err);
+    if (vm == NULL)
+        die("adopt", &err);
+    return vm;
+}
+
+/* The dirty-tracking check: each round copies every page with the guest
+ * suspended, lets it run, suspends it and compares. */
+static int cmd_xen_dirtycheck(const struct opts *o)
+{
+    struct hv_vm *vm = xen_adopt_or_die(o, 1);
+    const struct hv_ops *ops = &hv_xen_ops;
+    struct vmckpt_error err;
+    const uint8_t *ram;
+    uint64_t len, npages, p, missed_all = 0, *bm;
+    uint8_t *copy;
+    unsigned r;
+
+    ops->ram_map(vm, &ram, &len, &err);
+    npages = len / 4096;
+    copy = malloc(len);
+    bm = calloc((npages + 63) / 64, sizeof(*bm));
+    if (copy == NULL || bm == NULL)
+        die("out of memory", NULL);
+    for (r = 0; r < o->rounds; r++) {
+        uint64_t changed = 0, reported = 0, missed = 0;
+
+        if (ops->pause(vm, &err) < 0 || ops->dirty_harvest(vm, bm, &err) < 0)
+            die("round start", &err);
+        memcpy(copy, ram, len);
+        memset(bm, 0, (npages + 63) / 64 * sizeof(*bm));
+        if (ops->resume(vm, &err) < 0)
+            die("resume", &err);
+        usleep(o->interval_ms * 1000);
+        if (ops->pause(vm, &err) < 0 || ops->dirty_harvest(vm, bm, &err) < 0)
+            die("round end", &err);
+        for (p = 0; p < npages; p++) {
+            int w = (bm[p / 64] >> (p % 64)) & 1;
+
+            reported += (uint64_t)w;
+            if (memcmp(copy + p * 4096, ram + p * 4096, 4096) != 0) {
+                changed++;
+                if (!w)
+                    missed++;
+            }
+        }
+        if (ops->resume(vm, &err) < 0)
+            die("resume", &err);
+        printf("round %u: %" PRIu64 " pages changed, %" PRIu64
+               " reported written, %" PRIu64 " missed\n",
+               r + 1, changed, reported, missed);
+        fflush(stdout);
+        missed_all += missed;
+        memset(bm, 0, (npages + 63) / 64 * sizeof(*bm));
+    }
+    printf("total: %" PRIu64 " missed over %u rounds\n", missed_all, o->rounds);
+    free(copy);
+    free(bm);
+    ops->vm_release(vm);
+    return missed_all == 0 ? 0 : 1;
+}
+static int cmd_xen_restore(const struct opts *o)
+{
+    struct vmckpt_error err;
+    uint8_t *st;
+    struct stat sb;
+    int ram_fd, st_fd, rc;
+
+    if (o->xen == NULL || o->ram == NULL || o->state == NULL)
+        die("xen-restore needs --xen DOMAIN --ram FILE --state FILE", NULL);
+    ram_fd = open(o->ram, O_RDONLY | O_CLOEXEC);
+    st_fd = open(o->state, O_RDONLY | O_CLOEXEC);
+    if (ram_fd < 0 || st_fd < 0 || fstat(st_fd, &sb) < 0) {
+        perror("vmckpt-vmtool: xen-restore");
+        return 1;
+    }
+    st = malloc(sb.st_size ? (size_t)sb.st_size : 1);
+    if (st == NULL ||
+        pread(st_fd, st, (size_t)sb.st_size, 0) != (ssize_t)sb.st_size)
+        die("reading the state", NULL);
+    rc = hv_xen_restore(o->xen, ram_fd, st, (size_t)sb.st_size, &err);
+    free(st);
+    close(ram_fd);
+    close(st_fd);
+    if (rc < 0)
+        die("xen-restore", &err);
+    printf("domain %s holds the image, paused\n", o->xen);
+    return 0;
+}
+static int cmd_xen_libxc_save(const struct opts *o)
+{
+    struct vmckpt_error err;
+    uint64_t pause_us, total_ms;
+    struct stat sb;
+    int fd;
+
+    if (o->xen == NULL || o->ram_out == NULL)
+        die("xen-libxc-save needs --xen DOMAIN --ram-out FILE", NULL);
+    fd = open(o->ram_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        perror("vmckpt-vmtool: xen-libxc-save");
+        return 1;
+    }
+    if (hv_xen_libxc_save(o->xen, fd, &pause_us, &total_ms, &err) < 0)
+        die("xen-libxc-save", &err);
+    fstat(fd, &sb);
+    close(fd);
+    printf("libxc live save of %s: pause_us %" PRIu64 " total_ms %" PRIu64
+           " bytes %lld\n",
+           o->xen, pause_us, total_ms, (long long)sb.st_size);
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -290,11 +439,14 @@ int main(int argc, char **argv)
         {"max-ms", 1, NULL, 'M'},    {"ram-out", 1, NULL, 'o'},
         {"state-out", 1, NULL, 'O'}, {"state", 1, NULL, 't'},
         {"resume", 0, NULL, 'g'},    {"streams", 1, NULL, 'N'},
-        {NULL, 0, NULL, 0},
+        {"xen", 1, NULL, 'X'},       {"rounds", 1, NULL, 'C'},
+        {"interval", 1, NULL, 'I'},  {NULL, 0, NULL, 0},
     };
     struct opts o = {
         .uffd_fd = 100,
         .streams = 1,
+        .rounds = 4,
+        .interval_ms = 500,
         .lim = {.cut_pages = 256, .max_rounds = 30, .max_ms = 30000}};
     const char *cmd;
     int ch;
@@ -374,6 +526,15 @@ int main(int argc, char **argv)
         case 'N':
             o.streams = (unsigned)atoi(optarg);
             break;
+        case 'X':
+            o.xen = optarg;
+            break;
+        case 'C':
+            o.rounds = (unsigned)atoi(optarg);
+            break;
+        case 'I':
+            o.interval_ms = (unsigned)atoi(optarg);
+            break;
         default:
             return 2;
         }
@@ -388,6 +549,21 @@ int main(int argc, char **argv)
         return cmd_load(&o);
     if (strcmp(cmd, "qemu-migrate") == 0)
         return cmd_qemu_migrate(&o);
+#ifdef HAVE_XEN
+    if (strcmp(cmd, "xen-dirtycheck") == 0)
+        return cmd_xen_dirtycheck(&o);
+    if (strcmp(cmd, "xen-restore") == 0)
+        return cmd_xen_restore(&o);
+    if (strcmp(cmd, "xen-libxc-save") == 0)
+        return cmd_xen_libxc_save(&o);
+    if (strcmp(cmd, "xen-info") == 0) {
+        struct hv_vm *vm = xen_adopt_or_die(&o, -1);
+
+        hv_xen_describe(vm, stdout);
+        hv_xen_ops.vm_release(vm);
+        return 0;
+    }
+#endif
     fprintf(stderr, "vmckpt-vmtool: unknown command '%s'\n", cmd);
     return 2;
 }

@@ -2,6 +2,8 @@
 # the same run; see docs/performance.md.
 dist_noinst_SCRIPTS += %reldir%/checkpoint-pause %reldir%/job-checkpoint
 dist_noinst_SCRIPTS += %reldir%/mpi-hooks %reldir%/checkpoint-streams
+dist_noinst_SCRIPTS += %reldir%/xen-pause
+EXTRA_DIST += %reldir%/xen-pause-dom0.sh
 
 # MPI_Barrier latency, for bench/mpi-hooks (no sanitizers: the hooks are
 # preloaded into it).

@@ -1,0 +1,60 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The Xen back end against a real Xen: a nested Xen host (Debian's Xen
+# 4.17 under QEMU TCG) on lab host h1 runs PVH guests with memwriter in
+# its dom0; the store is h2's agent, outside the Xen host. One boot runs
+# the scenarios of tests/xen; each is a test here.
+. "$top_srcdir/tests/lib/cluster.sh"
+
+command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
+grep -q "^#define HAVE_XEN 1" "$top_builddir/config.h" ||
+    skip_all "built without the Xen back end (apt-get install libxen-dev; configure --with-xen)"
+guest_tests_exclusive
+
+export VMCKPT_XEN_IMAGE="$top_builddir/xen-lab"
+export VMCKPT_LAB_RUN="$TEST_DIR/run"
+# the serial log, without the console's carriage returns
+LOG=$TEST_DIR/xen-h1.log
+result() { grep -a "^xen-result $1 " "$LOG" | tail -n 1 | awk '{print $3}'; }
+# the lines a scenario printed, for the TAP log
+lines() { sed -n "/^xen-result $1 begins/,/^xen-result $1 /p" "$LOG" | grep -av "^\[" ; }
+
+test_expect_success 'setup: the Xen image, two hosts, h2 serving a store' '
+    "$top_srcdir/scripts/vmckpt-xen-image" "$top_builddir" >/dev/null &&
+    cluster_up 2 && start_coordinator && start_agent h2 &&
+    wait_until 10 "test \"\$(host_state h2)\" = up"
+'
+
+test_expect_success 'the Xen host boots and runs the scenarios in its dom0' '
+    rc=0 &&
+    "$LAB_CMD" xen-run $LAB h1 --key $TEST_DIR/cluster.key --timeout 900 \
+        smoke.sh dirty.sh ckpt.sh restore.sh || rc=$? &&
+    echo "scenarios failed: $rc" &&
+    tr -d "\r" <$VMCKPT_LAB_RUN/$LAB/xen-h1.log >$LOG &&
+    grep -aq "vmckpt-xen-dom0: up after" "$LOG" &&
+    test $rc != 124 && test $rc != 125
+'
+
+test_expect_success 'a PVH guest boots on Xen and runs memwriter' '
+    lines smoke.sh && test "$(result smoke.sh)" = ok
+'
+
+test_expect_success 'log-dirty of a PVH guest misses no written page; a PV guest is refused live, saying why' '
+    lines dirty.sh && test "$(result dirty.sh)" = ok
+'
+
+test_expect_success 'live checkpoints of a PVH guest to h2: durable, short pause, the second incremental' '
+    lines ckpt.sh && test "$(result ckpt.sh)" = ok &&
+    m=$TEST_DIR/h2/state/store/xj/c1/manifest && cat $m &&
+    grep -q "^epoch 1 " $m && grep -q "^epoch 2 " $m &&
+    grep_log $TEST_DIR/h2/agent.log "store: xj/c1 epoch 2 durable"
+'
+
+test_expect_success 'the guest dies; epoch 2 comes back from h2 into a new domain; memwriter goes on and verifies' '
+    lines restore.sh && test "$(result restore.sh)" = ok
+'
+
+test_expect_success 'clean stop, no sanitizer report' '
+    stop_daemon h2 && stop_daemon co && no_sanitizer_reports
+'
+test_done

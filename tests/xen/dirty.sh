@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Dirty tracking on Xen: log-dirty of a PVH guest running memwriter misses
+# no page that changed; a PV guest is refused live, saying why.
+. /lab/t/lib.sh
+pvh_create d1 128 "memwriter -m 32 -r 2000 -p 1" || fail "xl create"
+wait_until 60 'test -n "$(last_gen d1)"' || { cat "$(console_log d1)"; fail "memwriter did not start"; }
+vmckpt-vmtool xen-info --xen d1 || fail "xen-info"
+vmckpt-vmtool xen-dirtycheck --xen d1 --rounds 4 --interval 500 >/tmp/dc.out 2>&1
+rc=$?
+cat /tmp/dc.out
+[ $rc = 0 ] || fail "dirtycheck rc=$rc"
+grep -q "total: 0 missed over 4 rounds" /tmp/dc.out || fail "missed pages"
+# pages changed in every round: the check saw memwriter's writes
+[ "$(grep -c "round [0-9]: [1-9][0-9]* pages changed" /tmp/dc.out)" = 4 ] || fail "no writes seen"
+g=$(last_gen d1); sleep 2
+[ "$(last_gen d1)" -gt "$g" ] || fail "d1 stopped running"
+xl destroy d1
+pvh_create p1 128 "memwriter -m 16 -r 100 -p 1" pv || fail "xl create pv"
+wait_until 60 'test -n "$(last_gen p1)"' || { cat "$(console_log p1)"; fail "PV memwriter did not start"; }
+if vmckpt-vmtool xen-dirtycheck --xen p1 --rounds 1 >/tmp/pv.out 2>&1; then
+    cat /tmp/pv.out; fail "live mode on PV was not refused"
+fi
+cat /tmp/pv.out
+grep -q "p1 is a PV guest and this hypervisor cannot track" /tmp/pv.out || fail "refusal does not say why"
+xl destroy p1
+say PASS
