@@ -480,6 +480,10 @@ static int xen_resume(struct hv_vm *vm, struct vmckpt_error *err)
 {
     if (xc_domain_resume(vm->xch, vm->domid, 1) < 0)
         return errprintf_errno(err, "domain %s: resume", vm->name);
+    /* xenstored saw the domain shut down (suspended): tell it that it runs
+     * again, or the toolstack's next suspend request goes unanswered */
+    if (!xs_resume_domain(vm->xs, vm->domid))
+        return errprintf_errno(err, "domain %s: xenstore resume", vm->name);
     return 0;
 }
 
@@ -754,7 +758,8 @@ static int lx_suspend(void *data)
     return 1;
 }
 
-/* After the last record: the guest goes on (1: done). */
+/* After the last record: the guest goes on (1: done). Called by
+ * libxenguest for checkpointed streams, by us for a plain one. */
 static int lx_postcopy(void *data)
 {
     struct lx_save *l = data;
@@ -801,6 +806,13 @@ int hv_xen_libxc_save(const char *name, int fd, uint64_t *pause_us,
             errprintf_errno(err, "domain %s: xc_domain_save", name);
         if (l.t_pause != 0 && l.t_resume == 0)
             (void)xc_domain_resume(l.vm->xch, l.vm->domid, 1);
+        xen_release(l.vm);
+        return -1;
+    }
+    /* a plain stream ends without the postcopy callback (that is for
+     * checkpointed streams): the guest goes on here, as after xl save -c */
+    if (l.t_resume == 0 && lx_postcopy(&l) != 1) {
+        *err = l.err;
         xen_release(l.vm);
         return -1;
     }

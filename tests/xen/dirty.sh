@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Dirty tracking on Xen: log-dirty of a PVH guest running memwriter misses
-# no page that changed; a PV guest is refused live, saying why.
+# no page that changed, and after our suspends xl can still save the
+# guest; a PV guest is refused live, saying why.
 . /lab/t/lib.sh
 pvh_create d1 128 "memwriter -m 32 -r 2000 -p 1" || fail "xl create"
 wait_until 60 'test -n "$(last_gen d1)"' || { cat "$(console_log d1)"; fail "memwriter did not start"; }
@@ -14,6 +15,10 @@ grep -q "total: 0 missed over 4 rounds" /tmp/dc.out || fail "missed pages"
 [ "$(grep -c "round [0-9]: [1-9][0-9]* pages changed" /tmp/dc.out)" = 4 ] || fail "no writes seen"
 g=$(last_gen d1); sleep 2
 [ "$(last_gen d1)" -gt "$g" ] || fail "d1 stopped running"
+# the suspends left the domain as the toolstack expects: it can still
+# suspend it for its own save
+xl save -c d1 /tmp/d1.save || fail "xl save -c after our suspends"
+rm -f /tmp/d1.save
 xl destroy d1
 pvh_create p1 128 "memwriter -m 16 -r 100 -p 1" pv || fail "xl create pv"
 wait_until 60 'test -n "$(last_gen p1)"' || { cat "$(console_log p1)"; fail "PV memwriter did not start"; }
