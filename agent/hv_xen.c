@@ -238,7 +238,7 @@ static int map_ranges(struct hv_vm *vm, int prot, struct vmckpt_error *err)
 {
     xen_pfn_t *gfns = malloc(vm->npages * sizeof(*gfns));
     int *errs = calloc(vm->npages, sizeof(*errs));
-    uint64_t i = 0, j, holes = 0;
+    uint64_t i = 0, j;
     size_t k;
     int rc = -1;
 
@@ -266,7 +266,6 @@ static int map_ranges(struct hv_vm *vm, int prot, struct vmckpt_error *err)
                             gfns[i]);
             goto out;
         }
-        holes++;
         if (mmap(vm->map + i * PAGE, PAGE, prot,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
                  0) == MAP_FAILED) {
@@ -275,7 +274,6 @@ static int map_ranges(struct hv_vm *vm, int prot, struct vmckpt_error *err)
             goto out;
         }
     }
-    (void)holes;
     rc = 0;
 out:
     free(gfns);
