@@ -551,6 +551,12 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
                     "a checkpoint names exactly one VM per agent message");
         return;
     }
+    if (b->streams > PRECOPY_MAX_STREAMS) {
+        snprintf(text, sizeof(text), "%u parallel streams: 1 to %d", b->streams,
+                 PRECOPY_MAX_STREAMS);
+        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID, text);
+        return;
+    }
     vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
     if (vm == NULL || vm->busy || vm->held) {
         snprintf(text, sizeof(text), "%s/%s: %s on host %s", b->job,
@@ -586,10 +592,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
     j->lz4 = b->compress;
     /* QEMU's own stream is one pipe: one stream */
-    j->streams = vm->qemu_stream ? 1
-                 : b->streams > 0 && b->streams <= PRECOPY_MAX_STREAMS
-                     ? b->streams
-                     : a->streams;
+    j->streams = vm->qemu_stream ? 1 : b->streams ? b->streams : a->streams;
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
     j->coordinated = b->coordinated;
     j->was_converged = -1;

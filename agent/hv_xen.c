@@ -62,7 +62,7 @@ struct hv_vm {
     struct range range[MAX_RANGES];
     uint64_t npages;
     uint8_t *map;      /* npages pages, the ranges one after another */
-    uint64_t p2m_size; /* GFNs covered by a log-dirty bitmap */
+    uint64_t p2m_size; /* page numbers 0..p2m_size-1 (largest + 1) */
     xc_hypercall_buffer_t hbuf;
     unsigned long *dirty; /* hbuf's pages */
     int hbuf_pages;
@@ -193,15 +193,12 @@ int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
  * runs of consecutive pages. */
 static int find_ranges(struct hv_vm *vm, struct vmckpt_error *err)
 {
-    xen_pfn_t max, batch[1024];
+    xen_pfn_t batch[1024];
     uint64_t g, run = 0, run_start = 0;
     unsigned i, n;
 
-    if (xc_domain_maximum_gpfn(vm->xch, vm->domid, &max) < 0)
-        return errprintf_errno(err, "domain %s: its largest page number",
-                               vm->name);
-    for (g = 0; g <= max; g += n) {
-        n = max - g + 1 < 1024 ? (unsigned)(max - g + 1) : 1024;
+    for (g = 0; g < vm->p2m_size; g += n) {
+        n = vm->p2m_size - g < 1024 ? (unsigned)(vm->p2m_size - g) : 1024;
         for (i = 0; i < n; i++)
             batch[i] = g + i;
         if (xc_get_pfn_type_batch(vm->xch, vm->domid, n, batch) < 0)
@@ -303,12 +300,6 @@ static void xen_release(struct hv_vm *vm)
 /* Log-dirty on; with 'fresh', restarted (earlier writes forgotten). */
 static int start_tracking(struct hv_vm *vm, int fresh, struct vmckpt_error *err)
 {
-    xen_pfn_t max;
-
-    if (xc_domain_maximum_gpfn(vm->xch, vm->domid, &max) < 0)
-        return errprintf_errno(err, "domain %s: its largest page number",
-                               vm->name);
-    vm->p2m_size = (uint64_t)max + 1;
     vm->hbuf_pages = (int)((vm->p2m_size / 8 + PAGE - 1) / PAGE);
     vm->dirty =
         xc__hypercall_buffer_alloc_pages(vm->xch, &vm->hbuf, vm->hbuf_pages);
@@ -374,6 +365,16 @@ static struct hv_vm *xen_adopt(const struct hv_vm_spec *spec, int track,
         goto fail;
     }
     vm->hvm = (info.flags & XEN_DOMINF_hvm_guest) != 0;
+    {
+        xen_pfn_t max;
+
+        if (xc_domain_maximum_gpfn(vm->xch, vm->domid, &max) < 0) {
+            errprintf_errno(err, "domain %s: its largest page number",
+                            spec->name);
+            goto fail;
+        }
+        vm->p2m_size = (uint64_t)max + 1;
+    }
     if (track >= 0 && start_tracking(vm, track, err) < 0)
         goto fail;
     vm->tracking = track;

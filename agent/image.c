@@ -29,7 +29,6 @@
 #include "image_int.h"
 #include "lib/util/daemon.h"
 #include "lib/wire/batch.h"
-#include "precopy.h"
 
 #define REC_MAGIC "VBAT"
 #define REC_MAX   (BATCH_MAX_PAGES * BATCH_PAGE + 65536)
@@ -42,8 +41,8 @@ struct image_writer {
     int pages_fd, state_fd;
     uint64_t batches, pages, state_bytes, pages_bytes;
     unsigned parts;
-    uint8_t *scratch[PRECOPY_MAX_STREAMS]; /* one per part */
-    pthread_mutex_t mu;                    /* the page file, the counts */
+    uint8_t *scratch[WIRE_MAX_STREAMS]; /* one per part */
+    pthread_mutex_t mu;                 /* the page file, the counts */
 };
 
 /* Every change of a manifest (a commit, a fold, a drop, retention) is a
@@ -277,9 +276,9 @@ struct image_writer *image_writer_open(const char *store, const char *job,
                   IMAGE_MAX_EPOCHS);
         goto fail;
     }
-    if (parts < 1 || parts > PRECOPY_MAX_STREAMS) {
+    if (parts < 1 || parts > WIRE_MAX_STREAMS) {
         errprintf(err, "%s/%s: %u parallel streams: 1 to %d", job, vm, parts,
-                  PRECOPY_MAX_STREAMS);
+                  WIRE_MAX_STREAMS);
         goto fail;
     }
     for (i = 0; i < parts; i++) {

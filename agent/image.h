@@ -46,7 +46,7 @@ struct image_writer;
 
 /* Begin writing 'epoch' of JOB/VM: a delta of durable epoch 'parent' (0 for
  * a full image), arriving in 'parts' parallel streams (1 to
- * PRECOPY_MAX_STREAMS). Refused: bad names, an epoch already durable, a
+ * WIRE_MAX_STREAMS). Refused: bad names, an epoch already durable, a
  * parent that is not durable, a RAM size other than the parent's. */
 struct image_writer *image_writer_open(const char *store, const char *job,
                                        const char *vm, uint64_t epoch,

@@ -417,7 +417,9 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         r.pages_left = popcount(bm, words);
         r.round_ms = (now_us() - ts) / 1000;
         r.elapsed_ms = (now_us() - t0) / 1000;
-        r.dirty_rate = r.pages_left * 1000000 / (now_us() - ts + 1);
+        /* a round the cut ended left unsent pages, not newly written ones */
+        r.dirty_rate =
+            n >= 0 ? r.pages_left * 1000000 / (now_us() - ts + 1) : 0;
         r.throughput = r.bytes_sent * 1000000 / (now_us() - ts + 1);
         res->rounds = ++round;
         if (policy->on_round != NULL)
