@@ -364,7 +364,7 @@ static int stream_checkpoint(struct ckpt_job *j,
     st.vm = j->vmname;
     st.converged = 1;
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
-    rc = hv_qemu_ops.save_full(j->vm->hv, p[1], &downtime, err);
+    rc = j->vm->ops->save_full(j->vm->hv, p[1], &downtime, err);
     close(p[1]);
     tpause = now_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
     if (rc == 0) {
@@ -376,7 +376,7 @@ static int stream_checkpoint(struct ckpt_job *j,
     }
     /* never leave the guest stopped (a failed transfer leaves it running;
      * 'cont' then does nothing) */
-    if (hv_qemu_ops.resume(j->vm->hv, rc == 0 ? err : &e2) < 0)
+    if (j->vm->ops->resume(j->vm->hv, rc == 0 ? err : &e2) < 0)
         rc = -1;
     res->resumed_at_ns = now_ns(CLOCK_REALTIME);
     res->pause_us = (now_ns(CLOCK_MONOTONIC) - tpause) / 1000;
@@ -422,9 +422,11 @@ static void *ckpt_main(void *arg)
     t0 = mono_ms();
     if (j->coordinated)
         base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
-    hv_qemu_ops.ram_map(j->vm->hv, &ram, &ram_len, &err);
-    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
-                         j->epoch, j->parent, ram_len, j->streams, &err);
+    so = j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, &err) < 0
+             ? NULL
+             : stream_out_open(j->store, &j->a->key, j->a->name, j->job,
+                               j->vmname, j->epoch, j->parent, ram_len,
+                               j->streams, &err);
     if (so != NULL && j->coordinated) {
         /* the local copy continues the local chain, or starts one */
         struct image_manifest m;
@@ -459,7 +461,7 @@ static void *ckpt_main(void *arg)
         sink.arg = &tee;
         if ((j->vm->qemu_stream
                  ? stream_checkpoint(j, &sink, &res, &err)
-                 : precopy_checkpoint(&hv_qemu_ops, j->vm->hv, j->parent == 0,
+                 : precopy_checkpoint(j->vm->ops, j->vm->hv, j->parent == 0,
                                       j->stop_and_save, j->lz4, j->streams,
                                       &sink, &pol, &res, &err)) < 0) {
             /* however the engine noticed it, an abort says who and why */
@@ -725,7 +727,7 @@ void ckpt_resume(struct agent *a, const Vmckpt__CkptResume *r)
         if (!vm->held || strcmp(vm->job, r->job) != 0 ||
             vm->restored_epoch != r->epoch)
             continue;
-        if (hv_qemu_ops.resume(vm->hv, &err) < 0) {
+        if (vm->ops->resume(vm->hv, &err) < 0) {
             log_err("resume of restored %s/%s: %s", vm->job, vm->name,
                     err.text);
             continue;

@@ -26,7 +26,9 @@ struct hv_vm_spec {
     const char *name;
     pid_t pid;            /* qemu: the QEMU process */
     const char *qmp_path; /* qemu: its QMP socket */
-    const char *ram_path; /* qemu: the file backing guest RAM */
+    const char *ram_path; /* qemu: the file backing guest RAM; xen: with
+                             track -1, the image's RAM that load_state
+                             writes into a domain built paused */
     int uffd_fd;          /* qemu: libvmckpt-uffd.so's descriptor */
 };
 
@@ -49,6 +51,9 @@ struct hv_ops {
                               struct vmckpt_error *err);
     /* Let go of the guest (it keeps running). NULL is fine. */
     void (*vm_release)(struct hv_vm *vm);
+    /* 1 while the guest exists and runs (or is paused); NULL: the agent
+     * watches the guest's process instead (QEMU). */
+    int (*vm_alive)(struct hv_vm *vm);
     /* Guest RAM as the agent sees it: a read-only mapping owned by 'vm',
      * valid until vm_release. */
     int (*ram_map)(struct hv_vm *vm, const uint8_t **base, uint64_t *len,
@@ -66,7 +71,9 @@ struct hv_ops {
     int64_t (*save_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
     /* Load state from 'fd' into a guest started waiting for it (QEMU's
      * -incoming defer) whose RAM already holds the image; the guest is left
-     * paused. */
+     * paused. Xen: into a domain built paused, adopted with track -1 and
+     * the image's RAM file as ram_path, whose pages this writes; the
+     * resume that follows unpauses it and starts tracking. */
     int (*load_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
 
     /* Without dirty tracking: the hypervisor's own live transfer of the

@@ -1,11 +1,12 @@
-# vmckpt-agent. hv_xen.c (the only libxenctrl user) is built with --with-xen.
+# vmckpt-agent. hv_xen.c and hv_xen_state.c (the only libxenctrl users) are
+# built with --with-xen.
 sbin_PROGRAMS += %reldir%/vmckpt-agent
 %canon_reldir%_vmckpt_agent_SOURCES = \
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
 	%reldir%/hv.c %reldir%/hv.h \
 	%reldir%/store.c %reldir%/store.h \
-	%reldir%/vmm.c %reldir%/vmm.h \
+	%reldir%/vmm.c %reldir%/vmm.h %reldir%/vmm_int.h %reldir%/vmm_xen.c \
 	%reldir%/work.c %reldir%/work.h %reldir%/work_int.h %reldir%/ckpt.c
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_vmckpt_agent_LDADD = %reldir%/libengine.a lib/topo/libtopo.a lib/qemu/libqemu.a $(ENGINE_LIBS) $(HWLOC_LIBS) -lpthread
@@ -27,12 +28,14 @@ noinst_PROGRAMS += %reldir%/vmckpt-vmtool
 if HAVE_XEN
 # The Xen back end, for the agent and vmckpt-vmtool.
 noinst_LIBRARIES += %reldir%/libhvxen.a
-%canon_reldir%_libhvxen_a_SOURCES = %reldir%/hv_xen.c %reldir%/hv_xen.h
+%canon_reldir%_libhvxen_a_SOURCES = %reldir%/hv_xen.c %reldir%/hv_xen.h \
+	%reldir%/hv_xen_int.h %reldir%/hv_xen_state.c
 %canon_reldir%_libhvxen_a_CFLAGS = $(AM_CFLAGS) $(XEN_CFLAGS)
 %canon_reldir%_vmckpt_agent_LDADD += %reldir%/libhvxen.a $(XEN_LIBS)
 %canon_reldir%_vmckpt_vmtool_LDADD += %reldir%/libhvxen.a $(XEN_LIBS)
 endif
-EXTRA_DIST += %reldir%/hv_xen.c %reldir%/hv_xen.h
+EXTRA_DIST += %reldir%/hv_xen.c %reldir%/hv_xen.h %reldir%/hv_xen_int.h \
+	%reldir%/hv_xen_state.c
 
 # Dirty tracking (userfaultfd write-protect, async; PAGEMAP_SCAN).
 noinst_LIBRARIES += %reldir%/libdirty.a

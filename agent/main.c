@@ -74,6 +74,10 @@ static const char usage[] =
     "                                  peer's store (auto: one per two\n"
     "                                  cores, 1 to 4); a checkpoint may ask\n"
     "                                  for another number\n"
+    "  xl = xl                         Xen back end: the toolstack command\n"
+    "                                  that builds and destroys domains\n"
+    "  xl_extra = FILE                 lines added to every domain's xl\n"
+    "                                  configuration (vif, cpuid, ...)\n"
     "  log = stderr | syslog           log_level = error|warning|info|debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
@@ -98,6 +102,8 @@ static const char *const agent_keys[] = {"name",
                                          "uffd_preload",
                                          "dirty_tracking",
                                          "accel",
+                                         "xl",
+                                         "xl_extra",
                                          NULL};
 
 /* A guest's QEMU ended on its own: forget it. */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Launching and stopping guests for the agent. The tap device and bridge
  * port are set up with iproute2; QEMU's command line comes from
- * lib/qemu/qemu_argv.c, the same builder the lab uses. */
+ * lib/qemu/qemu_argv.c, the same builder the lab uses. A Xen guest is a
+ * PVH domain built and destroyed with xl (this file does not include Xen
+ * headers: the back end's ops are all it needs). */
 #include "config.h"
 
 #include <dirent.h>
@@ -21,6 +23,7 @@
 #include "lib/util/log.h"
 #include "image.h"
 #include "vmm.h"
+#include "vmm_int.h"
 
 #ifndef PKGLIBEXECDIR
 #define PKGLIBEXECDIR "/usr/libexec/vmckpt"
@@ -46,6 +49,16 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
     snprintf(m->accel, sizeof(m->accel), "%s", accel);
     snprintf(m->tracking, sizeof(m->tracking), "%s",
              conf_get(conf, "agent", "dirty_tracking", "auto"));
+    snprintf(m->xl, sizeof(m->xl), "%s", conf_get(conf, "agent", "xl", "xl"));
+    snprintf(m->xl_extra, sizeof(m->xl_extra), "%s",
+             conf_get(conf, "agent", "xl_extra", ""));
+    {
+        const struct hv_ops *const *b;
+
+        for (b = hv_backends(); *b != NULL; b++)
+            if (strcmp((*b)->name, "xen") == 0)
+                m->xen = *b;
+    }
     if (strcmp(m->tracking, "auto") != 0 && strcmp(m->tracking, "uffd") != 0 &&
         strcmp(m->tracking, "qemu-migration") != 0) {
         errno = EINVAL;
@@ -67,8 +80,7 @@ struct vmm_vm *vmm_find(struct vmm *m, const char *job, const char *name)
     return NULL;
 }
 
-/* Run a command, wait for it; 0 if it exited 0. */
-static int run(char *const argv[])
+int vmm_run_to(char *const argv[], int out)
 {
     int status;
     pid_t pid = fork();
@@ -79,23 +91,32 @@ static int run(char *const argv[])
         int null = open("/dev/null", O_RDWR);
         sigset_t none;
 
+        /* the agent blocks the signals its loop reads: not the child */
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        dup2(null, 1);
-        dup2(null, 2);
+        dup2(null, 0);
+        dup2(out >= 0 ? out : null, 1);
+        dup2(out >= 0 ? out : null, 2);
         execvp(argv[0], argv);
+        dprintf(2, "%s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int vmm_run(char *const argv[])
+{
+    return vmm_run_to(argv, -1);
 }
 
 static void tap_del(const char *tap)
 {
     char *del[] = {"ip", "link", "del", (char *)tap, NULL};
 
-    (void)run(del);
+    (void)vmm_run(del);
 }
 
 static int tap_add(struct vmm *m, const char *tap, struct vmckpt_error *err)
@@ -106,9 +127,9 @@ static int tap_add(struct vmm *m, const char *tap, struct vmckpt_error *err)
                       "master", m->bridge, "up",  NULL};
 
     tap_del(tap);
-    if (run(add) < 0)
+    if (vmm_run(add) < 0)
         return errprintf(err, "cannot create tap %s (ip tuntap add)", tap);
-    if (run(master) < 0) {
+    if (vmm_run(master) < 0) {
         tap_del(tap);
         return errprintf(err, "cannot attach tap %s to bridge %s", tap,
                          m->bridge);
@@ -120,7 +141,8 @@ void vmm_free(struct vmm_vm *vm)
 {
     if (vm == NULL)
         return;
-    hv_qemu_ops.vm_release(vm->hv);
+    if (vm->ops != NULL)
+        vm->ops->vm_release(vm->hv);
     if (vm->spec != NULL)
         wire_free_message(vm->spec);
     free(vm);
@@ -134,7 +156,7 @@ static void record_path(const struct vmm *m, const char *job, const char *vm,
     snprintf(buf, len, "%s/%s-%s.%s", m->run_dir, job, vm, ext);
 }
 
-static void save_record(const struct vmm *m, const struct vmm_vm *vm)
+void vmm_save_record(const struct vmm *m, const struct vmm_vm *vm)
 {
     char path[4200], tmp[4210], pid[32];
     struct vmckpt_error err;
@@ -160,7 +182,7 @@ static void save_record(const struct vmm *m, const struct vmm_vm *vm)
         log_warn("cannot record %s: %s", path, strerror(errno));
 }
 
-static void drop_record(const struct vmm *m, const struct vmm_vm *vm)
+void vmm_drop_record(const struct vmm *m, const struct vmm_vm *vm)
 {
     char path[4200];
 
@@ -209,6 +231,26 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", spec->job,
              spec->name);
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", spec->name);
+    snprintf(vm->domain, sizeof(vm->domain), "%s-%s", spec->job, spec->name);
+    if (vmm_spec_is_xen(spec)) {
+        vm->spec = wire_copy(spec);
+        if (vm->spec == NULL) {
+            errprintf_errno(err, "start");
+            goto fail;
+        }
+        if (vmm_xen_start(m, vm, spec, ram_image, err) < 0) {
+            unlink(vm->ram);
+            goto fail;
+        }
+        vmm_save_record(m, vm);
+        log_info("guest %s/%s started (Xen domain %s, %llu MiB%s)", vm->job,
+                 vm->name, vm->domain, (unsigned long long)spec->memory_mb,
+                 ram_image ? ", paused for its image" : "");
+        vm->next = m->vms;
+        m->vms = vm;
+        return vm;
+    }
+    vm->ops = &hv_qemu_ops;
     if (strlen(vm->qmp) >= 108) {
         errno = ENAMETOOLONG;
         errprintf(err,
@@ -303,7 +345,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     hs.uffd_fd = UFFD_FD;
     vm->hv = strcmp(m->tracking, "qemu-migration") == 0
                  ? NULL
-                 : hv_qemu_ops.vm_adopt(&hs, 1, err);
+                 : vm->ops->vm_adopt(&hs, 1, err);
     if (vm->hv == NULL && strcmp(m->tracking, "uffd") == 0)
         goto fail_kill;
     if (vm->hv == NULL) {
@@ -314,7 +356,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
                  strcmp(m->tracking, "qemu-migration") == 0
                      ? "[agent] dirty_tracking = qemu-migration"
                      : err->text);
-        vm->hv = hv_qemu_ops.vm_adopt(&hs, -1, err);
+        vm->hv = vm->ops->vm_adopt(&hs, -1, err);
         if (vm->hv == NULL)
             goto fail_kill;
         vm->qemu_stream = 1;
@@ -323,7 +365,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
                  vm->job, vm->name, vm->no_track_why);
     }
     snprintf(pidbuf, sizeof(pidbuf), "%d", (int)vm->pid);
-    save_record(m, vm);
+    vmm_save_record(m, vm);
     log_info("guest %s/%s started (pid %s, %llu MiB, %s%s)", vm->job, vm->name,
              pidbuf, (unsigned long long)spec->memory_mb, m->accel,
              ram_image ? ", waiting for its state" : "");
@@ -342,7 +384,7 @@ fail:
     return NULL;
 }
 
-static void unlink_vm(struct vmm *m, struct vmm_vm *vm)
+void vmm_unlink(struct vmm *m, struct vmm_vm *vm)
 {
     struct vmm_vm **pp;
 
@@ -363,8 +405,12 @@ int vmm_stop(struct vmm *m, struct vmm_vm *vm, int wait_ms,
         return errprintf(err, "%s/%s: a checkpoint or restore is running",
                          vm->job, vm->name);
     }
+    if (vmm_is_xen(vm)) {
+        vmm_xen_stop(m, vm);
+        return 1;
+    }
     if (!vm->stopping) {
-        hv_qemu_ops.vm_release(vm->hv);
+        vm->ops->vm_release(vm->hv);
         vm->hv = NULL;
         vm->stopping = 1;
         kill(vm->pid, SIGTERM);
@@ -374,8 +420,8 @@ int vmm_stop(struct vmm *m, struct vmm_vm *vm, int wait_ms,
     for (i = 0; i < wait_ms / 10; i++) {
         if (vm->adopted ? kill(vm->pid, 0) < 0 && errno == ESRCH
                         : waitpid(vm->pid, NULL, WNOHANG) == vm->pid) {
-            unlink_vm(m, vm);
-            drop_record(m, vm);
+            vmm_unlink(m, vm);
+            vmm_drop_record(m, vm);
             tap_del(vm->tap);
             unlink(vm->ram);
             unlink(vm->qmp);
@@ -393,12 +439,12 @@ struct vmm_vm *vmm_reaped(struct vmm *m, pid_t pid)
     struct vmm_vm *vm;
 
     for (vm = m->vms; vm != NULL; vm = vm->next)
-        if (vm->pid == pid)
+        if (vm->pid == pid && !vmm_is_xen(vm))
             break;
     if (vm == NULL || vm->busy)
         return NULL;
-    unlink_vm(m, vm);
-    drop_record(m, vm);
+    vmm_unlink(m, vm);
+    vmm_drop_record(m, vm);
     tap_del(vm->tap);
     unlink(vm->ram);
     unlink(vm->qmp);
@@ -415,8 +461,8 @@ void vmm_fini(struct vmm *m)
             kill(vm->pid, SIGKILL);
             if (!vm->adopted)
                 waitpid(vm->pid, NULL, 0);
-            unlink_vm(m, vm);
-            drop_record(m, vm);
+            vmm_unlink(m, vm);
+            vmm_drop_record(m, vm);
             tap_del(vm->tap);
             unlink(vm->ram);
             vmm_free(vm);
@@ -455,6 +501,19 @@ static int is_our_qemu(pid_t pid, const char *ram)
             buf[i] = ' ';
     buf[n] = '\0';
     return strstr(buf, ram) != NULL;
+}
+
+void vmm_taken_over(struct vmm *m, struct vmm_vm *vm, const char *what)
+{
+    struct vmckpt_error err;
+
+    /* an agent killed during a cut left it paused: that epoch is void */
+    if (vm->ops->resume(vm->hv, &err) < 0)
+        log_warn("guest %s/%s: resume: %s", vm->job, vm->name, err.text);
+    vm->next = m->vms;
+    m->vms = vm;
+    log_info("guest %s/%s (%s) of an earlier agent taken over; running",
+             vm->job, vm->name, what);
 }
 
 static int adopt_one(struct vmm *m, const char *spec_path,
@@ -499,6 +558,10 @@ static int adopt_one(struct vmm *m, const char *spec_path,
     snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", vm->job,
              vm->name);
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", vm->name);
+    snprintf(vm->domain, sizeof(vm->domain), "%s-%s", vm->job, vm->name);
+    if (vmm_is_xen(vm))
+        return vmm_xen_adopt(m, vm, err);
+    vm->ops = &hv_qemu_ops;
     record_path(m, vm->job, vm->name, "pid", path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     n = fd >= 0 ? read(fd, pidbuf, sizeof(pidbuf) - 1) : -1;
@@ -512,7 +575,7 @@ static int adopt_one(struct vmm *m, const char *spec_path,
         tap_del(vm->tap);
         unlink(vm->ram);
         unlink(vm->qmp);
-        drop_record(m, vm);
+        vmm_drop_record(m, vm);
         vmm_free(vm);
         return 0;
     }
@@ -527,10 +590,10 @@ static int adopt_one(struct vmm *m, const char *spec_path,
     /* continue the tracking it left on; its next epoch is full anyway */
     vm->hv = strcmp(m->tracking, "qemu-migration") == 0
                  ? NULL
-                 : hv_qemu_ops.vm_adopt(&hs, 0, err);
+                 : vm->ops->vm_adopt(&hs, 0, err);
     if (vm->hv == NULL && strcmp(m->tracking, "uffd") != 0) {
         snprintf(vm->no_track_why, sizeof(vm->no_track_why), "%s", err->text);
-        vm->hv = hv_qemu_ops.vm_adopt(&hs, -1, err);
+        vm->hv = vm->ops->vm_adopt(&hs, -1, err);
         vm->qemu_stream = vm->hv != NULL;
     }
     if (vm->hv == NULL) {
@@ -539,13 +602,8 @@ static int adopt_one(struct vmm *m, const char *spec_path,
         vmm_free(vm);
         return 0;
     }
-    /* an agent killed during a cut left it paused: that epoch is void */
-    if (hv_qemu_ops.resume(vm->hv, err) < 0)
-        log_warn("guest %s/%s: resume: %s", vm->job, vm->name, err->text);
-    vm->next = m->vms;
-    m->vms = vm;
-    log_info("guest %s/%s (pid %d) of an earlier agent taken over; running",
-             vm->job, vm->name, (int)pid);
+    snprintf(pidbuf, sizeof(pidbuf), "pid %d", (int)pid);
+    vmm_taken_over(m, vm, pidbuf);
     return 1;
 }
 
@@ -581,6 +639,13 @@ int vmm_check_adopted(struct vmm *m)
     int n = 0;
 
     while ((vm = *pp) != NULL) {
+        if (vmm_is_xen(vm)) {
+            if (vmm_xen_check(m, vm)) /* gone: unlinked, *pp moves on */
+                n++;
+            else
+                pp = &vm->next;
+            continue;
+        }
         if (!vm->adopted || vm->busy || kill(vm->pid, 0) == 0 ||
             errno != ESRCH) {
             pp = &vm->next;
@@ -589,12 +654,12 @@ int vmm_check_adopted(struct vmm *m)
         *pp = vm->next;
         log_warn("guest %s/%s: its QEMU (pid %d) is gone", vm->job, vm->name,
                  (int)vm->pid);
-        hv_qemu_ops.vm_release(vm->hv);
+        vm->ops->vm_release(vm->hv);
         vm->hv = NULL;
         tap_del(vm->tap);
         unlink(vm->ram);
         unlink(vm->qmp);
-        drop_record(m, vm);
+        vmm_drop_record(m, vm);
         vmm_free(vm);
         n++;
     }

@@ -67,6 +67,14 @@ void reply_error(struct agent *a, uint64_t id, Vmckpt__ErrorCode code,
     post_msg(a, VMCKPT__MSG_TYPE__MSG_ERROR, id, &e);
 }
 
+/* How the guest's writes are tracked, as reported to the coordinator. */
+static char *vm_tracking(const struct vmm_vm *vm)
+{
+    if (vmm_is_xen(vm))
+        return "xen-logdirty";
+    return vm->qemu_stream ? "qemu-migration" : "uffd-wp";
+}
+
 /* ---- restore thread -------------------------------------------------- */
 
 static void *restore_main(void *arg)
@@ -143,16 +151,18 @@ static void restore_finish(struct agent *a, struct restore_job *r)
     if (vm == NULL)
         goto fail_err;
     if ((r->r->qemu_stream
-             ? hv_qemu_ops.load_full(vm->hv, r->state_fd, &err)
-             : hv_qemu_ops.load_state(vm->hv, r->state_fd, &err)) < 0 ||
-        (!r->r->start_paused && hv_qemu_ops.resume(vm->hv, &err) < 0)) {
+             ? vm->ops->load_full(vm->hv, r->state_fd, &err)
+             : vm->ops->load_state(vm->hv, r->state_fd, &err)) < 0 ||
+        (!r->r->start_paused && vm->ops->resume(vm->hv, &err) < 0)) {
         struct vmckpt_error e2;
 
         (void)vmm_stop(&a->vmm, vm, 200, &e2);
         goto fail_err;
     }
+    if (vmm_is_xen(vm))
+        unlink(vm->ram); /* in the domain now */
     vm->held = r->r->start_paused;
-    d.tracking = vm->qemu_stream ? "qemu-migration" : "uffd-wp";
+    d.tracking = vm_tracking(vm);
     vm->restored_epoch = r->r->epoch;
     log_info("guest %s/%s restored from epoch %llu (%s's store) and %s",
              r->r->job, r->r->vm, (unsigned long long)r->r->epoch,
@@ -345,17 +355,21 @@ int work_handle(struct agent *a, const Vmckpt__Envelope *env)
                         err.text);
             return 1;
         }
-        snprintf(text, sizeof(text), "%s/%s started on %s (pid %d)%s", vm->job,
-                 vm->name, a->name, (int)vm->pid,
-                 vm->qemu_stream ? "; no dirty tracking here: checkpoints "
-                                   "use QEMU's migration stream, full each "
-                                   "time"
-                                 : "");
+        if (vmm_is_xen(vm))
+            snprintf(text, sizeof(text), "%s/%s started on %s (Xen domain %s)",
+                     vm->job, vm->name, a->name, vm->domain);
+        else
+            snprintf(text, sizeof(text), "%s/%s started on %s (pid %d)%s",
+                     vm->job, vm->name, a->name, (int)vm->pid,
+                     vm->qemu_stream ? "; no dirty tracking here: checkpoints "
+                                       "use QEMU's migration stream, full "
+                                       "each time"
+                                     : "");
         {
             Vmckpt__Ack ack = VMCKPT__ACK__INIT;
 
             ack.text = text;
-            ack.tracking = vm->qemu_stream ? "qemu-migration" : "uffd-wp";
+            ack.tracking = vm_tracking(vm);
             post_msg(a, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
         }
         return 1;

@@ -47,21 +47,25 @@ static const char vm_usage[] =
     "Usage: vmckpt vm start --name NAME --host HOST --kernel FILE\n"
     "                       [--job JOB] [--mem MB] [--vcpus N]\n"
     "                       [--initrd FILE] [--append TEXT] [--ip A/PREFIX]\n"
+    "                       [--hypervisor qemu|xen]\n"
     "       vmckpt vm stop --name NAME [--job JOB]\n"
     "       vmckpt vm list [--job JOB] [--json]\n"
     "Launch a guest on HOST through its agent (RAM in shared memory, dirty\n"
     "tracking on), stop it, or list the guests the coordinator knows.\n"
-    "JOB defaults to 'default'; MB to 512.\n";
+    "JOB defaults to 'default'; MB to 512. With --hypervisor xen, HOST is a\n"
+    "Xen dom0 whose agent has the Xen back end: the guest is a PVH domain\n"
+    "named JOB-NAME, built by 'xl create' from these options (FILEs are\n"
+    "paths in that dom0; see docs/xen.md).\n";
 
 static int vm_start(struct cli *cli, int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"name", 1, NULL, 'n'},   {"host", 1, NULL, 'H'},
-        {"kernel", 1, NULL, 'k'}, {"job", 1, NULL, 'j'},
-        {"mem", 1, NULL, 'm'},    {"vcpus", 1, NULL, 'c'},
-        {"initrd", 1, NULL, 'i'}, {"append", 1, NULL, 'a'},
-        {"ip", 1, NULL, 'p'},     {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"name", 1, NULL, 'n'},       {"host", 1, NULL, 'H'},
+        {"kernel", 1, NULL, 'k'},     {"job", 1, NULL, 'j'},
+        {"mem", 1, NULL, 'm'},        {"vcpus", 1, NULL, 'c'},
+        {"initrd", 1, NULL, 'i'},     {"append", 1, NULL, 'a'},
+        {"ip", 1, NULL, 'p'},         {"help", 0, NULL, 'h'},
+        {"hypervisor", 1, NULL, 'x'}, {NULL, 0, NULL, 0},
     };
     Vmckpt__VmStart st = VMCKPT__VM_START__INIT;
     Vmckpt__VmSpec s = VMCKPT__VM_SPEC__INIT;
@@ -99,6 +103,9 @@ static int vm_start(struct cli *cli, int argc, char **argv)
             break;
         case 'p':
             s.ip = optarg;
+            break;
+        case 'x':
+            s.hypervisor = optarg;
             break;
         case 'h':
             fputs(vm_usage, stdout);

@@ -116,9 +116,20 @@ struct conn *hosts_conn(struct coord *co, const char *name);
  * next up host in name order (a ring), other than 'after'; NULL if none. */
 const char *hosts_store_addr(struct coord *co, const char *name);
 const char *hosts_next_up(struct coord *co, const char *after);
+/* 1 if host 'name' registered hypervisor back end 'hv' ("qemu", "xen";
+ * "" means qemu) as usable. */
+int hosts_offers(struct coord *co, const char *name, const char *hv);
 
 /* vms.c: guests, their checkpoints and restores. */
 struct vmrec *vms_find(struct coord *co, const char *job, const char *name);
+/* Where an epoch's pages of job/vm came from, for the catalog:
+ * "qemu-migration", or the tracking its agent reported ("uffd-wp",
+ * "xen-logdirty"). */
+const char *vms_source(struct coord *co, const char *job, const char *vm,
+                       int qemu_stream);
+/* After a durable checkpoint: the VM's tracking as that checkpoint showed
+ * it (QEMU's stream, or the agent's own tracking). */
+void vms_note_tracking(struct vmrec *v, int qemu_stream);
 void vms_save(struct coord *co, struct vmrec *v);
 /* Every VM state change: logs old -> new, writes the catalog. */
 void vms_set_state(struct coord *co, struct vmrec *v, const char *state);

@@ -492,6 +492,25 @@ const char *hosts_store_addr(struct coord *co, const char *name)
     return h != NULL ? h->store_addr : "";
 }
 
+int hosts_offers(struct coord *co, const char *name, const char *hv)
+{
+    struct host *h = host_find(co, name);
+    Vmckpt__Hypervisor **v;
+    size_t n, i;
+    int yes = 0;
+
+    if (h == NULL)
+        return 0;
+    if (hv == NULL || hv[0] == '\0')
+        hv = "qemu";
+    n = hv_decode(h->hypervisors, &v);
+    for (i = 0; i < n; i++)
+        if (strcmp(v[i]->name, hv) == 0 && v[i]->usable)
+            yes = 1;
+    hv_free(v, n);
+    return yes;
+}
+
 const char *hosts_next_up(struct coord *co, const char *after)
 {
     const struct host *h, *best = NULL, *first = NULL;

@@ -131,7 +131,7 @@ static void vm_row(struct job *j, const struct jvm *v, const char *state,
     e.note = note;
     e.paused_at_ns = v->paused_at_ns;
     e.resumed_at_ns = v->resumed_at_ns;
-    e.source = v->qemu_stream ? "qemu-migration" : "uffd-wp";
+    e.source = vms_source(j->co, j->name, v->vm, v->qemu_stream);
     if (catalog_epoch_put(j->co->cat, &e, &err) < 0)
         log_err("%s", err.text);
 }
@@ -551,8 +551,7 @@ static void job_commit(struct job *j)
             snprintf(v->chain_store, sizeof(v->chain_store), "%s",
                      e->v[i].store_host);
             v->last_pause_us = e->v[i].pause_us;
-            snprintf(v->tracking, sizeof(v->tracking), "%s",
-                     e->v[i].qemu_stream ? "qemu-migration" : "uffd-wp");
+            vms_note_tracking(v, e->v[i].qemu_stream);
             vms_save(j->co, v);
         }
         vms_retain(j->co, j->name, e->v[i].vm, e->v[i].store_host);

@@ -95,6 +95,20 @@ out:
     j->rs = NULL;
 }
 
+/* A back end other than the default QEMU one (a Xen domain). */
+static int other_hv(const char *hv)
+{
+    return hv != NULL && hv[0] != '\0' && strcmp(hv, "qemu") != 0;
+}
+
+/* Whether host 'h' can bring VM 'v' back: a Xen domain needs a host
+ * whose agent registered a usable Xen back end. */
+static int can_run(struct coord *co, const struct vmrec *v, const char *h)
+{
+    return !other_hv(v->spec->hypervisor) ||
+           hosts_offers(co, h, v->spec->hypervisor);
+}
+
 /* Restart job 'j' from 'epoch' (0: last committed). Lost VMs go to
  * 'hosts' in turn if given, else to the host holding their image. */
 int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
@@ -156,21 +170,27 @@ int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
             for (tries = 0; tries < nhosts && target[i] == NULL; tries++) {
                 const char *h = hosts[next_host++ % nhosts];
 
-                if (hosts_conn(co, h) != NULL)
+                if (hosts_conn(co, h) != NULL && can_run(co, vms[i], h))
                     target[i] = h;
             }
         } else {
-            target[i] = hosts_conn(co, src[i].store_host) != NULL
+            target[i] = hosts_conn(co, src[i].store_host) != NULL &&
+                                can_run(co, vms[i], src[i].store_host)
                             ? src[i].store_host
                             : NULL;
         }
         if (target[i] == NULL) {
+            const char *hv = vms[i]->spec->hypervisor;
+
             snprintf(why, wlen,
-                     "no up host for %s/%s (its image is on %s%s); name "
+                     "no up %s%shost for %s/%s (its image is on %s%s); name "
                      "one with --hosts",
-                     j->name, vms[i]->name, src[i].store_host,
-                     hosts_conn(co, src[i].store_host) ? ""
-                                                       : ", which is down");
+                     other_hv(hv) ? hv : "", other_hv(hv) ? " " : "", j->name,
+                     vms[i]->name, src[i].store_host,
+                     hosts_conn(co, src[i].store_host) == NULL
+                         ? ", which is down"
+                     : other_hv(hv) ? ", which has no usable back end for it"
+                                    : "");
             return -1;
         }
         if (hosts_conn(co, src[i].from) == NULL) {

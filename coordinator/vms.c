@@ -128,6 +128,28 @@ void vms_free(struct coord *co)
     }
 }
 
+void vms_note_tracking(struct vmrec *v, int qemu_stream)
+{
+    /* a QEMU guest whose checkpoint used QEMU's stream has no tracking;
+     * otherwise what its agent said at start or restore stands */
+    if (qemu_stream)
+        snprintf(v->tracking, sizeof(v->tracking), "qemu-migration");
+    else if (v->tracking[0] == '\0' ||
+             strcmp(v->tracking, "qemu-migration") == 0)
+        snprintf(v->tracking, sizeof(v->tracking), "uffd-wp");
+}
+
+const char *vms_source(struct coord *co, const char *job, const char *vm,
+                       int qemu_stream)
+{
+    const struct vmrec *v = vms_find(co, job, vm);
+
+    if (qemu_stream)
+        return "qemu-migration";
+    /* the tracking its agent reported: "uffd-wp" or "xen-logdirty" */
+    return v != NULL && v->tracking[0] != '\0' ? v->tracking : "uffd-wp";
+}
+
 static void epoch_set_state(struct coord *co, const struct pending *p,
                             const char *old, const char *state,
                             const Vmckpt__CkptDurable *d, const char *note)
@@ -148,7 +170,7 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
     e.ended_at =
         strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
     e.note = note;
-    e.source = d != NULL && d->qemu_stream ? "qemu-migration" : "uffd-wp";
+    e.source = vms_source(co, p->job, p->vm, d != NULL && d->qemu_stream);
     if (d != NULL) {
         e.pages = d->pages;
         e.wire_bytes = d->wire_bytes;
@@ -234,6 +256,18 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "vm start needs a job, a name, a host, a kernel "
                           "and at least 16 MiB");
+    if (s->hypervisor[0] != '\0' && strcmp(s->hypervisor, "qemu") != 0 &&
+        strcmp(s->hypervisor, "xen") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "hypervisor '%.32s': give qemu or xen",
+                          s->hypervisor);
+    if (strcmp(s->hypervisor, "xen") == 0 &&
+        hosts_conn(c->co, s->host) != NULL &&
+        !hosts_offers(c->co, s->host, "xen"))
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "host %s has no usable Xen back end (see 'vmckpt "
+                          "hosts')",
+                          s->host);
     v = vms_find(c->co, s->job, s->name);
     if (v != NULL && strcmp(v->state, "running") == 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
@@ -607,8 +641,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                          p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
                 v->phase[0] = '\0';
-                snprintf(v->tracking, sizeof(v->tracking), "%s",
-                         d->qemu_stream ? "qemu-migration" : "uffd-wp");
+                vms_note_tracking(v, d->qemu_stream);
                 vms_save(co, v);
             }
             answer_ack(

@@ -92,6 +92,14 @@ test_expect_success 'an agent busy for 5 s (a slow guest launch) keeps its host 
     ! grep -q "host h1: up -> lost" <(tail -n 20 $TEST_DIR/co/coordinator.log)
 '
 
+test_expect_success 'vm start refuses an unknown hypervisor, and a Xen guest for a host without a usable Xen back end' '
+    ! vmckpt vm start --name x1 --host h2 --kernel /k --hypervisor vbox 2>$TEST_DIR/hv.err &&
+    cat $TEST_DIR/hv.err && grep -q "hypervisor .vbox.: give qemu or xen" $TEST_DIR/hv.err &&
+    ! vmckpt vm start --name x1 --host h2 --kernel /k --hypervisor xen 2>$TEST_DIR/xen.err &&
+    cat $TEST_DIR/xen.err && grep -q "host h2 has no usable Xen back end" $TEST_DIR/xen.err &&
+    vmckpt vm list --json | jq -e "[.[] | select(.vm == \"x1\")] | length == 0"
+'
+
 test_expect_success 'SIGTERM stops an agent cleanly; its host shows down' '
     stop_daemon h3 TERM &&
     grep_log $TEST_DIR/h3/agent.log "stopped" &&

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The Xen back end against a real Xen: a nested Xen host (Debian's Xen
 # 4.17 under QEMU TCG) on lab host h1 runs PVH guests with memwriter in
-# its dom0; the store is h2's agent, outside the Xen host. One boot runs
-# the scenarios of tests/xen; each is a test here.
+# its dom0; the store is h2's agent, outside the Xen host, and the
+# coordinator runs outside too. One boot runs the scenarios of tests/xen;
+# each is a test here.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
@@ -21,14 +22,17 @@ lines() { sed -n "/^xen-result $1 begins/,/^xen-result $1 /p" "$LOG" | grep -av 
 
 test_expect_success 'setup: the Xen image, two hosts, h2 serving a store' '
     "$top_srcdir/scripts/vmckpt-xen-image" "$top_builddir" >/dev/null &&
-    cluster_up 2 && start_coordinator && start_agent h2 &&
+    cluster_up 2 &&
+    sed -i "/^heartbeat_timeout_ms = /d; /^\[coordinator\]/a max_precopy_ms = 60000\ncheckpoint_timeout_ms = 240000\nheartbeat_timeout_ms = 10000" \
+        $TEST_DIR/co/vmckpt.conf &&
+    start_coordinator && start_agent h2 &&
     wait_until 10 "test \"\$(host_state h2)\" = up"
 '
 
 test_expect_success 'the Xen host boots and runs the scenarios in its dom0' '
     rc=0 &&
     "$LAB_CMD" xen-run $LAB h1 --key $TEST_DIR/cluster.key --timeout 900 \
-        smoke.sh dirty.sh ckpt.sh restore.sh || rc=$? &&
+        smoke.sh dirty.sh ckpt.sh restore.sh agent.sh || rc=$? &&
     echo "scenarios failed: $rc" &&
     tr -d "\r" <$VMCKPT_LAB_RUN/$LAB/xen-h1.log >$LOG &&
     grep -aq "vmckpt-xen-dom0: up after" "$LOG" &&
@@ -52,6 +56,17 @@ test_expect_success 'live checkpoints of a PVH guest to h2: durable, short pause
 
 test_expect_success 'the guest dies; epoch 2 comes back from h2 into a new domain; memwriter goes on and verifies' '
     lines restore.sh && test "$(result restore.sh)" = ok
+'
+
+test_expect_success 'the agent in dom0: a Xen guest from a VM spec, two job checkpoints (the second a delta), guest and agent killed, the job restarted from h2 into a new domain, memwriter verifies, a third checkpoint' '
+    lines agent.sh && test "$(result agent.sh)" = ok &&
+    vmckpt list xa --all --json >$TEST_DIR/xa.json && vmckpt list xa --all &&
+    test "$(jq -r ".[] | select(.epoch == 2) | .parent" $TEST_DIR/xa.json)" = 1 &&
+    test "$(jq -r ".[] | select(.epoch == 3) | .state" $TEST_DIR/xa.json)" = committed &&
+    test "$(jq -r ".[] | select(.epoch == 3) | .source" $TEST_DIR/xa.json)" = xen-logdirty &&
+    m=$TEST_DIR/h2/state/store/xa/a1/manifest && cat $m &&
+    grep -q "^epoch 3 " $m &&
+    grep_log $TEST_DIR/co/coordinator.log "job xa restarted from epoch 2"
 '
 
 test_expect_success 'clean stop, no sanitizer report' '

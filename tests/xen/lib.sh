@@ -8,6 +8,7 @@ fail() {
         [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }
     done
     xl list
+    free -m
     exit 1
 }
 # wait_until SECS COND: poll COND every 0.2 s

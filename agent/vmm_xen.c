@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The agent's Xen guests: PVH domains built from a VM spec with xl (the
+ * configuration written into the run directory, [agent] xl_extra's lines
+ * appended), adopted through the Xen back end's ops, destroyed with xl,
+ * taken over by a restarted agent by their names (JOB-VM). This file does
+ * not include Xen headers: the ops table is all it needs (docs/xen.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/util/log.h"
+#include "vmm.h"
+#include "vmm_int.h"
+
+int vmm_is_xen(const struct vmm_vm *vm)
+{
+    return vmm_spec_is_xen(vm->spec);
+}
+
+/* Run 'argv' with its output appended to 'log'; 0 if it exited 0. On
+ * failure 'err' has the command's last line of output. */
+static int run_logged(char *const argv[], const char *log,
+                      struct vmckpt_error *err)
+{
+    int fd;
+    char tail[512] = "", *line;
+
+    fd = open(log, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errprintf_errno(err, "%s", log);
+    if (vmm_run_to(argv, fd) == 0) {
+        close(fd);
+        return 0;
+    }
+    {
+        /* the last line it wrote: what xl says went wrong */
+        off_t end = lseek(fd, 0, SEEK_END), from;
+        ssize_t n;
+        size_t len;
+
+        from =
+            end > (off_t)sizeof(tail) - 1 ? end - (off_t)sizeof(tail) + 1 : 0;
+        n = pread(fd, tail, sizeof(tail) - 1, from);
+        len = n > 0 ? (size_t)n : 0;
+        while (len > 0 && tail[len - 1] == '\n')
+            len--;
+        tail[len] = '\0';
+        line = strrchr(tail, '\n');
+        line = line != NULL ? line + 1 : tail;
+    }
+    close(fd);
+    errno = ECHILD;
+    return errprintf(err, "%s %s failed: %s (see %s)", argv[0], argv[1],
+                     line[0] ? line : "no output", log);
+}
+
+static void xl_destroy(struct vmm *m, const struct vmm_vm *vm)
+{
+    char *argv[] = {m->xl, "destroy", (char *)vm->domain, NULL};
+
+    (void)vmm_run(argv);
+}
+
+/* A value for an xl config string: no quote, backslash or newline. */
+static int xl_safe(const char *what, const char *v, struct vmckpt_error *err)
+{
+    if (strpbrk(v, "\"\\\n") == NULL)
+        return 0;
+    errno = EINVAL;
+    return errprintf(err,
+                     "%s holds a quote, backslash or newline: not for "
+                     "an xl configuration",
+                     what);
+}
+
+/* run_dir/JOB-VM.xl: the domain's configuration, from the spec and the
+ * lines of [agent] xl_extra. */
+static int xl_config(struct vmm *m, const struct vmm_vm *vm,
+                     const Vmckpt__VmSpec *spec, const char *path,
+                     struct vmckpt_error *err)
+{
+    char buf[8192];
+    FILE *f;
+    int ok;
+
+    if (xl_safe("the kernel path", spec->kernel, err) < 0 ||
+        xl_safe("the initrd path", spec->initrd, err) < 0 ||
+        xl_safe("the kernel command line", spec->cmdline, err) < 0 ||
+        xl_safe("the IP address", spec->ip, err) < 0)
+        return -1;
+    f = fopen(path, "we");
+    if (f == NULL)
+        return errprintf_errno(err, "%s", path);
+    fprintf(f,
+            "# written by vmckpt-agent for %s/%s\n"
+            "name = \"%s\"\n"
+            "type = \"pvh\"\n"
+            "kernel = \"%s\"\n",
+            vm->job, vm->name, vm->domain, spec->kernel);
+    if (spec->initrd[0] != '\0')
+        fprintf(f, "ramdisk = \"%s\"\n", spec->initrd);
+    fprintf(f,
+            "extra = \"vmckpt.name=%s %s%s %s\"\n"
+            "memory = %llu\n"
+            "maxmem = %llu\n"
+            "vcpus = %u\n",
+            spec->name, spec->ip[0] ? "vmckpt.ip=" : "", spec->ip,
+            spec->cmdline, (unsigned long long)spec->memory_mb,
+            (unsigned long long)spec->memory_mb, spec->vcpus ? spec->vcpus : 1);
+    if (m->xl_extra[0] != '\0') {
+        FILE *x = fopen(m->xl_extra, "re");
+        size_t n;
+
+        if (x == NULL) {
+            int e = errno;
+
+            fclose(f);
+            errno = e;
+            return errprintf_errno(err, "[agent] xl_extra %s", m->xl_extra);
+        }
+        fprintf(f, "# from %s\n", m->xl_extra);
+        while ((n = fread(buf, 1, sizeof(buf), x)) > 0)
+            fwrite(buf, 1, n, f);
+        fclose(x);
+    }
+    ok = !ferror(f);
+    if (fclose(f) != 0 || !ok)
+        return errprintf_errno(err, "writing %s", path);
+    return 0;
+}
+
+/* Build the domain with xl (paused for a restore) and adopt it. */
+int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
+                  const char *ram_image, struct vmckpt_error *err)
+{
+    char cfg[4200];
+    char *create[] = {m->xl, "create", cfg, NULL};
+    char *create_paused[] = {m->xl, "create", "-p", cfg, NULL};
+    struct hv_vm_spec hs;
+
+    if (m->xen == NULL) {
+        errno = ENOTSUP;
+        return errprintf(err, "this agent was built without the Xen back end "
+                              "(configure --with-xen)");
+    }
+    vm->ops = m->xen;
+    snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job, vm->name);
+    if (xl_config(m, vm, spec, cfg, err) < 0)
+        return -1;
+    if (ram_image != NULL && rename(ram_image, vm->ram) < 0)
+        return errprintf_errno(err, "restored RAM %s", ram_image);
+    /* a domain of that name left over (a failed restore, an agent that
+     * died) would make xl refuse the new one */
+    xl_destroy(m, vm);
+    {
+        int fd = open(vm->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+        if (fd >= 0) {
+            dprintf(fd, "\nvmckpt-agent: domain %s for %s/%s starts%s\n",
+                    vm->domain, vm->job, vm->name,
+                    ram_image ? " (restored)" : "");
+            close(fd);
+        }
+    }
+    if (run_logged(ram_image ? create_paused : create, vm->log, err) < 0)
+        return -1;
+    memset(&hs, 0, sizeof(hs));
+    hs.name = vm->domain;
+    hs.ram_path = ram_image ? vm->ram : NULL;
+    vm->hv = vm->ops->vm_adopt(&hs, ram_image ? -1 : 1, err);
+    if (vm->hv == NULL) {
+        xl_destroy(m, vm);
+        return -1;
+    }
+    return 0;
+}
+
+/* A Xen guest's files go (its domain is destroyed or gone). */
+static void forget(struct vmm *m, struct vmm_vm *vm)
+{
+    char cfg[4200];
+
+    vmm_unlink(m, vm);
+    vmm_drop_record(m, vm);
+    unlink(vm->ram);
+    snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job, vm->name);
+    unlink(cfg);
+}
+
+/* A Xen domain an earlier agent of this host started: tracking goes on
+ * (its next epoch is full anyway); a domain that agent's cut left
+ * suspended runs again. */
+int vmm_xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
+{
+    struct hv_vm_spec hs = {.name = vm->domain};
+
+    if (m->xen == NULL) {
+        log_err("guest %s/%s is a Xen domain and this agent has no Xen back "
+                "end; left alone",
+                vm->job, vm->name);
+        vmm_free(vm);
+        return 0;
+    }
+    vm->ops = m->xen;
+    vm->adopted = 1;
+    vm->hv = vm->ops->vm_adopt(&hs, 0, err);
+    if (vm->hv != NULL && !vm->ops->vm_alive(vm->hv)) {
+        snprintf(err->text, sizeof(err->text), "it has shut down");
+        vm->ops->vm_release(vm->hv);
+        vm->hv = NULL;
+    }
+    if (vm->hv == NULL) {
+        log_info("guest %s/%s (domain %s) of an earlier agent is gone (%s); "
+                 "cleaning up",
+                 vm->job, vm->name, vm->domain, err->text);
+        xl_destroy(m, vm);
+        forget(m, vm);
+        vmm_free(vm);
+        return 0;
+    }
+    {
+        char what[96];
+
+        snprintf(what, sizeof(what), "domain %s", vm->domain);
+        vmm_taken_over(m, vm, what);
+    }
+    return 1;
+}
+
+void vmm_xen_stop(struct vmm *m, struct vmm_vm *vm)
+{
+    vm->ops->vm_release(vm->hv);
+    vm->hv = NULL;
+    xl_destroy(m, vm);
+    forget(m, vm);
+    log_info("guest %s/%s stopped (domain %s destroyed)", vm->job, vm->name,
+             vm->domain);
+    vmm_free(vm);
+}
+
+int vmm_xen_check(struct vmm *m, struct vmm_vm *vm)
+{
+    /* a domain destroyed or shut down behind the agent's back; one
+     * restored and held paused is alive */
+    if (vm->busy || vm->hv == NULL || vm->ops->vm_alive(vm->hv))
+        return 0;
+    log_warn("guest %s/%s: its domain %s is gone or shut down", vm->job,
+             vm->name, vm->domain);
+    vm->ops->vm_release(vm->hv);
+    vm->hv = NULL;
+    xl_destroy(m, vm);
+    forget(m, vm);
+    vmm_free(vm);
+    return 1;
+}

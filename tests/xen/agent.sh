@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The agent in dom0, driven by the coordinator outside this Xen host: it
+# builds a PVH guest running memwriter from a VM spec (xl create), takes
+# two job checkpoints to h2's store (the second incremental), loses the
+# guest (xl destroy) and is killed itself; restarted, it restores the job
+# from h2's store into a new domain, the guest goes on from the
+# checkpointed counter and memwriter's own check passes; a third
+# checkpoint of the restored guest commits. The console here is the
+# coordinator's admin console.
+. /lab/t/lib.sh
+CONF=/tmp/vmckpt.conf
+V() { vmckpt -c $CONF "$@"; }
+LOG=/tmp/agent.log
+DOM=xa-a1
+agent_pid() { cat /var/lib/vmckpt/agent.pid 2>/dev/null; }
+# a host's state, from 'vmckpt hosts'
+host_state() { V hosts 2>/dev/null | awk -v h="$1" '$1 == h {print $2}'; }
+# EPOCH's line for VM a1 in 'vmckpt list xa': base and size
+epoch_line() { V list xa | awk -v e="$1" '$1 == e && $2 == "a1"'; }
+# the bytes round 0 of epoch N sent, from the agent's log
+round0() {
+    sed -n "s/.*checkpoint of xa\/a1 epoch $1: round 0: \([0-9]*\) bytes.*/\1/p" $LOG | tail -n 1
+}
+
+[ -s /tmp/cluster.key ] || fail "no cluster key"
+wait_until 30 'ping -c1 -W1 198.18.0.1 >/dev/null 2>&1' || fail "the coordinator's host is unreachable"
+cat >$CONF <<CONF
+[cluster]
+key_file = /tmp/cluster.key
+coordinator = 198.18.0.1:7470
+timeout_ms = 20000
+[agent]
+name = x1
+state_dir = /var/lib/vmckpt
+run_dir = /run/vmckpt
+xl_extra = /tmp/xl-extra.cfg
+reconnect_min_ms = 100
+reconnect_max_ms = 800
+CONF
+echo 'cpuid = "host,rdtscp=0,avx=0"' >/tmp/xl-extra.cfg
+# the agent's state and store (its local copies) in memory of their own:
+# dom0's root file system is small
+mkdir -p /var/lib/vmckpt
+mount -t tmpfs -o size=900m vmckpt /var/lib/vmckpt || fail "tmpfs"
+# a sanitizer build of the agent keeps freed memory for a while: less of
+# it in dom0
+export ASAN_OPTIONS=quarantine_size_mb=16
+vmckpt-agent -c $CONF 2>>$LOG || { cat $LOG; fail "the agent did not start"; }
+wait_until 30 'test "$(host_state x1)" = up' || { cat $LOG; fail "x1 is not up"; }
+V hosts
+
+# a Xen guest through the coordinator
+V vm start --hypervisor xen --host x1 --job xa --name a1 --mem 128 \
+    --kernel /lab/vmlinuz --initrd /lab/guest.cpio.gz \
+    --append "console=hvc0 quiet vmckpt.run=memwriter,-m,32,-r,500,-p,1,-v,5" ||
+    { tail -n 20 $LOG; fail "vm start"; }
+xl list
+wait_until 90 'test "$(last_gen $DOM)" -gt 1000 2>/dev/null' || fail "memwriter did not start in $DOM"
+# a spec for a host without a Xen back end is refused, saying so
+V vm start --hypervisor xen --host h2 --job xa --name a2 --mem 128 \
+    --kernel /lab/vmlinuz >/tmp/h2.out 2>&1 && fail "a Xen guest on h2 was accepted"
+cat /tmp/h2.out
+grep -q "no usable Xen back end" /tmp/h2.out || fail "no reason for h2's refusal"
+
+# two job checkpoints, the second a delta
+g0=$(last_gen $DOM)
+V checkpoint xa --wait >/tmp/c1.out 2>&1 || { cat /tmp/c1.out; tail -n 30 $LOG; fail "checkpoint 1"; }
+cat /tmp/c1.out
+grep -q "epoch 1 committed" /tmp/c1.out || fail "epoch 1 not committed"
+[ "$(last_gen $DOM)" -gt "$g0" ] || fail "the guest did not run during pre-copy"
+sleep 2
+V checkpoint xa --wait >/tmp/c2.out 2>&1 || { cat /tmp/c2.out; tail -n 30 $LOG; fail "checkpoint 2"; }
+cat /tmp/c2.out
+grep -q "epoch 2 committed" /tmp/c2.out || fail "epoch 2 not committed"
+V list xa
+epoch_line 1 | awk '{exit !($4 == "x1" && $5 == "h2" && $6 == "full")}' || fail "epoch 1: not a full image on h2"
+epoch_line 2 | awk '{exit !($5 == "h2" && $6 == "delta")}' || fail "epoch 2: not a delta on h2"
+# a delta's first round sends what was written since the last cut (at
+# most memwriter's 32 MiB and the kernel's writes), a full one all 128 MiB
+b1=$(round0 1) b2=$(round0 2)
+say "round 0 sent $b1 bytes in epoch 1, $b2 in epoch 2"
+[ -n "$b1" ] && [ -n "$b2" ] && [ "$b2" -lt $((b1 / 2)) ] ||
+    fail "epoch 2 is not incremental: round 0 sent $b2 bytes, epoch 1's $b1"
+g=$(last_gen $DOM); sleep 2
+[ "$(last_gen $DOM)" -gt "$g" ] || fail "the guest stopped running after the checkpoints"
+
+# the guest and its agent die; the host's local copy goes with them
+g_dead=$(last_gen $DOM)
+xl destroy $DOM || fail "xl destroy"
+kill -9 "$(agent_pid)" || fail "kill the agent"
+rm -rf /var/lib/vmckpt/store/*
+say "guest destroyed at gen $g_dead, agent killed"
+wait_until 60 'test "$(host_state x1)" = lost' || fail "x1 not seen lost"
+V jobs
+vmckpt-agent -c $CONF 2>>$LOG || { tail -n 20 $LOG; fail "the agent did not start again"; }
+wait_until 30 'test "$(host_state x1)" = up' || fail "x1 is not up again"
+grep -q "of an earlier agent is gone" $LOG || fail "the new agent did not clean up after the dead guest"
+
+# h2 holds the image but cannot run a Xen guest: the restart says so
+V restart xa >/tmp/r0.out 2>&1 && fail "restart onto h2 was accepted"
+cat /tmp/r0.out
+grep -q "no up xen host" /tmp/r0.out || fail "no reason for refusing h2"
+lines0=$(wc -l <"$(console_log $DOM)")
+V restart xa --hosts x1 >/tmp/r1.out 2>&1 || { cat /tmp/r1.out; tail -n 30 $LOG; fail "restart"; }
+cat /tmp/r1.out
+grep -q "restored from epoch 2 (h2's store)" $LOG || fail "not restored from h2's store"
+xl list
+# after the restore: memwriter goes on from the checkpoint and verifies
+after() { tail -n +$((lines0 + 1)) "$(console_log $DOM)"; }
+wait_until 90 'after | grep -aq "memwriter: verify"' || fail "memwriter did not verify after the restore"
+after | tail -n 6
+after | grep -aq "memwriter: verify PASS" || fail "memwriter's verification failed"
+g=$(after | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2)
+[ -n "$g" ] && [ "$g" -le "$g_dead" ] || fail "after the restore memwriter is at gen $g, it died at $g_dead"
+say "restored guest resumed at gen $g (died at $g_dead)"
+
+# the restored guest is checkpointed again (tracking restarted, same pages)
+V checkpoint xa --wait >/tmp/c3.out 2>&1 || { cat /tmp/c3.out; tail -n 30 $LOG; fail "checkpoint 3"; }
+cat /tmp/c3.out
+grep -q "epoch 3 committed" /tmp/c3.out || fail "epoch 3 not committed"
+V vm stop --job xa --name a1 || fail "vm stop"
+xl domid $DOM >/dev/null 2>&1 && fail "the domain outlived vm stop"
+pid=$(agent_pid)
+kill "$pid"
+wait_until 20 "! kill -0 $pid 2>/dev/null" || fail "the agent did not stop"
+
+if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error:" $LOG; then
+    cat $LOG
+    fail "a sanitizer report in the agent's log"
+fi
+say PASS
