@@ -231,7 +231,7 @@ struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
     snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", spec->job,
              spec->name);
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", spec->name);
-    snprintf(vm->domain, sizeof(vm->domain), "%s-%s", spec->job, spec->name);
+    vmm_xen_name(vm, spec);
     if (vmm_spec_is_xen(spec)) {
         vm->spec = wire_copy(spec);
         if (vm->spec == NULL) {
@@ -558,7 +558,7 @@ static int adopt_one(struct vmm *m, const char *spec_path,
     snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", vm->job,
              vm->name);
     snprintf(vm->tap, sizeof(vm->tap), "vt-%s", vm->name);
-    snprintf(vm->domain, sizeof(vm->domain), "%s-%s", vm->job, vm->name);
+    vmm_xen_name(vm, vm->spec);
     if (vmm_is_xen(vm))
         return vmm_xen_adopt(m, vm, err);
     vm->ops = &hv_qemu_ops;

@@ -18,7 +18,7 @@ struct vmm_vm {
     pid_t pid;
     char qmp[4200], ram[4200], log[4200], tap[16];
     const struct hv_ops *ops; /* its back end */
-    char domain[80];          /* xen: the domain's name, JOB-VM */
+    char domain[80];          /* xen: spec.domain, or JOB-VM */
     struct hv_vm *hv;         /* adopted, dirty tracking on */
     uint64_t last_epoch;    /* last epoch written from this QEMU (delta base) */
     uint64_t pending_epoch; /* durable job epoch, a base once committed */

@@ -27,7 +27,9 @@ void vmm_taken_over(struct vmm *m, struct vmm_vm *vm, const char *what);
 /* Take 'vm' out of the agent's list. */
 void vmm_unlink(struct vmm *m, struct vmm_vm *vm);
 
-/* vmm_xen.c. Build the domain of 'spec' with xl (paused on the RAM of
+/* vmm_xen.c. The name of the guest's domain: spec.domain, or JOB-VM. */
+void vmm_xen_name(struct vmm_vm *vm, const Vmckpt__VmSpec *spec);
+/* Build the domain of 'spec' with xl (paused on the RAM of
  * 'ram_image' for a restore) and adopt it; 'vm' has its names set. */
 int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
                   const char *ram_image, struct vmckpt_error *err);

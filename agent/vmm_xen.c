@@ -136,13 +136,22 @@ static int xl_config(struct vmm *m, const struct vmm_vm *vm,
     return 0;
 }
 
+void vmm_xen_name(struct vmm_vm *vm, const Vmckpt__VmSpec *spec)
+{
+    if (spec->domain[0] != '\0')
+        snprintf(vm->domain, sizeof(vm->domain), "%s", spec->domain);
+    else
+        snprintf(vm->domain, sizeof(vm->domain), "%s-%s", spec->job,
+                 spec->name);
+}
+
 /* Build the domain with xl (paused for a restore) and adopt it. */
 int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
                   const char *ram_image, struct vmckpt_error *err)
 {
-    char cfg[4200];
-    char *create[] = {m->xl, "create", cfg, NULL};
-    char *create_paused[] = {m->xl, "create", "-p", cfg, NULL};
+    char cfg[4200], name[128] = "";
+    char *argv[6];
+    int n = 0;
     struct hv_vm_spec hs;
 
     if (m->xen == NULL) {
@@ -151,14 +160,46 @@ int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
                               "(configure --with-xen)");
     }
     vm->ops = m->xen;
-    snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job, vm->name);
-    if (xl_config(m, vm, spec, cfg, err) < 0)
+    if (spec->domain[0] != '\0' && spec->xl_config[0] == '\0') {
+        errno = EINVAL;
+        return errprintf(err,
+                         "taking over domain %s needs its xl "
+                         "configuration (xl_config), to restore it",
+                         spec->domain);
+    }
+    if (strlen(spec->domain) >= sizeof(vm->domain)) {
+        errno = ENAMETOOLONG;
+        return errprintf(err, "domain name %.80s...: at most %zu characters",
+                         spec->domain, sizeof(vm->domain) - 1);
+    }
+    if (xl_safe("the domain name", vm->domain, err) < 0)
         return -1;
+    if (spec->xl_config[0] != '\0') {
+        /* the administrator's configuration, under the name we track */
+        if (access(spec->xl_config, R_OK) < 0)
+            return errprintf_errno(err, "xl configuration %s", spec->xl_config);
+        snprintf(cfg, sizeof(cfg), "%s", spec->xl_config);
+        snprintf(name, sizeof(name), "name=\"%s\"", vm->domain);
+    } else {
+        snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job,
+                 vm->name);
+        if (xl_config(m, vm, spec, cfg, err) < 0)
+            return -1;
+    }
+    if (spec->domain[0] != '\0' && ram_image == NULL) {
+        /* a running domain: taken over as it is */
+        memset(&hs, 0, sizeof(hs));
+        hs.name = vm->domain;
+        vm->hv = vm->ops->vm_adopt(&hs, 1, err);
+        return vm->hv != NULL ? 0 : -1;
+    }
     if (ram_image != NULL && rename(ram_image, vm->ram) < 0)
         return errprintf_errno(err, "restored RAM %s", ram_image);
-    /* a domain of that name left over (a failed restore, an agent that
-     * died) would make xl refuse the new one */
-    xl_destroy(m, vm);
+    /* a domain of that name left over from a failed restore would make xl
+     * refuse the new one (a new guest is refused instead: the name may be
+     * someone else's) */
+    if (ram_image != NULL)
+        xl_destroy(m, vm);
     {
         int fd = open(vm->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
@@ -169,7 +210,15 @@ int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
             close(fd);
         }
     }
-    if (run_logged(ram_image ? create_paused : create, vm->log, err) < 0)
+    argv[n++] = m->xl;
+    argv[n++] = "create";
+    if (ram_image != NULL)
+        argv[n++] = "-p"; /* the restore writes the image before it runs */
+    argv[n++] = cfg;
+    if (name[0] != '\0')
+        argv[n++] = name;
+    argv[n] = NULL;
+    if (run_logged(argv, vm->log, err) < 0)
         return -1;
     memset(&hs, 0, sizeof(hs));
     hs.name = vm->domain;

@@ -48,6 +48,8 @@ static const char vm_usage[] =
     "                       [--job JOB] [--mem MB] [--vcpus N]\n"
     "                       [--initrd FILE] [--append TEXT] [--ip A/PREFIX]\n"
     "                       [--hypervisor qemu|xen]\n"
+    "       vmckpt vm start --hypervisor xen --name NAME --host HOST\n"
+    "                       --xl-config FILE [--adopt DOMAIN] [--job JOB]\n"
     "       vmckpt vm stop --name NAME [--job JOB]\n"
     "       vmckpt vm list [--job JOB] [--json]\n"
     "Launch a guest on HOST through its agent (RAM in shared memory, dirty\n"
@@ -55,7 +57,10 @@ static const char vm_usage[] =
     "JOB defaults to 'default'; MB to 512. With --hypervisor xen, HOST is a\n"
     "Xen dom0 whose agent has the Xen back end: the guest is a PVH domain\n"
     "named JOB-NAME, built by 'xl create' from these options (FILEs are\n"
-    "paths in that dom0; see docs/xen.md).\n";
+    "paths in that dom0; see docs/xen.md). With --xl-config, the domain is\n"
+    "built from that xl configuration instead (its name set to JOB-NAME,\n"
+    "or DOMAIN); with --adopt, the running domain DOMAIN is taken over as\n"
+    "it is, and FILE is what a restore builds it from.\n";
 
 static int vm_start(struct cli *cli, int argc, char **argv)
 {
@@ -65,7 +70,8 @@ static int vm_start(struct cli *cli, int argc, char **argv)
         {"mem", 1, NULL, 'm'},        {"vcpus", 1, NULL, 'c'},
         {"initrd", 1, NULL, 'i'},     {"append", 1, NULL, 'a'},
         {"ip", 1, NULL, 'p'},         {"help", 0, NULL, 'h'},
-        {"hypervisor", 1, NULL, 'x'}, {NULL, 0, NULL, 0},
+        {"hypervisor", 1, NULL, 'x'}, {"xl-config", 1, NULL, 'X'},
+        {"adopt", 1, NULL, 'A'},      {NULL, 0, NULL, 0},
     };
     Vmckpt__VmStart st = VMCKPT__VM_START__INIT;
     Vmckpt__VmSpec s = VMCKPT__VM_SPEC__INIT;
@@ -107,6 +113,12 @@ static int vm_start(struct cli *cli, int argc, char **argv)
         case 'x':
             s.hypervisor = optarg;
             break;
+        case 'X':
+            s.xl_config = optarg;
+            break;
+        case 'A':
+            s.domain = optarg;
+            break;
         case 'h':
             fputs(vm_usage, stdout);
             return 0;
@@ -115,7 +127,7 @@ static int vm_start(struct cli *cli, int argc, char **argv)
             return 2;
         }
     }
-    if (!s.name[0] || !s.host[0] || !s.kernel[0]) {
+    if (!s.name[0] || !s.host[0] || (!s.kernel[0] && !s.xl_config[0])) {
         fputs(vm_usage, stderr);
         return 2;
     }

@@ -252,10 +252,22 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
     char *cmdline;
 
     if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
-        s->host[0] == '\0' || s->kernel[0] == '\0' || s->memory_mb < 16)
+        s->host[0] == '\0' || s->memory_mb < 16 ||
+        (s->kernel[0] == '\0' && s->xl_config[0] == '\0'))
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                           "vm start needs a job, a name, a host, a kernel "
-                          "and at least 16 MiB");
+                          "(or, for Xen, an xl configuration) and at least "
+                          "16 MiB");
+    if ((s->xl_config[0] != '\0' || s->domain[0] != '\0') &&
+        strcmp(s->hypervisor, "xen") != 0)
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "an xl configuration or a domain to take over is "
+                          "for --hypervisor xen");
+    if (s->domain[0] != '\0' && s->xl_config[0] == '\0')
+        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                          "taking over domain %s needs its xl configuration "
+                          "(--xl-config), to restore it",
+                          s->domain);
     if (s->hypervisor[0] != '\0' && strcmp(s->hypervisor, "qemu") != 0 &&
         strcmp(s->hypervisor, "xen") != 0)
         return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,

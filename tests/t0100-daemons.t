@@ -92,11 +92,15 @@ test_expect_success 'an agent busy for 5 s (a slow guest launch) keeps its host 
     ! grep -q "host h1: up -> lost" <(tail -n 20 $TEST_DIR/co/coordinator.log)
 '
 
-test_expect_success 'vm start refuses an unknown hypervisor, and a Xen guest for a host without a usable Xen back end' '
+test_expect_success 'vm start refuses an unknown hypervisor, a Xen guest for a host without a usable Xen back end, and Xen options without Xen' '
     ! vmckpt vm start --name x1 --host h2 --kernel /k --hypervisor vbox 2>$TEST_DIR/hv.err &&
     cat $TEST_DIR/hv.err && grep -q "hypervisor .vbox.: give qemu or xen" $TEST_DIR/hv.err &&
     ! vmckpt vm start --name x1 --host h2 --kernel /k --hypervisor xen 2>$TEST_DIR/xen.err &&
     cat $TEST_DIR/xen.err && grep -q "host h2 has no usable Xen back end" $TEST_DIR/xen.err &&
+    ! vmckpt vm start --name x1 --host h2 --adopt d1 --xl-config /k 2>$TEST_DIR/adopt.err &&
+    cat $TEST_DIR/adopt.err && grep -q "is for --hypervisor xen" $TEST_DIR/adopt.err &&
+    ! vmckpt vm start --name x1 --host h2 --hypervisor xen --adopt d1 --kernel /k 2>$TEST_DIR/adopt2.err &&
+    cat $TEST_DIR/adopt2.err && grep -q "taking over domain d1 needs its xl configuration" $TEST_DIR/adopt2.err &&
     vmckpt vm list --json | jq -e "[.[] | select(.vm == \"x1\")] | length == 0"
 '
 
