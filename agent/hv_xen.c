@@ -483,17 +483,22 @@ static int shutdown_code(struct hv_vm *vm, int *dying)
 }
 
 /* A restored domain is unpaused: its suspend hypercall returns 0 and the
- * guest runs its resume path. Tracking starts now, over the image's
- * ranges (the same pages, so later epochs match the stored ones). */
+ * guest runs its resume path. Tracking starts and the image's ranges are
+ * mapped first, while it is still paused, as for a domain adopted before
+ * it boots (not while the resuming guest maps its shared info and grant
+ * table back). The same pages as the image, so later epochs match the
+ * stored ones. */
 static int resume_restored(struct hv_vm *vm, struct vmckpt_error *err)
 {
+    if (vm->map == NULL) {
+        if (start_tracking(vm, 1, err) < 0 ||
+            hvx_map_ranges(vm, PROT_READ, err) < 0)
+            return -1;
+        vm->tracking = 1;
+    }
     if (xc_domain_unpause(vm->xch, vm->domid) < 0)
         return errprintf_errno(err, "domain %s: unpause", vm->name);
     vm->restored = 0;
-    if (start_tracking(vm, 1, err) < 0 ||
-        hvx_map_ranges(vm, PROT_READ, err) < 0)
-        return -1;
-    vm->tracking = 1;
     return 0;
 }
 

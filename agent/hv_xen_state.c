@@ -200,9 +200,36 @@ static uint64_t state_param(const struct xstate *x, uint32_t index, int *found)
  * ('ram_fd': the pages of the ranges end to end), its vCPUs, timers and
  * TSC the state's; it stays paused, stopped in the suspend hypercall, and
  * resumes through the guest's own resume path when unpaused. */
+/* The engine's index of page 'gfn' of the domain, or -1. */
+static int64_t page_index(const struct hv_vm *vm, uint64_t gfn)
+{
+    uint64_t base = 0;
+    size_t k;
+
+    for (k = 0; k < vm->nranges; k++) {
+        if (gfn >= vm->range[k].gfn &&
+            gfn < vm->range[k].gfn + vm->range[k].count)
+            return (int64_t)(base + gfn - vm->range[k].gfn);
+        base += vm->range[k].count;
+    }
+    return -1;
+}
+
+/* The special pages a restore leaves as the new domain has them. */
+static const uint32_t keep_params[] = {
+    HVM_PARAM_STORE_PFN,        HVM_PARAM_CONSOLE_PFN,
+    HVM_PARAM_IOREQ_PFN,        HVM_PARAM_BUFIOREQ_PFN,
+    HVM_PARAM_PAGING_RING_PFN,  HVM_PARAM_MONITOR_RING_PFN,
+    HVM_PARAM_SHARING_RING_PFN,
+};
+
 static int restore_into(struct hv_vm *vm, int ram_fd, const uint8_t *state,
                         size_t state_len, struct vmckpt_error *err)
 {
+    const size_t nparams = sizeof(keep_params) / sizeof(keep_params[0]);
+    uint8_t keep[sizeof(keep_params) / sizeof(keep_params[0])][PAGE];
+    uint64_t keep_at[sizeof(keep_params) / sizeof(keep_params[0])];
+    size_t nkeep;
     const char *name = vm->name;
     struct xstate x;
     uint64_t i, v, cur;
@@ -245,8 +272,22 @@ static int restore_into(struct hv_vm *vm, int ram_fd, const uint8_t *state,
             goto out;
         }
     }
-    /* every page, zero pages included: the new domain holds a freshly
-     * loaded kernel there */
+    /* the rings the new domain shares with dom0 (xenstore, console) and
+     * with Xen (ioreq, vm_event) stay as the new domain has them: the
+     * daemons serving it are connected to those, and the image's indices
+     * are another connection's (Xen's own restore clears these pages) */
+    nkeep = 0;
+    for (k = 0; k < nparams; k++) {
+        int64_t at;
+
+        if (xc_hvm_param_get(vm->xch, vm->domid, keep_params[k], &cur) < 0 ||
+            cur == 0 || (at = page_index(vm, cur)) < 0)
+            continue;
+        keep_at[nkeep] = (uint64_t)at;
+        memcpy(keep[nkeep++], vm->map + (uint64_t)at * PAGE, PAGE);
+    }
+    /* every other page, zero pages included: the new domain holds a
+     * freshly loaded kernel there */
     for (i = 0; i < vm->npages; i += 256) {
         uint64_t n = vm->npages - i < 256 ? vm->npages - i : 256;
         ssize_t got =
@@ -260,6 +301,8 @@ static int restore_into(struct hv_vm *vm, int ram_fd, const uint8_t *state,
             goto out;
         }
     }
+    for (k = 0; k < nkeep; k++)
+        memcpy(vm->map + keep_at[k] * PAGE, keep[k], PAGE);
     /* a page the new domain lacks was a hole in the image too (zeroes),
      * or the configuration differs */
     for (i = 0; i < vm->npages; i++) {
