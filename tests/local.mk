@@ -18,8 +18,7 @@ TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 # the scenarios the Xen lab runs in its dom0 (t0700)
 EXTRA_DIST += %reldir%/xen/lib.sh %reldir%/xen/run.sh %reldir%/xen/smoke.sh \
-	%reldir%/xen/dirty.sh %reldir%/xen/ckpt.sh %reldir%/xen/restore.sh \
-	%reldir%/xen/agent.sh
+	%reldir%/xen/dirty.sh %reldir%/xen/agent.sh
 
 # wirepoke: sends hand-made (and deliberately bad) frames to a daemon.
 check_PROGRAMS += %reldir%/tools/wirepoke

@@ -71,9 +71,11 @@ cat /tmp/c1.out
 grep -q "epoch 1 committed" /tmp/c1.out || fail "epoch 1 not committed"
 [ "$(last_gen $DOM)" -gt "$g0" ] || fail "the guest did not run during pre-copy"
 sleep 2
-V checkpoint xa --wait >/tmp/c2.out 2>&1 || { cat /tmp/c2.out; tail -n 30 $LOG; fail "checkpoint 2"; }
+V checkpoint xa --wait --streams 2 >/tmp/c2.out 2>&1 || { cat /tmp/c2.out; tail -n 30 $LOG; fail "checkpoint 2"; }
 cat /tmp/c2.out
 grep -q "epoch 2 committed" /tmp/c2.out || fail "epoch 2 not committed"
+grep -q "checkpoint of xa/a1 epoch 2 (delta, job) to .* in 2 streams begins" $LOG ||
+    fail "epoch 2 did not go in two streams"
 V list xa
 epoch_line 1 | awk '{exit !($4 == "x1" && $5 == "h2" && $6 == "full")}' || fail "epoch 1: not a full image on h2"
 epoch_line 2 | awk '{exit !($5 == "h2" && $6 == "delta")}' || fail "epoch 2: not a delta on h2"
