@@ -47,7 +47,7 @@ test_expect_success 'log-dirty of a PVH guest misses no written page; a PV guest
     lines dirty.sh && test "$(result dirty.sh)" = ok
 '
 
-test_expect_success 'the agent in dom0: a Xen guest from a VM spec, two live job checkpoints to h2 (short pauses, the second a delta in two streams), guest and agent killed, the job restarted from h2 into a new domain, memwriter verifies, a third checkpoint; a domain taken over and checkpointed' '
+test_expect_success 'the agent in dom0: a Xen guest from a VM spec, two live job checkpoints to h2 (short pauses, the second a delta in two streams), guest and agent killed, the job restarted from h2 into a new domain, memwriter verifies, a third checkpoint; a domain taken over, lost, restored in place from its configuration' '
     lines agent.sh && test "$(result agent.sh)" = ok &&
     vmckpt list xa --all --json >$TEST_DIR/xa.json && vmckpt list xa --all &&
     jq -e "[.[] | select(.epoch <= 2 and .pause_us * 2 >= .total_ms * 1000)] | length == 0" $TEST_DIR/xa.json &&

@@ -5,9 +5,10 @@
 # guest (xl destroy) and is killed itself; restarted, it restores the job
 # from h2's store into a new domain, the guest goes on from the
 # checkpointed counter and memwriter's own check passes; a third
-# checkpoint of the restored guest commits. Before the loss, a domain
-# built by hand is taken over with its configuration and checkpointed.
-# The console here is the coordinator's admin console.
+# checkpoint of the restored guest commits. Then a domain built by hand is
+# taken over with its configuration, checkpointed, lost and restored in
+# place from this host's copy. The console here is the coordinator's
+# admin console.
 . /lab/t/lib.sh
 CONF=/tmp/vmckpt.conf
 V() { vmckpt -c $CONF "$@"; }
@@ -87,18 +88,6 @@ say "round 0 sent $b1 bytes in epoch 1, $b2 in epoch 2"
 g=$(last_gen $DOM); sleep 2
 [ "$(last_gen $DOM)" -gt "$g" ] || fail "the guest stopped running after the checkpoints"
 
-# a domain built by the administrator, taken over with its configuration
-# (what a restore would build it from), checkpointed live, stopped
-pvh_create b1 128 "memwriter -m 16 -r 300 -p 1" || fail "xl create b1"
-wait_until 90 'test "$(last_gen b1)" -gt 500 2>/dev/null' || fail "memwriter did not start in b1"
-V vm start --hypervisor xen --host x1 --job xb --name b1 --mem 128 \
-    --adopt b1 --xl-config /tmp/b1.cfg || { tail -n 20 $LOG; fail "taking over b1"; }
-V checkpoint xb --wait >/tmp/b1.out 2>&1 || { cat /tmp/b1.out; tail -n 30 $LOG; fail "checkpoint of b1"; }
-cat /tmp/b1.out
-grep -q "epoch 1 committed" /tmp/b1.out || fail "b1's epoch 1 not committed"
-V vm stop --job xb --name b1 || fail "vm stop b1"
-xl domid b1 >/dev/null 2>&1 && fail "b1 outlived vm stop"
-
 # the guest and its agent die; the host's local copy goes with them
 g_dead=$(last_gen $DOM)
 xl destroy $DOM || fail "xl destroy"
@@ -138,6 +127,41 @@ grep -q "epoch 3 committed" /tmp/c3.out || fail "epoch 3 not committed"
 V vm stop --job xa --name a1 || fail "vm stop"
 xl list >/dev/null || fail "xl no longer runs in dom0"
 xl domid $DOM >/dev/null 2>&1 && fail "the domain outlived vm stop"
+
+# (in this nested lab, building a domain while another one that has been
+# suspended and resumed runs, by xl save -c as much as by our cut, leaves
+# dom0 damaged: docs/xen.md; so b1 comes after a1 is gone)
+# a domain built by the administrator, taken over with its configuration;
+# it dies and comes back in place from this host's copy, built from that
+# configuration
+pvh_create b1 128 "memwriter -m 16 -r 300 -p 1 -v 5" || fail "xl create b1"
+wait_until 90 'test "$(last_gen b1)" -gt 500 2>/dev/null' || fail "memwriter did not start in b1"
+V vm start --hypervisor xen --host x1 --job xb --name b1 --mem 128 \
+    --adopt b1 --xl-config /tmp/b1.cfg || { tail -n 20 $LOG; fail "taking over b1"; }
+V checkpoint xb --wait >/tmp/b1.out 2>&1 || { cat /tmp/b1.out; tail -n 30 $LOG; fail "checkpoint of b1"; }
+cat /tmp/b1.out
+grep -q "epoch 1 committed" /tmp/b1.out || fail "b1's epoch 1 not committed"
+b_dead=$(last_gen b1)
+xl destroy b1 || fail "xl destroy b1"
+wait_until 10 'grep -q "xb/b1: its domain b1 is gone" $LOG' || fail "the agent did not notice b1's end"
+b_lines=$(wc -l <"$(console_log b1)")
+V restart xb >/tmp/rb.out 2>&1 || { cat /tmp/rb.out; tail -n 30 $LOG; fail "restart of xb"; }
+cat /tmp/rb.out
+grep -q "guest xb/b1 restored from epoch 1 (x1's store)" $LOG || fail "b1 not restored from this host's copy"
+grep -q "domain b1 for xb/b1 starts (restored)" /run/vmckpt/xb-b1.log &&
+    grep -q "Parsing config from /tmp/b1.cfg" /run/vmckpt/xb-b1.log ||
+    fail "b1 was not rebuilt from /tmp/b1.cfg"
+b_after() { tail -n +$((b_lines + 1)) "$(console_log b1)"; }
+wait_until 90 'b_after | grep -aq "memwriter: verify"' || fail "b1's memwriter did not verify after the restore"
+b_after | grep -aq "memwriter: verify PASS" || fail "b1's verification failed"
+g=$(b_after | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2)
+[ -n "$g" ] && [ "$g" -le "$b_dead" ] || fail "b1 restored at gen $g, it died at $b_dead"
+say "b1 taken over, restored from its configuration at gen $g (died at $b_dead)"
+V vm stop --job xb --name b1 || fail "vm stop b1"
+xl list >/dev/null || fail "xl no longer runs in dom0"
+if dmesg | grep -a "traps:"; then
+    fail "dom0's processes crashed"
+fi
 pid=$(agent_pid)
 kill "$pid"
 wait_until 20 "! kill -0 $pid 2>/dev/null" || fail "the agent did not stop"
