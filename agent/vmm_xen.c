@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The agent's Xen guests: PVH domains built from a VM spec with xl (the
+/* The agent's Xen guests: PVH domains built with xl from a VM spec (the
  * configuration written into the run directory, [agent] xl_extra's lines
- * appended), adopted through the Xen back end's ops, destroyed with xl,
- * taken over by a restarted agent by their names (JOB-VM). This file does
- * not include Xen headers: the ops table is all it needs (docs/xen.md). */
+ * appended) or from the administrator's xl configuration, or running
+ * domains taken over; all adopted through the Xen back end's ops,
+ * destroyed with xl, taken over again by a restarted agent by their names
+ * (JOB-VM, or the domain the spec named). This file does not include Xen
+ * headers: the ops table is all it needs (docs/xen.md). */
 #include "config.h"
 
 #include <errno.h>
