@@ -423,48 +423,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Ask the guest to suspend and wait until it stopped in its suspend
- * hypercall (Xen then holds it). */
-int hvx_pause(struct hv_vm *vm, struct vmckpt_error *err)
-{
-    char path[80];
-    xc_domaininfo_t info;
-    uint64_t t0 = mono_ms();
-
-    snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown",
-             vm->domid);
-    if (!xs_write(vm->xs, XBT_NULL, path, "suspend", 7))
-        return errprintf_errno(err, "domain %s: asking it to suspend",
-                               vm->name);
-    for (;;) {
-        if (xc_domain_getinfolist(vm->xch, vm->domid, 1, &info) != 1 ||
-            info.domain != vm->domid)
-            return errprintf_errno(err, "domain %s: its info", vm->name);
-        if (info.flags & XEN_DOMINF_shutdown) {
-            unsigned code = (info.flags >> XEN_DOMINF_shutdownshift) &
-                            XEN_DOMINF_shutdownmask;
-
-            if (code == SHUTDOWN_suspend)
-                return 0;
-            errno = ESRCH;
-            return errprintf(err,
-                             "domain %s shut down (reason %u) instead "
-                             "of suspending",
-                             vm->name, code);
-        }
-        if (mono_ms() - t0 > SUSPEND_MS) {
-            (void)xs_rm(vm->xs, XBT_NULL, path);
-            errno = ETIMEDOUT;
-            return errprintf(err,
-                             "domain %s did not suspend within %d ms (a "
-                             "guest without Xen suspend support cannot be "
-                             "checkpointed live)",
-                             vm->name, SUSPEND_MS);
-        }
-        usleep(500);
-    }
-}
-
 /* The domain's shutdown code, or -1 while it is not shut down; -2 if it
  * is gone. */
 static int shutdown_code(struct hv_vm *vm, int *dying)
@@ -480,6 +438,45 @@ static int shutdown_code(struct hv_vm *vm, int *dying)
         return -1;
     return (int)((info.flags >> XEN_DOMINF_shutdownshift) &
                  XEN_DOMINF_shutdownmask);
+}
+
+/* Ask the guest to suspend and wait until it stopped in its suspend
+ * hypercall (Xen then holds it). */
+int hvx_pause(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    char path[80];
+    uint64_t t0 = mono_ms();
+    int code;
+
+    snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown",
+             vm->domid);
+    if (!xs_write(vm->xs, XBT_NULL, path, "suspend", 7))
+        return errprintf_errno(err, "domain %s: asking it to suspend",
+                               vm->name);
+    for (;;) {
+        code = shutdown_code(vm, NULL);
+        if (code == -2)
+            return errprintf_errno(err, "domain %s: its info", vm->name);
+        if (code == SHUTDOWN_suspend)
+            return 0;
+        if (code >= 0) {
+            errno = ESRCH;
+            return errprintf(err,
+                             "domain %s shut down (reason %d) instead "
+                             "of suspending",
+                             vm->name, code);
+        }
+        if (mono_ms() - t0 > SUSPEND_MS) {
+            (void)xs_rm(vm->xs, XBT_NULL, path);
+            errno = ETIMEDOUT;
+            return errprintf(err,
+                             "domain %s did not suspend within %d ms (a "
+                             "guest without Xen suspend support cannot be "
+                             "checkpointed live)",
+                             vm->name, SUSPEND_MS);
+        }
+        usleep(500);
+    }
 }
 
 /* A restored domain is unpaused: its suspend hypercall returns 0 and the
@@ -504,10 +501,11 @@ static int resume_restored(struct hv_vm *vm, struct vmckpt_error *err)
 
 int hvx_resume(struct hv_vm *vm, struct vmckpt_error *err)
 {
-    int code = shutdown_code(vm, NULL);
+    int code;
 
     if (vm->restored)
         return resume_restored(vm, err);
+    code = shutdown_code(vm, NULL);
     if (code == -2) {
         errno = ESRCH;
         return errprintf(err, "domain %s is gone", vm->name);

@@ -245,6 +245,18 @@ static void forget(struct vmm *m, struct vmm_vm *vm)
     unlink(cfg);
 }
 
+/* The guest's domain goes (if it is still there), then its files and
+ * the guest itself ('vm' is freed). */
+static void destroy(struct vmm *m, struct vmm_vm *vm)
+{
+    if (vm->ops != NULL)
+        vm->ops->vm_release(vm->hv);
+    vm->hv = NULL;
+    xl_destroy(m, vm);
+    forget(m, vm);
+    vmm_free(vm);
+}
+
 /* A Xen domain an earlier agent of this host started: tracking goes on
  * (its next epoch is full anyway); a domain that agent's cut left
  * suspended runs again. */
@@ -271,9 +283,7 @@ int vmm_xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
         log_info("guest %s/%s (domain %s) of an earlier agent is gone (%s); "
                  "cleaning up",
                  vm->job, vm->name, vm->domain, err->text);
-        xl_destroy(m, vm);
-        forget(m, vm);
-        vmm_free(vm);
+        destroy(m, vm);
         return 0;
     }
     {
@@ -287,13 +297,9 @@ int vmm_xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
 
 void vmm_xen_stop(struct vmm *m, struct vmm_vm *vm)
 {
-    vm->ops->vm_release(vm->hv);
-    vm->hv = NULL;
-    xl_destroy(m, vm);
-    forget(m, vm);
     log_info("guest %s/%s stopped (domain %s destroyed)", vm->job, vm->name,
              vm->domain);
-    vmm_free(vm);
+    destroy(m, vm);
 }
 
 int vmm_xen_check(struct vmm *m, struct vmm_vm *vm)
@@ -304,10 +310,6 @@ int vmm_xen_check(struct vmm *m, struct vmm_vm *vm)
         return 0;
     log_warn("guest %s/%s: its domain %s is gone or shut down", vm->job,
              vm->name, vm->domain);
-    vm->ops->vm_release(vm->hv);
-    vm->hv = NULL;
-    xl_destroy(m, vm);
-    forget(m, vm);
-    vmm_free(vm);
+    destroy(m, vm);
     return 1;
 }
