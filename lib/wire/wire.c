@@ -34,7 +34,6 @@ static const struct wire_type wire_types[] = {
     T(JOB_REGISTER, "job-register", job_register),
     T(JOB_REGISTERED, "job-registered", job_registered),
     T(JOB_DEREGISTER, "job-deregister", job_deregister),
-    T(VM_REGISTER, "vm-register", vm_register),
     T(ACK, "ack", ack),
     T(VM_START, "vm-start", vm_start),
     T(VM_STOP, "vm-stop", vm_stop),

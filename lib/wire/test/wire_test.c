@@ -68,7 +68,9 @@ START_TEST(table_round_trip)
         ck_assert_ptr_nonnull(protobuf_c_message_descriptor_get_field(
             &vmckpt__envelope__descriptor, (unsigned)t));
     }
-    ck_assert_int_eq(known, 51);
+    /* every MsgType but MSG_NONE has its entry, and nothing else has one */
+    ck_assert_int_eq(known, (int)vmckpt__msg_type__descriptor.n_values - 1);
+    ck_assert_int_eq(known, 50);
     ck_assert_str_eq(wire_type_name(999), "type 999");
 
     ck_assert_int_eq(wire_encode(VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, 42, &q,
