@@ -44,6 +44,9 @@ static const char usage[] =
     "  -d, --debug         log debug messages\n"
     "  -s, --syslog        log to syslog instead of stderr\n"
     "  -o, --set=S.K=V     override key K of section [S] of the file\n"
+    "      --stop          stop the agent running with this configuration\n"
+    "                      (SIGTERM to the pid in STATE_DIR/agent.pid, then\n"
+    "                      wait for it to end)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
@@ -78,12 +81,17 @@ static const char usage[] =
     "                                  that builds and destroys domains\n"
     "  xl_extra = FILE                 lines added to every domain's xl\n"
     "                                  configuration (vif, cpuid, ...)\n"
-    "  log = stderr | syslog           log_level = error|warning|info|debug\n"
+    "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
+    "                                  file is appended to; errors before\n"
+    "                                  the start completed also go to\n"
+    "                                  stderr)\n"
+    "  log_level = info                error | warning | info | debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
     "first, so the host shows as 'down' rather than 'lost'.\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent", NULL};
+static const char *const sections[] = {"cluster", "coordinator", "agent",
+                                       "launch", NULL};
 static const char *const cluster_keys[] = {"key_file", "coordinator",
                                            "timeout_ms", NULL};
 static const char *const agent_keys[] = {"name",
@@ -171,6 +179,12 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
+    if (o.stop) {
+        snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
+        rc = daemon_stop(path, "vmckpt-agent", 30000);
+        goto out;
+    }
     if (get_ms(o.conf, "reconnect_min_ms", 200, &a.reconnect_min_ms) < 0 ||
         get_ms(o.conf, "reconnect_max_ms", 5000, &a.reconnect_max_ms) < 0 ||
         get_ms(o.conf, "connect_timeout_ms", 2000, &a.connect_timeout_ms) < 0) {
@@ -195,7 +209,6 @@ int main(int argc, char **argv)
         goto out;
     }
     snprintf(a.coordinator, sizeof(a.coordinator), "%s", coord);
-    state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
     if (auth_key_load(&a.key,
                       conf_get(o.conf, "cluster", "key_file",
                                SYSCONFDIR "/vmckpt/cluster.key"),

@@ -53,4 +53,7 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_checkpoint(struct cli *cli, int argc, char **argv);
 int cmd_restore(struct cli *cli, int argc, char **argv);
 
+/* cmd_cluster.c */
+int cmd_cluster(struct cli *cli, int argc, char **argv);
+
 #endif

@@ -53,6 +53,9 @@ static const char usage[] =
     "  gc                      re-apply retention on every store\n"
     "  restore --vm NAME --host HOST [--job JOB] [--epoch N]\n"
     "                          bring one guest back from an epoch on HOST\n"
+    "  cluster start|stop [HOST]...\n"
+    "                          start or stop the agents of many hosts over\n"
+    "                          SSH (cluster --help)\n"
     "  help                    show this help\n"
     "\n"
     "Global options:\n"
@@ -334,6 +337,7 @@ static const struct command {
     {"restart", cmd_restart, 1},
     {"cancel", cmd_cancel, 1},
     {"gc", cmd_gc, 1},
+    {"cluster", cmd_cluster, 1},
 };
 
 int main(int argc, char **argv)

@@ -27,7 +27,7 @@
 static const char usage[] =
     "Usage: vmckpt-coordinator [OPTION]...\n"
     "The vmckpt coordinator: one per cluster. Agents on every host connect\n"
-    "to it; the admin console, the mpirun wrapper and Slurm talk to it.\n"
+    "to it; the admin console and the mpirun wrapper talk to it.\n"
     "\n"
     "Options:\n"
     "  -c, --config=FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -35,6 +35,11 @@ static const char usage[] =
     "  -d, --debug         log debug messages\n"
     "  -s, --syslog        log to syslog instead of stderr\n"
     "  -o, --set=S.K=V     override key K of section [S] of the file\n"
+    "      --stop          stop the coordinator running with this "
+    "configuration\n"
+    "                      (SIGTERM to the pid in STATE_DIR/coordinator.pid, "
+    "then\n"
+    "                      wait for it to end)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "\n"
@@ -65,13 +70,18 @@ static const char usage[] =
     "                                  are idle, then cut (0: cut at once)\n"
     "  rank_grace_ms = 30000           ranks missing after this: the job is\n"
     "                                  shown unprotected\n"
-    "  log = stderr | syslog           log_level = error|warning|info|debug\n"
+    "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
+    "                                  file is appended to; errors before\n"
+    "                                  the start completed also go to\n"
+    "                                  stderr)\n"
+    "  log_level = info                error | warning | info | debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
     "Files: STATE_DIR/catalog.db (SQLite, WAL), coordinator.pid,\n"
     "coordinator.addr (the address actually bound, for scripts).\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent", NULL};
+static const char *const sections[] = {"cluster", "coordinator", "agent",
+                                       "launch", NULL};
 static const char *const cluster_keys[] = {"key_file", "coordinator",
                                            "timeout_ms", NULL};
 static const char *const coord_keys[] = {"listen",
@@ -126,6 +136,12 @@ int main(int argc, char **argv)
         conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
         rc = 2;
+        goto out;
+    }
+    if (o.stop) {
+        snprintf(path, sizeof(path), "%s/coordinator.pid",
+                 conf_get(o.conf, "coordinator", "state_dir", STATEDIR));
+        rc = daemon_stop(path, "vmckpt-coordinator", 30000);
         goto out;
     }
 

@@ -3,6 +3,7 @@
 SHELL_TESTS = \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
+	%reldir%/t0120-cluster-ssh.t \
 	%reldir%/t0200-bad-input.t \
 	%reldir%/t0300-mpi-examples.t \
 	%reldir%/t0400-lab.t \

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "log.h"
 
 static int ready_fd = -1;
 
@@ -66,12 +68,113 @@ int daemon_detach(struct vmckpt_error *err)
 void daemon_ready(void)
 {
     if (ready_fd >= 0) {
-        ssize_t n = write(ready_fd, "r", 1);
+        ssize_t n;
 
+        /* before the parent goes: whoever waits for the end of our
+         * stderr (an ssh session, a pipe) is not kept waiting for a
+         * daemon that does not log there */
+        log_detach_stderr();
+        n = write(ready_fd, "r", 1);
         (void)n;
         close(ready_fd);
         ready_fd = -1;
     }
+}
+
+/* The process 'pid' runs the program 'prog' (its executable's name), so a
+ * stale pid file whose number was reused is not taken for the daemon. */
+static int runs_program(pid_t pid, const char *prog)
+{
+    char link[64], exe[4096], *base;
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+    n = readlink(link, exe, sizeof(exe) - 1);
+    if (n < 0)
+        return 0;
+    exe[n] = '\0';
+    if (n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
+        exe[n - 10] = '\0'; /* upgraded while it ran */
+    base = strrchr(exe, '/');
+    base = base != NULL ? base + 1 : exe;
+    /* libtool's uninstalled binaries are named lt-PROG */
+    if (strncmp(base, "lt-", 3) == 0)
+        base += 3;
+    return strcmp(base, prog) == 0;
+}
+
+static int gone(pid_t pid)
+{
+    char path[64], line[256], *p;
+    FILE *f;
+    int zombie = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 1;
+    if (fgets(line, sizeof(line), f) != NULL) {
+        p = strrchr(line, ')');
+        zombie = p != NULL && p[1] == ' ' && p[2] == 'Z';
+    }
+    fclose(f);
+    return zombie;
+}
+
+int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
+{
+    char buf[32], *end;
+    unsigned waited = 0;
+    long v;
+    FILE *f;
+    pid_t pid;
+
+    f = fopen(pidfile, "re");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            printf("%s: not running (no %s)\n", prog, pidfile);
+            return 0;
+        }
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, pidfile,
+                strerror(errno));
+        return 1;
+    }
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    v = strtol(buf, &end, 10);
+    if (end == buf || (*end != '\n' && *end != '\0') || v <= 1 ||
+        v > 0x3fffffff) {
+        fprintf(stderr, "%s: %s does not hold a process number\n", prog,
+                pidfile);
+        return 1;
+    }
+    pid = (pid_t)v;
+    if (gone(pid) || !runs_program(pid, prog)) {
+        printf("%s: not running (the pid file %s named %d, which is no "
+               "%s; removed)\n",
+               prog, pidfile, (int)pid, prog);
+        unlink(pidfile);
+        return 0;
+    }
+    if (kill(pid, SIGTERM) < 0) {
+        fprintf(stderr, "%s: cannot signal pid %d: %s\n", prog, (int)pid,
+                strerror(errno));
+        return 1;
+    }
+    while (!gone(pid)) {
+        if (waited >= timeout_ms) {
+            fprintf(stderr,
+                    "%s: pid %d still runs %u s after SIGTERM; see its log "
+                    "(or kill -KILL %d)\n",
+                    prog, (int)pid, timeout_ms / 1000, (int)pid);
+            return 1;
+        }
+        usleep(50000);
+        waited += 50;
+    }
+    printf("%s: stopped (pid %d)\n", prog, (int)pid);
+    return 0;
 }
 
 int daemon_write_file(const char *path, const char *text,
@@ -123,8 +226,6 @@ int daemon_mkdirs(const char *path, unsigned mode, struct vmckpt_error *err)
 #include <getopt.h>
 #include <strings.h>
 
-#include "log.h"
-
 static void apply_override(struct conf *conf, const char *arg)
 {
     char buf[512], *dot, *eq;
@@ -153,6 +254,7 @@ void daemon_parse_args(int argc, char **argv, const char *default_config,
         {"debug", no_argument, NULL, 'd'},
         {"syslog", no_argument, NULL, 's'},
         {"set", required_argument, NULL, 'o'},
+        {"stop", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -182,6 +284,9 @@ void daemon_parse_args(int argc, char **argv, const char *default_config,
                 exit(2);
             }
             overrides[nover++] = optarg;
+            break;
+        case 'S':
+            o->stop = 1;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -236,13 +341,24 @@ void daemon_setup_log(const char *ident, const char *section,
                 ident, section, level);
         exit(2);
     }
-    if (strcmp(dest, "stderr") != 0 && strcmp(dest, "syslog") != 0) {
-        fprintf(stderr, "%s: [%s] log = '%s': expected stderr or syslog\n",
+    if (strcmp(dest, "stderr") != 0 && strcmp(dest, "syslog") != 0 &&
+        dest[0] != '/') {
+        fprintf(stderr,
+                "%s: [%s] log = '%s': expected stderr, syslog or the "
+                "absolute path of a file\n",
                 ident, section, dest);
         exit(2);
     }
     if (o->debug)
         prio = LOG_DEBUG;
+    if (dest[0] == '/' && !o->use_syslog) {
+        if (log_init_file(ident, dest, prio) < 0) {
+            fprintf(stderr, "%s: [%s] log = %s: %s\n", ident, section, dest,
+                    strerror(errno));
+            exit(2);
+        }
+        return;
+    }
     log_init(ident,
              (o->use_syslog || strcmp(dest, "syslog") == 0) ? LOG_DEST_SYSLOG
                                                             : LOG_DEST_STDERR,

@@ -16,6 +16,13 @@ int daemon_detach(struct vmckpt_error *err);
 /* Tell the waiting parent that start-up succeeded; harmless in foreground. */
 void daemon_ready(void);
 
+/* Stop the daemon 'prog' whose pid file is 'pidfile': SIGTERM, then wait
+ * up to 'timeout_ms' for it to end. No pid file, or one naming a process
+ * that is not 'prog', counts as stopped (a stale file is removed). Says
+ * what happened on stdout (errors on stderr); returns the exit status for
+ * the command: 0 stopped or not running, 1 otherwise. */
+int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms);
+
 /* Write 'text' plus a newline to 'path' atomically (temp file + rename). */
 int daemon_write_file(const char *path, const char *text,
                       struct vmckpt_error *err);
@@ -33,6 +40,7 @@ struct daemon_opts {
     int foreground;          /* -f */
     int debug;               /* -d */
     int use_syslog;          /* -s */
+    int stop;                /* --stop: stop the running daemon */
     struct conf *conf;       /* the file, with -o overrides applied */
 };
 

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Log lines to stderr (with a timestamp) or to syslog. */
+/* Log lines to stderr or a file (with a timestamp) or to syslog. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -14,6 +16,8 @@ static char log_ident[64] = "vmckpt";
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_max = LOG_INFO;
 static int log_syslog_open;
+static int log_fd = -1; /* LOG_DEST_FILE */
+static int log_echo;    /* file lines also to stderr */
 
 static const char *prio_name(int priority)
 {
@@ -47,12 +51,43 @@ void log_init(const char *ident, enum log_dest dest, int max_priority)
     }
 }
 
+int log_init_file(const char *ident, const char *path, int max_priority)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return -1;
+    log_init(ident, LOG_DEST_FILE, max_priority);
+    log_fd = fd;
+    log_echo = 1;
+    return 0;
+}
+
+void log_detach_stderr(void)
+{
+    int fd;
+
+    if (log_dest == LOG_DEST_STDERR)
+        return;
+    fd = log_fd >= 0 ? log_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && fd != STDERR_FILENO)
+        dup2(fd, STDERR_FILENO);
+    if (fd >= 0 && fd != log_fd)
+        close(fd);
+    log_echo = 0;
+}
+
 void log_fini(void)
 {
     if (log_syslog_open) {
         closelog();
         log_syslog_open = 0;
     }
+    if (log_fd >= 0) {
+        close(log_fd);
+        log_fd = -1;
+    }
+    log_echo = 0;
 }
 
 void log_set_priority(int max_priority)
@@ -91,18 +126,34 @@ void log_msg(int priority, const char *func, int errnum, const char *fmt, ...)
     } else {
         struct timespec ts;
         struct tm tm;
-        char stamp[32];
+        char stamp[32], line[1400];
+        int len;
 
         clock_gettime(CLOCK_REALTIME, &ts);
         localtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
         if (func != NULL && log_max >= LOG_DEBUG)
-            fprintf(stderr, "%s.%03ld %s %s: %s: %s\n", stamp,
-                    ts.tv_nsec / 1000000, log_ident, prio_name(priority), func,
-                    text);
+            len = snprintf(line, sizeof(line), "%s.%03ld %s %s: %s: %s\n",
+                           stamp, ts.tv_nsec / 1000000, log_ident,
+                           prio_name(priority), func, text);
         else
-            fprintf(stderr, "%s.%03ld %s %s: %s\n", stamp, ts.tv_nsec / 1000000,
-                    log_ident, prio_name(priority), text);
+            len = snprintf(line, sizeof(line), "%s.%03ld %s %s: %s\n", stamp,
+                           ts.tv_nsec / 1000000, log_ident, prio_name(priority),
+                           text);
+        if (len >= (int)sizeof(line)) {
+            len = (int)sizeof(line) - 1;
+            line[len - 1] = '\n';
+        }
+        /* one write per line: lines of several processes appending to one
+         * file do not mix */
+        if (log_dest == LOG_DEST_FILE && log_fd >= 0) {
+            if (write(log_fd, line, (size_t)len) < 0) {
+                /* nowhere left to say it */
+            }
+        }
+        if (log_dest == LOG_DEST_STDERR ||
+            (log_echo && priority <= LOG_WARNING))
+            fputs(line, stderr);
     }
     errno = saved;
 }

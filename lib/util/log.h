@@ -7,13 +7,26 @@
 #include <syslog.h>
 
 /* Where log lines go. */
-enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG };
+enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG, LOG_DEST_FILE };
 
 /* Set the program name, destination and the most verbose priority that is
  * printed (LOG_ERR .. LOG_DEBUG). May be called again to change them. */
 void log_init(const char *ident, enum log_dest dest, int max_priority);
 
-/* Release the syslog connection, if any. Idempotent. */
+/* Log to the file 'path' (appended to, created mode 0640). Until
+ * log_detach_stderr() errors and warnings also go to stderr, so that
+ * whoever starts a daemon sees why its start failed. Returns -1 with errno if
+ * the file cannot be opened. */
+int log_init_file(const char *ident, const char *path, int max_priority);
+
+/* A daemon has started: stop writing to the stderr it inherited. With a
+ * log file, stderr becomes that file (so that a sanitizer's or the C
+ * library's own messages land there too); with syslog, /dev/null. With
+ * stderr logging nothing changes: whoever started the daemon asked for
+ * its stderr. */
+void log_detach_stderr(void);
+
+/* Release the syslog connection and the log file, if any. Idempotent. */
 void log_fini(void);
 
 /* Raise or lower the verbosity at run time. */
