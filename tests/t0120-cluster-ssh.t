@@ -61,10 +61,13 @@ EOF
         start_sshd $h || exit 1
         echo "$h $(cut -d" " -f1-2 $TEST_DIR/$h/ssh_host_ed25519_key.pub)" >>$S/known_hosts
     done &&
+    printf "#!/bin/sh\nh=\$1; shift\nexec %s -c %s/\$h/vmckpt.conf -o agent.log=%s/\$h/agent.log \"\$@\"\n" \
+        "$AGENT_BIN" "$TEST_DIR" "$TEST_DIR" >$S/agent && chmod +x $S/agent &&
+    cat $S/agent &&
     cat >>$TEST_DIR/co/vmckpt.conf <<EOF &&
 [launch]
 hosts = h1 h2 h3
-agent_command = $AGENT_BIN -c $TEST_DIR/%h/vmckpt.conf -o agent.log=$TEST_DIR/%h/agent.log
+agent_command = $S/agent %h
 ssh_identity = $S/id_ed25519
 known_hosts = $S/known_hosts
 connect_timeout_ms = 5000
@@ -124,7 +127,7 @@ test_expect_success 'an agent that cannot start: its error is shown, the host fa
     cat $TEST_DIR/bad.out
     test $rc = 1 &&
     grep -q "^h2: vmckpt-agent: \[agent\] log_level = .loud.: expected" $TEST_DIR/bad.out &&
-    grep -q "^h2: FAILED: .* ended with status 2$" $TEST_DIR/bad.out &&
+    grep -q "^h2: FAILED: .$S/agent h2 -o agent.log_level=loud. ended with status 2$" $TEST_DIR/bad.out &&
     test "$(host_state h2)" = down
 '
 

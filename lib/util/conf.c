@@ -25,6 +25,8 @@ struct conf {
     struct conf_entry *v;
     size_t n, cap;
     int oom;
+    int too_long; /* the line number of a line inih cannot take whole */
+    int max_len;  /* inih's line buffer */
 };
 
 struct conf *conf_create(void)
@@ -117,9 +119,19 @@ static char *read_line(char *buf, int len, void *arg)
 {
     struct conf *conf = arg;
     char *s = fgets(buf, len, conf->f);
+    size_t n;
 
-    if (s != NULL)
-        conf->lineno++;
+    if (s == NULL)
+        return NULL;
+    conf->lineno++;
+    n = strlen(s);
+    /* a line that filled the buffer without its end: inih would take the
+     * rest for a line of its own; stop here and say why */
+    if (n == (size_t)len - 1 && s[n - 1] != '\n' && !feof(conf->f)) {
+        conf->too_long = conf->lineno;
+        conf->max_len = len - 2;
+        return NULL;
+    }
     return s;
 }
 
@@ -154,6 +166,15 @@ struct conf *conf_load(const char *path, struct vmckpt_error *err)
     rc = ini_parse_stream(read_line, conf, on_entry, conf);
     conf->f = NULL;
     fclose(f);
+    if (conf->too_long) {
+        errprintf(err,
+                  "%s:%d: line longer than %d characters, the most the INI "
+                  "parser takes: shorten it (a wrapper script for a long "
+                  "command, shorter paths)",
+                  path, conf->too_long, conf->max_len);
+        errno = EINVAL;
+        goto fail;
+    }
     if (conf->oom) {
         errno = ENOMEM;
         errprintf_errno(err, "%s", path);

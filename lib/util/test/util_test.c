@@ -76,6 +76,16 @@ START_TEST(conf_errors)
     ck_assert_ptr_null(conf_load(p, &err));
     ck_assert_ptr_nonnull(strstr(err.text, "syntax error"));
     unlink(p);
+    {
+        char text[600];
+
+        /* a line the INI parser cannot take whole: refused, saying so */
+        snprintf(text, sizeof(text), "[launch]\nagent_command = %0400d\n", 7);
+        p = write_tmp(text);
+        ck_assert_ptr_null(conf_load(p, &err));
+        ck_assert_ptr_nonnull(strstr(err.text, ":2: line longer than"));
+        unlink(p);
+    }
     ck_assert_ptr_null(conf_load("/nonexistent/vmckpt.conf", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "cannot open"));
 }
