@@ -53,10 +53,15 @@ static const char cluster_usage[] =
     "  ssh_port = 22\n"
     "  ssh_identity = ~/.ssh/id_ed25519\n"
     "                               private key, without a passphrase (its\n"
-    "                               .pub beside it is used when present)\n"
+    "                               .pub beside it is used when present);\n"
+    "                               ed25519 or ECDSA: a libssh2 without\n"
+    "                               rsa-sha2 (Debian 12's 1.10) signs RSA\n"
+    "                               with SHA-1, which OpenSSH 8.8+ refuses\n"
     "  known_hosts = ~/.ssh/known_hosts\n"
-    "  host_key_algorithms = ssh-ed25519,ecdsa-sha2-nistp256,...\n"
-    "                               the order the host key is asked in\n"
+    "  host_key_algorithms = A,B,...  the host key types to ask for, in\n"
+    "                               order (default OpenSSH's: ssh-ed25519,\n"
+    "                               ecdsa-sha2-nistp256, ..., rsa-sha2-512,\n"
+    "                               rsa-sha2-256, ssh-rsa)\n"
     "  connect_timeout_ms = 10000   connect, SSH handshake and login\n"
     "  command_timeout_ms = 60000   the agent command on the host\n"
     "  parallel = 32                hosts served at once\n"
@@ -165,6 +170,7 @@ static int launch_config(struct cli *cli, struct launch *l)
     expand_home(
         conf_get(cli->conf, "launch", "known_hosts", "~/.ssh/known_hosts"),
         l->known_hosts, sizeof(l->known_hosts));
+    /* OpenSSH's order: the key an OpenSSH client recorded is asked for */
     l->host_key_algorithms =
         conf_get(cli->conf, "launch", "host_key_algorithms",
                  "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
@@ -365,6 +371,50 @@ static int check_host_key(LIBSSH2_SESSION *s, const struct launch *l,
     }
 }
 
+/* Ask for the host key algorithms of 'list' (comma-separated) in that
+ * order. Those libssh2 does not know are left out here: libssh2 1.10
+ * strips them itself with an overlapping memcpy(). */
+static int set_host_key_algorithms(LIBSSH2_SESSION *s, const char *list,
+                                   const char *h, struct report *r)
+{
+    const char **algs = NULL;
+    char *copy = strdup(list), *tok, *save = NULL, use[1024] = "";
+    size_t off = 0;
+    int n, i, rc = -1;
+
+    n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (copy == NULL || n <= 0) {
+        say(r, "%s: cannot list the host key algorithms: %s\n", h,
+            ssh_error(s));
+        goto out;
+    }
+    for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        for (i = 0; i < n && strcmp(algs[i], tok) != 0; i++)
+            ;
+        if (i < n && off + strlen(tok) + 2 < sizeof(use))
+            off += (size_t)snprintf(use + off, sizeof(use) - off, "%s%s",
+                                    off ? "," : "", tok);
+    }
+    if (off == 0) {
+        say(r,
+            "%s: [launch] host_key_algorithms: none of '%s' is known "
+            "to this libssh2\n",
+            h, list);
+        goto out;
+    }
+    if (libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, use) < 0) {
+        say(r, "%s: [launch] host_key_algorithms: %s\n", h, ssh_error(s));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (algs != NULL && n > 0)
+        libssh2_free(s, algs);
+    free(copy);
+    return rc;
+}
+
 /* Run 'cmd' on host 'h'; its output goes to the report. Returns the
  * command's exit status, or -1 when it could not be run. */
 static int run_on(const struct launch *l, const char *h, const char *cmd,
@@ -392,11 +442,8 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
     }
     libssh2_session_set_blocking(s, 1);
     libssh2_session_set_timeout(s, (long)l->connect_timeout_ms);
-    if (libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY,
-                                    l->host_key_algorithms) < 0) {
-        say(r, "%s: [launch] host_key_algorithms: %s\n", h, ssh_error(s));
+    if (set_host_key_algorithms(s, l->host_key_algorithms, h, r) < 0)
         goto out;
-    }
     if (libssh2_session_handshake(s, fd) < 0) {
         say(r, "%s: SSH handshake failed: %s\n", h, ssh_error(s));
         goto out;

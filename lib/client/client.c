@@ -51,12 +51,35 @@ void client_close(struct client *cl)
     errno = saved;
 }
 
+/* A send failed: a peer that refused what we sent says why in an Error
+ * before it closes, and that reason is already in our receive buffer. Use
+ * it rather than the bare 'connection reset'. Returns -1. */
+static int why_refused(struct client *cl, struct vmckpt_error *err)
+{
+    struct vmckpt_error e2;
+    Vmckpt__Envelope *env = NULL;
+    int saved = errno;
+
+    while (wire_conn_recv_wait(&cl->conn, &env, 100, &e2) == 0) {
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR) {
+            errprintf(err, "refused: %s", env->error->text);
+            wire_free(env);
+            errno = EREMOTEIO;
+            return -1;
+        }
+        wire_free(env);
+    }
+    errno = saved;
+    return -1;
+}
+
 int client_send(struct client *cl, int type, const void *payload,
                 struct vmckpt_error *err)
 {
-    if (wire_conn_send(&cl->conn, type, cl->next_id++, payload, err) < 0)
-        return -1;
-    return wire_conn_flush_wait(&cl->conn, cl->timeout_ms, err);
+    if (wire_conn_send(&cl->conn, type, cl->next_id++, payload, err) < 0 ||
+        wire_conn_flush_wait(&cl->conn, cl->timeout_ms, err) < 0)
+        return why_refused(cl, err);
+    return 0;
 }
 
 int client_call(struct client *cl, int type, const void *payload,
@@ -69,7 +92,7 @@ int client_call(struct client *cl, int type, const void *payload,
     *reply = NULL;
     if (wire_conn_send(&cl->conn, type, id, payload, err) < 0 ||
         wire_conn_flush_wait(&cl->conn, cl->timeout_ms, err) < 0)
-        return -1;
+        return why_refused(cl, err);
     for (;;) {
         if (wire_conn_recv_wait(&cl->conn, &env, cl->timeout_ms, err) < 0)
             return errprefix(err, "%s: waiting for the reply to %s", cl->addr,
