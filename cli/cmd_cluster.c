@@ -479,10 +479,16 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
         n = libssh2_channel_read(ch, buf, sizeof(buf));
         if (n == 0)
             break;
+        if (n == LIBSSH2_ERROR_TIMEOUT) {
+            say(r,
+                "%s: '%s' did not end within %u ms (an agent that logs to "
+                "stderr keeps the session open: give it log = syslog or a "
+                "file)\n",
+                h, cmd, l->command_timeout_ms);
+            goto out;
+        }
         if (n < 0) {
-            say(r, "%s: '%s' %s\n", h, cmd,
-                n == LIBSSH2_ERROR_TIMEOUT ? "did not end in time"
-                                           : ssh_error(s));
+            say(r, "%s: '%s': %s\n", h, cmd, ssh_error(s));
             goto out;
         }
         /* each line of the host's output prefixed with its name */

@@ -120,6 +120,17 @@ test_expect_success 'an agent registering under another name: the wait says so' 
     test "$(host_state elsewhere)" = down && test "$(host_state h2)" = down
 '
 
+test_expect_success 'an agent logging to stderr holds the session: the timeout says why' '
+    sed -i "s|^agent_command = .*|& -o agent.log=stderr|; /^register_timeout_ms/a command_timeout_ms = 3000" $TEST_DIR/co/vmckpt.conf &&
+    console cluster start --no-wait h2 >$TEST_DIR/held.out 2>&1; rc=$?
+    sed -i "s| -o agent.log=stderr$||; /^command_timeout_ms = 3000$/d" $TEST_DIR/co/vmckpt.conf
+    cat $TEST_DIR/held.out
+    console cluster stop h2 &&
+    test $rc = 1 &&
+    grep -q "^h2: .* did not end within 3000 ms (an agent that logs to stderr keeps the session open" $TEST_DIR/held.out &&
+    test "$(host_state h2)" = down
+'
+
 test_expect_success 'an agent that cannot start: its error is shown, the host fails' '
     sed -i "s|^agent_command = .*|& -o agent.log_level=loud|" $TEST_DIR/co/vmckpt.conf &&
     console cluster start h2 >$TEST_DIR/bad.out 2>&1; rc=$?
