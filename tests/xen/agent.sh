@@ -117,7 +117,9 @@ after() { tail -c +$((bytes0 + 1)) "$(console_log $DOM)"; }
 wait_until 90 'after | grep -aq "memwriter: verify"' || fail "memwriter did not verify after the restore"
 after | tail -n 6
 after | grep -aq "memwriter: verify PASS" || fail "memwriter's verification failed"
-g=$(after | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2)
+# the first counter the restored guest printed: its verification's, which
+# comes before its first progress line
+g=$(after | grep -ao "memwriter: \(verify [A-Z]* \)\?gen=[0-9]*" | head -n 1 | cut -d= -f2)
 [ -n "$g" ] && [ "$g" -le "$g_dead" ] || fail "after the restore memwriter is at gen $g, it died at $g_dead"
 say "restored guest resumed at gen $g (died at $g_dead)"
 
@@ -159,7 +161,7 @@ grep -q "domain b1 for xb/b1 starts (restored)" /run/vmckpt/xb-b1.log &&
 b_after() { tail -c +$((b_bytes + 1)) "$(console_log b1)"; }
 wait_until 90 'b_after | grep -aq "memwriter: verify"' || fail "b1's memwriter did not verify after the restore"
 b_after | grep -aq "memwriter: verify PASS" || fail "b1's verification failed"
-g=$(b_after | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2)
+g=$(b_after | grep -ao "memwriter: \(verify [A-Z]* \)\?gen=[0-9]*" | head -n 1 | cut -d= -f2)
 [ -n "$g" ] && [ "$g" -le "$b_dead" ] || fail "b1 restored at gen $g, it died at $b_dead"
 say "b1 taken over, restored from its configuration at gen $g (died at $b_dead)"
 V vm stop --job xb --name b1 || fail "vm stop b1"
