@@ -42,16 +42,8 @@ wait_ranks() {
     out_of "$2"
     return 1
 }
-# start_run OUT CMD: CMD in g1 (run_bg) and its 3 ranks connected. A run
-# that ended before any rank connected (mpirun could not start its daemons
-# in the guests: the lab's launcher, not the hooks) is started once more,
-# after its output is shown.
-start_run() {
-    run_bg "$1" "$2" && wait_ranks 3 "$1" && return 0
-    out_of "$1" | grep -q "^exit=" && test "$(job_field ranks)" = 0 || return 1
-    echo "--- the run ended before any rank connected: once more"
-    run_bg "$1" "$2" && wait_ranks 3 "$1"
-}
+# start_run OUT CMD: CMD in g1 (run_bg) and its 3 ranks connected
+start_run() { run_bg "$1" "$2" && wait_ranks 3 "$1"; }
 # the job epoch N as the catalog lists it (one row per VM; these are the
 # job's fields)
 epoch_field() {
