@@ -28,6 +28,7 @@
 #include "image.h"
 #include "image_int.h"
 #include "lib/util/daemon.h"
+#include "lib/util/name.h"
 #include "lib/wire/batch.h"
 
 #define REC_MAGIC "VBAT"
@@ -53,18 +54,7 @@ pthread_mutex_t manifest_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 int image_valid_name(const char *s)
 {
-    size_t i, n = s ? strlen(s) : 0;
-
-    if (n == 0 || n > 64 || s[0] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return name_is_plain(s, 64) && s[0] != '.';
 }
 
 int vm_dir(const char *store, const char *job, const char *vm, char *buf,

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/name.h"
 #include "lib/util/net.h"
 #include "lib/wire/wire.h"
 
@@ -134,26 +135,27 @@ static void expand_home(const char *in, char *out, size_t len)
  * look-up: letters, digits and . - _ only. */
 static int host_name_ok(const char *h)
 {
-    size_t i, n = strlen(h);
-
-    if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = h[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
+    return name_is_plain(h, 253) && h[0] != '-' && h[0] != '.';
 }
 
 static int launch_config(struct cli *cli, struct launch *l)
 {
     static const char *const sections[] = {"cluster", "coordinator", "agent",
                                            "launch", NULL};
+    const struct {
+        const char *key;
+        uint64_t def, min, max;
+        unsigned *out;
+    } nums[] = {
+        {"ssh_port", 22, 1, 65535, &l->port},
+        {"connect_timeout_ms", 10000, 100, 600000, &l->connect_timeout_ms},
+        {"command_timeout_ms", 60000, 100, 3600000, &l->command_timeout_ms},
+        {"parallel", 32, 1, 1024, &l->parallel},
+        {"register_timeout_ms", 30000, 0, 3600000, &l->register_timeout_ms},
+    };
     struct vmckpt_error err;
     uint64_t v;
+    size_t i;
 
     if (conf_check(cli->conf, sections, "launch", launch_keys, &err) < 0)
         goto bad;
@@ -175,26 +177,12 @@ static int launch_config(struct cli *cli, struct launch *l)
         conf_get(cli->conf, "launch", "host_key_algorithms",
                  "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
                  "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
-    if (conf_get_uint(cli->conf, "launch", "ssh_port", 22, 1, 65535, &v, &err) <
-        0)
-        goto bad;
-    l->port = (unsigned)v;
-    if (conf_get_uint(cli->conf, "launch", "connect_timeout_ms", 10000, 100,
-                      600000, &v, &err) < 0)
-        goto bad;
-    l->connect_timeout_ms = (unsigned)v;
-    if (conf_get_uint(cli->conf, "launch", "command_timeout_ms", 60000, 100,
-                      3600000, &v, &err) < 0)
-        goto bad;
-    l->command_timeout_ms = (unsigned)v;
-    if (conf_get_uint(cli->conf, "launch", "parallel", 32, 1, 1024, &v, &err) <
-        0)
-        goto bad;
-    l->parallel = (unsigned)v;
-    if (conf_get_uint(cli->conf, "launch", "register_timeout_ms", 30000, 0,
-                      3600000, &v, &err) < 0)
-        goto bad;
-    l->register_timeout_ms = (unsigned)v;
+    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        if (conf_get_uint(cli->conf, "launch", nums[i].key, nums[i].def,
+                          nums[i].min, nums[i].max, &v, &err) < 0)
+            goto bad;
+        *nums[i].out = (unsigned)v;
+    }
     if (access(l->identity, R_OK) < 0) {
         fprintf(stderr,
                 "vmckpt cluster: cannot read the SSH key %s: %s\n"
@@ -428,8 +416,7 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
     int fd, rc = -1;
     ssize_t n;
 
-    snprintf(addr, sizeof(addr), strchr(h, ':') ? "[%s]:%u" : "%s:%u", h,
-             l->port);
+    snprintf(addr, sizeof(addr), "%s:%u", h, l->port);
     fd = net_connect(addr, l->port, (int)l->connect_timeout_ms, &err);
     if (fd < 0) {
         say(r, "%s: cannot connect to its SSH server: %s\n", h, err.text);
@@ -638,24 +625,23 @@ static int wait_registered(struct cli *cli, const struct launch *l,
     Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
     Vmckpt__Envelope *env = NULL;
     struct timespec t0, now;
+    struct client *cl;
     int missing = 0, i, said = 0;
 
+    cl = connect_coord(cli);
+    if (cl == NULL)
+        return n;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         struct vmckpt_error err;
-        struct client *cl;
         long ms;
 
-        cl = connect_coord(cli);
-        if (cl == NULL)
-            return n;
         if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
                         VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) < 0) {
             fprintf(stderr, "vmckpt cluster: %s\n", err.text);
             client_close(cl);
             return n;
         }
-        client_close(cl);
         missing = 0;
         for (i = 0; i < n; i++)
             missing += ok[i] && !host_up(env, hosts[i]);
@@ -684,6 +670,7 @@ static int wait_registered(struct cli *cli, const struct launch *l,
         }
     }
     wire_free(env);
+    client_close(cl);
     return missing;
 }
 

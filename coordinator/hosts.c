@@ -11,6 +11,7 @@
 
 #include "coord.h"
 #include "lib/util/log.h"
+#include "lib/util/name.h"
 
 /* Host states: "up" (registered, heartbeating), "lost" (silent past the
  * timeout), "down" (its agent said goodbye), "unknown" (known from the
@@ -260,18 +261,7 @@ void hosts_conn_lost(struct coord *co, struct conn *c)
 
 static int valid_host_name(const char *s)
 {
-    size_t i, n = strlen(s);
-
-    if (n == 0 || n > 63)
-        return 0;
-    for (i = 0; i < n; i++) {
-        char ch = s[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
-            return 0;
-    }
-    return 1;
+    return name_is_plain(s, 63);
 }
 
 static int replace(char **dst, const char *src)

@@ -97,9 +97,6 @@ static int runs_program(pid_t pid, const char *prog)
         exe[n - 10] = '\0'; /* upgraded while it ran */
     base = strrchr(exe, '/');
     base = base != NULL ? base + 1 : exe;
-    /* libtool's uninstalled binaries are named lt-PROG */
-    if (strncmp(base, "lt-", 3) == 0)
-        base += 3;
     return strcmp(base, prog) == 0;
 }
 

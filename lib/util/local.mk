@@ -6,7 +6,8 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/conf.c %reldir%/conf.h \
 	%reldir%/evloop.c %reldir%/evloop.h \
 	%reldir%/net.c %reldir%/net.h \
-	%reldir%/daemon.c %reldir%/daemon.h
+	%reldir%/daemon.c %reldir%/daemon.h \
+	%reldir%/name.c %reldir%/name.h
 %canon_reldir%_libutil_a_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
 
 if HAVE_CHECK

@@ -17,7 +17,7 @@ static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_max = LOG_INFO;
 static int log_syslog_open;
 static int log_fd = -1; /* LOG_DEST_FILE */
-static int log_echo;    /* file lines also to stderr */
+static int log_echo;    /* file: warnings and errors also to stderr */
 
 static const char *prio_name(int priority)
 {

@@ -11,6 +11,7 @@
 
 #include "lib/util/conf.h"
 #include "lib/util/evloop.h"
+#include "lib/util/name.h"
 #include "lib/util/net.h"
 
 static char *write_tmp(const char *text)
@@ -88,6 +89,20 @@ START_TEST(conf_errors)
     }
     ck_assert_ptr_null(conf_load("/nonexistent/vmckpt.conf", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "cannot open"));
+}
+END_TEST
+
+/* Names from outside: letters, digits, '.', '_', '-', within the length. */
+START_TEST(names)
+{
+    ck_assert(name_is_plain("h1", 63));
+    ck_assert(name_is_plain("node-7.rack_2", 63));
+    ck_assert(!name_is_plain("", 63));
+    ck_assert(!name_is_plain(NULL, 63));
+    ck_assert(!name_is_plain("../x", 63));
+    ck_assert(!name_is_plain("a;b", 63));
+    ck_assert(!name_is_plain("a b", 63));
+    ck_assert(!name_is_plain("abcd", 3));
 }
 END_TEST
 
@@ -181,6 +196,7 @@ int main(void)
 
     tcase_add_test(tc, conf_values);
     tcase_add_test(tc, conf_errors);
+    tcase_add_test(tc, names);
     tcase_add_test(tc, net_split_forms);
     tcase_add_test(tc, evloop_timers);
     tcase_add_test(tc, evloop_io);
