@@ -7,9 +7,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "hv.h"
-#include "store.h"
-#include "vmm.h"
+#include "agent/hv/hv.h"
+#include "agent/store/store.h"
+#include "agent/vmm/vmm.h"
 #include "lib/topo/topo.h"
 #include "lib/util/evloop.h"
 #include "lib/wire/auth.h"

@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "image.h"
+#include "agent/store/image.h"
 #include "lib/util/log.h"
-#include "precopy.h"
-#include "stream.h"
+#include "agent/engine/precopy.h"
+#include "agent/store/stream.h"
 #include "work.h"
 #include "work_int.h"
 

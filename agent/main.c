@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
-#include "precopy.h"
+#include "agent/engine/precopy.h"
 #include "work.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"

@@ -34,4 +34,4 @@ CLEAN_DIRS += $(SHELL_TESTS:%.t=%.dir) $(top_builddir)/lab
 # dirtycheck: the dirty-tracking correctness check against a real guest.
 check_PROGRAMS += %reldir%/tools/dirtycheck
 %canon_reldir%_tools_dirtycheck_SOURCES = %reldir%/tools/dirtycheck.c
-%canon_reldir%_tools_dirtycheck_LDADD = agent/libdirty.a lib/qemu/libqmp.a lib/util/libutil.a $(JANSSON_LIBS)
+%canon_reldir%_tools_dirtycheck_LDADD = agent/hv/libhv.a lib/qemu/libqmp.a lib/util/libutil.a $(JANSSON_LIBS)

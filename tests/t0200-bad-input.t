@@ -107,7 +107,7 @@ test_expect_success 'parallel streams misused at a store: refused, nothing half-
     grep -q "^epoch 1 " $m && ! grep -q "^epoch 2 " $m &&
     ! ls $TEST_DIR/h1/state/store/wp/pv | grep -q "^e2\." &&
     grep_log $TEST_DIR/h1/agent.log "store: wp/pv epoch 1 aborted" &&
-    "$top_builddir/agent/vmckpt-vmtool" restore-local --store-dir $TEST_DIR/h1/state/store \
+    "$top_builddir/agent/vmtool/vmckpt-vmtool" restore-local --store-dir $TEST_DIR/h1/state/store \
         --job wp --vm pv --epoch 1 --ram-out $TEST_DIR/pv.ram --state-out $TEST_DIR/pv.state &&
     test "$(od -An -tx1 -j0 -N1 $TEST_DIR/pv.ram)$(od -An -tx1 -j4096 -N1 $TEST_DIR/pv.ram)$(od -An -tx1 -j20480 -N1 $TEST_DIR/pv.ram)" = " 20 21 25" &&
     test "$(cat $TEST_DIR/pv.state)" = s

@@ -15,7 +15,7 @@ guest_tests_exclusive
 LAB_CMD="$top_srcdir/scripts/vmckpt-lab"
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"
 export VMCKPT_LAB_RUN="$TEST_DIR/run"
-export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/libvmckpt-uffd.so"
+export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/hv/libvmckpt-uffd.so"
 DIRTYCHECK="$top_builddir/tests/tools/dirtycheck"
 LAB="d$$"
 LAB=${LAB:0:12}

@@ -15,9 +15,9 @@ guest_tests_exclusive
 
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"
 export VMCKPT_LAB_RUN="$TEST_DIR/run"
-export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/libvmckpt-uffd.so"
+export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/hv/libvmckpt-uffd.so"
 export VMCKPT_LAB_IMAGE="$top_builddir/lab"
-VMTOOL="$top_builddir/agent/vmckpt-vmtool"
+VMTOOL="$top_builddir/agent/vmtool/vmckpt-vmtool"
 lab() { "$LAB_CMD" "$@"; }
 RUN=$VMCKPT_LAB_RUN/$LAB
 KEY=$TEST_DIR/cluster.key

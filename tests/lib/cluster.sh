@@ -127,7 +127,7 @@ agents_for_guests() {
     accel=$(lab_accel) || return 1
     for h in "$@"; do
         printf "uffd_preload = %s\naccel = %s\n" \
-            "$top_builddir/agent/libvmckpt-uffd.so" "$accel" \
+            "$top_builddir/agent/hv/libvmckpt-uffd.so" "$accel" \
             >>"$TEST_DIR/$h/vmckpt.conf" || return 1
     done
 }

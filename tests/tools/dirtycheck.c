@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/dirty_uffd.h"
+#include "agent/hv/dirty_uffd.h"
 #include "lib/qemu/qmp.h"
 #include "lib/util/evloop.h"
 

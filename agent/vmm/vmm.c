@@ -21,7 +21,7 @@
 #include "lib/qemu/qemu_argv.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
-#include "image.h"
+#include "agent/store/image.h"
 #include "vmm.h"
 #include "vmm_int.h"
 

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "hv.h"
+#include "agent/hv/hv.h"
 #include "lib/wire/wire.h"
 
 /* Most parallel streams of one checkpoint. */

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/image.h"
+#include "agent/store/image.h"
 #include "lib/wire/batch.h"
 
 #define NPAGES 64

@@ -5,7 +5,7 @@
 #define VMCKPT_STREAM_H
 
 #include "lib/client/client.h"
-#include "precopy.h"
+#include "agent/engine/precopy.h"
 
 struct stream_out;
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "hv.h"
+#include "agent/hv/hv.h"
 #include "lib/util/conf.h"
 #include "lib/wire/wire.h"
 

@@ -45,13 +45,13 @@
 #include <jansson.h>
 #include <time.h>
 
-#include "image.h"
+#include "agent/store/image.h"
 #ifdef HAVE_XEN
-#include "hv_xen.h"
+#include "agent/hv/hv_xen.h"
 #endif
 #include "lib/qemu/qmp.h"
-#include "precopy.h"
-#include "stream.h"
+#include "agent/engine/precopy.h"
+#include "agent/store/stream.h"
 
 struct opts {
     const char *name, *qmp, *ram, *job, *vm, *store, *store_dir, *key;

@@ -1,0 +1,16 @@
+# Images: the store's files and folding (docs/store.md), the store server
+# peers stream to, and the client side of streams to and from stores.
+noinst_LIBRARIES += %reldir%/libstore.a
+%canon_reldir%_libstore_a_SOURCES = %reldir%/image.c %reldir%/image.h \
+	%reldir%/image_fold.c %reldir%/image_int.h \
+	%reldir%/store.c %reldir%/store.h \
+	%reldir%/stream.c %reldir%/stream.h
+%canon_reldir%_libstore_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/image_test
+TESTS += %reldir%/test/image_test
+%canon_reldir%_test_image_test_SOURCES = %reldir%/test/image_test.c
+%canon_reldir%_test_image_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_image_test_LDADD = %reldir%/libstore.a $(WIRE_LIBS) $(CHECK_LIBS)
+endif

@@ -1,0 +1,6 @@
+# The guests an agent owns: one interface (vmm.h), one launcher per
+# hypervisor (vmm_qemu.c, vmm_xen.c).
+noinst_LIBRARIES += %reldir%/libvmm.a
+%canon_reldir%_libvmm_a_SOURCES = %reldir%/vmm.c %reldir%/vmm.h \
+	%reldir%/vmm_int.h %reldir%/vmm_xen.c
+%canon_reldir%_libvmm_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
