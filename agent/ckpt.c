@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "agent/store/image.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
@@ -56,20 +57,12 @@ static struct ckpt_job *ckpts;
 /* Pages left below which a VM is ready to be cut. */
 #define CUT_PAGES 256
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ckpt_round(const struct precopy_round *r, void *arg)
 {
     struct ckpt_job *j = arg;
     Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
     int converged = r->pages_left <= CUT_PAGES;
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
 
     j->round = r->round;
     j->bytes_sent += r->bytes_sent;
@@ -105,25 +98,18 @@ static int ckpt_cut(void *arg, struct vmckpt_error *err)
 {
     struct ckpt_job *j = arg;
     Vmckpt__CkptCutDone c = VMCKPT__CKPT_CUT_DONE__INIT;
-    struct timespec ts, until;
+    struct timespec until;
     int rc = 0;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
     c.job = j->job;
     c.epoch = j->epoch;
     c.vm = j->vmname;
-    c.paused_at_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    c.paused_at_ns = clock_wall_ns();
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, 0, &c);
     if (!j->coordinated)
         return 0;
     /* hold the guest paused until every VM of the job is paused */
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += j->hold_ms / 1000;
-    until.tv_nsec += (long)(j->hold_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = clock_deadline(CLOCK_MONOTONIC, j->hold_ms);
     pthread_mutex_lock(&j->mu);
     while (!j->resume && !j->abort)
         if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)
@@ -157,14 +143,8 @@ static enum precopy_decision ckpt_decide(const struct precopy_round *r,
      * what its guest writes, at a calmer pace, until the cut */
     pthread_mutex_lock(&j->mu);
     if (!j->cut && !j->abort && r->pages_left <= CUT_PAGES) {
-        struct timespec until;
+        struct timespec until = clock_deadline(CLOCK_MONOTONIC, 50);
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 50 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
         pthread_cond_timedwait(&j->cv, &j->mu, &until);
     }
     if (j->abort)
@@ -321,14 +301,6 @@ static void *pipe_reader_main(void *arg)
     return NULL;
 }
 
-static uint64_t now_ns(clockid_t c)
-{
-    struct timespec ts;
-
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* A checkpoint of a guest without dirty tracking: QEMU pre-copies by
  * itself into a pipe and stops the guest for its last round; the stream
  * (RAM and state, a full image) is the epoch's state; the guest stays
@@ -342,7 +314,7 @@ static int stream_checkpoint(struct ckpt_job *j,
     Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
     struct pipe_reader r = {.j = j, .sink = sink};
     struct vmckpt_error e2;
-    uint64_t t0 = now_ns(CLOCK_MONOTONIC), tpause, downtime = 0;
+    uint64_t t0 = clock_ns(CLOCK_MONOTONIC), tpause, downtime = 0;
     int p[2], rc;
     pthread_t t;
 
@@ -366,20 +338,20 @@ static int stream_checkpoint(struct ckpt_job *j,
     post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
     rc = j->vm->ops->save_full(j->vm->hv, p[1], &downtime, err);
     close(p[1]);
-    tpause = now_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
+    tpause = clock_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
     if (rc == 0) {
-        res->paused_at_ns = now_ns(CLOCK_REALTIME) - downtime * 1000000ULL;
-        uint64_t th = now_ns(CLOCK_MONOTONIC);
+        res->paused_at_ns = clock_ns(CLOCK_REALTIME) - downtime * 1000000ULL;
+        uint64_t th = clock_ns(CLOCK_MONOTONIC);
 
         rc = ckpt_cut(j, err);
-        res->hold_us = (now_ns(CLOCK_MONOTONIC) - th) / 1000;
+        res->hold_us = (clock_ns(CLOCK_MONOTONIC) - th) / 1000;
     }
     /* never leave the guest stopped (a failed transfer leaves it running;
      * 'cont' then does nothing) */
     if (j->vm->ops->resume(j->vm->hv, rc == 0 ? err : &e2) < 0)
         rc = -1;
-    res->resumed_at_ns = now_ns(CLOCK_REALTIME);
-    res->pause_us = (now_ns(CLOCK_MONOTONIC) - tpause) / 1000;
+    res->resumed_at_ns = clock_ns(CLOCK_REALTIME);
+    res->pause_us = (clock_ns(CLOCK_MONOTONIC) - tpause) / 1000;
     pthread_join(t, NULL);
     end.state_xxh64 = batch_hash_done(r.hash);
     if (rc == 0 && r.failed) {
@@ -394,7 +366,7 @@ static int stream_checkpoint(struct ckpt_job *j,
     res->rounds = 1;
     res->wire_bytes = r.bytes;
     res->state_bytes = r.bytes;
-    res->total_ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+    res->total_ms = (clock_ns(CLOCK_MONOTONIC) - t0) / 1000000;
     return 0;
 }
 
@@ -419,7 +391,7 @@ static void *ckpt_main(void *arg)
     /* how fast the guest used the CPU before (the loop samples it every
      * heartbeat): the baseline for what pre-copy costs it */
     cpu0 = vmm_cpu_ms(pid);
-    t0 = mono_ms();
+    t0 = clock_mono_ms();
     if (j->coordinated)
         base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
     so = j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, &err) < 0
@@ -478,7 +450,7 @@ static void *ckpt_main(void *arg)
     }
     if (so != NULL && base_rate > 0) {
         /* CPU the guest would have had minus what it got, over pre-copy */
-        uint64_t span = mono_ms() - t0, expect, got;
+        uint64_t span = clock_mono_ms() - t0, expect, got;
 
         span -= span > res.pause_us / 1000 ? res.pause_us / 1000 : span;
         expect = base_rate * span / 1000;

@@ -16,6 +16,7 @@
 
 #include "agent.h"
 #include "work.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
 
@@ -131,11 +132,8 @@ static void *hb_main(void *arg)
         double load[1];
         int pending = 0;
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec +=
-            (long)(a->heartbeat_ms ? a->heartbeat_ms : 1000) * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        until = clock_deadline(CLOCK_MONOTONIC,
+                               a->heartbeat_ms ? a->heartbeat_ms : 1000);
         pthread_cond_timedwait(&a->hb_cv, &a->link_mu, &until);
         if (!a->hb_run || a->fd < 0 || !a->registered)
             continue;
@@ -174,7 +172,7 @@ static void on_kick(struct evloop *loop, struct ev_io *io, int revents)
 static void heartbeat(struct evloop *loop, struct ev_timer *t)
 {
     struct agent *a = t->arg;
-    uint64_t silent = evloop_now_ms() - a->last_rx_ms;
+    uint64_t silent = clock_mono_ms() - a->last_rx_ms;
     char why[96];
 
     vmm_check_adopted(&a->vmm);
@@ -256,7 +254,7 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
          * while, and the heartbeat thread must not wait for it */
         while ((rc = wire_conn_next(&a->w, &env, &fault, &err)) > 0) {
             pthread_mutex_unlock(&a->link_mu);
-            a->last_rx_ms = evloop_now_ms();
+            a->last_rx_ms = clock_mono_ms();
             rc = handle(a, env);
             wire_free(env);
             if (rc < 0) {
@@ -311,7 +309,7 @@ static void try_connect(struct evloop *loop, struct ev_timer *t)
     pthread_mutex_lock(&a->link_mu);
     a->fd = fd;
     pthread_mutex_unlock(&a->link_mu);
-    a->last_rx_ms = evloop_now_ms();
+    a->last_rx_ms = clock_mono_ms();
     /* peers reach this host's store at the address that reaches the
      * coordinator */
     {

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/clock.h"
 #include "lib/util/name.h"
 #include "lib/util/net.h"
 #include "lib/wire/wire.h"
@@ -624,14 +625,14 @@ static int wait_registered(struct cli *cli, const struct launch *l,
 {
     Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
     Vmckpt__Envelope *env = NULL;
-    struct timespec t0, now;
+    uint64_t t0;
     struct client *cl;
     int missing = 0, i, said = 0;
 
     cl = connect_coord(cli);
     if (cl == NULL)
         return n;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_mono_ms();
     for (;;) {
         struct vmckpt_error err;
         long ms;
@@ -645,9 +646,7 @@ static int wait_registered(struct cli *cli, const struct launch *l,
         missing = 0;
         for (i = 0; i < n; i++)
             missing += ok[i] && !host_up(env, hosts[i]);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (now.tv_sec - t0.tv_sec) * 1000 +
-             (now.tv_nsec - t0.tv_nsec) / 1000000;
+        ms = (long)(clock_mono_ms() - t0);
         if (missing == 0 || ms >= (long)l->register_timeout_ms)
             break;
         wire_free(env);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "coord.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/name.h"
 
@@ -216,7 +217,7 @@ int hosts_load(struct coord *co, struct vmckpt_error *err)
 static void sweep(struct evloop *loop, struct ev_timer *t)
 {
     struct coord *co = t->arg;
-    uint64_t now = evloop_now_ms();
+    uint64_t now = clock_mono_ms();
     struct host *h;
 
     for (h = co->hosts; h != NULL; h = h->next) {
@@ -334,8 +335,8 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     h->memory_bytes = r->memory_bytes;
     h->conn = c;
     c->host = h;
-    h->last_hb_ms = evloop_now_ms();
-    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    h->last_hb_ms = clock_mono_ms();
+    h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     h->registered_at = h->last_seen;
 
     memset(&ch, 0, sizeof(ch));
@@ -388,8 +389,8 @@ int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
 
     if (need_host(c, env) < 0)
         return 0;
-    h->last_hb_ms = evloop_now_ms();
-    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    h->last_hb_ms = clock_mono_ms();
+    h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     if (strcmp(h->state, "up") != 0)
         host_set_state(c->co, h, "up", "heartbeat");
     ack.seq = env->heartbeat->seq;
@@ -407,7 +408,7 @@ int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env)
     snprintf(why, sizeof(why), "agent stopped: %.100s",
              env->agent_goodbye->reason[0] ? env->agent_goodbye->reason
                                            : "no reason given");
-    h->last_seen = (int64_t)(evloop_wall_ms() / 1000);
+    h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     host_set_state(c->co, h, "down", why);
     h->conn = NULL;
     c->host = NULL;
@@ -420,7 +421,7 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
     struct coord *co = c->co;
     Vmckpt__HostsReply reply = VMCKPT__HOSTS_REPLY__INIT;
     Vmckpt__HostInfo *infos = NULL, **ptrs = NULL;
-    uint64_t now = evloop_now_ms();
+    uint64_t now = clock_mono_ms();
     struct host *h;
     size_t n = 0, i;
     int rc;

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 void job_save(struct job *j)
@@ -127,7 +128,7 @@ static void vm_row(struct job *j, const struct jvm *v, const char *state,
     e.rounds = v->rounds;
     e.started_at = j->cur->started_at;
     e.ended_at =
-        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+        strcmp(state, "running") ? (int64_t)(clock_wall_ms() / 1000) : 0;
     e.note = note;
     e.paused_at_ns = v->paused_at_ns;
     e.resumed_at_ns = v->resumed_at_ns;
@@ -181,7 +182,7 @@ static int jepoch_set_state(struct job *j, const char *old, const char *state,
     ce.nvms = e->n;
     ce.started_at = e->started_at;
     ce.ended_at =
-        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+        strcmp(state, "running") ? (int64_t)(clock_wall_ms() / 1000) : 0;
     ce.precopy_ms = e->t_cut ? e->t_cut - e->t_begin : 0;
     ce.window_us = window_us(e);
     for (i = 0; i < e->n; i++)
@@ -304,9 +305,9 @@ void do_cut(struct job *j, const char *why)
 
     log_info("epoch %s/%llu: cut (%s) after %llu ms of pre-copy", j->name,
              (unsigned long long)e->epoch, why,
-             (unsigned long long)(evloop_now_ms() - e->t_begin));
+             (unsigned long long)(clock_mono_ms() - e->t_begin));
     snprintf(e->phase, sizeof(e->phase), "cut");
-    e->t_cut = evloop_now_ms();
+    e->t_cut = clock_mono_ms();
     for (i = 0; i < e->n; i++) {
         struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
 
@@ -414,8 +415,8 @@ int job_begin(struct job *j, unsigned streams, char *why, size_t wlen)
     }
     e->epoch = catalog_epoch_next(co->cat, j->name);
     e->n = (size_t)n;
-    e->t_begin = evloop_now_ms();
-    e->started_at = (int64_t)(evloop_wall_ms() / 1000);
+    e->t_begin = clock_mono_ms();
+    e->started_at = (int64_t)(clock_wall_ms() / 1000);
     snprintf(e->phase, sizeof(e->phase), "precopy");
     ev_timer_init(&e->timer, epoch_timer, j);
     ev_timer_init(&e->align_timer, NULL, j);
@@ -561,7 +562,7 @@ static void job_commit(struct job *j)
              "cost %llu ms, %llu ms from begin",
              j->name, (unsigned long long)e->epoch, e->n,
              (double)j->last_window_us / 1000, (unsigned long long)j->cost_ms,
-             (unsigned long long)(evloop_now_ms() - e->t_begin));
+             (unsigned long long)(clock_mono_ms() - e->t_begin));
     epoch_end(j);
     schedule(j);
 }
@@ -667,7 +668,7 @@ void schedule(struct job *j)
     j->next_due_ms = 0;
     if (s == 0)
         return;
-    j->next_due_ms = evloop_now_ms() + s * 1000;
+    j->next_due_ms = clock_mono_ms() + s * 1000;
     ev_timer_start(j->co->loop, &j->periodic, s * 1000);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 /* ---- admin requests ------------------------------------------------------ */
@@ -166,7 +167,7 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->epoch = j->cur ? j->cur->epoch : 0;
         ji->phase = j->cur ? j->cur->phase : j->rs ? "restore" : "";
         ji->next_in_ms =
-            j->next_due_ms ? (int64_t)(j->next_due_ms - evloop_now_ms()) : -1;
+            j->next_due_ms ? (int64_t)(j->next_due_ms - clock_mono_ms()) : -1;
         ji->last_error = j->last_error;
         ji->last_window_us = j->last_window_us;
         ji->ranks = ranks_count(j);

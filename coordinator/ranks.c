@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "jobs.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 #define TOKEN_LEN 32
@@ -106,7 +107,7 @@ const char *ranks_protection(struct job *j, char *buf, size_t len)
         snprintf(buf, len, "%s", "");
     else if (n >= j->nranks)
         snprintf(buf, len, "protected (%u rank%s)", n, n == 1 ? "" : "s");
-    else if (evloop_now_ms() - j->mpi_since_ms < j->co->rank_grace_ms)
+    else if (clock_mono_ms() - j->mpi_since_ms < j->co->rank_grace_ms)
         snprintf(buf, len, "starting (%u of %u ranks connected)", n, j->nranks);
     else
         snprintf(buf, len,
@@ -178,7 +179,7 @@ static void align_done(struct job *j, const char *align, const char *why)
     note_barriers(j);
     log_info("epoch %s/%llu: %s after %llu ms (barriers %s)", j->name,
              (unsigned long long)e->epoch, align,
-             (unsigned long long)(evloop_now_ms() - e->t_align),
+             (unsigned long long)(clock_mono_ms() - e->t_align),
              e->barriers[0] ? e->barriers : "none");
     for (i = 0; i < e->n; i++) {
         e->v[i].fresh = 0;
@@ -282,7 +283,7 @@ void ranks_align(struct job *j, const char *why)
              j->co->align_timeout_ms);
     snprintf(e->phase, sizeof(e->phase), "align");
     e->aligning = 1;
-    e->t_align = evloop_now_ms();
+    e->t_align = clock_mono_ms();
     ev_timer_init(&e->align_timer, align_expired, j);
     ev_timer_start(j->co->loop, &e->align_timer, j->co->align_timeout_ms);
     a.job = j->name;
@@ -382,7 +383,7 @@ int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
     if (j->nranks == 0 || j->nranks < r->size) {
         /* started without the wrapper's announcement: the ranks say */
         j->nranks = r->size;
-        j->mpi_since_ms = evloop_now_ms();
+        j->mpi_since_ms = clock_mono_ms();
     }
     if (r->waiting_epoch != 0 && r->waiting_epoch == j->restored_epoch)
         ok.restored_epoch = j->restored_epoch;
@@ -466,9 +467,9 @@ int ranks_on_job_register(struct conn *c, const Vmckpt__Envelope *env)
                           "interval '%s': give seconds (> 0), 'auto' or 'off'",
                           iv);
     j->nranks = r->nranks;
-    j->mpi_since_ms = evloop_now_ms();
+    j->mpi_since_ms = clock_mono_ms();
     /* increasing across coordinator restarts too: the wall clock in ms */
-    j->run = evloop_wall_ms() > j->run ? evloop_wall_ms() : j->run + 1;
+    j->run = clock_wall_ms() > j->run ? clock_wall_ms() : j->run + 1;
     if (iv[0]) {
         snprintf(j->interval, sizeof(j->interval), "%s", iv);
         job_save(j);

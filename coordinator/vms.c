@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "coord.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 enum pending_kind { P_START, P_STOP, P_CKPT, P_RESTORE };
@@ -168,7 +169,7 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
     e.store_addr = p->store_addr;
     e.started_at = p->started;
     e.ended_at =
-        strcmp(state, "running") ? (int64_t)(evloop_wall_ms() / 1000) : 0;
+        strcmp(state, "running") ? (int64_t)(clock_wall_ms() / 1000) : 0;
     e.note = note;
     e.source = vms_source(co, p->job, p->vm, d != NULL && d->qemu_stream);
     if (d != NULL) {
@@ -212,7 +213,7 @@ static struct pending *relay(struct conn *admin, uint64_t admin_id,
     p->admin_id = admin_id;
     p->kind = kind;
     snprintf(p->host, sizeof(p->host), "%s", host);
-    p->started = (int64_t)(evloop_wall_ms() / 1000);
+    p->started = (int64_t)(clock_wall_ms() / 1000);
     if (conn_send(agent, type, p->id, payload) < 0) {
         free(p);
         conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,

@@ -20,6 +20,7 @@
 
 #include "channel.h"
 #include "hooks_log.h"
+#include "lib/util/clock.h"
 #include "lib/client/client.h"
 
 /* ---- where the job is ------------------------------------------------- */
@@ -140,32 +141,11 @@ static struct {
 /* Unreachable this long while a rank waits: it goes on unaligned. */
 #define GIVE_UP_MS 60000
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* With mu held: after pending or released changed. */
 static void set_cut(void)
 {
     __atomic_store_n(&ch.cut, ch.pending > ch.released ? ch.pending : 0,
                      __ATOMIC_RELEASE);
-}
-
-/* CLOCK_REALTIME 'ms' from now, for pthread_cond_timedwait. */
-static struct timespec deadline_in(unsigned ms)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
-    return t;
 }
 
 static void poke(void)
@@ -367,7 +347,7 @@ static void *chan_main(void *arg)
         pthread_mutex_lock(&ch.mu);
         ch.connected = 0;
         if (ch.lost_since == 0)
-            ch.lost_since = now_ms();
+            ch.lost_since = clock_mono_ms();
         if (ch.refused && !ch.stop) {
             if (++refusals > 1 || !first)
                 hooks_log("the coordinator refused this rank: %s; it runs "
@@ -379,7 +359,7 @@ static void *chan_main(void *arg)
         }
         pthread_cond_broadcast(&ch.cv);
         if (!ch.stop) {
-            struct timespec until = deadline_in(backoff);
+            struct timespec until = clock_deadline(CLOCK_REALTIME, backoff);
 
             pthread_cond_timedwait(&ch.cv, &ch.mu, &until);
         }
@@ -411,7 +391,7 @@ int chan_start(const struct chan_target *t, const struct chan_rank *r,
         return errprintf_errno(err, "thread");
     }
     ch.running = 1;
-    until = deadline_in((unsigned)timeout_ms);
+    until = clock_deadline(CLOCK_REALTIME, (unsigned)timeout_ms);
     pthread_mutex_lock(&ch.mu);
     while (!ch.first_done)
         if (pthread_cond_timedwait(&ch.cv, &ch.mu, &until) == ETIMEDOUT)
@@ -463,14 +443,14 @@ uint64_t chan_wait(uint64_t epoch, uint64_t count)
         struct timespec until;
 
         if (!ch.connected && ch.lost_since != 0 &&
-            now_ms() - ch.lost_since > GIVE_UP_MS) {
+            clock_mono_ms() - ch.lost_since > GIVE_UP_MS) {
             hooks_log("no coordinator for %d s while held at a barrier: "
                       "going on without the cut",
                       GIVE_UP_MS / 1000);
             ch.released = epoch;
             break;
         }
-        until = deadline_in(1000);
+        until = clock_deadline(CLOCK_REALTIME, 1000);
         pthread_cond_timedwait(&ch.cv, &ch.mu, &until);
     }
     restored = ch.restored_from;

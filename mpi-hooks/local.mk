@@ -5,7 +5,7 @@
 MPI_HOOKS_COMMON = %reldir%/channel.c %reldir%/channel.h \
 	%reldir%/hooks_log.c %reldir%/hooks_log.h \
 	lib/client/client.c lib/wire/wire.c lib/wire/auth.c \
-	lib/util/net.c lib/util/error.c lib/util/evloop.c
+	lib/util/net.c lib/util/error.c lib/util/evloop.c lib/util/clock.c
 if HAVE_MPI
 pkglibexec_PROGRAMS += %reldir%/libvmckpt-mpi.so
 %canon_reldir%_libvmckpt_mpi_so_SOURCES = %reldir%/hooks.c $(MPI_HOOKS_COMMON)

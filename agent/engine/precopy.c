@@ -24,17 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/clock.h"
 #include "lib/util/evloop.h"
 #include "lib/wire/batch.h"
 #include "precopy.h"
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 enum precopy_decision precopy_limits_decide(const struct precopy_round *r,
                                             void *arg)
@@ -312,14 +305,6 @@ static void lanes_sum(const struct lanes *L, struct sender *s)
     }
 }
 
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t popcount(const uint64_t *bm, size_t words)
 {
     uint64_t n = 0;
@@ -340,7 +325,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     struct sender s;
     Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
     const uint8_t *ram;
-    uint64_t ram_len, npages, t0 = now_us(), tp = 0, *bm = NULL;
+    uint64_t ram_len, npages, t0 = (clock_mono_ns() / 1000), tp = 0, *bm = NULL;
     uint8_t *staging = NULL, *state = NULL;
     uint64_t *staged = NULL, nstaged = 0, i;
     size_t words;
@@ -377,8 +362,8 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     L->npages = npages;
     L->bitmap = bm;
     if (stop_and_save) {
-        tp = now_us();
-        res->paused_at_ns = realtime_ns();
+        tp = (clock_mono_ns() / 1000);
+        res->paused_at_ns = clock_wall_ns();
         if (ops->pause(vm, err) < 0)
             goto out;
         paused = 1;
@@ -391,7 +376,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         memset(bm, 0xff, words * sizeof(*bm));
     for (;;) {
         struct precopy_round r = {.round = round};
-        uint64_t ts = now_us(), wire0, pages0;
+        uint64_t ts = (clock_mono_ns() / 1000), wire0, pages0;
 
         lanes_sum(L, &s);
         wire0 = s.wire;
@@ -415,12 +400,14 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         r.pages_sent = s.pages - pages0;
         r.bytes_sent = s.wire - wire0;
         r.pages_left = popcount(bm, words);
-        r.round_ms = (now_us() - ts) / 1000;
-        r.elapsed_ms = (now_us() - t0) / 1000;
+        r.round_ms = ((clock_mono_ns() / 1000) - ts) / 1000;
+        r.elapsed_ms = ((clock_mono_ns() / 1000) - t0) / 1000;
         /* a round the cut ended left unsent pages, not newly written ones */
-        r.dirty_rate =
-            n >= 0 ? r.pages_left * 1000000 / (now_us() - ts + 1) : 0;
-        r.throughput = r.bytes_sent * 1000000 / (now_us() - ts + 1);
+        r.dirty_rate = n >= 0 ? r.pages_left * 1000000 /
+                                    ((clock_mono_ns() / 1000) - ts + 1)
+                              : 0;
+        r.throughput =
+            r.bytes_sent * 1000000 / ((clock_mono_ns() / 1000) - ts + 1);
         res->rounds = ++round;
         if (policy->on_round != NULL)
             policy->on_round(&r, policy->arg);
@@ -442,8 +429,8 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     if (!stop_and_save) {
         /* the cut: pause, take the last written pages into memory */
         /* the pause counts from the stop request, like pause_us */
-        tp = now_us();
-        res->paused_at_ns = realtime_ns();
+        tp = (clock_mono_ns() / 1000);
+        res->paused_at_ns = clock_wall_ns();
         if (ops->pause(vm, err) < 0)
             goto out;
         paused = 1;
@@ -480,17 +467,17 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     if (state_len < 0)
         goto out;
     {
-        uint64_t th = now_us();
+        uint64_t th = (clock_mono_ns() / 1000);
 
         if (policy->on_cut != NULL && policy->on_cut(policy->arg, err) < 0)
             goto out;
-        res->hold_us = now_us() - th;
+        res->hold_us = (clock_mono_ns() / 1000) - th;
     }
     if (ops->resume(vm, err) < 0)
         goto out;
     paused = 0;
-    res->pause_us = now_us() - tp;
-    res->resumed_at_ns = realtime_ns();
+    res->pause_us = (clock_mono_ns() / 1000) - tp;
+    res->resumed_at_ns = clock_wall_ns();
 
     /* drain with the guest running */
     L->drain = 1;
@@ -526,7 +513,7 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
     res->raw_bytes = s.raw;
     res->cut_pages = nstaged;
     res->state_bytes = (uint64_t)state_len;
-    res->total_ms = (now_us() - t0) / 1000;
+    res->total_ms = ((clock_mono_ns() / 1000) - t0) / 1000;
     rc = 0;
 out:
     if (paused) {

@@ -21,6 +21,7 @@
  * Xen build leaves out). */
 #include "config.h"
 
+#include "lib/util/clock.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -415,14 +416,6 @@ static int64_t xen_harvest(struct hv_vm *vm, uint64_t *bitmap,
     return (int64_t)n;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The domain's shutdown code, or -1 while it is not shut down; -2 if it
  * is gone. */
 static int shutdown_code(struct hv_vm *vm, int *dying)
@@ -445,7 +438,7 @@ static int shutdown_code(struct hv_vm *vm, int *dying)
 int hvx_pause(struct hv_vm *vm, struct vmckpt_error *err)
 {
     char path[80];
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = clock_mono_ms();
     int code;
 
     snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown",
@@ -466,7 +459,7 @@ int hvx_pause(struct hv_vm *vm, struct vmckpt_error *err)
                              "of suspending",
                              vm->name, code);
         }
-        if (mono_ms() - t0 > SUSPEND_MS) {
+        if (clock_mono_ms() - t0 > SUSPEND_MS) {
             (void)xs_rm(vm->xs, XBT_NULL, path);
             errno = ETIMEDOUT;
             return errprintf(err,

@@ -5,6 +5,7 @@
  * libxenguest's own live save, the baseline of bench/xen-pause. */
 #include "config.h"
 
+#include "lib/util/clock.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -408,20 +409,12 @@ struct lx_save {
     int failed;
 };
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* The same cooperative suspend as our cut (1: suspended). */
 static int lx_suspend(void *data)
 {
     struct lx_save *l = data;
 
-    l->t_pause = mono_us();
+    l->t_pause = clock_mono_ns() / 1000;
     if (hvx_pause(l->vm, &l->err) < 0) {
         l->failed = 1;
         return 0;
@@ -439,7 +432,7 @@ static int lx_postcopy(void *data)
         l->failed = 1;
         return 0;
     }
-    l->t_resume = mono_us();
+    l->t_resume = clock_mono_ns() / 1000;
     return 1;
 }
 
@@ -461,7 +454,7 @@ int hv_xen_libxc_save(const char *name, int fd, uint64_t *pause_us,
                                 .postcopy = lx_postcopy,
                                 .switch_qemu_logdirty = lx_qemu_logdirty,
                                 .data = &l};
-    uint64_t t0 = mono_us();
+    uint64_t t0 = clock_mono_ns() / 1000;
     int rc;
 
     /* only to find and suspend the domain: libxenguest tracks by itself */
@@ -488,7 +481,7 @@ int hv_xen_libxc_save(const char *name, int fd, uint64_t *pause_us,
         return -1;
     }
     *pause_us = l.t_resume - l.t_pause;
-    *total_ms = (mono_us() - t0) / 1000;
+    *total_ms = (clock_mono_ns() / 1000 - t0) / 1000;
     hvx_release(l.vm);
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/clock.h"
 #include "lib/qemu/qemu_argv.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -685,12 +686,9 @@ uint64_t vmm_cpu_ms(pid_t pid)
 
 void vmm_sample_cpu(struct vmm *m)
 {
-    struct timespec ts;
     struct vmm_vm *vm;
-    uint64_t now, cpu;
+    uint64_t now = clock_mono_ms(), cpu;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     for (vm = m->vms; vm != NULL; vm = vm->next) {
         cpu = vmm_cpu_ms(vm->pid);
         if (vm->cpu_at != 0 && now > vm->cpu_at && cpu >= vm->cpu_prev)

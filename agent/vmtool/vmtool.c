@@ -49,6 +49,7 @@
 #ifdef HAVE_XEN
 #include "agent/hv/hv_xen.h"
 #endif
+#include "lib/util/clock.h"
 #include "lib/qemu/qmp.h"
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
@@ -249,7 +250,7 @@ static int cmd_qemu_migrate(struct opts *o)
     json_t *args, *ret = NULL, *ram;
     char uri[4200];
     const char *status = "";
-    struct timespec t0, t1;
+    uint64_t t0;
     double waited_ms;
 
     if (!o->qmp || !o->ram_out)
@@ -264,7 +265,7 @@ static int cmd_qemu_migrate(struct opts *o)
     json_decref(args);
     snprintf(uri, sizeof(uri), "exec:cat > '%s'", o->ram_out);
     args = json_pack("{s:s}", "uri", uri);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_mono_ns();
     if (qmp_execute(q, "migrate", args, NULL, &err) < 0)
         die("migrate", &err);
     json_decref(args);
@@ -273,9 +274,7 @@ static int cmd_qemu_migrate(struct opts *o)
         if (qmp_execute(q, "query-migrate", NULL, &ret, &err) < 0)
             die("query-migrate", &err);
         status = json_string_value(json_object_get(ret, "status"));
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        waited_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        waited_ms = (double)(clock_mono_ns() - t0) / 1e6;
         if (status &&
             (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0))
             break;

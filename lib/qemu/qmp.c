@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/util/clock.h"
 #include "lib/util/evloop.h"
 #include "qmp.h"
 
@@ -37,7 +38,7 @@ void qmp_close(struct qmp *q)
 /* The next JSON object from the socket, or NULL on error/timeout. */
 static json_t *read_obj(struct qmp *q, struct vmckpt_error *err)
 {
-    uint64_t deadline = evloop_now_ms() + (uint64_t)q->timeout_ms;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)q->timeout_ms;
 
     for (;;) {
         char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
@@ -76,7 +77,7 @@ static json_t *read_obj(struct qmp *q, struct vmckpt_error *err)
         }
         {
             struct pollfd p = {.fd = q->fd, .events = POLLIN};
-            uint64_t now = evloop_now_ms();
+            uint64_t now = clock_mono_ms();
             ssize_t r;
 
             if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0) {

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "evloop.h"
 
 #define MAX_SIGNALS 8
@@ -36,22 +37,6 @@ struct evloop {
     int nsigs;
     struct ev_io sigio;
 };
-
-uint64_t evloop_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t evloop_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct evloop *evloop_create(void)
 {
@@ -169,7 +154,7 @@ void ev_timer_stop(struct evloop *loop, struct ev_timer *t)
 void ev_timer_start(struct evloop *loop, struct ev_timer *t, uint64_t delay_ms)
 {
     ev_timer_stop(loop, t);
-    t->due_ms = evloop_now_ms() + delay_ms;
+    t->due_ms = clock_mono_ms() + delay_ms;
     t->next = loop->timers;
     loop->timers = t;
     t->armed = 1;
@@ -221,7 +206,7 @@ int evloop_add_signal(struct evloop *loop, int signo, ev_signal_cb cb,
 /* Fire every timer that is due; a callback may re-arm or stop timers. */
 static void run_timers(struct evloop *loop)
 {
-    uint64_t now = evloop_now_ms();
+    uint64_t now = clock_mono_ms();
     int fired;
 
     do {
@@ -241,7 +226,7 @@ static void run_timers(struct evloop *loop)
 
 static int next_timeout(struct evloop *loop)
 {
-    uint64_t now = evloop_now_ms(), best = UINT64_MAX;
+    uint64_t now = clock_mono_ms(), best = UINT64_MAX;
     struct ev_timer *t;
 
     for (t = loop->timers; t != NULL; t = t->next) {

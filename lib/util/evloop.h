@@ -41,10 +41,6 @@ void evloop_destroy(struct evloop *loop);
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
 
-/* Monotonic and wall clocks in milliseconds. */
-uint64_t evloop_now_ms(void);
-uint64_t evloop_wall_ms(void);
-
 void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb, void *arg);
 int ev_io_start(struct evloop *loop, struct ev_io *io);
 /* Change the events watched; the watcher must be started. */

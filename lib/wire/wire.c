@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/util/clock.h"
 #include "lib/util/evloop.h"
 #include "wire.h"
 
@@ -382,7 +383,7 @@ static int wait_fd(int fd, short events, uint64_t deadline, int timeout_ms)
     int left = -1, rc;
 
     if (timeout_ms >= 0) {
-        uint64_t now = evloop_now_ms();
+        uint64_t now = clock_mono_ms();
 
         left = now >= deadline ? 0 : (int)(deadline - now);
     }
@@ -398,7 +399,7 @@ int wire_conn_flush_wait(struct wire_conn *c, int timeout_ms,
                          struct vmckpt_error *err)
 {
     uint64_t deadline =
-        evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+        clock_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 
     for (;;) {
         int rc = wire_conn_flush(c, err);
@@ -414,7 +415,7 @@ int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
                         int timeout_ms, struct vmckpt_error *err)
 {
     uint64_t deadline =
-        evloop_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+        clock_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     enum wire_fault fault;
 
     for (;;) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent/hv/dirty_uffd.h"
+#include "lib/util/clock.h"
 #include "lib/qemu/qmp.h"
 #include "lib/util/evloop.h"
 
@@ -88,9 +89,9 @@ int main(int argc, char **argv)
         must(qmp_execute(q, "cont", NULL, NULL, &err), &err);
         usleep((useconds_t)interval * 1000);
         must(qmp_execute(q, "stop", NULL, NULL, &err), &err);
-        t0 = evloop_now_ms();
+        t0 = clock_mono_ms();
         n = dirty_uffd_harvest(d, bits, &err);
-        t1 = evloop_now_ms();
+        t1 = clock_mono_ms();
         must(n < 0 ? -1 : 0, &err);
         reported = (uint64_t)n;
         for (p = 0; p < npages; p++) {
