@@ -10,6 +10,7 @@
 #include "agent/hv/hv.h"
 #include "agent/store/store.h"
 #include "agent/vmm/vmm.h"
+#include "outbox.h"
 #include "lib/topo/topo.h"
 #include "lib/util/evloop.h"
 #include "lib/wire/auth.h"
@@ -28,13 +29,16 @@ struct agent {
     int nhv;
     struct store store;
     struct vmm vmm;
-    int work_pipe[2]; /* worker threads -> loop (work.c) */
-    struct ev_io work_io;
+    struct outbox out;   /* worker threads -> loop -> coordinator */
     char store_addr[96]; /* as registered: reachable address and port */
     unsigned store_port;
     unsigned streams; /* parallel streams per checkpoint, by default */
 
-    /* coordinator link (link.c) */
+    /* coordinator link (link.c). What it hands up, set before
+     * link_start(): each request (returns 0 if not one it knows), and the
+     * loss of the link. */
+    int (*on_request)(struct agent *a, const Vmckpt__Envelope *env);
+    void (*on_link_lost)(struct agent *a);
     int fd; /* -1 while disconnected */
     struct ev_io io;
     struct wire_conn w;
@@ -64,7 +68,8 @@ void link_start(struct agent *a);
 /* Say goodbye (best effort, bounded wait) and close the link. */
 void link_stop(struct agent *a, const char *reason);
 /* Queue an encoded frame (wire_encode) for the coordinator; dropped when
- * the link is down. Takes ownership of 'frame'. */
-void link_send_frame(struct agent *a, uint8_t *frame, size_t len);
+ * the link is down. Takes ownership of 'frame'. In the loop; 'arg' is the
+ * agent (the outbox's send function). */
+void link_send_frame(void *arg, uint8_t *frame, size_t len);
 
 #endif

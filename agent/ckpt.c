@@ -23,8 +23,9 @@
 #include "lib/util/log.h"
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
-#include "work.h"
-#include "work_int.h"
+#include "ckpt.h"
+
+struct ckpt_done;
 
 struct ckpt_job {
     struct agent *a;
@@ -44,7 +45,8 @@ struct ckpt_job {
     pthread_cond_t cv;
     int cut, resume, abort;
     char reason[320];
-    struct ckpt_job *next; /* in 'ckpts' */
+    struct ckpt_done *done; /* for the loop at the end, allocated up front */
+    struct ckpt_job *next;  /* in 'ckpts' */
 };
 
 /* Checkpoints in flight, so that the loop can pass CUT, RESUME and ABORT
@@ -91,7 +93,7 @@ static void ckpt_round(const struct precopy_round *r, void *arg)
     st.bytes_per_s = r->throughput;
     st.bytes_sent = j->bytes_sent;
     st.converged = converged;
-    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
+    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
 }
 
 static int ckpt_cut(void *arg, struct vmckpt_error *err)
@@ -105,7 +107,7 @@ static int ckpt_cut(void *arg, struct vmckpt_error *err)
     c.epoch = j->epoch;
     c.vm = j->vmname;
     c.paused_at_ns = clock_wall_ns();
-    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, 0, &c);
+    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, 0, &c);
     if (!j->coordinated)
         return 0;
     /* hold the guest paused until every VM of the job is paused */
@@ -335,7 +337,7 @@ static int stream_checkpoint(struct ckpt_job *j,
     st.epoch = j->epoch;
     st.vm = j->vmname;
     st.converged = 1;
-    post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
+    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
     rc = j->vm->ops->save_full(j->vm->hv, p[1], &downtime, err);
     close(p[1]);
     tpause = clock_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
@@ -370,23 +372,171 @@ static int stream_checkpoint(struct ckpt_job *j,
     return 0;
 }
 
-static void *ckpt_main(void *arg)
+/* The end of a checkpoint, for the loop: the guest is free again; a failed
+ * checkpoint moved tracking on, so the next is full; a job epoch becomes a
+ * base only when committed. */
+struct ckpt_done {
+    struct vmm_vm *vm;
+    uint64_t epoch; /* written, 0: failed */
+    int coordinated;
+};
+
+static void ckpt_done(void *arg)
 {
-    struct ckpt_job *j = arg;
+    struct ckpt_done *d = arg;
+
+    d->vm->busy = 0;
+    d->vm->last_epoch = d->coordinated ? 0 : d->epoch;
+    d->vm->pending_epoch = d->coordinated ? d->epoch : 0;
+    free(d);
+}
+
+/* Where a checkpoint's pages go: the peer's store and, for a job epoch, the
+ * local copy (which continues the local chain, or starts one). Returns the
+ * stream to the peer, or NULL with 'err'. */
+static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
+                                       struct vmckpt_error *err)
+{
+    const uint8_t *ram;
+    uint64_t ram_len, lp = j->parent;
+    struct image_manifest m;
+    struct stream_out *so;
+
+    if (j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, err) < 0)
+        return NULL;
+    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
+                         j->epoch, j->parent, ram_len, j->streams, err);
+    if (so == NULL || !j->coordinated)
+        return so;
+    if (lp != 0 &&
+        (image_manifest_load(j->a->store.dir, j->job, j->vmname, &m, err) < 0 ||
+         image_manifest_find(&m, lp) == NULL)) {
+        snprintf(err->text, sizeof(err->text),
+                 "local copy: epoch %llu, the base of this delta, is not in "
+                 "this host's store",
+                 (unsigned long long)j->parent);
+        stream_out_abort(so, err->text);
+        return NULL;
+    }
+    tee->w = image_writer_open(j->a->store.dir, j->job, j->vmname, j->epoch, lp,
+                               ram_len, j->streams, err);
+    if (tee->w == NULL) {
+        stream_out_abort(so, err->text);
+        return NULL;
+    }
+    return so;
+}
+
+/* Run the engine (or QEMU's own stream) into the peer and the local copy.
+ * Returns 0, or -1 with 'err' (an abort says who and why) after the
+ * stream was aborted. */
+static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
+                          struct tee *tee, struct precopy_result *res,
+                          struct vmckpt_error *err)
+{
     struct precopy_policy pol = {.decide = ckpt_decide,
                                  .on_cut = ckpt_cut,
                                  .cut_now = ckpt_cut_now,
                                  .on_round = ckpt_round,
                                  .arg = j};
-    struct precopy_result res;
     struct precopy_sink sink;
+    int rc;
+
+    stream_out_sink(so, &sink);
+    tee->peer = sink;
+    tee->j = j;
+    sink.batch = tee_batch;
+    sink.state = tee_state;
+    sink.end = tee_end;
+    sink.arg = tee;
+    rc = j->vm->qemu_stream
+             ? stream_checkpoint(j, &sink, res, err)
+             : precopy_checkpoint(j->vm->ops, j->vm->hv, j->parent == 0,
+                                  j->stop_and_save, j->lz4, j->streams, &sink,
+                                  &pol, res, err);
+    if (rc < 0) {
+        pthread_mutex_lock(&j->mu);
+        if (j->abort)
+            snprintf(err->text, sizeof(err->text), "%s", j->reason);
+        pthread_mutex_unlock(&j->mu);
+        stream_out_abort(so, err->text);
+    } else {
+        stream_out_close(so);
+    }
+    image_writer_abort(tee->w); /* NULL after a commit */
+    return rc;
+}
+
+/* CPU time the guest would have had over pre-copy (at its rate before)
+ * minus what it got: what the checkpoint cost the job. */
+static uint64_t guest_slowdown_ms(uint64_t base_rate, uint64_t t0,
+                                  uint64_t cpu0, pid_t pid,
+                                  const struct precopy_result *res)
+{
+    uint64_t span = clock_mono_ms() - t0, expect, got;
+
+    span -= span > res->pause_us / 1000 ? res->pause_us / 1000 : span;
+    expect = base_rate * span / 1000;
+    got = vmm_cpu_ms(pid) - cpu0;
+    return expect > got ? expect - got : 0;
+}
+
+static void report_failed(struct ckpt_job *j, const char *why)
+{
+    Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+
+    log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
+            (unsigned long long)j->epoch, why);
+    ab.job = j->job;
+    ab.epoch = j->epoch;
+    ab.reason = (char *)why;
+    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, j->req, &ab);
+}
+
+static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
+                           uint64_t slowdown_ms)
+{
+    Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
+
+    log_info(
+        "checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
+        "%llu pages (%llu bytes of page data, %llu on the wire), "
+        "pause %llu us, held %llu us (paused at %llu, "
+        "resumed at %llu ns)",
+        j->job, j->vmname, (unsigned long long)j->epoch, j->store, res->rounds,
+        (unsigned long long)res->pages, (unsigned long long)res->raw_bytes,
+        (unsigned long long)res->wire_bytes, (unsigned long long)res->pause_us,
+        (unsigned long long)res->hold_us, (unsigned long long)res->paused_at_ns,
+        (unsigned long long)res->resumed_at_ns);
+    d.job = j->job;
+    d.epoch = j->epoch;
+    d.vm = j->vmname;
+    d.store_host = j->store;
+    d.bytes = res->disk_bytes;
+    d.pause_ns = res->pause_us * 1000;
+    d.parent = j->parent;
+    d.pages = res->pages;
+    d.total_ms = res->total_ms;
+    d.rounds = res->rounds;
+    d.wire_bytes = res->wire_bytes;
+    d.paused_at_ns = res->paused_at_ns;
+    d.resumed_at_ns = res->resumed_at_ns;
+    d.slowdown_ms = slowdown_ms;
+    d.qemu_stream = j->vm->qemu_stream;
+    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct ckpt_job *j = arg;
+    struct precopy_result res;
     struct vmckpt_error err;
     struct stream_out *so;
     struct tee tee = {.w = NULL};
-    struct post *done = calloc(1, sizeof(*done));
-    const uint8_t *ram;
-    uint64_t ram_len, cpu0, t0, base_rate = 0, slowdown_ms = 0;
+    struct ckpt_done *done = j->done;
+    uint64_t cpu0, t0, base_rate = 0, slowdown_ms = 0;
     pid_t pid = j->vm->pid;
+    int rc = -1;
 
     /* how fast the guest used the CPU before (the loop samples it every
      * heartbeat): the baseline for what pre-copy costs it */
@@ -394,118 +544,20 @@ static void *ckpt_main(void *arg)
     t0 = clock_mono_ms();
     if (j->coordinated)
         base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
-    so = j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, &err) < 0
-             ? NULL
-             : stream_out_open(j->store, &j->a->key, j->a->name, j->job,
-                               j->vmname, j->epoch, j->parent, ram_len,
-                               j->streams, &err);
-    if (so != NULL && j->coordinated) {
-        /* the local copy continues the local chain, or starts one */
-        struct image_manifest m;
-        uint64_t lp = j->parent;
-
-        if (lp != 0 && (image_manifest_load(j->a->store.dir, j->job, j->vmname,
-                                            &m, &err) < 0 ||
-                        image_manifest_find(&m, lp) == NULL))
-            lp = (uint64_t)-1;
-        tee.w =
-            lp == (uint64_t)-1
-                ? NULL
-                : image_writer_open(j->a->store.dir, j->job, j->vmname,
-                                    j->epoch, lp, ram_len, j->streams, &err);
-        if (tee.w == NULL) {
-            if (lp == (uint64_t)-1)
-                snprintf(err.text, sizeof(err.text),
-                         "local copy: epoch %llu, the base of this delta, is "
-                         "not in this host's store",
-                         (unsigned long long)j->parent);
-            stream_out_abort(so, err.text);
-            so = NULL;
-        }
-    }
-    if (so != NULL) {
-        stream_out_sink(so, &sink);
-        tee.peer = sink;
-        tee.j = j;
-        sink.batch = tee_batch;
-        sink.state = tee_state;
-        sink.end = tee_end;
-        sink.arg = &tee;
-        if ((j->vm->qemu_stream
-                 ? stream_checkpoint(j, &sink, &res, &err)
-                 : precopy_checkpoint(j->vm->ops, j->vm->hv, j->parent == 0,
-                                      j->stop_and_save, j->lz4, j->streams,
-                                      &sink, &pol, &res, &err)) < 0) {
-            /* however the engine noticed it, an abort says who and why */
-            pthread_mutex_lock(&j->mu);
-            if (j->abort)
-                snprintf(err.text, sizeof(err.text), "%s", j->reason);
-            pthread_mutex_unlock(&j->mu);
-            stream_out_abort(so, err.text);
-            so = NULL;
-        } else {
-            stream_out_close(so);
-        }
-        image_writer_abort(tee.w); /* NULL after a commit */
-    }
-    if (so != NULL && base_rate > 0) {
-        /* CPU the guest would have had minus what it got, over pre-copy */
-        uint64_t span = clock_mono_ms() - t0, expect, got;
-
-        span -= span > res.pause_us / 1000 ? res.pause_us / 1000 : span;
-        expect = base_rate * span / 1000;
-        got = vmm_cpu_ms(pid) - cpu0;
-
-        slowdown_ms = expect > got ? expect - got : 0;
-    }
+    so = open_outputs(j, &tee, &err);
+    if (so != NULL)
+        rc = run_checkpoint(j, so, &tee, &res, &err);
+    if (rc == 0 && base_rate > 0)
+        slowdown_ms = guest_slowdown_ms(base_rate, t0, cpu0, pid, &res);
     ckpt_unlist(j);
-    if (so == NULL) {
-        Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
-
-        log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
-                (unsigned long long)j->epoch, err.text);
-        ab.job = j->job;
-        ab.epoch = j->epoch;
-        ab.reason = err.text;
-        post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, j->req, &ab);
-    } else {
-        Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
-
-        log_info("checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
-                 "%llu pages (%llu bytes of page data, %llu on the wire), "
-                 "pause %llu us, held %llu us (paused at %llu, "
-                 "resumed at %llu ns)",
-                 j->job, j->vmname, (unsigned long long)j->epoch, j->store,
-                 res.rounds, (unsigned long long)res.pages,
-                 (unsigned long long)res.raw_bytes,
-                 (unsigned long long)res.wire_bytes,
-                 (unsigned long long)res.pause_us,
-                 (unsigned long long)res.hold_us,
-                 (unsigned long long)res.paused_at_ns,
-                 (unsigned long long)res.resumed_at_ns);
-        d.job = j->job;
-        d.epoch = j->epoch;
-        d.vm = j->vmname;
-        d.store_host = j->store;
-        d.bytes = res.disk_bytes;
-        d.pause_ns = res.pause_us * 1000;
-        d.parent = j->parent;
-        d.pages = res.pages;
-        d.total_ms = res.total_ms;
-        d.rounds = res.rounds;
-        d.wire_bytes = res.wire_bytes;
-        d.paused_at_ns = res.paused_at_ns;
-        d.resumed_at_ns = res.resumed_at_ns;
-        d.slowdown_ms = slowdown_ms;
-        d.qemu_stream = j->vm->qemu_stream;
-        post_msg(j->a, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
-    }
-    if (done != NULL) {
-        done->done = j->vm;
-        done->epoch = so != NULL ? j->epoch : 0;
-        done->coordinated = j->coordinated;
-        post_item(j->a, done);
-    }
+    if (rc < 0)
+        report_failed(j, err.text);
+    else
+        report_durable(j, &res, slowdown_ms);
+    done->vm = j->vm;
+    done->epoch = rc == 0 ? j->epoch : 0;
+    done->coordinated = j->coordinated;
+    outbox_run(&j->a->out, ckpt_done, free, done);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -521,14 +573,15 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     char text[256];
 
     if (b->n_targets != 1) {
-        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                    "a checkpoint names exactly one VM per agent message");
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                     "a checkpoint names exactly one VM per agent message");
         return;
     }
     if (b->streams > PRECOPY_MAX_STREAMS) {
         snprintf(text, sizeof(text), "%u parallel streams: 1 to %d", b->streams,
                  PRECOPY_MAX_STREAMS);
-        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID, text);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                     text);
         return;
     }
     vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
@@ -539,16 +592,20 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
                  : vm->busy ? "busy"
                             : "paused after a restore",
                  a->name);
-        reply_error(a, env->request_id,
-                    vm ? VMCKPT__ERROR_CODE__ERR_BUSY
-                       : VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                    text);
+        outbox_error(&a->out, env->request_id,
+                     vm ? VMCKPT__ERROR_CODE__ERR_BUSY
+                        : VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                     text);
         return;
     }
     j = calloc(1, sizeof(*j));
+    if (j != NULL && (j->done = calloc(1, sizeof(*j->done))) == NULL) {
+        free(j);
+        j = NULL;
+    }
     if (j == NULL) {
-        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                    "out of memory");
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "out of memory");
         return;
     }
     j->a = a;
@@ -588,9 +645,10 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     if (pthread_create(&t, NULL, ckpt_main, j) != 0) {
         vm->busy = 0;
         ckpt_unlist(j);
+        free(j->done);
         free(j);
-        reply_error(a, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                    "cannot start a checkpoint thread");
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "cannot start a checkpoint thread");
         return;
     }
     pthread_detach(t);
@@ -602,9 +660,6 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
              j->streams > 1 ? "s" : "");
 }
 
-/* CUT, RESUME or ABORT (what = 'c', 'r', 'a') for the checkpoints of
- * job/epoch in flight (epoch 0: all of the job; job NULL: all). Returns
- * how many were told. */
 int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
 {
     struct ckpt_job *j;
@@ -632,7 +687,7 @@ int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
     return n;
 }
 
-void work_link_lost(struct agent *a)
+void ckpt_link_lost(struct agent *a)
 {
     int n = ckpt_tell(NULL, 0, 'a', "aborted: lost the coordinator");
 

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "work.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
@@ -34,7 +33,8 @@ static void link_close(struct agent *a)
     a->fd = -1;
     a->registered = 0;
     pthread_mutex_unlock(&a->link_mu);
-    work_link_lost(a);
+    if (a->on_link_lost != NULL)
+        a->on_link_lost(a);
 }
 
 static void link_fail(struct agent *a, const char *why)
@@ -220,7 +220,7 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
          * fix the coordinator's side without restarting this agent */
         return a->registered ? 0 : -1;
     default:
-        if (!work_handle(a, env))
+        if (a->on_request == NULL || !a->on_request(a, env))
             log_warn("coordinator sent %s, which this agent does not handle",
                      wire_type_name(env->type));
         return 0;
@@ -401,8 +401,9 @@ void link_stop(struct agent *a, const char *reason)
     pthread_mutex_destroy(&a->link_mu);
 }
 
-void link_send_frame(struct agent *a, uint8_t *frame, size_t len)
+void link_send_frame(void *arg, uint8_t *frame, size_t len)
 {
+    struct agent *a = arg;
     int rc = -1;
 
     pthread_mutex_lock(&a->link_mu);

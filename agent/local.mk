@@ -4,7 +4,10 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 %canon_reldir%_vmckpt_agent_SOURCES = \
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
-	%reldir%/work.c %reldir%/work.h %reldir%/work_int.h %reldir%/ckpt.c
+	%reldir%/outbox.c %reldir%/outbox.h \
+	%reldir%/work.c %reldir%/work.h \
+	%reldir%/ckpt.c %reldir%/ckpt.h \
+	%reldir%/restore.c %reldir%/restore.h
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_vmckpt_agent_LDADD = %reldir%/vmm/libvmm.a \
 	%reldir%/store/libstore.a %reldir%/engine/libengine.a $(HV_LIBS) \

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "agent/engine/precopy.h"
+#include "ckpt.h"
 #include "work.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
@@ -159,15 +160,198 @@ static int get_ms(const struct conf *conf, const char *key, uint64_t def,
     return 0;
 }
 
+/* The settings of the link: timeouts, this host's name, the coordinator's
+ * address, the cluster key. Returns 0, or the exit status (2: bad
+ * configuration, 1: cannot go on) after saying why on stderr. */
+static int read_link_settings(const struct daemon_opts *o, struct agent *a)
+{
+    struct vmckpt_error err;
+    const char *coord;
+    char host[64];
+
+    if (get_ms(o->conf, "reconnect_min_ms", 200, &a->reconnect_min_ms) < 0 ||
+        get_ms(o->conf, "reconnect_max_ms", 5000, &a->reconnect_max_ms) < 0 ||
+        get_ms(o->conf, "connect_timeout_ms", 2000, &a->connect_timeout_ms) < 0)
+        return 2;
+    if (a->reconnect_max_ms < a->reconnect_min_ms)
+        a->reconnect_max_ms = a->reconnect_min_ms;
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(a->name, sizeof(a->name), "%s",
+             conf_get(o->conf, "agent", "name", host));
+    coord = conf_get(o->conf, "agent", "coordinator",
+                     conf_get(o->conf, "cluster", "coordinator", NULL));
+    if (coord == NULL) {
+        fprintf(stderr,
+                "vmckpt-agent: no coordinator address: set [cluster] "
+                "coordinator = HOST[:PORT] in %s\n",
+                o->config_path ? o->config_path : DEFAULT_CONFIG);
+        return 2;
+    }
+    snprintf(a->coordinator, sizeof(a->coordinator), "%s", coord);
+    if (auth_key_load(&a->key,
+                      conf_get(o->conf, "cluster", "key_file",
+                               SYSCONFDIR "/vmckpt/cluster.key"),
+                      &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 1;
+    }
+    return 0;
+}
+
+/* What this host is: its state directory, topology and hypervisors (every
+ * back end of the list, probed). Returns 0 or 1 after saying why. */
+static int probe_host(const struct daemon_opts *o, struct agent *a,
+                      const char *state_dir)
+{
+    const struct hv_ops *const *hv;
+    struct vmckpt_error err;
+
+    if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return 1;
+    }
+    if (topo_probe(&a->topo, &err) < 0) {
+        fprintf(stderr, "vmckpt-agent: host topology: %s\n", err.text);
+        return 1;
+    }
+    for (hv = hv_backends(); *hv != NULL && a->nhv < AGENT_MAX_HV; hv++) {
+        a->hv[a->nhv] = *hv;
+        (*hv)->probe(o->conf, &a->hvp[a->nhv]);
+        a->nhv++;
+    }
+    return 0;
+}
+
+/* The store peers stream images to. Returns 0 or 1 after logging why. */
+static int start_store(const struct daemon_opts *o, struct agent *a,
+                       const char *state_dir)
+{
+    char path[4096], sdir[4096], bound[NET_ADDRSTRLEN], bhost[NET_ADDRSTRLEN];
+    struct vmckpt_error err;
+
+    snprintf(path, sizeof(path), "%s/store", state_dir);
+    snprintf(sdir, sizeof(sdir), "%s",
+             conf_get(o->conf, "agent", "store_dir", path));
+    if (daemon_mkdirs(sdir, 0700, &err) < 0 ||
+        store_start(&a->store, a->loop, sdir,
+                    conf_get(o->conf, "agent", "store_listen", "*:7471"),
+                    &a->key, a->name, &err) < 0) {
+        log_err("store: %s", err.text);
+        return 1;
+    }
+    net_local_name(a->store.listen_fd, bound, sizeof(bound));
+    if (net_split(bound, 0, bhost, &a->store_port, NULL) < 0)
+        a->store_port = STORE_DEFAULT_PORT;
+    log_info("store %s listening on %s", sdir, bound);
+    return 0;
+}
+
+/* Parallel streams per checkpoint. Returns 0 or 2 after logging why. */
+static int set_streams(const struct daemon_opts *o, struct agent *a)
+{
+    const char *v = conf_get(o->conf, "agent", "streams", "auto");
+    struct vmckpt_error err;
+    uint64_t n;
+
+    if (strcmp(v, "auto") == 0) {
+        n = a->topo.cores / 2;
+        n = n < 1 ? 1 : n > 4 ? 4 : n;
+    } else if (conf_get_uint(o->conf, "agent", "streams", 1, 1,
+                             PRECOPY_MAX_STREAMS, &n, &err) < 0) {
+        log_err("%s", err.text);
+        return 2;
+    }
+    a->streams = (unsigned)n;
+    log_info("checkpoints use %u stream%s per guest", a->streams,
+             n > 1 ? "s" : "");
+    return 0;
+}
+
+/* The guests: the accelerator, the outbox their threads answer through,
+ * and the guests an earlier agent left running, taken over. Returns 0, or
+ * the exit status after logging why. */
+static int start_guests(const struct daemon_opts *o, struct agent *a,
+                        const char *state_dir)
+{
+    const char *accel = conf_get(o->conf, "agent", "accel", "auto");
+    struct vmckpt_error err;
+    int i, n;
+
+    /* auto: KVM where the probe found it usable; an admin who knows
+     * better (a nested KVM that cannot boot guests) says tcg */
+    if (strcmp(accel, "auto") == 0) {
+        accel = "tcg";
+        for (i = 0; i < a->nhv; i++)
+            if (strcmp(a->hv[i]->name, "qemu") == 0 && a->hvp[i].usable)
+                accel = a->hvp[i].accel;
+    } else if (strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0) {
+        log_err("[agent] accel = '%s': expected auto, kvm or tcg", accel);
+        return 2;
+    }
+    log_info("guests run under %s", accel);
+    if (vmm_init(&a->vmm, o->conf, state_dir, accel, &err) < 0 ||
+        outbox_init(&a->out, a->loop, link_send_frame, a, &err) < 0 ||
+        evloop_add_signal(a->loop, SIGCHLD, on_child, a) < 0) {
+        log_err("guests: %s", err.text);
+        return 1;
+    }
+    n = vmm_adopt_all(&a->vmm, &err);
+    if (n < 0)
+        log_err("guests of an earlier agent: %s", err.text);
+    else if (n > 0)
+        log_info("took over %d guest(s) an earlier agent left running", n);
+    return 0;
+}
+
+static void log_host(const struct agent *a)
+{
+    int i;
+
+    log_info("%s on host %s: %u cores, %u threads, %u NUMA node(s), %llu "
+             "MiB",
+             PACKAGE_STRING, a->name, a->topo.cores, a->topo.pus,
+             a->topo.numa_nodes,
+             (unsigned long long)(a->topo.memory_bytes >> 20));
+    for (i = 0; i < a->nhv; i++)
+        log_info("hypervisor %s: %s%s%s%s%s", a->hv[i]->name,
+                 a->hvp[i].usable ? "usable" : "unusable",
+                 a->hvp[i].version[0] ? ", version " : "", a->hvp[i].version,
+                 a->hvp[i].detail[0] ? "; " : "", a->hvp[i].detail);
+}
+
+/* Started and ready: serve until a signal stops the loop, then stop in
+ * order (goodbye to the coordinator first). Returns the exit status. */
+static int serve(struct agent *a, const char *pid_path)
+{
+    int rc;
+
+    daemon_ready();
+    /* the link hands requests and its loss up to the daemon's own code */
+    a->on_request = work_handle;
+    a->on_link_lost = ckpt_link_lost;
+    link_start(a);
+    rc = evloop_run(a->loop);
+    if (rc < 0)
+        log_errno("event loop failed");
+    link_stop(a, "agent shutting down");
+    store_stop(&a->store, a->loop);
+    vmm_fini(&a->vmm);
+    outbox_fini(&a->out);
+    unlink(pid_path);
+    log_info("stopped");
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon_opts o;
     struct agent a;
     struct vmckpt_error err;
-    const struct hv_ops *const *hv;
-    const char *coord, *state_dir;
-    char host[64], path[4096], pid[32];
-    int i, rc;
+    const char *state_dir;
+    char path[4096], pid[32];
+    int rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
     memset(&a, 0, sizeof(a));
@@ -180,58 +364,14 @@ int main(int argc, char **argv)
         goto out;
     }
     state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
+    snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
     if (o.stop) {
-        snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
         rc = daemon_stop(path, "vmckpt-agent", 30000);
         goto out;
     }
-    if (get_ms(o.conf, "reconnect_min_ms", 200, &a.reconnect_min_ms) < 0 ||
-        get_ms(o.conf, "reconnect_max_ms", 5000, &a.reconnect_max_ms) < 0 ||
-        get_ms(o.conf, "connect_timeout_ms", 2000, &a.connect_timeout_ms) < 0) {
-        rc = 2;
+    if ((rc = read_link_settings(&o, &a)) != 0 ||
+        (rc = probe_host(&o, &a, state_dir)) != 0)
         goto out;
-    }
-    if (a.reconnect_max_ms < a.reconnect_min_ms)
-        a.reconnect_max_ms = a.reconnect_min_ms;
-    if (gethostname(host, sizeof(host) - 1) < 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(a.name, sizeof(a.name), "%s",
-             conf_get(o.conf, "agent", "name", host));
-    coord = conf_get(o.conf, "agent", "coordinator",
-                     conf_get(o.conf, "cluster", "coordinator", NULL));
-    if (coord == NULL) {
-        fprintf(stderr,
-                "vmckpt-agent: no coordinator address: set [cluster] "
-                "coordinator = HOST[:PORT] in %s\n",
-                o.config_path ? o.config_path : DEFAULT_CONFIG);
-        rc = 2;
-        goto out;
-    }
-    snprintf(a.coordinator, sizeof(a.coordinator), "%s", coord);
-    if (auth_key_load(&a.key,
-                      conf_get(o.conf, "cluster", "key_file",
-                               SYSCONFDIR "/vmckpt/cluster.key"),
-                      &err) < 0) {
-        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
-        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    if (topo_probe(&a.topo, &err) < 0) {
-        fprintf(stderr, "vmckpt-agent: host topology: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    for (hv = hv_backends(); *hv != NULL && a.nhv < AGENT_MAX_HV; hv++) {
-        a.hv[a.nhv] = *hv;
-        (*hv)->probe(o.conf, &a.hvp[a.nhv]);
-        a.nhv++;
-    }
     if (!o.foreground && daemon_detach(&err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 1;
@@ -246,106 +386,18 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    {
-        char sdir[4096], bound[NET_ADDRSTRLEN], bhost[NET_ADDRSTRLEN];
-
-        snprintf(path, sizeof(path), "%s/store", state_dir);
-        snprintf(sdir, sizeof(sdir), "%s",
-                 conf_get(o.conf, "agent", "store_dir", path));
-        if (daemon_mkdirs(sdir, 0700, &err) < 0 ||
-            store_start(&a.store, a.loop, sdir,
-                        conf_get(o.conf, "agent", "store_listen", "*:7471"),
-                        &a.key, a.name, &err) < 0) {
-            log_err("store: %s", err.text);
-            rc = 1;
-            goto out;
-        }
-        net_local_name(a.store.listen_fd, bound, sizeof(bound));
-        if (net_split(bound, 0, bhost, &a.store_port, NULL) < 0)
-            a.store_port = STORE_DEFAULT_PORT;
-        log_info("store %s listening on %s", sdir, bound);
-    }
-    {
-        const char *v = conf_get(o.conf, "agent", "streams", "auto");
-        uint64_t n;
-
-        if (strcmp(v, "auto") == 0) {
-            n = a.topo.cores / 2;
-            n = n < 1 ? 1 : n > 4 ? 4 : n;
-        } else if (conf_get_uint(o.conf, "agent", "streams", 1, 1,
-                                 PRECOPY_MAX_STREAMS, &n, &err) < 0) {
-            log_err("%s", err.text);
-            rc = 2;
-            goto out;
-        }
-        a.streams = (unsigned)n;
-        log_info("checkpoints use %u stream%s per guest", a.streams,
-                 n > 1 ? "s" : "");
-    }
-    {
-        const char *accel = conf_get(o.conf, "agent", "accel", "auto");
-
-        /* auto: KVM where the probe found it usable; an admin who knows
-         * better (a nested KVM that cannot boot guests) says tcg */
-        if (strcmp(accel, "auto") == 0) {
-            accel = "tcg";
-            for (i = 0; i < a.nhv; i++)
-                if (strcmp(a.hv[i]->name, "qemu") == 0 && a.hvp[i].usable)
-                    accel = a.hvp[i].accel;
-        } else if (strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0) {
-            log_err("[agent] accel = '%s': expected auto, kvm or tcg", accel);
-            rc = 2;
-            goto out;
-        }
-        log_info("guests run under %s", accel);
-        if (vmm_init(&a.vmm, o.conf, state_dir, accel, &err) < 0 ||
-            work_init(&a, &err) < 0 ||
-            evloop_add_signal(a.loop, SIGCHLD, on_child, &a) < 0) {
-            log_err("guests: %s", err.text);
-            rc = 1;
-            goto out;
-        }
-        {
-            int n = vmm_adopt_all(&a.vmm, &err);
-
-            if (n < 0)
-                log_err("guests of an earlier agent: %s", err.text);
-            else if (n > 0)
-                log_info("took over %d guest(s) an earlier agent left "
-                         "running",
-                         n);
-        }
-    }
-    snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
+    if ((rc = start_store(&o, &a, state_dir)) != 0 ||
+        (rc = set_streams(&o, &a)) != 0 ||
+        (rc = start_guests(&o, &a, state_dir)) != 0)
+        goto out;
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
         log_err("%s", err.text);
         rc = 1;
         goto out;
     }
-    log_info("%s on host %s: %u cores, %u threads, %u NUMA node(s), %llu "
-             "MiB",
-             PACKAGE_STRING, a.name, a.topo.cores, a.topo.pus,
-             a.topo.numa_nodes,
-             (unsigned long long)(a.topo.memory_bytes >> 20));
-    for (i = 0; i < a.nhv; i++)
-        log_info("hypervisor %s: %s%s%s%s%s", a.hv[i]->name,
-                 a.hvp[i].usable ? "usable" : "unusable",
-                 a.hvp[i].version[0] ? ", version " : "", a.hvp[i].version,
-                 a.hvp[i].detail[0] ? "; " : "", a.hvp[i].detail);
-    daemon_ready();
-    link_start(&a);
-
-    rc = evloop_run(a.loop);
-    if (rc < 0)
-        log_errno("event loop failed");
-    link_stop(&a, "agent shutting down");
-    store_stop(&a.store, a.loop);
-    vmm_fini(&a.vmm);
-    work_fini(&a);
-    unlink(path);
-    log_info("stopped");
-    rc = rc < 0 ? 1 : 0;
+    log_host(&a);
+    rc = serve(&a, path);
 out:
     evloop_destroy(a.loop);
     auth_key_dispose(&a.key);

@@ -1,25 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the coordinator asks of an agent: start and stop guests, checkpoint
- * one to a peer's store, restore one from an epoch. Checkpoints and
- * restores run in a thread each; their messages to the coordinator go
- * through a pipe to the event loop, which owns the connection. */
+ * one to a peer's store, restore one from an epoch, keep a store's images
+ * to a retention. The link hands every request here (main.c wires it). */
 #ifndef VMCKPT_WORK_H
 #define VMCKPT_WORK_H
 
 #include "lib/wire/wire.h"
 
 struct agent;
+struct vmm_vm;
 
-/* Set up the pipe from worker threads to the loop. */
-int work_init(struct agent *a, struct vmckpt_error *err);
-void work_fini(struct agent *a);
-
-/* Handle a request from the coordinator; replies are queued on the link.
- * Returns 1 if the message type was one of the work requests. */
+/* Handle a request from the coordinator; replies go through the outbox.
+ * Returns 1 if the message type was one of the requests, else 0. */
 int work_handle(struct agent *a, const Vmckpt__Envelope *env);
 
-/* The link to the coordinator is gone: job checkpoints in flight abort
- * (their guests run on). */
-void work_link_lost(struct agent *a);
+/* How the guest's writes are tracked, as reported to the coordinator
+ * ("uffd-wp", "qemu-migration", "xen-logdirty"). */
+char *work_tracking(const struct vmm_vm *vm);
 
 #endif

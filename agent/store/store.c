@@ -343,33 +343,35 @@ static int end_epoch(struct peer *p, struct store_busy *st,
     return 0;
 }
 
-static void *peer_main(void *arg)
+/* What one connection writes: at most one part of one epoch at a time. */
+struct session {
+    struct store_busy *st; /* the epoch this connection writes, or NULL */
+    char job[65], vm[65];
+    uint64_t epoch, batches, pages;
+    unsigned part;
+};
+
+/* The handshake, and the roles the store serves. Returns 0, or -1 after
+ * logging why the connection is dropped. */
+static int peer_auth(struct peer *p)
 {
-    struct peer *p = arg;
-    struct store *s = p->s;
     struct auth_server as;
     struct vmckpt_error err;
-    struct store_busy *st = NULL; /* the epoch this connection writes */
     Vmckpt__Envelope *env;
-    char job[65] = "", vm[65] = "";
-    uint64_t epoch = 0, my_batches = 0, my_pages = 0;
-    unsigned part = 0;
     int rc;
 
-    wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
-    snprintf(p->who, sizeof(p->who), "%s", p->addr);
-    auth_server_init(&as, s->key, s->name);
+    auth_server_init(&as, p->s->key, p->s->name);
     while (as.state != AUTH_DONE) {
         if (wire_conn_recv_wait(&p->w, &env, 10000, &err) < 0) {
             log_warn("store: dropping %s: %s", p->addr, err.text);
-            goto out;
+            return -1;
         }
         rc = auth_server_step(&as, &p->w, env, &err);
         wire_free(env);
         (void)wire_conn_flush_wait(&p->w, 5000, NULL);
         if (rc < 0) {
             log_warn("store: dropping %s: %s", p->addr, err.text);
-            goto out;
+            return -1;
         }
     }
     snprintf(p->who, sizeof(p->who), "%s %s (%s)", auth_role_name(as.role),
@@ -379,132 +381,191 @@ static void *peer_main(void *arg)
         send_error(p, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                    "the store serves agents only");
         log_warn("store: dropping %s: role not served", p->who);
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* Each handler returns 0 to go on with the connection, -1 to close it. */
+
+static int on_open(struct peer *p, struct session *ss,
+                   const Vmckpt__Envelope *env)
+{
+    const Vmckpt__StreamOpen *so = env->stream_open;
+    Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+    struct vmckpt_error err;
+    Vmckpt__ErrorCode code;
+
+    if (ss->st != NULL || so->page_size != 4096) {
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   ss->st ? "a stream is already open" : "page size");
+        return 0;
+    }
+    if (!image_valid_name(so->job) || !image_valid_name(so->vm)) {
+        snprintf(err.text, sizeof(err.text),
+                 "refused job/VM name '%.64s'/'%.64s'", so->job, so->vm);
+        log_warn("store: %s: %s", p->who, err.text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   err.text);
+        return 0;
+    }
+    ss->st = stream_join(p->s, so, &code, &err);
+    if (ss->st == NULL) {
+        log_warn("store: %s: %s", p->who, err.text);
+        send_error(p, env->request_id, code, err.text);
+        return 0;
+    }
+    snprintf(ss->job, sizeof(ss->job), "%s", so->job);
+    snprintf(ss->vm, sizeof(ss->vm), "%s", so->vm);
+    ss->epoch = so->epoch;
+    ss->part = so->part;
+    ss->batches = ss->pages = 0;
+    if (ss->part == 0)
+        log_info("store: %s writes %s/%s epoch %llu (%s%s%u%s)", p->who,
+                 ss->job, ss->vm, (unsigned long long)ss->epoch,
+                 so->parent ? "delta" : "full", ss->st->parts > 1 ? ", " : "",
+                 ss->st->parts, ss->st->parts > 1 ? " streams" : "");
+    ack.text = "open";
+    send_msg(p, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
+    return 0;
+}
+
+/* A page batch (any part) or a chunk of device state (part 0). A write
+ * that fails aborts the epoch and closes the connection. */
+static int on_data(struct peer *p, struct session *ss,
+                   const Vmckpt__Envelope *env)
+{
+    int is_batch = env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH;
+    struct vmckpt_error err;
+    int rc;
+
+    if (ss->st == NULL || (ss->part > 0 && !is_batch)) {
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                   ss->st ? "device state comes in stream 0"
+                          : "no stream open");
+        return 0;
+    }
+    rc = stream_ok(p->s, ss->st, &err);
+    if (rc == 0)
+        rc = is_batch ? image_writer_batch(ss->st->w, ss->part, env->page_batch,
+                                           &err)
+                      : image_writer_state(ss->st->w, env->state_chunk->offset,
+                                           env->state_chunk->data.data,
+                                           env->state_chunk->data.len, &err);
+    if (rc < 0) {
+        log_err("store: %s: %s; epoch aborted", p->who, err.text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   err.text);
+        stream_leave(p->s, ss->st, err.text);
+        ss->st = NULL;
+        return -1;
+    }
+    if (is_batch) {
+        ss->batches++;
+        ss->pages += env->page_batch->n_pages;
+    }
+    return 0;
+}
+
+static int on_end(struct peer *p, struct session *ss,
+                  const Vmckpt__Envelope *env)
+{
+    struct vmckpt_error err;
+    int rc;
+
+    if (ss->st == NULL) {
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                   "no stream open");
+        return 0;
+    }
+    if (ss->part > 0)
+        rc = end_part(p, ss->st, ss->part, ss->batches, ss->pages, env, &err);
+    else
+        rc = end_epoch(p, ss->st, env, &err);
+    stream_leave(p->s, ss->st, rc < 0 ? err.text : NULL);
+    ss->st = NULL;
+    return 0;
+}
+
+static int on_abort(struct peer *p, struct session *ss,
+                    const Vmckpt__Envelope *env)
+{
+    if (ss->st != NULL) {
+        log_warn("store: %s/%s epoch %llu aborted by %s: %s", ss->job, ss->vm,
+                 (unsigned long long)ss->epoch, p->who,
+                 env->stream_abort->reason);
+        stream_leave(p->s, ss->st, env->stream_abort->reason);
+        ss->st = NULL;
+    }
+    return 0;
+}
+
+/* A fetch is served whole, on a connection that writes nothing. */
+static int on_fetch(struct peer *p, struct session *ss,
+                    const Vmckpt__Envelope *env)
+{
+    return ss->st != NULL || serve_fetch(p, env) < 0 ? -1 : 0;
+}
+
+static const struct {
+    Vmckpt__MsgType type;
+    int (*handler)(struct peer *p, struct session *ss,
+                   const Vmckpt__Envelope *env);
+} handlers[] = {
+    {VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, on_open},
+    {VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, on_data},
+    {VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, on_data},
+    {VMCKPT__MSG_TYPE__MSG_STREAM_END, on_end},
+    {VMCKPT__MSG_TYPE__MSG_STREAM_ABORT, on_abort},
+    {VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH, on_fetch},
+};
+
+/* Handle one message; 0 to go on, -1 to close the connection. */
+static int dispatch(struct peer *p, struct session *ss,
+                    const Vmckpt__Envelope *env)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (handlers[i].type == env->type)
+            return handlers[i].handler(p, ss, env);
+    send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+               "the store does not serve this message");
+    return 0;
+}
+
+static void *peer_main(void *arg)
+{
+    struct peer *p = arg;
+    struct store *s = p->s;
+    struct session ss = {.st = NULL};
+    struct vmckpt_error err;
+    Vmckpt__Envelope *env;
+    int rc;
+
+    wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
+    snprintf(p->who, sizeof(p->who), "%s", p->addr);
+    if (peer_auth(p) < 0)
+        goto out;
     for (;;) {
         if (wire_conn_recv_wait(&p->w, &env, IO_TIMEOUT_MS, &err) < 0) {
-            if (st != NULL) {
-                log_warn("store: %s/%s epoch %llu aborted: %s: %s", job, vm,
-                         (unsigned long long)epoch, p->who, err.text);
-                errprefix(&err, "stream %u from %s", part, p->who);
-                stream_leave(s, st, err.text);
-                st = NULL;
-            }
-            goto out;
-        }
-        switch (env->type) {
-        case VMCKPT__MSG_TYPE__MSG_STREAM_OPEN: {
-            const Vmckpt__StreamOpen *so = env->stream_open;
-            Vmckpt__ErrorCode code;
-
-            if (st != NULL || so->page_size != 4096) {
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                           st ? "a stream is already open" : "page size");
-                break;
-            }
-            if (!image_valid_name(so->job) || !image_valid_name(so->vm)) {
-                snprintf(err.text, sizeof(err.text),
-                         "refused job/VM name '%.64s'/'%.64s'", so->job,
-                         so->vm);
-                log_warn("store: %s: %s", p->who, err.text);
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                           err.text);
-                break;
-            }
-            st = stream_join(s, so, &code, &err);
-            if (st == NULL) {
-                log_warn("store: %s: %s", p->who, err.text);
-                send_error(p, env->request_id, code, err.text);
-                break;
-            }
-            snprintf(job, sizeof(job), "%s", so->job);
-            snprintf(vm, sizeof(vm), "%s", so->vm);
-            epoch = so->epoch;
-            part = so->part;
-            my_batches = my_pages = 0;
-            if (part == 0)
-                log_info("store: %s writes %s/%s epoch %llu (%s%s%u%s)", p->who,
-                         job, vm, (unsigned long long)epoch,
-                         so->parent ? "delta" : "full",
-                         st->parts > 1 ? ", " : "", st->parts,
-                         st->parts > 1 ? " streams" : "");
-            {
-                Vmckpt__Ack ack = VMCKPT__ACK__INIT;
-
-                ack.text = "open";
-                send_msg(p, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
+            if (ss.st != NULL) {
+                log_warn("store: %s/%s epoch %llu aborted: %s: %s", ss.job,
+                         ss.vm, (unsigned long long)ss.epoch, p->who, err.text);
+                errprefix(&err, "stream %u from %s", ss.part, p->who);
+                stream_leave(s, ss.st, err.text);
+                ss.st = NULL;
             }
             break;
         }
-        case VMCKPT__MSG_TYPE__MSG_PAGE_BATCH:
-        case VMCKPT__MSG_TYPE__MSG_STATE_CHUNK:
-            if (st == NULL ||
-                (part > 0 && env->type == VMCKPT__MSG_TYPE__MSG_STATE_CHUNK)) {
-                send_error(
-                    p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                    st ? "device state comes in stream 0" : "no stream open");
-                break;
-            }
-            rc = stream_ok(s, st, &err);
-            if (rc == 0)
-                rc =
-                    env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH
-                        ? image_writer_batch(st->w, part, env->page_batch, &err)
-                        : image_writer_state(st->w, env->state_chunk->offset,
-                                             env->state_chunk->data.data,
-                                             env->state_chunk->data.len, &err);
-            if (rc < 0) {
-                log_err("store: %s: %s; epoch aborted", p->who, err.text);
-                send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                           err.text);
-                stream_leave(s, st, err.text);
-                st = NULL;
-                wire_free(env);
-                goto out;
-            }
-            if (env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH) {
-                my_batches++;
-                my_pages += env->page_batch->n_pages;
-            }
-            break;
-        case VMCKPT__MSG_TYPE__MSG_STREAM_END:
-            if (st == NULL) {
-                send_error(p, env->request_id,
-                           VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                           "no stream open");
-                break;
-            }
-            if (part > 0)
-                rc = end_part(p, st, part, my_batches, my_pages, env, &err);
-            else
-                rc = end_epoch(p, st, env, &err);
-            stream_leave(s, st, rc < 0 ? err.text : NULL);
-            st = NULL;
-            break;
-        case VMCKPT__MSG_TYPE__MSG_STREAM_ABORT:
-            if (st != NULL) {
-                log_warn("store: %s/%s epoch %llu aborted by %s: %s", job, vm,
-                         (unsigned long long)epoch, p->who,
-                         env->stream_abort->reason);
-                stream_leave(s, st, env->stream_abort->reason);
-                st = NULL;
-            }
-            break;
-        case VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH:
-            if (st != NULL || serve_fetch(p, env) < 0) {
-                wire_free(env);
-                goto out;
-            }
-            break;
-        default:
-            send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                       "the store does not serve this message");
-        }
+        rc = dispatch(p, &ss, env);
         wire_free(env);
+        if (rc < 0)
+            break;
     }
 out:
-    if (st != NULL)
-        stream_leave(s, st, "the connection closed");
+    if (ss.st != NULL)
+        stream_leave(s, ss.st, "the connection closed");
     wire_conn_dispose(&p->w);
     close(p->fd);
     pthread_mutex_lock(&s->lock);

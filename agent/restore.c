@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Restores and retention, each in a thread of its own: a restore fetches an
+ * epoch's image (from this host's store or a peer's) and then, in the loop,
+ * starts the guest from it; retention folds old epochs of an image away. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "restore.h"
+#include "work.h"
+#include "agent/store/image.h"
+#include "agent/store/stream.h"
+#include "lib/util/log.h"
+
+struct restore_job {
+    struct agent *a;
+    Vmckpt__Restore *r; /* owned copy */
+    uint64_t req;
+    char ram[4200];
+    int state_fd;
+    char error[512];
+};
+
+static void restore_finish(void *arg);
+static void restore_free(void *arg);
+
+/* ---- restore thread -------------------------------------------------- */
+
+static void *restore_main(void *arg)
+{
+    struct restore_job *r = arg;
+    struct vmckpt_error err;
+    int ram_fd = open(r->ram, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc;
+
+    r->state_fd = memfd_create("vmckpt-restore-state", MFD_CLOEXEC);
+    if (ram_fd < 0 || r->state_fd < 0) {
+        rc = errprintf_errno(&err, "restore files");
+    } else if (strcmp(r->r->source_host, r->a->name) == 0) {
+        struct image_manifest m;
+
+        rc =
+            image_manifest_load(r->a->store.dir, r->r->job, r->r->vm, &m, &err);
+        if (rc == 0 && ftruncate(ram_fd, (off_t)m.ram_bytes) < 0)
+            rc = errprintf_errno(&err, "RAM file");
+        if (rc == 0)
+            rc = image_restore(r->a->store.dir, r->r->job, r->r->vm,
+                               r->r->epoch, ram_fd, r->state_fd, &err);
+    } else {
+        rc = stream_fetch(r->r->source_addr, &r->a->key, r->a->name, r->r->job,
+                          r->r->vm, r->r->epoch, ram_fd, r->state_fd, &err);
+    }
+    if (ram_fd >= 0)
+        close(ram_fd);
+    if (rc < 0)
+        snprintf(r->error, sizeof(r->error), "%s", err.text);
+    outbox_run(&r->a->out, restore_finish, restore_free, r);
+    return NULL;
+}
+
+static void restore_free(void *arg)
+{
+    struct restore_job *r = arg;
+
+    if (r->state_fd >= 0)
+        close(r->state_fd);
+    unlink(r->ram);
+    wire_free_message(r->r);
+    free(r);
+}
+
+/* In the loop: the image is here; (re)start the guest from it. */
+static void restore_finish(void *arg)
+{
+    struct restore_job *r = arg;
+    struct agent *a = r->a;
+    Vmckpt__RestoreDone d = VMCKPT__RESTORE_DONE__INIT;
+    Vmckpt__Error e = VMCKPT__ERROR__INIT;
+    struct vmckpt_error err;
+    struct vmm_vm *vm, *old;
+
+    d.job = r->r->job;
+    d.vm = r->r->vm;
+    d.epoch = r->r->epoch;
+    e.code = VMCKPT__ERROR_CODE__ERR_NONE;
+    e.text = "";
+    d.error = &e;
+    if (r->error[0] != '\0')
+        goto fail;
+    /* a surviving guest of the same name is replaced by its image */
+    old = vmm_find(&a->vmm, r->r->job, r->r->vm);
+    if (old != NULL && vmm_stop(&a->vmm, old, 5000, &err) != 1) {
+        if (old->busy)
+            goto fail_err;
+        snprintf(err.text, sizeof(err.text),
+                 "the running copy of %s/%s did not stop", r->r->job, r->r->vm);
+        goto fail_err;
+    }
+    vm = vmm_start(&a->vmm, r->r->spec, r->ram, &err);
+    if (vm == NULL)
+        goto fail_err;
+    if ((r->r->qemu_stream
+             ? vm->ops->load_full(vm->hv, r->state_fd, &err)
+             : vm->ops->load_state(vm->hv, r->state_fd, &err)) < 0 ||
+        (!r->r->start_paused && vm->ops->resume(vm->hv, &err) < 0)) {
+        struct vmckpt_error e2;
+
+        (void)vmm_stop(&a->vmm, vm, 200, &e2);
+        goto fail_err;
+    }
+    if (vmm_is_xen(vm))
+        unlink(vm->ram); /* in the domain now */
+    vm->held = r->r->start_paused;
+    d.tracking = work_tracking(vm);
+    vm->restored_epoch = r->r->epoch;
+    log_info("guest %s/%s restored from epoch %llu (%s's store) and %s",
+             r->r->job, r->r->vm, (unsigned long long)r->r->epoch,
+             r->r->source_host,
+             vm->held ? "paused until the job resumes" : "running");
+    outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, r->req, &d);
+    restore_free(r);
+    return;
+fail_err:
+    snprintf(r->error, sizeof(r->error), "%s", err.text);
+fail:
+    log_err("restore of %s/%s epoch %llu failed: %s", r->r->job, r->r->vm,
+            (unsigned long long)r->r->epoch, r->error);
+    e.code = VMCKPT__ERROR_CODE__ERR_INTERNAL;
+    e.text = r->error;
+    outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, r->req, &d);
+    restore_free(r);
+}
+
+void restore_start(struct agent *a, const Vmckpt__Envelope *env)
+{
+    struct restore_job *r = calloc(1, sizeof(*r));
+    pthread_t t;
+
+    if (r == NULL || env->restore->spec == NULL ||
+        !image_valid_name(env->restore->job) ||
+        !image_valid_name(env->restore->vm)) {
+        free(r);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                     "restore: bad job/VM name or no VM spec");
+        return;
+    }
+    r->r = wire_copy(env->restore);
+    r->a = a;
+    r->req = env->request_id;
+    r->state_fd = -1;
+    snprintf(r->ram, sizeof(r->ram), "/dev/shm/vmckpt-restore-%s-%s.ram",
+             env->restore->job, env->restore->vm);
+    if (r->r == NULL || pthread_create(&t, NULL, restore_main, r) != 0) {
+        if (r->r != NULL)
+            wire_free_message(r->r);
+        free(r);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "cannot start a restore");
+        return;
+    }
+    pthread_detach(t);
+    log_info("restore of %s/%s epoch %llu from %s begins", env->restore->job,
+             env->restore->vm, (unsigned long long)env->restore->epoch,
+             env->restore->source_host);
+}
+
+/* ---- retention (background: folding rewrites a whole image) ---------- */
+
+struct retain_job {
+    struct agent *a;
+    char job[65], vm[65];
+    uint64_t keep_from, req;
+};
+
+static void *retain_main(void *arg)
+{
+    struct retain_job *r = arg;
+    struct vmckpt_error err;
+    char text[256];
+    int n = image_retain(r->a->store.dir, r->job, r->vm, r->keep_from, &err);
+
+    if (n < 0) {
+        log_err("store: retention of %s/%s: %s", r->job, r->vm, err.text);
+        outbox_error(&r->a->out, r->req, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     err.text);
+    } else {
+        snprintf(text, sizeof(text),
+                 "%s/%s: kept epochs from %llu, removed "
+                 "%d",
+                 r->job, r->vm, (unsigned long long)r->keep_from, n);
+        if (n > 0)
+            log_info("store: %s", text);
+        {
+            Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+            ack.text = text;
+            outbox_msg(&r->a->out, VMCKPT__MSG_TYPE__MSG_ACK, r->req, &ack);
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+void restore_retain(struct agent *a, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__StoreRetain *sr = env->store_retain;
+    struct retain_job *r;
+    pthread_t t;
+
+    if (!image_valid_name(sr->job) || !image_valid_name(sr->vm) ||
+        (r = calloc(1, sizeof(*r))) == NULL) {
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                     "store-retain: bad job/VM name");
+        return;
+    }
+    r->a = a;
+    snprintf(r->job, sizeof(r->job), "%s", sr->job);
+    snprintf(r->vm, sizeof(r->vm), "%s", sr->vm);
+    r->keep_from = sr->keep_from;
+    r->req = env->request_id;
+    if (pthread_create(&t, NULL, retain_main, r) != 0) {
+        free(r);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "cannot start retention");
+        return;
+    }
+    pthread_detach(t);
+}
