@@ -21,7 +21,7 @@
 #include "lib/util/net.h"
 #include "lib/wire/wire.h"
 
-#include "cli.h"
+#include "cmd_cluster.h"
 
 #ifndef SBINDIR
 #define SBINDIR "/usr/sbin"
@@ -404,40 +404,28 @@ out:
     return rc;
 }
 
-/* Run 'cmd' on host 'h'; its output goes to the report. Returns the
- * command's exit status, or -1 when it could not be run. */
-static int run_on(const struct launch *l, const char *h, const char *cmd,
-                  struct report *r)
+/* An SSH session on 'fd' to host 'h': handshake, the host's key checked
+ * against known_hosts, login as l->user with l->identity. NULL after
+ * saying why in the report. */
+static LIBSSH2_SESSION *ssh_login(const struct launch *l, const char *h, int fd,
+                                  struct report *r)
 {
-    LIBSSH2_SESSION *s = NULL;
-    LIBSSH2_CHANNEL *ch = NULL;
-    struct vmckpt_error err;
-    char addr[300], buf[1024], line[1200];
-    size_t have = 0;
-    int fd, rc = -1;
-    ssize_t n;
+    LIBSSH2_SESSION *s = libssh2_session_init();
 
-    snprintf(addr, sizeof(addr), "%s:%u", h, l->port);
-    fd = net_connect(addr, l->port, (int)l->connect_timeout_ms, &err);
-    if (fd < 0) {
-        say(r, "%s: cannot connect to its SSH server: %s\n", h, err.text);
-        return -1;
-    }
-    s = libssh2_session_init();
     if (s == NULL) {
         say(r, "%s: cannot create an SSH session\n", h);
-        goto out;
+        return NULL;
     }
     libssh2_session_set_blocking(s, 1);
     libssh2_session_set_timeout(s, (long)l->connect_timeout_ms);
     if (set_host_key_algorithms(s, l->host_key_algorithms, h, r) < 0)
-        goto out;
+        goto fail;
     if (libssh2_session_handshake(s, fd) < 0) {
         say(r, "%s: SSH handshake failed: %s\n", h, ssh_error(s));
-        goto out;
+        goto fail;
     }
     if (check_host_key(s, l, h, r) < 0)
-        goto out;
+        goto fail;
     if (libssh2_userauth_publickey_fromfile_ex(
             s, l->user, (unsigned)strlen(l->user),
             l->identity_pub[0] ? l->identity_pub : NULL, l->identity,
@@ -446,24 +434,27 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
             "%s: %s@%s did not accept the key %s (%s): is its public key "
             "in that user's authorized_keys?\n",
             h, l->user, h, l->identity, ssh_error(s));
-        goto out;
+        goto fail;
     }
-    libssh2_session_set_timeout(s, (long)l->command_timeout_ms);
-    ch = libssh2_channel_open_session(s);
-    if (ch == NULL) {
-        say(r, "%s: cannot open an SSH channel: %s\n", h, ssh_error(s));
-        goto out;
-    }
-    /* the command's stderr in order with its stdout */
-    libssh2_channel_handle_extended_data2(ch,
-                                          LIBSSH2_CHANNEL_EXTENDED_DATA_MERGE);
-    if (libssh2_channel_exec(ch, cmd) < 0) {
-        say(r, "%s: cannot run '%s': %s\n", h, cmd, ssh_error(s));
-        goto out;
-    }
-    for (;;) {
-        size_t i;
+    return s;
+fail:
+    libssh2_session_disconnect(s, "vmckpt cluster: done");
+    libssh2_session_free(s);
+    return NULL;
+}
 
+/* Copy what 'cmd' prints on channel 'ch' into the report until it ends,
+ * each line prefixed with the host's name. 0, or -1 after saying why
+ * (a read error, or no end within l->command_timeout_ms). */
+static int relay_output(const struct launch *l, LIBSSH2_SESSION *s,
+                        LIBSSH2_CHANNEL *ch, const char *h, const char *cmd,
+                        struct report *r)
+{
+    char buf[1024], line[1200];
+    size_t have = 0, i;
+    ssize_t n;
+
+    for (;;) {
         n = libssh2_channel_read(ch, buf, sizeof(buf));
         if (n == 0)
             break;
@@ -473,13 +464,12 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
                 "stderr keeps the session open: give it log = syslog or a "
                 "file)\n",
                 h, cmd, l->command_timeout_ms);
-            goto out;
+            return -1;
         }
         if (n < 0) {
             say(r, "%s: '%s': %s\n", h, cmd, ssh_error(s));
-            goto out;
+            return -1;
         }
-        /* each line of the host's output prefixed with its name */
         for (i = 0; i < (size_t)n; i++) {
             if (buf[i] == '\n' || have == sizeof(line) - 1) {
                 line[have] = '\0';
@@ -495,20 +485,61 @@ static int run_on(const struct launch *l, const char *h, const char *cmd,
         line[have] = '\0';
         say(r, "%s: %s\n", h, line);
     }
+    return 0;
+}
+
+/* The ended command's exit status; 128 when a signal killed it. */
+static int exit_status(LIBSSH2_SESSION *s, LIBSSH2_CHANNEL *ch, const char *h,
+                       const char *cmd, struct report *r)
+{
+    char *sig = NULL;
+
+    libssh2_channel_get_exit_signal(ch, &sig, NULL, NULL, NULL, NULL, NULL);
+    if (sig == NULL)
+        return libssh2_channel_get_exit_status(ch);
+    say(r, "%s: '%s' was killed by SIG%s\n", h, cmd, sig);
+    libssh2_free(s, sig);
+    return 128;
+}
+
+/* Run 'cmd' on host 'h'; its output goes to the report. Returns the
+ * command's exit status, or -1 when it could not be run. */
+static int run_on(const struct launch *l, const char *h, const char *cmd,
+                  struct report *r)
+{
+    LIBSSH2_SESSION *s = NULL;
+    LIBSSH2_CHANNEL *ch = NULL;
+    struct vmckpt_error err;
+    char addr[300];
+    int fd, rc = -1;
+
+    snprintf(addr, sizeof(addr), "%s:%u", h, l->port);
+    fd = net_connect(addr, l->port, (int)l->connect_timeout_ms, &err);
+    if (fd < 0) {
+        say(r, "%s: cannot connect to its SSH server: %s\n", h, err.text);
+        return -1;
+    }
+    s = ssh_login(l, h, fd, r);
+    if (s == NULL)
+        goto out;
+    libssh2_session_set_timeout(s, (long)l->command_timeout_ms);
+    ch = libssh2_channel_open_session(s);
+    if (ch == NULL) {
+        say(r, "%s: cannot open an SSH channel: %s\n", h, ssh_error(s));
+        goto out;
+    }
+    /* the command's stderr in order with its stdout */
+    libssh2_channel_handle_extended_data2(ch,
+                                          LIBSSH2_CHANNEL_EXTENDED_DATA_MERGE);
+    if (libssh2_channel_exec(ch, cmd) < 0) {
+        say(r, "%s: cannot run '%s': %s\n", h, cmd, ssh_error(s));
+        goto out;
+    }
+    if (relay_output(l, s, ch, h, cmd, r) < 0)
+        goto out;
     libssh2_channel_close(ch);
     libssh2_channel_wait_closed(ch);
-    {
-        char *sig = NULL;
-
-        libssh2_channel_get_exit_signal(ch, &sig, NULL, NULL, NULL, NULL, NULL);
-        if (sig != NULL) {
-            say(r, "%s: '%s' was killed by SIG%s\n", h, cmd, sig);
-            libssh2_free(s, sig);
-            rc = 128;
-        } else {
-            rc = libssh2_channel_get_exit_status(ch);
-        }
-    }
+    rc = exit_status(s, ch, h, cmd, r);
 out:
     if (ch != NULL)
         libssh2_channel_free(ch);
@@ -629,7 +660,7 @@ static int wait_registered(struct cli *cli, const struct launch *l,
     struct client *cl;
     int missing = 0, i, said = 0;
 
-    cl = connect_coord(cli);
+    cl = cli_connect(cli);
     if (cl == NULL)
         return n;
     t0 = clock_mono_ms();
@@ -689,8 +720,8 @@ int cmd_cluster(struct cli *cli, int argc, char **argv)
     else if (strcmp(argv[1], "stop") == 0)
         stop = 1;
     else
-        return usage_error("cluster: unknown subcommand '%s' (start or stop)",
-                           argv[1]);
+        return cli_usage_error(
+            "cluster: unknown subcommand '%s' (start or stop)", argv[1]);
     hosts = calloc(MAX_HOSTS, sizeof(*hosts));
     ok = calloc(MAX_HOSTS, sizeof(*ok));
     if (hosts == NULL || ok == NULL) {
@@ -706,7 +737,7 @@ int cmd_cluster(struct cli *cli, int argc, char **argv)
             rc = 0;
             goto out;
         } else if (argv[i][0] == '-') {
-            rc = usage_error("cluster: unknown option '%s'", argv[i]);
+            rc = cli_usage_error("cluster: unknown option '%s'", argv[i]);
             goto out;
         } else if (n < MAX_HOSTS) {
             hosts[n++] = argv[i];
@@ -723,13 +754,13 @@ int cmd_cluster(struct cli *cli, int argc, char **argv)
             hosts[n++] = tok;
     }
     if (n == 0) {
-        rc = usage_error("cluster %s: no host named, and no [launch] hosts",
-                         argv[1]);
+        rc = cli_usage_error("cluster %s: no host named, and no [launch] hosts",
+                             argv[1]);
         goto out;
     }
     for (i = 0; i < n; i++) {
         if (!host_name_ok(hosts[i])) {
-            rc = usage_error("cluster: '%s' is not a host name", hosts[i]);
+            rc = cli_usage_error("cluster: '%s' is not a host name", hosts[i]);
             goto out;
         }
     }

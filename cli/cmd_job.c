@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Console commands for jobs: jobs, job set, checkpoint JOB, list, restart,
- * cancel, gc, and the job part of status. */
+/* Console commands for jobs: jobs, job set, job token, list, restart,
+ * cancel, gc. */
 #include "config.h"
 
 #include <getopt.h>
@@ -8,72 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "cli.h"
-
-static json_t *job_json(const Vmckpt__JobInfo *j)
-{
-    return json_pack(
-        "{s:s, s:s, s:I, s:i, s:s, s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:s, "
-        "s:I, s:i, s:i, s:s, s:s, s:b}",
-        "job", j->job, "state", j->state, "last_epoch",
-        (json_int_t)j->last_epoch, "vms", (int)j->nvms, "interval", j->interval,
-        "interval_s", (json_int_t)j->interval_s, "auto_restart",
-        j->auto_restart, "mtbf_s", (json_int_t)j->mtbf_s, "cost_ms",
-        (json_int_t)j->cost_ms, "epoch_in_flight", (json_int_t)j->epoch,
-        "phase", j->phase, "next_checkpoint_in_ms", (json_int_t)j->next_in_ms,
-        "last_error", j->last_error, "last_pause_window_us",
-        (json_int_t)j->last_window_us, "ranks", (int)j->ranks, "nranks",
-        (int)j->nranks, "protection", j->protection, "last_align",
-        j->last_align, "lz4", j->lz4);
-}
-
-static void job_print(const Vmckpt__JobInfo *j, int header)
-{
-    char next[32], inflight[48];
-
-    if (header)
-        printf("%-12s %-10s %4s %6s %-14s %8s %9s %-16s %s\n", "JOB", "STATE",
-               "VMS", "EPOCH", "INTERVAL", "NEXT", "WINDOW-ms", "IN-FLIGHT",
-               "LAST-ERROR");
-    if (j->next_in_ms >= 0)
-        snprintf(next, sizeof(next), "%llds",
-                 (long long)((j->next_in_ms + 999) / 1000));
-    else
-        snprintf(next, sizeof(next), "-");
-    if (j->epoch)
-        snprintf(inflight, sizeof(inflight), "%llu %s",
-                 (unsigned long long)j->epoch, j->phase);
-    else
-        snprintf(inflight, sizeof(inflight), "%s",
-                 j->phase[0] ? j->phase : "-");
-    {
-        char iv[32];
-
-        if (strcmp(j->interval, "auto") == 0)
-            snprintf(iv, sizeof(iv), "auto=%llus",
-                     (unsigned long long)j->interval_s);
-        else if (strcmp(j->interval, "off") == 0)
-            snprintf(iv, sizeof(iv), "off");
-        else
-            snprintf(iv, sizeof(iv), "%ss", j->interval);
-        printf("%-12s %-10s %4u %6llu %-14s %8s %9.1f %-16s %s\n", j->job,
-               j->state, j->nvms, (unsigned long long)j->last_epoch, iv, next,
-               (double)j->last_window_us / 1000, inflight,
-               j->last_error[0] ? j->last_error : "-");
-    }
-}
-
-/* Fetch one job (or all with job == NULL). */
-static int jobs_fetch(struct cli *cli, const char *job, Vmckpt__Envelope **env)
-{
-    Vmckpt__JobsQuery q = VMCKPT__JOBS_QUERY__INIT;
-
-    q.job = (char *)(job ? job : "");
-    return cli_call(cli, "jobs", VMCKPT__MSG_TYPE__MSG_JOBS_QUERY, &q,
-                    VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env);
-}
+#include "cmd_job.h"
+#include "show.h"
 
 int cmd_jobs(struct cli *cli, int argc, char **argv)
 {
@@ -92,15 +29,15 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
                    "last error.\n");
             return 0;
         } else
-            return usage_error("jobs: unexpected argument '%s'", argv[i]);
+            return cli_usage_error("jobs: unexpected argument '%s'", argv[i]);
     }
-    if (jobs_fetch(cli, NULL, &env))
+    if (cli_fetch_jobs(cli, NULL, &env))
         return 1;
     if (json) {
         json_t *arr = json_array();
 
         for (i = 0; i < env->jobs_reply->n_jobs; i++)
-            json_array_append_new(arr, job_json(env->jobs_reply->jobs[i]));
+            json_array_append_new(arr, show_job_json(env->jobs_reply->jobs[i]));
         json_dumpf(arr, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(arr);
@@ -109,7 +46,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
                "first VM:\n'vmckpt vm start --job JOB ...').\n");
     } else {
         for (i = 0; i < env->jobs_reply->n_jobs; i++)
-            job_print(env->jobs_reply->jobs[i], i == 0);
+            show_job_row(env->jobs_reply->jobs[i], i == 0);
     }
     wire_free(env);
     return 0;
@@ -157,7 +94,8 @@ int cmd_job(struct cli *cli, int argc, char **argv)
     }
     token = strcmp(argv[1], "token") == 0;
     if (token && argc != 3)
-        return usage_error("job token %s: give only the job's name", argv[2]);
+        return cli_usage_error("job token %s: give only the job's name",
+                               argv[2]);
     r.job = argv[2];
     optind = 0; /* 0: glibc starts afresh (permuting again) */
     while ((ch = getopt_long(argc - 2, argv + 2, "", lo, NULL)) != -1) {
@@ -176,7 +114,7 @@ int cmd_job(struct cli *cli, int argc, char **argv)
 
             r.mtbf_s = strtoull(optarg, &end, 10);
             if (*end != '\0' || r.mtbf_s == 0)
-                return usage_error("--mtbf '%s': expected seconds", optarg);
+                return cli_usage_error("--mtbf '%s': expected seconds", optarg);
             break;
         }
         case 'h':
@@ -202,141 +140,6 @@ int cmd_job(struct cli *cli, int argc, char **argv)
     }
     wire_free(env);
     return 0;
-}
-
-/* The epochs of a job, as the catalog holds them. */
-static int epochs_fetch(struct cli *cli, const char *job,
-                        Vmckpt__Envelope **env)
-{
-    Vmckpt__EpochsQuery q = VMCKPT__EPOCHS_QUERY__INIT;
-
-    q.job = (char *)job;
-    return cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
-                    VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env);
-}
-
-/* Follow epoch 'epoch' of 'job' until it commits or aborts, with a
- * progress line; 0 committed, 1 otherwise. */
-static int follow(struct cli *cli, const char *job, uint64_t epoch)
-{
-    int tty = isatty(STDOUT_FILENO), shown = 0, rc = 1;
-    char last[256] = "";
-
-    for (;;) {
-        Vmckpt__Envelope *env;
-        const Vmckpt__JobInfo *j;
-        char line[256];
-
-        if (jobs_fetch(cli, job, &env))
-            return 1;
-        j = env->jobs_reply->jobs[0];
-        if (j->epoch != epoch) {
-            wire_free(env);
-            break;
-        }
-        snprintf(line, sizeof(line), "epoch %llu: %s",
-                 (unsigned long long)epoch, j->phase);
-        wire_free(env);
-        /* the VMs' rounds and what is left to copy */
-        {
-            Vmckpt__VmsQuery q = VMCKPT__VMS_QUERY__INIT;
-            size_t i, off = strlen(line);
-
-            q.job = (char *)job;
-            if (cli_call(cli, "status", VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
-                         VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env) == 0) {
-                for (i = 0; i < env->vms_reply->n_vms && off < sizeof(line);
-                     i++) {
-                    const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
-                    int n = snprintf(line + off, sizeof(line) - off,
-                                     " | %s r%u %s left %llu", v->vm, v->round,
-                                     v->phase[0] ? v->phase : "-",
-                                     (unsigned long long)v->pages_left);
-
-                    off += n > 0 ? (size_t)n : 0;
-                }
-                wire_free(env);
-            }
-        }
-        if (tty) {
-            printf("\r%-100.100s", line);
-            fflush(stdout);
-            shown = 1;
-        } else if (strcmp(line, last) != 0) {
-            printf("%s\n", line);
-            fflush(stdout);
-            snprintf(last, sizeof(last), "%s", line);
-        }
-        usleep(200000);
-    }
-    if (shown)
-        printf("\n");
-    /* how it ended: the catalog's rows of that epoch */
-    {
-        Vmckpt__Envelope *env;
-        size_t i, n = 0;
-        uint64_t window = 0, maxp = 0, bytes = 0;
-        const char *state = "unknown", *note = "";
-
-        if (epochs_fetch(cli, job, &env))
-            return 1;
-        for (i = 0; i < env->epochs_reply->n_epochs; i++) {
-            const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[i];
-
-            if (e->epoch != epoch)
-                continue;
-            n++;
-            state = e->state;
-            note = e->note;
-            window = e->window_us;
-            bytes += e->disk_bytes;
-            if (e->pause_us > maxp)
-                maxp = e->pause_us;
-        }
-        if (strcmp(state, "committed") == 0 || strcmp(state, "expired") == 0) {
-            printf("job %s: epoch %llu committed: %zu VM(s), pause window "
-                   "%.1f ms (longest VM pause %.1f ms), %.1f MiB stored\n",
-                   job, (unsigned long long)epoch, n, (double)window / 1000,
-                   (double)maxp / 1000, (double)bytes / (1 << 20));
-            rc = 0;
-        } else {
-            fprintf(stderr,
-                    "vmckpt checkpoint: job %s epoch %llu %s: %s\n"
-                    "The guests run on; the last committed epoch is "
-                    "unchanged.\n",
-                    job, (unsigned long long)epoch, state, note);
-        }
-        wire_free(env);
-    }
-    return rc;
-}
-
-int cmd_checkpoint_job(struct cli *cli, const char *job, int wait,
-                       unsigned streams)
-{
-    Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
-    Vmckpt__Envelope *env;
-    unsigned long long epoch = 0;
-    const char *p;
-
-    b.job = (char *)job;
-    b.streams = streams;
-    if (cli_call(cli, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &b,
-                 VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    fflush(stdout);
-    p = strstr(env->ack->text, "epoch ");
-    if (p != NULL)
-        epoch = strtoull(p + 6, NULL, 10);
-    wire_free(env);
-    if (!wait)
-        return 0;
-    if (epoch == 0) {
-        fprintf(stderr, "vmckpt checkpoint: cannot tell which epoch began\n");
-        return 1;
-    }
-    return follow(cli, job, epoch);
 }
 
 static const char *size_str(uint64_t b, char *buf, size_t len)
@@ -370,15 +173,15 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                    "expired ones too, with why).\n");
             return 0;
         } else if (argv[i][0] == '-')
-            return usage_error("list: unknown option '%s'", argv[i]);
+            return cli_usage_error("list: unknown option '%s'", argv[i]);
         else if (job == NULL)
             job = argv[i];
         else
-            return usage_error("list: unexpected argument '%s'", argv[i]);
+            return cli_usage_error("list: unexpected argument '%s'", argv[i]);
     }
     if (job == NULL)
-        return usage_error("list: name the job (%s)", "vmckpt jobs");
-    if (epochs_fetch(cli, job, &env))
+        return cli_usage_error("list: name the job (%s)", "vmckpt jobs");
+    if (cli_fetch_epochs(cli, job, &env))
         return 1;
     if (json) {
         json_t *arr = json_array();
@@ -474,8 +277,8 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
 
             r.epoch = strtoull(optarg, &end, 10);
             if (*end != '\0' || r.epoch == 0)
-                return usage_error("--epoch '%s': expected a number > 0",
-                                   optarg);
+                return cli_usage_error("--epoch '%s': expected a number > 0",
+                                       optarg);
             break;
         }
         case 'H':
@@ -516,7 +319,7 @@ int cmd_cancel(struct cli *cli, int argc, char **argv)
         return 0;
     }
     if (argc != 2)
-        return usage_error("cancel: name one job (%s)", "vmckpt jobs");
+        return cli_usage_error("cancel: name one job (%s)", "vmckpt jobs");
     c.job = argv[1];
     return cli_call_ack(cli, "cancel", VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, &c);
 }
@@ -532,27 +335,6 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
         return 0;
     }
     if (argc != 1)
-        return usage_error("gc: unexpected argument '%s'", argv[1]);
+        return cli_usage_error("gc: unexpected argument '%s'", argv[1]);
     return cli_call_ack(cli, "gc", VMCKPT__MSG_TYPE__MSG_GC, &g);
-}
-
-/* The job lines of 'status JOB' (before the VM table). */
-int status_job(struct cli *cli, const char *job, int json, json_t **out)
-{
-    Vmckpt__Envelope *env;
-
-    if (jobs_fetch(cli, job, &env))
-        return 1;
-    if (json) {
-        *out = job_json(env->jobs_reply->jobs[0]);
-    } else {
-        const Vmckpt__JobInfo *j = env->jobs_reply->jobs[0];
-
-        job_print(j, 1);
-        if (j->protection[0])
-            printf("MPI: %s%s%s\n", j->protection,
-                   j->last_align[0] ? "; last checkpoint " : "", j->last_align);
-    }
-    wire_free(env);
-    return 0;
 }

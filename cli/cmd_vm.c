@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Console commands for guests: vm start|stop|list, status, checkpoint,
- * restore. */
+/* Console commands for guests: vm start|stop|list, status (with the job
+ * lines of status JOB), restore. */
 #include "config.h"
 
 #include <getopt.h>
@@ -9,39 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-
-/* Send one request, expect 'reply_type'; print the error and return 1 on
- * failure. */
-int cli_call(struct cli *cli, const char *what, int type, const void *payload,
-             int reply_type, Vmckpt__Envelope **env)
-{
-    struct vmckpt_error err;
-    struct client *cl = connect_coord(cli);
-    int rc;
-
-    if (cl == NULL)
-        return 1;
-    rc = client_call(cl, type, payload, reply_type, env, &err);
-    client_close(cl);
-    if (rc < 0) {
-        fprintf(stderr, "vmckpt %s: %s\n", what, err.text);
-        return 1;
-    }
-    return 0;
-}
-
-int cli_call_ack(struct cli *cli, const char *what, int type,
-                 const void *payload)
-{
-    Vmckpt__Envelope *env;
-
-    if (cli_call(cli, what, type, payload, VMCKPT__MSG_TYPE__MSG_ACK, &env))
-        return 1;
-    printf("%s\n", env->ack->text);
-    wire_free(env);
-    return 0;
-}
+#include "cmd_vm.h"
+#include "show.h"
 
 static const char vm_usage[] =
     "Usage: vmckpt vm start --name NAME --host HOST --kernel FILE\n"
@@ -161,6 +130,102 @@ static int vm_stop(struct cli *cli, int argc, char **argv)
     return cli_call_ack(cli, "vm stop", VMCKPT__MSG_TYPE__MSG_VM_STOP, &st);
 }
 
+/* The job lines of 'status JOB' (before the VM table); with 'json', the
+ * job's object in *out instead. 0, or 1 after printing why. */
+static int status_job(struct cli *cli, const char *job, int json, json_t **out)
+{
+    Vmckpt__Envelope *env;
+
+    if (cli_fetch_jobs(cli, job, &env))
+        return 1;
+    if (json) {
+        *out = show_job_json(env->jobs_reply->jobs[0]);
+    } else {
+        const Vmckpt__JobInfo *j = env->jobs_reply->jobs[0];
+
+        show_job_row(j, 1);
+        if (j->protection[0])
+            printf("MPI: %s%s%s\n", j->protection,
+                   j->last_align[0] ? "; last checkpoint " : "", j->last_align);
+    }
+    wire_free(env);
+    return 0;
+}
+
+/* The guests as a JSON array on stdout; with 'jobj' (taken), an object
+ * with the job and the array. */
+static void vms_print_json(const Vmckpt__VmsReply *r, json_t *jobj)
+{
+    json_t *arr = json_array();
+    size_t i;
+
+    for (i = 0; i < r->n_vms; i++) {
+        const Vmckpt__VmInfo *v = r->vms[i];
+
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
+                      "s:I, s:I, s:s, s:I, s:s, s:I}",
+                      "job", v->job, "vm", v->vm, "host", v->host, "state",
+                      v->state, "phase", v->phase, "round", (int)v->round,
+                      "pages_left", (json_int_t)v->pages_left,
+                      "dirty_pages_per_s", (json_int_t)v->dirty_pages_per_s,
+                      "bytes_per_s", (json_int_t)v->bytes_per_s, "last_epoch",
+                      (json_int_t)v->last_epoch, "last_pause_us",
+                      (json_int_t)v->last_pause_us, "tracking", v->tracking,
+                      "memory_mb", (json_int_t)v->memory_mb, "ip", v->ip,
+                      "bytes_sent", (json_int_t)v->bytes_sent));
+    }
+    if (jobj != NULL) {
+        json_t *o = json_pack("{s:o, s:o}", "job", jobj, "vms", arr);
+
+        json_dumpf(o, stdout, JSON_INDENT(2));
+        json_decref(o);
+    } else {
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        json_decref(arr);
+    }
+    fputc('\n', stdout);
+}
+
+/* The guests as a table on stdout; 'progress' adds the checkpoint's
+ * columns (status). */
+static void vms_print_table(const Vmckpt__VmsReply *r, int progress)
+{
+    size_t i;
+
+    if (r->n_vms == 0) {
+        printf("No guest is known to the coordinator.\n");
+        return;
+    }
+    printf("%-10s %-10s %-8s %-10s %6s %6s", "JOB", "VM", "HOST", "STATE",
+           "MEM", "EPOCH");
+    if (progress)
+        printf(" %-9s %5s %10s %10s %8s %8s %9s %s", "PHASE", "ROUND",
+               "PAGES-LEFT", "DIRTY/s", "SENT-MB", "MB/s", "PAUSE-ms",
+               "TRACKING");
+    printf("\n");
+    for (i = 0; i < r->n_vms; i++) {
+        const Vmckpt__VmInfo *v = r->vms[i];
+
+        printf("%-10s %-10s %-8s %-10s %5lluM %6llu", v->job, v->vm, v->host,
+               v->state, (unsigned long long)v->memory_mb,
+               (unsigned long long)v->last_epoch);
+        if (progress)
+            printf(" %-9s %5u %10llu %10llu %8.1f %8llu %9.1f %s",
+                   v->phase[0] ? v->phase : "-", v->round,
+                   (unsigned long long)v->pages_left,
+                   (unsigned long long)v->dirty_pages_per_s,
+                   (double)v->bytes_sent / (1 << 20),
+                   (unsigned long long)(v->bytes_per_s >> 20),
+                   (double)v->last_pause_us / 1000,
+                   strcmp(v->tracking, "qemu-migration") == 0
+                       ? "qemu-migration (full each epoch)"
+                       : v->tracking);
+        printf("\n");
+    }
+}
+
 /* vm list and status: the same data; status adds progress columns. */
 static int vm_list(struct cli *cli, int argc, char **argv, int progress)
 {
@@ -171,7 +236,6 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
     Vmckpt__VmsQuery q = VMCKPT__VMS_QUERY__INIT;
     Vmckpt__Envelope *env;
     json_t *jobj = NULL;
-    size_t i;
     int ch, json = 0;
 
     optind = 0; /* 0: glibc starts afresh (permuting again) */
@@ -202,72 +266,17 @@ static int vm_list(struct cli *cli, int argc, char **argv, int progress)
             printf("\n");
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (cli_call(cli, progress ? "status" : "vm list",
                  VMCKPT__MSG_TYPE__MSG_VMS_QUERY, &q,
-                 VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env))
+                 VMCKPT__MSG_TYPE__MSG_VMS_REPLY, &env)) {
+        json_decref(jobj);
         return 1;
-    if (json) {
-        json_t *arr = json_array();
-
-        for (i = 0; i < env->vms_reply->n_vms; i++) {
-            const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
-
-            json_array_append_new(
-                arr,
-                json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
-                          "s:I, s:I, s:s, s:I, s:s, s:I}",
-                          "job", v->job, "vm", v->vm, "host", v->host, "state",
-                          v->state, "phase", v->phase, "round", (int)v->round,
-                          "pages_left", (json_int_t)v->pages_left,
-                          "dirty_pages_per_s", (json_int_t)v->dirty_pages_per_s,
-                          "bytes_per_s", (json_int_t)v->bytes_per_s,
-                          "last_epoch", (json_int_t)v->last_epoch,
-                          "last_pause_us", (json_int_t)v->last_pause_us,
-                          "tracking", v->tracking, "memory_mb",
-                          (json_int_t)v->memory_mb, "ip", v->ip, "bytes_sent",
-                          (json_int_t)v->bytes_sent));
-        }
-        if (jobj != NULL) {
-            json_t *o = json_pack("{s:o, s:o}", "job", jobj, "vms", arr);
-
-            json_dumpf(o, stdout, JSON_INDENT(2));
-            json_decref(o);
-        } else {
-            json_dumpf(arr, stdout, JSON_INDENT(2));
-            json_decref(arr);
-        }
-        fputc('\n', stdout);
-    } else if (env->vms_reply->n_vms == 0) {
-        printf("No guest is known to the coordinator.\n");
-    } else {
-        printf("%-10s %-10s %-8s %-10s %6s %6s", "JOB", "VM", "HOST", "STATE",
-               "MEM", "EPOCH");
-        if (progress)
-            printf(" %-9s %5s %10s %10s %8s %8s %9s %s", "PHASE", "ROUND",
-                   "PAGES-LEFT", "DIRTY/s", "SENT-MB", "MB/s", "PAUSE-ms",
-                   "TRACKING");
-        printf("\n");
-        for (i = 0; i < env->vms_reply->n_vms; i++) {
-            const Vmckpt__VmInfo *v = env->vms_reply->vms[i];
-
-            printf("%-10s %-10s %-8s %-10s %5lluM %6llu", v->job, v->vm,
-                   v->host, v->state, (unsigned long long)v->memory_mb,
-                   (unsigned long long)v->last_epoch);
-            if (progress)
-                printf(" %-9s %5u %10llu %10llu %8.1f %8llu %9.1f %s",
-                       v->phase[0] ? v->phase : "-", v->round,
-                       (unsigned long long)v->pages_left,
-                       (unsigned long long)v->dirty_pages_per_s,
-                       (double)v->bytes_sent / (1 << 20),
-                       (unsigned long long)(v->bytes_per_s >> 20),
-                       (double)v->last_pause_us / 1000,
-                       strcmp(v->tracking, "qemu-migration") == 0
-                           ? "qemu-migration (full each epoch)"
-                           : v->tracking);
-            printf("\n");
-        }
     }
+    if (json)
+        vms_print_json(env->vms_reply, jobj);
+    else
+        vms_print_table(env->vms_reply, progress);
     wire_free(env);
     return 0;
 }
@@ -284,109 +293,12 @@ int cmd_vm(struct cli *cli, int argc, char **argv)
         return vm_stop(cli, argc - 1, argv + 1);
     if (strcmp(argv[1], "list") == 0)
         return vm_list(cli, argc - 1, argv + 1, 0);
-    return usage_error("vm: unknown subcommand '%s'", argv[1]);
+    return cli_usage_error("vm: unknown subcommand '%s'", argv[1]);
 }
 
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
     return vm_list(cli, argc, argv, 1);
-}
-
-int cli_parse_streams(const char *arg, uint32_t *out)
-{
-    char *end;
-    unsigned long n = strtoul(arg, &end, 10);
-
-    if (*arg == '\0' || *end != '\0' || n < 1 || n > WIRE_MAX_STREAMS) {
-        fprintf(stderr, "vmckpt checkpoint: --streams '%s': give 1 to %d\n",
-                arg, WIRE_MAX_STREAMS);
-        return -1;
-    }
-    *out = (uint32_t)n;
-    return 0;
-}
-
-int cmd_checkpoint(struct cli *cli, int argc, char **argv)
-{
-    static const struct option lo[] = {
-        {"vm", 1, NULL, 'v'},
-        {"job", 1, NULL, 'j'},
-        {"stop-and-save", 0, NULL, 's'},
-        {"lz4", 0, NULL, 'z'},
-        {"store-host", 1, NULL, 'H'},
-        {"streams", 1, NULL, 'n'},
-        {"wait", 0, NULL, 'w'},
-        {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    static const char usage[] =
-        "Usage: vmckpt checkpoint JOB [--wait] [--streams N]\n"
-        "       vmckpt checkpoint --vm NAME [--job JOB] [--store-host HOST]\n"
-        "                         [--stop-and-save] [--lz4] [--streams N]\n"
-        "The first form takes a coordinated checkpoint of every VM of JOB:\n"
-        "all pre-copy at once, all are paused for the cut, none runs again\n"
-        "before the last is paused, and the epoch commits when every image\n"
-        "is durable on its peer's store. It prints the epoch that began;\n"
-        "--wait follows it with a progress line until it commits (exit 0)\n"
-        "or aborts (exit 1, with why).\n"
-        "The second form checkpoints one guest, live, to the store of\n"
-        "another host (the next host up after the guest's, or HOST), and\n"
-        "waits until that epoch is committed.\n"
-        "--streams N sends each guest's pages in N parallel connections\n"
-        "(1 to 8; each stream takes every Nth 4 MiB of guest RAM); by\n"
-        "default each agent's 'streams' setting.\n";
-    Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
-    Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
-    struct cli c2 = *cli;
-    int ch, wait = 0;
-
-    b.job = "default";
-    optind = 0; /* 0: glibc starts afresh (permuting again) */
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'v':
-            t.vm = optarg;
-            break;
-        case 'j':
-            b.job = optarg;
-            break;
-        case 's':
-            b.mode = VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
-            break;
-        case 'z':
-            b.compress = 1;
-            break;
-        case 'H':
-            t.host = optarg;
-            break;
-        case 'n':
-            if (cli_parse_streams(optarg, &b.streams) < 0)
-                return 2;
-            break;
-        case 'w':
-            wait = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    if (!t.vm[0] && optind == argc - 1)
-        return cmd_checkpoint_job(cli, argv[optind], wait, b.streams);
-    if (!t.vm[0] || optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    b.n_targets = 1;
-    b.targets = &tp;
-    c2.timeout_ms = 600000; /* a large guest takes a while */
-    printf("checkpointing %s/%s ...\n", b.job, t.vm);
-    fflush(stdout);
-    return cli_call_ack(&c2, "checkpoint", VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN,
-                        &b);
 }
 
 int cmd_restore(struct cli *cli, int argc, char **argv)

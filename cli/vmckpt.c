@@ -25,6 +25,10 @@
 #define DEFAULT_KEY    SYSCONFDIR "/vmckpt/cluster.key"
 
 #include "cli.h"
+#include "cmd_checkpoint.h"
+#include "cmd_cluster.h"
+#include "cmd_job.h"
+#include "cmd_vm.h"
 
 static const char usage[] =
     "Usage: vmckpt [GLOBAL OPTION]... COMMAND [ARG]...\n"
@@ -73,42 +77,6 @@ static const char usage[] =
     "Exit status: 0 on success, 1 when the operation failed, 2 on a usage\n"
     "error.\n";
 
-int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "vmckpt: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'vmckpt --help'.\n");
-    return 2;
-}
-
-struct client *connect_coord(struct cli *cli)
-{
-    struct auth_key key;
-    struct vmckpt_error err;
-    struct client *cl;
-    char name[128], host[64];
-    const char *user = getenv("USER");
-
-    if (auth_key_load(&key, cli->key_file, &err) < 0) {
-        fprintf(stderr, "vmckpt: %s\n", err.text);
-        return NULL;
-    }
-    if (gethostname(host, sizeof(host) - 1) < 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(name, sizeof(name), "%s@%s", user && *user ? user : "admin", host);
-    cl = client_open(cli->coordinator, &key, VMCKPT__ROLE__ROLE_ADMIN, name,
-                     cli->timeout_ms, &err);
-    auth_key_dispose(&key);
-    if (cl == NULL)
-        fprintf(stderr,
-                "vmckpt: cannot reach the coordinator: %s\n"
-                "Is vmckpt-coordinator running, and is the key the "
-                "cluster's?\n",
-                err.text);
-    return cl;
-}
-
 /* --json is the only option of the read commands so far. */
 static int parse_json_flag(int argc, char **argv, int *json)
 {
@@ -121,12 +89,13 @@ static int parse_json_flag(int argc, char **argv, int *json)
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return 1;
         else
-            return usage_error("unexpected argument '%s'", argv[i]);
+            return cli_usage_error("unexpected argument '%s'", argv[i]);
     }
     return 0;
 }
 
-void fmt_age(int64_t ms, char *buf, size_t len)
+/* "1.2s ago" and the like. */
+static void fmt_age(int64_t ms, char *buf, size_t len)
 {
     if (ms < 0)
         snprintf(buf, len, "never");
@@ -216,7 +185,7 @@ static int cmd_hosts(struct cli *cli, int argc, char **argv)
     }
     if (rc != 0)
         return rc;
-    cl = connect_coord(cli);
+    cl = cli_connect(cli);
     if (cl == NULL)
         return 1;
     if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
@@ -293,11 +262,11 @@ static int cmd_keygen(struct cli *cli, int argc, char **argv)
                    AUTH_KEY_GEN_LEN, DEFAULT_KEY);
             return 0;
         } else if (argv[i][0] == '-')
-            return usage_error("keygen: unknown option '%s'", argv[i]);
+            return cli_usage_error("keygen: unknown option '%s'", argv[i]);
         else if (path == NULL)
             path = argv[i];
         else
-            return usage_error("keygen: unexpected argument '%s'", argv[i]);
+            return cli_usage_error("keygen: unexpected argument '%s'", argv[i]);
     }
     if (path == NULL)
         path = cli->key_file;
@@ -414,8 +383,8 @@ int main(int argc, char **argv)
 
         if (*end != '\0' || v <= 0 || v > 3600000) {
             conf_destroy(cli.conf);
-            return usage_error("--timeout '%s': expected milliseconds",
-                               timeout);
+            return cli_usage_error("--timeout '%s': expected milliseconds",
+                                   timeout);
         }
         cli.timeout_ms = (int)v;
     } else {
@@ -437,7 +406,7 @@ int main(int argc, char **argv)
         }
     }
     if (rc < 0)
-        rc = usage_error("unknown command '%s'", argv[optind]);
+        rc = cli_usage_error("unknown command '%s'", argv[optind]);
     conf_destroy(cli.conf);
     return rc;
 }

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The console's shared layer: usage errors and the authenticated calls to
+ * the coordinator that every command file makes. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lib/wire/auth.h"
+
+#include "cli.h"
+
+int cli_usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vmckpt: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'vmckpt --help'.\n");
+    return 2;
+}
+
+struct client *cli_connect(struct cli *cli)
+{
+    struct auth_key key;
+    struct vmckpt_error err;
+    struct client *cl;
+    char name[128], host[64];
+    const char *user = getenv("USER");
+
+    if (auth_key_load(&key, cli->key_file, &err) < 0) {
+        fprintf(stderr, "vmckpt: %s\n", err.text);
+        return NULL;
+    }
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(name, sizeof(name), "%s@%s", user && *user ? user : "admin", host);
+    cl = client_open(cli->coordinator, &key, VMCKPT__ROLE__ROLE_ADMIN, name,
+                     cli->timeout_ms, &err);
+    auth_key_dispose(&key);
+    if (cl == NULL)
+        fprintf(stderr,
+                "vmckpt: cannot reach the coordinator: %s\n"
+                "Is vmckpt-coordinator running, and is the key the "
+                "cluster's?\n",
+                err.text);
+    return cl;
+}
+
+int cli_call(struct cli *cli, const char *what, int type, const void *payload,
+             int reply_type, Vmckpt__Envelope **env)
+{
+    struct vmckpt_error err;
+    struct client *cl = cli_connect(cli);
+    int rc;
+
+    if (cl == NULL)
+        return 1;
+    rc = client_call(cl, type, payload, reply_type, env, &err);
+    client_close(cl);
+    if (rc < 0) {
+        fprintf(stderr, "vmckpt %s: %s\n", what, err.text);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_call_ack(struct cli *cli, const char *what, int type,
+                 const void *payload)
+{
+    Vmckpt__Envelope *env;
+
+    if (cli_call(cli, what, type, payload, VMCKPT__MSG_TYPE__MSG_ACK, &env))
+        return 1;
+    printf("%s\n", env->ack->text);
+    wire_free(env);
+    return 0;
+}
+
+int cli_fetch_jobs(struct cli *cli, const char *job, Vmckpt__Envelope **env)
+{
+    Vmckpt__JobsQuery q = VMCKPT__JOBS_QUERY__INIT;
+
+    q.job = (char *)(job ? job : "");
+    return cli_call(cli, "jobs", VMCKPT__MSG_TYPE__MSG_JOBS_QUERY, &q,
+                    VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env);
+}
+
+int cli_fetch_epochs(struct cli *cli, const char *job, Vmckpt__Envelope **env)
+{
+    Vmckpt__EpochsQuery q = VMCKPT__EPOCHS_QUERY__INIT;
+
+    q.job = (char *)job;
+    return cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
+                    VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env);
+}
