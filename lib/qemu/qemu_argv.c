@@ -99,9 +99,10 @@ void qemu_mac_for_name(const char *name, char *buf)
              (h >> 8) & 0xff, h & 0xff);
 }
 
-char **qemu_argv_build(const struct qemu_spec *s, struct vmckpt_error *err)
+/* Refuse a spec QEMU would misread or refuse: -1 with errno EINVAL and
+ * 'err' saying which field is wrong, else 0. */
+static int spec_check(const struct qemu_spec *s, struct vmckpt_error *err)
 {
-    struct argv_buf a = {0};
     const char *paths[] = {s->kernel,   s->initrd,      s->ram_path,
                            s->qmp_path, s->serial_path, s->serial_log,
                            s->pidfile};
@@ -109,117 +110,145 @@ char **qemu_argv_build(const struct qemu_spec *s, struct vmckpt_error *err)
 
     if (!valid_name(s->name)) {
         errno = EINVAL;
-        errprintf(err, "guest name '%s': 1-32 of letters, digits, '-', '_'",
-                  s->name ? s->name : "");
-        return NULL;
+        return errprintf(err,
+                         "guest name '%s': 1-32 of letters, digits, '-', '_'",
+                         s->name ? s->name : "");
     }
     if (s->mem_mb < 16 || s->mem_mb > 1024 * 1024 || s->vcpus < 1 ||
         s->vcpus > 256) {
         errno = EINVAL;
-        errprintf(err, "guest %s: memory %u MiB / %u vCPUs out of range",
-                  s->name, s->mem_mb, s->vcpus);
-        return NULL;
+        return errprintf(err, "guest %s: memory %u MiB / %u vCPUs out of range",
+                         s->name, s->mem_mb, s->vcpus);
     }
     if (s->kernel == NULL || s->qmp_path == NULL) {
         errno = EINVAL;
-        errprintf(err, "guest %s: a kernel and a QMP socket are required",
-                  s->name);
-        return NULL;
+        return errprintf(
+            err, "guest %s: a kernel and a QMP socket are required", s->name);
     }
     for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         if (bad_path(paths[i])) {
             errno = EINVAL;
-            errprintf(err, "guest %s: path '%s' is empty or contains ','",
-                      s->name, paths[i]);
-            return NULL;
+            return errprintf(err,
+                             "guest %s: path '%s' is empty or contains ','",
+                             s->name, paths[i]);
         }
     }
     if (s->accel == NULL ||
         (strcmp(s->accel, "kvm") != 0 && strcmp(s->accel, "tcg") != 0)) {
         errno = EINVAL;
-        errprintf(err, "guest %s: accelerator must be kvm or tcg", s->name);
-        return NULL;
+        return errprintf(err, "guest %s: accelerator must be kvm or tcg",
+                         s->name);
     }
     if (s->tap != NULL && (s->mac == NULL || strlen(s->mac) != 17)) {
         errno = EINVAL;
-        errprintf(err, "guest %s: tap networking needs a MAC address", s->name);
-        return NULL;
+        return errprintf(err, "guest %s: tap networking needs a MAC address",
+                         s->name);
     }
+    return 0;
+}
 
-    add(&a, "%s", s->qemu ? s->qemu : "qemu-system-x86_64");
-    add(&a, "-name");
-    add(&a, "%s,process=vmckpt-%s", s->name, s->name);
-    add(&a, "-nodefaults");
-    add(&a, "-no-user-config");
-    add(&a, "-nographic");
-    add(&a, "-no-reboot");
-    add(&a, "-accel");
-    add(&a, "%s", s->accel);
-    add(&a, "-cpu");
-    add(&a, "%s", strcmp(s->accel, "kvm") == 0 ? "host" : "max");
-    add(&a, "-smp");
-    add(&a, "%u", s->vcpus);
-    /* guest RAM: one shared backend the agent can map */
-    add(&a, "-object");
+/* The machine: no defaults, the accelerator, CPUs, and guest RAM as one
+ * shared backend the agent can map. */
+static void add_machine(struct argv_buf *a, const struct qemu_spec *s)
+{
+    add(a, "%s", s->qemu ? s->qemu : "qemu-system-x86_64");
+    add(a, "-name");
+    add(a, "%s,process=vmckpt-%s", s->name, s->name);
+    add(a, "-nodefaults");
+    add(a, "-no-user-config");
+    add(a, "-nographic");
+    add(a, "-no-reboot");
+    add(a, "-accel");
+    add(a, "%s", s->accel);
+    add(a, "-cpu");
+    add(a, "%s", strcmp(s->accel, "kvm") == 0 ? "host" : "max");
+    add(a, "-smp");
+    add(a, "%u", s->vcpus);
+    add(a, "-object");
     if (s->ram_path != NULL)
-        add(&a,
+        add(a,
             "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on,"
             "prealloc=off",
             s->mem_mb, s->ram_path);
     else
-        add(&a,
+        add(a,
             "memory-backend-memfd,id=ram0,size=%uM,share=on,"
             "hugetlb=off",
             s->mem_mb);
-    add(&a, "-machine");
-    add(&a, "pc,memory-backend=ram0");
-    add(&a, "-m");
-    add(&a, "%uM", s->mem_mb);
-    add(&a, "-kernel");
-    add(&a, "%s", s->kernel);
+    add(a, "-machine");
+    add(a, "pc,memory-backend=ram0");
+    add(a, "-m");
+    add(a, "%uM", s->mem_mb);
+}
+
+/* The kernel, its initramfs and command line. */
+static void add_boot(struct argv_buf *a, const struct qemu_spec *s)
+{
+    add(a, "-kernel");
+    add(a, "%s", s->kernel);
     if (s->initrd != NULL) {
-        add(&a, "-initrd");
-        add(&a, "%s", s->initrd);
+        add(a, "-initrd");
+        add(a, "%s", s->initrd);
     }
-    add(&a, "-append");
-    add(&a, "console=ttyS0 panic=-1 quiet %s", s->append ? s->append : "");
-    add(&a, "-qmp");
-    add(&a, "unix:%s,server=on,wait=off", s->qmp_path);
-    if (s->serial_path != NULL || s->serial_log != NULL) {
-        if (s->serial_path != NULL)
-            add(&a, "-chardev");
-        if (s->serial_path != NULL && s->serial_log != NULL)
-            add(&a,
-                "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s,"
-                "logappend=%s",
-                s->serial_path, s->serial_log, s->log_append ? "on" : "off");
-        else if (s->serial_path != NULL)
-            add(&a, "socket,id=ser0,path=%s,server=on,wait=off",
-                s->serial_path);
-        else {
-            add(&a, "-chardev");
-            add(&a, "file,id=ser0,path=%s,append=%s", s->serial_log,
-                s->log_append ? "on" : "off");
-        }
-        add(&a, "-serial");
-        add(&a, "chardev:ser0");
-    }
+    add(a, "-append");
+    add(a, "console=ttyS0 panic=-1 quiet %s", s->append ? s->append : "");
+}
+
+/* The QMP socket, and the serial console on a socket, a log file or
+ * both. */
+static void add_control(struct argv_buf *a, const struct qemu_spec *s)
+{
+    add(a, "-qmp");
+    add(a, "unix:%s,server=on,wait=off", s->qmp_path);
+    if (s->serial_path == NULL && s->serial_log == NULL)
+        return;
+    add(a, "-chardev");
+    if (s->serial_path != NULL && s->serial_log != NULL)
+        add(a,
+            "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s,"
+            "logappend=%s",
+            s->serial_path, s->serial_log, s->log_append ? "on" : "off");
+    else if (s->serial_path != NULL)
+        add(a, "socket,id=ser0,path=%s,server=on,wait=off", s->serial_path);
+    else
+        add(a, "file,id=ser0,path=%s,append=%s", s->serial_log,
+            s->log_append ? "on" : "off");
+    add(a, "-serial");
+    add(a, "chardev:ser0");
+}
+
+/* The network, the pid file, and how the guest starts: waiting for an
+ * incoming stream (restore) and/or with its vCPUs stopped. */
+static void add_run(struct argv_buf *a, const struct qemu_spec *s)
+{
     if (s->tap != NULL) {
-        add(&a, "-netdev");
-        add(&a, "tap,id=net0,ifname=%s,script=no,downscript=no", s->tap);
-        add(&a, "-device");
-        add(&a, "virtio-net-pci,netdev=net0,mac=%s", s->mac);
+        add(a, "-netdev");
+        add(a, "tap,id=net0,ifname=%s,script=no,downscript=no", s->tap);
+        add(a, "-device");
+        add(a, "virtio-net-pci,netdev=net0,mac=%s", s->mac);
     }
     if (s->pidfile != NULL) {
-        add(&a, "-pidfile");
-        add(&a, "%s", s->pidfile);
+        add(a, "-pidfile");
+        add(a, "%s", s->pidfile);
     }
     if (s->incoming_defer) {
-        add(&a, "-incoming");
-        add(&a, "defer");
+        add(a, "-incoming");
+        add(a, "defer");
     }
     if (s->paused)
-        add(&a, "-S");
+        add(a, "-S");
+}
+
+char **qemu_argv_build(const struct qemu_spec *s, struct vmckpt_error *err)
+{
+    struct argv_buf a = {0};
+
+    if (spec_check(s, err) < 0)
+        return NULL;
+    add_machine(&a, s);
+    add_boot(&a, s);
+    add_control(&a, s);
+    add_run(&a, s);
     if (a.oom || a.v == NULL) {
         qemu_argv_free(a.v);
         errno = ENOMEM;

@@ -39,132 +39,142 @@ static const char usage[] =
     "  --exec             replace this process with QEMU\n"
     "  --print            print the command line, one argument per line\n";
 
-int main(int argc, char **argv)
+enum {
+    O_NAME = 256,
+    O_MEM,
+    O_VCPUS,
+    O_ACCEL,
+    O_KERNEL,
+    O_INITRD,
+    O_APPEND,
+    O_RAM,
+    O_QMP,
+    O_SERIAL,
+    O_SLOG,
+    O_TAP,
+    O_MAC,
+    O_PID,
+    O_INCOMING,
+    O_PAUSED,
+    O_QEMU,
+    O_EXEC,
+    O_PRINT,
+    O_MACFOR,
+    O_PRELOAD,
+    O_UFFD
+};
+
+static const struct option opts[] = {
+    {"name", 1, NULL, O_NAME},
+    {"mem", 1, NULL, O_MEM},
+    {"vcpus", 1, NULL, O_VCPUS},
+    {"accel", 1, NULL, O_ACCEL},
+    {"kernel", 1, NULL, O_KERNEL},
+    {"initrd", 1, NULL, O_INITRD},
+    {"append", 1, NULL, O_APPEND},
+    {"ram-path", 1, NULL, O_RAM},
+    {"qmp", 1, NULL, O_QMP},
+    {"serial", 1, NULL, O_SERIAL},
+    {"serial-log", 1, NULL, O_SLOG},
+    {"tap", 1, NULL, O_TAP},
+    {"mac", 1, NULL, O_MAC},
+    {"pidfile", 1, NULL, O_PID},
+    {"incoming-defer", 0, NULL, O_INCOMING},
+    {"paused", 0, NULL, O_PAUSED},
+    {"qemu", 1, NULL, O_QEMU},
+    {"exec", 0, NULL, O_EXEC},
+    {"print", 0, NULL, O_PRINT},
+    {"mac-for", 1, NULL, O_MACFOR},
+    {"help", 0, NULL, 'h'},
+    {"preload", 1, NULL, O_PRELOAD},
+    {"uffd-fd", 1, NULL, O_UFFD},
+    {NULL, 0, NULL, 0},
+};
+
+/* What the command line asks for. */
+struct launch {
+    struct qemu_spec spec;
+    const char *preload; /* LD_PRELOAD for QEMU, or NULL */
+    const char *uffd_fd; /* VMCKPT_UFFD_FD for QEMU, or NULL */
+    int mode;            /* 'x' --exec, 'p' --print, 0 not given */
+    char mac[18];        /* the MAC derived from the name, when needed */
+};
+
+/* Read the options into 'l'. Returns -1 to go on, or the exit status when
+ * the program is done (--help, --mac-for, a usage error). */
+static int parse_options(int argc, char **argv, struct launch *l)
 {
-    enum {
-        O_NAME = 256,
-        O_MEM,
-        O_VCPUS,
-        O_ACCEL,
-        O_KERNEL,
-        O_INITRD,
-        O_APPEND,
-        O_RAM,
-        O_QMP,
-        O_SERIAL,
-        O_SLOG,
-        O_TAP,
-        O_MAC,
-        O_PID,
-        O_INCOMING,
-        O_PAUSED,
-        O_QEMU,
-        O_EXEC,
-        O_PRINT,
-        O_MACFOR,
-        O_PRELOAD,
-        O_UFFD
-    };
-    static const struct option opts[] = {
-        {"name", 1, NULL, O_NAME},
-        {"mem", 1, NULL, O_MEM},
-        {"vcpus", 1, NULL, O_VCPUS},
-        {"accel", 1, NULL, O_ACCEL},
-        {"kernel", 1, NULL, O_KERNEL},
-        {"initrd", 1, NULL, O_INITRD},
-        {"append", 1, NULL, O_APPEND},
-        {"ram-path", 1, NULL, O_RAM},
-        {"qmp", 1, NULL, O_QMP},
-        {"serial", 1, NULL, O_SERIAL},
-        {"serial-log", 1, NULL, O_SLOG},
-        {"tap", 1, NULL, O_TAP},
-        {"mac", 1, NULL, O_MAC},
-        {"pidfile", 1, NULL, O_PID},
-        {"incoming-defer", 0, NULL, O_INCOMING},
-        {"paused", 0, NULL, O_PAUSED},
-        {"qemu", 1, NULL, O_QEMU},
-        {"exec", 0, NULL, O_EXEC},
-        {"print", 0, NULL, O_PRINT},
-        {"mac-for", 1, NULL, O_MACFOR},
-        {"help", 0, NULL, 'h'},
-        {"preload", 1, NULL, O_PRELOAD},
-        {"uffd-fd", 1, NULL, O_UFFD},
-        {NULL, 0, NULL, 0},
-    };
-    struct qemu_spec s = {.mem_mb = 256, .vcpus = 1, .accel = "tcg"};
-    struct vmckpt_error err;
-    const char *preload = NULL, *uffd_fd = NULL;
-    char mac[18], **qv;
-    int ch, mode = 0, i;
+    struct qemu_spec *s = &l->spec;
+    int ch;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case O_NAME:
-            s.name = optarg;
+            s->name = optarg;
             break;
         case O_MEM:
-            s.mem_mb = (unsigned)strtoul(optarg, NULL, 10);
+            s->mem_mb = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case O_VCPUS:
-            s.vcpus = (unsigned)strtoul(optarg, NULL, 10);
+            s->vcpus = (unsigned)strtoul(optarg, NULL, 10);
             break;
         case O_ACCEL:
-            s.accel = optarg;
+            s->accel = optarg;
             break;
         case O_KERNEL:
-            s.kernel = optarg;
+            s->kernel = optarg;
             break;
         case O_INITRD:
-            s.initrd = optarg;
+            s->initrd = optarg;
             break;
         case O_APPEND:
-            s.append = optarg;
+            s->append = optarg;
             break;
         case O_RAM:
-            s.ram_path = optarg;
+            s->ram_path = optarg;
             break;
         case O_QMP:
-            s.qmp_path = optarg;
+            s->qmp_path = optarg;
             break;
         case O_SERIAL:
-            s.serial_path = optarg;
+            s->serial_path = optarg;
             break;
         case O_SLOG:
-            s.serial_log = optarg;
+            s->serial_log = optarg;
             break;
         case O_TAP:
-            s.tap = optarg;
+            s->tap = optarg;
             break;
         case O_MAC:
-            s.mac = optarg;
+            s->mac = optarg;
             break;
         case O_PID:
-            s.pidfile = optarg;
+            s->pidfile = optarg;
             break;
         case O_INCOMING:
-            s.incoming_defer = 1;
+            s->incoming_defer = 1;
             break;
         case O_PAUSED:
-            s.paused = 1;
+            s->paused = 1;
             break;
         case O_QEMU:
-            s.qemu = optarg;
+            s->qemu = optarg;
             break;
         case O_EXEC:
-            mode = 'x';
+            l->mode = 'x';
             break;
         case O_PRINT:
-            mode = 'p';
+            l->mode = 'p';
             break;
         case O_MACFOR:
-            qemu_mac_for_name(optarg, mac);
-            printf("%s\n", mac);
+            qemu_mac_for_name(optarg, l->mac);
+            printf("%s\n", l->mac);
             return 0;
         case O_PRELOAD:
-            preload = optarg;
+            l->preload = optarg;
             break;
         case O_UFFD:
-            uffd_fd = optarg;
+            l->uffd_fd = optarg;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -174,28 +184,30 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (mode == 0 || optind != argc) {
+    if (l->mode == 0 || optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
-    if (s.tap != NULL && s.mac == NULL && s.name != NULL) {
-        qemu_mac_for_name(s.name, mac);
-        s.mac = mac;
-    }
-    qv = qemu_argv_build(&s, &err);
-    if (qv == NULL) {
-        fprintf(stderr, "vmckpt-qemu: %s\n", err.text);
-        return 2;
-    }
-    if (mode == 'p') {
-        for (i = 0; qv[i] != NULL; i++)
-            printf("%s\n", qv[i]);
-        qemu_argv_free(qv);
-        return 0;
-    }
-    /* only QEMU gets these, not this program */
-    if ((preload != NULL && setenv("LD_PRELOAD", preload, 1) < 0) ||
-        (uffd_fd != NULL && setenv("VMCKPT_UFFD_FD", uffd_fd, 1) < 0)) {
+    return -1;
+}
+
+/* --print: one argument per line. */
+static int print_argv(char **qv)
+{
+    int i;
+
+    for (i = 0; qv[i] != NULL; i++)
+        printf("%s\n", qv[i]);
+    qemu_argv_free(qv);
+    return 0;
+}
+
+/* --exec: become QEMU, with the environment only QEMU gets (not this
+ * program). Returns only on failure, with the exit status. */
+static int exec_qemu(const struct launch *l, char **qv)
+{
+    if ((l->preload != NULL && setenv("LD_PRELOAD", l->preload, 1) < 0) ||
+        (l->uffd_fd != NULL && setenv("VMCKPT_UFFD_FD", l->uffd_fd, 1) < 0)) {
         perror("vmckpt-qemu: setenv");
         return 2;
     }
@@ -203,4 +215,28 @@ int main(int argc, char **argv)
     fprintf(stderr, "vmckpt-qemu: cannot run %s: %m\n", qv[0]);
     qemu_argv_free(qv);
     return 127;
+}
+
+int main(int argc, char **argv)
+{
+    struct launch l = {.spec = {.mem_mb = 256, .vcpus = 1, .accel = "tcg"}};
+    struct vmckpt_error err;
+    char **qv;
+    int rc;
+
+    rc = parse_options(argc, argv, &l);
+    if (rc >= 0)
+        return rc;
+    if (l.spec.tap != NULL && l.spec.mac == NULL && l.spec.name != NULL) {
+        qemu_mac_for_name(l.spec.name, l.mac);
+        l.spec.mac = l.mac;
+    }
+    qv = qemu_argv_build(&l.spec, &err);
+    if (qv == NULL) {
+        fprintf(stderr, "vmckpt-qemu: %s\n", err.text);
+        return 2;
+    }
+    if (l.mode == 'p')
+        return print_argv(qv);
+    return exec_qemu(&l, qv);
 }
