@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coord.h"
+#include "catalog.h"
+#include "hosts.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/name.h"
@@ -34,6 +35,16 @@ struct host {
     struct host *next;
 };
 
+/* The registry of one coordinator (co->hosts). */
+struct hosts {
+    struct host *list;
+    uint64_t next_id;
+    unsigned heartbeat_ms;
+    unsigned heartbeat_timeout_ms;
+    struct ev_timer sweep_timer;
+    struct hosts_events ev;
+};
+
 static void host_free(struct host *h)
 {
     free(h->name);
@@ -44,24 +55,63 @@ static void host_free(struct host *h)
     free(h);
 }
 
-void hosts_free(struct coord *co)
-{
-    while (co->hosts != NULL) {
-        struct host *h = co->hosts;
+static void conn_gone(struct coord *co, struct conn *c);
 
-        co->hosts = h->next;
+int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms)
+{
+    struct hosts *hs = calloc(1, sizeof(*hs));
+
+    if (hs == NULL)
+        return -1;
+    hs->next_id = 1;
+    hs->heartbeat_ms = heartbeat_ms;
+    hs->heartbeat_timeout_ms = timeout_ms;
+    co->hosts = hs;
+    return server_on_close(co, conn_gone);
+}
+
+void hosts_destroy(struct coord *co)
+{
+    struct hosts *hs = co->hosts;
+
+    if (hs == NULL)
+        return;
+    if (co->loop != NULL)
+        ev_timer_stop(co->loop, &hs->sweep_timer);
+    while (hs->list != NULL) {
+        struct host *h = hs->list;
+
+        hs->list = h->next;
         host_free(h);
     }
+    free(hs);
+    co->hosts = NULL;
+}
+
+void hosts_set_events(struct coord *co, const struct hosts_events *ev)
+{
+    co->hosts->ev = *ev;
 }
 
 static struct host *host_find(struct coord *co, const char *name)
 {
     struct host *h;
 
-    for (h = co->hosts; h != NULL; h = h->next) {
+    for (h = co->hosts->list; h != NULL; h = h->next) {
         if (strcmp(h->name, name) == 0)
             return h;
     }
+    return NULL;
+}
+
+/* The host whose agent is on connection 'c', or NULL. */
+static struct host *host_of(struct coord *co, const struct conn *c)
+{
+    struct host *h;
+
+    for (h = co->hosts->list; h != NULL; h = h->next)
+        if (h->conn == c)
+            return h;
     return NULL;
 }
 
@@ -75,8 +125,8 @@ static void host_set_state(struct coord *co, struct host *h, const char *state,
     h->state = state;
     if (catalog_host_touch(co->cat, h->name, state, h->last_seen, &err) < 0)
         log_err("%s", err.text);
-    if (strcmp(state, "lost") == 0 || strcmp(state, "down") == 0)
-        jobs_host_lost(co, h->name, why);
+    if (co->hosts->ev.state != NULL)
+        co->hosts->ev.state(co->hosts->ev.arg, h->name, state, why);
 }
 
 /* Hypervisor records as stored in the catalog: one per line,
@@ -194,9 +244,9 @@ static int load_one(const struct catalog_host *ch, void *arg)
     h->state = "unknown";
     h->last_seen = ch->last_seen;
     h->registered_at = ch->registered_at;
-    h->id = co->next_host_id++;
-    h->next = co->hosts;
-    co->hosts = h;
+    h->id = co->hosts->next_id++;
+    h->next = co->hosts->list;
+    co->hosts->list = h;
     return 0;
 }
 
@@ -207,7 +257,7 @@ int hosts_load(struct coord *co, struct vmckpt_error *err)
 
     if (catalog_host_each(co->cat, load_one, co, err) < 0)
         return -1;
-    for (h = co->hosts; h != NULL; h = h->next)
+    for (h = co->hosts->list; h != NULL; h = h->next)
         n++;
     if (n > 0)
         log_info("catalog lists %d host(s); waiting for their agents", n);
@@ -220,11 +270,11 @@ static void sweep(struct evloop *loop, struct ev_timer *t)
     uint64_t now = clock_mono_ms();
     struct host *h;
 
-    for (h = co->hosts; h != NULL; h = h->next) {
+    for (h = co->hosts->list; h != NULL; h = h->next) {
         char why[96];
 
         if (strcmp(h->state, "up") != 0 ||
-            now - h->last_hb_ms <= co->heartbeat_timeout_ms)
+            now - h->last_hb_ms <= co->hosts->heartbeat_timeout_ms)
             continue;
         snprintf(why, sizeof(why), "no heartbeat for %llu ms",
                  (unsigned long long)(now - h->last_hb_ms));
@@ -233,30 +283,32 @@ static void sweep(struct evloop *loop, struct ev_timer *t)
             struct conn *c = h->conn;
 
             h->conn = NULL;
-            c->host = NULL;
-            conn_drop(c, "host declared lost");
+            server_drop(c, "host declared lost");
         }
     }
-    ev_timer_start(loop, t, co->heartbeat_ms / 2 ? co->heartbeat_ms / 2 : 1);
+    ev_timer_start(
+        loop, t, co->hosts->heartbeat_ms / 2 ? co->hosts->heartbeat_ms / 2 : 1);
 }
 
 void hosts_start_sweep(struct coord *co)
 {
-    ev_timer_init(&co->sweep_timer, sweep, co);
-    ev_timer_start(co->loop, &co->sweep_timer, co->heartbeat_ms);
+    ev_timer_init(&co->hosts->sweep_timer, sweep, co);
+    ev_timer_start(co->loop, &co->hosts->sweep_timer, co->hosts->heartbeat_ms);
 }
 
-void hosts_conn_lost(struct coord *co, struct conn *c)
+/* The server's close hook: a connection of an agent went away without a
+ * goodbye. */
+static void conn_gone(struct coord *co, struct conn *c)
 {
-    (void)co;
-    if (c->host != NULL) {
+    struct host *h = host_of(co, c);
+
+    if (h != NULL) {
         /* The host stays "up" until its heartbeats are overdue: a dropped
          * connection alone does not prove the host is gone. */
         log_warn("host %s: connection lost; declared lost if no heartbeat "
                  "within %u ms",
-                 c->host->name, co->heartbeat_timeout_ms);
-        c->host->conn = NULL;
-        c->host = NULL;
+                 h->name, co->hosts->heartbeat_timeout_ms);
+        h->conn = NULL;
     }
 }
 
@@ -288,44 +340,43 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     int fresh = 0;
 
     if (!valid_host_name(r->hostname))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "host name '%.64s' is not valid (letters, digits, "
-                          "'-', '.', '_'; at most 63)",
-                          r->hostname);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "host name '%.64s' is not valid (letters, digits, "
+                            "'-', '.', '_'; at most 63)",
+                            r->hostname);
     if (strcmp(r->hostname, c->auth.peer_name) != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "registers as '%s' but authenticated as '%s'",
-                          r->hostname, c->auth.peer_name);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "registers as '%s' but authenticated as '%s'",
+                            r->hostname, c->auth.peer_name);
     h = host_find(co, r->hostname);
     if (h == NULL) {
         h = calloc(1, sizeof(*h));
         if (h == NULL || (h->name = strdup(r->hostname)) == NULL) {
             free(h);
-            return conn_error(c, env->request_id,
-                              VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                              "out of memory");
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                                "out of memory");
         }
         h->state = "unknown";
-        h->id = co->next_host_id++;
-        h->next = co->hosts;
-        co->hosts = h;
+        h->id = co->hosts->next_id++;
+        h->next = co->hosts->list;
+        co->hosts->list = h;
         fresh = 1;
     }
     if (h->conn != NULL && h->conn != c) {
         /* the agent restarted faster than its old connection timed out */
         struct conn *old = h->conn;
 
-        old->host = NULL;
         h->conn = NULL;
-        conn_drop(old, "replaced by a new connection of the same host");
+        server_drop(old, "replaced by a new connection of the same host");
     }
     hv = hv_encode(r->hypervisors, r->n_hypervisors);
     if (hv == NULL || replace(&h->addr, c->peer) < 0 ||
         replace(&h->store_addr, r->store_addr) < 0 ||
         replace(&h->software, r->software) < 0) {
         free(hv);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     }
     free(h->hypervisors);
     h->hypervisors = hv;
@@ -334,7 +385,6 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     h->numa_nodes = r->numa_nodes;
     h->memory_bytes = r->memory_bytes;
     h->conn = c;
-    c->host = h;
     h->last_hb_ms = clock_mono_ms();
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     h->registered_at = h->last_seen;
@@ -354,56 +404,59 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     ch.last_seen = h->last_seen;
     if (catalog_host_put(co->cat, &ch, &err) < 0) {
         log_err("%s", err.text);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "coordinator cannot record the host: %s", err.text);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                            "coordinator cannot record the host: %s", err.text);
     }
     log_info("host %s registered%s from %s: %u cores, %u threads, %u NUMA "
              "node(s), %llu MiB",
              h->name, fresh ? "" : " again", c->peer, h->cores, h->pus,
              h->numa_nodes, (unsigned long long)(h->memory_bytes >> 20));
     host_set_state(co, h, "up", "registered");
-    reply.heartbeat_ms = co->heartbeat_ms;
+    reply.heartbeat_ms = co->hosts->heartbeat_ms;
     reply.host_id = h->id;
-    if (conn_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
-                  &reply) < 0)
+    if (server_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
+                    &reply) < 0)
         return -1;
-    vms_on_host_vms(co, h->name, r->vms, r->n_vms);
-    jobs_host_up(co, h->name);
-    jobs_vms_back(co);
+    if (co->hosts->ev.registered != NULL)
+        co->hosts->ev.registered(co->hosts->ev.arg, h->name, r->vms, r->n_vms);
     return 0;
 }
 
-static int need_host(struct conn *c, const Vmckpt__Envelope *env)
+/* The host registered on 'c', or NULL (told to the peer). */
+static struct host *need_host(struct conn *c, const Vmckpt__Envelope *env)
 {
-    if (c->host != NULL)
-        return 0;
-    conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-               "%s before agent-register", wire_type_name(env->type));
-    return -1;
+    struct host *h = host_of(c->co, c);
+
+    if (h != NULL)
+        return h;
+    server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                 "%s before agent-register", wire_type_name(env->type));
+    return NULL;
 }
 
 int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
 {
     Vmckpt__HeartbeatAck ack = VMCKPT__HEARTBEAT_ACK__INIT;
-    struct host *h = c->host;
+    struct host *h = need_host(c, env);
 
-    if (need_host(c, env) < 0)
+    if (h == NULL)
         return 0;
     h->last_hb_ms = clock_mono_ms();
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     if (strcmp(h->state, "up") != 0)
         host_set_state(c->co, h, "up", "heartbeat");
     ack.seq = env->heartbeat->seq;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
-                     &ack);
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
+                       &ack);
 }
 
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env)
 {
-    struct host *h = c->host;
+    struct host *h = need_host(c, env);
     char why[160];
 
-    if (need_host(c, env) < 0)
+    if (h == NULL)
         return 0;
     snprintf(why, sizeof(why), "agent stopped: %.100s",
              env->agent_goodbye->reason[0] ? env->agent_goodbye->reason
@@ -411,7 +464,6 @@ int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env)
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     host_set_state(c->co, h, "down", why);
     h->conn = NULL;
-    c->host = NULL;
     c->closing = 1;
     return 0;
 }
@@ -426,7 +478,7 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
     size_t n = 0, i;
     int rc;
 
-    for (h = co->hosts; h != NULL; h = h->next)
+    for (h = co->hosts->list; h != NULL; h = h->next)
         n++;
     if (n > 0) {
         infos = calloc(n, sizeof(*infos));
@@ -434,12 +486,12 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
         if (infos == NULL || ptrs == NULL) {
             free(infos);
             free(ptrs);
-            return conn_error(c, env->request_id,
-                              VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                              "out of memory");
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                                "out of memory");
         }
     }
-    for (h = co->hosts, i = 0; h != NULL; h = h->next, i++) {
+    for (h = co->hosts->list, i = 0; h != NULL; h = h->next, i++) {
         Vmckpt__HostInfo *hi = &infos[i];
 
         vmckpt__host_info__init(hi);
@@ -460,8 +512,8 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env)
     }
     reply.n_hosts = n;
     reply.hosts = ptrs;
-    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, env->request_id,
-                   &reply);
+    rc = server_send(c, VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, env->request_id,
+                     &reply);
     for (i = 0; i < n; i++)
         hv_free(infos[i].hypervisors, infos[i].n_hypervisors);
     free(infos);
@@ -507,7 +559,7 @@ const char *hosts_next_up(struct coord *co, const char *after)
     const struct host *h, *best = NULL, *first = NULL;
 
     /* the up host whose name follows 'after', wrapping around */
-    for (h = co->hosts; h != NULL; h = h->next) {
+    for (h = co->hosts->list; h != NULL; h = h->next) {
         if (strcmp(h->state, "up") != 0 || h->conn == NULL ||
             strcmp(h->name, after) == 0 || h->store_addr[0] == '\0')
             continue;

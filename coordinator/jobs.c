@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Jobs: the coordinated checkpoint of all VMs of a job, its restart from
- * one epoch, and the periodic policy. docs/consistency.md says why the
- * order below makes the set of images one consistent global state.
+/* Jobs: the coordinated checkpoint of all VMs of a job and the periodic
+ * policy (restarts: jobs_restart.c; failures: jobs_fail.c).
+ * docs/consistency.md says why the order below makes the set of images
+ * one consistent global state.
  *
  *   BEGIN   every VM's agent starts pre-copy to that VM's peer store
  *   STATS   per round; a VM whose remaining set is small is "converged"
@@ -14,10 +15,10 @@
  *   DURABLE from every VM (its store made the epoch durable)
  *   COMMIT  one catalog transaction; agents may then use it as a base
  *
- * Any failure before COMMIT aborts the epoch everywhere (job_abort): agents
+ * Any failure before COMMIT aborts the epoch everywhere (jobs_abort): agents
  * resume what they hold and stores drop what they wrote; the previous
  * committed epoch is untouched. Every change of a job's or an epoch's
- * state goes through job_set_state() / jepoch_set_state(), which log
+ * state goes through jobs_set_state() / jepoch_set_state(), which log
  * old -> new and write the catalog. */
 #include "config.h"
 
@@ -28,11 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
-void job_save(struct job *j)
+void jobs_save(struct job *j)
 {
     struct catalog_job cj;
     struct vmckpt_error err;
@@ -51,7 +52,7 @@ void job_save(struct job *j)
         log_err("%s", err.text);
 }
 
-void job_set_state(struct job *j, const char *state, const char *why)
+void jobs_set_state(struct job *j, const char *state, const char *why)
 {
     if (strcmp(j->state, state) != 0)
         log_info("job %s: %s -> %s%s%s", j->name,
@@ -60,20 +61,58 @@ void job_set_state(struct job *j, const char *state, const char *why)
     if (why != NULL && strcmp(state, "running") != 0)
         snprintf(j->last_error, sizeof(j->last_error), "%s", why);
     snprintf(j->state, sizeof(j->state), "%s", state);
-    job_save(j);
+    jobs_save(j);
 }
 
-struct job *job_find(struct coord *co, const char *name)
+struct job *jobs_find(struct coord *co, const char *name)
 {
     struct job *j;
 
-    for (j = co->jobs; j != NULL; j = j->next)
+    for (j = co->jobs->list; j != NULL; j = j->next)
         if (strcmp(j->name, name) == 0)
             return j;
     return NULL;
 }
 
 static void periodic_fire(struct evloop *loop, struct ev_timer *t);
+
+#define TOKEN_LEN 32
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Give the job the token its ranks prove: from its catalog hex, or new
+ * when there is none (or it does not parse). 0 or -1. */
+static int token_init(struct job *j, const char *hex)
+{
+    uint8_t raw[TOKEN_LEN];
+    size_t i;
+
+    if (hex != NULL && strlen(hex) == 2 * TOKEN_LEN) {
+        for (i = 0; i < TOKEN_LEN; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+            if (hi < 0 || lo < 0)
+                break;
+            raw[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (i == TOKEN_LEN)
+            goto set;
+    }
+    if (auth_random(raw, sizeof(raw)) < 0)
+        return -1;
+set:
+    for (i = 0; i < TOKEN_LEN; i++)
+        snprintf(j->token_hex + 2 * i, 3, "%02x", raw[i]);
+    auth_key_dispose(&j->token);
+    return auth_key_set(&j->token, raw, sizeof(raw));
+}
 
 static struct job *job_new(struct coord *co, const char *name)
 {
@@ -85,22 +124,48 @@ static struct job *job_new(struct coord *co, const char *name)
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->interval, sizeof(j->interval), "off");
     ev_timer_init(&j->periodic, periodic_fire, j);
-    if (ranks_token_init(j, NULL) < 0) {
+    if (token_init(j, NULL) < 0) {
         free(j);
         return NULL;
     }
-    j->next = co->jobs;
-    co->jobs = j;
+    j->next = co->jobs->list;
+    co->jobs->list = j;
     return j;
 }
 
 struct job *jobs_touch(struct coord *co, const char *name)
 {
-    struct job *j = job_find(co, name);
+    struct job *j = jobs_find(co, name);
 
     if (j == NULL && (j = job_new(co, name)) != NULL)
-        job_set_state(j, "running", NULL);
+        jobs_set_state(j, "running", NULL);
     return j;
+}
+
+/* ---- the MPI layer's part ----------------------------------------------- */
+
+void jobs_set_ranks_ops(struct coord *co, const struct jobs_ranks_ops *ops)
+{
+    co->jobs->ranks = ops;
+}
+
+static void release_ranks(struct job *j, uint64_t epoch)
+{
+    if (j->co->jobs->ranks != NULL)
+        j->co->jobs->ranks->release(j, epoch);
+}
+
+unsigned jobs_rank_count(struct job *j)
+{
+    return j->co->jobs->ranks != NULL ? j->co->jobs->ranks->count(j) : 0;
+}
+
+const char *jobs_rank_protection(struct job *j, char *buf, size_t len)
+{
+    if (j->co->jobs->ranks != NULL)
+        return j->co->jobs->ranks->protection(j, buf, len);
+    snprintf(buf, len, "%s", "");
+    return buf;
 }
 
 /* ---- catalog rows of an epoch ----------------------------------------- */
@@ -216,7 +281,7 @@ fail:
 
 /* Send to the agent of every distinct host among the epoch's VM hosts
  * (and, with 'stores', its store hosts). Hosts not up are noted in
- * co->to_clean when 'remember'. */
+ * co->jobs->to_clean when 'remember'. */
 static void tell_hosts(struct job *j, int type, const void *payload, int stores,
                        int remember)
 {
@@ -237,7 +302,7 @@ static void tell_hosts(struct job *j, int type, const void *payload, int stores,
             seen[nseen++] = h;
             c = hosts_conn(j->co, h);
             if (c != NULL) {
-                conn_send(c, type, j->co->next_req++, payload);
+                server_send(c, type, j->co->next_req++, payload);
             } else if (remember) {
                 struct clean_note *n = calloc(1, sizeof(*n));
 
@@ -246,8 +311,8 @@ static void tell_hosts(struct job *j, int type, const void *payload, int stores,
                 snprintf(n->job, sizeof(n->job), "%s", j->name);
                 snprintf(n->host, sizeof(n->host), "%s", h);
                 n->epoch = e->epoch;
-                n->next = j->co->to_clean;
-                j->co->to_clean = n;
+                n->next = j->co->jobs->to_clean;
+                j->co->jobs->to_clean = n;
             }
         }
 }
@@ -271,7 +336,7 @@ static void epoch_end(struct job *j)
 }
 
 /* Abort the epoch in flight everywhere; the previous commit stays. */
-void job_abort(struct job *j, const char *fmt, ...)
+void jobs_abort(struct job *j, const char *fmt, ...)
 {
     Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
     char reason[300];
@@ -286,18 +351,18 @@ void job_abort(struct job *j, const char *fmt, ...)
     ab.epoch = j->cur->epoch;
     ab.reason = reason;
     tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, &ab, 1, 1);
-    ranks_release(j, j->cur->epoch);
+    release_ranks(j, j->cur->epoch);
     jepoch_set_state(j, j->cur->phase, "aborted", reason);
     snprintf(j->last_error, sizeof(j->last_error), "epoch %llu aborted: %s",
              (unsigned long long)j->cur->epoch, reason);
-    job_save(j);
+    jobs_save(j);
     epoch_end(j);
-    schedule(j);
+    jobs_schedule(j);
 }
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t);
 
-void do_cut(struct job *j, const char *why)
+void jobs_cut(struct job *j, const char *why)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptCut cut = VMCKPT__CKPT_CUT__INIT;
@@ -320,18 +385,21 @@ void do_cut(struct job *j, const char *why)
     /* from now on the overall timeout */
     ev_timer_stop(j->co->loop, &e->timer);
     ev_timer_start(j->co->loop, &e->timer,
-                   j->co->ckpt_timeout_ms > e->t_cut - e->t_begin
-                       ? j->co->ckpt_timeout_ms - (e->t_cut - e->t_begin)
+                   j->co->jobs->ckpt_timeout_ms > e->t_cut - e->t_begin
+                       ? j->co->jobs->ckpt_timeout_ms - (e->t_cut - e->t_begin)
                        : 1);
 }
 
-/* Every VM is ready for the cut: first the MPI alignment (ranks.c) asks
- * the job's ranks to stop at one MPI_Barrier, and cuts when they all wait
- * there, or unaligned after its timeout. Jobs without ranks are cut at
- * once. */
+/* Every VM is ready for the cut: first the MPI alignment (the ranks
+ * layer's ops) asks the job's ranks to stop at one MPI_Barrier, and cuts
+ * when they all wait there, or unaligned after its timeout. Without that
+ * layer, or without ranks, the cut is at once. */
 static void align_then_cut(struct job *j, const char *why)
 {
-    ranks_align(j, why);
+    if (j->co->jobs->ranks != NULL)
+        j->co->jobs->ranks->align(j, why);
+    else
+        jobs_cut(j, why);
 }
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t)
@@ -348,17 +416,17 @@ static void epoch_timer(struct evloop *loop, struct ev_timer *t)
     }
     if (strcmp(j->cur->phase, "align") == 0)
         return; /* the alignment's own timers end it; the cut re-arms */
-    job_abort(j, "not committed within %u ms", j->co->ckpt_timeout_ms);
+    jobs_abort(j, "not committed within %u ms", j->co->jobs->ckpt_timeout_ms);
 }
 
 /* ---- begin ------------------------------------------------------------- */
 
-int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
+int jobs_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
 {
     struct vmrec *v;
     size_t n = 0;
 
-    for (v = co->vms; v != NULL; v = v->next)
+    for (v = vms_first(co); v != NULL; v = v->next)
         if (strcmp(v->job, job) == 0 && strcmp(v->state, "stopped") != 0 &&
             n < max)
             out[n++] = v;
@@ -367,12 +435,12 @@ int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
 
 /* Start epoch of job 'j' ('streams' per VM, 0: each agent's setting); 0,
  * or -1 with 'why'. */
-int job_begin(struct job *j, unsigned streams, char *why, size_t wlen)
+int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
 {
     struct coord *co = j->co;
     struct vmrec *vms[256];
     struct jepoch *e;
-    int n = job_vms(co, j->name, vms, 256), i;
+    int n = jobs_vms(co, j->name, vms, 256), i;
 
     if (j->cur != NULL) {
         snprintf(why, wlen, "epoch %llu of job %s is in progress",
@@ -452,18 +520,18 @@ int job_begin(struct job *j, unsigned streams, char *why, size_t wlen)
         b.coordinated = 1;
         b.compress = j->lz4;
         b.streams = streams;
-        b.hold_timeout_ms = co->ckpt_timeout_ms;
+        b.hold_timeout_ms = co->jobs->ckpt_timeout_ms;
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
         vms[i]->round = 0;
-        if (conn_send(hosts_conn(co, jv->host),
-                      VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
-            job_abort(j, "cannot reach the agent of %s", jv->host);
+        if (server_send(hosts_conn(co, jv->host),
+                        VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
+            jobs_abort(j, "cannot reach the agent of %s", jv->host);
             snprintf(why, wlen, "cannot reach the agent of %s", jv->host);
             return -1;
         }
     }
-    ev_timer_start(co->loop, &e->timer, co->max_precopy_ms);
+    ev_timer_start(co->loop, &e->timer, co->jobs->max_precopy_ms);
     return 0;
 }
 
@@ -479,9 +547,9 @@ static struct jvm *jvm_find(struct job *j, uint64_t epoch, const char *vm)
     return NULL;
 }
 
-void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st)
+static void on_stats(struct coord *co, const Vmckpt__CkptStats *st)
 {
-    struct job *j = job_find(co, st->job);
+    struct job *j = jobs_find(co, st->job);
     struct jvm *v = jvm_find(j, st->epoch, st->vm);
     size_t i;
 
@@ -490,7 +558,7 @@ void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st)
     if (j->cur->settling) {
         v->converged = st->converged;
         v->fresh = 1;
-        ranks_settle_check(j);
+        j->co->jobs->ranks->settle_check(j);
         return;
     }
     if (strcmp(j->cur->phase, "precopy") != 0)
@@ -502,9 +570,9 @@ void jobs_on_stats(struct coord *co, const Vmckpt__CkptStats *st)
     align_then_cut(j, "every VM converged");
 }
 
-void jobs_on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
+static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
 {
-    struct job *j = job_find(co, cd->job);
+    struct job *j = jobs_find(co, cd->job);
     struct jvm *v = jvm_find(j, cd->epoch, cd->vm);
     Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
 
@@ -521,7 +589,7 @@ void jobs_on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
     r.job = j->name;
     r.epoch = j->cur->epoch;
     tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0);
-    ranks_release(j, j->cur->epoch);
+    release_ranks(j, j->cur->epoch);
 }
 
 static void job_commit(struct job *j)
@@ -531,7 +599,7 @@ static void job_commit(struct job *j)
     size_t i;
 
     if (jepoch_set_state(j, e->phase, "committed", NULL) < 0) {
-        job_abort(j, "the catalog could not record the commit");
+        jobs_abort(j, "the catalog could not record the commit");
         return;
     }
     cm.job = j->name;
@@ -542,7 +610,7 @@ static void job_commit(struct job *j)
     j->cost_ms = cost_ms(e);
     snprintf(j->last_align, sizeof(j->last_align), "%s", e->align);
     j->last_error[0] = '\0';
-    job_save(j);
+    jobs_save(j);
     for (i = 0; i < e->n; i++) {
         struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
 
@@ -564,16 +632,17 @@ static void job_commit(struct job *j)
              (double)j->last_window_us / 1000, (unsigned long long)j->cost_ms,
              (unsigned long long)(clock_mono_ms() - e->t_begin));
     epoch_end(j);
-    schedule(j);
+    jobs_schedule(j);
 }
 
-/* A reply that belongs to an epoch or a restart, found by request id. */
-int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
+/* The guests' hook: a reply that belongs to an epoch or a restart, found
+ * by request id. 1 if it did. */
+static int on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
 {
     struct job *j;
     size_t i;
 
-    for (j = c->co->jobs; j != NULL; j = j->next) {
+    for (j = c->co->jobs->list; j != NULL; j = j->next) {
         struct jepoch *e = j->cur;
 
         for (i = 0; e != NULL && i < e->n; i++) {
@@ -583,12 +652,12 @@ int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             if (v->req != env->request_id)
                 continue;
             if (env->type != VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE) {
-                job_abort(j, "%s/%s on %s: %s", j->name, v->vm, v->host,
-                          env->type == VMCKPT__MSG_TYPE__MSG_CKPT_ABORT
-                              ? env->ckpt_abort->reason
-                          : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
-                              ? env->error->text
-                              : "unexpected reply");
+                jobs_abort(j, "%s/%s on %s: %s", j->name, v->vm, v->host,
+                           env->type == VMCKPT__MSG_TYPE__MSG_CKPT_ABORT
+                               ? env->ckpt_abort->reason
+                           : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                               ? env->error->text
+                               : "unexpected reply");
                 return 1;
             }
             if (v->durable)
@@ -632,7 +701,7 @@ int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                                  : "unexpected reply");
                 }
                 if (rs->ndone == rs->n)
-                    restart_finish(j);
+                    jobs_restart_finish(j);
                 return 1;
             }
         }
@@ -644,7 +713,7 @@ int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
 
 /* The interval in effect, in seconds (0: none). auto: Young/Daly,
  * sqrt(2 x cost x MTBF), from the cost measured at the last commit. */
-uint64_t interval_s(const struct job *j)
+uint64_t jobs_interval_s(const struct job *j)
 {
     double c, mtbf;
 
@@ -652,7 +721,7 @@ uint64_t interval_s(const struct job *j)
         return 0;
     if (strcmp(j->interval, "auto") != 0)
         return strtoull(j->interval, NULL, 10);
-    mtbf = (double)(j->mtbf_s ? j->mtbf_s : j->co->mtbf_s);
+    mtbf = (double)(j->mtbf_s ? j->mtbf_s : j->co->jobs->mtbf_s);
     if (j->cost_ms == 0)
         return 60; /* nothing measured yet: a first checkpoint to measure */
     c = (double)j->cost_ms / 1000;
@@ -660,9 +729,9 @@ uint64_t interval_s(const struct job *j)
     return c < 1 ? 1 : (uint64_t)c;
 }
 
-void schedule(struct job *j)
+void jobs_schedule(struct job *j)
 {
-    uint64_t s = interval_s(j);
+    uint64_t s = jobs_interval_s(j);
 
     ev_timer_stop(j->co->loop, &j->periodic);
     j->next_due_ms = 0;
@@ -680,144 +749,15 @@ static void periodic_fire(struct evloop *loop, struct ev_timer *t)
     (void)loop;
     j->next_due_ms = 0;
     if (strcmp(j->state, "running") != 0 || j->cur != NULL) {
-        schedule(j);
+        jobs_schedule(j);
         return;
     }
     log_info("job %s: periodic checkpoint (every %llu s)", j->name,
-             (unsigned long long)interval_s(j));
-    if (job_begin(j, 0, why, sizeof(why)) < 0) {
+             (unsigned long long)jobs_interval_s(j));
+    if (jobs_begin(j, 0, why, sizeof(why)) < 0) {
         log_warn("job %s: periodic checkpoint not started: %s", j->name, why);
         snprintf(j->last_error, sizeof(j->last_error), "%s", why);
-        schedule(j);
-    }
-}
-
-/* ---- failures ------------------------------------------------------------ */
-
-static int epoch_uses(const struct jepoch *e, const char *host)
-{
-    size_t i;
-
-    for (i = 0; e != NULL && i < e->n; i++)
-        if (strcmp(e->v[i].host, host) == 0 ||
-            strcmp(e->v[i].store_host, host) == 0)
-            return 1;
-    return 0;
-}
-
-void jobs_conn_gone(struct coord *co, struct conn *c)
-{
-    struct job *j;
-    size_t i;
-
-    if (c->rank_job != NULL) {
-        j = c->rank_job;
-        c->rank_job = NULL;
-        log_info("job %s: rank %u (%s) disconnected", j->name, c->rank,
-                 c->rank_where);
-        ranks_check(j);
-    }
-    for (j = co->jobs; j != NULL; j = j->next) {
-        if (j->rs != NULL && j->rs->admin == c)
-            j->rs->admin = NULL;
-        if (c->auth.role != VMCKPT__ROLE__ROLE_AGENT)
-            continue;
-        if (epoch_uses(j->cur, c->auth.peer_name))
-            job_abort(j, "lost the agent of %s", c->auth.peer_name);
-        if (j->rs != NULL)
-            for (i = 0; i < j->rs->n; i++)
-                if (!j->rs->v[i].done &&
-                    strcmp(j->rs->v[i].host, c->auth.peer_name) == 0) {
-                    j->rs->v[i].done = 1;
-                    j->rs->ndone++;
-                    j->rs->nfail++;
-                    snprintf(j->rs->error, sizeof(j->rs->error),
-                             "lost the agent of %s", c->auth.peer_name);
-                    if (j->rs->ndone == j->rs->n) {
-                        restart_finish(j);
-                        break;
-                    }
-                }
-    }
-}
-
-void jobs_host_lost(struct coord *co, const char *host, const char *why)
-{
-    struct job *j;
-    struct vmrec *v;
-    char text[300];
-
-    for (j = co->jobs; j != NULL; j = j->next) {
-        int hit = 0;
-
-        if (epoch_uses(j->cur, host))
-            job_abort(j, "host %s lost (%s)", host, why);
-        for (v = co->vms; v != NULL; v = v->next)
-            if (strcmp(v->job, j->name) == 0 && strcmp(v->host, host) == 0 &&
-                strcmp(v->state, "stopped") != 0) {
-                vms_set_state(co, v, "lost");
-                hit = 1;
-            }
-        if (!hit)
-            continue;
-        snprintf(text, sizeof(text), "host %s lost (%s)", host, why);
-        job_set_state(j, "failed", text);
-        if (j->auto_restart && j->rs == NULL) {
-            char err[300];
-
-            log_info("job %s: auto_restart from its last committed epoch",
-                     j->name);
-            if (job_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
-                log_err("job %s: auto_restart impossible: %s", j->name, err);
-                snprintf(j->last_error, sizeof(j->last_error),
-                         "auto_restart impossible: %s", err);
-                job_save(j);
-            }
-        }
-    }
-}
-
-void jobs_vms_back(struct coord *co)
-{
-    struct job *j;
-    struct vmrec *v;
-
-    for (j = co->jobs; j != NULL; j = j->next) {
-        int n = 0, up = 0;
-
-        if (strcmp(j->state, "failed") != 0 || j->rs != NULL)
-            continue;
-        for (v = co->vms; v != NULL; v = v->next)
-            if (strcmp(v->job, j->name) == 0 &&
-                strcmp(v->state, "stopped") != 0) {
-                n++;
-                up += strcmp(v->state, "running") == 0;
-            }
-        if (n > 0 && up == n)
-            job_set_state(j, "running", NULL);
-    }
-}
-
-void jobs_host_up(struct coord *co, const char *host)
-{
-    struct clean_note **pp = &co->to_clean, *n;
-    struct conn *c = hosts_conn(co, host);
-
-    while ((n = *pp) != NULL) {
-        if (c == NULL || strcmp(n->host, host) != 0) {
-            pp = &n->next;
-            continue;
-        }
-        {
-            Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
-
-            ab.job = n->job;
-            ab.epoch = n->epoch;
-            ab.reason = "aborted while this host was away";
-            conn_send(c, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, co->next_req++, &ab);
-        }
-        *pp = n->next;
-        free(n);
+        jobs_schedule(j);
     }
 }
 
@@ -839,11 +779,11 @@ static int load_one(const struct catalog_job *cj, void *arg)
     j->mtbf_s = cj->mtbf_s;
     j->cost_ms = cj->cost_ms;
     j->last_epoch = cj->last_epoch;
-    if (ranks_token_init(j, cj->token) < 0)
+    if (token_init(j, cj->token) < 0)
         return -1;
     if (strcmp(cj->token ? cj->token : "", j->token_hex) != 0)
-        job_save(j); /* a catalog from before tokens */
-    schedule(j);
+        jobs_save(j); /* a catalog from before tokens */
+    jobs_schedule(j);
     return 0;
 }
 
@@ -853,7 +793,7 @@ static void note_clean(const char *job, uint64_t epoch, const char *host,
     struct coord *co = arg;
     struct clean_note *n;
 
-    for (n = co->to_clean; n != NULL; n = n->next)
+    for (n = co->jobs->to_clean; n != NULL; n = n->next)
         if (n->epoch == epoch && strcmp(n->job, job) == 0 &&
             strcmp(n->host, host) == 0)
             return;
@@ -863,8 +803,8 @@ static void note_clean(const char *job, uint64_t epoch, const char *host,
     snprintf(n->job, sizeof(n->job), "%s", job);
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->epoch = epoch;
-    n->next = co->to_clean;
-    co->to_clean = n;
+    n->next = co->jobs->to_clean;
+    co->jobs->to_clean = n;
     log_info("epoch %s/%llu was in flight when the coordinator stopped: "
              "aborted (host %s is told when it registers)",
              job, (unsigned long long)epoch, host);
@@ -877,12 +817,34 @@ int jobs_load(struct coord *co, struct vmckpt_error *err)
     return catalog_job_each(co->cat, load_one, co, err);
 }
 
-void jobs_free(struct coord *co)
+int jobs_create(struct coord *co, unsigned max_precopy_ms,
+                unsigned ckpt_timeout_ms, uint64_t mtbf_s)
 {
-    while (co->jobs != NULL) {
-        struct job *j = co->jobs;
+    static const struct vms_epoch_hooks hooks = {
+        .reply = on_agent_reply,
+        .stats = on_stats,
+        .cut_done = on_cut_done,
+    };
+    struct jobs *js = calloc(1, sizeof(*js));
 
-        co->jobs = j->next;
+    if (js == NULL)
+        return -1;
+    js->max_precopy_ms = max_precopy_ms;
+    js->ckpt_timeout_ms = ckpt_timeout_ms;
+    js->mtbf_s = mtbf_s;
+    co->jobs = js;
+    vms_set_epoch_hooks(co, &hooks);
+    return jobs_fail_watch(co);
+}
+
+void jobs_destroy(struct coord *co)
+{
+    if (co->jobs == NULL)
+        return;
+    while (co->jobs->list != NULL) {
+        struct job *j = co->jobs->list;
+
+        co->jobs->list = j->next;
         ev_timer_stop(co->loop, &j->periodic);
         if (j->cur != NULL)
             epoch_end(j);
@@ -893,10 +855,12 @@ void jobs_free(struct coord *co)
         }
         free(j);
     }
-    while (co->to_clean != NULL) {
-        struct clean_note *n = co->to_clean;
+    while (co->jobs->to_clean != NULL) {
+        struct clean_note *n = co->jobs->to_clean;
 
-        co->to_clean = n->next;
+        co->jobs->to_clean = n->next;
         free(n);
     }
+    free(co->jobs);
+    co->jobs = NULL;
 }

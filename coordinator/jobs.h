@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Inside the coordinator's job code (jobs.c: the epoch protocol and the
- * policies; jobs_restart.c: restarts; jobs_admin.c: console requests). */
-#ifndef VMCKPT_JOBS_H
-#define VMCKPT_JOBS_H
+/* Jobs: the coordinated checkpoint of all VMs of a job (the epoch
+ * protocol, docs/consistency.md), its restart from one epoch, the periodic
+ * policy, and the console's job requests. Sits on the guests (vms.h), the
+ * host registry (hosts.h), the connections and the catalog, and registers
+ * itself with them as the listener of hosts and the taker of job-epoch
+ * messages. The MPI alignment step is done by the layer above (ranks.h)
+ * through the ops it registers (jobs_set_ranks_ops). */
+#ifndef VMCKPT_COORD_JOBS_H
+#define VMCKPT_COORD_JOBS_H
 
-#include "coord.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+struct jrestart;
 
 /* One VM's part in an epoch in flight. */
 struct jvm {
@@ -17,9 +27,10 @@ struct jvm {
     int qemu_stream;
 };
 
+/* The epoch in flight of a job; owned by the job. */
 struct jepoch {
     uint64_t epoch;
-    char phase[12];          /* precopy, cut, drain */
+    char phase[12];          /* precopy, align, cut, drain */
     uint64_t t_begin, t_cut; /* monotonic ms */
     int64_t started_at;      /* unix s */
     size_t n, ncut, ndurable;
@@ -28,26 +39,14 @@ struct jepoch {
     int timed_cut;         /* the cut came from max_precopy_ms */
     /* MPI alignment (ranks.c): asked, how many ranks, and the outcome */
     int aligning, settling;
-    struct ev_timer align_timer; /* then the settle time */
+    struct ev_timer align_timer; /* then the settle time; stopped by jobs
+                                  * when the epoch ends */
     uint64_t t_align;            /* monotonic ms when the ranks were asked */
     char align[160];             /* "" no ranks, "aligned", "unaligned: why" */
     char barriers[1024];
 };
 
-/* A restart in flight: every VM restored paused, then resumed at once. */
-struct jrestart {
-    uint64_t epoch;
-    size_t n, ndone, nfail;
-    struct {
-        char vm[65], host[64];
-        uint64_t req;
-        int done;
-    } * v;
-    struct conn *admin;
-    uint64_t admin_id;
-    char error[256];
-};
-
+/* A job; owned by the jobs module (freed by jobs_destroy). */
 struct job {
     struct coord *co;
     char name[65], state[16], interval[16], last_error[256];
@@ -55,11 +54,11 @@ struct job {
     int lz4; /* page batches LZ4-compressed on the wire and on disk */
     uint64_t mtbf_s, cost_ms, last_epoch, last_window_us;
     struct jepoch *cur;
-    struct jrestart *rs;
+    struct jrestart *rs; /* a restart in flight */
     struct ev_timer periodic;
     uint64_t next_due_ms; /* monotonic; 0: none */
-    /* MPI (ranks.c): the token of the job's ranks, the run the wrapper
-     * announced, and the epoch of the last restart */
+    /* MPI: the token of the job's ranks, the run the wrapper announced,
+     * and the epoch of the last restart */
     struct auth_key token;
     char token_hex[2 * 32 + 1];
     uint32_t nranks;       /* ranks announced by the wrapper; 0: none */
@@ -71,58 +70,65 @@ struct job {
     struct job *next;
 };
 
-/* A host that missed an abort (it was away): told when it registers. */
-struct clean_note {
-    char job[65], host[64];
-    uint64_t epoch;
-    struct clean_note *next;
+/* The MPI ranks' part in a job's epochs, registered by the layer above.
+ * Without them an epoch is cut as soon as its VMs are ready. */
+struct jobs_ranks_ops {
+    /* Every VM of j->cur is ready to cut ('why'): align the ranks, then
+     * call jobs_cut() (at once, or later from a timer or a message). */
+    void (*align)(struct job *j, const char *why);
+    /* While j->cur->settling: a VM reported a pre-copy round (its
+     * 'converged' and 'fresh' updated); may call jobs_cut(). */
+    void (*settle_check)(struct job *j);
+    /* The VMs resumed after the cut, or the epoch was aborted: ranks
+     * waiting for 'epoch' go on. */
+    void (*release)(struct job *j, uint64_t epoch);
+    /* A restart restored every VM of j, paused: the ranks connected now
+     * are from the guests that were replaced. */
+    void (*replaced)(struct job *j);
+    /* Ranks of j connected now, and the protection text shown in status
+     * (written into buf[len], which it returns). */
+    unsigned (*count)(struct job *j);
+    const char *(*protection)(struct job *j, char *buf, size_t len);
 };
 
-struct job *job_find(struct coord *co, const char *name);
-void job_save(struct job *j);
-/* Every change of a job's state: logs old -> new, writes the catalog. */
-void job_set_state(struct job *j, const char *state, const char *why);
-/* The VMs of job (not stopped) into out[max]; how many. */
-int job_vms(struct coord *co, const char *job, struct vmrec **out, size_t max);
-/* Start an epoch of 'j', 'streams' per VM (0: each agent's setting);
- * 0, or -1 with 'why'. */
-int job_begin(struct job *j, unsigned streams, char *why, size_t wlen);
-/* Abort the epoch in flight everywhere; the previous commit stays. */
-void job_abort(struct job *j, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* The periodic interval in effect (s, 0: none) and its timer. */
-uint64_t interval_s(const struct job *j);
-void schedule(struct job *j);
-/* Restart 'j' from 'epoch' (0: the last committed); lost VMs go to
- * 'hosts' in turn if given, else to the host holding their image. */
-int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
-                struct conn *admin, uint64_t admin_id, char *why, size_t wlen);
-/* Every VM of a restart answered: resume them all, or fail the job. */
-void restart_finish(struct job *j);
-/* The cut itself (jobs.c), once alignment is done or skipped. */
-void do_cut(struct job *j, const char *why);
+/* Create the job table of 'co' (co->jobs): epochs are cut after
+ * 'max_precopy_ms' of pre-copy at most, aborted when not committed after
+ * 'ckpt_timeout_ms'; 'mtbf_s' is the default MTBF of interval = auto.
+ * Registers with the server (close hook), the host registry (events) and
+ * the guests (epoch hooks): call after hosts_create() and vms_create().
+ * 0, or -1 (errno). */
+int jobs_create(struct coord *co, unsigned max_precopy_ms,
+                unsigned ckpt_timeout_ms, uint64_t mtbf_s);
+/* Free every job (NULL-safe); after server_stop(), before vms_destroy(). */
+void jobs_destroy(struct coord *co);
+/* The MPI layer's ops; 'ops' must outlive the jobs. */
+void jobs_set_ranks_ops(struct coord *co, const struct jobs_ranks_ops *ops);
+/* Load the jobs of the catalog; epochs left in flight by an earlier
+ * coordinator are aborted (hosts told when they register). 0, or -1 with
+ * 'err'. */
+int jobs_load(struct coord *co, struct vmckpt_error *err);
 
-/* ranks.c: MPI ranks of a job, barrier alignment. */
-/* Give the job a token (new, or from its catalog hex). 0 or -1. */
-int ranks_token_init(struct job *j, const char *hex);
-/* Ask the job's ranks to stop at a barrier; cut when all wait there, or
- * unaligned after align_timeout_ms; at once when the job has no ranks. */
-void ranks_align(struct job *j, const char *why);
-/* Every connected rank is READY (or gone): cut. */
-void ranks_check(struct job *j);
-/* While aligned ranks are held: a VM reported a round; cut once every VM
- * has (or converged). */
-void ranks_settle_check(struct job *j);
-/* After RESUME or an abort: every rank waiting for epoch e goes on. */
-void ranks_release(struct job *j, uint64_t epoch);
-/* Ranks connected now, and the protection text for status. */
-unsigned ranks_count(struct job *j);
-const char *ranks_protection(struct job *j, char *buf, size_t len);
-/* A restart from 'epoch' begins: ranks that reconnect waiting for it
- * learn they were restored. */
-void ranks_restarted(struct job *j, uint64_t epoch);
-/* Every VM of the job is restored, not yet resumed: the rank connections
- * are from the guests that were replaced; drop them. */
-void ranks_replaced(struct job *j);
+/* Job 'name', or NULL. */
+struct job *jobs_find(struct coord *co, const char *name);
+/* Job 'name', created (state running, default policies) if new; NULL when
+ * out of memory. */
+struct job *jobs_touch(struct coord *co, const char *name);
+/* Write the job's row to the catalog (errors are logged). */
+void jobs_save(struct job *j);
+/* Re-arm the periodic checkpoint of j from its interval. */
+void jobs_schedule(struct job *j);
+/* The cut of j->cur, once alignment is done or skipped: every VM is
+ * paused and staged; 'why' for the log. */
+void jobs_cut(struct job *j, const char *why);
+
+/* Handlers of the console's messages (server routes). jobs_on_checkpoint
+ * serves a checkpoint of a whole job (no target). */
+int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env);
+int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
@@ -28,16 +28,16 @@ static int ack(struct conn *c, uint64_t id, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     a.text = text;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, id, &a);
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_ACK, id, &a);
 }
 
 static struct job *need_job(struct conn *c, uint64_t id, const char *name)
 {
-    struct job *j = job_find(c->co, name);
+    struct job *j = jobs_find(c->co, name);
 
     if (j == NULL)
-        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                   "no job '%s' (see 'vmckpt jobs')", name);
+        server_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                     "no job '%s' (see 'vmckpt jobs')", name);
     return j;
 }
 
@@ -49,12 +49,12 @@ int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     if (j == NULL)
         return 0;
     if (env->ckpt_begin->streams > WIRE_MAX_STREAMS)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "%u streams: 1 to %d per VM",
-                          env->ckpt_begin->streams, WIRE_MAX_STREAMS);
-    if (job_begin(j, env->ckpt_begin->streams, why, sizeof(why)) < 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
-                          "%s", why);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "%u streams: 1 to %d per VM",
+                            env->ckpt_begin->streams, WIRE_MAX_STREAMS);
+    if (jobs_begin(j, env->ckpt_begin->streams, why, sizeof(why)) < 0)
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                            "%s", why);
     return ack(c, env->request_id, "job %s: epoch %llu begins (%zu VM(s))",
                j->name, (unsigned long long)j->cur->epoch, j->cur->n);
 }
@@ -65,8 +65,8 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
     struct job *j;
 
     if (r->job[0] == '\0' || strlen(r->job) > 64 || strchr(r->job, '/'))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "bad job name '%s'", r->job);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "bad job name '%s'", r->job);
     if (r->checkpoint_interval[0] &&
         strcmp(r->checkpoint_interval, "off") != 0 &&
         strcmp(r->checkpoint_interval, "auto") != 0 &&
@@ -74,21 +74,22 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
              strlen(r->checkpoint_interval) ||
          strlen(r->checkpoint_interval) > 9 ||
          atoi(r->checkpoint_interval) == 0))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "interval '%s': give seconds (> 0), 'auto' or "
-                          "'off'",
-                          r->checkpoint_interval);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "interval '%s': give seconds (> 0), 'auto' or "
+                            "'off'",
+                            r->checkpoint_interval);
     if (r->auto_restart[0] && strcmp(r->auto_restart, "yes") != 0 &&
         strcmp(r->auto_restart, "no") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "auto_restart '%s': give yes or no", r->auto_restart);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "auto_restart '%s': give yes or no",
+                            r->auto_restart);
     if (r->lz4[0] && strcmp(r->lz4, "yes") != 0 && strcmp(r->lz4, "no") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "lz4 '%s': give yes or no", r->lz4);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "lz4 '%s': give yes or no", r->lz4);
     j = jobs_touch(c->co, r->job);
     if (j == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     if (r->checkpoint_interval[0])
         snprintf(j->interval, sizeof(j->interval), "%s",
                  r->checkpoint_interval);
@@ -98,13 +99,13 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
         j->lz4 = strcmp(r->lz4, "yes") == 0;
     if (r->mtbf_s)
         j->mtbf_s = r->mtbf_s;
-    job_save(j);
-    schedule(j);
+    jobs_save(j);
+    jobs_schedule(j);
     log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
              "MTBF %llu s, lz4 %s",
-             j->name, j->interval, (unsigned long long)interval_s(j),
+             j->name, j->interval, (unsigned long long)jobs_interval_s(j),
              j->auto_restart ? "yes" : "no",
-             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->mtbf_s),
+             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->jobs->mtbf_s),
              j->lz4 ? "yes" : "no");
     {
         Vmckpt__JobRegistered ok = VMCKPT__JOB_REGISTERED__INIT;
@@ -113,14 +114,14 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
         snprintf(text, sizeof(text),
                  "job %s: interval %s (%llu s in effect), auto_restart %s, "
                  "lz4 %s",
-                 j->name, j->interval, (unsigned long long)interval_s(j),
+                 j->name, j->interval, (unsigned long long)jobs_interval_s(j),
                  j->auto_restart ? "yes" : "no", j->lz4 ? "yes" : "no");
         ok.job = j->name;
         ok.token.data = j->token.bytes;
         ok.token.len = j->token.len;
         ok.text = text;
-        return conn_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED,
-                         env->request_id, &ok);
+        return server_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED,
+                           env->request_id, &ok);
     }
 }
 
@@ -134,7 +135,7 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
     char(*prot)[200];
     int rc;
 
-    for (j = c->co->jobs; j != NULL; j = j->next)
+    for (j = c->co->jobs->list; j != NULL; j = j->next)
         n++;
     infos = calloc(n ? n : 1, sizeof(*infos));
     ptrs = calloc(n ? n : 1, sizeof(*ptrs));
@@ -143,10 +144,10 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         free(infos);
         free(ptrs);
         free(prot);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     }
-    for (j = c->co->jobs; j != NULL; j = j->next) {
+    for (j = c->co->jobs->list; j != NULL; j = j->next) {
         Vmckpt__JobInfo *ji = &infos[i];
 
         if (env->jobs_query->job[0] && strcmp(env->jobs_query->job, j->name))
@@ -155,14 +156,14 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->job = j->name;
         ji->state = j->state;
         ji->last_epoch = j->last_epoch;
-        for (v = c->co->vms; v != NULL; v = v->next)
+        for (v = vms_first(c->co); v != NULL; v = v->next)
             if (strcmp(v->job, j->name) == 0)
                 ji->nvms++;
         ji->interval = j->interval;
-        ji->interval_s = interval_s(j);
+        ji->interval_s = jobs_interval_s(j);
         ji->auto_restart = j->auto_restart;
         ji->lz4 = j->lz4;
-        ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->mtbf_s;
+        ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->jobs->mtbf_s;
         ji->cost_ms = j->cost_ms;
         ji->epoch = j->cur ? j->cur->epoch : 0;
         ji->phase = j->cur ? j->cur->phase : j->rs ? "restore" : "";
@@ -170,9 +171,10 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
             j->next_due_ms ? (int64_t)(j->next_due_ms - clock_mono_ms()) : -1;
         ji->last_error = j->last_error;
         ji->last_window_us = j->last_window_us;
-        ji->ranks = ranks_count(j);
+        ji->ranks = jobs_rank_count(j);
         ji->nranks = j->nranks;
-        ji->protection = (char *)ranks_protection(j, prot[i], sizeof(prot[i]));
+        ji->protection =
+            (char *)jobs_rank_protection(j, prot[i], sizeof(prot[i]));
         ji->last_align = j->last_align;
         ptrs[i++] = ji;
     }
@@ -180,14 +182,14 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         free(infos);
         free(ptrs);
         free(prot);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "no job '%s' (see 'vmckpt jobs')",
-                          env->jobs_query->job);
+        return server_error(
+            c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+            "no job '%s' (see 'vmckpt jobs')", env->jobs_query->job);
     }
     reply.n_jobs = i;
     reply.jobs = ptrs;
-    rc =
-        conn_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id, &reply);
+    rc = server_send(c, VMCKPT__MSG_TYPE__MSG_JOBS_REPLY, env->request_id,
+                     &reply);
     free(prot);
     free(infos);
     free(ptrs);
@@ -256,13 +258,13 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
         return 0;
     if (catalog_epoch_each(c->co->cat, env->epochs_query->job, epoch_add, &a,
                            &err) < 0)
-        rc = conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                        "%s", err.text);
+        rc = server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "%s", err.text);
     else {
         reply.n_epochs = a.n;
         reply.epochs = a.v;
-        rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
-                       &reply);
+        rc = server_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
+                         &reply);
     }
     for (i = 0; i < a.n; i++) {
         free(a.v[i]->job);
@@ -288,10 +290,11 @@ int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env)
     if (j == NULL)
         return 0;
     if (j->cur == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "job %s has no checkpoint in progress", j->name);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                            "job %s has no checkpoint in progress", j->name);
     e = j->cur->epoch;
-    job_abort(j, "cancelled by %s", c->auth.peer_name);
+    jobs_abort(j, "cancelled by %s", c->auth.peer_name);
     return ack(c, env->request_id,
                "job %s: epoch %llu cancelled; the guests run on, epoch %llu "
                "stays the last committed",
@@ -307,10 +310,10 @@ int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env)
 
     if (j == NULL)
         return 0;
-    if (job_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
-                    sizeof(why)) < 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "%s", why);
+    if (jobs_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
+                     sizeof(why)) < 0)
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "%s", why);
     return 0; /* answered when every VM is back */
 }
 
@@ -324,13 +327,13 @@ int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
 
     /* retention again for every VM (stores that were away catch up), and
      * aborts not yet delivered */
-    for (v = co->vms; v != NULL; v = v->next) {
+    for (v = vms_first(c->co); v != NULL; v = v->next) {
         if (v->chain_store[0]) {
             vms_retain(co, v->job, v->name, v->chain_store);
             nvms++;
         }
     }
-    for (n = co->to_clean; n != NULL; n = n->next) {
+    for (n = co->jobs->to_clean; n != NULL; n = n->next) {
         pend++;
         for (i = 0; i < nh; i++)
             if (strcmp(hosts[i], n->host) == 0)
@@ -340,7 +343,7 @@ int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
     }
     for (i = 0; i < nh; i++)
         jobs_host_up(co, hosts[i]); /* delivers if the host is up */
-    for (n = co->to_clean; n != NULL; n = n->next)
+    for (n = co->jobs->to_clean; n != NULL; n = n->next)
         pend--;
     return ack(c, env->request_id,
                "gc: retention re-applied to %zu VM(s); %zu pending abort(s) "

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs_int.h"
 #include "lib/util/log.h"
 
 /* ---- restart ------------------------------------------------------------ */
@@ -34,7 +34,7 @@ static void src_copy(const struct catalog_epoch *ce, void *arg)
     snprintf(s->store_addr, sizeof(s->store_addr), "%s", ce->store_addr);
 }
 
-void restart_finish(struct job *j)
+void jobs_restart_finish(struct job *j)
 {
     struct jrestart *rs = j->rs;
     Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
@@ -47,15 +47,16 @@ void restart_finish(struct job *j)
                  "restart of %s from epoch %llu failed: %s (restored VMs stay "
                  "paused; fix and run 'vmckpt restart %s' again)",
                  j->name, (unsigned long long)rs->epoch, rs->error, j->name);
-        job_set_state(j, "failed", text);
+        jobs_set_state(j, "failed", text);
         if (rs->admin != NULL)
-            conn_error(rs->admin, rs->admin_id,
-                       VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
+            server_error(rs->admin, rs->admin_id,
+                         VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
         goto out;
     }
     /* every VM is restored and paused: the rank connections are from the
      * guests they replaced; then resume them all together */
-    ranks_replaced(j);
+    if (j->co->jobs->ranks != NULL)
+        j->co->jobs->ranks->replaced(j);
     r.job = j->name;
     r.epoch = rs->epoch;
     for (i = 0; i < rs->n; i++) {
@@ -73,22 +74,23 @@ void restart_finish(struct job *j)
             continue;
         seen[nseen++] = rs->v[i].host;
         if (hosts_conn(j->co, rs->v[i].host) != NULL)
-            conn_send(hosts_conn(j->co, rs->v[i].host),
-                      VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++, &r);
+            server_send(hosts_conn(j->co, rs->v[i].host),
+                        VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++,
+                        &r);
     }
     snprintf(text, sizeof(text),
              "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
              "resumed together",
              j->name, (unsigned long long)rs->epoch, rs->n, nseen);
     log_info("%s", text);
-    job_set_state(j, "running", NULL);
+    jobs_set_state(j, "running", NULL);
     if (rs->admin != NULL) {
         Vmckpt__Ack ack = VMCKPT__ACK__INIT;
 
         ack.text = text;
-        conn_send(rs->admin, VMCKPT__MSG_TYPE__MSG_ACK, rs->admin_id, &ack);
+        server_send(rs->admin, VMCKPT__MSG_TYPE__MSG_ACK, rs->admin_id, &ack);
     }
-    schedule(j);
+    jobs_schedule(j);
 out:
     free(rs->v);
     free(rs);
@@ -109,17 +111,165 @@ static int can_run(struct coord *co, const struct vmrec *v, const char *h)
            hosts_offers(co, h, v->spec->hypervisor);
 }
 
-/* Restart job 'j' from 'epoch' (0: last committed). Lost VMs go to
- * 'hosts' in turn if given, else to the host holding their image. */
-int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
-                struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
+/* Where lost VMs go when the console named hosts: the next of them, in
+ * turn, that is up and can run the VM. */
+struct host_turn {
+    char **hosts;
+    size_t n, next;
+};
+
+/* The host VM 'v' comes back on, from the image 'src' of its epoch (and
+ * where that image is read from, src->from); NULL if there is none. */
+static const char *pick_target(struct coord *co, struct vmrec *v,
+                               struct epoch_src *src, struct host_turn *turn)
+{
+    src->from = src->store_host;
+    if (hosts_conn(co, v->host) != NULL && strcmp(v->state, "lost") != 0) {
+        /* a survivor: in place, from its local copy when it ran there at
+         * that epoch */
+        if (strcmp(src->host, v->host) == 0)
+            src->from = v->host;
+        return v->host;
+    }
+    if (turn->n > 0) {
+        size_t tries;
+
+        for (tries = 0; tries < turn->n; tries++) {
+            const char *h = turn->hosts[turn->next++ % turn->n];
+
+            if (hosts_conn(co, h) != NULL && can_run(co, v, h))
+                return h;
+        }
+        return NULL;
+    }
+    return hosts_conn(co, src->store_host) != NULL &&
+                   can_run(co, v, src->store_host)
+               ? src->store_host
+               : NULL;
+}
+
+/* Find the image of VM 'v' at 'epoch' and the host it comes back on:
+ * 0, or -1 with 'why'. */
+static int plan_vm(struct job *j, uint64_t epoch, struct vmrec *v,
+                   struct epoch_src *src, const char **target,
+                   struct host_turn *turn, char *why, size_t wlen)
 {
     struct coord *co = j->co;
-    struct vmrec *vms[256];
+    struct vmckpt_error err;
+
+    memset(src, 0, sizeof(*src));
+    if (catalog_epoch_get(co->cat, j->name, v->name, epoch, src_copy, src,
+                          &err) < 0 ||
+        !src->found || strcmp(src->state, "committed") != 0) {
+        snprintf(why, wlen,
+                 "%s/%s has no committed image of epoch %llu (see "
+                 "'vmckpt list %s')",
+                 j->name, v->name, (unsigned long long)epoch, j->name);
+        return -1;
+    }
+    if (v->spec == NULL) {
+        snprintf(why, wlen, "%s/%s: no VM spec in the catalog", j->name,
+                 v->name);
+        return -1;
+    }
+    *target = pick_target(co, v, src, turn);
+    if (*target == NULL) {
+        const char *hv = v->spec->hypervisor;
+
+        snprintf(why, wlen,
+                 "no up %s%shost for %s/%s (its image is on %s%s); name "
+                 "one with --hosts",
+                 other_hv(hv) ? hv : "", other_hv(hv) ? " " : "", j->name,
+                 v->name, src->store_host,
+                 hosts_conn(co, src->store_host) == NULL ? ", which is down"
+                 : other_hv(hv) ? ", which has no usable back end for it"
+                                : "");
+        return -1;
+    }
+    if (hosts_conn(co, src->from) == NULL) {
+        snprintf(why, wlen,
+                 "the image of %s/%s epoch %llu is on %s, which is not up",
+                 j->name, v->name, (unsigned long long)epoch, src->from);
+        return -1;
+    }
+    return 0;
+}
+
+/* The restart of 'j' from 'epoch' begins: j->rs for 'n' VMs, the job
+ * restarting. 0, or -1 with 'why'. */
+static int restart_open(struct job *j, uint64_t epoch, size_t n,
+                        struct conn *admin, uint64_t admin_id, char *why,
+                        size_t wlen)
+{
     struct jrestart *rs;
+
+    if (j->cur != NULL)
+        jobs_abort(j, "the job is being restarted");
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL || (rs->v = calloc(n, sizeof(*rs->v))) == NULL) {
+        free(rs);
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    rs->epoch = epoch;
+    rs->n = n;
+    rs->admin = admin;
+    rs->admin_id = admin_id;
+    j->rs = rs;
+    jobs_set_state(j, "restarting", NULL);
+    /* the restored ranks reconnect and learn they came back from 'epoch' */
+    j->restored_epoch = epoch;
+    return 0;
+}
+
+/* Ask the agent of 'target' to restore VM 'v' (the i-th of the restart)
+ * paused, from 'src'; the VM is restoring there from now on. */
+static void restore_vm(struct job *j, size_t i, struct vmrec *v,
+                       const char *target, const struct epoch_src *src)
+{
+    struct coord *co = j->co;
+    struct jrestart *rs = j->rs;
+    Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
+    Vmckpt__VmSpec spec = *v->spec;
+    char *h = strdup(target);
+
+    snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", v->name);
+    snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target);
+    spec.host = (char *)target;
+    r.job = j->name;
+    r.vm = v->name;
+    r.epoch = rs->epoch;
+    r.source_host = (char *)src->from;
+    r.source_addr = (char *)hosts_store_addr(co, src->from);
+    r.spec = &spec;
+    r.start_paused = 1;
+    r.qemu_stream = src->qemu_stream;
+    rs->v[i].req = co->next_req++;
+    log_info("job %s: restore %s on %s from epoch %llu (image on %s)", j->name,
+             v->name, target, (unsigned long long)rs->epoch, src->from);
+    if (h != NULL) {
+        free(v->spec->host);
+        v->spec->host = h;
+    }
+    if (target != v->host) /* a survivor's is its own */
+        snprintf(v->host, sizeof(v->host), "%s", target);
+    vms_set_state(co, v, "restoring");
+    if (server_send(hosts_conn(co, target), VMCKPT__MSG_TYPE__MSG_RESTORE,
+                    rs->v[i].req, &r) < 0) {
+        rs->v[i].done = 1;
+        rs->ndone++;
+        rs->nfail++;
+        snprintf(rs->error, sizeof(rs->error), "cannot reach %s", target);
+    }
+}
+
+int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
+                 struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
+{
+    struct vmrec *vms[256];
     struct epoch_src src[256];
     const char *target[256];
-    size_t next_host = 0;
+    struct host_turn turn = {.hosts = hosts, .n = nhosts};
     int n, i;
 
     if (j->rs != NULL) {
@@ -133,127 +283,20 @@ int job_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  j->name);
         return -1;
     }
-    n = job_vms(co, j->name, vms, 256);
+    n = jobs_vms(j->co, j->name, vms, 256);
     if (n == 0) {
         snprintf(why, wlen, "job %s has no VM", j->name);
         return -1;
     }
-    for (i = 0; i < n; i++) {
-        struct vmckpt_error err;
-
-        memset(&src[i], 0, sizeof(src[i]));
-        if (catalog_epoch_get(co->cat, j->name, vms[i]->name, epoch, src_copy,
-                              &src[i], &err) < 0 ||
-            !src[i].found || strcmp(src[i].state, "committed") != 0) {
-            snprintf(why, wlen,
-                     "%s/%s has no committed image of epoch %llu (see "
-                     "'vmckpt list %s')",
-                     j->name, vms[i]->name, (unsigned long long)epoch, j->name);
+    for (i = 0; i < n; i++)
+        if (plan_vm(j, epoch, vms[i], &src[i], &target[i], &turn, why, wlen) <
+            0)
             return -1;
-        }
-        if (vms[i]->spec == NULL) {
-            snprintf(why, wlen, "%s/%s: no VM spec in the catalog", j->name,
-                     vms[i]->name);
-            return -1;
-        }
-        src[i].from = src[i].store_host;
-        if (hosts_conn(co, vms[i]->host) != NULL &&
-            strcmp(vms[i]->state, "lost") != 0) {
-            target[i] = vms[i]->host; /* a survivor: in place */
-            /* from its local copy when it ran there at that epoch */
-            if (strcmp(src[i].host, target[i]) == 0)
-                src[i].from = target[i];
-        } else if (nhosts > 0) {
-            size_t tries;
-
-            target[i] = NULL;
-            for (tries = 0; tries < nhosts && target[i] == NULL; tries++) {
-                const char *h = hosts[next_host++ % nhosts];
-
-                if (hosts_conn(co, h) != NULL && can_run(co, vms[i], h))
-                    target[i] = h;
-            }
-        } else {
-            target[i] = hosts_conn(co, src[i].store_host) != NULL &&
-                                can_run(co, vms[i], src[i].store_host)
-                            ? src[i].store_host
-                            : NULL;
-        }
-        if (target[i] == NULL) {
-            const char *hv = vms[i]->spec->hypervisor;
-
-            snprintf(why, wlen,
-                     "no up %s%shost for %s/%s (its image is on %s%s); name "
-                     "one with --hosts",
-                     other_hv(hv) ? hv : "", other_hv(hv) ? " " : "", j->name,
-                     vms[i]->name, src[i].store_host,
-                     hosts_conn(co, src[i].store_host) == NULL
-                         ? ", which is down"
-                     : other_hv(hv) ? ", which has no usable back end for it"
-                                    : "");
-            return -1;
-        }
-        if (hosts_conn(co, src[i].from) == NULL) {
-            snprintf(why, wlen,
-                     "the image of %s/%s epoch %llu is on %s, which is not up",
-                     j->name, vms[i]->name, (unsigned long long)epoch,
-                     src[i].from);
-            return -1;
-        }
-    }
-    if (j->cur != NULL)
-        job_abort(j, "the job is being restarted");
-    rs = calloc(1, sizeof(*rs));
-    if (rs == NULL || (rs->v = calloc((size_t)n, sizeof(*rs->v))) == NULL) {
-        free(rs);
-        snprintf(why, wlen, "out of memory");
+    if (restart_open(j, epoch, (size_t)n, admin, admin_id, why, wlen) < 0)
         return -1;
-    }
-    rs->epoch = epoch;
-    rs->n = (size_t)n;
-    rs->admin = admin;
-    rs->admin_id = admin_id;
-    j->rs = rs;
-    job_set_state(j, "restarting", NULL);
-    /* the restored ranks reconnect and learn they came back from 'epoch' */
-    ranks_restarted(j, epoch);
-    for (i = 0; i < n; i++) {
-        Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
-        Vmckpt__VmSpec spec = *vms[i]->spec;
-        char *h = strdup(target[i]);
-
-        snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", vms[i]->name);
-        snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target[i]);
-        spec.host = (char *)target[i];
-        r.job = j->name;
-        r.vm = vms[i]->name;
-        r.epoch = epoch;
-        r.source_host = (char *)src[i].from;
-        r.source_addr = (char *)hosts_store_addr(co, src[i].from);
-        r.spec = &spec;
-        r.start_paused = 1;
-        r.qemu_stream = src[i].qemu_stream;
-        rs->v[i].req = co->next_req++;
-        log_info("job %s: restore %s on %s from epoch %llu (image on %s)",
-                 j->name, vms[i]->name, target[i], (unsigned long long)epoch,
-                 src[i].from);
-        if (h != NULL) {
-            free(vms[i]->spec->host);
-            vms[i]->spec->host = h;
-        }
-        if (target[i] != vms[i]->host) /* a survivor's is its own */
-            snprintf(vms[i]->host, sizeof(vms[i]->host), "%s", target[i]);
-        vms_set_state(co, vms[i], "restoring");
-        if (conn_send(hosts_conn(co, target[i]), VMCKPT__MSG_TYPE__MSG_RESTORE,
-                      rs->v[i].req, &r) < 0) {
-            rs->v[i].done = 1;
-            rs->ndone++;
-            rs->nfail++;
-            snprintf(rs->error, sizeof(rs->error), "cannot reach %s",
-                     target[i]);
-        }
-    }
-    if (rs->ndone == rs->n)
-        restart_finish(j);
+    for (i = 0; i < n; i++)
+        restore_vm(j, (size_t)i, vms[i], target[i], &src[i]);
+    if (j->rs->ndone == j->rs->n)
+        jobs_restart_finish(j);
     return 0;
 }

@@ -1,12 +1,15 @@
-# vmckpt-coordinator. Owns SQLite (catalog.c).
+# vmckpt-coordinator. Owns SQLite (catalog.c). Modules from the bottom up:
+# catalog, server, hosts, vms, jobs, ranks, dispatch; main.c on top.
 sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 %canon_reldir%_vmckpt_coordinator_SOURCES = \
-	%reldir%/main.c %reldir%/coord.h \
-	%reldir%/server.c \
-	%reldir%/hosts.c \
-	%reldir%/vms.c \
-	%reldir%/jobs.c %reldir%/jobs.h %reldir%/jobs_restart.c %reldir%/ranks.c \
-	%reldir%/jobs_admin.c \
+	%reldir%/main.c \
+	%reldir%/dispatch.c %reldir%/dispatch.h \
+	%reldir%/ranks.c %reldir%/ranks.h \
+	%reldir%/jobs.c %reldir%/jobs.h %reldir%/jobs_int.h \
+	%reldir%/jobs_restart.c %reldir%/jobs_admin.c %reldir%/jobs_fail.c \
+	%reldir%/vms.c %reldir%/vms.h \
+	%reldir%/hosts.c %reldir%/hosts.h \
+	%reldir%/server.c %reldir%/server.h \
 	%reldir%/catalog.c %reldir%/catalog.h
 %canon_reldir%_vmckpt_coordinator_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS)
 %canon_reldir%_vmckpt_coordinator_LDADD = $(WIRE_LIBS) $(INIH_LIBS) $(SQLITE_LIBS) -lm

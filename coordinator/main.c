@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* vmckpt-coordinator: one per cluster. Authenticates agents and consoles,
- * keeps the host registry and the catalog, and watches heartbeats. */
+ * keeps the host registry and the catalog, and watches heartbeats.
+ * main() reads the configuration, stacks the modules from the bottom up
+ * (server, hosts, vms, jobs, ranks, then the dispatch table) and runs the
+ * loop. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,7 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coord.h"
+#include "catalog.h"
+#include "dispatch.h"
+#include "hosts.h"
+#include "jobs.h"
+#include "ranks.h"
+#include "server.h"
+#include "vms.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -104,6 +113,17 @@ static const char *const coord_keys[] = {"listen",
                                          "log_level",
                                          NULL};
 
+/* The [cluster] and [coordinator] keys, read and checked. */
+struct settings {
+    unsigned heartbeat_ms, heartbeat_timeout_ms, auth_timeout_ms;
+    size_t max_frame;
+    unsigned keep_epochs, max_precopy_ms, ckpt_timeout_ms;
+    uint64_t mtbf_s;
+    unsigned align_timeout_ms, align_settle_ms, rank_grace_ms;
+    char name[128];
+    const char *state_dir, *key_file, *listen_addr, *rank_listen, *rank_address;
+};
+
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
     (void)arg;
@@ -117,201 +137,267 @@ static void die(const char *what)
     exit(1);
 }
 
+/* One unsigned key of [coordinator] into *out. 0, or -1 with 'err'. */
+static int get_uint(struct conf *conf, const char *key, uint64_t def,
+                    uint64_t min, uint64_t max, unsigned *out,
+                    struct vmckpt_error *err)
+{
+    uint64_t v;
+
+    if (conf_get_uint(conf, "coordinator", key, def, min, max, &v, err) < 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* The numbers of [coordinator]. 0, or -1 with 'err'. */
+static int read_numbers(struct conf *conf, struct settings *s,
+                        struct vmckpt_error *err)
+{
+    uint64_t v;
+
+    if (get_uint(conf, "heartbeat_interval_ms", 1000, 50, 600000,
+                 &s->heartbeat_ms, err) < 0 ||
+        get_uint(conf, "heartbeat_timeout_ms", 5 * (uint64_t)s->heartbeat_ms,
+                 2 * s->heartbeat_ms, 3600000, &s->heartbeat_timeout_ms,
+                 err) < 0 ||
+        get_uint(conf, "auth_timeout_ms", 5000, 100, 600000,
+                 &s->auth_timeout_ms, err) < 0)
+        return -1;
+    if (conf_get_uint(conf, "coordinator", "max_frame_bytes",
+                      WIRE_MAX_FRAME_DEFAULT, 4096, WIRE_MAX_FRAME_LIMIT, &v,
+                      err) < 0)
+        return -1;
+    s->max_frame = (size_t)v;
+    if (get_uint(conf, "keep_epochs", 2, 0, 1000, &s->keep_epochs, err) < 0 ||
+        get_uint(conf, "max_precopy_ms", 20000, 100, 3600000,
+                 &s->max_precopy_ms, err) < 0 ||
+        get_uint(conf, "checkpoint_timeout_ms", 120000, 1000, 86400000,
+                 &s->ckpt_timeout_ms, err) < 0)
+        return -1;
+    if (s->ckpt_timeout_ms <= s->max_precopy_ms)
+        return errprintf(err,
+                         "checkpoint_timeout_ms (%u) must exceed "
+                         "max_precopy_ms (%u)",
+                         s->ckpt_timeout_ms, s->max_precopy_ms);
+    if (conf_get_uint(conf, "coordinator", "mtbf_s", 86400, 1, 315360000,
+                      &s->mtbf_s, err) < 0)
+        return -1;
+    if (get_uint(conf, "align_timeout_ms", 10000, 10, 3600000,
+                 &s->align_timeout_ms, err) < 0 ||
+        get_uint(conf, "align_settle_ms", 1000, 0, 600000, &s->align_settle_ms,
+                 err) < 0 ||
+        get_uint(conf, "rank_grace_ms", 30000, 0, 86400000, &s->rank_grace_ms,
+                 err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Every setting. 0, or -1 with 'err'. */
+static int read_settings(struct conf *conf, struct settings *s,
+                         struct vmckpt_error *err)
+{
+    char host[256];
+
+    memset(s, 0, sizeof(*s));
+    if (read_numbers(conf, s, err) < 0)
+        return -1;
+    s->rank_listen = conf_get(conf, "coordinator", "rank_listen", "");
+    s->rank_address = conf_get(conf, "coordinator", "rank_address", "");
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        snprintf(host, sizeof(host), "coordinator");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(s->name, sizeof(s->name), "%s",
+             conf_get(conf, "coordinator", "name", host));
+    s->state_dir = conf_get(conf, "coordinator", "state_dir", STATEDIR);
+    s->key_file =
+        conf_get(conf, "cluster", "key_file", SYSCONFDIR "/vmckpt/cluster.key");
+    s->listen_addr = conf_get(conf, "coordinator", "listen", "*:7470");
+    return 0;
+}
+
+/* The cluster key, the state directory and the catalog at 'catalog'.
+ * 0, or -1 with 'err'. */
+static int open_state(struct coord *co, const struct settings *s,
+                      const char *catalog, struct vmckpt_error *err)
+{
+    if (auth_key_load(&co->key, s->key_file, err) < 0 ||
+        daemon_mkdirs(s->state_dir, 0700, err) < 0)
+        return -1;
+    co->cat = catalog_open(catalog, err);
+    return co->cat != NULL ? 0 : -1;
+}
+
+/* What guests are told to connect to ("" when the endpoint is off); -1
+ * with 'err' when that would be a wildcard address. */
+static int rank_address(struct coord *co, const struct settings *s, char *out,
+                        size_t len, struct vmckpt_error *err)
+{
+    char bound[NET_ADDRSTRLEN];
+
+    out[0] = '\0';
+    if (co->rank_fd < 0)
+        return 0;
+    net_local_name(co->rank_fd, bound, sizeof(bound));
+    snprintf(out, len, "%s", s->rank_address[0] ? s->rank_address : bound);
+    if (strncmp(out, "0.0.0.0:", 8) == 0 || strncmp(out, "[::]:", 5) == 0)
+        return errprintf(err,
+                         "rank_listen = %s listens on every address: set "
+                         "rank_address to the one guests reach",
+                         s->rank_listen);
+    return 0;
+}
+
+/* The modules, bottom up, each registering with those below it; then the
+ * dispatch table on top. */
+static void stack_modules(struct coord *co, const struct settings *s,
+                          const char *rank_addr)
+{
+    struct ranks_conf rc = {
+        .addr = rank_addr,
+        .align_timeout_ms = s->align_timeout_ms,
+        .align_settle_ms = s->align_settle_ms,
+        .grace_ms = s->rank_grace_ms,
+    };
+
+    if (hosts_create(co, s->heartbeat_ms, s->heartbeat_timeout_ms) < 0 ||
+        vms_create(co, s->keep_epochs) < 0 ||
+        jobs_create(co, s->max_precopy_ms, s->ckpt_timeout_ms, s->mtbf_s) < 0 ||
+        ranks_create(co, &rc) < 0)
+        die("cannot set up the coordinator's modules");
+    dispatch_install(co);
+}
+
+/* Detach (unless -f); the catalog's SQLite handle is not used across
+ * fork: reopen it. */
+static void detach(struct coord *co, const char *catalog)
+{
+    struct vmckpt_error err;
+
+    catalog_close(co->cat);
+    if (daemon_detach(&err) < 0)
+        die(err.text);
+    co->cat = catalog_open(catalog, &err);
+    if (co->cat == NULL)
+        die(err.text);
+}
+
+/* The catalog's hosts, guests and jobs; signals; heartbeats watched. */
+static void load_and_watch(struct coord *co)
+{
+    struct vmckpt_error err;
+
+    if (hosts_load(co, &err) < 0 || vms_load(co, &err) < 0 ||
+        jobs_load(co, &err) < 0)
+        die(err.text);
+    if (evloop_add_signal(co->loop, SIGTERM, on_stop, co) < 0 ||
+        evloop_add_signal(co->loop, SIGINT, on_stop, co) < 0)
+        die("cannot watch signals");
+    signal(SIGPIPE, SIG_IGN);
+    hosts_start_sweep(co);
+}
+
+/* STATE_DIR/coordinator.addr and coordinator.pid (its path into
+ * pidfile[len]); logs the start. */
+static void announce(struct coord *co, const struct settings *s,
+                     const char *rank_addr, char *pidfile, size_t len)
+{
+    struct vmckpt_error err;
+    char bound[NET_ADDRSTRLEN], path[4096], pid[32];
+
+    net_local_name(co->listen_fd, bound, sizeof(bound));
+    snprintf(path, sizeof(path), "%s/coordinator.addr", s->state_dir);
+    if (daemon_write_file(path, bound, &err) < 0)
+        die(err.text);
+    snprintf(pidfile, len, "%s/coordinator.pid", s->state_dir);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (daemon_write_file(pidfile, pid, &err) < 0)
+        die(err.text);
+    log_info("%s listening on %s as '%s' (heartbeat %u ms, lost after %u ms)",
+             PACKAGE_STRING, bound, co->name, s->heartbeat_ms,
+             s->heartbeat_timeout_ms);
+    if (co->rank_fd >= 0)
+        log_info("MPI ranks' endpoint on %s (guests told %s)", s->rank_listen,
+                 rank_addr);
+}
+
+/* Everything that can fail for a reason an admin must fix is checked
+ * before detaching, so the error reaches the terminal. Returns the exit
+ * status. */
+static int serve(struct coord *co, const struct settings *s, int foreground)
+{
+    struct vmckpt_error err;
+    char catalog[4096], rank_addr[128], pidfile[4096];
+    int rc;
+
+    snprintf(catalog, sizeof(catalog), "%s/catalog.db", s->state_dir);
+    if (open_state(co, s, catalog, &err) < 0)
+        goto fail;
+    co->loop = evloop_create();
+    if (co->loop == NULL)
+        die("cannot create the event loop");
+    if (server_start(co, s->listen_addr, &err) < 0 ||
+        server_start_ranks(co, s->rank_listen, ranks_key_for, co, &err) < 0)
+        goto fail;
+    if (rank_address(co, s, rank_addr, sizeof(rank_addr), &err) < 0) {
+        fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
+        return 2;
+    }
+    stack_modules(co, s, rank_addr);
+    if (!foreground)
+        detach(co, catalog);
+    load_and_watch(co);
+    announce(co, s, rank_addr, pidfile, sizeof(pidfile));
+    daemon_ready();
+
+    rc = evloop_run(co->loop);
+    if (rc < 0)
+        log_errno("event loop failed");
+    unlink(pidfile);
+    log_info("stopped");
+    return rc < 0 ? 1 : 0;
+fail:
+    fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct daemon_opts o;
+    struct settings s;
     struct coord co;
     struct vmckpt_error err;
-    char path[4096], bound[NET_ADDRSTRLEN], pid[32];
-    const char *state_dir, *key_file, *listen_addr, *rank_listen;
-    uint64_t v;
+    char path[4096];
     int rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
-    memset(&co, 0, sizeof(co));
-    co.listen_fd = -1;
-    co.rank_fd = -1;
     daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
     if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
-        conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0) {
+        conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0 ||
+        (!o.stop && read_settings(o.conf, &s, &err) < 0)) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
         rc = 2;
-        goto out;
-    }
-    if (o.stop) {
+    } else if (o.stop) {
         snprintf(path, sizeof(path), "%s/coordinator.pid",
                  conf_get(o.conf, "coordinator", "state_dir", STATEDIR));
         rc = daemon_stop(path, "vmckpt-coordinator", 30000);
-        goto out;
-    }
-
-    memset(&co, 0, sizeof(co));
-    co.listen_fd = -1;
-    co.rank_fd = -1;
-    co.next_host_id = 1;
-    co.next_req = 1;
-    if (conf_get_uint(o.conf, "coordinator", "heartbeat_interval_ms", 1000, 50,
-                      600000, &v, &err) < 0)
-        goto confail;
-    co.heartbeat_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "heartbeat_timeout_ms",
-                      5 * (uint64_t)co.heartbeat_ms, 2 * co.heartbeat_ms,
-                      3600000, &v, &err) < 0)
-        goto confail;
-    co.heartbeat_timeout_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "auth_timeout_ms", 5000, 100,
-                      600000, &v, &err) < 0)
-        goto confail;
-    co.auth_timeout_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "max_frame_bytes",
-                      WIRE_MAX_FRAME_DEFAULT, 4096, WIRE_MAX_FRAME_LIMIT, &v,
-                      &err) < 0)
-        goto confail;
-    co.max_frame = (size_t)v;
-    if (conf_get_uint(o.conf, "coordinator", "keep_epochs", 2, 0, 1000, &v,
-                      &err) < 0)
-        goto confail;
-    co.keep_epochs = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "max_precopy_ms", 20000, 100,
-                      3600000, &v, &err) < 0)
-        goto confail;
-    co.max_precopy_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "checkpoint_timeout_ms", 120000,
-                      1000, 86400000, &v, &err) < 0)
-        goto confail;
-    co.ckpt_timeout_ms = (unsigned)v;
-    if (co.ckpt_timeout_ms <= co.max_precopy_ms) {
-        fprintf(stderr,
-                "vmckpt-coordinator: checkpoint_timeout_ms (%u) must exceed "
-                "max_precopy_ms (%u)\n",
-                co.ckpt_timeout_ms, co.max_precopy_ms);
-        rc = 2;
-        goto out;
-    }
-    if (conf_get_uint(o.conf, "coordinator", "mtbf_s", 86400, 1, 315360000, &v,
-                      &err) < 0)
-        goto confail;
-    co.mtbf_s = v;
-    if (conf_get_uint(o.conf, "coordinator", "align_timeout_ms", 10000, 10,
-                      3600000, &v, &err) < 0)
-        goto confail;
-    co.align_timeout_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "align_settle_ms", 1000, 0, 600000,
-                      &v, &err) < 0)
-        goto confail;
-    co.align_settle_ms = (unsigned)v;
-    if (conf_get_uint(o.conf, "coordinator", "rank_grace_ms", 30000, 0,
-                      86400000, &v, &err) < 0)
-        goto confail;
-    co.rank_grace_ms = (unsigned)v;
-    rank_listen = conf_get(o.conf, "coordinator", "rank_listen", "");
-    if (gethostname(path, sizeof(path) - 1) < 0)
-        snprintf(path, sizeof(path), "coordinator");
-    path[sizeof(path) - 1] = '\0';
-    snprintf(co.name, sizeof(co.name), "%s",
-             conf_get(o.conf, "coordinator", "name", path));
-    state_dir = conf_get(o.conf, "coordinator", "state_dir", STATEDIR);
-    key_file = conf_get(o.conf, "cluster", "key_file",
-                        SYSCONFDIR "/vmckpt/cluster.key");
-    listen_addr = conf_get(o.conf, "coordinator", "listen", "*:7470");
-
-    /* Everything that can fail for a reason an admin must fix is checked
-     * before detaching, so the error reaches the terminal. */
-    if (auth_key_load(&co.key, key_file, &err) < 0) {
-        fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    if (daemon_mkdirs(state_dir, 0700, &err) < 0) {
-        fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    snprintf(path, sizeof(path), "%s/catalog.db", state_dir);
-    co.cat = catalog_open(path, &err);
-    if (co.cat == NULL) {
-        fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    co.loop = evloop_create();
-    if (co.loop == NULL)
-        die("cannot create the event loop");
-    if (server_start(&co, listen_addr, &err) < 0 ||
-        server_start_ranks(&co, rank_listen, &err) < 0) {
-        fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-        rc = 1;
-        goto out;
-    }
-    if (co.rank_fd >= 0) {
-        const char *adv = conf_get(o.conf, "coordinator", "rank_address", "");
-
-        net_local_name(co.rank_fd, bound, sizeof(bound));
-        snprintf(co.rank_addr, sizeof(co.rank_addr), "%s",
-                 adv[0] ? adv : bound);
-        if (strncmp(co.rank_addr, "0.0.0.0:", 8) == 0 ||
-            strncmp(co.rank_addr, "[::]:", 5) == 0) {
-            fprintf(stderr,
-                    "vmckpt-coordinator: rank_listen = %s listens on every "
-                    "address: set rank_address to the one guests reach\n",
-                    rank_listen);
-            rc = 2;
-            goto out;
-        }
-    }
-    if (!o.foreground) {
-        /* the catalog's SQLite handle is not used across fork: reopen */
+    } else {
+        memset(&co, 0, sizeof(co));
+        co.next_req = 1;
+        snprintf(co.name, sizeof(co.name), "%s", s.name);
+        server_init(&co, s.auth_timeout_ms, s.max_frame);
+        rc = serve(&co, &s, o.foreground);
+        /* top down: the connections first, their close hooks need the
+         * modules */
+        server_stop(&co);
+        ranks_destroy(&co);
+        hosts_destroy(&co);
+        jobs_destroy(&co);
+        vms_destroy(&co);
         catalog_close(co.cat);
-        if (daemon_detach(&err) < 0)
-            die(err.text);
-        co.cat = catalog_open(path, &err);
-        if (co.cat == NULL)
-            die(err.text);
+        evloop_destroy(co.loop);
+        auth_key_dispose(&co.key);
     }
-    if (hosts_load(&co, &err) < 0 || vms_load(&co, &err) < 0 ||
-        jobs_load(&co, &err) < 0)
-        die(err.text);
-    if (evloop_add_signal(co.loop, SIGTERM, on_stop, &co) < 0 ||
-        evloop_add_signal(co.loop, SIGINT, on_stop, &co) < 0)
-        die("cannot watch signals");
-    signal(SIGPIPE, SIG_IGN);
-    hosts_start_sweep(&co);
-
-    net_local_name(co.listen_fd, bound, sizeof(bound));
-    snprintf(path, sizeof(path), "%s/coordinator.addr", state_dir);
-    if (daemon_write_file(path, bound, &err) < 0)
-        die(err.text);
-    snprintf(path, sizeof(path), "%s/coordinator.pid", state_dir);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    if (daemon_write_file(path, pid, &err) < 0)
-        die(err.text);
-    log_info("%s listening on %s as '%s' (heartbeat %u ms, lost after %u ms)",
-             PACKAGE_STRING, bound, co.name, co.heartbeat_ms,
-             co.heartbeat_timeout_ms);
-    if (co.rank_fd >= 0)
-        log_info("MPI ranks' endpoint on %s (guests told %s)", rank_listen,
-                 co.rank_addr);
-    daemon_ready();
-
-    rc = evloop_run(co.loop);
-    if (rc < 0)
-        log_errno("event loop failed");
-    unlink(path);
-    log_info("stopped");
-    rc = rc < 0 ? 1 : 0;
-    goto out;
-
-confail:
-    fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
-    rc = 2;
-out:
-    server_stop(&co);
-    hosts_free(&co);
-    jobs_free(&co);
-    vms_free(&co);
-    catalog_close(co.cat);
-    evloop_destroy(co.loop);
-    auth_key_dispose(&co.key);
     conf_destroy(o.conf);
     log_fini();
     return rc;

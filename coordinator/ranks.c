@@ -24,90 +24,109 @@
 #include <sys/socket.h>
 
 #include "jobs.h"
+#include "ranks.h"
+#include "vms.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
-#define TOKEN_LEN 32
+/* A registered rank: the connection it speaks on. */
+struct rank {
+    struct conn *c;
+    struct job *job;
+    uint32_t rank;
+    uint64_t barrier_count, ready_epoch;
+    char where[140]; /* host/vm, for logs */
+    struct rank *next;
+};
 
-static int hexval(int ch)
+/* The ranks' side of one coordinator (co->ranks). */
+struct ranks {
+    struct rank *list;
+    char addr[128];            /* what guests are told to connect to */
+    unsigned align_timeout_ms; /* ranks not at a barrier: cut unaligned */
+    unsigned align_settle_ms;  /* pre-copy while aligned ranks are idle */
+    unsigned grace_ms;         /* ranks missing after this: unprotected */
+};
+
+static struct rank *rank_of(struct coord *co, const struct conn *c)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
+    struct rank *r;
+
+    for (r = co->ranks->list; r != NULL; r = r->next)
+        if (r->c == c)
+            return r;
+    return NULL;
 }
 
-int ranks_token_init(struct job *j, const char *hex)
+/* Forget the rank of connection 'c' (if any); the job it was of, or NULL. */
+static struct job *rank_forget(struct coord *co, const struct conn *c,
+                               struct rank *out)
 {
-    uint8_t raw[TOKEN_LEN];
-    size_t i;
+    struct rank **pp, *r;
+    struct job *j;
 
-    if (hex != NULL && strlen(hex) == 2 * TOKEN_LEN) {
-        for (i = 0; i < TOKEN_LEN; i++) {
-            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-            if (hi < 0 || lo < 0)
-                break;
-            raw[i] = (uint8_t)(hi << 4 | lo);
+    for (pp = &co->ranks->list; (r = *pp) != NULL; pp = &r->next)
+        if (r->c == c) {
+            *pp = r->next;
+            j = r->job;
+            if (out != NULL)
+                *out = *r;
+            free(r);
+            return j;
         }
-        if (i == TOKEN_LEN)
-            goto set;
-    }
-    if (auth_random(raw, sizeof(raw)) < 0)
-        return -1;
-set:
-    for (i = 0; i < TOKEN_LEN; i++)
-        snprintf(j->token_hex + 2 * i, 3, "%02x", raw[i]);
-    auth_key_dispose(&j->token);
-    return auth_key_set(&j->token, raw, sizeof(raw));
+    return NULL;
 }
 
 const struct auth_key *ranks_key_for(void *arg, Vmckpt__Role role,
                                      const char *name)
 {
-    struct job *j = job_find(arg, name);
+    struct job *j = jobs_find(arg, name);
 
     if (role != VMCKPT__ROLE__ROLE_RANK || j == NULL || j->token.bytes == NULL)
         return NULL;
     return &j->token;
 }
 
-char *ranks_cmdline(struct coord *co, struct job *j, const char *cmdline)
+/* The guests' hook: a guest of job 'job' starts (the job exists from
+ * now on); its kernel command line tells its MPI ranks how to reach the
+ * ranks' endpoint, with the job's token. */
+static char *guest_cmdline(struct coord *co, const char *job,
+                           const char *cmdline)
 {
+    struct job *j = jobs_touch(co, job);
     char *out;
 
-    if (co->rank_addr[0] == '\0' || j == NULL)
+    if (co->ranks->addr[0] == '\0' || j == NULL)
         return strdup(cmdline);
     if (asprintf(&out,
                  "%s%svmckpt.job=%s vmckpt.token=%s vmckpt.coordinator=%s",
                  cmdline, cmdline[0] ? " " : "", j->name, j->token_hex,
-                 co->rank_addr) < 0)
+                 co->ranks->addr) < 0)
         return NULL;
     return out;
 }
 
 /* ---- the ranks of a job ------------------------------------------------ */
 
-unsigned ranks_count(struct job *j)
+static unsigned count_ranks(struct job *j)
 {
-    struct conn *c;
+    struct rank *r;
     unsigned n = 0;
 
-    for (c = j->co->conns; c != NULL; c = c->next)
-        n += c->rank_job == j;
+    for (r = j->co->ranks->list; r != NULL; r = r->next)
+        n += r->job == j;
     return n;
 }
 
-const char *ranks_protection(struct job *j, char *buf, size_t len)
+static const char *protection(struct job *j, char *buf, size_t len)
 {
-    unsigned n = ranks_count(j);
+    unsigned n = count_ranks(j);
 
     if (j->nranks == 0 && n == 0)
         snprintf(buf, len, "%s", "");
     else if (n >= j->nranks)
         snprintf(buf, len, "protected (%u rank%s)", n, n == 1 ? "" : "s");
-    else if (clock_mono_ms() - j->mpi_since_ms < j->co->rank_grace_ms)
+    else if (clock_mono_ms() - j->mpi_since_ms < j->co->ranks->grace_ms)
         snprintf(buf, len, "starting (%u of %u ranks connected)", n, j->nranks);
     else
         snprintf(buf, len,
@@ -119,25 +138,25 @@ const char *ranks_protection(struct job *j, char *buf, size_t len)
 
 static void send_rank(struct conn *c, int type, const void *payload)
 {
-    conn_send(c, type, c->co->next_req++, payload);
+    server_send(c, type, c->co->next_req++, payload);
 }
 
 /* The outcome of an alignment: the barrier each ready rank waits at. */
 static void note_barriers(struct job *j)
 {
     struct jepoch *e = j->cur;
-    struct conn *c;
+    struct rank *c;
     uint32_t r, maxr = 0;
     size_t off = 0;
 
-    for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j && c->rank > maxr)
+    for (c = j->co->ranks->list; c != NULL; c = c->next)
+        if (c->job == j && c->rank > maxr)
             maxr = c->rank;
     e->barriers[0] = '\0';
     for (r = 0; r <= maxr; r++)
-        for (c = j->co->conns; c != NULL; c = c->next)
-            if (c->rank_job == j && c->rank == r &&
-                c->ready_epoch == e->epoch && off < sizeof(e->barriers) - 32)
+        for (c = j->co->ranks->list; c != NULL; c = c->next)
+            if (c->job == j && c->rank == r && c->ready_epoch == e->epoch &&
+                off < sizeof(e->barriers) - 32)
                 off += (size_t)snprintf(
                     e->barriers + off, sizeof(e->barriers) - off, "%s%u:%llu",
                     off ? " " : "", r, (unsigned long long)c->barrier_count);
@@ -151,10 +170,12 @@ static void settle_expired(struct evloop *loop, struct ev_timer *t)
     if (j->cur == NULL || !j->cur->settling)
         return;
     j->cur->settling = 0;
-    do_cut(j, "every rank waits at the same MPI_Barrier; settle time over");
+    jobs_cut(j, "every rank waits at the same MPI_Barrier; settle time over");
 }
 
-void ranks_settle_check(struct job *j)
+/* The jobs' hook while settling: cut once every VM reported a round since
+ * the ranks were aligned, or converged. */
+static void settle_check(struct job *j)
 {
     struct jepoch *e = j->cur;
     size_t i;
@@ -164,8 +185,8 @@ void ranks_settle_check(struct job *j)
             return;
     e->settling = 0;
     ev_timer_stop(j->co->loop, &e->align_timer);
-    do_cut(j, "every rank waits at the same MPI_Barrier; pre-copy caught up "
-              "while they were idle");
+    jobs_cut(j, "every rank waits at the same MPI_Barrier; pre-copy caught up "
+                "while they were idle");
 }
 
 static void align_done(struct job *j, const char *align, const char *why)
@@ -186,8 +207,8 @@ static void align_done(struct job *j, const char *align, const char *why)
         left += !e->v[i].converged;
     }
     if (strcmp(align, "aligned") != 0 || left == 0 ||
-        j->co->align_settle_ms == 0) {
-        do_cut(j, why);
+        j->co->ranks->align_settle_ms == 0) {
+        jobs_cut(j, why);
         return;
     }
     /* the ranks are idle now: one more pre-copy round of the VMs that had
@@ -195,24 +216,24 @@ static void align_done(struct job *j, const char *align, const char *why)
     log_info("epoch %s/%llu: %zu VM(s) not converged: one more pre-copy "
              "round while the ranks are idle (at most %u ms)",
              j->name, (unsigned long long)e->epoch, left,
-             j->co->align_settle_ms);
+             j->co->ranks->align_settle_ms);
     e->settling = 1;
     ev_timer_init(&e->align_timer, settle_expired, j);
-    ev_timer_start(j->co->loop, &e->align_timer, j->co->align_settle_ms);
+    ev_timer_start(j->co->loop, &e->align_timer, j->co->ranks->align_settle_ms);
 }
 
-/* Every connected rank is READY: cut. */
-void ranks_check(struct job *j)
+/* Every connected rank is READY (or gone): cut. */
+static void check_aligned(struct job *j)
 {
     struct jepoch *e = j->cur;
-    struct conn *c;
+    struct rank *c;
     unsigned n = 0, ready = 0;
     char why[160];
 
     if (e == NULL || !e->aligning)
         return;
-    for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j) {
+    for (c = j->co->ranks->list; c != NULL; c = c->next)
+        if (c->job == j) {
             n++;
             ready += c->ready_epoch == e->epoch;
         }
@@ -236,7 +257,7 @@ static void align_expired(struct evloop *loop, struct ev_timer *t)
 {
     struct job *j = t->arg;
     struct jepoch *e = j->cur;
-    struct conn *c;
+    struct rank *c;
     char why[160];
     uint32_t r, maxr = 0;
     size_t off;
@@ -246,26 +267,29 @@ static void align_expired(struct evloop *loop, struct ev_timer *t)
         return;
     off = (size_t)snprintf(why, sizeof(why),
                            "unaligned: no barrier within %u ms (rank",
-                           j->co->align_timeout_ms);
-    for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j && c->rank > maxr)
+                           j->co->ranks->align_timeout_ms);
+    for (c = j->co->ranks->list; c != NULL; c = c->next)
+        if (c->job == j && c->rank > maxr)
             maxr = c->rank;
     for (r = 0; r <= maxr; r++)
-        for (c = j->co->conns; c != NULL; c = c->next)
-            if (c->rank_job == j && c->rank == r &&
-                c->ready_epoch != e->epoch && off < sizeof(why) - 16)
+        for (c = j->co->ranks->list; c != NULL; c = c->next)
+            if (c->job == j && c->rank == r && c->ready_epoch != e->epoch &&
+                off < sizeof(why) - 16)
                 off += (size_t)snprintf(why + off, sizeof(why) - off, " %u", r);
     if (off < sizeof(why) - 2)
         snprintf(why + off, sizeof(why) - off, ")");
     align_done(j, why, "alignment timed out");
 }
 
-void ranks_align(struct job *j, const char *why)
+/* The jobs' hook, every VM of the epoch ready to cut: ask the job's ranks
+ * to stop at a barrier; cut when all wait there, or unaligned after
+ * align_timeout_ms; at once when the job has no ranks. */
+static void align_ranks(struct job *j, const char *why)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptAlign a = VMCKPT__CKPT_ALIGN__INIT;
-    struct conn *c;
-    unsigned n = ranks_count(j);
+    struct rank *c;
+    unsigned n = count_ranks(j);
 
     e->align[0] = '\0';
     if (n == 0) {
@@ -274,58 +298,63 @@ void ranks_align(struct job *j, const char *why)
                      "unaligned: none of the %u ranks reached the "
                      "coordinator",
                      j->nranks);
-        do_cut(j, why);
+        jobs_cut(j, why);
         return;
     }
     log_info("epoch %s/%llu: %s; asking %u rank(s) to stop at a barrier "
              "(at most %u ms)",
              j->name, (unsigned long long)e->epoch, why, n,
-             j->co->align_timeout_ms);
+             j->co->ranks->align_timeout_ms);
     snprintf(e->phase, sizeof(e->phase), "align");
     e->aligning = 1;
     e->t_align = clock_mono_ms();
     ev_timer_init(&e->align_timer, align_expired, j);
-    ev_timer_start(j->co->loop, &e->align_timer, j->co->align_timeout_ms);
+    ev_timer_start(j->co->loop, &e->align_timer,
+                   j->co->ranks->align_timeout_ms);
     a.job = j->name;
     a.epoch = e->epoch;
-    a.timeout_ms = j->co->align_timeout_ms;
-    for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j)
-            send_rank(c, VMCKPT__MSG_TYPE__MSG_CKPT_ALIGN, &a);
+    a.timeout_ms = j->co->ranks->align_timeout_ms;
+    for (c = j->co->ranks->list; c != NULL; c = c->next)
+        if (c->job == j)
+            send_rank(c->c, VMCKPT__MSG_TYPE__MSG_CKPT_ALIGN, &a);
 }
 
-void ranks_release(struct job *j, uint64_t epoch)
+/* The jobs' hook after RESUME or an abort: every rank waiting for 'epoch'
+ * goes on. */
+static void release_ranks(struct job *j, uint64_t epoch)
 {
     Vmckpt__RankRelease r = VMCKPT__RANK_RELEASE__INIT;
-    struct conn *c;
+    struct rank *c;
 
     r.job = j->name;
     r.epoch = epoch;
-    for (c = j->co->conns; c != NULL; c = c->next)
-        if (c->rank_job == j)
-            send_rank(c, VMCKPT__MSG_TYPE__MSG_RANK_RELEASE, &r);
+    for (c = j->co->ranks->list; c != NULL; c = c->next)
+        if (c->job == j)
+            send_rank(c->c, VMCKPT__MSG_TYPE__MSG_RANK_RELEASE, &r);
 }
 
-void ranks_restarted(struct job *j, uint64_t epoch)
-{
-    j->restored_epoch = epoch;
-}
-
-void ranks_replaced(struct job *j)
+/* The jobs' hook once a restart restored every VM of j, paused: the rank
+ * connections are from the guests that were replaced; drop them. */
+static void drop_replaced(struct job *j)
 {
     struct linger hard = {1, 0};
-    struct conn *c, *next;
+    struct rank **pp = &j->co->ranks->list, *r;
 
-    for (c = j->co->conns; c != NULL; c = next) {
-        next = c->next;
-        if (c->rank_job != j)
+    while ((r = *pp) != NULL) {
+        struct conn *c = r->c;
+
+        if (r->job != j) {
+            pp = &r->next;
             continue;
+        }
+        /* forgotten first: its close is no disconnection of a rank */
+        *pp = r->next;
+        free(r);
         /* an abortive close (RST, no TIME_WAIT here): what a restored rank
          * then sends on its copy of this connection is answered with a
          * reset, and it reconnects at once */
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
-        c->rank_job = NULL;
-        conn_drop(c, "its guest was replaced by a restored one");
+        server_drop(c, "its guest was replaced by a restored one");
     }
 }
 
@@ -334,12 +363,12 @@ void ranks_replaced(struct job *j)
 /* The job this rank connection authenticated for; messages name it. */
 static struct job *own_job(struct conn *c, uint64_t id, const char *named)
 {
-    struct job *j = job_find(c->co, c->auth.peer_name);
+    struct job *j = jobs_find(c->co, c->auth.peer_name);
 
     if (j == NULL || strcmp(named, c->auth.peer_name) != 0) {
-        conn_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                   "a rank of job %s may not speak for job '%s'",
-                   c->auth.peer_name, named);
+        server_error(c, id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                     "a rank of job %s may not speak for job '%s'",
+                     c->auth.peer_name, named);
         return NULL;
     }
     return j;
@@ -350,35 +379,52 @@ int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
     const Vmckpt__RankRegister *r = env->rank_register;
     Vmckpt__RankRegistered ok = VMCKPT__RANK_REGISTERED__INIT;
     struct job *j = own_job(c, env->request_id, r->job);
-    struct conn *o, *next;
+    struct rank **pp, *o, *me;
 
     if (j == NULL)
         return 0;
     if (r->size == 0 || r->rank >= r->size || r->size > 1u << 20)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "rank %u of %u: out of range", r->rank, r->size);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "rank %u of %u: out of range", r->rank, r->size);
     if (r->run != 0 && r->run < j->run)
         /* a rank of an earlier run still alive (the run's mpirun was
          * killed, say): it must not take the place of the current run's */
-        return conn_error(
+        return server_error(
             c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
             "run %llu of job %s is over (run %llu started): "
             "this rank is no longer protected",
             (unsigned long long)r->run, j->name, (unsigned long long)j->run);
     if (r->run > j->run)
         j->run = r->run; /* announced before the coordinator restarted */
-    /* a rank that reconnects replaces its old connection */
-    for (o = c->co->conns; o != NULL; o = next) {
-        next = o->next;
-        if (o != c && o->rank_job == j && o->rank == r->rank) {
-            o->rank_job = NULL;
-            conn_drop(o, "the rank connected again");
-        }
+    me = rank_of(c->co, c);
+    if (me == NULL) {
+        me = calloc(1, sizeof(*me));
+        if (me == NULL)
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                                "out of memory");
+        me->c = c;
+        me->next = c->co->ranks->list;
+        c->co->ranks->list = me;
     }
-    c->rank_job = j;
-    c->rank = r->rank;
-    c->ready_epoch = 0;
-    snprintf(c->rank_where, sizeof(c->rank_where), "%.64s/%.64s", r->host,
+    /* a rank that reconnects replaces its old connection (forgotten
+     * first: its close is no disconnection of a rank) */
+    pp = &c->co->ranks->list;
+    while ((o = *pp) != NULL) {
+        struct conn *oc = o->c;
+
+        if (oc == c || o->job != j || o->rank != r->rank) {
+            pp = &o->next;
+            continue;
+        }
+        *pp = o->next;
+        free(o);
+        server_drop(oc, "the rank connected again");
+    }
+    me->job = j;
+    me->rank = r->rank;
+    me->ready_epoch = 0;
+    snprintf(me->where, sizeof(me->where), "%.64s/%.64s", r->host,
              r->vm[0] ? r->vm : "-");
     if (j->nranks == 0 || j->nranks < r->size) {
         /* started without the wrapper's announcement: the ranks say */
@@ -388,10 +434,10 @@ int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
     if (r->waiting_epoch != 0 && r->waiting_epoch == j->restored_epoch)
         ok.restored_epoch = j->restored_epoch;
     log_info("job %s: rank %u of %u registered from %s (%s, pid %u)%s", j->name,
-             r->rank, r->size, c->peer, c->rank_where, r->pid,
+             r->rank, r->size, c->peer, me->where, r->pid,
              ok.restored_epoch ? ", restored" : "");
-    if (conn_send(c, VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, env->request_id,
-                  &ok) < 0)
+    if (server_send(c, VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, env->request_id,
+                    &ok) < 0)
         return -1;
     if (r->waiting_epoch != 0 && !ok.restored_epoch &&
         (j->cur == NULL || j->cur->epoch != r->waiting_epoch ||
@@ -409,7 +455,7 @@ int ranks_on_register(struct conn *c, const Vmckpt__Envelope *env)
 
         a.job = j->name;
         a.epoch = j->cur->epoch;
-        a.timeout_ms = c->co->align_timeout_ms;
+        a.timeout_ms = c->co->ranks->align_timeout_ms;
         send_rank(c, VMCKPT__MSG_TYPE__MSG_CKPT_ALIGN, &a);
     }
     return 0;
@@ -419,13 +465,15 @@ int ranks_on_ready(struct conn *c, const Vmckpt__Envelope *env)
 {
     const Vmckpt__RankReady *r = env->rank_ready;
     struct job *j = own_job(c, env->request_id, r->job);
+    struct rank *me;
 
     if (j == NULL)
         return 0;
-    if (c->rank_job != j)
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                          "rank-ready before rank-register");
+    me = rank_of(c->co, c);
+    if (me == NULL || me->job != j)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                            "rank-ready before rank-register");
     if (j->cur == NULL || j->cur->epoch != r->epoch || !j->cur->aligning) {
         /* late (the cut happened without it) or repeated: let it go */
         if (j->cur == NULL || j->cur->epoch != r->epoch) {
@@ -437,14 +485,14 @@ int ranks_on_ready(struct conn *c, const Vmckpt__Envelope *env)
         }
         return 0;
     }
-    if (c->ready_epoch == r->epoch)
+    if (me->ready_epoch == r->epoch)
         return 0;
-    c->ready_epoch = r->epoch;
-    c->barrier_count = r->barrier_count;
+    me->ready_epoch = r->epoch;
+    me->barrier_count = r->barrier_count;
     log_debug("epoch %s/%llu: rank %u waits at barrier %llu", j->name,
-              (unsigned long long)r->epoch, c->rank,
+              (unsigned long long)r->epoch, me->rank,
               (unsigned long long)r->barrier_count);
-    ranks_check(j);
+    check_aligned(j);
     return 0;
 }
 
@@ -458,29 +506,29 @@ int ranks_on_job_register(struct conn *c, const Vmckpt__Envelope *env)
     if (j == NULL)
         return 0;
     if (r->nranks == 0 || r->nranks > 1u << 20)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "an MPI run of %u ranks", r->nranks);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "an MPI run of %u ranks", r->nranks);
     if (iv[0] && strcmp(iv, "off") != 0 && strcmp(iv, "auto") != 0 &&
         (strspn(iv, "0123456789") != strlen(iv) || strlen(iv) > 9 ||
          atoi(iv) == 0))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "interval '%s': give seconds (> 0), 'auto' or 'off'",
-                          iv);
+        return server_error(
+            c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+            "interval '%s': give seconds (> 0), 'auto' or 'off'", iv);
     j->nranks = r->nranks;
     j->mpi_since_ms = clock_mono_ms();
     /* increasing across coordinator restarts too: the wall clock in ms */
     j->run = clock_wall_ms() > j->run ? clock_wall_ms() : j->run + 1;
     if (iv[0]) {
         snprintf(j->interval, sizeof(j->interval), "%s", iv);
-        job_save(j);
-        schedule(j);
+        jobs_save(j);
+        jobs_schedule(j);
     }
     log_info("job %s: MPI run %llu of %u ranks starts (interval %s)", j->name,
              (unsigned long long)j->run, j->nranks, j->interval);
     ok.job = j->name;
     ok.run = j->run;
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, env->request_id,
-                     &ok);
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_JOB_REGISTERED, env->request_id,
+                       &ok);
 }
 
 int ranks_on_job_deregister(struct conn *c, const Vmckpt__Envelope *env)
@@ -494,5 +542,61 @@ int ranks_on_job_deregister(struct conn *c, const Vmckpt__Envelope *env)
     j->nranks = 0;
     j->mpi_since_ms = 0;
     a.text = "deregistered";
-    return conn_send(c, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &a);
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &a);
+}
+
+/* ---- set up ----------------------------------------------------------------
+ */
+
+/* The server's close hook: a rank that goes away no longer holds up an
+ * alignment. */
+static void conn_gone(struct coord *co, struct conn *c)
+{
+    struct rank r;
+    struct job *j = rank_forget(co, c, &r);
+
+    if (j == NULL)
+        return;
+    log_info("job %s: rank %u (%s) disconnected", j->name, r.rank, r.where);
+    check_aligned(j);
+}
+
+int ranks_create(struct coord *co, const struct ranks_conf *conf)
+{
+    static const struct jobs_ranks_ops ops = {
+        .align = align_ranks,
+        .settle_check = settle_check,
+        .release = release_ranks,
+        .replaced = drop_replaced,
+        .count = count_ranks,
+        .protection = protection,
+    };
+    struct ranks *rs = calloc(1, sizeof(*rs));
+
+    if (rs == NULL)
+        return -1;
+    snprintf(rs->addr, sizeof(rs->addr), "%s", conf->addr);
+    rs->align_timeout_ms = conf->align_timeout_ms;
+    rs->align_settle_ms = conf->align_settle_ms;
+    rs->grace_ms = conf->grace_ms;
+    co->ranks = rs;
+    jobs_set_ranks_ops(co, &ops);
+    vms_set_cmdline_hook(co, guest_cmdline);
+    return server_on_close(co, conn_gone);
+}
+
+void ranks_destroy(struct coord *co)
+{
+    struct ranks *rs = co->ranks;
+
+    if (rs == NULL)
+        return;
+    while (rs->list != NULL) {
+        struct rank *r = rs->list;
+
+        rs->list = r->next;
+        free(r);
+    }
+    free(rs);
+    co->ranks = NULL;
 }

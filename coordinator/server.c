@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The coordinator's connections: accept, authenticate, then hand each
- * message to its handler through the dispatch table. A peer that sends a
- * bad frame is told why (when the stream still allows it), logged and
+ * message to its handler through the routes registered from above. A peer that
+ * sends a bad frame is told why (when the stream still allows it), logged and
  * dropped; the coordinator itself carries on. */
 #include "config.h"
 
@@ -14,54 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "coord.h"
+#include "server.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
-
-#define ROLE(r) (1u << VMCKPT__ROLE__ROLE_##r)
-
-typedef int (*handler_fn)(struct conn *c, const Vmckpt__Envelope *env);
-
-/* Which role may send which message, and who handles it. A type that is in
- * the wire table but not here is answered with ERR_NOT_ALLOWED. */
-static const struct dispatch {
-    Vmckpt__MsgType type;
-    unsigned roles;
-    handler_fn fn;
-} dispatch[] = {
-    {VMCKPT__MSG_TYPE__MSG_AGENT_REGISTER, ROLE(AGENT), hosts_on_register},
-    {VMCKPT__MSG_TYPE__MSG_HEARTBEAT, ROLE(AGENT), hosts_on_heartbeat},
-    {VMCKPT__MSG_TYPE__MSG_AGENT_GOODBYE, ROLE(AGENT), hosts_on_goodbye},
-    {VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, ROLE(ADMIN), hosts_on_query},
-    {VMCKPT__MSG_TYPE__MSG_VM_START, ROLE(ADMIN), vms_on_start},
-    {VMCKPT__MSG_TYPE__MSG_VM_STOP, ROLE(ADMIN), vms_on_stop},
-    {VMCKPT__MSG_TYPE__MSG_VMS_QUERY, ROLE(ADMIN), vms_on_query},
-    {VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, ROLE(ADMIN), vms_on_checkpoint},
-    {VMCKPT__MSG_TYPE__MSG_RESTORE, ROLE(ADMIN), vms_on_restore},
-    {VMCKPT__MSG_TYPE__MSG_ACK, ROLE(AGENT), vms_on_agent_reply},
-    {VMCKPT__MSG_TYPE__MSG_ERROR, ROLE(AGENT), vms_on_agent_reply},
-    {VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, ROLE(AGENT), vms_on_agent_reply},
-    {VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, ROLE(AGENT), vms_on_agent_reply},
-    {VMCKPT__MSG_TYPE__MSG_RESTORE_DONE, ROLE(AGENT), vms_on_agent_reply},
-    {VMCKPT__MSG_TYPE__MSG_CKPT_STATS, ROLE(AGENT), vms_on_stats},
-    {VMCKPT__MSG_TYPE__MSG_CKPT_CUT_DONE, ROLE(AGENT), vms_on_cut_done},
-    {VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, ROLE(ADMIN), jobs_on_register},
-    {VMCKPT__MSG_TYPE__MSG_JOBS_QUERY, ROLE(ADMIN), jobs_on_query},
-    {VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, ROLE(ADMIN), jobs_on_epochs},
-    {VMCKPT__MSG_TYPE__MSG_JOB_CANCEL, ROLE(ADMIN), jobs_on_cancel},
-    {VMCKPT__MSG_TYPE__MSG_JOB_RESTART, ROLE(ADMIN), jobs_on_restart},
-    {VMCKPT__MSG_TYPE__MSG_GC, ROLE(ADMIN), jobs_on_gc},
-    /* the ranks' endpoint: MPI ranks and the wrapper, job token only */
-    {VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, ROLE(RANK), ranks_on_register},
-    {VMCKPT__MSG_TYPE__MSG_RANK_READY, ROLE(RANK), ranks_on_ready},
-    {VMCKPT__MSG_TYPE__MSG_JOB_REGISTER, ROLE(RANK), ranks_on_job_register},
-    {VMCKPT__MSG_TYPE__MSG_JOB_DEREGISTER, ROLE(RANK), ranks_on_job_deregister},
-};
 
 static void conn_free(struct conn *c)
 {
     struct coord *co = c->co;
     struct conn **pp;
+    size_t i;
 
     for (pp = &co->conns; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
@@ -69,9 +30,8 @@ static void conn_free(struct conn *c)
             break;
         }
     }
-    hosts_conn_lost(co, c);
-    vms_conn_gone(co, c);
-    jobs_conn_gone(co, c);
+    for (i = 0; i < co->nclose; i++)
+        co->on_close[i](co, c);
     ev_io_stop(co->loop, &c->io);
     ev_timer_stop(co->loop, &c->auth_timer);
     wire_conn_dispose(&c->w);
@@ -79,7 +39,7 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-void conn_drop(struct conn *c, const char *why)
+void server_drop(struct conn *c, const char *why)
 {
     if (c->auth.state == AUTH_DONE)
         log_warn("dropping %s %s (%s): %s", auth_role_name(c->auth.role),
@@ -97,8 +57,8 @@ static void update_events(struct conn *c)
                      POLLIN | (wire_conn_pending(&c->w) ? POLLOUT : 0));
 }
 
-int conn_send(struct conn *c, int type, uint64_t request_id,
-              const void *payload)
+int server_send(struct conn *c, int type, uint64_t request_id,
+                const void *payload)
 {
     struct vmckpt_error err;
 
@@ -110,8 +70,8 @@ int conn_send(struct conn *c, int type, uint64_t request_id,
     return 0;
 }
 
-int conn_error(struct conn *c, uint64_t request_id, Vmckpt__ErrorCode code,
-               const char *fmt, ...)
+int server_error(struct conn *c, uint64_t request_id, Vmckpt__ErrorCode code,
+                 const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -132,21 +92,23 @@ static int dispatch_msg(struct conn *c, const Vmckpt__Envelope *env)
 
     int known = 0;
 
-    for (i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++) {
-        if (dispatch[i].type != env->type)
+    for (i = 0; i < c->co->nroutes; i++) {
+        const struct server_route *r = &c->co->routes[i];
+
+        if (r->type != env->type)
             continue;
         known = 1;
-        if (dispatch[i].roles & (1u << c->auth.role))
-            return dispatch[i].fn(c, env);
+        if (r->roles & (1u << c->auth.role))
+            return r->fn(c, env);
     }
     if (known)
-        return conn_error(c, env->request_id,
-                          VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                          "%s may not send %s", auth_role_name(c->auth.role),
-                          wire_type_name(env->type));
-    return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                      "the coordinator does not serve %s",
-                      wire_type_name(env->type));
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                            "%s may not send %s", auth_role_name(c->auth.role),
+                            wire_type_name(env->type));
+    return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                        "the coordinator does not serve %s",
+                        wire_type_name(env->type));
 }
 
 /* Handle every complete frame in the buffer. Returns -1 when the
@@ -162,14 +124,14 @@ static int process(struct conn *c)
            (rc = wire_conn_next(&c->w, &env, &fault, &err)) != 0) {
         if (rc < 0) {
             wire_conn_send_error(&c->w, 0, (Vmckpt__ErrorCode)fault, err.text);
-            conn_drop(c, err.text);
+            server_drop(c, err.text);
             return -1;
         }
         if (c->auth.state != AUTH_DONE) {
             rc = auth_server_step(&c->auth, &c->w, env, &err);
             wire_free(env);
             if (rc < 0) {
-                conn_drop(c, err.text);
+                server_drop(c, err.text);
                 return -1;
             }
             if (rc == 1) {
@@ -179,12 +141,12 @@ static int process(struct conn *c)
                           c->peer);
                 if (c->guest != (c->auth.role == VMCKPT__ROLE__ROLE_RANK) ||
                     c->auth.role == VMCKPT__ROLE__ROLE_PEER) {
-                    conn_error(c, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                               "role %s is not served on the coordinator's "
-                               "%s endpoint",
-                               auth_role_name(c->auth.role),
-                               c->guest ? "ranks'" : "host");
-                    conn_drop(c, "role not served here");
+                    server_error(c, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                                 "role %s is not served on the coordinator's "
+                                 "%s endpoint",
+                                 auth_role_name(c->auth.role),
+                                 c->guest ? "ranks'" : "host");
+                    server_drop(c, "role not served here");
                     return -1;
                 }
             }
@@ -194,7 +156,7 @@ static int process(struct conn *c)
         rc = dispatch_msg(c, env);
         wire_free(env);
         if (rc < 0) {
-            conn_drop(c, "cannot queue a reply");
+            server_drop(c, "cannot queue a reply");
             return -1;
         }
     }
@@ -209,23 +171,23 @@ static void conn_ready(struct evloop *loop, struct ev_io *io, int revents)
     (void)loop;
     if (revents & POLLOUT) {
         if (wire_conn_flush(&c->w, &err) < 0) {
-            conn_drop(c, err.text);
+            server_drop(c, err.text);
             return;
         }
     }
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
         if (wire_conn_fill(&c->w, &err) < 0 && !c->w.eof) {
-            conn_drop(c, err.text);
+            server_drop(c, err.text);
             return;
         }
         if (process(c) < 0)
             return;
         if (c->w.eof) {
             if (c->w.rlen > 0)
-                conn_drop(c, "connection closed in the middle of a frame "
-                             "(truncated frame)");
+                server_drop(c, "connection closed in the middle of a frame "
+                               "(truncated frame)");
             else if (c->auth.state != AUTH_DONE)
-                conn_drop(c, "connection closed during the handshake");
+                server_drop(c, "connection closed during the handshake");
             else {
                 log_debug("%s %s closed the connection",
                           auth_role_name(c->auth.role), c->auth.peer_name);
@@ -246,7 +208,7 @@ static void auth_expired(struct evloop *loop, struct ev_timer *t)
     struct conn *c = t->arg;
 
     (void)loop;
-    conn_drop(c, "handshake not completed in time");
+    server_drop(c, "handshake not completed in time");
 }
 
 static void accept_on(struct evloop *loop, struct coord *co, int lfd, int guest)
@@ -276,8 +238,8 @@ static void accept_on(struct evloop *loop, struct coord *co, int lfd, int guest)
             /* a guest proves the token of the job it names, never the
              * cluster key */
             c->auth.key = NULL;
-            c->auth.key_for = ranks_key_for;
-            c->auth.key_arg = co;
+            c->auth.key_for = co->rank_key_for;
+            c->auth.key_arg = co->rank_key_arg;
         }
         ev_io_init(&c->io, fd, POLLIN, conn_ready, c);
         ev_timer_init(&c->auth_timer, auth_expired, c);
@@ -311,11 +273,39 @@ static void on_accept_rank(struct evloop *loop, struct ev_io *io, int revents)
     accept_on(loop, co, co->rank_fd, 1);
 }
 
+void server_init(struct coord *co, unsigned auth_timeout_ms, size_t max_frame)
+{
+    co->listen_fd = -1;
+    co->rank_fd = -1;
+    co->auth_timeout_ms = auth_timeout_ms;
+    co->max_frame = max_frame;
+}
+
+void server_set_routes(struct coord *co, const struct server_route *routes,
+                       size_t n)
+{
+    co->routes = routes;
+    co->nroutes = n;
+}
+
+int server_on_close(struct coord *co, server_close_fn fn)
+{
+    if (co->nclose == SERVER_MAX_CLOSE_HOOKS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    co->on_close[co->nclose++] = fn;
+    return 0;
+}
+
 int server_start_ranks(struct coord *co, const char *addr,
+                       server_key_fn *key_for, void *arg,
                        struct vmckpt_error *err)
 {
     if (addr[0] == '\0')
         return 0;
+    co->rank_key_for = key_for;
+    co->rank_key_arg = arg;
     co->rank_fd = net_listen(addr, WIRE_DEFAULT_PORT + 1, err);
     if (co->rank_fd < 0)
         return -1;

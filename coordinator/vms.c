@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coord.h"
+#include "catalog.h"
+#include "hosts.h"
+#include "vms.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
@@ -36,11 +38,48 @@ struct pending {
     struct pending *next;
 };
 
+/* The guests of one coordinator (co->vms). */
+struct vms {
+    struct vmrec *list;
+    struct pending *pending; /* admin requests waiting for an agent */
+    unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
+    struct vms_epoch_hooks epoch;
+    vms_cmdline_fn *cmdline;
+};
+
+static void conn_gone(struct coord *co, struct conn *c);
+
+int vms_create(struct coord *co, unsigned keep_epochs)
+{
+    struct vms *vs = calloc(1, sizeof(*vs));
+
+    if (vs == NULL)
+        return -1;
+    vs->keep_epochs = keep_epochs;
+    co->vms = vs;
+    return server_on_close(co, conn_gone);
+}
+
+void vms_set_epoch_hooks(struct coord *co, const struct vms_epoch_hooks *h)
+{
+    co->vms->epoch = *h;
+}
+
+void vms_set_cmdline_hook(struct coord *co, vms_cmdline_fn *fn)
+{
+    co->vms->cmdline = fn;
+}
+
+struct vmrec *vms_first(struct coord *co)
+{
+    return co->vms->list;
+}
+
 struct vmrec *vms_find(struct coord *co, const char *job, const char *name)
 {
     struct vmrec *v;
 
-    for (v = co->vms; v != NULL; v = v->next)
+    for (v = co->vms->list; v != NULL; v = v->next)
         if (strcmp(v->job, job) == 0 && strcmp(v->name, name) == 0)
             return v;
     return NULL;
@@ -84,8 +123,8 @@ static struct vmrec *vm_add(struct coord *co, const char *job, const char *name)
         return NULL;
     snprintf(v->job, sizeof(v->job), "%s", job);
     snprintf(v->name, sizeof(v->name), "%s", name);
-    v->next = co->vms;
-    co->vms = v;
+    v->next = co->vms->list;
+    co->vms->list = v;
     return v;
 }
 
@@ -111,22 +150,28 @@ int vms_load(struct coord *co, struct vmckpt_error *err)
     return catalog_vm_each(co->cat, load_one, co, err);
 }
 
-void vms_free(struct coord *co)
+void vms_destroy(struct coord *co)
 {
-    while (co->vms != NULL) {
-        struct vmrec *v = co->vms;
+    struct vms *vs = co->vms;
 
-        co->vms = v->next;
+    if (vs == NULL)
+        return;
+    while (vs->list != NULL) {
+        struct vmrec *v = vs->list;
+
+        vs->list = v->next;
         if (v->spec != NULL)
             wire_free_message(v->spec);
         free(v);
     }
-    while (co->pending != NULL) {
-        struct pending *p = co->pending;
+    while (vs->pending != NULL) {
+        struct pending *p = vs->pending;
 
-        co->pending = p->next;
+        vs->pending = p->next;
         free(p);
     }
+    free(vs);
+    co->vms = NULL;
 }
 
 void vms_note_tracking(struct vmrec *v, int qemu_stream)
@@ -197,14 +242,14 @@ static struct pending *relay(struct conn *admin, uint64_t admin_id,
     struct pending *p;
 
     if (agent == NULL) {
-        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                   "host %s is not up (see 'vmckpt hosts')", host);
+        server_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                     "host %s is not up (see 'vmckpt hosts')", host);
         return NULL;
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                   "out of memory");
+        server_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "out of memory");
         return NULL;
     }
     p->id = co->next_req++;
@@ -214,14 +259,14 @@ static struct pending *relay(struct conn *admin, uint64_t admin_id,
     p->kind = kind;
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->started = (int64_t)(clock_wall_ms() / 1000);
-    if (conn_send(agent, type, p->id, payload) < 0) {
+    if (server_send(agent, type, p->id, payload) < 0) {
         free(p);
-        conn_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                   "cannot reach the agent of %s", host);
+        server_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "cannot reach the agent of %s", host);
         return NULL;
     }
-    p->next = co->pending;
-    co->pending = p;
+    p->next = co->vms->pending;
+    co->vms->pending = p;
     return p;
 }
 
@@ -240,7 +285,7 @@ static void answer_ack(struct pending *p, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     ack.text = text;
-    conn_send(p->admin, VMCKPT__MSG_TYPE__MSG_ACK, p->admin_id, &ack);
+    server_send(p->admin, VMCKPT__MSG_TYPE__MSG_ACK, p->admin_id, &ack);
 }
 
 int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
@@ -255,44 +300,46 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
     if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
         s->host[0] == '\0' || s->memory_mb < 16 ||
         (s->kernel[0] == '\0' && s->xl_config[0] == '\0'))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "vm start needs a job, a name, a host, a kernel "
-                          "(or, for Xen, an xl configuration) and at least "
-                          "16 MiB");
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "vm start needs a job, a name, a host, a kernel "
+                            "(or, for Xen, an xl configuration) and at least "
+                            "16 MiB");
     if ((s->xl_config[0] != '\0' || s->domain[0] != '\0') &&
         strcmp(s->hypervisor, "xen") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "an xl configuration or a domain to take over is "
-                          "for --hypervisor xen");
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "an xl configuration or a domain to take over is "
+                            "for --hypervisor xen");
     if (s->domain[0] != '\0' && s->xl_config[0] == '\0')
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "taking over domain %s needs its xl configuration "
-                          "(--xl-config), to restore it",
-                          s->domain);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "taking over domain %s needs its xl configuration "
+                            "(--xl-config), to restore it",
+                            s->domain);
     if (s->hypervisor[0] != '\0' && strcmp(s->hypervisor, "qemu") != 0 &&
         strcmp(s->hypervisor, "xen") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "hypervisor '%.32s': give qemu or xen",
-                          s->hypervisor);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "hypervisor '%.32s': give qemu or xen",
+                            s->hypervisor);
     if (strcmp(s->hypervisor, "xen") == 0 &&
         hosts_conn(c->co, s->host) != NULL &&
         !hosts_offers(c->co, s->host, "xen"))
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "host %s has no usable Xen back end (see 'vmckpt "
-                          "hosts')",
-                          s->host);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "host %s has no usable Xen back end (see 'vmckpt "
+                            "hosts')",
+                            s->host);
     v = vms_find(c->co, s->job, s->name);
     if (v != NULL && strcmp(v->state, "running") == 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
-                          "%s/%s is already running on %s", s->job, s->name,
-                          v->host);
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
+                            "%s/%s is already running on %s", s->job, s->name,
+                            v->host);
     /* the guest's kernel command line tells its MPI ranks how to reach
      * the ranks' endpoint, with the job's token */
     spec = *s;
-    cmdline = ranks_cmdline(c->co, jobs_touch(c->co, s->job), s->cmdline);
+    cmdline = c->co->vms->cmdline != NULL
+                  ? c->co->vms->cmdline(c->co, s->job, s->cmdline)
+                  : strdup(s->cmdline);
     if (cmdline == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     spec.cmdline = cmdline;
     start.spec = &spec;
     p = relay(c, env->request_id, s->host, P_START,
@@ -322,8 +369,9 @@ int vms_on_stop(struct conn *c, const Vmckpt__Envelope *env)
     struct pending *p;
 
     if (v == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "no VM %s/%s", env->vm_stop->job, env->vm_stop->vm);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND, "no VM %s/%s",
+                            env->vm_stop->job, env->vm_stop->vm);
     p = relay(c, env->request_id, v->host, P_STOP,
               VMCKPT__MSG_TYPE__MSG_VM_STOP, env->vm_stop);
     if (p != NULL) {
@@ -341,17 +389,17 @@ int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
     size_t n = 0, i = 0;
     int rc;
 
-    for (v = c->co->vms; v != NULL; v = v->next)
+    for (v = c->co->vms->list; v != NULL; v = v->next)
         n++;
     infos = calloc(n ? n : 1, sizeof(*infos));
     ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     if (infos == NULL || ptrs == NULL) {
         free(infos);
         free(ptrs);
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "out of memory");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     }
-    for (v = c->co->vms; v != NULL; v = v->next) {
+    for (v = c->co->vms->list; v != NULL; v = v->next) {
         Vmckpt__VmInfo *vi = &infos[i];
 
         if (env->vms_query->job[0] && strcmp(env->vms_query->job, v->job))
@@ -376,7 +424,8 @@ int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
     }
     reply.n_vms = i;
     reply.vms = ptrs;
-    rc = conn_send(c, VMCKPT__MSG_TYPE__MSG_VMS_REPLY, env->request_id, &reply);
+    rc = server_send(c, VMCKPT__MSG_TYPE__MSG_VMS_REPLY, env->request_id,
+                     &reply);
     free(infos);
     free(ptrs);
     return rc;
@@ -392,31 +441,32 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     struct vmrec *v;
     const char *store;
 
-    if (b->n_targets == 0)
-        return jobs_on_checkpoint(c, env);
     if (b->n_targets != 1 || b->targets[0]->vm[0] == '\0')
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "checkpoint: name the job, or one VM of it");
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "checkpoint: name the job, or one VM of it");
     v = vms_find(co, b->job, b->targets[0]->vm);
     if (v == NULL || strcmp(v->state, "running") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "%s/%s is not running (see 'vmckpt vm list')", b->job,
-                          b->targets[0]->vm);
-    for (q = co->pending; q != NULL; q = q->next)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                            "%s/%s is not running (see 'vmckpt vm list')",
+                            b->job, b->targets[0]->vm);
+    for (q = co->vms->pending; q != NULL; q = q->next)
         if (q->kind == P_CKPT && strcmp(q->job, v->job) == 0 &&
             strcmp(q->vm, v->name) == 0)
-            return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
-                              "%s/%s: epoch %llu is in progress", v->job,
-                              v->name, (unsigned long long)q->epoch);
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_BUSY,
+                                "%s/%s: epoch %llu is in progress", v->job,
+                                v->name, (unsigned long long)q->epoch);
     /* the store: a named host, or the next up host after the VM's (ring) */
     store = b->targets[0]->host[0] ? b->targets[0]->host
                                    : hosts_next_up(co, v->host);
     if (store == NULL || strcmp(store, v->host) == 0 ||
         hosts_conn(co, store) == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "no peer host is up to store %s/%s (its image "
-                          "must live on another host)",
-                          v->job, v->name);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                            "no peer host is up to store %s/%s (its image "
+                            "must live on another host)",
+                            v->job, v->name);
     out.job = v->job;
     out.epoch = catalog_epoch_next(co->cat, v->job);
     t.vm = v->name;
@@ -478,21 +528,23 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
 
     memset(&e, 0, sizeof(e));
     if (v == NULL || v->spec == NULL)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "no VM %s/%s", r->job, r->vm);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND, "no VM %s/%s",
+                            r->job, r->vm);
     if (r->target_host[0] == '\0')
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                          "restore: name the host to restore on");
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "restore: name the host to restore on");
     rc = catalog_epoch_get(co->cat, r->job, r->vm, r->epoch, epoch_ref_copy, &e,
                            &err);
     if (rc < 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                          "%s", err.text);
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", err.text);
     if (rc == 0 || strcmp(e.state, "committed") != 0)
-        return conn_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
-                          "%s/%s: no committed epoch%s (see 'vmckpt vm "
-                          "list')",
-                          r->job, r->vm, r->epoch ? " of that number" : "");
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                            "%s/%s: no committed epoch%s (see 'vmckpt vm "
+                            "list')",
+                            r->job, r->vm, r->epoch ? " of that number" : "");
     spec = *v->spec;
     spec.host = (char *)r->target_host;
     out.job = v->job;
@@ -549,8 +601,8 @@ static void retain_store(const char *store_host, void *arg)
     sr.job = (char *)r->job;
     sr.vm = (char *)r->vm;
     sr.keep_from = r->keep_from;
-    if (conn_send(agent, VMCKPT__MSG_TYPE__MSG_STORE_RETAIN, r->co->next_req++,
-                  &sr) == 0 &&
+    if (server_send(agent, VMCKPT__MSG_TYPE__MSG_STORE_RETAIN,
+                    r->co->next_req++, &sr) == 0 &&
         r->nsent < 8)
         snprintf(r->sent[r->nsent++], sizeof(r->sent[0]), "%s", store_host);
 }
@@ -564,7 +616,8 @@ void vms_retain(struct coord *co, const char *job, const char *vm,
     struct retain_ctx r = {.co = co, .job = job, .vm = vm};
     struct vmckpt_error err;
 
-    r.keep_from = catalog_epoch_keep_from(co->cat, job, vm, co->keep_epochs);
+    r.keep_from =
+        catalog_epoch_keep_from(co->cat, job, vm, co->vms->keep_epochs);
     if (r.keep_from == 0)
         return;
     if (catalog_epoch_expire(co->cat, job, vm, r.keep_from, retain_store, &r,
@@ -582,7 +635,7 @@ static struct pending *take_pending(struct coord *co, struct conn *agent,
 {
     struct pending **pp, *p;
 
-    for (pp = &co->pending; (p = *pp) != NULL; pp = &p->next)
+    for (pp = &co->vms->pending; (p = *pp) != NULL; pp = &p->next)
         if (p->agent == agent && p->id == id) {
             *pp = p->next;
             return p;
@@ -593,8 +646,8 @@ static struct pending *take_pending(struct coord *co, struct conn *agent,
 static void forward_error(struct pending *p, const char *text)
 {
     if (p->admin != NULL)
-        conn_error(p->admin, p->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                   "%s", text);
+        server_error(p->admin, p->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "%s", text);
 }
 
 int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
@@ -605,7 +658,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
     const char *text;
 
     if (p == NULL) {
-        if (jobs_on_agent_reply(c, env))
+        if (co->vms->epoch.reply != NULL && co->vms->epoch.reply(c, env))
             return 0;
         if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR)
             log_warn("agent %s: %s", c->auth.peer_name, env->error->text);
@@ -719,7 +772,8 @@ int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env)
         v->throughput = st->bytes_per_s;
         v->bytes_sent = st->bytes_sent;
     }
-    jobs_on_stats(c->co, st);
+    if (c->co->vms->epoch.stats != NULL)
+        c->co->vms->epoch.stats(c->co, st);
     return 0;
 }
 
@@ -730,13 +784,16 @@ int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env)
 
     if (v != NULL)
         snprintf(v->phase, sizeof(v->phase), "cut");
-    jobs_on_cut_done(c->co, cd);
+    if (c->co->vms->epoch.cut_done != NULL)
+        c->co->vms->epoch.cut_done(c->co, cd);
     return 0;
 }
 
-void vms_conn_gone(struct coord *co, struct conn *c)
+/* The server's close hook: requests relayed through 'c' fail, or lose
+ * their asker. */
+static void conn_gone(struct coord *co, struct conn *c)
 {
-    struct pending **pp = &co->pending, *p;
+    struct pending **pp = &co->vms->pending, *p;
 
     while ((p = *pp) != NULL) {
         if (p->admin == c)
@@ -765,7 +822,7 @@ void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
     struct vmrec *v;
     size_t i;
 
-    for (v = co->vms; v != NULL; v = v->next) {
+    for (v = co->vms->list; v != NULL; v = v->next) {
         int here = 0, held = 0;
 
         for (i = 0; i < n; i++) {

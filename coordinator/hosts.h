@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The host registry: agents register and heartbeat; a host silent past the
+ * timeout is lost. Sits on the connection layer (server.h) and the
+ * catalog; tells the layer above what happens to hosts through the events
+ * it registered (hosts_set_events), never by name. */
+#ifndef VMCKPT_COORD_HOSTS_H
+#define VMCKPT_COORD_HOSTS_H
+
+#include <stddef.h>
+
+#include "server.h"
+
+/* What the layer above (jobs) learns of hosts. Both run on the event
+ * loop, inside the host code: they may send and drop connections, not
+ * free the host registry. */
+struct hosts_events {
+    /* Every state change of host 'host' (and every repeated setting of
+     * one): 'state' is "up", "lost" or "down", 'why' says why. */
+    void (*state)(void *arg, const char *host, const char *state,
+                  const char *why);
+    /* The agent of 'host' registered and was answered; it runs the guests
+     * vms[0..n-1] ("job/vm", "job/vm!" when held paused). The strings are
+     * valid during the call. */
+    void (*registered)(void *arg, const char *host, char **vms, size_t n);
+    void *arg;
+};
+
+/* Create the registry of 'co' (co->hosts): agents heartbeat every
+ * 'heartbeat_ms' and are lost when silent past 'timeout_ms'. Registers
+ * its close hook with the server. 0, or -1 (errno) on failure. */
+int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms);
+/* Free the registry (NULL-safe); after server_stop(). */
+void hosts_destroy(struct coord *co);
+/* Who hears of host changes; 'ev' is copied. One listener. */
+void hosts_set_events(struct coord *co, const struct hosts_events *ev);
+/* Load the hosts of the catalog (state "unknown"). 0, or -1 with 'err'. */
+int hosts_load(struct coord *co, struct vmckpt_error *err);
+/* Start watching heartbeats (after the loop exists). */
+void hosts_start_sweep(struct coord *co);
+
+/* Handlers of the agents' and the console's messages (server routes). */
+int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
+
+/* The connection of host 'name' when it is up, else NULL. Valid until
+ * that connection's close hooks ran. */
+struct conn *hosts_conn(struct coord *co, const char *name);
+/* The store address of host 'name' ("" if none or unknown); the registry
+ * owns the string. */
+const char *hosts_store_addr(struct coord *co, const char *name);
+/* The next up host with a store after 'after' in name order (a ring),
+ * other than 'after'; NULL if none. The registry owns the string. */
+const char *hosts_next_up(struct coord *co, const char *after);
+/* 1 if host 'name' registered hypervisor back end 'hv' ("qemu", "xen";
+ * NULL or "" means qemu) as usable, else 0. */
+int hosts_offers(struct coord *co, const char *name, const char *hv);
+
+#endif

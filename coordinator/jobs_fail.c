@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What jobs do when the hosts and connections they need fail or come
+ * back: abort the epoch in flight, fail the job (and restart it when
+ * auto_restart says so), deliver the aborts a host missed, and mark a job
+ * running again once all its guests run. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs_int.h"
+#include "lib/util/log.h"
+
+static int epoch_uses(const struct jepoch *e, const char *host)
+{
+    size_t i;
+
+    for (i = 0; e != NULL && i < e->n; i++)
+        if (strcmp(e->v[i].host, host) == 0 ||
+            strcmp(e->v[i].store_host, host) == 0)
+            return 1;
+    return 0;
+}
+
+/* The server's close hook: a console waiting for a restart went away, or
+ * an agent an epoch or a restart needs. */
+static void conn_gone(struct coord *co, struct conn *c)
+{
+    struct job *j;
+    size_t i;
+
+    for (j = co->jobs->list; j != NULL; j = j->next) {
+        if (j->rs != NULL && j->rs->admin == c)
+            j->rs->admin = NULL;
+        if (c->auth.role != VMCKPT__ROLE__ROLE_AGENT)
+            continue;
+        if (epoch_uses(j->cur, c->auth.peer_name))
+            jobs_abort(j, "lost the agent of %s", c->auth.peer_name);
+        if (j->rs != NULL)
+            for (i = 0; i < j->rs->n; i++)
+                if (!j->rs->v[i].done &&
+                    strcmp(j->rs->v[i].host, c->auth.peer_name) == 0) {
+                    j->rs->v[i].done = 1;
+                    j->rs->ndone++;
+                    j->rs->nfail++;
+                    snprintf(j->rs->error, sizeof(j->rs->error),
+                             "lost the agent of %s", c->auth.peer_name);
+                    if (j->rs->ndone == j->rs->n) {
+                        jobs_restart_finish(j);
+                        break;
+                    }
+                }
+    }
+}
+
+static void host_lost(struct coord *co, const char *host, const char *why)
+{
+    struct job *j;
+    struct vmrec *v;
+    char text[300];
+
+    for (j = co->jobs->list; j != NULL; j = j->next) {
+        int hit = 0;
+
+        if (epoch_uses(j->cur, host))
+            jobs_abort(j, "host %s lost (%s)", host, why);
+        for (v = vms_first(co); v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0 && strcmp(v->host, host) == 0 &&
+                strcmp(v->state, "stopped") != 0) {
+                vms_set_state(co, v, "lost");
+                hit = 1;
+            }
+        if (!hit)
+            continue;
+        snprintf(text, sizeof(text), "host %s lost (%s)", host, why);
+        jobs_set_state(j, "failed", text);
+        if (j->auto_restart && j->rs == NULL) {
+            char err[300];
+
+            log_info("job %s: auto_restart from its last committed epoch",
+                     j->name);
+            if (jobs_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
+                log_err("job %s: auto_restart impossible: %s", j->name, err);
+                snprintf(j->last_error, sizeof(j->last_error),
+                         "auto_restart impossible: %s", err);
+                jobs_save(j);
+            }
+        }
+    }
+}
+
+/* Guests were reported running again: a failed job whose VMs all run is
+ * running again. */
+static void vms_back(struct coord *co)
+{
+    struct job *j;
+    struct vmrec *v;
+
+    for (j = co->jobs->list; j != NULL; j = j->next) {
+        int n = 0, up = 0;
+
+        if (strcmp(j->state, "failed") != 0 || j->rs != NULL)
+            continue;
+        for (v = vms_first(co); v != NULL; v = v->next)
+            if (strcmp(v->job, j->name) == 0 &&
+                strcmp(v->state, "stopped") != 0) {
+                n++;
+                up += strcmp(v->state, "running") == 0;
+            }
+        if (n > 0 && up == n)
+            jobs_set_state(j, "running", NULL);
+    }
+}
+
+void jobs_host_up(struct coord *co, const char *host)
+{
+    struct clean_note **pp = &co->jobs->to_clean, *n;
+    struct conn *c = hosts_conn(co, host);
+
+    while ((n = *pp) != NULL) {
+        if (c == NULL || strcmp(n->host, host) != 0) {
+            pp = &n->next;
+            continue;
+        }
+        {
+            Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+
+            ab.job = n->job;
+            ab.epoch = n->epoch;
+            ab.reason = "aborted while this host was away";
+            server_send(c, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, co->next_req++,
+                        &ab);
+        }
+        *pp = n->next;
+        free(n);
+    }
+}
+
+/* The host registry's events: a host lost or stopped fails what it ran;
+ * an agent that registers gets its guests reconciled and the aborts it
+ * missed. */
+static void on_host_state(void *arg, const char *host, const char *state,
+                          const char *why)
+{
+    if (strcmp(state, "lost") == 0 || strcmp(state, "down") == 0)
+        host_lost(arg, host, why);
+}
+
+static void on_host_registered(void *arg, const char *host, char **vms,
+                               size_t n)
+{
+    struct coord *co = arg;
+
+    vms_on_host_vms(co, host, vms, n);
+    jobs_host_up(co, host);
+    vms_back(co);
+}
+
+int jobs_fail_watch(struct coord *co)
+{
+    struct hosts_events ev = {
+        .state = on_host_state,
+        .registered = on_host_registered,
+        .arg = co,
+    };
+
+    hosts_set_events(co, &ev);
+    return server_on_close(co, conn_gone);
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Inside the jobs module only (jobs.c: the epoch protocol, failures and
+ * the periodic policy; jobs_restart.c: restarts; jobs_admin.c: console
+ * requests). */
+#ifndef VMCKPT_COORD_JOBS_INT_H
+#define VMCKPT_COORD_JOBS_INT_H
+
+#include "catalog.h"
+#include "hosts.h"
+#include "jobs.h"
+#include "vms.h"
+
+/* A restart in flight: every VM restored paused, then resumed at once. */
+struct jrestart {
+    uint64_t epoch;
+    size_t n, ndone, nfail;
+    struct {
+        char vm[65], host[64];
+        uint64_t req;
+        int done;
+    } * v;
+    struct conn *admin; /* NULL once the console went away */
+    uint64_t admin_id;
+    char error[256];
+};
+
+/* A host that missed an abort (it was away): told when it registers. */
+struct clean_note {
+    char job[65], host[64];
+    uint64_t epoch;
+    struct clean_note *next;
+};
+
+/* The jobs of one coordinator (co->jobs). */
+struct jobs {
+    struct job *list;
+    struct clean_note *to_clean; /* aborts not yet told to a host */
+    unsigned max_precopy_ms;     /* a job epoch is cut after this at most */
+    unsigned ckpt_timeout_ms;    /* and aborted if not committed after this */
+    uint64_t mtbf_s;             /* default MTBF for interval = auto */
+    const struct jobs_ranks_ops *ranks; /* NULL: no MPI layer */
+};
+
+/* Every change of a job's state: logs old -> new, writes the catalog;
+ * 'why' (may be NULL) becomes last_error unless the job runs. */
+void jobs_set_state(struct job *j, const char *state, const char *why);
+/* The VMs of job (not stopped) into out[max]; how many. */
+int jobs_vms(struct coord *co, const char *job, struct vmrec **out, size_t max);
+/* Start an epoch of 'j', 'streams' per VM (0: each agent's setting);
+ * 0, or -1 with 'why'. */
+int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen);
+/* Abort the epoch in flight everywhere; the previous commit stays. */
+void jobs_abort(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The periodic interval in effect (s, 0: none). */
+uint64_t jobs_interval_s(const struct job *j);
+/* Deliver the aborts noted for 'host' if it is up (jobs_fail.c). */
+void jobs_host_up(struct coord *co, const char *host);
+/* The MPI layer's view of j, or its absence. */
+unsigned jobs_rank_count(struct job *j);
+const char *jobs_rank_protection(struct job *j, char *buf, size_t len);
+
+/* jobs_fail.c */
+/* Listen to the host registry and the server's closes (jobs_create). 0,
+ * or -1 (errno). */
+int jobs_fail_watch(struct coord *co);
+
+/* jobs_restart.c */
+/* Restart 'j' from 'epoch' (0: the last committed); lost VMs go to
+ * hosts[0..nhosts-1] in turn if given, else to the host holding their
+ * image. 'admin' (may be NULL) is answered when every VM is back. 0, or
+ * -1 with 'why' (nothing was started). */
+int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
+                 struct conn *admin, uint64_t admin_id, char *why, size_t wlen);
+/* Every VM of a restart answered: resume them all, or fail the job.
+ * Frees j->rs. */
+void jobs_restart_finish(struct job *j);
+
+#endif

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guests as the coordinator knows them, and the single-VM requests of the
+ * console (start, stop, checkpoint, restore) relayed to agents. Sits on
+ * the host registry; agent messages that belong to a job epoch are handed
+ * to the hooks the layer above registered (vms_set_epoch_hooks). */
+#ifndef VMCKPT_COORD_VMS_H
+#define VMCKPT_COORD_VMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+/* A guest. Owned by the vms module (freed by vms_destroy); the job layer
+ * reads it and updates its checkpoint fields. */
+struct vmrec {
+    char job[65], name[65], host[64], state[16];
+    Vmckpt__VmSpec *spec; /* owned; NULL when the catalog had none */
+    uint64_t last_epoch;  /* last committed */
+    uint64_t chain_epoch; /* last epoch written by its current QEMU */
+    char chain_store[64]; /* where that epoch is: deltas stay on it */
+    /* live progress of a checkpoint in flight */
+    char phase[16];
+    uint32_t round;
+    uint64_t pages_left, dirty_rate, throughput, last_pause_us, bytes_sent;
+    char tracking[16]; /* "uffd-wp", "qemu-migration", "" unknown */
+    struct vmrec *next;
+};
+
+/* The job layer's part in messages of agents. Each runs inside the
+ * handler of the message; the envelope and its payload belong to the
+ * server and are valid during the call only. */
+struct vms_epoch_hooks {
+    /* An Ack, Error, CkptDurable, CkptAbort or RestoreDone no single-VM
+     * request waits for: 1 if it belonged to a job epoch or restart. */
+    int (*reply)(struct conn *c, const Vmckpt__Envelope *env);
+    /* Pre-copy progress of one VM (after the VM's record took it). */
+    void (*stats)(struct coord *co, const Vmckpt__CkptStats *st);
+    /* One VM is paused and staged (after the VM's record took it). */
+    void (*cut_done)(struct coord *co, const Vmckpt__CkptCutDone *cd);
+};
+
+/* The kernel command line a guest of job 'job' starts with, from the one
+ * the console gave: malloc'd (the caller frees), NULL when out of memory.
+ * Called before every start is relayed. */
+typedef char *vms_cmdline_fn(struct coord *co, const char *job,
+                             const char *cmdline);
+
+/* Create the guest table of 'co' (co->vms), keeping 'keep_epochs'
+ * committed epochs per VM (0: all). Registers its close hook with the
+ * server. 0, or -1 (errno). */
+int vms_create(struct coord *co, unsigned keep_epochs);
+/* Free every guest and relayed request (NULL-safe); after server_stop(). */
+void vms_destroy(struct coord *co);
+/* Who takes the agents' job-epoch messages; 'h' is copied. */
+void vms_set_epoch_hooks(struct coord *co, const struct vms_epoch_hooks *h);
+/* Who builds a starting guest's command line; without one, the console's
+ * is used as given. */
+void vms_set_cmdline_hook(struct coord *co, vms_cmdline_fn *fn);
+/* Load the guests of the catalog. 0, or -1 with 'err'. */
+int vms_load(struct coord *co, struct vmckpt_error *err);
+
+/* Every guest, for iteration with ->next; NULL if none. */
+struct vmrec *vms_first(struct coord *co);
+/* Guest job/name, or NULL. */
+struct vmrec *vms_find(struct coord *co, const char *job, const char *name);
+/* Where an epoch's pages of job/vm came from, for the catalog:
+ * "qemu-migration", or the tracking its agent reported ("uffd-wp",
+ * "xen-logdirty"). A static or the VM's own string. */
+const char *vms_source(struct coord *co, const char *job, const char *vm,
+                       int qemu_stream);
+/* After a durable checkpoint: the VM's tracking as that checkpoint showed
+ * it (QEMU's stream, or the agent's own tracking). */
+void vms_note_tracking(struct vmrec *v, int qemu_stream);
+/* Write the VM's row to the catalog (errors are logged). */
+void vms_save(struct coord *co, struct vmrec *v);
+/* Every VM state change: logs old -> new, writes the catalog. */
+void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
+/* An agent registered with the guests it runs (vms[0..n-1], "job/vm", or
+ * "job/vm!" when held paused): reconcile states and hosts. */
+void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n);
+/* Retention of job/vm after a commit: keep the newest keep_epochs; older
+ * ones are expired in the catalog, then every store that held one and
+ * 'current_store' are told to fold and delete. */
+void vms_retain(struct coord *co, const char *job, const char *vm,
+                const char *current_store);
+
+/* Handlers of the console's messages (server routes). vms_on_checkpoint
+ * serves a checkpoint of one VM (one target). */
+int vms_on_start(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_stop(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_query(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env);
+/* Handlers of the agents' messages (server routes). */
+int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env);
+int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env);
+
+#endif
