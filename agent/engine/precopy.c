@@ -315,25 +315,37 @@ static uint64_t popcount(const uint64_t *bm, size_t words)
     return n;
 }
 
-int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
-                       int stop_and_save, int lz4, unsigned streams,
-                       const struct precopy_sink *sink,
-                       const struct precopy_policy *policy,
-                       struct precopy_result *res, struct vmckpt_error *err)
+static uint64_t now_us(void)
 {
-    struct lanes *L = NULL;
-    struct sender s;
-    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
-    const uint8_t *ram;
-    uint64_t ram_len, npages, t0 = (clock_mono_ns() / 1000), tp = 0, *bm = NULL;
-    uint8_t *staging = NULL, *state = NULL;
-    uint64_t *staged = NULL, nstaged = 0, i;
-    size_t words;
-    int paused = 0, statefd = -1, rc = -1;
-    int64_t n, state_len;
-    unsigned round = 0;
+    return clock_mono_ns() / 1000;
+}
 
-    memset(res, 0, sizeof(*res));
+/* One checkpoint under way: what the steps below share. */
+struct ckpt {
+    const struct hv_ops *ops;
+    struct hv_vm *vm;
+    int full, stop_and_save;
+    const struct precopy_sink *sink;
+    const struct precopy_policy *policy;
+    struct precopy_result *res;
+    struct lanes *L;
+    const uint8_t *ram;
+    uint64_t npages, *bm; /* bm: the pages the next round sends */
+    size_t words;
+    uint64_t t0, tp; /* µs: the start, the pause request */
+    int paused;
+    unsigned round;
+    /* the pages copied while paused, drained after the resume */
+    uint64_t *staged, nstaged;
+    uint8_t *staging;
+    int statefd;
+    int64_t state_len;
+    struct sender s; /* the lanes' totals */
+};
+
+static int check_args(const struct hv_ops *ops, unsigned streams,
+                      struct vmckpt_error *err)
+{
     if (ops->vm_adopt == NULL || ops->dirty_harvest == NULL) {
         errno = ENOTSUP;
         return errprintf(err, "the %s back end cannot checkpoint live",
@@ -344,192 +356,294 @@ int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
         return errprintf(err, "%u streams: 1 to %d", streams,
                          PRECOPY_MAX_STREAMS);
     }
-    if (ops->ram_map(vm, &ram, &ram_len, err) < 0)
+    return 0;
+}
+
+/* Map the guest's RAM, allocate the bitmap and start the lanes. */
+static int ckpt_setup(struct ckpt *c, int lz4, unsigned streams,
+                      struct vmckpt_error *err)
+{
+    if (c->ops->ram_map(c->vm, &c->ram, &c->npages, err) < 0)
         return -1;
-    npages = ram_len / BATCH_PAGE;
-    words = (size_t)((npages + 63) / 64);
-    bm = calloc(words, sizeof(*bm));
-    L = malloc(sizeof(*L));
-    if (bm == NULL || L == NULL) {
-        errprintf_errno(err, "pre-copy");
-        free(L);
-        L = NULL;
-        goto out;
+    c->npages /= BATCH_PAGE;
+    c->words = (size_t)((c->npages + 63) / 64);
+    c->bm = calloc(c->words, sizeof(*c->bm));
+    c->L = malloc(sizeof(*c->L));
+    if (c->bm == NULL || c->L == NULL) {
+        free(c->L);
+        c->L = NULL;
+        return errprintf_errno(err, "pre-copy");
     }
-    if (lanes_init(L, streams, lz4, sink, err) < 0)
-        goto out;
-    L->ram = ram;
-    L->npages = npages;
-    L->bitmap = bm;
-    if (stop_and_save) {
-        tp = (clock_mono_ns() / 1000);
-        res->paused_at_ns = clock_wall_ns();
-        if (ops->pause(vm, err) < 0)
-            goto out;
-        paused = 1;
-    }
+    if (lanes_init(c->L, streams, lz4, c->sink, err) < 0)
+        return -1;
+    c->L->ram = c->ram;
+    c->L->npages = c->npages;
+    c->L->bitmap = c->bm;
+    return 0;
+}
+
+static int pause_guest(struct ckpt *c, struct vmckpt_error *err)
+{
+    /* the pause counts from the stop request, like pause_us */
+    c->tp = now_us();
+    c->res->paused_at_ns = clock_wall_ns();
+    if (c->ops->pause(c->vm, err) < 0)
+        return -1;
+    c->paused = 1;
+    return 0;
+}
+
+/* Send the pages set in bm on every lane, then (unless the guest is
+ * paused: then that was everything) harvest what the guest wrote
+ * meanwhile into bm. Returns the pages sent, -1 with 'err', or -2 when
+ * the policy cut mid-round (what was not sent is still set in bm). */
+static int64_t send_round(struct ckpt *c, struct vmckpt_error *err)
+{
+    int64_t n;
+
+    c->L->skip_zero = c->full && c->round == 0;
+    c->L->round = c->round;
+    c->L->pol = c->stop_and_save ? NULL : c->policy;
+    n = lanes_run(c->L, err);
+    if (n < 0)
+        return n;
+    memset(c->bm, 0, c->words * sizeof(*c->bm));
+    if (!c->stop_and_save && c->ops->dirty_harvest(c->vm, c->bm, err) < 0)
+        return -1;
+    return n;
+}
+
+/* What round r did, from the lanes' totals before it (s0), its start
+ * (ts, µs) and its outcome n. */
+static void round_report(struct ckpt *c, const struct sender *s0, uint64_t ts,
+                         int64_t n, struct precopy_round *r)
+{
+    uint64_t now;
+
+    lanes_sum(c->L, &c->s);
+    now = now_us();
+    r->pages_sent = c->s.pages - s0->pages;
+    r->bytes_sent = c->s.wire - s0->wire;
+    r->pages_left = popcount(c->bm, c->words);
+    r->round_ms = (now - ts) / 1000;
+    r->elapsed_ms = (now - c->t0) / 1000;
+    /* a round the cut ended left unsent pages, not newly written ones */
+    r->dirty_rate = n >= 0 ? r->pages_left * 1000000 / (now - ts + 1) : 0;
+    r->throughput = r->bytes_sent * 1000000 / (now - ts + 1);
+}
+
+/* The rounds with the guest running, until the policy cuts (or, for
+ * stop-and-save, the one round with the guest paused). */
+static int send_memory_live(struct ckpt *c, struct vmckpt_error *err)
+{
+    if (c->stop_and_save && pause_guest(c, err) < 0)
+        return -1;
     /* what round 0 sends: everything, or what was written since the last
      * cut; the harvest also restarts tracking for round 1 */
-    if (ops->dirty_harvest(vm, bm, err) < 0)
-        goto out;
-    if (full)
-        memset(bm, 0xff, words * sizeof(*bm));
+    if (c->ops->dirty_harvest(c->vm, c->bm, err) < 0)
+        return -1;
+    if (c->full)
+        memset(c->bm, 0xff, c->words * sizeof(*c->bm));
     for (;;) {
-        struct precopy_round r = {.round = round};
-        uint64_t ts = (clock_mono_ns() / 1000), wire0, pages0;
+        struct precopy_round r = {.round = c->round};
+        struct sender s0;
+        uint64_t ts = now_us();
+        int64_t n;
 
-        lanes_sum(L, &s);
-        wire0 = s.wire;
-        pages0 = s.pages;
-        L->skip_zero = full && round == 0;
-        L->round = round;
-        L->pol = stop_and_save ? NULL : policy;
-        n = lanes_run(L, err);
+        lanes_sum(c->L, &s0);
+        n = send_round(c, err);
         if (n == -1)
-            goto out;
-        if (n >= 0) {
-            memset(bm, 0, words * sizeof(*bm));
-            if (stop_and_save)
-                break; /* everything was copied while paused */
-            if (ops->dirty_harvest(vm, bm, err) < 0)
-                goto out;
-        }
+            return -1;
+        if (n >= 0 && c->stop_and_save)
+            return 0; /* everything was copied while paused */
         /* a round the cut ended early counts too (what it did not send
          * is still set in bm), so progress never misses its pages */
-        lanes_sum(L, &s);
-        r.pages_sent = s.pages - pages0;
-        r.bytes_sent = s.wire - wire0;
-        r.pages_left = popcount(bm, words);
-        r.round_ms = ((clock_mono_ns() / 1000) - ts) / 1000;
-        r.elapsed_ms = ((clock_mono_ns() / 1000) - t0) / 1000;
-        /* a round the cut ended left unsent pages, not newly written ones */
-        r.dirty_rate = n >= 0 ? r.pages_left * 1000000 /
-                                    ((clock_mono_ns() / 1000) - ts + 1)
-                              : 0;
-        r.throughput =
-            r.bytes_sent * 1000000 / ((clock_mono_ns() / 1000) - ts + 1);
-        res->rounds = ++round;
-        if (policy->on_round != NULL)
-            policy->on_round(&r, policy->arg);
+        round_report(c, &s0, ts, n, &r);
+        c->res->rounds = ++c->round;
+        if (c->policy->on_round != NULL)
+            c->policy->on_round(&r, c->policy->arg);
         if (n == -2)
-            break; /* cut now: what is left in bm is copied while paused */
-        switch (policy->decide(&r, policy->arg)) {
+            return 0; /* cut now: what is left in bm is copied while paused */
+        switch (c->policy->decide(&r, c->policy->arg)) {
         case PRECOPY_CONTINUE:
             continue;
         case PRECOPY_ABORT:
             errno = ECANCELED;
-            errprintf(err, "pre-copy aborted by the policy after %u rounds",
-                      round);
-            goto out;
+            return errprintf(err,
+                             "pre-copy aborted by the policy after %u rounds",
+                             c->round);
         case PRECOPY_CUT:
             break;
         }
-        break;
+        return 0;
     }
-    if (!stop_and_save) {
-        /* the cut: pause, take the last written pages into memory */
-        /* the pause counts from the stop request, like pause_us */
-        tp = (clock_mono_ns() / 1000);
-        res->paused_at_ns = clock_wall_ns();
-        if (ops->pause(vm, err) < 0)
-            goto out;
-        paused = 1;
-        if (ops->dirty_harvest(vm, bm, err) < 0)
-            goto out;
-        nstaged = popcount(bm, words);
-        staging = malloc(nstaged ? nstaged * BATCH_PAGE : 1);
-        staged = malloc(nstaged ? nstaged * sizeof(*staged) : 1);
-        if (staging == NULL || staged == NULL) {
-            errprintf_errno(err, "staging %llu pages",
-                            (unsigned long long)nstaged);
-            goto out;
-        }
-        for (i = 0, n = 0; i < words; i++) {
-            uint64_t bits = bm[i];
+}
 
-            while (bits) {
-                uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(bits);
+/* With the guest paused: copy the pages set in bm to staging, at memory
+ * speed, so that their transfer can wait for the resume. */
+static int stage_dirty(struct ckpt *c, struct vmckpt_error *err)
+{
+    uint64_t i, n = 0;
 
-                bits &= bits - 1;
-                staged[n] = p;
-                memcpy(staging + (uint64_t)n * BATCH_PAGE, ram + p * BATCH_PAGE,
-                       BATCH_PAGE);
-                n++;
-            }
+    c->nstaged = popcount(c->bm, c->words);
+    c->staging = malloc(c->nstaged ? c->nstaged * BATCH_PAGE : 1);
+    c->staged = malloc(c->nstaged ? c->nstaged * sizeof(*c->staged) : 1);
+    if (c->staging == NULL || c->staged == NULL)
+        return errprintf_errno(err, "staging %llu pages",
+                               (unsigned long long)c->nstaged);
+    for (i = 0; i < c->words; i++) {
+        uint64_t bits = c->bm[i];
+
+        while (bits) {
+            uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(bits);
+
+            bits &= bits - 1;
+            c->staged[n] = p;
+            memcpy(c->staging + n * BATCH_PAGE, c->ram + p * BATCH_PAGE,
+                   BATCH_PAGE);
+            n++;
         }
     }
-    statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
-    if (statefd < 0) {
-        errprintf_errno(err, "memfd");
-        goto out;
-    }
-    state_len = ops->save_state(vm, statefd, err);
-    if (state_len < 0)
-        goto out;
-    {
-        uint64_t th = (clock_mono_ns() / 1000);
+    return 0;
+}
 
-        if (policy->on_cut != NULL && policy->on_cut(policy->arg, err) < 0)
-            goto out;
-        res->hold_us = (clock_mono_ns() / 1000) - th;
-    }
-    if (ops->resume(vm, err) < 0)
-        goto out;
-    paused = 0;
-    res->pause_us = (clock_mono_ns() / 1000) - tp;
-    res->resumed_at_ns = clock_wall_ns();
+/* The cut: pause (unless stop-and-save already did), take the last
+ * written pages and the device state, hold for the job (on_cut), resume. */
+static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
+{
+    uint64_t th;
 
-    /* drain with the guest running */
-    L->drain = 1;
-    L->round = round;
-    L->staged = staged;
-    L->staging = staging;
-    L->nstaged = nstaged;
-    if (lanes_run(L, err) < 0)
-        goto out;
-    lanes_sum(L, &s);
-    state = malloc(state_len ? (size_t)state_len : 1);
-    if (state == NULL ||
-        pread(statefd, state, (size_t)state_len, 0) != state_len) {
-        errprintf_errno(err, "read device state");
-        goto out;
+    if (!c->stop_and_save) {
+        if (pause_guest(c, err) < 0 ||
+            c->ops->dirty_harvest(c->vm, c->bm, err) < 0 ||
+            stage_dirty(c, err) < 0)
+            return -1;
     }
-    for (i = 0; i < (uint64_t)state_len; i += 1u << 20) {
-        size_t len = (uint64_t)state_len - i > (1u << 20)
-                         ? (1u << 20)
-                         : (size_t)((uint64_t)state_len - i);
+    c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
+    if (c->statefd < 0)
+        return errprintf_errno(err, "memfd");
+    c->state_len = c->ops->save_state(c->vm, c->statefd, err);
+    if (c->state_len < 0)
+        return -1;
+    th = now_us();
+    if (c->policy->on_cut != NULL && c->policy->on_cut(c->policy->arg, err) < 0)
+        return -1;
+    c->res->hold_us = now_us() - th;
+    if (c->ops->resume(c->vm, err) < 0)
+        return -1;
+    c->paused = 0;
+    c->res->pause_us = now_us() - c->tp;
+    c->res->resumed_at_ns = clock_wall_ns();
+    return 0;
+}
 
-        if (sink->state(sink->arg, i, state + i, len, err) < 0)
-            goto out;
+/* The device state to the sink in chunks of 1 MiB; 'state' gets the
+ * buffer (freed by the caller). */
+static int send_state(struct ckpt *c, uint8_t **state, struct vmckpt_error *err)
+{
+    uint64_t len = (uint64_t)c->state_len, i;
+
+    *state = malloc(len ? (size_t)len : 1);
+    if (*state == NULL ||
+        pread(c->statefd, *state, (size_t)len, 0) != c->state_len)
+        return errprintf_errno(err, "read device state");
+    for (i = 0; i < len; i += 1u << 20) {
+        size_t chunk = len - i > (1u << 20) ? (1u << 20) : (size_t)(len - i);
+
+        if (c->sink->state(c->sink->arg, i, *state + i, chunk, err) < 0)
+            return -1;
     }
-    end.batches = s.batches;
-    end.pages = s.pages;
-    end.state_bytes = (uint64_t)state_len;
-    end.state_xxh64 = batch_xxh64(state, (size_t)state_len);
-    if (sink->end(sink->arg, &end, &res->disk_bytes, err) < 0)
+    return 0;
+}
+
+/* With the guest running again: drain the staged pages, send the state,
+ * end the stream (the sink makes it durable). */
+static int send_staged_and_end(struct ckpt *c, struct vmckpt_error *err)
+{
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    uint8_t *state = NULL;
+    int rc = -1;
+
+    c->L->drain = 1;
+    c->L->round = c->round;
+    c->L->staged = c->staged;
+    c->L->staging = c->staging;
+    c->L->nstaged = c->nstaged;
+    if (lanes_run(c->L, err) < 0)
         goto out;
-    res->pages = s.pages;
-    res->wire_bytes = s.wire;
-    res->raw_bytes = s.raw;
-    res->cut_pages = nstaged;
-    res->state_bytes = (uint64_t)state_len;
-    res->total_ms = ((clock_mono_ns() / 1000) - t0) / 1000;
+    lanes_sum(c->L, &c->s);
+    if (send_state(c, &state, err) < 0)
+        goto out;
+    end.batches = c->s.batches;
+    end.pages = c->s.pages;
+    end.state_bytes = (uint64_t)c->state_len;
+    end.state_xxh64 = batch_xxh64(state, (size_t)c->state_len);
+    if (c->sink->end(c->sink->arg, &end, &c->res->disk_bytes, err) < 0)
+        goto out;
     rc = 0;
 out:
-    if (paused) {
+    free(state);
+    return rc;
+}
+
+static void ckpt_dispose(struct ckpt *c)
+{
+    if (c->paused) {
         struct vmckpt_error e2;
 
         /* never leave the guest stopped because a checkpoint failed */
-        (void)ops->resume(vm, &e2);
+        (void)c->ops->resume(c->vm, &e2);
     }
-    if (statefd >= 0)
-        close(statefd);
-    if (L != NULL)
-        lanes_dispose(L);
-    free(L);
-    free(bm);
-    free(staging);
-    free(staged);
-    free(state);
+    if (c->statefd >= 0)
+        close(c->statefd);
+    if (c->L != NULL)
+        lanes_dispose(c->L);
+    free(c->L);
+    free(c->bm);
+    free(c->staging);
+    free(c->staged);
+}
+
+/*
+ * The ladder:
+ *
+ *   ckpt_setup            map RAM, bitmap, lanes
+ *   send_memory_live      round 0 .. round k, guest running
+ *   suspend_and_capture   pause, stage the last pages, state, on_cut, resume
+ *   send_staged_and_end   drain, state, end
+ */
+int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
+                       int stop_and_save, int lz4, unsigned streams,
+                       const struct precopy_sink *sink,
+                       const struct precopy_policy *policy,
+                       struct precopy_result *res, struct vmckpt_error *err)
+{
+    struct ckpt c = {.ops = ops,
+                     .vm = vm,
+                     .full = full,
+                     .stop_and_save = stop_and_save,
+                     .sink = sink,
+                     .policy = policy,
+                     .res = res,
+                     .statefd = -1};
+    int rc = -1;
+
+    memset(res, 0, sizeof(*res));
+    if (check_args(ops, streams, err) < 0)
+        return -1;
+    c.t0 = now_us();
+    if (ckpt_setup(&c, lz4, streams, err) < 0 ||
+        send_memory_live(&c, err) < 0 || suspend_and_capture(&c, err) < 0 ||
+        send_staged_and_end(&c, err) < 0)
+        goto out;
+    res->pages = c.s.pages;
+    res->wire_bytes = c.s.wire;
+    res->raw_bytes = c.s.raw;
+    res->cut_pages = c.nstaged;
+    res->state_bytes = (uint64_t)c.state_len;
+    res->total_ms = (now_us() - c.t0) / 1000;
+    rc = 0;
+out:
+    ckpt_dispose(&c);
     return rc;
 }
