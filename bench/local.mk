@@ -3,7 +3,8 @@
 dist_noinst_SCRIPTS += %reldir%/checkpoint-pause %reldir%/job-checkpoint
 dist_noinst_SCRIPTS += %reldir%/mpi-hooks %reldir%/checkpoint-streams
 dist_noinst_SCRIPTS += %reldir%/xen-pause
-EXTRA_DIST += %reldir%/xen-pause-dom0.sh
+# what bench/xen-pause runs inside the Xen lab's dom0 (not here)
+EXTRA_DIST += %reldir%/in-dom0/xen-pause.sh
 
 # MPI_Barrier latency, for bench/mpi-hooks (no sanitizers: the hooks are
 # preloaded into it).

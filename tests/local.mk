@@ -18,9 +18,9 @@ SHELL_TESTS = \
 	%reldir%/t0700-xen.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
-# the scenarios the Xen lab runs in its dom0 (t0700)
-EXTRA_DIST += %reldir%/xen/lib.sh %reldir%/xen/run.sh %reldir%/xen/smoke.sh \
-	%reldir%/xen/dirty.sh %reldir%/xen/agent.sh
+# the scenarios t0700 runs inside the Xen lab's dom0 (not here)
+EXTRA_DIST += %reldir%/in-dom0/lib.sh %reldir%/in-dom0/run.sh \
+	%reldir%/in-dom0/smoke.sh %reldir%/in-dom0/dirty.sh %reldir%/in-dom0/agent.sh
 
 # wirepoke: sends hand-made (and deliberately bad) frames to a daemon.
 check_PROGRAMS += %reldir%/tools/wirepoke

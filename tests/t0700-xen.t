@@ -3,8 +3,9 @@
 # The Xen back end against a real Xen: a nested Xen host (Debian's Xen
 # 4.17 under QEMU TCG) on lab host h1 runs PVH guests with memwriter in
 # its dom0; the store is h2's agent, outside the Xen host, and the
-# coordinator runs outside too. One boot runs the scenarios of tests/xen;
-# each is a test here.
+# coordinator runs outside too. One boot runs the scenarios of
+# tests/in-dom0 (smoke.sh, dirty.sh, agent.sh) inside dom0; each is a test
+# here.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"

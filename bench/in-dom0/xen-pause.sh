@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Run by bench/xen-pause in the Xen lab's dom0 (as /lab/t/xen-pause-dom0.sh):
+# Runs inside the Xen lab's dom0 (as /lab/t/xen-pause.sh), for bench/xen-pause:
 # one PVH guest (256 MiB, memwriter at each rate of /tmp/rates), in one
 # run: (a) vmckpt live checkpoint to h2's store, (b) xl save -c (the guest
 # stays paused for the whole save), (c) libxenguest's own live save. (b)
