@@ -15,10 +15,13 @@ guest_tests_exclusive
 
 LAB_CMD="$top_srcdir/scripts/vmckpt-lab"
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"
-export VMCKPT_LAB_RUN="$TEST_DIR/run"
+# the guests' sockets live in the lab's run state: a short directory, not
+# the build tree (a UNIX socket path holds at most 107 bytes)
+VMCKPT_LAB_RUN=$(mktemp -d /tmp/vmckpt-lab.XXXXXX)
+export VMCKPT_LAB_RUN
 LAB="t$$"
 LAB=${LAB:0:12}
-trap '"$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true; "$LAB_CMD" down "k$$" >/dev/null 2>&1 || true' EXIT
+trap '"$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true; "$LAB_CMD" down "k$$" >/dev/null 2>&1 || true; rm -rf "$VMCKPT_LAB_RUN"' EXIT
 lab() { "$LAB_CMD" "$@"; }
 
 test_expect_success 'guest image builds (kernel from Debian, initramfs)' '

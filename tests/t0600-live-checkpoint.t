@@ -14,7 +14,9 @@ require_kernel 6 7 "userfaultfd async write-protect"
 guest_tests_exclusive
 
 export VMCKPT_QEMU_TOOL="$top_builddir/lib/qemu/vmckpt-qemu"
-export VMCKPT_LAB_RUN="$TEST_DIR/run"
+# the lab's run state (g1's sockets) in the cluster's short run directory,
+# removed with it
+export VMCKPT_LAB_RUN="$RUN_BASE/lab"
 export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/hv/libvmckpt-uffd.so"
 export VMCKPT_LAB_IMAGE="$top_builddir/lab"
 VMTOOL="$top_builddir/agent/vmtool/vmckpt-vmtool"

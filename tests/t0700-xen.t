@@ -14,7 +14,8 @@ grep -q "^#define HAVE_XEN 1" "$top_builddir/config.h" ||
 guest_tests_exclusive
 
 export VMCKPT_XEN_IMAGE="$top_builddir/xen-lab"
-export VMCKPT_LAB_RUN="$TEST_DIR/run"
+# the lab's run state in the cluster's short run directory, removed with it
+export VMCKPT_LAB_RUN="$RUN_BASE/lab"
 # the serial log, without the console's carriage returns
 LOG=$TEST_DIR/xen-h1.log
 result() { grep -a "^xen-result $1 " "$LOG" | tail -n 1 | awk '{print $3}'; }

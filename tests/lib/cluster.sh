@@ -24,8 +24,10 @@ LAB="t$$"
 LAB=${LAB:0:12}
 CO_IP=198.18.0.1
 
-# unix socket paths must stay short (108 bytes): guests' sockets live here
-RUN_BASE=/tmp/vmckpt-run-$LAB
+# The agents' run directories (guests' QMP and console sockets) and the
+# lab's run state: a UNIX socket path holds at most 107 bytes, so these live
+# in a short directory of their own, whatever the build tree's depth.
+RUN_BASE=$(mktemp -d /tmp/vmckpt-run.XXXXXX)
 
 cluster_cleanup() {
     "$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true
