@@ -115,8 +115,7 @@ static void restore_finish(void *arg)
         (void)vmm_stop(&a->vmm, vm, 200, &e2);
         goto fail_err;
     }
-    if (vmm_is_xen(vm))
-        unlink(vm->ram); /* in the domain now */
+    vmm_vm_loaded(vm); /* e.g. a Xen domain's RAM file goes */
     vm->held = r->r->start_paused;
     d.tracking = work_tracking(vm);
     vm->restored_epoch = r->r->epoch;

@@ -17,9 +17,7 @@
 /* How the guest's writes are tracked, as reported to the coordinator. */
 char *work_tracking(const struct vmm_vm *vm)
 {
-    if (vmm_is_xen(vm))
-        return "xen-logdirty";
-    return vm->qemu_stream ? "qemu-migration" : "uffd-wp";
+    return (char *)vmm_vm_tracking(vm);
 }
 
 static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
@@ -40,16 +38,12 @@ static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
                      err.text);
         return;
     }
-    if (vmm_is_xen(vm))
-        snprintf(text, sizeof(text), "%s/%s started on %s (Xen domain %s)",
-                 vm->job, vm->name, a->name, vm->domain);
-    else
-        snprintf(text, sizeof(text), "%s/%s started on %s (pid %d)%s", vm->job,
-                 vm->name, a->name, (int)vm->pid,
-                 vm->qemu_stream ? "; no dirty tracking here: checkpoints "
-                                   "use QEMU's migration stream, full "
-                                   "each time"
-                                 : "");
+    snprintf(text, sizeof(text), "%s/%s started on %s (%s)%s", vm->job,
+             vm->name, a->name, vm->where,
+             vm->qemu_stream ? "; no dirty tracking here: checkpoints "
+                               "use QEMU's migration stream, full "
+                               "each time"
+                             : "");
     ack.text = text;
     ack.tracking = work_tracking(vm);
     outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);

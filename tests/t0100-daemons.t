@@ -104,6 +104,19 @@ test_expect_success 'vm start refuses an unknown hypervisor, a Xen guest for a h
     vmckpt vm list --json | jq -e "[.[] | select(.vm == \"x1\")] | length == 0"
 '
 
+test_expect_success 'a guest whose QMP socket path would be too long is refused before launch, naming [agent] run_dir and the limit' '
+    long=$RUN_BASE/h2-$(printf "%0100d" 0) &&
+    stop_daemon h2 TERM && start_agent h2 -o agent.run_dir=$long &&
+    wait_until 5 "test \"\$(host_state h2)\" = up" &&
+    grep_log $TEST_DIR/h2/agent.log "run_dir $long is" &&
+    ! vmckpt vm start --name s2 --host h2 --kernel /k 2>$TEST_DIR/sock.err &&
+    cat $TEST_DIR/sock.err &&
+    grep -q "QMP socket path would be [0-9]* bytes, over the 107" $TEST_DIR/sock.err &&
+    grep -q "set \[agent\] run_dir" $TEST_DIR/sock.err &&
+    ! in_host h2 ip link show vt-s2 >/dev/null 2>&1 &&
+    test -z "$(ls $long)"
+'
+
 test_expect_success 'SIGTERM stops an agent cleanly; its host shows down' '
     stop_daemon h3 TERM &&
     grep_log $TEST_DIR/h3/agent.log "stopped" &&

@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The list of hypervisor back ends built into this agent. */
+/* The list of hypervisor back ends built into this agent: the one place
+ * that names them. */
 #include "config.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "hv.h"
+
+/* Defined by hv_qemu.c and hv_xen.c; reached from outside through the
+ * list only. */
+extern const struct hv_ops hv_qemu_ops;
+#ifdef HAVE_XEN
+extern const struct hv_ops hv_xen_ops;
+#endif
 
 static const struct hv_ops *const backends[] = {
     &hv_qemu_ops,
@@ -17,4 +26,14 @@ static const struct hv_ops *const backends[] = {
 const struct hv_ops *const *hv_backends(void)
 {
     return backends;
+}
+
+const struct hv_ops *hv_find(const char *name)
+{
+    const struct hv_ops *const *b;
+
+    for (b = backends; *b != NULL; b++)
+        if (strcmp((*b)->name, name) == 0)
+            return *b;
+    return NULL;
 }

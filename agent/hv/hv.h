@@ -87,10 +87,11 @@ struct hv_ops {
     int (*load_full)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
 };
 
-extern const struct hv_ops hv_qemu_ops;
-extern const struct hv_ops hv_xen_ops;
-
-/* NULL-terminated list of the back ends built into this agent. */
+/* NULL-terminated list of the back ends built into this agent. Callers
+ * reach every back end through it (or hv_find), never by its ops' name. */
 const struct hv_ops *const *hv_backends(void);
+/* The back end called 'name' ("qemu", "xen"), or NULL if this agent was
+ * built without it. */
+const struct hv_ops *hv_find(const char *name);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The guests an agent owns: launched from a VM spec through the QEMU back
- * end (one tap on the host's bridge, guest RAM in a shared file, QMP,
- * dirty tracking preloaded) or, for spec.hypervisor "xen", as a Xen PVH
- * domain built by 'xl create'; stopped, listed, restored from an image. */
+/* The guests an agent owns: launched from a VM spec by the launcher of
+ * its hypervisor (vmm_qemu.c: a QEMU process with one tap on the host's
+ * bridge, guest RAM in a shared file, QMP, dirty tracking preloaded;
+ * vmm_xen.c, for spec.hypervisor "xen": a Xen PVH domain built by
+ * 'xl create'); stopped, listed, taken over, restored from an image. */
 #ifndef VMCKPT_VMM_H
 #define VMCKPT_VMM_H
 
@@ -13,13 +14,17 @@
 #include "lib/util/conf.h"
 #include "lib/wire/wire.h"
 
+struct vmm_launcher; /* vmm_int.h */
+
 struct vmm_vm {
     char job[65], name[65];
-    pid_t pid;
+    pid_t pid; /* qemu: its process; 0 for a guest without one */
     char qmp[4200], ram[4200], log[4200], tap[16];
-    const struct hv_ops *ops; /* its back end */
-    char domain[80];          /* xen: spec.domain, or JOB-VM */
-    struct hv_vm *hv;         /* adopted, dirty tracking on */
+    char where[96]; /* for people: "pid N", "Xen domain D" */
+    const struct vmm_launcher *launcher; /* of its spec.hypervisor */
+    const struct hv_ops *ops;            /* its back end */
+    char domain[80];                     /* xen: spec.domain, or JOB-VM */
+    struct hv_vm *hv;                    /* adopted, dirty tracking on */
     uint64_t last_epoch;    /* last epoch written from this QEMU (delta base) */
     uint64_t pending_epoch; /* durable job epoch, a base once committed */
     uint64_t restored_epoch; /* the epoch it was restored from */
@@ -42,15 +47,16 @@ struct vmm {
     char preload[4096];
     char qemu[256];
     char accel[8];
-    char tracking[16];        /* auto, uffd, qemu-migration */
-    const struct hv_ops *xen; /* NULL: built without the Xen back end */
-    char xl[256];             /* the xl command */
-    char xl_extra[4096];      /* lines appended to each domain's config */
+    char tracking[16];   /* auto, uffd, qemu-migration */
+    char xl[256];        /* the xl command */
+    char xl_extra[4096]; /* lines appended to each domain's config */
     struct vmm_vm *vms;
 };
 
 /* Read [agent] run_dir, bridge, uffd_preload, qemu, dirty_tracking, xl,
- * xl_extra; 'accel' as probed. */
+ * xl_extra; 'accel' as probed. run_dir holds the guests' records, logs
+ * and QMP sockets: a guest whose socket path would be longer than a UNIX
+ * socket path may be (VMM_SOCKET_PATH_MAX) is refused at start. */
 int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
              const char *accel, struct vmckpt_error *err);
 /* Take over the guests an earlier agent of this host left running (its
@@ -65,20 +71,37 @@ int vmm_check_adopted(struct vmm *m);
 uint64_t vmm_cpu_ms(pid_t pid);
 /* Update each guest's cpu_rate (called every heartbeat period). */
 void vmm_sample_cpu(struct vmm *m);
-/* Stop every guest (SIGTERM to QEMU) and forget them. */
+/* Stop every guest (SIGTERM to QEMU, a Xen domain destroyed) and forget
+ * them. */
 void vmm_fini(struct vmm *m);
 
 struct vmm_vm *vmm_find(struct vmm *m, const char *job, const char *name);
-/* 1 if the guest is a Xen domain (spec.hypervisor "xen"). */
-int vmm_is_xen(const struct vmm_vm *vm);
+/* How the guest's writes are tracked, as reported to the coordinator:
+ * "uffd-wp", "qemu-migration" (none: QEMU's own stream) or
+ * "xen-logdirty". */
+const char *vmm_vm_tracking(const struct vmm_vm *vm);
+/* A restore loaded the image into the guest (load_state or load_full
+ * done): what the launcher kept for it and needs no more goes (a Xen
+ * domain holds its RAM now, the image's RAM file is deleted; QEMU's RAM
+ * file is the guest's memory and stays). */
+void vmm_vm_loaded(struct vmm_vm *vm);
 
-/* Launch a guest. With 'ram_image' (a file of the guest's RAM), start it
- * waiting for its device state (-incoming defer) on that RAM; a Xen domain
- * is built paused and load_state writes that RAM into it. */
+/* The longest UNIX socket path QEMU (and the kernel) accept, in bytes:
+ * sun_path less its NUL. */
+#define VMM_SOCKET_PATH_MAX 107
+
+/* Launch a guest of spec.hypervisor ("" or "qemu", "xen"). With
+ * 'ram_image' (a file of the guest's RAM), start it waiting for its device
+ * state (-incoming defer) on that RAM; a Xen domain is built paused and
+ * load_state writes that RAM into it. NULL with 'err' (for the person who
+ * asked) if it cannot be: a bad name, a guest of that name already here,
+ * a hypervisor this agent lacks, a socket path too long for [agent]
+ * run_dir, a launch that failed. */
 struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
                          const char *ram_image, struct vmckpt_error *err);
-/* Stop a guest (SIGTERM to QEMU) and remove its tap and RAM file. Waits
- * at most 'wait_ms' for QEMU to exit: 1 if it did and all is cleaned up
+/* Stop a guest (SIGTERM to QEMU, a Xen domain destroyed) and remove what
+ * it left on the host (tap, RAM file, socket, configuration). Waits at
+ * most 'wait_ms' for QEMU to exit: 1 if it did and all is cleaned up
  * ('vm' is freed), 0 if the cleanup happens when it is reaped
  * (vmm_reaped), -1 with 'err' if the guest is busy. */
 int vmm_stop(struct vmm *m, struct vmm_vm *vm, int wait_ms,

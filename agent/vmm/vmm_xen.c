@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The agent's Xen guests: PVH domains built with xl from a VM spec (the
- * configuration written into the run directory, [agent] xl_extra's lines
- * appended) or from the administrator's xl configuration, or running
+/* The launcher of Xen guests: PVH domains built with xl from a VM spec
+ * (the configuration written into the run directory, [agent] xl_extra's
+ * lines appended) or from the administrator's xl configuration, or running
  * domains taken over; all adopted through the Xen back end's ops,
  * destroyed with xl, taken over again by a restarted agent by their names
  * (JOB-VM, or the domain the spec named). This file does not include Xen
@@ -20,11 +20,6 @@
 #include "lib/util/log.h"
 #include "vmm.h"
 #include "vmm_int.h"
-
-int vmm_is_xen(const struct vmm_vm *vm)
-{
-    return vmm_spec_is_xen(vm->spec);
-}
 
 /* Run 'argv' with its output appended to 'log'; 0 if it exited 0. On
  * failure 'err' has the command's last line of output. */
@@ -63,9 +58,9 @@ static int run_logged(char *const argv[], const char *log,
                      line[0] ? line : "no output", log);
 }
 
-static void xl_destroy(struct vmm *m, const struct vmm_vm *vm)
+static void xl_destroy(const struct vmm *m, const struct vmm_vm *vm)
 {
-    char *argv[] = {m->xl, "destroy", (char *)vm->domain, NULL};
+    char *argv[] = {(char *)m->xl, "destroy", (char *)vm->domain, NULL};
 
     (void)vmm_run(argv);
 }
@@ -138,30 +133,43 @@ static int xl_config(struct vmm *m, const struct vmm_vm *vm,
     return 0;
 }
 
-void vmm_xen_name(struct vmm_vm *vm, const Vmckpt__VmSpec *spec)
+/* The guest's domain: spec.domain, or JOB-VM. */
+static int xen_name_vm(struct vmm *m, struct vmm_vm *vm,
+                       struct vmckpt_error *err)
 {
+    const Vmckpt__VmSpec *spec = vm->spec;
+
+    (void)m;
+    if (strlen(spec->domain) >= sizeof(vm->domain)) {
+        errno = ENAMETOOLONG;
+        return errprintf(err, "domain name %.80s...: at most %zu characters",
+                         spec->domain, sizeof(vm->domain) - 1);
+    }
     if (spec->domain[0] != '\0')
         snprintf(vm->domain, sizeof(vm->domain), "%s", spec->domain);
     else
         snprintf(vm->domain, sizeof(vm->domain), "%s-%s", spec->job,
                  spec->name);
+    snprintf(vm->where, sizeof(vm->where), "Xen domain %s", vm->domain);
+    return xl_safe("the domain name", vm->domain, err);
 }
 
 /* Build the domain with xl (paused for a restore) and adopt it. */
-int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
-                  const char *ram_image, struct vmckpt_error *err)
+static int build(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
+                 struct vmckpt_error *err)
 {
+    const Vmckpt__VmSpec *spec = vm->spec;
     char cfg[4200], name[128] = "";
     char *argv[6];
     int n = 0;
     struct hv_vm_spec hs;
 
-    if (m->xen == NULL) {
+    vm->ops = hv_find("xen");
+    if (vm->ops == NULL) {
         errno = ENOTSUP;
         return errprintf(err, "this agent was built without the Xen back end "
                               "(configure --with-xen)");
     }
-    vm->ops = m->xen;
     if (spec->domain[0] != '\0' && spec->xl_config[0] == '\0') {
         errno = EINVAL;
         return errprintf(err,
@@ -169,13 +177,6 @@ int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
                          "configuration (xl_config), to restore it",
                          spec->domain);
     }
-    if (strlen(spec->domain) >= sizeof(vm->domain)) {
-        errno = ENAMETOOLONG;
-        return errprintf(err, "domain name %.80s...: at most %zu characters",
-                         spec->domain, sizeof(vm->domain) - 1);
-    }
-    if (xl_safe("the domain name", vm->domain, err) < 0)
-        return -1;
     if (spec->xl_config[0] != '\0') {
         /* the administrator's configuration, under the name we track */
         if (access(spec->xl_config, R_OK) < 0)
@@ -183,8 +184,7 @@ int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
         snprintf(cfg, sizeof(cfg), "%s", spec->xl_config);
         snprintf(name, sizeof(name), "name=\"%s\"", vm->domain);
     } else {
-        snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job,
-                 vm->name);
+        vmm_run_path(m, vm, "xl", cfg, sizeof(cfg));
         if (xl_config(m, vm, spec, cfg, err) < 0)
             return -1;
     }
@@ -233,46 +233,34 @@ int vmm_xen_start(struct vmm *m, struct vmm_vm *vm, const Vmckpt__VmSpec *spec,
     return 0;
 }
 
-/* A Xen guest's files go (its domain is destroyed or gone). */
-static void forget(struct vmm *m, struct vmm_vm *vm)
+static int xen_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
+                     struct vmckpt_error *err)
 {
-    char cfg[4200];
-
-    vmm_unlink(m, vm);
-    vmm_drop_record(m, vm);
-    unlink(vm->ram);
-    snprintf(cfg, sizeof(cfg), "%s/%s-%s.xl", m->run_dir, vm->job, vm->name);
-    unlink(cfg);
-}
-
-/* The guest's domain goes (if it is still there), then its files and
- * the guest itself ('vm' is freed). */
-static void destroy(struct vmm *m, struct vmm_vm *vm)
-{
-    if (vm->ops != NULL)
-        vm->ops->vm_release(vm->hv);
-    vm->hv = NULL;
-    xl_destroy(m, vm);
-    forget(m, vm);
-    vmm_free(vm);
+    if (build(m, vm, ram_image, err) < 0) {
+        unlink(vm->ram); /* the image's RAM, if it was moved there */
+        return -1;
+    }
+    log_info("guest %s/%s started (Xen domain %s, %llu MiB%s)", vm->job,
+             vm->name, vm->domain, (unsigned long long)vm->spec->memory_mb,
+             ram_image ? ", paused for its image" : "");
+    return 0;
 }
 
 /* A Xen domain an earlier agent of this host started: tracking goes on
  * (its next epoch is full anyway); a domain that agent's cut left
- * suspended runs again. */
-int vmm_xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
+ * suspended runs again (vmm.c resumes it). */
+static int xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
 {
     struct hv_vm_spec hs = {.name = vm->domain};
 
-    if (m->xen == NULL) {
+    (void)m;
+    vm->ops = hv_find("xen");
+    if (vm->ops == NULL) {
         log_err("guest %s/%s is a Xen domain and this agent has no Xen back "
                 "end; left alone",
                 vm->job, vm->name);
-        vmm_free(vm);
-        return 0;
+        return -1;
     }
-    vm->ops = m->xen;
-    vm->adopted = 1;
     vm->hv = vm->ops->vm_adopt(&hs, 0, err);
     if (vm->hv != NULL && !vm->ops->vm_alive(vm->hv)) {
         snprintf(err->text, sizeof(err->text), "it has shut down");
@@ -283,33 +271,60 @@ int vmm_xen_adopt(struct vmm *m, struct vmm_vm *vm, struct vmckpt_error *err)
         log_info("guest %s/%s (domain %s) of an earlier agent is gone (%s); "
                  "cleaning up",
                  vm->job, vm->name, vm->domain, err->text);
-        destroy(m, vm);
         return 0;
-    }
-    {
-        char what[96];
-
-        snprintf(what, sizeof(what), "domain %s", vm->domain);
-        vmm_taken_over(m, vm, what);
     }
     return 1;
 }
 
-void vmm_xen_stop(struct vmm *m, struct vmm_vm *vm)
+static int xen_ended(struct vmm_vm *vm)
 {
-    log_info("guest %s/%s stopped (domain %s destroyed)", vm->job, vm->name,
-             vm->domain);
-    destroy(m, vm);
+    /* nothing to wait for: cleanup destroys the domain */
+    (void)vm;
+    return 1;
 }
 
-int vmm_xen_check(struct vmm *m, struct vmm_vm *vm)
+static int xen_lost(struct vmm_vm *vm)
 {
     /* a domain destroyed or shut down behind the agent's back; one
      * restored and held paused is alive */
-    if (vm->busy || vm->hv == NULL || vm->ops->vm_alive(vm->hv))
+    if (vm->hv == NULL || vm->ops->vm_alive(vm->hv))
         return 0;
     log_warn("guest %s/%s: its domain %s is gone or shut down", vm->job,
              vm->name, vm->domain);
-    destroy(m, vm);
     return 1;
 }
+
+/* The domain goes if it is still there, then its files. */
+static void xen_cleanup(struct vmm *m, struct vmm_vm *vm)
+{
+    char cfg[4200];
+
+    xl_destroy(m, vm);
+    unlink(vm->ram);
+    vmm_run_path(m, vm, "xl", cfg, sizeof(cfg));
+    unlink(cfg);
+}
+
+static void xen_loaded(struct vmm_vm *vm)
+{
+    unlink(vm->ram); /* in the domain now */
+}
+
+static const char *xen_tracking(const struct vmm_vm *vm)
+{
+    (void)vm;
+    return "xen-logdirty";
+}
+
+const struct vmm_launcher vmm_xen_launcher = {
+    .name = "xen",
+    .name_vm = xen_name_vm,
+    .start = xen_start,
+    .adopt = xen_adopt,
+    .halt = NULL, /* cleanup destroys the domain */
+    .ended = xen_ended,
+    .lost = xen_lost,
+    .cleanup = xen_cleanup,
+    .loaded = xen_loaded,
+    .tracking = xen_tracking,
+};

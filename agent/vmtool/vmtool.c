@@ -72,6 +72,22 @@ static void die(const char *what, const struct vmckpt_error *err)
     exit(1);
 }
 
+/* The back end called 'name' (hv_find), or the tool ends saying it is
+ * not built in. */
+static const struct hv_ops *backend_or_die(const char *name)
+{
+    const struct hv_ops *ops = hv_find(name);
+
+    if (ops == NULL) {
+        fprintf(stderr,
+                "vmckpt-vmtool: built without the %s back end "
+                "(configure --with-%s)\n",
+                name, name);
+        exit(1);
+    }
+    return ops;
+}
+
 static void on_round(const struct precopy_round *r, void *arg)
 {
     (void)arg;
@@ -90,7 +106,7 @@ static int cmd_checkpoint(struct opts *o)
                               .qmp_path = o->qmp,
                               .ram_path = o->ram,
                               .uffd_fd = o->uffd_fd};
-    const struct hv_ops *ops = &hv_qemu_ops;
+    const struct hv_ops *ops;
     struct precopy_policy pol = {
         .decide = precopy_limits_decide, .on_round = on_round, .arg = &o->lim};
     struct precopy_result res;
@@ -103,12 +119,9 @@ static int cmd_checkpoint(struct opts *o)
     uint64_t ram_len;
     char host[64];
 
-#ifdef HAVE_XEN
-    if (o->xen != NULL) {
-        ops = &hv_xen_ops;
+    ops = backend_or_die(o->xen != NULL ? "xen" : "qemu");
+    if (o->xen != NULL)
         o->name = o->xen;
-    }
-#endif
     if (!o->name || (!o->xen && (!o->pid || !o->qmp || !o->ram)) || !o->job ||
         !o->epoch || !o->store || !o->key)
         die("checkpoint needs --name --pid --qmp --ram (or --xen DOMAIN) "
@@ -162,7 +175,7 @@ static void open_outputs(const struct opts *o, int *ram_fd, int *state_fd)
     }
 }
 
-static int cmd_fetch(struct opts *o, int local)
+static int fetch_epoch(struct opts *o, int local)
 {
     struct vmckpt_error err;
     int ram_fd, state_fd;
@@ -212,6 +225,16 @@ static int cmd_fetch(struct opts *o, int local)
     return 0;
 }
 
+static int cmd_fetch(struct opts *o)
+{
+    return fetch_epoch(o, 0);
+}
+
+static int cmd_restore_local(struct opts *o)
+{
+    return fetch_epoch(o, 1);
+}
+
 static int cmd_load(struct opts *o)
 {
     struct hv_vm_spec spec = {.name = o->name,
@@ -219,6 +242,7 @@ static int cmd_load(struct opts *o)
                               .qmp_path = o->qmp,
                               .ram_path = o->ram,
                               .uffd_fd = o->uffd_fd};
+    const struct hv_ops *ops = backend_or_die("qemu");
     struct vmckpt_error err;
     struct hv_vm *vm;
     int fd;
@@ -228,16 +252,16 @@ static int cmd_load(struct opts *o)
     fd = open(o->state, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         die("cannot open the state file", NULL);
-    vm = hv_qemu_ops.vm_adopt(&spec, -1, &err);
+    vm = ops->vm_adopt(&spec, -1, &err);
     if (vm == NULL)
         die("adopt", &err);
-    if (hv_qemu_ops.load_state(vm, fd, &err) < 0)
+    if (ops->load_state(vm, fd, &err) < 0)
         die("load state", &err);
-    if (o->resume && hv_qemu_ops.resume(vm, &err) < 0)
+    if (o->resume && ops->resume(vm, &err) < 0)
         die("resume", &err);
     printf("loaded device state into %s%s\n", o->name,
            o->resume ? "; running" : "; paused");
-    hv_qemu_ops.vm_release(vm);
+    ops->vm_release(vm);
     close(fd);
     return 0;
 }
@@ -310,7 +334,7 @@ static struct hv_vm *xen_adopt_or_die(const struct opts *o, int track)
 
     if (o->xen == NULL)
         die("--xen DOMAIN is required", NULL);
-    vm = hv_xen_ops.vm_adopt(&spec, track, &err);
+    vm = backend_or_die("xen")->vm_adopt(&spec, track, &err);
     if (vm == NULL)
         die("adopt", &err);
     return vm;
@@ -318,10 +342,10 @@ static struct hv_vm *xen_adopt_or_die(const struct opts *o, int track)
 
 /* The dirty-tracking check: each round copies every page with the guest
  * suspended, lets it run, suspends it and compares. */
-static int cmd_xen_dirtycheck(const struct opts *o)
+static int cmd_xen_dirtycheck(struct opts *o)
 {
     struct hv_vm *vm = xen_adopt_or_die(o, 1);
-    const struct hv_ops *ops = &hv_xen_ops;
+    const struct hv_ops *ops = backend_or_die("xen");
     struct vmckpt_error err;
     const uint8_t *ram;
     uint64_t len, npages, p, missed_all = 0, *bm;
@@ -371,7 +395,8 @@ static int cmd_xen_dirtycheck(const struct opts *o)
     ops->vm_release(vm);
     return missed_all == 0 ? 0 : 1;
 }
-static int cmd_xen_restore(const struct opts *o)
+
+static int cmd_xen_restore(struct opts *o)
 {
     struct vmckpt_error err;
     uint8_t *st;
@@ -399,7 +424,8 @@ static int cmd_xen_restore(const struct opts *o)
     printf("domain %s holds the image, paused\n", o->xen);
     return 0;
 }
-static int cmd_xen_libxc_save(const struct opts *o)
+
+static int cmd_xen_libxc_save(struct opts *o)
 {
     struct vmckpt_error err;
     uint64_t pause_us, total_ms;
@@ -422,9 +448,64 @@ static int cmd_xen_libxc_save(const struct opts *o)
            o->xen, pause_us, total_ms, (long long)sb.st_size);
     return 0;
 }
+
+/* Its memory ranges, as the back end sees them. */
+static int cmd_xen_info(struct opts *o)
+{
+    struct hv_vm *vm = xen_adopt_or_die(o, -1);
+
+    hv_xen_describe(vm, stdout);
+    backend_or_die("xen")->vm_release(vm);
+    return 0;
+}
 #endif
 
-int main(int argc, char **argv)
+/* The commands, their options shown by usage(). */
+static const struct command {
+    const char *name;
+    int (*run)(struct opts *o);
+    const char *usage;
+} commands[] = {
+    {"checkpoint", cmd_checkpoint,
+     "GUEST --job J --epoch E [--parent P] --store ADDR --key FILE\n"
+     "    [--lz4] [--stop-and-save] [--streams N] [--cut-pages N]\n"
+     "    [--max-rounds N] [--max-ms MS]"},
+    {"fetch", cmd_fetch,
+     "--store ADDR --key FILE --job J --vm V --epoch E\n"
+     "    --ram-out FILE --state-out FILE"},
+    {"restore-local", cmd_restore_local,
+     "--store-dir DIR --job J --vm V --epoch E\n"
+     "    --ram-out FILE --state-out FILE"},
+    {"load", cmd_load, "GUEST --state FILE [--resume]"},
+    {"qemu-migrate", cmd_qemu_migrate, "GUEST --ram-out FILE [--max-ms MS]"},
+#ifdef HAVE_XEN
+    {"xen-info", cmd_xen_info, "--xen DOMAIN"},
+    {"xen-dirtycheck", cmd_xen_dirtycheck,
+     "--xen DOMAIN [--rounds N] [--interval MS]"},
+    {"xen-restore", cmd_xen_restore, "--xen DOMAIN --ram FILE --state FILE"},
+    {"xen-libxc-save", cmd_xen_libxc_save, "--xen DOMAIN --ram-out FILE"},
+#endif
+    {NULL, NULL, NULL},
+};
+
+static int usage(void)
+{
+    const struct command *c;
+
+    fprintf(stderr, "usage:\n");
+    for (c = commands; c->name != NULL; c++)
+        fprintf(stderr, "  vmckpt-vmtool %s %s\n", c->name, c->usage);
+    fprintf(stderr,
+            "GUEST: --name G --pid PID --qmp SOCKET --ram FILE [--uffd-fd N]"
+#ifdef HAVE_XEN
+            "\n    (checkpoint: or --xen DOMAIN)"
+#endif
+            "\n");
+    return 2;
+}
+
+/* The options after the command into 'o'; -1 on one getopt refused. */
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
         {"name", 1, NULL, 'n'},      {"pid", 1, NULL, 'p'},
@@ -441,128 +522,110 @@ int main(int argc, char **argv)
         {"xen", 1, NULL, 'X'},       {"rounds", 1, NULL, 'C'},
         {"interval", 1, NULL, 'I'},  {NULL, 0, NULL, 0},
     };
+    int ch;
+
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'p':
+            o->pid = atoi(optarg);
+            break;
+        case 'q':
+            o->qmp = optarg;
+            break;
+        case 'r':
+            o->ram = optarg;
+            break;
+        case 'u':
+            o->uffd_fd = atoi(optarg);
+            break;
+        case 'j':
+            o->job = optarg;
+            break;
+        case 'v':
+            o->vm = optarg;
+            break;
+        case 'e':
+            o->epoch = strtoull(optarg, NULL, 10);
+            break;
+        case 'P':
+            o->parent = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            o->store = optarg;
+            break;
+        case 'S':
+            o->store_dir = optarg;
+            break;
+        case 'k':
+            o->key = optarg;
+            break;
+        case 'z':
+            o->lz4 = 1;
+            break;
+        case 'x':
+            o->stop_and_save = 1;
+            break;
+        case 'c':
+            o->lim.cut_pages = strtoull(optarg, NULL, 10);
+            break;
+        case 'R':
+            o->lim.max_rounds = (unsigned)atoi(optarg);
+            break;
+        case 'M':
+            o->lim.max_ms = strtoull(optarg, NULL, 10);
+            break;
+        case 'o':
+            o->ram_out = optarg;
+            break;
+        case 'O':
+            o->state_out = optarg;
+            break;
+        case 't':
+            o->state = optarg;
+            break;
+        case 'g':
+            o->resume = 1;
+            break;
+        case 'N':
+            o->streams = (unsigned)atoi(optarg);
+            break;
+        case 'X':
+            o->xen = optarg;
+            break;
+        case 'C':
+            o->rounds = (unsigned)atoi(optarg);
+            break;
+        case 'I':
+            o->interval_ms = (unsigned)atoi(optarg);
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
     struct opts o = {
         .uffd_fd = 100,
         .streams = 1,
         .rounds = 4,
         .interval_ms = 500,
         .lim = {.cut_pages = 256, .max_rounds = 30, .max_ms = 30000}};
-    const char *cmd;
-    int ch;
+    const struct command *c;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: vmckpt-vmtool checkpoint|fetch|"
-                        "restore-local|load OPTIONS (see the source)\n");
+    if (argc < 2)
+        return usage();
+    if (parse_opts(argc, argv, &o) < 0)
         return 2;
-    }
-    cmd = argv[1];
-    optind = 2;
-    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'n':
-            o.name = optarg;
-            break;
-        case 'p':
-            o.pid = atoi(optarg);
-            break;
-        case 'q':
-            o.qmp = optarg;
-            break;
-        case 'r':
-            o.ram = optarg;
-            break;
-        case 'u':
-            o.uffd_fd = atoi(optarg);
-            break;
-        case 'j':
-            o.job = optarg;
-            break;
-        case 'v':
-            o.vm = optarg;
-            break;
-        case 'e':
-            o.epoch = strtoull(optarg, NULL, 10);
-            break;
-        case 'P':
-            o.parent = strtoull(optarg, NULL, 10);
-            break;
-        case 's':
-            o.store = optarg;
-            break;
-        case 'S':
-            o.store_dir = optarg;
-            break;
-        case 'k':
-            o.key = optarg;
-            break;
-        case 'z':
-            o.lz4 = 1;
-            break;
-        case 'x':
-            o.stop_and_save = 1;
-            break;
-        case 'c':
-            o.lim.cut_pages = strtoull(optarg, NULL, 10);
-            break;
-        case 'R':
-            o.lim.max_rounds = (unsigned)atoi(optarg);
-            break;
-        case 'M':
-            o.lim.max_ms = strtoull(optarg, NULL, 10);
-            break;
-        case 'o':
-            o.ram_out = optarg;
-            break;
-        case 'O':
-            o.state_out = optarg;
-            break;
-        case 't':
-            o.state = optarg;
-            break;
-        case 'g':
-            o.resume = 1;
-            break;
-        case 'N':
-            o.streams = (unsigned)atoi(optarg);
-            break;
-        case 'X':
-            o.xen = optarg;
-            break;
-        case 'C':
-            o.rounds = (unsigned)atoi(optarg);
-            break;
-        case 'I':
-            o.interval_ms = (unsigned)atoi(optarg);
-            break;
-        default:
-            return 2;
-        }
-    }
-    if (strcmp(cmd, "checkpoint") == 0)
-        return cmd_checkpoint(&o);
-    if (strcmp(cmd, "fetch") == 0)
-        return cmd_fetch(&o, 0);
-    if (strcmp(cmd, "restore-local") == 0)
-        return cmd_fetch(&o, 1);
-    if (strcmp(cmd, "load") == 0)
-        return cmd_load(&o);
-    if (strcmp(cmd, "qemu-migrate") == 0)
-        return cmd_qemu_migrate(&o);
-#ifdef HAVE_XEN
-    if (strcmp(cmd, "xen-dirtycheck") == 0)
-        return cmd_xen_dirtycheck(&o);
-    if (strcmp(cmd, "xen-restore") == 0)
-        return cmd_xen_restore(&o);
-    if (strcmp(cmd, "xen-libxc-save") == 0)
-        return cmd_xen_libxc_save(&o);
-    if (strcmp(cmd, "xen-info") == 0) {
-        struct hv_vm *vm = xen_adopt_or_die(&o, -1);
-
-        hv_xen_describe(vm, stdout);
-        hv_xen_ops.vm_release(vm);
-        return 0;
-    }
-#endif
-    fprintf(stderr, "vmckpt-vmtool: unknown command '%s'\n", cmd);
+    for (c = commands; c->name != NULL; c++)
+        if (strcmp(c->name, argv[1]) == 0)
+            return c->run(&o);
+    fprintf(stderr, "vmckpt-vmtool: unknown command '%s'\n", argv[1]);
     return 2;
 }
