@@ -107,7 +107,8 @@ test_expect_success 'store killed mid-checkpoint: clear failure, guest keeps run
     cat $TEST_DIR/e3.out &&
     grep -q "checkpoint failed; the guest keeps running" $TEST_DIR/e3.out &&
     grep -q "rc=1" $TEST_DIR/e3.out &&
-    g=$(last_gen) && sleep 2 && test "$(last_gen)" -gt "$g" &&
+    wait_until 20 "test -n \"\$(last_gen)\"" && g=$(last_gen) &&
+    wait_until 20 "test \"\$(last_gen)\" -gt $g" &&
     ! grep -qs "^epoch 3" $TEST_DIR/h3/state/store/j1/g1/manifest &&
     in_host h2 "$VMTOOL" restore-local --store-dir $TEST_DIR/h2/state/store \
         --job j1 --vm g1 --epoch 2 --ram-out $TEST_DIR/check.ram --state-out $TEST_DIR/check.state &&

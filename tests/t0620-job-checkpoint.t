@@ -108,7 +108,7 @@ test_expect_success 'cancel: the epoch aborts everywhere, the guests run on' '
     for h in h1 h2 h3; do
         wait_until 20 "grep -q \"checkpoint of j1/g.* epoch 3 failed: aborted by the coordinator\" $TEST_DIR/$h/agent.log" || exit 1
     done &&
-    g=$(gen_now g1 h1) && sleep 2 && test "$(gen_now g1 h1)" -gt "$g" &&
+    g=$(gen_now g1 h1) && wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g" &&
     ! grep -qs "^epoch 3" $TEST_DIR/h2/state/store/j1/g1/manifest &&
     test "$(job_field last_epoch)" = 2
 '
@@ -120,7 +120,7 @@ test_expect_success 'the coordinator dies during a checkpoint: aborted on restar
     for h in h1 h2 h3; do
         wait_until 20 "grep -q \"lost the coordinator: 1 job checkpoint(s) aborted\" $TEST_DIR/$h/agent.log" || exit 1
     done &&
-    g=$(gen_now g2 h2) && sleep 2 && test "$(gen_now g2 h2)" -gt "$g" &&
+    g=$(gen_now g2 h2) && wait_until 20 "test \"\$(gen_now g2 h2)\" -gt $g" &&
     start_coordinator &&
     grep_log $TEST_DIR/co/coordinator.log "epoch j1/4 was in flight when the coordinator stopped" &&
     wait_until 15 "test \"\$(vmckpt vm list --json | jq -r \"[.[] | .state] | join(\\\",\\\")\")\" = running,running,running" &&

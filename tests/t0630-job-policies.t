@@ -98,7 +98,8 @@ test_expect_success 'the agent of a peer store is killed during pre-copy: epoch 
     catalog "select note from job_epochs where job=\"j2\" and epoch=$e" &&
     test "$(job_field last_epoch)" = "$last" &&
     for i in 1 2 3; do
-        g=$(gen_now g$i h$i) && sleep 1 && test "$(gen_now g$i h$i)" -gt "$g" || exit 1
+        g=$(gen_now g$i h$i) &&
+            wait_until 20 "test \"\$(gen_now g$i h$i)\" -gt $g" || exit 1
     done &&
     vmckpt vm list | grep -c " running " | grep -q 3
 '
@@ -112,7 +113,7 @@ test_expect_success 'the agent comes back; the next checkpoint succeeds' '
 test_expect_success 'the agent of a VM host is killed during pre-copy: its guest runs on' '
     e=$(kill_during_precopy h1 "checkpoint of j2/g1 epoch EPOCH (.*job) .* begins") &&
     test "$(epoch_state $e)" = aborted &&
-    g=$(gen_now g1 h1) && sleep 2 && test "$(gen_now g1 h1)" -gt "$g"
+    g=$(gen_now g1 h1) && wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g"
 '
 
 test_expect_success 'a new agent takes the guest over; the next checkpoint succeeds' '
