@@ -62,8 +62,7 @@ test_expect_success 'coordinator restart: the catalog remembers hosts, agents re
     stop_daemon co TERM &&
     grep_log $TEST_DIR/co/coordinator.log "stopped" &&
     test ! -f $TEST_DIR/co/state/coordinator.pid &&
-    sleep 1 &&
-    grep_log $TEST_DIR/h1/agent.log "retrying" &&
+    wait_until 10 "grep -q retrying $TEST_DIR/h1/agent.log" &&
     start_coordinator &&
     grep_log $TEST_DIR/co/coordinator.log "catalog lists 3 host(s)" &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
