@@ -14,7 +14,6 @@
 
 #include "agent.h"
 #include "restore.h"
-#include "work.h"
 #include "agent/store/image.h"
 #include "agent/store/stream.h"
 #include "lib/util/log.h"
@@ -117,7 +116,7 @@ static void restore_finish(void *arg)
     }
     vmm_vm_loaded(vm); /* e.g. a Xen domain's RAM file goes */
     vm->held = r->r->start_paused;
-    d.tracking = work_tracking(vm);
+    d.tracking = (char *)vmm_vm_tracking(vm);
     vm->restored_epoch = r->r->epoch;
     log_info("guest %s/%s restored from epoch %llu (%s's store) and %s",
              r->r->job, r->r->vm, (unsigned long long)r->r->epoch,

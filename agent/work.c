@@ -14,12 +14,6 @@
 #include "work.h"
 #include "lib/util/log.h"
 
-/* How the guest's writes are tracked, as reported to the coordinator. */
-char *work_tracking(const struct vmm_vm *vm)
-{
-    return (char *)vmm_vm_tracking(vm);
-}
-
 static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
 {
     Vmckpt__Ack ack = VMCKPT__ACK__INIT;
@@ -45,7 +39,7 @@ static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
                                "each time"
                              : "");
     ack.text = text;
-    ack.tracking = work_tracking(vm);
+    ack.tracking = (char *)vmm_vm_tracking(vm);
     outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
 }
 

@@ -8,14 +8,9 @@
 #include "lib/wire/wire.h"
 
 struct agent;
-struct vmm_vm;
 
 /* Handle a request from the coordinator; replies go through the outbox.
  * Returns 1 if the message type was one of the requests, else 0. */
 int work_handle(struct agent *a, const Vmckpt__Envelope *env);
-
-/* How the guest's writes are tracked, as reported to the coordinator
- * ("uffd-wp", "qemu-migration", "xen-logdirty"). */
-char *work_tracking(const struct vmm_vm *vm);
 
 #endif
