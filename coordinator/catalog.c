@@ -448,18 +448,28 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     return step_done(cat, st, err);
 }
 
-uint64_t catalog_epoch_next(struct catalog *cat, const char *job)
+int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
+                       struct vmckpt_error *err)
 {
     sqlite3_stmt *st;
-    uint64_t n = 1;
+    int rc;
 
-    if (prep(cat, "SELECT max(epoch) FROM epochs WHERE job=?", &st, NULL) < 0)
-        return 1;
+    *next = 0;
+    if (prep(cat, "SELECT max(epoch) FROM epochs WHERE job=?", &st, err) < 0)
+        return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+    else
+        errprintf(err, "catalog %s: the last epoch of job %s: %s", cat->path,
+                  job, sqlite3_errmsg(cat->db));
     sqlite3_finalize(st);
-    return n;
+    if (rc != SQLITE_ROW) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
 }
 
 int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,

@@ -81,8 +81,11 @@ int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
                          uint64_t keep_from,
                          void (*fn)(const char *store_host, void *arg),
                          void *arg, struct vmckpt_error *err);
-/* The next epoch number of job (max + 1, from 1). */
-uint64_t catalog_epoch_next(struct catalog *cat, const char *job);
+/* The next epoch number of job (max + 1, from 1) into *next. 0, or -1
+ * with 'err' when the catalog could not be read (*next is then 0: no
+ * number is given that might already be used). */
+int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
+                       struct vmckpt_error *err);
 /* Epoch 'epoch' (0: the last committed) of job/vm: 1 found (copied into
  * the caller's buffers via 'fn'), 0 none, -1 error. */
 int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,

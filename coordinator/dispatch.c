@@ -37,8 +37,9 @@ static const struct server_route routes[] = {
     {T(CKPT_DURABLE), R(AGENT), vms_on_agent_reply},
     {T(CKPT_ABORT), R(AGENT), vms_on_agent_reply},
     {T(RESTORE_DONE), R(AGENT), vms_on_agent_reply},
-    {T(CKPT_STATS), R(AGENT), vms_on_stats},
-    {T(CKPT_CUT_DONE), R(AGENT), vms_on_cut_done},
+    /* reports for a VM: only from the agent of the host that holds it */
+    {T(CKPT_STATS), R(AGENT), jobs_on_report},
+    {T(CKPT_CUT_DONE), R(AGENT), jobs_on_report},
     {T(JOB_REGISTER), R(ADMIN), jobs_on_register},
     {T(JOBS_QUERY), R(ADMIN), jobs_on_query},
     {T(EPOCHS_QUERY), R(ADMIN), jobs_on_epochs},

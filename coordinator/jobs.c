@@ -279,42 +279,82 @@ fail:
 
 /* ---- messages to agents --------------------------------------------- */
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t jobs_distinct(const char **names, size_t n)
+{
+    size_t i, k = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(names, n, sizeof(*names), cmp_name);
+    for (i = 1; i < n; i++)
+        if (strcmp(names[i], names[k]) != 0)
+            names[++k] = names[i];
+    return k + 1;
+}
+
+/* Remember that 'host' missed the abort of the epoch in flight: it is
+ * told when it registers again. */
+static void note_missed(struct job *j, const char *host)
+{
+    struct clean_note *n = calloc(1, sizeof(*n));
+
+    if (n == NULL) {
+        log_err("epoch %s/%llu: out of memory: host %s will not be told of "
+                "the abort",
+                j->name, (unsigned long long)j->cur->epoch, host);
+        return;
+    }
+    snprintf(n->job, sizeof(n->job), "%s", j->name);
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->epoch = j->cur->epoch;
+    n->next = j->co->jobs->to_clean;
+    j->co->jobs->to_clean = n;
+}
+
 /* Send to the agent of every distinct host among the epoch's VM hosts
- * (and, with 'stores', its store hosts). Hosts not up are noted in
- * co->jobs->to_clean when 'remember'. */
-static void tell_hosts(struct job *j, int type, const void *payload, int stores,
-                       int remember)
+ * (and, with 'stores', its store hosts), however many. Hosts not up are
+ * noted in co->jobs->to_clean when 'remember'. 0, or -1 when the message
+ * could not go to every host (logged). */
+static int tell_hosts(struct job *j, int type, const void *payload, int stores,
+                      int remember)
 {
     struct jepoch *e = j->cur;
-    const char *seen[128];
-    size_t nseen = 0, i, k, pass;
+    size_t per = stores ? 2 : 1, n = 0, i;
+    const char **h = calloc(e->n * per + 1, sizeof(*h));
+    int rc = 0;
 
-    for (i = 0; i < e->n; i++)
-        for (pass = 0; pass < (stores ? 2u : 1u); pass++) {
-            const char *h = pass ? e->v[i].store_host : e->v[i].host;
-            struct conn *c;
+    if (h == NULL) {
+        log_err("epoch %s/%llu: out of memory: %s sent to no host", j->name,
+                (unsigned long long)e->epoch, wire_type_name(type));
+        return -1;
+    }
+    for (i = 0; i < e->n; i++) {
+        h[n++] = e->v[i].host;
+        if (stores)
+            h[n++] = e->v[i].store_host;
+    }
+    n = jobs_distinct(h, n);
+    for (i = 0; i < n; i++) {
+        struct conn *c = hosts_conn(j->co, h[i]);
 
-            for (k = 0; k < nseen; k++)
-                if (strcmp(seen[k], h) == 0)
-                    break;
-            if (k < nseen || nseen == 128)
-                continue;
-            seen[nseen++] = h;
-            c = hosts_conn(j->co, h);
-            if (c != NULL) {
-                server_send(c, type, j->co->next_req++, payload);
-            } else if (remember) {
-                struct clean_note *n = calloc(1, sizeof(*n));
-
-                if (n == NULL)
-                    continue;
-                snprintf(n->job, sizeof(n->job), "%s", j->name);
-                snprintf(n->host, sizeof(n->host), "%s", h);
-                n->epoch = e->epoch;
-                n->next = j->co->jobs->to_clean;
-                j->co->jobs->to_clean = n;
-            }
+        if (c != NULL) {
+            if (server_send(c, type, j->co->next_req++, payload) < 0)
+                rc = -1;
+        } else if (remember) {
+            note_missed(j, h[i]);
+        } else {
+            log_warn("epoch %s/%llu: host %s is not up: no %s for it", j->name,
+                     (unsigned long long)e->epoch, h[i], wire_type_name(type));
+            rc = -1;
         }
+    }
+    free(h);
+    return rc;
 }
 
 static void epoch_end(struct job *j)
@@ -381,7 +421,11 @@ void jobs_cut(struct job *j, const char *why)
     }
     cut.job = j->name;
     cut.epoch = e->epoch;
-    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_CUT, &cut, 0, 0);
+    if (tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_CUT, &cut, 0, 0) < 0) {
+        /* a host without the CUT would never pause: end it now */
+        jobs_abort(j, "the cut could not be sent to every host of the job");
+        return;
+    }
     /* from now on the overall timeout */
     ev_timer_stop(j->co->loop, &e->timer);
     ev_timer_start(j->co->loop, &e->timer,
@@ -421,26 +465,32 @@ static void epoch_timer(struct evloop *loop, struct ev_timer *t)
 
 /* ---- begin ------------------------------------------------------------- */
 
-int jobs_vms(struct coord *co, const char *job, struct vmrec **out, size_t max)
+int jobs_vms(struct coord *co, const char *job, struct vmrec ***out)
 {
-    struct vmrec *v;
+    struct vmrec *v, **a;
     size_t n = 0;
 
     for (v = vms_first(co); v != NULL; v = v->next)
-        if (strcmp(v->job, job) == 0 && strcmp(v->state, "stopped") != 0 &&
-            n < max)
-            out[n++] = v;
+        if (strcmp(v->job, job) == 0 && strcmp(v->state, "stopped") != 0)
+            n++;
+    *out = a = calloc(n + 1, sizeof(*a));
+    if (a == NULL)
+        return -1;
+    n = 0;
+    for (v = vms_first(co); v != NULL; v = v->next)
+        if (strcmp(v->job, job) == 0 && strcmp(v->state, "stopped") != 0)
+            a[n++] = v;
     return (int)n;
 }
 
-/* Start epoch of job 'j' ('streams' per VM, 0: each agent's setting); 0,
- * or -1 with 'why'. */
-int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
+/* Whether every VM of vms[0..n-1] can take part in an epoch: running on
+ * an up host, with another up host to store its image. 0, or -1 with
+ * 'why'. */
+static int begin_check(struct job *j, struct vmrec **vms, int n, char *why,
+                       size_t wlen)
 {
     struct coord *co = j->co;
-    struct vmrec *vms[256];
-    struct jepoch *e;
-    int n = jobs_vms(co, j->name, vms, 256), i;
+    int i;
 
     if (j->cur != NULL) {
         snprintf(why, wlen, "epoch %llu of job %s is in progress",
@@ -475,20 +525,38 @@ int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
             return -1;
         }
     }
-    e = calloc(1, sizeof(*e));
+    return 0;
+}
+
+/* A new epoch of 'j' for its VMs vms[0..n-1], its number taken from the
+ * catalog: j->cur, or NULL with 'why'. */
+static struct jepoch *epoch_new(struct job *j, struct vmrec **vms, int n,
+                                char *why, size_t wlen)
+{
+    struct coord *co = j->co;
+    struct vmckpt_error err;
+    struct jepoch *e = calloc(1, sizeof(*e));
+    int i;
+
     if (e == NULL || (e->v = calloc((size_t)n, sizeof(*e->v))) == NULL) {
         free(e);
         snprintf(why, wlen, "out of memory");
-        return -1;
+        return NULL;
     }
-    e->epoch = catalog_epoch_next(co->cat, j->name);
+    if (catalog_epoch_next(co->cat, j->name, &e->epoch, &err) < 0) {
+        free(e->v);
+        free(e);
+        snprintf(why, wlen,
+                 "the catalog could not give job %s its next epoch number: %s",
+                 j->name, err.text);
+        return NULL;
+    }
     e->n = (size_t)n;
     e->t_begin = clock_mono_ms();
     e->started_at = (int64_t)(clock_wall_ms() / 1000);
     snprintf(e->phase, sizeof(e->phase), "precopy");
     ev_timer_init(&e->timer, epoch_timer, j);
     ev_timer_init(&e->align_timer, NULL, j);
-    j->cur = e;
     for (i = 0; i < n; i++) {
         struct jvm *jv = &e->v[i];
         const char *store = hosts_next_up(co, vms[i]->host);
@@ -502,9 +570,20 @@ int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
         jv->parent =
             strcmp(vms[i]->chain_store, store) == 0 ? vms[i]->chain_epoch : 0;
     }
-    jepoch_set_state(j, "new", "running", NULL);
-    /* every agent at once */
-    for (i = 0; i < n; i++) {
+    j->cur = e;
+    return e;
+}
+
+/* BEGIN to the agent of every VM of j->cur at once. 0, or -1 with 'why'
+ * (the epoch is then aborted). */
+static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
+                      char *why, size_t wlen)
+{
+    struct coord *co = j->co;
+    struct jepoch *e = j->cur;
+    size_t i;
+
+    for (i = 0; i < e->n; i++) {
         Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
         Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
         struct jvm *jv = &e->v[i];
@@ -526,16 +605,39 @@ int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
         vms[i]->round = 0;
         if (server_send(hosts_conn(co, jv->host),
                         VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
-            jobs_abort(j, "cannot reach the agent of %s", jv->host);
             snprintf(why, wlen, "cannot reach the agent of %s", jv->host);
+            jobs_abort(j, "cannot reach the agent of %s", jv->host);
             return -1;
         }
     }
-    ev_timer_start(co->loop, &e->timer, co->jobs->max_precopy_ms);
     return 0;
 }
 
-static struct jvm *jvm_find(struct job *j, uint64_t epoch, const char *vm)
+/* Start epoch of job 'j' ('streams' per VM, 0: each agent's setting) for
+ * every VM of the job, however many; 0, or -1 with 'why'. */
+int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
+{
+    struct vmrec **vms;
+    int n = jobs_vms(j->co, j->name, &vms), rc = -1;
+
+    if (n < 0) {
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    if (begin_check(j, vms, n, why, wlen) < 0 ||
+        epoch_new(j, vms, n, why, wlen) == NULL)
+        goto out;
+    jepoch_set_state(j, "new", "running", NULL);
+    if (begin_send(j, vms, streams, why, wlen) < 0)
+        goto out;
+    ev_timer_start(j->co->loop, &j->cur->timer, j->co->jobs->max_precopy_ms);
+    rc = 0;
+out:
+    free(vms);
+    return rc;
+}
+
+struct jvm *jobs_jvm_find(struct job *j, uint64_t epoch, const char *vm)
 {
     size_t i;
 
@@ -550,7 +652,7 @@ static struct jvm *jvm_find(struct job *j, uint64_t epoch, const char *vm)
 static void on_stats(struct coord *co, const Vmckpt__CkptStats *st)
 {
     struct job *j = jobs_find(co, st->job);
-    struct jvm *v = jvm_find(j, st->epoch, st->vm);
+    struct jvm *v = jobs_jvm_find(j, st->epoch, st->vm);
     size_t i;
 
     if (v == NULL)
@@ -573,7 +675,7 @@ static void on_stats(struct coord *co, const Vmckpt__CkptStats *st)
 static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
 {
     struct job *j = jobs_find(co, cd->job);
-    struct jvm *v = jvm_find(j, cd->epoch, cd->vm);
+    struct jvm *v = jobs_jvm_find(j, cd->epoch, cd->vm);
     Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
 
     if (v == NULL || v->cut_done)
@@ -588,11 +690,15 @@ static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
     snprintf(j->cur->phase, sizeof(j->cur->phase), "drain");
     r.job = j->name;
     r.epoch = j->cur->epoch;
-    tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0);
+    if (tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0) < 0) {
+        /* the abort resumes whatever a host holds */
+        jobs_abort(j, "RESUME could not be sent to every host of the job");
+        return;
+    }
     release_ranks(j, j->cur->epoch);
 }
 
-static void job_commit(struct job *j)
+void jobs_commit(struct job *j)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptCommit cm = VMCKPT__CKPT_COMMIT__INIT;
@@ -633,80 +739,6 @@ static void job_commit(struct job *j)
              (unsigned long long)(clock_mono_ms() - e->t_begin));
     epoch_end(j);
     jobs_schedule(j);
-}
-
-/* The guests' hook: a reply that belongs to an epoch or a restart, found
- * by request id. 1 if it did. */
-static int on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
-{
-    struct job *j;
-    size_t i;
-
-    for (j = c->co->jobs->list; j != NULL; j = j->next) {
-        struct jepoch *e = j->cur;
-
-        for (i = 0; e != NULL && i < e->n; i++) {
-            struct jvm *v = &e->v[i];
-            const Vmckpt__CkptDurable *d = env->ckpt_durable;
-
-            if (v->req != env->request_id)
-                continue;
-            if (env->type != VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE) {
-                jobs_abort(j, "%s/%s on %s: %s", j->name, v->vm, v->host,
-                           env->type == VMCKPT__MSG_TYPE__MSG_CKPT_ABORT
-                               ? env->ckpt_abort->reason
-                           : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
-                               ? env->error->text
-                               : "unexpected reply");
-                return 1;
-            }
-            if (v->durable)
-                return 1;
-            v->durable = 1;
-            v->pages = d->pages;
-            v->wire_bytes = d->wire_bytes;
-            v->disk_bytes = d->bytes;
-            v->pause_us = d->pause_ns / 1000;
-            v->total_ms = d->total_ms;
-            v->rounds = d->rounds;
-            v->paused_at_ns = d->paused_at_ns;
-            v->resumed_at_ns = d->resumed_at_ns;
-            v->slowdown_ms = d->slowdown_ms;
-            v->used_parent = d->parent;
-            v->qemu_stream = d->qemu_stream;
-            if (++e->ndurable == e->n)
-                job_commit(j);
-            return 1;
-        }
-        if (j->rs != NULL) {
-            struct jrestart *rs = j->rs;
-
-            for (i = 0; i < rs->n; i++) {
-                if (rs->v[i].req != env->request_id || rs->v[i].done)
-                    continue;
-                rs->v[i].done = 1;
-                rs->ndone++;
-                if (env->type != VMCKPT__MSG_TYPE__MSG_RESTORE_DONE ||
-                    env->restore_done->error == NULL ||
-                    env->restore_done->error->code !=
-                        VMCKPT__ERROR_CODE__ERR_NONE) {
-                    rs->nfail++;
-                    snprintf(rs->error, sizeof(rs->error), "%s on %s: %s",
-                             rs->v[i].vm, rs->v[i].host,
-                             env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
-                                     env->restore_done->error != NULL
-                                 ? env->restore_done->error->text
-                             : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
-                                 ? env->error->text
-                                 : "unexpected reply");
-                }
-                if (rs->ndone == rs->n)
-                    jobs_restart_finish(j);
-                return 1;
-            }
-        }
-    }
-    return 0;
 }
 
 /* ---- periodic checkpoints --------------------------------------------- */
@@ -821,7 +853,7 @@ int jobs_create(struct coord *co, unsigned max_precopy_ms,
                 unsigned ckpt_timeout_ms, uint64_t mtbf_s)
 {
     static const struct vms_epoch_hooks hooks = {
-        .reply = on_agent_reply,
+        .reply = jobs_on_agent_reply,
         .stats = on_stats,
         .cut_done = on_cut_done,
     };

@@ -130,5 +130,10 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_cancel(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env);
 int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env);
+/* An agent's CkptStats or CkptCutDone (server route): taken (handed to
+ * the guests, vms_on_stats / vms_on_cut_done) only from the agent
+ * connection of the host that holds the VM for that epoch; from any other
+ * it is refused with an Error saying why, and changes nothing. */
+int jobs_on_report(struct conn *c, const Vmckpt__Envelope *env);
 
 #endif

@@ -44,11 +44,26 @@ struct jobs {
 /* Every change of a job's state: logs old -> new, writes the catalog;
  * 'why' (may be NULL) becomes last_error unless the job runs. */
 void jobs_set_state(struct job *j, const char *state, const char *why);
-/* The VMs of job (not stopped) into out[max]; how many. */
-int jobs_vms(struct coord *co, const char *job, struct vmrec **out, size_t max);
+/* The VMs of job (not stopped), however many: *out is a malloc'd array
+ * the caller frees. How many, or -1 (ENOMEM, *out NULL). */
+int jobs_vms(struct coord *co, const char *job, struct vmrec ***out);
+/* Sort names[0..n-1] and keep each name once, at the front: how many
+ * distinct names there are. The strings are not copied. */
+size_t jobs_distinct(const char **names, size_t n);
 /* Start an epoch of 'j', 'streams' per VM (0: each agent's setting);
  * 0, or -1 with 'why'. */
 int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen);
+/* VM 'vm' of the epoch in flight of 'j' (NULL-safe) if that is 'epoch';
+ * else NULL. */
+struct jvm *jobs_jvm_find(struct job *j, uint64_t epoch, const char *vm);
+/* Every VM of j->cur is durable: one catalog transaction commits the
+ * epoch, then the agents are told (or the epoch is aborted). */
+void jobs_commit(struct job *j);
+/* The guests' hook (jobs_report.c): an agent's reply that no single-VM
+ * request of its connection waits for; 1 if it was an epoch's or a
+ * restart's, or was refused as coming from a host that does not hold the
+ * VM. */
+int jobs_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
 /* Abort the epoch in flight everywhere; the previous commit stays. */
 void jobs_abort(struct job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -34,31 +34,75 @@ static void src_copy(const struct catalog_epoch *ce, void *arg)
     snprintf(s->store_addr, sizeof(s->store_addr), "%s", ce->store_addr);
 }
 
-void jobs_restart_finish(struct job *j)
+/* CkptResume{job, epoch} to the agent of every distinct host of the
+ * restart, however many: how many hosts, or -1 (logged) when one could
+ * not be told. */
+static int resume_hosts(struct job *j, size_t *nhosts)
 {
     struct jrestart *rs = j->rs;
     Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
-    const char *seen[128];
-    size_t nseen = 0, i, k;
+    const char **h = calloc(rs->n + 1, sizeof(*h));
+    size_t i, n;
+    int rc = 0;
+
+    *nhosts = 0;
+    if (h == NULL) {
+        log_err("job %s: out of memory: RESUME sent to no host", j->name);
+        return -1;
+    }
+    for (i = 0; i < rs->n; i++)
+        h[i] = rs->v[i].host;
+    n = jobs_distinct(h, rs->n);
+    r.job = j->name;
+    r.epoch = rs->epoch;
+    for (i = 0; i < n; i++) {
+        struct conn *c = hosts_conn(j->co, h[i]);
+
+        if (c == NULL || server_send(c, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME,
+                                     j->co->next_req++, &r) < 0) {
+            log_err("job %s: RESUME after the restart could not reach host "
+                    "%s; its VMs stay paused",
+                    j->name, h[i]);
+            snprintf(rs->error, sizeof(rs->error),
+                     "RESUME could not reach host %s", h[i]);
+            rc = -1;
+        }
+    }
+    *nhosts = n;
+    free(h);
+    return rc;
+}
+
+/* The restart failed: say why, to the log, the job and the console. */
+static void restart_failed(struct job *j)
+{
+    struct jrestart *rs = j->rs;
+    char text[400];
+
+    snprintf(text, sizeof(text),
+             "restart of %s from epoch %llu failed: %s (restored VMs stay "
+             "paused; fix and run 'vmckpt restart %s' again)",
+             j->name, (unsigned long long)rs->epoch, rs->error, j->name);
+    jobs_set_state(j, "failed", text);
+    if (rs->admin != NULL)
+        server_error(rs->admin, rs->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     "%s", text);
+}
+
+void jobs_restart_finish(struct job *j)
+{
+    struct jrestart *rs = j->rs;
+    size_t i, nhosts;
     char text[400];
 
     if (rs->nfail > 0) {
-        snprintf(text, sizeof(text),
-                 "restart of %s from epoch %llu failed: %s (restored VMs stay "
-                 "paused; fix and run 'vmckpt restart %s' again)",
-                 j->name, (unsigned long long)rs->epoch, rs->error, j->name);
-        jobs_set_state(j, "failed", text);
-        if (rs->admin != NULL)
-            server_error(rs->admin, rs->admin_id,
-                         VMCKPT__ERROR_CODE__ERR_INTERNAL, "%s", text);
+        restart_failed(j);
         goto out;
     }
     /* every VM is restored and paused: the rank connections are from the
      * guests they replaced; then resume them all together */
     if (j->co->jobs->ranks != NULL)
         j->co->jobs->ranks->replaced(j);
-    r.job = j->name;
-    r.epoch = rs->epoch;
     for (i = 0; i < rs->n; i++) {
         struct vmrec *v = vms_find(j->co, j->name, rs->v[i].vm);
 
@@ -67,21 +111,15 @@ void jobs_restart_finish(struct job *j)
             v->last_epoch = rs->epoch;
             vms_set_state(j->co, v, "running");
         }
-        for (k = 0; k < nseen; k++)
-            if (strcmp(seen[k], rs->v[i].host) == 0)
-                break;
-        if (k < nseen || nseen == 128)
-            continue;
-        seen[nseen++] = rs->v[i].host;
-        if (hosts_conn(j->co, rs->v[i].host) != NULL)
-            server_send(hosts_conn(j->co, rs->v[i].host),
-                        VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, j->co->next_req++,
-                        &r);
+    }
+    if (resume_hosts(j, &nhosts) < 0) {
+        restart_failed(j);
+        goto out;
     }
     snprintf(text, sizeof(text),
              "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
              "resumed together",
-             j->name, (unsigned long long)rs->epoch, rs->n, nseen);
+             j->name, (unsigned long long)rs->epoch, rs->n, nhosts);
     log_info("%s", text);
     jobs_set_state(j, "running", NULL);
     if (rs->admin != NULL) {
@@ -263,14 +301,20 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
     }
 }
 
+/* One VM of a restart: the image it comes back from, and where. */
+struct restart_plan {
+    struct vmrec *vm;
+    struct epoch_src src;
+    const char *target;
+};
+
 int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
 {
-    struct vmrec *vms[256];
-    struct epoch_src src[256];
-    const char *target[256];
+    struct vmrec **vms = NULL;
+    struct restart_plan *plan = NULL;
     struct host_turn turn = {.hosts = hosts, .n = nhosts};
-    int n, i;
+    int n, i, rc = -1;
 
     if (j->rs != NULL) {
         snprintf(why, wlen, "job %s is already being restarted", j->name);
@@ -283,20 +327,32 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  j->name);
         return -1;
     }
-    n = jobs_vms(j->co, j->name, vms, 256);
+    n = jobs_vms(j->co, j->name, &vms);
+    if (n > 0)
+        plan = calloc((size_t)n, sizeof(*plan));
+    if (n < 0 || (n > 0 && plan == NULL)) {
+        snprintf(why, wlen, "out of memory");
+        goto out;
+    }
     if (n == 0) {
         snprintf(why, wlen, "job %s has no VM", j->name);
-        return -1;
+        goto out;
     }
-    for (i = 0; i < n; i++)
-        if (plan_vm(j, epoch, vms[i], &src[i], &target[i], &turn, why, wlen) <
-            0)
-            return -1;
+    for (i = 0; i < n; i++) {
+        plan[i].vm = vms[i];
+        if (plan_vm(j, epoch, vms[i], &plan[i].src, &plan[i].target, &turn, why,
+                    wlen) < 0)
+            goto out;
+    }
     if (restart_open(j, epoch, (size_t)n, admin, admin_id, why, wlen) < 0)
-        return -1;
+        goto out;
     for (i = 0; i < n; i++)
-        restore_vm(j, (size_t)i, vms[i], target[i], &src[i]);
+        restore_vm(j, (size_t)i, plan[i].vm, plan[i].target, &plan[i].src);
+    rc = 0;
     if (j->rs->ndone == j->rs->n)
         jobs_restart_finish(j);
-    return 0;
+out:
+    free(plan);
+    free(vms);
+    return rc;
 }

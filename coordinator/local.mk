@@ -7,6 +7,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/ranks.c %reldir%/ranks.h \
 	%reldir%/jobs.c %reldir%/jobs.h %reldir%/jobs_int.h \
 	%reldir%/jobs_restart.c %reldir%/jobs_admin.c %reldir%/jobs_fail.c \
+	%reldir%/jobs_report.c \
 	%reldir%/vms.c %reldir%/vms.h \
 	%reldir%/hosts.c %reldir%/hosts.h \
 	%reldir%/server.c %reldir%/server.h \

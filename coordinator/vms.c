@@ -468,7 +468,16 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
                             "must live on another host)",
                             v->job, v->name);
     out.job = v->job;
-    out.epoch = catalog_epoch_next(co->cat, v->job);
+    {
+        struct vmckpt_error cerr;
+
+        /* never a number that might be in use already */
+        if (catalog_epoch_next(co->cat, v->job, &out.epoch, &cerr) < 0)
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                                "checkpoint of %s/%s refused: %s", v->job,
+                                v->name, cerr.text);
+    }
     t.vm = v->name;
     t.host = (char *)store;
     t.store_addr = (char *)hosts_store_addr(co, store);

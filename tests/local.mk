@@ -4,6 +4,7 @@ SHELL_TESTS = \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
 	%reldir%/t0120-cluster-ssh.t \
+	%reldir%/t0150-job-scale.t \
 	%reldir%/t0200-bad-input.t \
 	%reldir%/t0300-mpi-examples.t \
 	%reldir%/t0400-lab.t \
@@ -27,6 +28,12 @@ check_PROGRAMS += %reldir%/tools/wirepoke
 %canon_reldir%_tools_wirepoke_SOURCES = %reldir%/tools/wirepoke.c
 %canon_reldir%_tools_wirepoke_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_tools_wirepoke_LDADD = lib/client/libclient.a $(WIRE_LIBS)
+
+# fakeagents: many fake agents in one process (no guests), for t0150.
+check_PROGRAMS += %reldir%/tools/fakeagents
+%canon_reldir%_tools_fakeagents_SOURCES = %reldir%/tools/fakeagents.c
+%canon_reldir%_tools_fakeagents_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_tools_fakeagents_LDADD = lib/client/libclient.a $(WIRE_LIBS)
 
 # Each test keeps its daemons' logs in tests/NAME.dir for inspection.
 CLEAN_DIRS += $(SHELL_TESTS:%.t=%.dir) $(top_builddir)/lab
