@@ -115,7 +115,37 @@ static const char *const agent_keys[] = {"name",
                                          "xl_extra",
                                          NULL};
 
-/* A guest's QEMU ended on its own: forget it. */
+/* Tell the coordinator that guest 'vm' ended without this agent ending
+ * it. Through the outbox: while the link is down the message is dropped,
+ * and the list of guests in the next registration tells instead. */
+static void tell_exited(struct agent *a, const struct vmm_vm *vm,
+                        int exit_status, int sig, const char *reason)
+{
+    Vmckpt__VmExited x = VMCKPT__VM_EXITED__INIT;
+
+    x.job = (char *)vm->job;
+    x.vm = (char *)vm->name;
+    x.exit_status = exit_status;
+    x.signal = sig;
+    x.reason = (char *)reason;
+    outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_VM_EXITED, 0, &x);
+}
+
+/* The vmm's liveness check found a guest gone behind the agent's back (a
+ * QEMU it does not reap, a Xen domain destroyed or shut down). */
+static void on_guest_gone(void *arg, const struct vmm_vm *vm)
+{
+    char reason[160];
+
+    if (vm->pid > 0)
+        snprintf(reason, sizeof(reason), "QEMU (pid %d) is gone", (int)vm->pid);
+    else
+        snprintf(reason, sizeof(reason), "%s is gone or shut down", vm->where);
+    tell_exited(arg, vm, -1, 0, reason);
+}
+
+/* A guest's QEMU ended: forget it; unless the agent ended it (a stop, a
+ * restore replacing it), the coordinator is told. */
 static void on_child(struct evloop *loop, int signo, void *arg)
 {
     struct agent *a = arg;
@@ -126,16 +156,26 @@ static void on_child(struct evloop *loop, int signo, void *arg)
     (void)signo;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct vmm_vm *vm = vmm_reaped(&a->vmm, pid);
+        char reason[160];
 
-        if (vm != NULL) {
-            if (vm->stopping)
-                log_info("guest %s/%s stopped", vm->job, vm->name);
+        if (vm == NULL)
+            continue;
+        if (vm->stopping) {
+            log_info("guest %s/%s stopped", vm->job, vm->name);
+        } else {
+            if (WIFSIGNALED(status))
+                snprintf(reason, sizeof(reason),
+                         "QEMU (pid %d) killed by signal %d (%s)", (int)pid,
+                         WTERMSIG(status), strsignal(WTERMSIG(status)));
             else
-                log_warn("guest %s/%s: QEMU (pid %d) exited with status %d",
-                         vm->job, vm->name, (int)pid,
+                snprintf(reason, sizeof(reason),
+                         "QEMU (pid %d) exited with status %d", (int)pid,
                          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-            vmm_free(vm);
+            log_warn("guest %s/%s: %s", vm->job, vm->name, reason);
+            tell_exited(a, vm, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                        WIFSIGNALED(status) ? WTERMSIG(status) : 0, reason);
         }
+        vmm_free(vm);
     }
 }
 
@@ -297,6 +337,8 @@ static int start_guests(const struct daemon_opts *o, struct agent *a,
         log_err("guests: %s", err.text);
         return 1;
     }
+    a->vmm.on_gone = on_guest_gone;
+    a->vmm.on_gone_arg = a;
     n = vmm_adopt_all(&a->vmm, &err);
     if (n < 0)
         log_err("guests of an earlier agent: %s", err.text);

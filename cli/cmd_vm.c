@@ -165,7 +165,7 @@ static void vms_print_json(const Vmckpt__VmsReply *r, json_t *jobj)
         json_array_append_new(
             arr,
             json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, "
-                      "s:I, s:I, s:s, s:I, s:s, s:I}",
+                      "s:I, s:I, s:s, s:I, s:s, s:I, s:s}",
                       "job", v->job, "vm", v->vm, "host", v->host, "state",
                       v->state, "phase", v->phase, "round", (int)v->round,
                       "pages_left", (json_int_t)v->pages_left,
@@ -174,7 +174,8 @@ static void vms_print_json(const Vmckpt__VmsReply *r, json_t *jobj)
                       (json_int_t)v->last_epoch, "last_pause_us",
                       (json_int_t)v->last_pause_us, "tracking", v->tracking,
                       "memory_mb", (json_int_t)v->memory_mb, "ip", v->ip,
-                      "bytes_sent", (json_int_t)v->bytes_sent));
+                      "bytes_sent", (json_int_t)v->bytes_sent, "exit_reason",
+                      v->exit_reason));
     }
     if (jobj != NULL) {
         json_t *o = json_pack("{s:o, s:o}", "job", jobj, "vms", arr);
@@ -224,6 +225,11 @@ static void vms_print_table(const Vmckpt__VmsReply *r, int progress)
                        : v->tracking);
         printf("\n");
     }
+    /* why guests ended by themselves, under the table */
+    for (i = 0; i < r->n_vms; i++)
+        if (r->vms[i]->exit_reason[0] != '\0')
+            printf("%s/%s exited: %s\n", r->vms[i]->job, r->vms[i]->vm,
+                   r->vms[i]->exit_reason);
 }
 
 /* vm list and status: the same data; status adds progress columns. */

@@ -26,6 +26,7 @@ static const struct server_route routes[] = {
     {T(AGENT_REGISTER), R(AGENT), hosts_on_register},
     {T(HEARTBEAT), R(AGENT), hosts_on_heartbeat},
     {T(AGENT_GOODBYE), R(AGENT), hosts_on_goodbye},
+    {T(VM_EXITED), R(AGENT), vms_on_exited},
     {T(HOSTS_QUERY), R(ADMIN), hosts_on_query},
     {T(VM_START), R(ADMIN), vms_on_start},
     {T(VM_STOP), R(ADMIN), vms_on_stop},

@@ -42,6 +42,7 @@ struct hosts {
     unsigned heartbeat_ms;
     unsigned heartbeat_timeout_ms;
     struct ev_timer sweep_timer;
+    uint64_t started_ms; /* monotonic, when the sweep began */
     struct hosts_events ev;
 };
 
@@ -264,12 +265,34 @@ int hosts_load(struct coord *co, struct vmckpt_error *err)
     return 0;
 }
 
+/* A host of the catalog whose agent has not registered within the
+ * heartbeat timeout of this coordinator's start is as silent as one that
+ * stopped heartbeating: lost, so that what it ran is brought back. */
+static void sweep_unknown(struct coord *co, uint64_t now)
+{
+    struct hosts *hs = co->hosts;
+    struct host *h;
+    char why[128];
+
+    if (now - hs->started_ms <= hs->heartbeat_timeout_ms)
+        return;
+    for (h = hs->list; h != NULL; h = h->next) {
+        if (strcmp(h->state, "unknown") != 0)
+            continue;
+        snprintf(why, sizeof(why),
+                 "not registered within %u ms of the coordinator's start",
+                 hs->heartbeat_timeout_ms);
+        host_set_state(co, h, "lost", why);
+    }
+}
+
 static void sweep(struct evloop *loop, struct ev_timer *t)
 {
     struct coord *co = t->arg;
     uint64_t now = clock_mono_ms();
     struct host *h;
 
+    sweep_unknown(co, now);
     for (h = co->hosts->list; h != NULL; h = h->next) {
         char why[96];
 
@@ -292,6 +315,7 @@ static void sweep(struct evloop *loop, struct ev_timer *t)
 
 void hosts_start_sweep(struct coord *co)
 {
+    co->hosts->started_ms = clock_mono_ms();
     ev_timer_init(&co->hosts->sweep_timer, sweep, co);
     ev_timer_start(co->loop, &co->hosts->sweep_timer, co->hosts->heartbeat_ms);
 }

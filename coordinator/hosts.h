@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The host registry: agents register and heartbeat; a host silent past the
- * timeout is lost. Sits on the connection layer (server.h) and the
- * catalog; tells the layer above what happens to hosts through the events
- * it registered (hosts_set_events), never by name. */
+ * timeout is lost, and so is a host of the catalog whose agent has not
+ * registered within the timeout of the coordinator's start. Sits on the
+ * connection layer (server.h) and the catalog; tells the layer above what
+ * happens to hosts through the events it registered (hosts_set_events),
+ * never by name. */
 #ifndef VMCKPT_COORD_HOSTS_H
 #define VMCKPT_COORD_HOSTS_H
 
@@ -35,7 +37,8 @@ void hosts_destroy(struct coord *co);
 void hosts_set_events(struct coord *co, const struct hosts_events *ev);
 /* Load the hosts of the catalog (state "unknown"). 0, or -1 with 'err'. */
 int hosts_load(struct coord *co, struct vmckpt_error *err);
-/* Start watching heartbeats (after the loop exists). */
+/* Start watching heartbeats (after the loop exists); the hosts still
+ * "unknown" one heartbeat timeout from now are declared lost. */
 void hosts_start_sweep(struct coord *co);
 
 /* Handlers of the agents' and the console's messages (server routes). */

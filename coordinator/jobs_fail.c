@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* What jobs do when the hosts and connections they need fail or come
- * back: abort the epoch in flight, fail the job (and restart it when
+/* What jobs do when the hosts, connections and guests they need fail or
+ * come back: abort the epoch in flight, fail the job (and restart it when
  * auto_restart says so), deliver the aborts a host missed, and mark a job
  * running again once all its guests run. */
 #include "config.h"
@@ -54,6 +54,23 @@ static void conn_gone(struct coord *co, struct conn *c)
     }
 }
 
+/* 'j' failed: restart it from its last committed epoch if its policy
+ * says so. */
+static void auto_restart(struct job *j)
+{
+    char err[300];
+
+    if (!j->auto_restart || j->rs != NULL)
+        return;
+    log_info("job %s: auto_restart from its last committed epoch", j->name);
+    if (jobs_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
+        log_err("job %s: auto_restart impossible: %s", j->name, err);
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "auto_restart impossible: %s", err);
+        jobs_save(j);
+    }
+}
+
 static void host_lost(struct coord *co, const char *host, const char *why)
 {
     struct job *j;
@@ -75,19 +92,59 @@ static void host_lost(struct coord *co, const char *host, const char *why)
             continue;
         snprintf(text, sizeof(text), "host %s lost (%s)", host, why);
         jobs_set_state(j, "failed", text);
-        if (j->auto_restart && j->rs == NULL) {
-            char err[300];
-
-            log_info("job %s: auto_restart from its last committed epoch",
-                     j->name);
-            if (jobs_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
-                log_err("job %s: auto_restart impossible: %s", j->name, err);
-                snprintf(j->last_error, sizeof(j->last_error),
-                         "auto_restart impossible: %s", err);
-                jobs_save(j);
-            }
-        }
+        auto_restart(j);
     }
+}
+
+static int epoch_has_vm(const struct jepoch *e, const char *vm)
+{
+    size_t i;
+
+    for (i = 0; e != NULL && i < e->n; i++)
+        if (strcmp(e->v[i].vm, vm) == 0)
+            return 1;
+    return 0;
+}
+
+/* The guests' hook: VM 'v' ended by itself (its QEMU exited or was
+ * killed, its domain is gone). Its epoch in flight cannot commit, its job
+ * failed, and auto_restart brings the whole job back from its last
+ * committed epoch, unless this VM already ended again since an automatic
+ * restart from that same epoch (the restart would only repeat). */
+static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
+{
+    struct job *j = jobs_find(co, v->job);
+    char text[400];
+
+    if (j == NULL)
+        return;
+    snprintf(text, sizeof(text), "vm %s exited on %s: %s", v->name, v->host,
+             why);
+    if (epoch_has_vm(j->cur, v->name))
+        jobs_abort(j, "%s", text);
+    if (j->rs != NULL) {
+        /* the restart in flight answers for it: its restore fails, or
+         * the guest it replaces was this one */
+        log_warn("job %s: %s, during its restart", j->name, text);
+        return;
+    }
+    jobs_set_state(j, "failed", text);
+    if (!j->auto_restart)
+        return;
+    if (v->auto_restarted_from != 0 &&
+        v->auto_restarted_from == j->last_epoch) {
+        log_err("job %s: auto_restart not tried again: %s ended again after "
+                "the job was restarted from epoch %llu",
+                j->name, v->name, (unsigned long long)j->last_epoch);
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "%.300s; auto_restart not tried again (it ended after the "
+                 "restart from epoch %llu too)",
+                 text, (unsigned long long)j->last_epoch);
+        jobs_save(j);
+        return;
+    }
+    v->auto_restarted_from = j->last_epoch;
+    auto_restart(j);
 }
 
 /* Guests were reported running again: a failed job whose VMs all run is
@@ -166,5 +223,6 @@ int jobs_fail_watch(struct coord *co)
     };
 
     hosts_set_events(co, &ev);
+    vms_set_exited_hook(co, vm_exited);
     return server_on_close(co, conn_gone);
 }

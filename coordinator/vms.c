@@ -45,6 +45,7 @@ struct vms {
     unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
     struct vms_epoch_hooks epoch;
     vms_cmdline_fn *cmdline;
+    vms_exited_fn *exited;
 };
 
 static void conn_gone(struct coord *co, struct conn *c);
@@ -68,6 +69,11 @@ void vms_set_epoch_hooks(struct coord *co, const struct vms_epoch_hooks *h)
 void vms_set_cmdline_hook(struct coord *co, vms_cmdline_fn *fn)
 {
     co->vms->cmdline = fn;
+}
+
+void vms_set_exited_hook(struct coord *co, vms_exited_fn *fn)
+{
+    co->vms->exited = fn;
 }
 
 struct vmrec *vms_first(struct coord *co)
@@ -112,7 +118,36 @@ void vms_set_state(struct coord *co, struct vmrec *v, const char *state)
         log_info("vm %s/%s: %s -> %s (on %s)", v->job, v->name,
                  v->state[0] ? v->state : "new", state, v->host);
     snprintf(v->state, sizeof(v->state), "%s", state);
+    if (strcmp(state, "exited") != 0)
+        v->exit_reason[0] = '\0';
     vms_save(co, v);
+}
+
+/* Guest 'v' ended without anyone asking: "exited" with the reason shown
+ * by 'vmckpt vm list', then the layer above is told. */
+static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
+{
+    log_warn("vm %s/%s on %s ended by itself: %s", v->job, v->name, v->host,
+             why);
+    vms_set_state(co, v, "exited");
+    snprintf(v->exit_reason, sizeof(v->exit_reason), "%s", why);
+    v->phase[0] = '\0';
+    v->chain_epoch = 0; /* its dirty tracking ended with it */
+    if (co->vms->exited != NULL)
+        co->vms->exited(co, v, why);
+}
+
+/* Whether guest 'v' is believed to run (or to be about to): only such a
+ * guest can end by itself. */
+static int may_run(const struct vmrec *v)
+{
+    static const char *const gone[] = {"stopped", "exited", "lost"};
+    size_t i;
+
+    for (i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+        if (strcmp(v->state, gone[i]) == 0)
+            return 0;
+    return 1;
 }
 
 static struct vmrec *vm_add(struct coord *co, const char *job, const char *name)
@@ -420,6 +455,7 @@ int vms_on_query(struct conn *c, const Vmckpt__Envelope *env)
         vi->memory_mb = v->spec ? v->spec->memory_mb : 0;
         vi->ip = v->spec ? v->spec->ip : "";
         vi->bytes_sent = v->bytes_sent;
+        vi->exit_reason = v->exit_reason;
         ptrs[i++] = vi;
     }
     reply.n_vms = i;
@@ -826,39 +862,92 @@ static void conn_gone(struct coord *co, struct conn *c)
     }
 }
 
+/* Whether "job/vm" or "job/vm!" (held paused) in an agent's list names
+ * guest 'v': 0 no, 1 yes, 2 yes and held. */
+static int listed_as(const struct vmrec *v, const char *entry)
+{
+    size_t lj = strlen(v->job), ln = strlen(v->name);
+
+    if (strncmp(entry, v->job, lj) != 0 || entry[lj] != '/' ||
+        strncmp(entry + lj + 1, v->name, ln) != 0)
+        return 0;
+    if (entry[lj + 1 + ln] == '\0')
+        return 1;
+    return entry[lj + 1 + ln] == '!' && entry[lj + 2 + ln] == '\0' ? 2 : 0;
+}
+
+/* Whether agent list vms[0..n-1] names guest 'v': 0 no, 1 yes, 2 yes and
+ * held paused. */
+static int listed_in(const struct vmrec *v, char **vms, size_t n)
+{
+    size_t i;
+    int k;
+
+    for (i = 0; i < n; i++)
+        if ((k = listed_as(v, vms[i])) > 0)
+            return k;
+    return 0;
+}
+
+/* Believed to run on 'host' (or not known since this coordinator
+ * started): a guest its agent must list. */
+static int runs_on(const struct vmrec *v, const char *host)
+{
+    return strcmp(v->host, host) == 0 && (strcmp(v->state, "running") == 0 ||
+                                          strcmp(v->state, "unknown") == 0 ||
+                                          strcmp(v->state, "paused") == 0);
+}
+
 void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
 {
     struct vmrec *v;
-    size_t i;
+    char why[160];
+    int k;
 
     for (v = co->vms->list; v != NULL; v = v->next) {
-        int here = 0, held = 0;
-
-        for (i = 0; i < n; i++) {
-            size_t lj = strlen(v->job), ln = strlen(v->name);
-
-            if (strncmp(vms[i], v->job, lj) == 0 && vms[i][lj] == '/' &&
-                strncmp(vms[i] + lj + 1, v->name, ln) == 0 &&
-                (vms[i][lj + 1 + ln] == '\0' || vms[i][lj + 1 + ln] == '!')) {
-                here = 1;
-                held = vms[i][lj + 1 + ln] == '!';
-            }
+        if ((k = listed_in(v, vms, n)) == 0)
+            continue;
+        if (strcmp(v->host, host) != 0) {
+            log_warn("vm %s/%s: reported by %s, catalog had %s", v->job,
+                     v->name, host, v->host);
+            snprintf(v->host, sizeof(v->host), "%s", host);
         }
-        if (here) {
-            if (strcmp(v->host, host) != 0) {
-                log_warn("vm %s/%s: reported by %s, catalog had %s", v->job,
-                         v->name, host, v->host);
-                snprintf(v->host, sizeof(v->host), "%s", host);
-            }
-            if (strcmp(v->state, "running") != 0 &&
-                strcmp(v->state, "restoring") != 0)
-                vms_set_state(co, v, held ? "paused" : "running");
-        } else if (strcmp(v->host, host) == 0 &&
-                   (strcmp(v->state, "running") == 0 ||
-                    strcmp(v->state, "unknown") == 0 ||
-                    strcmp(v->state, "paused") == 0)) {
-            /* its agent does not run it (any more): the guest is gone */
-            vms_set_state(co, v, "lost");
-        }
+        if (strcmp(v->state, "running") != 0 &&
+            strcmp(v->state, "restoring") != 0)
+            vms_set_state(co, v, k == 2 ? "paused" : "running");
     }
+    /* then the guests the agent does not run (any more): they ended while
+     * it could not tell (the link was down, or this coordinator was not
+     * running). Every listed guest is placed first, so that a restart the
+     * layer above starts sees the survivors as they are; a guest such a
+     * restart already restores is no longer believed to run. */
+    snprintf(why, sizeof(why), "not running on %s when its agent registered",
+             host);
+    for (v = co->vms->list; v != NULL; v = v->next)
+        if (runs_on(v, host) && listed_in(v, vms, n) == 0)
+            vm_exited(co, v, why);
+}
+
+int vms_on_exited(struct conn *c, const Vmckpt__Envelope *env)
+{
+    const Vmckpt__VmExited *x = env->vm_exited;
+    struct vmrec *v = vms_find(c->co, x->job, x->vm);
+    char why[sizeof(v->exit_reason)];
+
+    if (v == NULL || strcmp(v->host, c->auth.peer_name) != 0 || !may_run(v)) {
+        /* late news of a guest that was stopped, moved or already gone */
+        log_info("agent %s: guest %.64s/%.64s ended (%.160s); not one "
+                 "running there: ignored",
+                 c->auth.peer_name, x->job, x->vm, x->reason);
+        return 0;
+    }
+    if (x->reason[0] != '\0')
+        snprintf(why, sizeof(why), "%.200s", x->reason);
+    else if (x->signal != 0)
+        snprintf(why, sizeof(why), "killed by signal %d", (int)x->signal);
+    else
+        snprintf(why, sizeof(why), "exited with status %d",
+                 (int)x->exit_status);
+    vm_exited(c->co, v, why);
+    return 0;
 }

@@ -23,7 +23,12 @@ struct vmrec {
     char phase[16];
     uint32_t round;
     uint64_t pages_left, dirty_rate, throughput, last_pause_us, bytes_sent;
-    char tracking[16]; /* "uffd-wp", "qemu-migration", "" unknown */
+    char tracking[16];     /* "uffd-wp", "qemu-migration", "" unknown */
+    char exit_reason[256]; /* state "exited": why it ended ("" otherwise) */
+    /* the job layer's: the epoch an automatic restart after this VM's
+     * exit restored (0: none), so that a guest that ends again before a
+     * newer epoch is not restarted in a loop */
+    uint64_t auto_restarted_from;
     struct vmrec *next;
 };
 
@@ -39,6 +44,13 @@ struct vms_epoch_hooks {
     /* One VM is paused and staged (after the VM's record took it). */
     void (*cut_done)(struct coord *co, const Vmckpt__CkptCutDone *cd);
 };
+
+/* A guest ended without anyone asking: its agent reported it
+ * (VmExited), or did not list it when it registered again. 'v' is in
+ * state "exited" with v->exit_reason set to 'why' when this runs, on the
+ * event loop, inside the handler of the agent's message; it may restore
+ * guests, not free them. */
+typedef void vms_exited_fn(struct coord *co, struct vmrec *v, const char *why);
 
 /* The kernel command line a guest of job 'job' starts with, from the one
  * the console gave: malloc'd (the caller frees), NULL when out of memory.
@@ -57,6 +69,9 @@ void vms_set_epoch_hooks(struct coord *co, const struct vms_epoch_hooks *h);
 /* Who builds a starting guest's command line; without one, the console's
  * is used as given. */
 void vms_set_cmdline_hook(struct coord *co, vms_cmdline_fn *fn);
+/* Who hears of guests that ended by themselves; without one, they are
+ * only marked "exited". */
+void vms_set_exited_hook(struct coord *co, vms_exited_fn *fn);
 /* Load the guests of the catalog. 0, or -1 with 'err'. */
 int vms_load(struct coord *co, struct vmckpt_error *err);
 
@@ -74,10 +89,14 @@ const char *vms_source(struct coord *co, const char *job, const char *vm,
 void vms_note_tracking(struct vmrec *v, int qemu_stream);
 /* Write the VM's row to the catalog (errors are logged). */
 void vms_save(struct coord *co, struct vmrec *v);
-/* Every VM state change: logs old -> new, writes the catalog. */
+/* Every VM state change: logs old -> new, writes the catalog; a state
+ * other than "exited" clears v->exit_reason. */
 void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
 /* An agent registered with the guests it runs (vms[0..n-1], "job/vm", or
- * "job/vm!" when held paused): reconcile states and hosts. */
+ * "job/vm!" when held paused): reconcile states and hosts. A guest
+ * believed to run there that the agent does not list has ended: it
+ * exits as if the agent had reported it (the exited hook runs, after
+ * every guest of the list is reconciled). */
 void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n);
 /* Retention of job/vm after a commit: keep the newest keep_epochs; older
  * ones are expired in the catalog, then every store that held one and
@@ -96,5 +115,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_stats(struct conn *c, const Vmckpt__Envelope *env);
 int vms_on_cut_done(struct conn *c, const Vmckpt__Envelope *env);
+/* VmExited: a guest ended by itself on the sender's host. */
+int vms_on_exited(struct conn *c, const Vmckpt__Envelope *env);
 
 #endif

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The coordinator and three agents in three network namespaces: agents
 # register and heartbeat, a killed agent's host is declared lost, agents
-# reconnect after a coordinator restart, and everything stops cleanly.
+# reconnect after a coordinator restart, a host whose agent died while the
+# coordinator was down is declared lost after the timeout, and everything
+# stops cleanly.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 cluster_up 3
@@ -121,6 +123,18 @@ test_expect_success 'SIGTERM stops an agent cleanly; its host shows down' '
     grep_log $TEST_DIR/h3/agent.log "stopped" &&
     wait_until 3 "test \"\$(host_state h3)\" = down" &&
     grep_log $TEST_DIR/co/coordinator.log "host h3: up -> down (agent stopped"
+'
+
+test_expect_success 'an agent dies while the coordinator is down: its host goes unknown -> lost after the timeout' '
+    stop_daemon co TERM &&
+    stop_daemon h2 KILL &&
+    start_coordinator &&
+    wait_until 10 "test \"\$(host_state h2)\" = lost" &&
+    grep_log $TEST_DIR/co/coordinator.log "host h2: unknown -> lost (not registered within 3000 ms of the coordinator.s start)" &&
+    test "$(sqlite3 $TEST_DIR/co/state/catalog.db "select state from hosts where name = \"h2\"")" = lost &&
+    test "$(host_state h1)" = up &&
+    ! grep -q "host h1: unknown -> lost" $TEST_DIR/co/coordinator.log &&
+    start_agent h2 && wait_until 5 "test \"\$(host_state h2)\" = up"
 '
 
 test_expect_success 'everything stops cleanly, with no sanitizer report' '

@@ -534,6 +534,8 @@ int vmm_check_adopted(struct vmm *m)
             pp = &vm->next;
             continue;
         }
+        if (!vm->stopping && m->on_gone != NULL)
+            m->on_gone(m->on_gone_arg, vm);
         vm->ops->vm_release(vm->hv);
         vm->hv = NULL;
         forget(m, vm); /* unlinks it: *pp moves on */

@@ -51,6 +51,11 @@ struct vmm {
     char xl[256];        /* the xl command */
     char xl_extra[4096]; /* lines appended to each domain's config */
     struct vmm_vm *vms;
+    /* Set by the daemon after vmm_init (NULL: nobody): told by
+     * vmm_check_adopted of a guest that ended behind the agent's back and
+     * that it was not stopping, before the guest is freed. */
+    void (*on_gone)(void *arg, const struct vmm_vm *vm);
+    void *on_gone_arg;
 };
 
 /* Read [agent] run_dir, bridge, uffd_preload, qemu, dirty_tracking, xl,
@@ -63,9 +68,10 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
  * run_dir holds their specs and pids): dirty tracking continues, a guest
  * it left paused in a cut runs again. Returns how many, or -1. */
 int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err);
-/* Forget adopted guests whose QEMU is gone (they are not our children, so
- * no SIGCHLD tells) and Xen domains that are gone or shut down. Returns
- * how many. */
+/* Forget guests whose QEMU is gone without vmm_reaped (adopted ones are
+ * not our children, so no SIGCHLD tells; a child reaped while busy) and Xen
+ * domains that are gone or shut down; on_gone hears of each. Returns how
+ * many. */
 int vmm_check_adopted(struct vmm *m);
 /* CPU time (ms) process 'pid' has used so far; 0 if unreadable. */
 uint64_t vmm_cpu_ms(pid_t pid);

@@ -288,8 +288,9 @@ static int qemu_ended(struct vmm_vm *vm)
 
 static int qemu_lost(struct vmm_vm *vm)
 {
-    /* our own children are reported by SIGCHLD (vmm_reaped) */
-    if (!vm->adopted || kill(vm->pid, 0) == 0 || errno != ESRCH)
+    /* our own children are reported by SIGCHLD (vmm_reaped), and stay
+     * (zombies) until then; one reaped while a thread owned it is not */
+    if (vm->pid <= 0 || kill(vm->pid, 0) == 0 || errno != ESRCH)
         return 0;
     log_warn("guest %s/%s: its QEMU (pid %d) is gone", vm->job, vm->name,
              (int)vm->pid);

@@ -32,6 +32,7 @@ static const struct wire_type wire_types[] = {
     T(HEARTBEAT, "heartbeat", heartbeat),
     T(HEARTBEAT_ACK, "heartbeat-ack", heartbeat_ack),
     T(AGENT_GOODBYE, "agent-goodbye", agent_goodbye),
+    T(VM_EXITED, "vm-exited", vm_exited),
     T(JOB_REGISTER, "job-register", job_register),
     T(JOB_REGISTERED, "job-registered", job_registered),
     T(JOB_DEREGISTER, "job-deregister", job_deregister),
