@@ -41,6 +41,7 @@ struct hosts {
     uint64_t next_id;
     unsigned heartbeat_ms;
     unsigned heartbeat_timeout_ms;
+    unsigned register_grace_ms; /* for hosts still unknown after a start */
     struct ev_timer sweep_timer;
     uint64_t started_ms; /* monotonic, when the sweep began */
     struct hosts_events ev;
@@ -58,7 +59,8 @@ static void host_free(struct host *h)
 
 static void conn_gone(struct coord *co, struct conn *c);
 
-int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms)
+int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
+                 unsigned grace_ms)
 {
     struct hosts *hs = calloc(1, sizeof(*hs));
 
@@ -67,6 +69,7 @@ int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms)
     hs->next_id = 1;
     hs->heartbeat_ms = heartbeat_ms;
     hs->heartbeat_timeout_ms = timeout_ms;
+    hs->register_grace_ms = grace_ms;
     co->hosts = hs;
     return server_on_close(co, conn_gone);
 }
@@ -265,23 +268,25 @@ int hosts_load(struct coord *co, struct vmckpt_error *err)
     return 0;
 }
 
-/* A host of the catalog whose agent has not registered within the
- * heartbeat timeout of this coordinator's start is as silent as one that
- * stopped heartbeating: lost, so that what it ran is brought back. */
+/* A host of the catalog whose agent has not registered within
+ * register_grace_ms of this coordinator's start is as silent as one that
+ * stopped heartbeating: lost, so that what it ran is brought back. The
+ * grace is longer than the heartbeat timeout: a live agent may still be
+ * backing off after losing the old coordinator. */
 static void sweep_unknown(struct coord *co, uint64_t now)
 {
     struct hosts *hs = co->hosts;
     struct host *h;
     char why[128];
 
-    if (now - hs->started_ms <= hs->heartbeat_timeout_ms)
+    if (now - hs->started_ms <= hs->register_grace_ms)
         return;
     for (h = hs->list; h != NULL; h = h->next) {
         if (strcmp(h->state, "unknown") != 0)
             continue;
         snprintf(why, sizeof(why),
                  "not registered within %u ms of the coordinator's start",
-                 hs->heartbeat_timeout_ms);
+                 hs->register_grace_ms);
         host_set_state(co, h, "lost", why);
     }
 }

@@ -28,9 +28,12 @@ struct hosts_events {
 };
 
 /* Create the registry of 'co' (co->hosts): agents heartbeat every
- * 'heartbeat_ms' and are lost when silent past 'timeout_ms'. Registers
- * its close hook with the server. 0, or -1 (errno) on failure. */
-int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms);
+ * 'heartbeat_ms' and are lost when silent past 'timeout_ms'; a host of the
+ * catalog whose agent has not registered within 'grace_ms' of the start is
+ * lost too. Registers its close hook with the server. 0, or -1 (errno) on
+ * failure. */
+int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
+                 unsigned grace_ms);
 /* Free the registry (NULL-safe); after server_stop(). */
 void hosts_destroy(struct coord *co);
 /* Who hears of host changes; 'ev' is copied. One listener. */

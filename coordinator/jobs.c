@@ -55,9 +55,9 @@ void jobs_save(struct job *j)
 void jobs_set_state(struct job *j, const char *state, const char *why)
 {
     if (strcmp(j->state, state) != 0)
-        log_info("job %s: %s -> %s%s%s", j->name,
+        log_info("job %s: %s -> %s%s%s%s", j->name,
                  j->state[0] ? j->state : "new", state, why ? " (" : "",
-                 why ? why : "");
+                 why ? why : "", why ? ")" : "");
     if (why != NULL && strcmp(state, "running") != 0)
         snprintf(j->last_error, sizeof(j->last_error), "%s", why);
     snprintf(j->state, sizeof(j->state), "%s", state);

@@ -62,6 +62,11 @@ static const char usage[] =
     "  state_dir = " STATEDIR "   catalog, pid and port files\n"
     "  heartbeat_interval_ms = 1000    agents heartbeat this often\n"
     "  heartbeat_timeout_ms = 5000     silent longer: host declared lost\n"
+    "  register_grace_ms = 30000       after a start, a host of the catalog\n"
+    "                                  whose agent has not registered by\n"
+    "                                  then is declared lost (at least\n"
+    "                                  heartbeat_timeout_ms; longer than the\n"
+    "                                  agents' reconnect_max_ms + 25%%)\n"
     "  auth_timeout_ms = 5000          handshake deadline per connection\n"
     "  max_frame_bytes = 1048576       largest message accepted\n"
     "  keep_epochs = 2                 committed epochs kept per VM (0: all)\n"
@@ -98,6 +103,7 @@ static const char *const coord_keys[] = {"listen",
                                          "state_dir",
                                          "heartbeat_interval_ms",
                                          "heartbeat_timeout_ms",
+                                         "register_grace_ms",
                                          "auth_timeout_ms",
                                          "max_frame_bytes",
                                          "keep_epochs",
@@ -115,7 +121,8 @@ static const char *const coord_keys[] = {"listen",
 
 /* The [cluster] and [coordinator] keys, read and checked. */
 struct settings {
-    unsigned heartbeat_ms, heartbeat_timeout_ms, auth_timeout_ms;
+    unsigned heartbeat_ms, heartbeat_timeout_ms, register_grace_ms;
+    unsigned auth_timeout_ms;
     size_t max_frame;
     unsigned keep_epochs, max_precopy_ms, ckpt_timeout_ms;
     uint64_t mtbf_s;
@@ -161,9 +168,13 @@ static int read_numbers(struct conf *conf, struct settings *s,
         get_uint(conf, "heartbeat_timeout_ms", 5 * (uint64_t)s->heartbeat_ms,
                  2 * s->heartbeat_ms, 3600000, &s->heartbeat_timeout_ms,
                  err) < 0 ||
+        get_uint(conf, "register_grace_ms", 30000, 100, 86400000,
+                 &s->register_grace_ms, err) < 0 ||
         get_uint(conf, "auth_timeout_ms", 5000, 100, 600000,
                  &s->auth_timeout_ms, err) < 0)
         return -1;
+    if (s->register_grace_ms < s->heartbeat_timeout_ms)
+        s->register_grace_ms = s->heartbeat_timeout_ms;
     if (conf_get_uint(conf, "coordinator", "max_frame_bytes",
                       WIRE_MAX_FRAME_DEFAULT, 4096, WIRE_MAX_FRAME_LIMIT, &v,
                       err) < 0)
@@ -260,7 +271,8 @@ static void stack_modules(struct coord *co, const struct settings *s,
         .grace_ms = s->rank_grace_ms,
     };
 
-    if (hosts_create(co, s->heartbeat_ms, s->heartbeat_timeout_ms) < 0 ||
+    if (hosts_create(co, s->heartbeat_ms, s->heartbeat_timeout_ms,
+                     s->register_grace_ms) < 0 ||
         vms_create(co, s->keep_epochs) < 0 ||
         jobs_create(co, s->max_precopy_ms, s->ckpt_timeout_ms, s->mtbf_s) < 0 ||
         ranks_create(co, &rc) < 0)

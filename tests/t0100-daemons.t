@@ -130,7 +130,7 @@ test_expect_success 'an agent dies while the coordinator is down: its host goes 
     stop_daemon h2 KILL &&
     start_coordinator &&
     wait_until 10 "test \"\$(host_state h2)\" = lost" &&
-    grep_log $TEST_DIR/co/coordinator.log "host h2: unknown -> lost (not registered within 3000 ms of the coordinator.s start)" &&
+    grep_log $TEST_DIR/co/coordinator.log "host h2: unknown -> lost (not registered within 4000 ms of the coordinator.s start)" &&
     test "$(sqlite3 $TEST_DIR/co/state/catalog.db "select state from hosts where name = \"h2\"")" = lost &&
     test "$(host_state h1)" = up &&
     ! grep -q "host h1: unknown -> lost" $TEST_DIR/co/coordinator.log &&

@@ -53,6 +53,7 @@ name = coordinator
 state_dir = $TEST_DIR/co/state
 heartbeat_interval_ms = 200
 heartbeat_timeout_ms = 3000
+register_grace_ms = 4000
 auth_timeout_ms = 2000
 rank_listen = $CO_IP:7471
 align_timeout_ms = 5000
