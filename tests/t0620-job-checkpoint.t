@@ -105,8 +105,10 @@ test_expect_success 'cancel: the epoch aborts everywhere, the guests run on' '
     grep -q "epoch 3 cancelled; the guests run on, epoch 2 stays the last committed" $TEST_DIR/x.out &&
     test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=3")" = aborted &&
     test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=3 and state=\"aborted\"")" = 3 &&
+    # every agent hears the abort (a checkpoint thread that had already
+    # finished its copy drops it: nothing of epoch 3 stays)
     for h in h1 h2 h3; do
-        wait_until 20 "grep -q \"checkpoint of j1/g.* epoch 3 failed: aborted by the coordinator\" $TEST_DIR/$h/agent.log" || exit 1
+        wait_until 20 "grep -q \"epoch j1/3 aborted by the coordinator\" $TEST_DIR/$h/agent.log" || exit 1
     done &&
     g=$(gen_now g1 h1) && wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g" &&
     ! grep -qs "^epoch 3" $TEST_DIR/h2/state/store/j1/g1/manifest &&
