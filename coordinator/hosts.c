@@ -557,6 +557,13 @@ struct conn *hosts_conn(struct coord *co, const char *name)
     return h != NULL && strcmp(h->state, "up") == 0 ? h->conn : NULL;
 }
 
+const char *hosts_state(struct coord *co, const char *name)
+{
+    struct host *h = host_find(co, name);
+
+    return h != NULL ? h->state : NULL;
+}
+
 const char *hosts_store_addr(struct coord *co, const char *name)
 {
     struct host *h = host_find(co, name);

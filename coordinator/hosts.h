@@ -53,6 +53,9 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
 /* The connection of host 'name' when it is up, else NULL. Valid until
  * that connection's close hooks ran. */
 struct conn *hosts_conn(struct coord *co, const char *name);
+/* The state of host 'name' ("up", "lost", "down", "unknown"), or NULL if
+ * the registry has no such host; the registry owns the string. */
+const char *hosts_state(struct coord *co, const char *name);
 /* The store address of host 'name' ("" if none or unknown); the registry
  * owns the string. */
 const char *hosts_store_addr(struct coord *co, const char *name);

@@ -106,6 +106,29 @@ static int epoch_has_vm(const struct jepoch *e, const char *vm)
     return 0;
 }
 
+/* A host of job 'j' (other than VM 'gone''s) whose guests may run although
+ * it is not connected: unknown since the coordinator's start, or up with
+ * its connection just dropped. A restart now would restore its VMs
+ * elsewhere while they still run there; NULL if there is none. */
+static const char *host_in_doubt(struct job *j, const struct vmrec *gone)
+{
+    struct vmrec *v;
+
+    for (v = vms_first(j->co); v != NULL; v = v->next) {
+        const char *st;
+
+        if (v == gone || strcmp(v->job, j->name) != 0 ||
+            strcmp(v->state, "stopped") == 0)
+            continue;
+        st = hosts_state(j->co, v->host);
+        if (st != NULL &&
+            (strcmp(st, "unknown") == 0 ||
+             (strcmp(st, "up") == 0 && hosts_conn(j->co, v->host) == NULL)))
+            return v->host;
+    }
+    return NULL;
+}
+
 /* The guests' hook: VM 'v' ended by itself (its QEMU exited or was
  * killed, its domain is gone). Its epoch in flight cannot commit, its job
  * failed, and auto_restart brings the whole job back from its last
@@ -114,6 +137,7 @@ static int epoch_has_vm(const struct jepoch *e, const char *vm)
 static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
 {
     struct job *j = jobs_find(co, v->job);
+    const char *doubt;
     char text[400];
 
     if (j == NULL)
@@ -140,6 +164,19 @@ static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
                  "%.300s; auto_restart not tried again (it ended after the "
                  "restart from epoch %llu too)",
                  text, (unsigned long long)j->last_epoch);
+        jobs_save(j);
+        return;
+    }
+    doubt = host_in_doubt(j, v);
+    if (doubt != NULL) {
+        log_warn("job %s: auto_restart held: host %s has not registered "
+                 "again, and its guests may still run there; 'vmckpt "
+                 "restart %s' once it has, or once it is lost",
+                 j->name, doubt, j->name);
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "%.300s; auto_restart held: host %s has not registered "
+                 "again",
+                 text, doubt);
         jobs_save(j);
         return;
     }

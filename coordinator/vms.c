@@ -171,9 +171,14 @@ static int load_one(const struct catalog_vm *cv, void *arg)
     if (v == NULL)
         return -1;
     snprintf(v->host, sizeof(v->host), "%s", cv->host);
-    /* what runs where is unknown until the agents say so again */
+    /* what runs where is unknown until the agents say so again; a guest
+     * stopped or ended by itself stays so (a restarted coordinator must not
+     * take its absence for a new exit and restart its job once more) */
     snprintf(v->state, sizeof(v->state), "%s",
-             strcmp(cv->state, "stopped") == 0 ? "stopped" : "unknown");
+             strcmp(cv->state, "stopped") == 0 ||
+                     strcmp(cv->state, "exited") == 0
+                 ? cv->state
+                 : "unknown");
     v->last_epoch = cv->last_epoch;
     if (cv->spec_len > 0)
         v->spec = vmckpt__vm_spec__unpack(NULL, cv->spec_len, cv->spec);
@@ -509,10 +514,9 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
 
         /* never a number that might be in use already */
         if (catalog_epoch_next(co->cat, v->job, &out.epoch, &cerr) < 0)
-            return server_error(c, env->request_id,
-                                VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                                "checkpoint of %s/%s refused: %s", v->job,
-                                v->name, cerr.text);
+            return server_error(
+                c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                "checkpoint of %s/%s refused: %s", v->job, v->name, cerr.text);
     }
     t.vm = v->name;
     t.host = (char *)store;
