@@ -29,6 +29,7 @@ FUZZ_SECONDS = 60
 FUZZ_BIN = $(top_builddir)/%reldir%/test/fuzz_wire
 FUZZ_SRC = $(top_srcdir)/%reldir%/test/fuzz_wire.c $(top_srcdir)/%reldir%/wire.c \
 	$(top_srcdir)/lib/util/error.c $(top_srcdir)/lib/util/evloop.c \
+	$(top_srcdir)/lib/util/clock.c \
 	$(top_builddir)/proto/vmckpt.pb-c.c
 EXTRA_DIST += %reldir%/test/fuzz_wire.c %reldir%/test/corpus
 $(FUZZ_BIN): $(FUZZ_SRC) $(BUILT_SOURCES) $(top_builddir)/config.h
