@@ -15,7 +15,10 @@ command -v ssh-keygen >/dev/null || skip_all "needs ssh-keygen (openssh-client)"
 command -v unshare >/dev/null || skip_all "needs unshare (util-linux)"
 
 cluster_up 3
-S=$TEST_DIR/ssh
+# keys, known_hosts and the agent wrapper in the short run directory: the
+# [launch] lines that name them must fit the INI parser whatever the
+# checkout's depth
+S=$RUN_BASE/ssh
 mkdir -p "$S" /run/sshd
 
 # The console resolves the hosts' names through a hosts file of its own,
