@@ -4,6 +4,7 @@
  * elsewhere never runs next to one here. Only the coordinator lifts it. */
 #include "config.h"
 
+#include <poll.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -64,6 +65,11 @@ static void check(struct evloop *loop, struct ev_timer *t)
     ev_timer_start(loop, t, FENCE_CHECK_MS);
     if (a->lease_ms == 0 || a->lease_until == 0 || now < a->lease_until)
         return;
+    /* an answer waiting unread (this loop was busy) may renew the lease:
+     * read it first, check again at the next tick */
+    if (!a->fencing && a->fd >= 0 &&
+        poll(&(struct pollfd){.fd = a->fd, .events = POLLIN}, 1, 0) > 0)
+        return;
     if (!a->fencing) {
         int n;
 
@@ -83,7 +89,7 @@ void fence_lift(struct agent *a, const char *text)
 {
     struct vmckpt_error err;
     struct vmm_vm *vm;
-    int n = 0;
+    int n = 0, was = a->fencing;
 
     /* renewed: the registration this answers granted a new lease */
     a->fencing = 0;
@@ -101,8 +107,12 @@ void fence_lift(struct agent *a, const char *text)
         n++;
         log_info("fence: resumed %s/%s", vm->job, vm->name);
     }
-    log_info("fence lifted by the coordinator (%s): %d guest(s) run again",
-             text, n);
+    if (was || n > 0)
+        log_info("fence lifted by the coordinator (%s): %d guest(s) run "
+                 "again",
+                 text, n);
+    else
+        log_debug("lease confirmed by the coordinator (%s)", text);
 }
 
 void fence_start(struct agent *a)

@@ -73,7 +73,11 @@ int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
     hs->next_id = 1;
     hs->heartbeat_ms = heartbeat_ms;
     hs->heartbeat_timeout_ms = timeout_ms;
-    hs->lease_ms = timeout_ms;
+    /* short enough that a lease has surely ended (margin included) when
+     * its host is declared lost: lease + margin <= the timeout */
+    hs->lease_ms = timeout_ms > 2 * HOSTS_FENCE_SLACK_MS
+                       ? (timeout_ms - HOSTS_FENCE_SLACK_MS) * 50 / 51
+                       : timeout_ms / 2;
     hs->register_grace_ms = grace_ms;
     co->hosts = hs;
     return server_on_close(co, conn_gone);

@@ -55,9 +55,10 @@ int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_fence(struct conn *c, const Vmckpt__Envelope *env);
 
 /* Leases (docs/consistency.md). An agent may run guests for the lease
- * (hosts_lease_ms, the heartbeat timeout) after it sent the registration or
- * heartbeat whose answer granted it; the coordinator records the instant
- * before it sends each answer. */
+ * (hosts_lease_ms, derived from the heartbeat timeout so that lease +
+ * margin fit in it) after it sent the registration or heartbeat whose
+ * answer granted it; the coordinator records the instant before it sends
+ * each answer. */
 #define HOSTS_FENCE_SLACK_MS 500
 /* What is added to a lease before it has surely ended on the agent too:
  * a clock-rate allowance and HOSTS_FENCE_SLACK_MS. */

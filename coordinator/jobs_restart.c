@@ -350,6 +350,45 @@ static int lease_check(struct job *j, char *why, size_t wlen)
     return -1;
 }
 
+/* Say, for each host of j's guests that is not up, why restoring its
+ * guests elsewhere is safe now: its lease ended, or it was fenced by hand. */
+static void log_leases(struct job *j)
+{
+    uint64_t now = clock_mono_ms(), ack, end;
+    unsigned lease = hosts_lease_ms(j->co);
+    char seen[8][64];
+    size_t nseen = 0, i;
+    struct vmrec *v;
+
+    for (v = vms_first(j->co); v != NULL; v = v->next) {
+        const char *st;
+
+        if (strcmp(v->job, j->name) != 0 || strcmp(v->state, "stopped") == 0)
+            continue;
+        st = hosts_state(j->co, v->host);
+        if (st == NULL ||
+            (strcmp(st, "up") == 0 && hosts_conn(j->co, v->host) != NULL))
+            continue;
+        for (i = 0; i < nseen && strcmp(seen[i], v->host) != 0; i++)
+            ;
+        if (i < nseen)
+            continue;
+        if (nseen < 8)
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", v->host);
+        end = hosts_lease_end(j->co, v->host, &ack);
+        if (end == 0)
+            log_info("job %s: host %s (%s) was fenced by hand", j->name,
+                     v->host, st);
+        else
+            log_info("job %s: host %s (%s): its lease ended %llu ms ago "
+                     "(last granted %llu ms ago, lease %u ms, margin %llu "
+                     "ms); its guests may run elsewhere",
+                     j->name, v->host, st, (unsigned long long)(now - end),
+                     (unsigned long long)(now - ack), lease,
+                     (unsigned long long)hosts_lease_margin_ms(lease));
+    }
+}
+
 int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
 {
@@ -390,6 +429,7 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
     }
     if (restart_open(j, epoch, (size_t)n, admin, admin_id, why, wlen) < 0)
         goto out;
+    log_leases(j);
     for (i = 0; i < n; i++)
         restore_vm(j, (size_t)i, plan[i].vm, plan[i].target, &plan[i].src);
     rc = 0;
