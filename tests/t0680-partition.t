@@ -5,7 +5,9 @@
 # coordinator restores the job elsewhere only after that lease has surely
 # ended, so at no moment do two copies of a guest run; when the link comes
 # back the old copy is destroyed as stale, one QEMU of each guest remains,
-# memwriter verifies and the next checkpoint commits.
+# memwriter verifies and the next checkpoint commits. Without auto_restart,
+# a host cut off and back runs its fenced guests again once the coordinator
+# says so.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
@@ -101,7 +103,8 @@ test_expect_success 'link up: the stale copy on h1 is destroyed, one QEMU per gu
     wait_until 30 "grep -q \"vm j4/g1: stale copy on h1\" $co_log" &&
     ! grep -q "reported by h1, catalog had" $co_log &&
     wait_until 15 "test \"\$(qemu_count g1 h1)\" = 0" &&
-    grep_log $h1_log "fence lifted by the coordinator" &&
+    wait_until 10 "grep -q \"fence lifted by the coordinator\" $h1_log" &&
+    grep_log $h1_log "guest j4/g1 stopped" &&
     test "$(host_state h1)" = up &&
     test "$(vm_field g1 host)" = h2 && test "$(vm_field g1 state)" = running &&
     exactly_once &&
@@ -116,6 +119,22 @@ test_expect_success 'the next checkpoint commits' '
     wait_until 10 "test \"\$(job_field state)\" = running" &&
     vmckpt checkpoint j4 --wait >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&
     grep -q "job j4: epoch 2 committed: 2 VM(s)" $TEST_DIR/c2.out &&
+    exactly_once
+'
+
+test_expect_success 'without auto_restart, h2 cut off and back: its fenced guests resume only when the coordinator says so' '
+    vmckpt job set j4 --auto-restart no | grep -q "auto_restart no" &&
+    n=$(grep -c "fence: paused j4/g2" $TEST_DIR/h2/agent.log || true) &&
+    ip -n "vl-$LAB-fab" link set vh2 down &&
+    wait_until 20 "test \$(grep -c \"fence: paused j4/g2\" $TEST_DIR/h2/agent.log) -gt $n" &&
+    wait_until 20 "test \"\$(host_state h2)\" = lost" &&
+    g=$(gen_now g2 h2) && wait_until 10 "test \"\$(job_field state)\" = failed" &&
+    test "$(gen_now g2 h2)" = "$g" &&
+    ip -n "vl-$LAB-fab" link set vh2 up &&
+    wait_until 30 "grep -q \"fence: resumed j4/g2\" $TEST_DIR/h2/agent.log" &&
+    wait_until 10 "test \"\$(gen_now g2 h2)\" -gt $g" &&
+    wait_until 10 "test \"\$(job_field state)\" = running" &&
+    ! grep -q "stale copy on h2" $co_log &&
     exactly_once
 '
 
