@@ -61,6 +61,20 @@ struct agent {
     int hb_run;
     int kick_fd; /* the thread asks the loop to flush what it queued */
     struct ev_io kick_io;
+
+    /* the lease (fence.c, docs/consistency.md): 0 = none granted. When each
+     * message that may be answered with a grant was sent (clock_mono_ms):
+     * the registration, and heartbeats by seq % AGENT_HB_RING (under
+     * link_mu). */
+    unsigned lease_ms;
+    uint64_t lease_until; /* clock_mono_ms */
+    uint64_t reg_sent_ms;
+#define AGENT_HB_RING 64
+    struct {
+        uint64_t seq, sent_ms;
+    } hb_sent[AGENT_HB_RING];
+    int fencing; /* the lease ended: guests are being paused */
+    struct ev_timer fence_timer;
 };
 
 /* Start connecting (now) and keep the link up for the agent's lifetime. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "fence.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
@@ -112,6 +113,7 @@ static void send_register(struct agent *a)
     r.hypervisors = hvp;
     r.store_addr = a->store_addr;
     r.software = PACKAGE_STRING;
+    a->reg_sent_ms = clock_mono_ms(); /* a lease counts from here */
     send_msg(a, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTER, &r);
     while (k > 0)
         free(names[--k]);
@@ -138,6 +140,9 @@ static void *hb_main(void *arg)
         if (!a->hb_run || a->fd < 0 || !a->registered)
             continue;
         hb.seq = ++a->hb_seq;
+        /* a lease its ack grants counts from before the send */
+        a->hb_sent[hb.seq % AGENT_HB_RING].seq = hb.seq;
+        a->hb_sent[hb.seq % AGENT_HB_RING].sent_ms = clock_mono_ms();
         if (getloadavg(load, 1) == 1)
             hb.load_milli = (uint64_t)(load[0] * 1000);
         if (wire_conn_send(&a->w, VMCKPT__MSG_TYPE__MSG_HEARTBEAT, a->next_id++,
@@ -192,6 +197,19 @@ static void heartbeat(struct evloop *loop, struct ev_timer *t)
     ev_timer_start(loop, t, a->heartbeat_ms);
 }
 
+/* The coordinator acked heartbeat 'seq': the lease runs from its send. */
+static void ack_renews(struct agent *a, uint64_t seq)
+{
+    uint64_t sent = 0;
+
+    pthread_mutex_lock(&a->link_mu);
+    if (a->hb_sent[seq % AGENT_HB_RING].seq == seq)
+        sent = a->hb_sent[seq % AGENT_HB_RING].sent_ms;
+    pthread_mutex_unlock(&a->link_mu);
+    if (sent != 0 && a->registered)
+        fence_renew(a, sent);
+}
+
 static int handle(struct agent *a, const Vmckpt__Envelope *env)
 {
     switch (env->type) {
@@ -205,14 +223,20 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
         pthread_mutex_unlock(&a->link_mu);
         a->attempts = 0;
         a->backoff_ms = a->reconnect_min_ms;
+        a->lease_ms = env->agent_registered->lease_ms;
+        fence_renew(a, a->reg_sent_ms);
         log_info("registered with coordinator %s as host %s (id %llu, "
-                 "heartbeat %u ms)",
+                 "heartbeat %u ms, lease %u ms)",
                  a->coordinator, a->name,
                  (unsigned long long)env->agent_registered->host_id,
-                 a->heartbeat_ms);
+                 a->heartbeat_ms, a->lease_ms);
         ev_timer_start(a->loop, &a->hb_timer, a->heartbeat_ms);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
+        ack_renews(a, env->heartbeat_ack->seq);
+        return 0;
+    case VMCKPT__MSG_TYPE__MSG_LEASE_RESUME:
+        fence_lift(a, env->lease_resume->text);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_ERROR:
         log_err("coordinator %s refused: %s", a->coordinator, env->error->text);

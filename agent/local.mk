@@ -4,6 +4,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 %canon_reldir%_vmckpt_agent_SOURCES = \
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
+	%reldir%/fence.c %reldir%/fence.h \
 	%reldir%/outbox.c %reldir%/outbox.h \
 	%reldir%/work.c %reldir%/work.h \
 	%reldir%/ckpt.c %reldir%/ckpt.h \

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "fence.h"
 #include "agent/engine/precopy.h"
 #include "ckpt.h"
 #include "work.h"
@@ -374,9 +375,11 @@ static int serve(struct agent *a, const char *pid_path)
     a->on_request = work_handle;
     a->on_link_lost = ckpt_link_lost;
     link_start(a);
+    fence_start(a);
     rc = evloop_run(a->loop);
     if (rc < 0)
         log_errno("event loop failed");
+    fence_stop(a);
     link_stop(a, "agent shutting down");
     store_stop(&a->store, a->loop);
     vmm_fini(&a->vmm);

@@ -55,6 +55,8 @@ static const char usage[] =
     "                          bring every VM of JOB back from one epoch\n"
     "  cancel JOB              abort JOB's checkpoint in flight\n"
     "  gc                      re-apply retention on every store\n"
+    "  fence HOST              declare a lost host dead by other means:\n"
+    "                          restarts need not wait for its lease\n"
     "  restore --vm NAME --host HOST [--job JOB] [--epoch N]\n"
     "                          bring one guest back from an epoch on HOST\n"
     "  cluster start|stop [HOST]...\n"
@@ -289,6 +291,30 @@ static int cmd_keygen(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
+/* vmckpt fence HOST: the administrator vouches that HOST runs no guest
+ * any more (powered off, its QEMUs killed). */
+static int cmd_fence(struct cli *cli, int argc, char **argv)
+{
+    Vmckpt__HostFence f = VMCKPT__HOST_FENCE__INIT;
+
+    if (argc == 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: vmckpt fence HOST\n"
+               "Declare HOST dead by other means (powered off, its guests "
+               "killed). A host\nthat stopped answering may still run its "
+               "guests until its lease ends (the\nheartbeat timeout and a "
+               "margin); restarts of their jobs wait for that. After\nthis "
+               "command they no longer wait. Only for a host that is not up; "
+               "if it\nruns its guests after all, two copies of them run. "
+               "The coordinator logs it.\n");
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-')
+        return cli_usage_error("fence: name one host (%s)", "vmckpt hosts");
+    f.host = argv[1];
+    return cli_call_ack(cli, "fence", VMCKPT__MSG_TYPE__MSG_HOST_FENCE, &f);
+}
+
 static const struct command {
     const char *name;
     int (*fn)(struct cli *cli, int argc, char **argv);
@@ -306,6 +332,7 @@ static const struct command {
     {"restart", cmd_restart, 1},
     {"cancel", cmd_cancel, 1},
     {"gc", cmd_gc, 1},
+    {"fence", cmd_fence, 1},
     {"cluster", cmd_cluster, 1},
 };
 

@@ -28,6 +28,7 @@ static const struct server_route routes[] = {
     {T(AGENT_GOODBYE), R(AGENT), hosts_on_goodbye},
     {T(VM_EXITED), R(AGENT), vms_on_exited},
     {T(HOSTS_QUERY), R(ADMIN), hosts_on_query},
+    {T(HOST_FENCE), R(ADMIN), hosts_on_fence},
     {T(VM_START), R(ADMIN), vms_on_start},
     {T(VM_STOP), R(ADMIN), vms_on_stop},
     {T(VMS_QUERY), R(ADMIN), vms_on_query},

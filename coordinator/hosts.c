@@ -28,8 +28,10 @@ struct host {
     uint64_t memory_bytes;
     const char *state;
     uint64_t id;
-    uint64_t last_hb_ms; /* monotonic; 0 = never in this run */
-    int64_t last_seen;   /* unix seconds, persisted */
+    uint64_t last_hb_ms;  /* monotonic; 0 = never in this run */
+    uint64_t last_ack_ms; /* monotonic, the last lease granted; 0 = none */
+    int fenced;           /* declared dead by the administrator */
+    int64_t last_seen;    /* unix seconds, persisted */
     int64_t registered_at;
     struct conn *conn;
     struct host *next;
@@ -42,6 +44,7 @@ struct hosts {
     unsigned heartbeat_ms;
     unsigned heartbeat_timeout_ms;
     unsigned register_grace_ms; /* for hosts still unknown after a start */
+    unsigned lease_ms;          /* an agent's lease, see docs/consistency.md */
     struct ev_timer sweep_timer;
     uint64_t started_ms; /* monotonic, when the sweep began */
     struct hosts_events ev;
@@ -58,6 +61,7 @@ static void host_free(struct host *h)
 }
 
 static void conn_gone(struct coord *co, struct conn *c);
+static int lease_resume(struct conn *c, struct host *h);
 
 int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
                  unsigned grace_ms)
@@ -69,6 +73,11 @@ int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
     hs->next_id = 1;
     hs->heartbeat_ms = heartbeat_ms;
     hs->heartbeat_timeout_ms = timeout_ms;
+    /* short enough that a lease has surely ended (margin included) when
+     * its host is declared lost: lease + margin <= the timeout */
+    hs->lease_ms = timeout_ms > 2 * HOSTS_FENCE_SLACK_MS
+                       ? (timeout_ms - HOSTS_FENCE_SLACK_MS) * 50 / 51
+                       : timeout_ms / 2;
     hs->register_grace_ms = grace_ms;
     co->hosts = hs;
     return server_on_close(co, conn_gone);
@@ -414,6 +423,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     h->numa_nodes = r->numa_nodes;
     h->memory_bytes = r->memory_bytes;
     h->conn = c;
+    h->fenced = 0;
     h->last_hb_ms = clock_mono_ms();
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     h->registered_at = h->last_seen;
@@ -444,12 +454,30 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     host_set_state(co, h, "up", "registered");
     reply.heartbeat_ms = co->hosts->heartbeat_ms;
     reply.host_id = h->id;
+    reply.lease_ms = co->hosts->lease_ms;
+    /* the lease counts from before the send: it ends here no earlier than
+     * on the agent, which counts from before its registration went out */
+    h->last_ack_ms = clock_mono_ms();
     if (server_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
                     &reply) < 0)
         return -1;
     if (co->hosts->ev.registered != NULL)
         co->hosts->ev.registered(co->hosts->ev.arg, h->name, r->vms, r->n_vms);
-    return 0;
+    return lease_resume(c, h);
+}
+
+/* After a registration has been reconciled (stale copies ordered
+ * destroyed first, on the same connection): the guests the agent paused
+ * when its lease ended are its own again. */
+static int lease_resume(struct conn *c, struct host *h)
+{
+    Vmckpt__LeaseResume lr = VMCKPT__LEASE_RESUME__INIT;
+
+    if (h->conn != c)
+        return 0;
+    lr.text = "registered again: the guests still listed as yours may run";
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_LEASE_RESUME, c->co->next_req++,
+                       &lr);
 }
 
 /* The host registered on 'c', or NULL (told to the peer). */
@@ -476,6 +504,7 @@ int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
     if (strcmp(h->state, "up") != 0)
         host_set_state(c->co, h, "up", "heartbeat");
     ack.seq = env->heartbeat->seq;
+    h->last_ack_ms = h->last_hb_ms; /* renews the lease: before the send */
     return server_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
                        &ack);
 }
@@ -607,4 +636,65 @@ const char *hosts_next_up(struct coord *co, const char *after)
     }
     best = best ? best : first;
     return best ? best->name : NULL;
+}
+
+uint64_t hosts_lease_margin_ms(unsigned lease_ms)
+{
+    /* clocks may run at different rates (2% is far beyond any monotonic
+     * clock's drift), and the agent notices the end at its next check and
+     * needs a moment to pause its guests */
+    return lease_ms / 50 + HOSTS_FENCE_SLACK_MS;
+}
+
+uint64_t hosts_lease_end(struct coord *co, const char *name, uint64_t *last_ack)
+{
+    struct hosts *hs = co->hosts;
+    struct host *h = host_find(co, name);
+    uint64_t base;
+
+    if (last_ack != NULL)
+        *last_ack = 0;
+    if (h == NULL || h->fenced)
+        return 0;
+    /* never granted by this coordinator: every lease an earlier one
+     * granted was granted before this one started */
+    base = h->last_ack_ms ? h->last_ack_ms : hs->started_ms;
+    if (last_ack != NULL)
+        *last_ack = base;
+    return base + hs->lease_ms + hosts_lease_margin_ms(hs->lease_ms);
+}
+
+unsigned hosts_lease_ms(struct coord *co)
+{
+    return co->hosts->lease_ms;
+}
+
+int hosts_on_fence(struct conn *c, const Vmckpt__Envelope *env)
+{
+    struct coord *co = c->co;
+    const char *name = env->host_fence->host;
+    Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+    struct host *h = host_find(co, name);
+    char text[200];
+
+    if (h == NULL)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+                            "no host '%.64s'", name);
+    if (strcmp(h->state, "up") == 0 && h->conn != NULL)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                            "host %s is up and heartbeating; fence a host "
+                            "that is lost or unknown",
+                            h->name);
+    h->fenced = 1;
+    log_warn("host %s fenced by %s: declared dead by other means; its "
+             "guests are restarted without waiting for its lease",
+             h->name, c->auth.peer_name);
+    if (co->hosts->ev.fenced != NULL)
+        co->hosts->ev.fenced(co->hosts->ev.arg, h->name);
+    snprintf(text, sizeof(text), "host %s fenced: its lease is taken as ended",
+             h->name);
+    ack.text = text;
+    return server_send(c, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
 }

@@ -24,6 +24,9 @@ struct hosts_events {
      * vms[0..n-1] ("job/vm", "job/vm!" when held paused). The strings are
      * valid during the call. */
     void (*registered)(void *arg, const char *host, char **vms, size_t n);
+    /* The administrator declared 'host' dead (vmckpt fence): its lease
+     * need not be waited for. May be NULL. */
+    void (*fenced)(void *arg, const char *host);
     void *arg;
 };
 
@@ -49,6 +52,25 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
+int hosts_on_fence(struct conn *c, const Vmckpt__Envelope *env);
+
+/* Leases (docs/consistency.md). An agent may run guests for the lease
+ * (hosts_lease_ms, derived from the heartbeat timeout so that lease +
+ * margin fit in it) after it sent the registration or heartbeat whose
+ * answer granted it; the coordinator records the instant before it sends
+ * each answer. */
+#define HOSTS_FENCE_SLACK_MS 500
+/* What is added to a lease before it has surely ended on the agent too:
+ * a clock-rate allowance and HOSTS_FENCE_SLACK_MS. */
+uint64_t hosts_lease_margin_ms(unsigned lease_ms);
+unsigned hosts_lease_ms(struct coord *co);
+/* The monotonic instant (clock_mono_ms) after which host 'name' surely
+ * runs no guest under its lease: last grant + lease + margin (for a host
+ * this coordinator never granted one: its start + lease + margin); 0 if
+ * the administrator fenced it or there is no such host. The last grant
+ * goes to *last_ack (may be NULL). */
+uint64_t hosts_lease_end(struct coord *co, const char *name,
+                         uint64_t *last_ack);
 
 /* The connection of host 'name' when it is up, else NULL. Valid until
  * that connection's close hooks ran. */

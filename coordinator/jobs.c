@@ -124,6 +124,7 @@ static struct job *job_new(struct coord *co, const char *name)
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->interval, sizeof(j->interval), "off");
     ev_timer_init(&j->periodic, periodic_fire, j);
+    jobs_lease_wait_init(j);
     if (token_init(j, NULL) < 0) {
         free(j);
         return NULL;
@@ -878,6 +879,7 @@ void jobs_destroy(struct coord *co)
 
         co->jobs->list = j->next;
         ev_timer_stop(co->loop, &j->periodic);
+        ev_timer_stop(co->loop, &j->lease_wait);
         if (j->cur != NULL)
             epoch_end(j);
         auth_key_dispose(&j->token);

@@ -56,7 +56,8 @@ struct job {
     struct jepoch *cur;
     struct jrestart *rs; /* a restart in flight */
     struct ev_timer periodic;
-    uint64_t next_due_ms; /* monotonic; 0: none */
+    struct ev_timer lease_wait; /* an automatic restart waits for a lease */
+    uint64_t next_due_ms;       /* monotonic; 0: none */
     /* MPI: the token of the job's ranks, the run the wrapper announced,
      * and the epoch of the last restart */
     struct auth_key token;

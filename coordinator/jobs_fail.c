@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jobs_int.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 static int epoch_uses(const struct jepoch *e, const char *host)
@@ -58,10 +59,27 @@ static void conn_gone(struct coord *co, struct conn *c)
  * says so. */
 static void auto_restart(struct job *j)
 {
-    char err[300];
+    char err[300], host[64];
+    uint64_t ack, end, now;
 
     if (!j->auto_restart || j->rs != NULL)
         return;
+    ev_timer_stop(j->co->loop, &j->lease_wait);
+    end = jobs_lease_pending(j, host, sizeof(host), &ack);
+    if (end != 0) {
+        /* its guests may still run there: a copy elsewhere would run next
+         * to them (docs/consistency.md, fencing) */
+        now = clock_mono_ms();
+        log_warn(
+            "job %s: auto_restart waits %llu ms for the lease of host "
+            "%s to end (last granted %llu ms ago, lease %u ms, margin "
+            "%llu ms)",
+            j->name, (unsigned long long)(end - now), host,
+            (unsigned long long)(now - ack), hosts_lease_ms(j->co),
+            (unsigned long long)hosts_lease_margin_ms(hosts_lease_ms(j->co)));
+        ev_timer_start(j->co->loop, &j->lease_wait, end - now);
+        return;
+    }
     log_info("job %s: auto_restart from its last committed epoch", j->name);
     if (jobs_restart(j, 0, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
         log_err("job %s: auto_restart impossible: %s", j->name, err);
@@ -69,6 +87,27 @@ static void auto_restart(struct job *j)
                  "auto_restart impossible: %s", err);
         jobs_save(j);
     }
+}
+
+/* The lease a restart waited for has ended (or its host was fenced by
+ * hand): restart if the job is still failed. */
+static void lease_ended(struct evloop *loop, struct ev_timer *t)
+{
+    struct job *j = t->arg;
+
+    (void)loop;
+    if (strcmp(j->state, "failed") != 0) {
+        log_info("job %s: lease wait over; the job is %s, no restart", j->name,
+                 j->state);
+        return;
+    }
+    log_info("job %s: the leases of its hosts have ended", j->name);
+    auto_restart(j);
+}
+
+void jobs_lease_wait_init(struct job *j)
+{
+    ev_timer_init(&j->lease_wait, lease_ended, j);
 }
 
 static void host_lost(struct coord *co, const char *host, const char *why)
@@ -251,11 +290,25 @@ static void on_host_registered(void *arg, const char *host, char **vms,
     vms_back(co);
 }
 
+/* The administrator fenced 'host': restarts waiting for leases go now
+ * (each checks again which leases remain). */
+static void on_host_fenced(void *arg, const char *host)
+{
+    struct coord *co = arg;
+    struct job *j;
+
+    (void)host;
+    for (j = co->jobs->list; j != NULL; j = j->next)
+        if (j->lease_wait.armed)
+            ev_timer_start(co->loop, &j->lease_wait, 0);
+}
+
 int jobs_fail_watch(struct coord *co)
 {
     struct hosts_events ev = {
         .state = on_host_state,
         .registered = on_host_registered,
+        .fenced = on_host_fenced,
         .arg = co,
     };
 

@@ -80,7 +80,17 @@ const char *jobs_rank_protection(struct job *j, char *buf, size_t len);
  * or -1 (errno). */
 int jobs_fail_watch(struct coord *co);
 
+/* Set up j->lease_wait (jobs_fail.c), from job_new. */
+void jobs_lease_wait_init(struct job *j);
+
 /* jobs_restart.c */
+/* Whether a restart of 'j' now could put a second copy of a guest next to
+ * one still running: the latest instant (clock_mono_ms) at which the lease
+ * of a host of j's guests that is not up may still hold, with that host in
+ * host[hlen] and its last grant in *last_ack; 0 if none does (every such
+ * lease has surely ended, or the host was fenced by hand). */
+uint64_t jobs_lease_pending(struct job *j, char *host, size_t hlen,
+                            uint64_t *last_ack);
 /* Restart 'j' from 'epoch' (0: the last committed); lost VMs go to
  * hosts[0..nhosts-1] in turn if given, else to the host holding their
  * image. 'admin' (may be NULL) is answered when every VM is back. 0, or

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jobs_int.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 /* ---- restart ------------------------------------------------------------ */
@@ -308,6 +309,86 @@ struct restart_plan {
     const char *target;
 };
 
+uint64_t jobs_lease_pending(struct job *j, char *host, size_t hlen,
+                            uint64_t *last_ack)
+{
+    uint64_t now = clock_mono_ms(), latest = 0;
+    struct vmrec *v;
+
+    for (v = vms_first(j->co); v != NULL; v = v->next) {
+        const char *st;
+        uint64_t end, ack;
+
+        if (strcmp(v->job, j->name) != 0 || strcmp(v->state, "stopped") == 0)
+            continue;
+        st = hosts_state(j->co, v->host);
+        if (st == NULL ||
+            (strcmp(st, "up") == 0 && hosts_conn(j->co, v->host) != NULL))
+            continue; /* unknown host, or its agent answers for its guests */
+        end = hosts_lease_end(j->co, v->host, &ack);
+        if (end > now && end > latest) {
+            latest = end;
+            snprintf(host, hlen, "%s", v->host);
+            *last_ack = ack;
+        }
+    }
+    return latest;
+}
+
+/* Refuse a restart while a guest of 'j' may still run under a lease. */
+static int lease_check(struct job *j, char *why, size_t wlen)
+{
+    char host[64];
+    uint64_t ack, end = jobs_lease_pending(j, host, sizeof(host), &ack);
+
+    if (end == 0)
+        return 0;
+    snprintf(why, wlen,
+             "host %s may still run guests of job %s: its lease ends in %llu "
+             "ms; wait, or 'vmckpt fence %s' if it is surely down",
+             host, j->name, (unsigned long long)(end - clock_mono_ms()), host);
+    return -1;
+}
+
+/* Say, for each host of j's guests that is not up, why restoring its
+ * guests elsewhere is safe now: its lease ended, or it was fenced by hand. */
+static void log_leases(struct job *j)
+{
+    uint64_t now = clock_mono_ms(), ack, end;
+    unsigned lease = hosts_lease_ms(j->co);
+    char seen[8][64];
+    size_t nseen = 0, i;
+    struct vmrec *v;
+
+    for (v = vms_first(j->co); v != NULL; v = v->next) {
+        const char *st;
+
+        if (strcmp(v->job, j->name) != 0 || strcmp(v->state, "stopped") == 0)
+            continue;
+        st = hosts_state(j->co, v->host);
+        if (st == NULL ||
+            (strcmp(st, "up") == 0 && hosts_conn(j->co, v->host) != NULL))
+            continue;
+        for (i = 0; i < nseen && strcmp(seen[i], v->host) != 0; i++)
+            ;
+        if (i < nseen)
+            continue;
+        if (nseen < 8)
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", v->host);
+        end = hosts_lease_end(j->co, v->host, &ack);
+        if (end == 0)
+            log_info("job %s: host %s (%s) was fenced by hand", j->name,
+                     v->host, st);
+        else
+            log_info("job %s: host %s (%s): its lease ended %llu ms ago "
+                     "(last granted %llu ms ago, lease %u ms, margin %llu "
+                     "ms); its guests may run elsewhere",
+                     j->name, v->host, st, (unsigned long long)(now - end),
+                     (unsigned long long)(now - ack), lease,
+                     (unsigned long long)hosts_lease_margin_ms(lease));
+    }
+}
+
 int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
 {
@@ -320,6 +401,8 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
         snprintf(why, wlen, "job %s is already being restarted", j->name);
         return -1;
     }
+    if (lease_check(j, why, wlen) < 0)
+        return -1;
     if (epoch == 0)
         epoch = j->last_epoch;
     if (epoch == 0) {
@@ -346,6 +429,7 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
     }
     if (restart_open(j, epoch, (size_t)n, admin, admin_id, why, wlen) < 0)
         goto out;
+    log_leases(j);
     for (i = 0; i < n; i++)
         restore_vm(j, (size_t)i, plan[i].vm, plan[i].target, &plan[i].src);
     rc = 0;

@@ -902,6 +902,24 @@ static int runs_on(const struct vmrec *v, const char *host)
                                           strcmp(v->state, "paused") == 0);
 }
 
+/* Order the agent of 'host' to destroy its copy of 'v', which runs (or
+ * is restored) on v->host since. */
+static void stale_copy(struct coord *co, struct vmrec *v, const char *host)
+{
+    Vmckpt__VmStop st = VMCKPT__VM_STOP__INIT;
+    struct conn *c = hosts_conn(co, host);
+
+    log_warn("vm %s/%s: stale copy on %s (the VM is %s on %s since); "
+             "ordered destroyed",
+             v->job, v->name, host, v->state, v->host);
+    st.job = v->job;
+    st.vm = v->name;
+    if (c == NULL ||
+        server_send(c, VMCKPT__MSG_TYPE__MSG_VM_STOP, co->next_req++, &st) < 0)
+        log_err("vm %s/%s: cannot order the stale copy on %s destroyed", v->job,
+                v->name, host);
+}
+
 void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
 {
     struct vmrec *v;
@@ -912,9 +930,10 @@ void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
         if ((k = listed_in(v, vms, n)) == 0)
             continue;
         if (strcmp(v->host, host) != 0) {
-            log_warn("vm %s/%s: reported by %s, catalog had %s", v->job,
-                     v->name, host, v->host);
-            snprintf(v->host, sizeof(v->host), "%s", host);
+            /* the guest was restored elsewhere while this host was away:
+             * the copy here is stale and must not run next to it */
+            stale_copy(co, v, host);
+            continue;
         }
         if (strcmp(v->state, "running") != 0 &&
             strcmp(v->state, "restoring") != 0)

@@ -31,8 +31,9 @@ struct vmm_vm {
     int held;                /* restored paused: waits for the job's RESUME */
     int busy;                /* a checkpoint or restore thread owns it */
     int stopping;            /* SIGTERM sent; cleaned up when reaped */
-    int adopted;             /* found running at start: not our child */
-    int qemu_stream;         /* no dirty tracking: QEMU's own stream */
+    int fenced;      /* paused when the agent's lease ended (the daemon's) */
+    int adopted;     /* found running at start: not our child */
+    int qemu_stream; /* no dirty tracking: QEMU's own stream */
     /* CPU QEMU used (ms per s) over the last heartbeat period; sampled by
      * the loop, read by checkpoint threads */
     uint64_t cpu_prev, cpu_at, cpu_rate;

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Fencing by lease: past the end of its lease the agent pauses its guests
+ * (the back end's pause op), so that a copy the coordinator restores
+ * elsewhere never runs next to one here. Only the coordinator lifts it. */
+#include "config.h"
+
+#include <poll.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "ckpt.h"
+#include "fence.h"
+#include "lib/util/clock.h"
+#include "lib/util/log.h"
+
+/* How often the lease is checked: the coordinator allows for this
+ * (HOSTS_FENCE_SLACK_MS, docs/consistency.md). */
+#define FENCE_CHECK_MS 100
+
+void fence_renew(struct agent *a, uint64_t sent_ms)
+{
+    uint64_t until;
+
+    if (a->lease_ms == 0)
+        return;
+    until = sent_ms + a->lease_ms;
+    if (until > a->lease_until)
+        a->lease_until = until;
+}
+
+/* Pause every guest not paused by the fence yet. A guest a checkpoint or
+ * restore thread owns is not touched here (its QMP connection is the
+ * thread's): its checkpoint is aborted and it is paused at a later check,
+ * once the thread let go of it. */
+static int pause_guests(struct agent *a)
+{
+    struct vmckpt_error err;
+    struct vmm_vm *vm;
+    int n = 0;
+
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
+        if (vm->fenced || vm->stopping || vm->hv == NULL)
+            continue;
+        if (vm->busy) {
+            n++;
+            continue;
+        }
+        if (vm->ops->pause(vm->hv, &err) < 0) {
+            log_err("fence: cannot pause %s/%s (%s): %s", vm->job, vm->name,
+                    vm->where, err.text);
+            n++;
+            continue;
+        }
+        vm->fenced = 1;
+        log_warn("fence: paused %s/%s (%s)", vm->job, vm->name, vm->where);
+    }
+    return n;
+}
+
+static void check(struct evloop *loop, struct ev_timer *t)
+{
+    struct agent *a = t->arg;
+    uint64_t now = clock_mono_ms();
+
+    ev_timer_start(loop, t, FENCE_CHECK_MS);
+    if (a->lease_ms == 0 || a->lease_until == 0 || now < a->lease_until)
+        return;
+    /* an answer waiting unread (this loop was busy) may renew the lease:
+     * read it first, check again at the next tick */
+    if (!a->fencing && a->fd >= 0 &&
+        poll(&(struct pollfd){.fd = a->fd, .events = POLLIN}, 1, 0) > 0)
+        return;
+    if (!a->fencing) {
+        int n;
+
+        a->fencing = 1;
+        log_warn("fence: lease of %u ms ended %llu ms ago without a renewal "
+                 "from the coordinator; pausing every guest until it says "
+                 "they may run",
+                 a->lease_ms, (unsigned long long)(now - a->lease_until));
+        n = ckpt_tell(NULL, 0, 'a', "aborted: lease ended (fenced)");
+        if (n > 0)
+            log_warn("fence: %d checkpoint(s) aborted", n);
+    }
+    (void)pause_guests(a);
+}
+
+void fence_lift(struct agent *a, const char *text)
+{
+    struct vmckpt_error err;
+    struct vmm_vm *vm;
+    int n = 0, was = a->fencing;
+
+    /* renewed: the registration this answers granted a new lease */
+    a->fencing = 0;
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
+        if (!vm->fenced)
+            continue;
+        vm->fenced = 0;
+        if (vm->stopping || vm->held || vm->hv == NULL)
+            continue; /* ordered away, or paused for another reason */
+        if (vm->ops->resume(vm->hv, &err) < 0) {
+            log_err("fence: cannot resume %s/%s: %s", vm->job, vm->name,
+                    err.text);
+            continue;
+        }
+        n++;
+        log_info("fence: resumed %s/%s", vm->job, vm->name);
+    }
+    if (was || n > 0)
+        log_info("fence lifted by the coordinator (%s): %d guest(s) run "
+                 "again",
+                 text, n);
+    else
+        log_debug("lease confirmed by the coordinator (%s)", text);
+}
+
+void fence_start(struct agent *a)
+{
+    ev_timer_init(&a->fence_timer, check, a);
+    ev_timer_start(a->loop, &a->fence_timer, FENCE_CHECK_MS);
+}
+
+void fence_stop(struct agent *a)
+{
+    ev_timer_stop(a->loop, &a->fence_timer);
+}
