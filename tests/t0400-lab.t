@@ -85,6 +85,15 @@ test_expect_success 'a byte flipped through the shared RAM backend: memwriter FA
     wait_until 20 "grep -aq \"memwriter: verify FAIL gen=0: 1 bad page(s), first page 0 (phys $phys) at byte 1234\" $log"
 '
 
+test_expect_success 'a guest socket path over 107 bytes: refused before QEMU starts, naming VMCKPT_LAB_RUN' '
+    long=$VMCKPT_LAB_RUN/$(printf "d%.0s" $(seq 1 90)) &&
+    ! VMCKPT_LAB_RUN=$long lab vm-start $LAB h1 g9 --no-wait 2>$TEST_DIR/long.err &&
+    cat $TEST_DIR/long.err &&
+    grep -q "is 1[0-9][0-9] bytes, over the 107 a UNIX socket allows; set VMCKPT_LAB_RUN" $TEST_DIR/long.err &&
+    ! ls /dev/shm | grep -q "^vmckpt-lab-$LAB-g9" &&
+    ! pgrep -f "vmckpt-lab-$LAB-g9"
+'
+
 test_expect_success 'lab down removes namespaces, guests, RAM files and run state' '
     lab down $LAB &&
     ! ip netns list | grep -q "^vl-$LAB-" &&
