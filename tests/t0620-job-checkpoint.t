@@ -105,26 +105,42 @@ test_expect_success 'cancel: the epoch aborts everywhere, the guests run on' '
     grep -q "epoch 3 cancelled; the guests run on, epoch 2 stays the last committed" $TEST_DIR/x.out &&
     test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=3")" = aborted &&
     test "$(catalog "select count(*) from epochs where job=\"j1\" and epoch=3 and state=\"aborted\"")" = 3 &&
-    # every agent hears the abort (a checkpoint thread that had already
-    # finished its copy drops it: nothing of epoch 3 stays)
-    for h in h1 h2 h3; do
-        wait_until 20 "grep -q \"epoch j1/3 aborted by the coordinator\" $TEST_DIR/$h/agent.log" || exit 1
+    # every agent hears the abort, and every checkpoint thread ends: failed
+    # by the abort, or (on a fast machine) already through its copy, which
+    # the abort then drops: nothing of epoch 3 stays
+    for i in 1 2 3; do
+        wait_until 20 "grep -q \"epoch j1/3 aborted by the coordinator\" $TEST_DIR/h$i/agent.log" &&
+        wait_until 20 "grep -Eq \"checkpoint of j1/g$i epoch 3 (failed|durable)\" $TEST_DIR/h$i/agent.log" || exit 1
     done &&
     g=$(gen_now g1 h1) && wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g" &&
     ! grep -qs "^epoch 3" $TEST_DIR/h2/state/store/j1/g1/manifest &&
     test "$(job_field last_epoch)" = 2
 '
 
-test_expect_success 'the coordinator dies during a checkpoint: aborted on restart, guests ran on' '
+test_expect_success 'the coordinator dies during a checkpoint: aborted on restart; guests fenced until it is back, then run on' '
     vmckpt checkpoint j1 | grep -q "epoch 4 begins" &&
     wait_until 20 "grep -q \"checkpoint of j1/g3 epoch 4 (full, job)\" $TEST_DIR/h3/agent.log" &&
+    for h in h1 h2 h3; do
+        eval "paused_$h=\$(grep -c \"fence: paused j1/\" $TEST_DIR/$h/agent.log || true)" &&
+        eval "lifted_$h=\$(grep -c \"fence lifted by the coordinator\" $TEST_DIR/$h/agent.log || true)" || exit 1
+    done &&
     stop_daemon co KILL &&
     for h in h1 h2 h3; do
         wait_until 20 "grep -q \"lost the coordinator: 1 job checkpoint(s) aborted\" $TEST_DIR/$h/agent.log" || exit 1
     done &&
-    g=$(gen_now g2 h2) && wait_until 20 "test \"\$(gen_now g2 h2)\" -gt $g" &&
+    # no coordinator renews the leases: every agent pauses its guest
+    for h in h1 h2 h3; do
+        eval "n=\$paused_$h" &&
+        wait_until 20 "test \$(grep -c \"fence: paused j1/\" $TEST_DIR/$h/agent.log) -gt $n" || exit 1
+    done &&
     start_coordinator &&
     grep_log $TEST_DIR/co/coordinator.log "epoch j1/4 was in flight when the coordinator stopped" &&
+    # back and registered: the coordinator lifts the fence, the guests run
+    for h in h1 h2 h3; do
+        eval "n=\$lifted_$h" &&
+        wait_until 20 "test \$(grep -c \"fence lifted by the coordinator\" $TEST_DIR/$h/agent.log) -gt $n" || exit 1
+    done &&
+    g=$(gen_now g2 h2) && wait_until 20 "test \"\$(gen_now g2 h2)\" -gt $g" &&
     wait_until 15 "test \"\$(vmckpt vm list --json | jq -r \"[.[] | .state] | join(\\\",\\\")\")\" = running,running,running" &&
     test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=4")" = aborted &&
     test "$(job_field last_epoch)" = 2
