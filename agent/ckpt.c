@@ -481,6 +481,9 @@ static uint64_t guest_slowdown_ms(uint64_t base_rate, uint64_t t0,
     return expect > got ? expect - got : 0;
 }
 
+/* The last word of a checkpoint: its CkptAbort or CkptDurable, with the
+ * guest's bookkeeping (ckpt_done) in the same outbox item, so the loop has
+ * it before it can read the coordinator's COMMIT or ABORT of the epoch. */
 static void report_failed(struct ckpt_job *j, const char *why)
 {
     Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
@@ -490,7 +493,8 @@ static void report_failed(struct ckpt_job *j, const char *why)
     ab.job = j->job;
     ab.epoch = j->epoch;
     ab.reason = (char *)why;
-    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, j->req, &ab);
+    outbox_msg_run(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, j->req, &ab,
+                   ckpt_done, free, j->done);
 }
 
 static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
@@ -523,7 +527,8 @@ static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
     d.resumed_at_ns = res->resumed_at_ns;
     d.slowdown_ms = slowdown_ms;
     d.qemu_stream = j->vm->qemu_stream;
-    outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d);
+    outbox_msg_run(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d,
+                   ckpt_done, free, j->done);
 }
 
 static void *ckpt_main(void *arg)
@@ -550,14 +555,13 @@ static void *ckpt_main(void *arg)
     if (rc == 0 && base_rate > 0)
         slowdown_ms = guest_slowdown_ms(base_rate, t0, cpu0, pid, &res);
     ckpt_unlist(j);
+    done->vm = j->vm;
+    done->epoch = rc == 0 ? j->epoch : 0;
+    done->coordinated = j->coordinated;
     if (rc < 0)
         report_failed(j, err.text);
     else
         report_durable(j, &res, slowdown_ms);
-    done->vm = j->vm;
-    done->epoch = rc == 0 ? j->epoch : 0;
-    done->coordinated = j->coordinated;
-    outbox_run(&j->a->out, ckpt_done, free, done);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

@@ -13,9 +13,9 @@
 
 /* One item through the pipe (its pointer is what is written). */
 struct item {
-    uint8_t *frame; /* to send first, or NULL */
+    uint8_t *frame; /* to send, or NULL */
     size_t len;
-    outbox_fn run, drop;
+    outbox_fn run, drop; /* run before the frame is sent */
     void *arg;
 };
 
@@ -39,10 +39,10 @@ static void on_pipe(struct evloop *loop, struct ev_io *io, int revents)
     (void)loop;
     (void)revents;
     while (read(o->pipe[0], &it, sizeof(it)) == (ssize_t)sizeof(it)) {
-        if (it->frame != NULL)
-            o->send(o->send_arg, it->frame, it->len);
         if (it->run != NULL)
             it->run(it->arg);
+        if (it->frame != NULL)
+            o->send(o->send_arg, it->frame, it->len);
         free(it);
     }
 }
@@ -97,21 +97,36 @@ int outbox_run(struct outbox *o, outbox_fn run, outbox_fn drop, void *arg)
     return post(o, it);
 }
 
-void outbox_msg(struct outbox *o, int type, uint64_t id, const void *payload)
+void outbox_msg_run(struct outbox *o, int type, uint64_t id,
+                    const void *payload, outbox_fn run, outbox_fn drop,
+                    void *arg)
 {
     struct item *it = calloc(1, sizeof(*it));
     struct vmckpt_error err;
 
     if (it == NULL) {
         log_errno("outbox");
+        if (drop != NULL)
+            drop(arg);
         return;
     }
+    it->run = run;
+    it->drop = drop;
+    it->arg = arg;
     if (wire_encode(type, id, payload, &it->frame, &it->len, &err) < 0) {
         log_err("%s", err.text);
-        free(it);
-        return;
+        it->frame = NULL;
+        if (run == NULL) {
+            free(it);
+            return;
+        }
     }
     (void)post(o, it);
+}
+
+void outbox_msg(struct outbox *o, int type, uint64_t id, const void *payload)
+{
+    outbox_msg_run(o, type, id, payload, NULL, NULL, NULL);
 }
 
 void outbox_error(struct outbox *o, uint64_t id, Vmckpt__ErrorCode code,

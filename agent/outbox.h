@@ -42,6 +42,13 @@ void outbox_fini(struct outbox *o);
 int outbox_run(struct outbox *o, outbox_fn run, outbox_fn drop, void *arg);
 /* From any thread: encode and queue a message for the coordinator. */
 void outbox_msg(struct outbox *o, int type, uint64_t id, const void *payload);
+/* The same, and have the loop run run(arg) first, in the same turn: what
+ * the message reports is in place before the loop can read an answer to
+ * it. drop(arg) as for outbox_run(); if the message cannot be encoded,
+ * run(arg) still runs. */
+void outbox_msg_run(struct outbox *o, int type, uint64_t id,
+                    const void *payload, outbox_fn run, outbox_fn drop,
+                    void *arg);
 /* Queue an Error reply to request 'id', or an Ack with 'text'. */
 void outbox_error(struct outbox *o, uint64_t id, Vmckpt__ErrorCode code,
                   const char *text);
