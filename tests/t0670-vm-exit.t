@@ -14,42 +14,9 @@ require_kernel 6 7 "userfaultfd async write-protect"
 guest_tests_exclusive
 
 IMG="$top_builddir/lab"
+GUEST_JOB=j3
 ip_of() { echo "198.18.1.$((20 + ${1#e}))"; }
-in_guest() {  # in_guest eN CMD...
-    local g=$1; shift
-    in_host co dbclient -y -y -i "$IMG/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
-}
-glog() { echo "$RUN_BASE/$2/j3-$1.log"; }
-gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
-since_restore() { since_restore_of j3 "$1" "$(glog $1 $2)"; }
-first_gen_restored() {
-    since_restore $1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
-}
-job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j3\") | .$1"; }
-vm_field() { vmckpt vm list --json | jq -r ".[] | select(.job == \"j3\" and .vm == \"$1\") | .$2"; }
 co_log="$TEST_DIR/co/coordinator.log"
-
-# qemu_pids VM [HOST]: the QEMU processes of guest VM in the lab's host
-# namespaces (or HOST's only), by the name QEMU was started with; a QEMU
-# that died and is not reaped yet has no command line and is not counted.
-qemu_pids() {
-    "$LAB_CMD" ps "$LAB" | sed -n "s/^[^ ]*-${2:-h[0-9]*}: //p" | tr " " "\n" |
-        while read -r pid; do
-            [ -n "$pid" ] || continue
-            tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null |
-                grep -q -- "-name $1,process=vmckpt-$1 " && echo "$pid"
-        done
-}
-qemu_count() { qemu_pids "$1" | wc -l; }
-# exactly_once: every guest of the job runs in exactly one QEMU
-exactly_once() {
-    local e n
-    for e in e1 e2; do
-        n=$(qemu_count $e)
-        echo "$e: $n QEMU process(es)"
-        [ "$n" = 1 ] || return 1
-    done
-}
 
 test_expect_success 'setup: two hosts, job j3 of two guests running memwriter, epoch 1 committed' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
@@ -64,7 +31,7 @@ test_expect_success 'setup: two hosts, job j3 of two guests running memwriter, e
     vmckpt checkpoint j3 --wait >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
     grep -q "job j3: epoch 1 committed: 2 VM(s)" $TEST_DIR/c1.out &&
     for i in 1 2; do echo "HI_$i=$(gen_now e$i h$i)" >>$TEST_DIR/gens || exit 1; done &&
-    exactly_once
+    exactly_once e1 e2
 '
 
 test_expect_success 'QEMU of e1 killed: the coordinator shows e1 exited, with the reason, and the job failed' '
@@ -89,7 +56,7 @@ test_expect_success 'restart j3 by hand: both guests back from epoch 1' '
     grep -q "job j3 restarted from epoch 1: 2 VM(s) on 2 host(s)" $TEST_DIR/r1.out &&
     test "$(job_field state)" = running &&
     test -z "$(vm_field e1 exit_reason)" &&
-    exactly_once
+    exactly_once e1 e2
 '
 
 test_expect_success 'auto_restart on, QEMU of e2 killed: the job comes back from epoch 1 by itself' '
@@ -116,7 +83,7 @@ test_expect_success 'auto_restart on, QEMU of e2 killed: the job comes back from
         wait_until 30 "since_restore e$i h$i | grep -aq \"memwriter: verify PASS\"" &&
         ! since_restore e$i h$i | grep -aq "verify FAIL" || exit 1
     done &&
-    exactly_once
+    exactly_once e1 e2
 '
 
 test_expect_success 'vmckpt vm stop of e2 is no failure' '

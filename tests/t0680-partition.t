@@ -16,19 +16,8 @@ require_kernel 6 7 "userfaultfd async write-protect"
 guest_tests_exclusive
 
 IMG="$top_builddir/lab"
+GUEST_JOB=j4
 ip_of() { echo "198.18.1.$((40 + ${1#g}))"; }
-in_guest() {  # in_guest gN CMD...
-    local g=$1; shift
-    in_host co dbclient -y -y -i "$IMG/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
-}
-glog() { echo "$RUN_BASE/$2/j4-$1.log"; }
-gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
-since_restore() { since_restore_of j4 "$1" "$(glog $1 $2)"; }
-first_gen_restored() {
-    since_restore $1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
-}
-job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j4\") | .$1"; }
-vm_field() { vmckpt vm list --json | jq -r ".[] | select(.job == \"j4\" and .vm == \"$1\") | .$2"; }
 co_log="$TEST_DIR/co/coordinator.log"
 h1_log="$TEST_DIR/h1/agent.log"
 # h1's end of its veth to the fabric (scripts/vmckpt-lab: one per host)
@@ -38,25 +27,6 @@ fabric_link() { ip -n "vl-$LAB-fab" link set vh1 "$1"; }
 at_ms() {
     grep -m1 -- "$2" "$1" | awk '{ split($1, t, "[:.]");
         printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
-}
-
-# qemu_pids VM [HOST]: the QEMU processes of guest VM in the lab's hosts
-qemu_pids() {
-    "$LAB_CMD" ps "$LAB" | sed -n "s/^[^ ]*-${2:-h[0-9]*}: //p" | tr " " "\n" |
-        while read -r pid; do
-            [ -n "$pid" ] || continue
-            tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null |
-                grep -q -- "-name $1,process=vmckpt-$1 " && echo "$pid"
-        done
-}
-qemu_count() { qemu_pids "$@" | wc -l; }
-exactly_once() {
-    local g n
-    for g in g1 g2; do
-        n=$(qemu_count $g)
-        echo "$g: $n QEMU process(es)"
-        [ "$n" = 1 ] || return 1
-    done
 }
 
 test_expect_success 'setup: two hosts, job j4 of two guests running memwriter, auto_restart, epoch 1 committed' '
@@ -72,7 +42,7 @@ test_expect_success 'setup: two hosts, job j4 of two guests running memwriter, a
     vmckpt checkpoint j4 --wait >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
     grep -q "job j4: epoch 1 committed: 2 VM(s)" $TEST_DIR/c1.out &&
     grep_log $h1_log "lease 2450 ms" &&
-    exactly_once
+    exactly_once g1 g2
 '
 
 test_expect_success 'h1 cut off: its agent pauses g1 when its lease ends, the job is restored on h2 only after that' '
@@ -107,7 +77,7 @@ test_expect_success 'link up: the stale copy on h1 is destroyed, one QEMU per gu
     grep_log $h1_log "guest j4/g1 stopped" &&
     test "$(host_state h1)" = up &&
     test "$(vm_field g1 host)" = h2 && test "$(vm_field g1 state)" = running &&
-    exactly_once &&
+    exactly_once g1 g2 &&
     for i in 1 2; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
     for i in 1 2; do
         wait_until 30 "since_restore g$i h2 | grep -aq \"memwriter: verify PASS\"" &&
@@ -119,7 +89,7 @@ test_expect_success 'the next checkpoint commits' '
     wait_until 10 "test \"\$(job_field state)\" = running" &&
     vmckpt checkpoint j4 --wait >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&
     grep -q "job j4: epoch 2 committed: 2 VM(s)" $TEST_DIR/c2.out &&
-    exactly_once
+    exactly_once g1 g2
 '
 
 test_expect_success 'without auto_restart, h2 cut off and back: its fenced guests resume only when the coordinator says so' '
@@ -135,7 +105,7 @@ test_expect_success 'without auto_restart, h2 cut off and back: its fenced guest
     wait_until 10 "test \"\$(gen_now g2 h2)\" -gt $g" &&
     wait_until 10 "test \"\$(job_field state)\" = running" &&
     ! grep -q "stale copy on h2" $co_log &&
-    exactly_once
+    exactly_once g1 g2
 '
 
 test_expect_success 'vmckpt fence: help, and refused for a host that is up or unknown' '

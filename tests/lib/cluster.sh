@@ -165,6 +165,47 @@ since_restore_of() {
          END { printf "%s", buf }' "$3" 2>/dev/null
 }
 
+# A test's job of guests running memwriter: the test sets GUEST_JOB (the
+# job's name) and defines ip_of GUEST (the guest's fabric address).
+# in_guest GUEST CMD...: run CMD in the guest over SSH (from co)
+in_guest() {
+    local g=$1; shift
+    in_host co dbclient -y -y -i "$top_builddir/lab/lab.key" root@"$(ip_of $g)" "$@" 2>/dev/null
+}
+# glog GUEST HOST: the guest's console log on HOST
+glog() { echo "$RUN_BASE/$2/$GUEST_JOB-$1.log"; }
+# gen_now GUEST HOST: the last counter memwriter printed
+gen_now() { grep -ao "memwriter: gen=[0-9]*" "$(glog $1 $2)" | tail -n 1 | cut -d= -f2; }
+# since_restore GUEST HOST: its log after its last restore mark
+since_restore() { since_restore_of "$GUEST_JOB" "$1" "$(glog $1 $2)"; }
+first_gen_restored() {
+    since_restore $1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
+}
+job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"$GUEST_JOB\") | .$1"; }
+vm_field() { vmckpt vm list --json | jq -r ".[] | select(.job == \"$GUEST_JOB\" and .vm == \"$1\") | .$2"; }
+
+# qemu_pids VM [HOST]: the QEMU processes of guest VM in the lab's host
+# namespaces (or HOST's only), by the name QEMU was started with; a QEMU
+# that died and is not reaped yet has no command line and is not counted.
+qemu_pids() {
+    "$LAB_CMD" ps "$LAB" | sed -n "s/^[^ ]*-${2:-h[0-9]*}: //p" | tr " " "\n" |
+        while read -r pid; do
+            [ -n "$pid" ] || continue
+            tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null |
+                grep -q -- "-name $1,process=vmckpt-$1 " && echo "$pid"
+        done
+}
+qemu_count() { qemu_pids "$@" | wc -l; }
+# exactly_once VM...: each guest runs in exactly one QEMU
+exactly_once() {
+    local g n
+    for g in "$@"; do
+        n=$(qemu_count $g)
+        echo "$g: $n QEMU process(es)"
+        [ "$n" = 1 ] || return 1
+    done
+}
+
 # No sanitizer report in any daemon log.
 no_sanitizer_reports() {
     if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
