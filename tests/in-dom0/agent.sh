@@ -70,7 +70,9 @@ V checkpoint xa --wait >/tmp/c1.out 2>&1 || { cat /tmp/c1.out; tail -n 30 $LOG; 
 cat /tmp/c1.out
 grep -q "epoch 1 committed" /tmp/c1.out || fail "epoch 1 not committed"
 [ "$(last_gen $DOM)" -gt "$g0" ] || fail "the guest did not run during pre-copy"
-sleep 2
+# the guest writes on between the two (memwriter prints every second)
+g=$(last_gen $DOM)
+wait_until 60 '[ "$(last_gen $DOM)" -gt $((g + 1)) ]' || fail "the guest stopped after checkpoint 1"
 V checkpoint xa --wait --streams 2 >/tmp/c2.out 2>&1 || { cat /tmp/c2.out; tail -n 30 $LOG; fail "checkpoint 2"; }
 cat /tmp/c2.out
 grep -q "epoch 2 committed" /tmp/c2.out || fail "epoch 2 not committed"
@@ -85,8 +87,8 @@ b1=$(round0 1) b2=$(round0 2)
 say "round 0 sent $b1 bytes in epoch 1, $b2 in epoch 2"
 [ -n "$b1" ] && [ -n "$b2" ] && [ "$b2" -lt $((b1 / 2)) ] ||
     fail "epoch 2 is not incremental: round 0 sent $b2 bytes, epoch 1's $b1"
-g=$(last_gen $DOM); sleep 2
-[ "$(last_gen $DOM)" -gt "$g" ] || fail "the guest stopped running after the checkpoints"
+g=$(last_gen $DOM)
+wait_until 60 '[ "$(last_gen $DOM)" -gt "$g" ]' || fail "the guest stopped running after the checkpoints"
 
 # the guest and its agent die; the host's local copy goes with them
 xl destroy $DOM || fail "xl destroy"
@@ -147,7 +149,8 @@ V checkpoint xb --wait >/tmp/b1.out 2>&1 || { cat /tmp/b1.out; tail -n 30 $LOG; 
 cat /tmp/b1.out
 grep -q "epoch 1 committed" /tmp/b1.out || fail "b1's epoch 1 not committed"
 # memwriter prints its counter every second: one more line, past the cut
-sleep 2
+g=$(last_gen b1)
+wait_until 60 '[ "$(last_gen b1)" -gt "$g" ]' || fail "b1 stopped after its checkpoint"
 xl destroy b1 || fail "xl destroy b1"
 b_dead=$(last_gen b1)
 wait_until 10 'grep -q "xb/b1: its domain b1 is gone" $LOG' || fail "the agent did not notice b1's end"

@@ -13,8 +13,8 @@ cat /tmp/dc.out
 grep -q "total: 0 missed over 4 rounds" /tmp/dc.out || fail "missed pages"
 # pages changed in every round: the check saw memwriter's writes
 [ "$(grep -c "round [0-9]: [1-9][0-9]* pages changed" /tmp/dc.out)" = 4 ] || fail "no writes seen"
-g=$(last_gen d1); sleep 2
-[ "$(last_gen d1)" -gt "$g" ] || fail "d1 stopped running"
+g=$(last_gen d1)
+wait_until 60 '[ "$(last_gen d1)" -gt "$g" ]' || fail "d1 stopped running (gen $g)"
 # the suspends left the domain as the toolstack expects: it can still
 # suspend it for its own save
 xl save -c d1 /tmp/d1.save || fail "xl save -c after our suspends"

@@ -9,6 +9,8 @@ fail() {
     done
     xl list
     free -m
+    # again last: the reason is what a truncated log's tail must show
+    say "FAIL: $*"
     exit 1
 }
 # wait_until SECS COND: poll COND every 0.2 s
