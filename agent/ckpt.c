@@ -32,6 +32,7 @@ struct ckpt_job {
     struct vmm_vm *vm;
     char job[65], vmname[65], store[128];
     uint64_t epoch, parent, req;
+    uint64_t incarnation; /* of the copy checkpointed */
     unsigned max_ms, hold_ms, streams;
     int lz4, stop_and_save;
     uint32_t round;
@@ -401,11 +402,17 @@ static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
     uint64_t ram_len, lp = j->parent;
     struct image_manifest m;
     struct stream_out *so;
+    struct stream_what w = {.job = j->job,
+                            .vm = j->vmname,
+                            .epoch = j->epoch,
+                            .parent = j->parent,
+                            .incarnation = j->incarnation,
+                            .streams = j->streams};
 
     if (j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, err) < 0)
         return NULL;
-    so = stream_out_open(j->store, &j->a->key, j->a->name, j->job, j->vmname,
-                         j->epoch, j->parent, ram_len, j->streams, err);
+    w.ram_bytes = ram_len;
+    so = stream_out_open(j->store, &j->a->key, j->a->name, &w, err);
     if (so == NULL || !j->coordinated)
         return so;
     if (lp != 0 &&
@@ -589,6 +596,20 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
         return;
     }
     vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
+    if (vm != NULL && b->targets[0]->incarnation != 0 &&
+        b->targets[0]->incarnation != vmm_vm_incarnation(vm)) {
+        /* the checkpoint is of another copy than the one here */
+        snprintf(text, sizeof(text),
+                 "%s/%s on host %s is of incarnation %llu, the checkpoint "
+                 "names %llu: refused",
+                 b->job, vm->name, a->name,
+                 (unsigned long long)vmm_vm_incarnation(vm),
+                 (unsigned long long)b->targets[0]->incarnation);
+        log_warn("%s", text);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_STALE,
+                     text);
+        return;
+    }
     if (vm == NULL || vm->busy || vm->held) {
         snprintf(text, sizeof(text), "%s/%s: %s on host %s", b->job,
                  b->targets[0]->vm,
@@ -618,6 +639,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->vmname, sizeof(j->vmname), "%s", vm->name);
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     j->epoch = b->epoch;
+    j->incarnation = vmm_vm_incarnation(vm);
     /* a delta only continues this QEMU's own chain; otherwise full */
     j->parent = b->targets[0]->parent == vm->last_epoch && !vm->qemu_stream
                     ? vm->last_epoch
@@ -758,6 +780,13 @@ void ckpt_resume(struct agent *a, const Vmckpt__CkptResume *r)
         if (!vm->held || strcmp(vm->job, r->job) != 0 ||
             vm->restored_epoch != r->epoch)
             continue;
+        if (r->incarnation != 0 && vmm_vm_incarnation(vm) > r->incarnation) {
+            log_warn("resume of %s/%s refused: from incarnation %llu, the "
+                     "copy here is of %llu",
+                     vm->job, vm->name, (unsigned long long)r->incarnation,
+                     (unsigned long long)vmm_vm_incarnation(vm));
+            continue;
+        }
         if (vm->ops->resume(vm->hv, &err) < 0) {
             log_err("resume of restored %s/%s: %s", vm->job, vm->name,
                     err.text);

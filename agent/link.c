@@ -79,22 +79,28 @@ static void send_register(struct agent *a)
     Vmckpt__Hypervisor hv[AGENT_MAX_HV], *hvp[AGENT_MAX_HV];
     struct vmm_vm *vm;
     char **names = NULL;
+    uint64_t *incs;
     size_t n = 0, k = 0;
     int i;
 
     for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
         n++;
     names = calloc(n ? n : 1, sizeof(*names));
-    for (vm = a->vmm.vms; names != NULL && vm != NULL; vm = vm->next) {
+    incs = calloc(n ? n : 1, sizeof(*incs));
+    for (vm = a->vmm.vms; names != NULL && incs != NULL && vm != NULL;
+         vm = vm->next) {
         size_t len = strlen(vm->job) + strlen(vm->name) + 3;
 
         if (vm->stopping || (names[k] = malloc(len)) == NULL)
             continue;
+        incs[k] = vmm_vm_incarnation(vm);
         snprintf(names[k++], len, "%s/%s%s", vm->job, vm->name,
                  vm->held ? "!" : "");
     }
     r.n_vms = k;
     r.vms = names;
+    r.n_incarnations = k;
+    r.incarnations = incs;
     for (i = 0; i < a->nhv; i++) {
         vmckpt__hypervisor__init(&hv[i]);
         hv[i].name = (char *)a->hv[i]->name;
@@ -118,6 +124,7 @@ static void send_register(struct agent *a)
     while (k > 0)
         free(names[--k]);
     free(names);
+    free(incs);
 }
 
 /* The heartbeat thread: every heartbeat_ms, while registered, queue a

@@ -43,23 +43,42 @@ static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
     outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_ACK, env->request_id, &ack);
 }
 
+/* Stop a guest; a stop naming an incarnation is the coordinator's order
+ * to destroy a stale copy (one of that incarnation or older). */
 static void on_vm_stop(struct agent *a, const Vmckpt__Envelope *env)
 {
     const Vmckpt__VmStop *s = env->vm_stop;
     struct vmckpt_error err;
     struct vmm_vm *vm = vmm_find(&a->vmm, s->job, s->vm);
+    unsigned long long inc = vm ? vmm_vm_incarnation(vm) : 0;
 
     if (vm == NULL) {
         snprintf(err.text, sizeof(err.text), "%s/%s is not running on %s",
                  s->job, s->vm, a->name);
         outbox_error(&a->out, env->request_id,
                      VMCKPT__ERROR_CODE__ERR_NOT_FOUND, err.text);
-    } else if (vmm_stop(&a->vmm, vm, 300, &err) < 0) {
+        return;
+    }
+    if (s->incarnation != 0 && inc > s->incarnation) {
+        snprintf(err.text, sizeof(err.text),
+                 "%s/%s here is of incarnation %llu, newer than the %llu the "
+                 "stop names: not stopped",
+                 s->job, s->vm, inc, (unsigned long long)s->incarnation);
+        log_warn("%s", err.text);
+        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_STALE,
+                     err.text);
+        return;
+    }
+    if (s->incarnation != 0)
+        log_warn("%s/%s (%s) is a stale copy, of incarnation %llu: the job "
+                 "runs a newer one; destroying it",
+                 s->job, s->vm, vm->where, inc);
+    if (vmm_stop(&a->vmm, vm, 300, &err) < 0)
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                      err.text);
-    } else {
-        outbox_ack(&a->out, env->request_id, "stopped");
-    }
+    else
+        outbox_ack(&a->out, env->request_id,
+                   s->incarnation != 0 ? "stale copy destroyed" : "stopped");
 }
 
 static void on_ckpt_begin(struct agent *a, const Vmckpt__Envelope *env)

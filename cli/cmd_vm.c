@@ -147,6 +147,13 @@ static int status_job(struct cli *cli, const char *job, int json, json_t **out)
         if (j->protection[0])
             printf("MPI: %s%s%s\n", j->protection,
                    j->last_align[0] ? "; last checkpoint " : "", j->last_align);
+        if (j->incarnation > 1)
+            printf("incarnation %llu (restarted %llu time%s)\n",
+                   (unsigned long long)j->incarnation,
+                   (unsigned long long)j->incarnation - 1,
+                   j->incarnation == 2 ? "" : "s");
+        if (j->stale[0])
+            printf("stale copies destroyed: %s\n", j->stale);
     }
     wire_free(env);
     return 0;

@@ -10,7 +10,7 @@
 
 #include "catalog.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 struct catalog {
     sqlite3 *db;
@@ -87,6 +87,12 @@ static const char schema_v5[] =
     "ALTER TABLE job_epochs ADD COLUMN align TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE job_epochs ADD COLUMN barriers TEXT NOT NULL DEFAULT '';"
     "UPDATE meta SET value = '5' WHERE key = 'schema';";
+
+/* v6: each job's incarnation, bumped by every restart (a VM's own is in
+ * its spec). */
+static const char schema_v6[] =
+    "ALTER TABLE jobs ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 1;"
+    "UPDATE meta SET value = '6' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -187,7 +193,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             (version < 2 && exec(cat, schema_v2, err) < 0) ||
             (version < 3 && exec(cat, schema_v3, err) < 0) ||
             (version < 4 && exec(cat, schema_v4, err) < 0) ||
-            (version < 5 && exec(cat, schema_v5, err) < 0)) {
+            (version < 5 && exec(cat, schema_v5, err) < 0) ||
+            (version < 6 && exec(cat, schema_v6, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -601,7 +608,7 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
     if (prep(cat,
              "INSERT OR REPLACE INTO jobs (name, state, interval,"
              " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token,"
-             " lz4) VALUES (?,?,?,?,?,?,?,?,?,?)",
+             " lz4, incarnation) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
              &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
@@ -615,6 +622,7 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 9, j->token ? j->token : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 10, j->lz4);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)j->incarnation);
     return step_done(cat, st, err);
 }
 
@@ -626,7 +634,8 @@ int catalog_job_each(struct catalog *cat,
 
     if (prep(cat,
              "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
-             " last_epoch, last_error, token, lz4 FROM jobs ORDER BY name",
+             " last_epoch, last_error, token, lz4, incarnation FROM jobs"
+             " ORDER BY name",
              &st, err) < 0)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -642,6 +651,7 @@ int catalog_job_each(struct catalog *cat,
         j.last_error = (const char *)sqlite3_column_text(st, 7);
         j.token = (const char *)sqlite3_column_text(st, 8);
         j.lz4 = sqlite3_column_int(st, 9);
+        j.incarnation = (uint64_t)sqlite3_column_int64(st, 10);
         if (fn(&j, arg) < 0)
             break;
     }

@@ -111,6 +111,7 @@ struct catalog_job {
     const char *token; /* hex, for the job's ranks */
     int auto_restart, lz4;
     uint64_t mtbf_s, cost_ms, last_epoch;
+    uint64_t incarnation; /* bumped by every restart of the job */
 };
 int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
                     struct vmckpt_error *err);

@@ -462,7 +462,9 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
                     &reply) < 0)
         return -1;
     if (co->hosts->ev.registered != NULL)
-        co->hosts->ev.registered(co->hosts->ev.arg, h->name, r->vms, r->n_vms);
+        co->hosts->ev.registered(
+            co->hosts->ev.arg, h->name, r->vms,
+            r->n_incarnations == r->n_vms ? r->incarnations : NULL, r->n_vms);
     return lease_resume(c, h);
 }
 

@@ -21,9 +21,11 @@ struct hosts_events {
     void (*state)(void *arg, const char *host, const char *state,
                   const char *why);
     /* The agent of 'host' registered and was answered; it runs the guests
-     * vms[0..n-1] ("job/vm", "job/vm!" when held paused). The strings are
-     * valid during the call. */
-    void (*registered)(void *arg, const char *host, char **vms, size_t n);
+     * vms[0..n-1] ("job/vm", "job/vm!" when held paused), of incarnations
+     * incs[0..n-1] (NULL: an agent that did not say). Valid during the
+     * call. */
+    void (*registered)(void *arg, const char *host, char **vms,
+                       const uint64_t *incs, size_t n);
     /* The administrator declared 'host' dead (vmckpt fence): its lease
      * need not be waited for. May be NULL. */
     void (*fenced)(void *arg, const char *host);

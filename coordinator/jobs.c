@@ -48,6 +48,7 @@ void jobs_save(struct job *j)
     cj.cost_ms = j->cost_ms;
     cj.last_epoch = j->last_epoch;
     cj.token = j->token_hex;
+    cj.incarnation = j->incarnation;
     if (catalog_job_put(j->co->cat, &cj, &err) < 0)
         log_err("%s", err.text);
 }
@@ -123,6 +124,7 @@ static struct job *job_new(struct coord *co, const char *name)
     j->co = co;
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->interval, sizeof(j->interval), "off");
+    j->incarnation = 1;
     ev_timer_init(&j->periodic, periodic_fire, j);
     jobs_lease_wait_init(j);
     if (token_init(j, NULL) < 0) {
@@ -595,6 +597,7 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
         t.host = jv->store_host;
         t.store_addr = jv->store_addr;
         t.parent = jv->parent;
+        t.incarnation = vms[i]->spec != NULL ? vms[i]->spec->incarnation : 0;
         b.n_targets = 1;
         b.targets = &tp;
         b.coordinated = 1;
@@ -691,6 +694,7 @@ static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
     snprintf(j->cur->phase, sizeof(j->cur->phase), "drain");
     r.job = j->name;
     r.epoch = j->cur->epoch;
+    r.incarnation = j->incarnation;
     if (tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_RESUME, &r, 0, 0) < 0) {
         /* the abort resumes whatever a host holds */
         jobs_abort(j, "RESUME could not be sent to every host of the job");
@@ -812,6 +816,7 @@ static int load_one(const struct catalog_job *cj, void *arg)
     j->mtbf_s = cj->mtbf_s;
     j->cost_ms = cj->cost_ms;
     j->last_epoch = cj->last_epoch;
+    j->incarnation = cj->incarnation ? cj->incarnation : 1;
     if (token_init(j, cj->token) < 0)
         return -1;
     if (strcmp(cj->token ? cj->token : "", j->token_hex) != 0)
@@ -857,6 +862,8 @@ int jobs_create(struct coord *co, unsigned max_precopy_ms,
         .reply = jobs_on_agent_reply,
         .stats = on_stats,
         .cut_done = on_cut_done,
+        .incarnation = jobs_incarnation,
+        .stale = jobs_stale_copy,
     };
     struct jobs *js = calloc(1, sizeof(*js));
 

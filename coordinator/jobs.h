@@ -68,6 +68,10 @@ struct job {
     uint64_t run; /* the latest MPI run announced (ranks of older ones are
                    * refused) */
     char last_align[160]; /* of the last commit */
+    /* bumped by every restart of the job (and restore of one of its VMs);
+     * each VM's copy runs under the one its spec says */
+    uint64_t incarnation;
+    char stale[200]; /* the last stale copies destroyed, for status */
     struct job *next;
 };
 

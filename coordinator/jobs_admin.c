@@ -176,6 +176,8 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->protection =
             (char *)jobs_rank_protection(j, prot[i], sizeof(prot[i]));
         ji->last_align = j->last_align;
+        ji->incarnation = j->incarnation;
+        ji->stale = j->stale;
         ptrs[i++] = ji;
     }
     if (env->jobs_query->job[0] && i == 0) {

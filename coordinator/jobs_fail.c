@@ -270,6 +270,38 @@ void jobs_host_up(struct coord *co, const char *host)
     }
 }
 
+uint64_t jobs_incarnation(struct coord *co, const char *job, int bump)
+{
+    struct job *j = jobs_find(co, job);
+
+    if (j == NULL)
+        return 0;
+    if (bump) {
+        j->incarnation++;
+        log_info("job %s: incarnation %llu", j->name,
+                 (unsigned long long)j->incarnation);
+        jobs_save(j);
+    }
+    return j->incarnation;
+}
+
+void jobs_stale_copy(struct coord *co, const struct vmrec *v, const char *host,
+                     uint64_t inc)
+{
+    struct job *j = jobs_find(co, v->job);
+    size_t len;
+
+    if (j == NULL)
+        return;
+    len = strlen(j->stale);
+    if (len > 0 &&
+        len + strlen(v->name) + strlen(host) + 40 >= sizeof(j->stale))
+        len = 0; /* the oldest news goes */
+    snprintf(j->stale + len, sizeof(j->stale) - len,
+             "%s%s on %s (incarnation %llu)", len ? "; " : "", v->name, host,
+             (unsigned long long)inc);
+}
+
 /* The host registry's events: a host lost or stopped fails what it ran;
  * an agent that registers gets its guests reconciled and the aborts it
  * missed. */
@@ -281,11 +313,11 @@ static void on_host_state(void *arg, const char *host, const char *state,
 }
 
 static void on_host_registered(void *arg, const char *host, char **vms,
-                               size_t n)
+                               const uint64_t *incs, size_t n)
 {
     struct coord *co = arg;
 
-    vms_on_host_vms(co, host, vms, n);
+    vms_on_host_vms(co, host, vms, incs, n);
     jobs_host_up(co, host);
     vms_back(co);
 }

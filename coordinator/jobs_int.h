@@ -82,6 +82,11 @@ int jobs_fail_watch(struct coord *co);
 
 /* Set up j->lease_wait (jobs_fail.c), from job_new. */
 void jobs_lease_wait_init(struct job *j);
+/* The VM layer's hooks (jobs_fail.c): a job's incarnation (bumped first
+ * when 'bump'), and news of a stale copy destroyed, for status. */
+uint64_t jobs_incarnation(struct coord *co, const char *job, int bump);
+void jobs_stale_copy(struct coord *co, const struct vmrec *v, const char *host,
+                     uint64_t inc);
 
 /* jobs_restart.c */
 /* Whether a restart of 'j' now could put a second copy of a guest next to

@@ -56,6 +56,7 @@ static int resume_hosts(struct job *j, size_t *nhosts)
     n = jobs_distinct(h, rs->n);
     r.job = j->name;
     r.epoch = rs->epoch;
+    r.incarnation = j->incarnation;
     for (i = 0; i < n; i++) {
         struct conn *c = hosts_conn(j->co, h[i]);
 
@@ -255,6 +256,10 @@ static int restart_open(struct job *j, uint64_t epoch, size_t n,
     rs->admin = admin;
     rs->admin_id = admin_id;
     j->rs = rs;
+    /* a new incarnation: what older copies still ask for is refused */
+    j->incarnation++;
+    log_info("job %s: incarnation %llu", j->name,
+             (unsigned long long)j->incarnation);
     jobs_set_state(j, "restarting", NULL);
     /* the restored ranks reconnect and learn they came back from 'epoch' */
     j->restored_epoch = epoch;
@@ -275,6 +280,8 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
     snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", v->name);
     snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target);
     spec.host = (char *)target;
+    spec.incarnation = j->incarnation;
+    v->spec->incarnation = j->incarnation;
     r.job = j->name;
     r.vm = v->name;
     r.epoch = rs->epoch;

@@ -8,7 +8,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/jobs.c %reldir%/jobs.h %reldir%/jobs_int.h \
 	%reldir%/jobs_restart.c %reldir%/jobs_admin.c %reldir%/jobs_fail.c \
 	%reldir%/jobs_report.c \
-	%reldir%/vms.c %reldir%/vms.h \
+	%reldir%/vms.c %reldir%/vms.h %reldir%/vms_news.c %reldir%/vms_int.h \
 	%reldir%/hosts.c %reldir%/hosts.h \
 	%reldir%/server.c %reldir%/server.h \
 	%reldir%/catalog.c %reldir%/catalog.h

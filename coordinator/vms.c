@@ -21,6 +21,7 @@
 #include "catalog.h"
 #include "hosts.h"
 #include "vms.h"
+#include "vms_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
@@ -38,17 +39,19 @@ struct pending {
     struct pending *next;
 };
 
-/* The guests of one coordinator (co->vms). */
-struct vms {
-    struct vmrec *list;
-    struct pending *pending; /* admin requests waiting for an agent */
-    unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
-    struct vms_epoch_hooks epoch;
-    vms_cmdline_fn *cmdline;
-    vms_exited_fn *exited;
-};
-
 static void conn_gone(struct coord *co, struct conn *c);
+
+static uint64_t job_incarnation(struct coord *co, const char *job, int bump)
+{
+    return co->vms->epoch.incarnation != NULL
+               ? co->vms->epoch.incarnation(co, job, bump)
+               : 0;
+}
+
+uint64_t vms_incarnation_of(const struct vmrec *v)
+{
+    return v->spec != NULL ? v->spec->incarnation : 0;
+}
 
 int vms_create(struct coord *co, unsigned keep_epochs)
 {
@@ -125,7 +128,7 @@ void vms_set_state(struct coord *co, struct vmrec *v, const char *state)
 
 /* Guest 'v' ended without anyone asking: "exited" with the reason shown
  * by 'vmckpt vm list', then the layer above is told. */
-static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
+void vms_exited_now(struct coord *co, struct vmrec *v, const char *why)
 {
     log_warn("vm %s/%s on %s ended by itself: %s", v->job, v->name, v->host,
              why);
@@ -139,7 +142,7 @@ static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
 
 /* Whether guest 'v' is believed to run (or to be about to): only such a
  * guest can end by itself. */
-static int may_run(const struct vmrec *v)
+int vms_may_run(const struct vmrec *v)
 {
     static const char *const gone[] = {"stopped", "exited", "lost"};
     size_t i;
@@ -381,6 +384,7 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
         return server_error(c, env->request_id,
                             VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     spec.cmdline = cmdline;
+    spec.incarnation = job_incarnation(c->co, s->job, 0);
     start.spec = &spec;
     p = relay(c, env->request_id, s->host, P_START,
               VMCKPT__MSG_TYPE__MSG_VM_START, &start);
@@ -523,6 +527,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     t.store_addr = (char *)hosts_store_addr(co, store);
     /* a delta only on the store that holds its parent */
     t.parent = strcmp(v->chain_store, store) == 0 ? v->chain_epoch : 0;
+    t.incarnation = vms_incarnation_of(v);
     out.n_targets = 1;
     out.targets = &tp;
     out.mode = b->mode;
@@ -596,6 +601,9 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
                             r->job, r->vm, r->epoch ? " of that number" : "");
     spec = *v->spec;
     spec.host = (char *)r->target_host;
+    /* a new copy: the one it replaces (wherever it is) is stale */
+    spec.incarnation = job_incarnation(co, v->job, 1);
+    v->spec->incarnation = spec.incarnation;
     out.job = v->job;
     out.vm = v->name;
     out.epoch = e.epoch;
@@ -864,113 +872,4 @@ static void conn_gone(struct coord *co, struct conn *c)
         }
         free(p);
     }
-}
-
-/* Whether "job/vm" or "job/vm!" (held paused) in an agent's list names
- * guest 'v': 0 no, 1 yes, 2 yes and held. */
-static int listed_as(const struct vmrec *v, const char *entry)
-{
-    size_t lj = strlen(v->job), ln = strlen(v->name);
-
-    if (strncmp(entry, v->job, lj) != 0 || entry[lj] != '/' ||
-        strncmp(entry + lj + 1, v->name, ln) != 0)
-        return 0;
-    if (entry[lj + 1 + ln] == '\0')
-        return 1;
-    return entry[lj + 1 + ln] == '!' && entry[lj + 2 + ln] == '\0' ? 2 : 0;
-}
-
-/* Whether agent list vms[0..n-1] names guest 'v': 0 no, 1 yes, 2 yes and
- * held paused. */
-static int listed_in(const struct vmrec *v, char **vms, size_t n)
-{
-    size_t i;
-    int k;
-
-    for (i = 0; i < n; i++)
-        if ((k = listed_as(v, vms[i])) > 0)
-            return k;
-    return 0;
-}
-
-/* Believed to run on 'host' (or not known since this coordinator
- * started): a guest its agent must list. */
-static int runs_on(const struct vmrec *v, const char *host)
-{
-    return strcmp(v->host, host) == 0 && (strcmp(v->state, "running") == 0 ||
-                                          strcmp(v->state, "unknown") == 0 ||
-                                          strcmp(v->state, "paused") == 0);
-}
-
-/* Order the agent of 'host' to destroy its copy of 'v', which runs (or
- * is restored) on v->host since. */
-static void stale_copy(struct coord *co, struct vmrec *v, const char *host)
-{
-    Vmckpt__VmStop st = VMCKPT__VM_STOP__INIT;
-    struct conn *c = hosts_conn(co, host);
-
-    log_warn("vm %s/%s: stale copy on %s (the VM is %s on %s since); "
-             "ordered destroyed",
-             v->job, v->name, host, v->state, v->host);
-    st.job = v->job;
-    st.vm = v->name;
-    if (c == NULL ||
-        server_send(c, VMCKPT__MSG_TYPE__MSG_VM_STOP, co->next_req++, &st) < 0)
-        log_err("vm %s/%s: cannot order the stale copy on %s destroyed", v->job,
-                v->name, host);
-}
-
-void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n)
-{
-    struct vmrec *v;
-    char why[160];
-    int k;
-
-    for (v = co->vms->list; v != NULL; v = v->next) {
-        if ((k = listed_in(v, vms, n)) == 0)
-            continue;
-        if (strcmp(v->host, host) != 0) {
-            /* the guest was restored elsewhere while this host was away:
-             * the copy here is stale and must not run next to it */
-            stale_copy(co, v, host);
-            continue;
-        }
-        if (strcmp(v->state, "running") != 0 &&
-            strcmp(v->state, "restoring") != 0)
-            vms_set_state(co, v, k == 2 ? "paused" : "running");
-    }
-    /* then the guests the agent does not run (any more): they ended while
-     * it could not tell (the link was down, or this coordinator was not
-     * running). Every listed guest is placed first, so that a restart the
-     * layer above starts sees the survivors as they are; a guest such a
-     * restart already restores is no longer believed to run. */
-    snprintf(why, sizeof(why), "not running on %s when its agent registered",
-             host);
-    for (v = co->vms->list; v != NULL; v = v->next)
-        if (runs_on(v, host) && listed_in(v, vms, n) == 0)
-            vm_exited(co, v, why);
-}
-
-int vms_on_exited(struct conn *c, const Vmckpt__Envelope *env)
-{
-    const Vmckpt__VmExited *x = env->vm_exited;
-    struct vmrec *v = vms_find(c->co, x->job, x->vm);
-    char why[sizeof(v->exit_reason)];
-
-    if (v == NULL || strcmp(v->host, c->auth.peer_name) != 0 || !may_run(v)) {
-        /* late news of a guest that was stopped, moved or already gone */
-        log_info("agent %s: guest %.64s/%.64s ended (%.160s); not one "
-                 "running there: ignored",
-                 c->auth.peer_name, x->job, x->vm, x->reason);
-        return 0;
-    }
-    if (x->reason[0] != '\0')
-        snprintf(why, sizeof(why), "%.200s", x->reason);
-    else if (x->signal != 0)
-        snprintf(why, sizeof(why), "killed by signal %d", (int)x->signal);
-    else
-        snprintf(why, sizeof(why), "exited with status %d",
-                 (int)x->exit_status);
-    vm_exited(c->co, v, why);
-    return 0;
 }

@@ -43,6 +43,13 @@ struct vms_epoch_hooks {
     void (*stats)(struct coord *co, const Vmckpt__CkptStats *st);
     /* One VM is paused and staged (after the VM's record took it). */
     void (*cut_done)(struct coord *co, const Vmckpt__CkptCutDone *cd);
+    /* The incarnation of job 'job' (0: no such job), bumped first when
+     * 'bump' is set: a copy of one of its VMs starts elsewhere. */
+    uint64_t (*incarnation)(struct coord *co, const char *job, int bump);
+    /* A stale copy of 'v' (of incarnation 'inc') on 'host' was ordered
+     * destroyed, for the job's status. */
+    void (*stale)(struct coord *co, const struct vmrec *v, const char *host,
+                  uint64_t inc);
 };
 
 /* A guest ended without anyone asking: its agent reported it
@@ -93,11 +100,15 @@ void vms_save(struct coord *co, struct vmrec *v);
  * other than "exited" clears v->exit_reason. */
 void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
 /* An agent registered with the guests it runs (vms[0..n-1], "job/vm", or
- * "job/vm!" when held paused): reconcile states and hosts. A guest
+ * "job/vm!" when held paused; incs[i] the incarnation of vms[i], 0
+ * unknown; incs may be NULL): reconcile states and hosts. A copy on a
+ * host other than the VM's, or of an older incarnation, is stale: the
+ * agent is ordered to destroy it. A guest
  * believed to run there that the agent does not list has ended: it
  * exits as if the agent had reported it (the exited hook runs, after
  * every guest of the list is reconciled). */
-void vms_on_host_vms(struct coord *co, const char *host, char **vms, size_t n);
+void vms_on_host_vms(struct coord *co, const char *host, char **vms,
+                     const uint64_t *incs, size_t n);
 /* Retention of job/vm after a commit: keep the newest keep_epochs; older
  * ones are expired in the catalog, then every store that held one and
  * 'current_store' are told to fold and delete. */

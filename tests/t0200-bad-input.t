@@ -113,6 +113,19 @@ test_expect_success 'parallel streams misused at a store: refused, nothing half-
     test "$(cat $TEST_DIR/pv.state)" = s
 '
 
+test_expect_success 'a store refuses a writer of an older job incarnation than it took: a stale copy cannot write' '
+    in_host co "$WIREPOKE" 198.18.0.11:7471 "$TEST_DIR/cluster.key" store-incarnation \
+        >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    section "epoch 1, incarnation 2" | tail -n 1 | grep -qx "ok durable" &&
+    section "epoch 2, incarnation 1" | grep -q "^error: wp/iv: a writer of incarnation 1 refused: this store took incarnation 2" &&
+    section "epoch 2, incarnation 3" | tail -n 1 | grep -qx "ok durable" &&
+    section "epoch 3, incarnation 2" | grep -q "^error: wp/iv: a writer of incarnation 2 refused: this store took incarnation 3" &&
+    m=$TEST_DIR/h1/state/store/wp/iv/manifest && cat $m &&
+    grep -q "^epoch 1 " $m && grep -q "^epoch 2 " $m && ! grep -q "^epoch 3 " $m &&
+    test "$(cat $TEST_DIR/h1/state/store/wp/iv/incarnation)" = 3 &&
+    grep_log $TEST_DIR/h1/agent.log "a writer of incarnation 2 refused"
+'
+
 test_expect_success 'the coordinator is still up and the agent undisturbed' '
     alive $(pid_of co) &&
     test "$(host_state h1)" = up &&

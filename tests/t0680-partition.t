@@ -42,7 +42,8 @@ test_expect_success 'setup: two hosts, job j4 of two guests running memwriter, a
     vmckpt checkpoint j4 --wait >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
     grep -q "job j4: epoch 1 committed: 2 VM(s)" $TEST_DIR/c1.out &&
     grep_log $h1_log "lease 2450 ms" &&
-    exactly_once g1 g2
+    exactly_once g1 g2 &&
+    test "$(job_field incarnation)" = 1
 '
 
 test_expect_success 'h1 cut off: its agent pauses g1 when its lease ends, the job is restored on h2 only after that' '
@@ -63,7 +64,8 @@ test_expect_success 'h1 cut off: its agent pauses g1 when its lease ends, the jo
     wait_until 30 "test \"\$(gen_now g1 h2)\" -gt \"\$(first_gen_restored g1 h2)\"" &&
     echo "old g1 at gen $(gen_now g1 h1), restored g1 at gen $(gen_now g1 h2)" &&
     test "$(gen_now g1 h1)" = "$fenced_gen" &&
-    test "$(qemu_count g1 h1)" = 1 && test "$(qemu_count g1 h2)" = 1
+    test "$(qemu_count g1 h1)" = 1 && test "$(qemu_count g1 h2)" = 1 &&
+    test "$(job_field incarnation)" = 2 && grep_log $co_log "job j4: incarnation 2"
 '
 
 test_expect_success 'link up: the stale copy on h1 is destroyed, one QEMU per guest, memwriter verifies' '
@@ -71,6 +73,12 @@ test_expect_success 'link up: the stale copy on h1 is destroyed, one QEMU per gu
     test "$(gen_now g1 h1)" = "$fenced_gen" &&
     fabric_link up &&
     wait_until 30 "grep -q \"vm j4/g1: stale copy on h1\" $co_log" &&
+    grep_log $co_log "vm j4/g1: stale copy on h1 (incarnation 1; the VM is [a-z]* on h2 under incarnation 2)" &&
+    wait_until 15 "grep -q \"j4/g1 (pid [0-9]*) is a stale copy, of incarnation 1\" $h1_log" &&
+    vmckpt status j4 >$TEST_DIR/st.out && cat $TEST_DIR/st.out &&
+    grep -qx "incarnation 2 (restarted 1 time)" $TEST_DIR/st.out &&
+    grep -qx "stale copies destroyed: g1 on h1 (incarnation 1)" $TEST_DIR/st.out &&
+    test "$(job_field stale_copies_destroyed)" = "g1 on h1 (incarnation 1)" &&
     ! grep -q "reported by h1, catalog had" $co_log &&
     wait_until 15 "test \"\$(qemu_count g1 h1)\" = 0" &&
     wait_until 10 "grep -q \"fence lifted by the coordinator\" $h1_log" &&

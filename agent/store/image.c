@@ -75,6 +75,47 @@ int vm_dir(const char *store, const char *job, const char *vm, char *buf,
     return 0;
 }
 
+int image_incarnation_admit(const char *store, const char *job, const char *vm,
+                            uint64_t inc, struct vmckpt_error *err)
+{
+    char dir[4096], path[4200], text[32];
+    unsigned long long have = 0;
+    FILE *f;
+
+    if (inc == 0)
+        return 0;
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/incarnation", dir);
+    f = fopen(path, "re");
+    if (f == NULL && errno != ENOENT)
+        return errprintf_errno(err, "cannot read %s", path);
+    if (f != NULL) {
+        int ok = fscanf(f, "%llu", &have) == 1;
+
+        fclose(f);
+        if (!ok) {
+            errno = EINVAL;
+            return errprintf(err, "%s: not an incarnation number", path);
+        }
+    }
+    if (inc < have) {
+        errno = ESTALE;
+        return errprintf(err,
+                         "%s/%s: a writer of incarnation %llu refused: this "
+                         "store took incarnation %llu of the job since (a "
+                         "stale copy of the guest)",
+                         job, vm, (unsigned long long)inc, have);
+    }
+    if (inc == have)
+        return 0;
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)inc);
+    if (daemon_mkdirs(dir, 0700, err) < 0 ||
+        daemon_write_file(path, text, err) < 0)
+        return -1;
+    return 0;
+}
+
 int image_manifest_load(const char *store, const char *job, const char *vm,
                         struct image_manifest *m, struct vmckpt_error *err)
 {

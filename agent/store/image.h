@@ -35,6 +35,14 @@ struct image_manifest {
     struct image_epoch e[IMAGE_MAX_EPOCHS];
 };
 
+/* A writer of JOB/VM of job incarnation 'inc' opens an epoch: refused (-1,
+ * errno ESTALE, 'err' saying why) when STORE/JOB/VM/incarnation records a
+ * newer incarnation (a stale copy of the guest writing); otherwise 0,
+ * recording 'inc' when it is newer. 'inc' 0 (a writer outside any job
+ * incarnation) is neither checked nor recorded. */
+int image_incarnation_admit(const char *store, const char *job, const char *vm,
+                            uint64_t inc, struct vmckpt_error *err);
+
 /* Load STORE/JOB/VM/manifest; an absent manifest is an empty one (0).
  * -1 with 'err' on a malformed one. */
 int image_manifest_load(const char *store, const char *job, const char *vm,

@@ -100,6 +100,13 @@ static struct store_busy *stream_join(struct store *s,
     b->next = s->busy;
     s->busy = b;
     pthread_mutex_unlock(&s->lock);
+    if (image_incarnation_admit(s->dir, so->job, so->vm, so->incarnation, err) <
+        0) {
+        if (errno == ESTALE)
+            *code = VMCKPT__ERROR_CODE__ERR_STALE;
+        stream_leave(s, b, err->text);
+        return NULL;
+    }
     b->w = image_writer_open(s->dir, so->job, so->vm, so->epoch, so->parent,
                              so->ram_bytes, parts, err);
     if (b->w == NULL) {

@@ -39,11 +39,11 @@ static int open_part(struct stream_out *so, unsigned part, const char *addr,
 }
 
 struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
-                                   const char *name, const char *job,
-                                   const char *vm, uint64_t epoch,
-                                   uint64_t parent, uint64_t ram_bytes,
-                                   unsigned streams, struct vmckpt_error *err)
+                                   const char *name,
+                                   const struct stream_what *w,
+                                   struct vmckpt_error *err)
 {
+    unsigned streams = w->streams;
     struct stream_out *so = calloc(1, sizeof(*so));
     Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
     unsigned i;
@@ -59,11 +59,12 @@ struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
         return NULL;
     }
     so->n = streams;
-    o.job = (char *)job;
-    o.vm = (char *)vm;
-    o.epoch = epoch;
-    o.parent = parent;
-    o.ram_bytes = ram_bytes;
+    o.job = (char *)w->job;
+    o.vm = (char *)w->vm;
+    o.epoch = w->epoch;
+    o.parent = w->parent;
+    o.ram_bytes = w->ram_bytes;
+    o.incarnation = w->incarnation;
     o.page_size = BATCH_PAGE;
     o.parts = streams;
     /* part 0 opens the epoch, the others join it */

@@ -9,15 +9,22 @@
 
 struct stream_out;
 
-/* Connect to the store at 'addr' as peer 'name' and open epoch 'epoch'
- * (parent 0: full) of JOB/VM, in 'streams' parallel connections (1 to
- * PRECOPY_MAX_STREAMS). NULL with 'err' (the store's refusal text when it
- * refused). */
+/* What an image stream writes: epoch 'epoch' (parent 0: full) of
+ * JOB/VM, a guest of 'ram_bytes', written by a copy of the guest of job
+ * incarnation 'incarnation' (0: none), in 'streams' parallel connections
+ * (1 to PRECOPY_MAX_STREAMS). */
+struct stream_what {
+    const char *job, *vm;
+    uint64_t epoch, parent, ram_bytes, incarnation;
+    unsigned streams;
+};
+
+/* Connect to the store at 'addr' as peer 'name' and open the epoch 'w'
+ * names. NULL with 'err' (the store's refusal text when it refused). */
 struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
-                                   const char *name, const char *job,
-                                   const char *vm, uint64_t epoch,
-                                   uint64_t parent, uint64_t ram_bytes,
-                                   unsigned streams, struct vmckpt_error *err);
+                                   const char *name,
+                                   const struct stream_what *w,
+                                   struct vmckpt_error *err);
 /* A precopy sink writing to 'so': lane i on connection i. */
 void stream_out_sink(struct stream_out *so, struct precopy_sink *sink);
 /* Tell the store the epoch is abandoned (best effort) and close. */

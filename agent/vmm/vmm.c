@@ -111,6 +111,11 @@ struct vmm_vm *vmm_find(struct vmm *m, const char *job, const char *name)
     return NULL;
 }
 
+uint64_t vmm_vm_incarnation(const struct vmm_vm *vm)
+{
+    return vm->spec != NULL ? vm->spec->incarnation : 0;
+}
+
 const char *vmm_vm_tracking(const struct vmm_vm *vm)
 {
     return vm->launcher->tracking(vm);

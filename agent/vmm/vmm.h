@@ -87,6 +87,8 @@ struct vmm_vm *vmm_find(struct vmm *m, const char *job, const char *name);
  * "uffd-wp", "qemu-migration" (none: QEMU's own stream) or
  * "xen-logdirty". */
 const char *vmm_vm_tracking(const struct vmm_vm *vm);
+/* The job incarnation this copy runs under (its spec's; 0: none given). */
+uint64_t vmm_vm_incarnation(const struct vmm_vm *vm);
 /* A restore loaded the image into the guest (load_state or load_full
  * done): what the launcher kept for it and needs no more goes (a Xen
  * domain holds its RAM now, the image's RAM file is deleted; QEMU's RAM

@@ -114,6 +114,7 @@ static int cmd_checkpoint(struct opts *o)
     struct vmckpt_error err;
     struct auth_key key;
     struct stream_out *so;
+    struct stream_what w;
     struct hv_vm *vm;
     const uint8_t *ram;
     uint64_t ram_len;
@@ -136,8 +137,14 @@ static int cmd_checkpoint(struct opts *o)
     ops->ram_map(vm, &ram, &ram_len, &err);
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
-    so = stream_out_open(o->store, &key, host, o->job, o->name, o->epoch,
-                         o->parent, ram_len, o->streams, &err);
+    w.job = o->job;
+    w.vm = o->name;
+    w.epoch = o->epoch;
+    w.parent = o->parent;
+    w.ram_bytes = ram_len;
+    w.incarnation = 0; /* outside any job: the store checks none */
+    w.streams = o->streams;
+    so = stream_out_open(o->store, &key, host, &w, &err);
     if (so == NULL)
         die("open stream", &err);
     stream_out_sink(so, &sink);

@@ -340,6 +340,55 @@ static void store_parts(void)
     client_close(c1);
 }
 
+/* One whole epoch of VM "iv" of job "wp" (one page, one stream) by a
+ * writer of incarnation 'inc': "ok durable" or the store's refusal. */
+static void inc_epoch(uint64_t epoch, uint64_t inc)
+{
+    Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
+    Vmckpt__StreamEnd e = VMCKPT__STREAM_END__INIT;
+    Vmckpt__StateChunk c = VMCKPT__STATE_CHUNK__INIT;
+    struct client *cl = peer();
+    Vmckpt__Envelope *env;
+    struct vmckpt_error err;
+    int rc;
+
+    printf("== epoch %llu, incarnation %llu\n", (unsigned long long)epoch,
+           (unsigned long long)inc);
+    o.job = "wp";
+    o.vm = "iv";
+    o.epoch = epoch;
+    o.ram_bytes = 16 * BATCH_PAGE;
+    o.page_size = BATCH_PAGE;
+    o.incarnation = inc;
+    rc = client_call(cl, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &o,
+                     VMCKPT__MSG_TYPE__MSG_ACK, &env, &err);
+    if (said(rc, "open", &err) == 0) {
+        wire_free(env);
+        part_page(cl, 0, (uint8_t)epoch);
+        c.data.data = (uint8_t *)"s";
+        c.data.len = 1;
+        e.batches = e.pages = 1;
+        e.state_bytes = 1;
+        e.state_xxh64 = batch_xxh64("s", 1);
+        rc = client_send(cl, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, &c, &err);
+        if (rc == 0)
+            rc = client_call(cl, VMCKPT__MSG_TYPE__MSG_STREAM_END, &e,
+                             VMCKPT__MSG_TYPE__MSG_STREAM_DURABLE, &env, &err);
+        if (said(rc, "durable", &err) == 0)
+            wire_free(env);
+    }
+    client_close(cl);
+}
+
+/* Writers of job incarnations 2, 1 (stale), 3 and 2 (stale again). */
+static void store_incarnation(void)
+{
+    inc_epoch(1, 2);
+    inc_epoch(2, 1);
+    inc_epoch(2, 3);
+    inc_epoch(3, 2);
+}
+
 int main(int argc, char **argv)
 {
     uint8_t buf[8192];
@@ -353,7 +402,7 @@ int main(int argc, char **argv)
                         "cases: truncated oversize garbage wrong-version "
                         "unknown-type no-hello wrong-key replay "
                         "authed-unknown-type authed-not-served rank:JOB "
-                        "store-parts\n");
+                        "store-parts store-incarnation\n");
         return 2;
     }
     addr = argv[1];
@@ -431,6 +480,8 @@ int main(int argc, char **argv)
         replay();
     } else if (strcmp(what, "store-parts") == 0) {
         store_parts();
+    } else if (strcmp(what, "store-incarnation") == 0) {
+        store_incarnation();
     } else if (strncmp(what, "rank:", 5) == 0) {
         struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_RANK,
                                         what + 5, 3000, &err);
