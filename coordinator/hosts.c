@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "catalog.h"
 #include "hosts.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
+#include "lib/util/runcmd.h"
 #include "lib/util/name.h"
 
 /* Host states: "up" (registered, heartbeating), "lost" (silent past the
@@ -28,10 +30,12 @@ struct host {
     uint64_t memory_bytes;
     const char *state;
     uint64_t id;
-    uint64_t last_hb_ms;  /* monotonic; 0 = never in this run */
-    uint64_t last_ack_ms; /* monotonic, the last lease granted; 0 = none */
-    int fenced;           /* declared dead by the administrator */
-    int64_t last_seen;    /* unix seconds, persisted */
+    uint64_t last_hb_ms;    /* monotonic; 0 = never in this run */
+    uint64_t last_ack_ms;   /* monotonic, the last lease granted; 0 = none */
+    int fenced;             /* declared dead by the administrator */
+    struct runcmd *fencing; /* the fence command running for it */
+    uint64_t fence_until;   /* monotonic deadline of that command */
+    int64_t last_seen;      /* unix seconds, persisted */
     int64_t registered_at;
     struct conn *conn;
     struct host *next;
@@ -48,10 +52,13 @@ struct hosts {
     struct ev_timer sweep_timer;
     uint64_t started_ms; /* monotonic, when the sweep began */
     struct hosts_events ev;
+    char *fence_command; /* NULL: none */
+    unsigned fence_timeout_ms;
 };
 
 static void host_free(struct host *h)
 {
+    runcmd_cancel(h->fencing);
     free(h->name);
     free(h->addr);
     free(h->store_addr);
@@ -97,6 +104,7 @@ void hosts_destroy(struct coord *co)
         hs->list = h->next;
         host_free(h);
     }
+    free(hs->fence_command);
     free(hs);
     co->hosts = NULL;
 }
@@ -663,7 +671,95 @@ uint64_t hosts_lease_end(struct coord *co, const char *name, uint64_t *last_ack)
     base = h->last_ack_ms ? h->last_ack_ms : hs->started_ms;
     if (last_ack != NULL)
         *last_ack = base;
-    return base + hs->lease_ms + hosts_lease_margin_ms(hs->lease_ms);
+    base += hs->lease_ms + hosts_lease_margin_ms(hs->lease_ms);
+    /* a fence command running: its answer comes before any move */
+    return h->fencing != NULL && h->fence_until > base ? h->fence_until : base;
+}
+
+int hosts_set_fence_command(struct coord *co, const char *command,
+                            unsigned timeout_ms)
+{
+    struct hosts *hs = co->hosts;
+
+    free(hs->fence_command);
+    hs->fence_command = NULL;
+    hs->fence_timeout_ms = timeout_ms;
+    if (command == NULL || command[0] == '\0')
+        return 0;
+    hs->fence_command = strdup(command);
+    return hs->fence_command != NULL ? 0 : -1;
+}
+
+struct fence_done {
+    struct coord *co;
+    char host[64];
+};
+
+static void fence_done(void *arg, int status, int timed_out, const char *output,
+                       uint64_t ms)
+{
+    struct fence_done *fd = arg;
+    struct coord *co = fd->co;
+    struct host *h = host_find(co, fd->host);
+    char how[64];
+
+    runcmd_describe(status, timed_out, co->hosts->fence_timeout_ms, how,
+                    sizeof(how));
+    if (h != NULL) {
+        h->fencing = NULL;
+        if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            h->fenced = 1;
+            log_warn("host %s fenced by fence_command (%s, %llu ms): %s; "
+                     "its guests are restarted without waiting for its lease",
+                     h->name, how, (unsigned long long)ms,
+                     output[0] ? output : "(no output)");
+        } else {
+            log_err("host %s: fence_command failed (%s, %llu ms): %s; its "
+                    "guests move only once its lease has ended",
+                    h->name, how, (unsigned long long)ms,
+                    output[0] ? output : "(no output)");
+        }
+        if (co->hosts->ev.fenced != NULL)
+            co->hosts->ev.fenced(co->hosts->ev.arg, h->name);
+    }
+    free(fd);
+}
+
+int hosts_fencing(struct coord *co, const char *name)
+{
+    struct host *h = host_find(co, name);
+
+    return h != NULL && h->fencing != NULL;
+}
+
+void hosts_fence_run(struct coord *co, const char *name)
+{
+    struct hosts *hs = co->hosts;
+    struct host *h = host_find(co, name);
+    struct fence_done *fd;
+    struct vmckpt_error err;
+
+    if (hs->fence_command == NULL || h == NULL || h->fenced ||
+        h->fencing != NULL)
+        return;
+    fd = calloc(1, sizeof(*fd));
+    if (fd == NULL) {
+        log_err("host %s: fence_command not run: out of memory", name);
+        return;
+    }
+    fd->co = co;
+    snprintf(fd->host, sizeof(fd->host), "%s", name);
+    log_warn("host %s: running fence_command '%s %s' (at most %u ms)", name,
+             hs->fence_command, name, hs->fence_timeout_ms);
+    h->fence_until = clock_mono_ms() + hs->fence_timeout_ms;
+    h->fencing = runcmd_start(co->loop, hs->fence_command, name,
+                              hs->fence_timeout_ms, fence_done, fd, &err);
+    if (h->fencing == NULL) {
+        log_err("host %s: fence_command not run: %s; its guests move only "
+                "once its lease has ended",
+                name, err.text);
+        free(fd);
+    }
 }
 
 unsigned hosts_lease_ms(struct coord *co)

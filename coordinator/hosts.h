@@ -74,6 +74,21 @@ unsigned hosts_lease_ms(struct coord *co);
 uint64_t hosts_lease_end(struct coord *co, const char *name,
                          uint64_t *last_ack);
 
+/* Power fencing: 'command' (a site's script, run as COMMAND HOST; ""
+ * none) is run for a lost host whose guests must move, for at most
+ * 'timeout_ms'. 'command' is copied. */
+int hosts_set_fence_command(struct coord *co, const char *command,
+                            unsigned timeout_ms);
+/* Run the fence command for host 'name' (lost, with guests), unless there
+ * is none, it runs already, or the host is fenced. While it runs, the
+ * host's lease end (hosts_lease_end) is at least the command's deadline;
+ * when it exits 0 the host is fenced (as by 'vmckpt fence'), otherwise
+ * its lease alone counts. Either way the result is logged and the fenced
+ * event tells the layer above to check its waits again. */
+void hosts_fence_run(struct coord *co, const char *name);
+/* 1 while the fence command of host 'name' runs, else 0. */
+int hosts_fencing(struct coord *co, const char *name);
+
 /* The connection of host 'name' when it is up, else NULL. Valid until
  * that connection's close hooks ran. */
 struct conn *hosts_conn(struct coord *co, const char *name);

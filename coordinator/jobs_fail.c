@@ -308,8 +308,21 @@ void jobs_stale_copy(struct coord *co, const struct vmrec *v, const char *host,
 static void on_host_state(void *arg, const char *host, const char *state,
                           const char *why)
 {
+    struct coord *co = arg;
+    struct vmrec *v;
+
+    if (strcmp(state, "lost") == 0)
+        for (v = vms_first(co); v != NULL; v = v->next)
+            if (strcmp(v->host, host) == 0 &&
+                strcmp(v->state, "stopped") != 0 &&
+                strcmp(v->state, "exited") != 0) {
+                /* its guests must move: power it off first, if the site
+                 * said how */
+                hosts_fence_run(co, host);
+                break;
+            }
     if (strcmp(state, "lost") == 0 || strcmp(state, "down") == 0)
-        host_lost(arg, host, why);
+        host_lost(co, host, why);
 }
 
 static void on_host_registered(void *arg, const char *host, char **vms,

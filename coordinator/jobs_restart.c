@@ -350,6 +350,15 @@ static int lease_check(struct job *j, char *why, size_t wlen)
 
     if (end == 0)
         return 0;
+    if (hosts_fencing(j->co, host)) {
+        snprintf(why, wlen,
+                 "host %s may still run guests of job %s: its fence_command "
+                 "runs (at most %llu ms more); wait, or 'vmckpt fence %s' if "
+                 "it is surely down",
+                 host, j->name, (unsigned long long)(end - clock_mono_ms()),
+                 host);
+        return -1;
+    }
     snprintf(why, wlen,
              "host %s may still run guests of job %s: its lease ends in %llu "
              "ms; wait, or 'vmckpt fence %s' if it is surely down",
@@ -384,8 +393,9 @@ static void log_leases(struct job *j)
             snprintf(seen[nseen++], sizeof(seen[0]), "%s", v->host);
         end = hosts_lease_end(j->co, v->host, &ack);
         if (end == 0)
-            log_info("job %s: host %s (%s) was fenced by hand", j->name,
-                     v->host, st);
+            log_info("job %s: host %s (%s) was fenced (by hand or its "
+                     "fence_command)",
+                     j->name, v->host, st);
         else
             log_info("job %s: host %s (%s): its lease ended %llu ms ago "
                      "(last granted %llu ms ago, lease %u ms, margin %llu "

@@ -84,6 +84,13 @@ static const char usage[] =
     "                                  are idle, then cut (0: cut at once)\n"
     "  rank_grace_ms = 30000           ranks missing after this: the job is\n"
     "                                  shown unprotected\n"
+    "  fence_command =                 a site's power fencing command (e.g.\n"
+    "                                  an IPMI script), run as COMMAND HOST\n"
+    "                                  for a lost host whose guests must\n"
+    "                                  move; exit 0 means the host is off\n"
+    "                                  and they move at once, otherwise\n"
+    "                                  after its lease (empty: none)\n"
+    "  fence_timeout_ms = 60000        the command is killed after this\n"
     "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
@@ -115,6 +122,8 @@ static const char *const coord_keys[] = {"listen",
                                          "align_timeout_ms",
                                          "align_settle_ms",
                                          "rank_grace_ms",
+                                         "fence_command",
+                                         "fence_timeout_ms",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -127,6 +136,8 @@ struct settings {
     unsigned keep_epochs, max_precopy_ms, ckpt_timeout_ms;
     uint64_t mtbf_s;
     unsigned align_timeout_ms, align_settle_ms, rank_grace_ms;
+    unsigned fence_timeout_ms;
+    const char *fence_command;
     char name[128];
     const char *state_dir, *key_file, *listen_addr, *rank_listen, *rank_address;
 };
@@ -199,7 +210,9 @@ static int read_numbers(struct conf *conf, struct settings *s,
         get_uint(conf, "align_settle_ms", 1000, 0, 600000, &s->align_settle_ms,
                  err) < 0 ||
         get_uint(conf, "rank_grace_ms", 30000, 0, 86400000, &s->rank_grace_ms,
-                 err) < 0)
+                 err) < 0 ||
+        get_uint(conf, "fence_timeout_ms", 60000, 100, 3600000,
+                 &s->fence_timeout_ms, err) < 0)
         return -1;
     return 0;
 }
@@ -215,6 +228,7 @@ static int read_settings(struct conf *conf, struct settings *s,
         return -1;
     s->rank_listen = conf_get(conf, "coordinator", "rank_listen", "");
     s->rank_address = conf_get(conf, "coordinator", "rank_address", "");
+    s->fence_command = conf_get(conf, "coordinator", "fence_command", "");
     if (gethostname(host, sizeof(host) - 1) < 0)
         snprintf(host, sizeof(host), "coordinator");
     host[sizeof(host) - 1] = '\0';
@@ -275,7 +289,8 @@ static void stack_modules(struct coord *co, const struct settings *s,
                      s->register_grace_ms) < 0 ||
         vms_create(co, s->keep_epochs) < 0 ||
         jobs_create(co, s->max_precopy_ms, s->ckpt_timeout_ms, s->mtbf_s) < 0 ||
-        ranks_create(co, &rc) < 0)
+        ranks_create(co, &rc) < 0 ||
+        hosts_set_fence_command(co, s->fence_command, s->fence_timeout_ms) < 0)
         die("cannot set up the coordinator's modules");
     dispatch_install(co);
 }

@@ -127,7 +127,8 @@ int vms_on_exited(struct conn *c, const Vmckpt__Envelope *env)
     struct vmrec *v = vms_find(c->co, x->job, x->vm);
     char why[sizeof(v->exit_reason)];
 
-    if (v == NULL || strcmp(v->host, c->auth.peer_name) != 0 || !vms_may_run(v)) {
+    if (v == NULL || strcmp(v->host, c->auth.peer_name) != 0 ||
+        !vms_may_run(v)) {
         /* late news of a guest that was stopped, moved or already gone */
         log_info("agent %s: guest %.64s/%.64s ended (%.160s); not one "
                  "running there: ignored",

@@ -8,7 +8,8 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/net.c %reldir%/net.h \
 	%reldir%/daemon.c %reldir%/daemon.h \
 	%reldir%/name.c %reldir%/name.h \
-	%reldir%/clock.c %reldir%/clock.h
+	%reldir%/clock.c %reldir%/clock.h \
+	%reldir%/runcmd.c %reldir%/runcmd.h
 %canon_reldir%_libutil_a_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
 
 if HAVE_CHECK

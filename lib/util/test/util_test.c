@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/util/clock.h"
 #include "lib/util/conf.h"
 #include "lib/util/evloop.h"
+#include "lib/util/runcmd.h"
 #include "lib/util/name.h"
 #include "lib/util/net.h"
 
@@ -188,6 +190,90 @@ START_TEST(evloop_io)
 }
 END_TEST
 
+/* ---- site commands ---- */
+
+struct ran {
+    int status, timed_out, calls;
+    char out[RUNCMD_OUT_MAX + 1];
+    uint64_t ms;
+};
+
+static void on_ran(void *arg, int status, int timed_out, const char *output,
+                   uint64_t ms)
+{
+    struct ran *r = arg;
+
+    r->status = status;
+    r->timed_out = timed_out;
+    r->ms = ms;
+    r->calls++;
+    snprintf(r->out, sizeof(r->out), "%s", output);
+}
+
+static void stop_soon(struct evloop *loop, struct ev_timer *t)
+{
+    struct ran *r = t->arg;
+
+    if (r->calls > 0)
+        evloop_stop(loop);
+    else
+        ev_timer_start(loop, t, 10);
+}
+
+/* Run 'cmd' for 'arg' with 'timeout_ms' until it ends. */
+static void run_one(const char *cmd, const char *arg, unsigned timeout_ms,
+                    struct ran *r)
+{
+    struct evloop *loop = evloop_create();
+    struct vmckpt_error err;
+    struct ev_timer t;
+
+    memset(r, 0, sizeof(*r));
+    ck_assert_ptr_nonnull(loop);
+    ck_assert_ptr_nonnull(
+        runcmd_start(loop, cmd, arg, timeout_ms, on_ran, r, &err));
+    ev_timer_init(&t, stop_soon, r);
+    ev_timer_start(loop, &t, 10);
+    ck_assert_int_eq(evloop_run(loop), 0);
+    evloop_destroy(loop);
+    ck_assert_int_eq(r->calls, 1);
+}
+
+START_TEST(runcmd_runs)
+{
+    struct ran r;
+    char d[64];
+
+    /* its argument as $1, quoted; stdout and stderr; its exit status */
+    run_one("f() { printf '%s|' \"$1\"; echo two >&2; return 3; }; f", "a b",
+            5000, &r);
+    ck_assert_str_eq(r.out, "a b|two");
+    ck_assert(!r.timed_out && WIFEXITED(r.status));
+    ck_assert_str_eq(runcmd_describe(r.status, 0, 5000, d, sizeof(d)),
+                     "exit 3");
+    /* stdin is empty */
+    run_one("cat; echo end", "x", 5000, &r);
+    ck_assert_str_eq(r.out, "end x");
+    /* a command that closes its output and runs on is still awaited */
+    run_one("f() { exec >/dev/null 2>&1; sleep 0.3; }; f", "x", 5000, &r);
+    ck_assert(!r.timed_out && WIFEXITED(r.status) &&
+              WEXITSTATUS(r.status) == 0);
+    ck_assert_uint_ge(r.ms, 250);
+    /* past its time its whole group is killed */
+    run_one("f() { sleep 30 & sleep 30; }; f", "x", 300, &r);
+    ck_assert(r.timed_out);
+    ck_assert_uint_lt(r.ms, 10000);
+    ck_assert_str_eq(runcmd_describe(r.status, 1, 300, d, sizeof(d)),
+                     "timed out after 300 ms");
+    /* output past the limit is cut, not an error */
+    run_one("f() { head -c 5000 /dev/zero | tr '\\0' x; }; f", "x", 5000, &r);
+    ck_assert_uint_eq(strlen(r.out), RUNCMD_OUT_MAX);
+    /* a command the shell cannot find */
+    run_one("/nonexistent/fence", "x", 5000, &r);
+    ck_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 127);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -201,6 +287,7 @@ int main(void)
     tcase_add_test(tc, net_split_forms);
     tcase_add_test(tc, evloop_timers);
     tcase_add_test(tc, evloop_io);
+    tcase_add_test(tc, runcmd_runs);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
