@@ -53,8 +53,7 @@ static void finish(struct runcmd *r, int status, int timed_out)
            (r->out[r->len - 1] == '\n' || r->out[r->len - 1] == '\r'))
         r->len--;
     r->out[r->len] = '\0';
-    r->done(r->arg, status, timed_out, r->out,
-            clock_mono_ms() - r->started_ms);
+    r->done(r->arg, status, timed_out, r->out, clock_mono_ms() - r->started_ms);
     free(r);
 }
 
