@@ -8,8 +8,11 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <signal.h>
+
 #include "ckpt.h"
 #include "fence.h"
+#include "guard.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
@@ -24,8 +27,10 @@ void fence_renew(struct agent *a, uint64_t sent_ms)
     if (a->lease_ms == 0)
         return;
     until = sent_ms + a->lease_ms;
-    if (until > a->lease_until)
+    if (until > a->lease_until) {
         a->lease_until = until;
+        guard_lease(until);
+    }
 }
 
 /* Pause every guest not paused by the fence yet. A guest a checkpoint or
@@ -43,6 +48,14 @@ static int pause_guests(struct agent *a)
             continue;
         if (vm->busy) {
             n++;
+            continue;
+        }
+        if (vmm_pid_stopped(vm->pid)) {
+            /* the guard was first (this loop was held up): no QMP to a
+             * stopped QEMU, it would not answer */
+            vm->fenced = 1;
+            log_warn("fence: %s/%s (%s) was stopped by the fence guard",
+                     vm->job, vm->name, vm->where);
             continue;
         }
         if (vm->ops->pause(vm->hv, &err) < 0) {
@@ -63,6 +76,7 @@ static void check(struct evloop *loop, struct ev_timer *t)
     uint64_t now = clock_mono_ms();
 
     ev_timer_start(loop, t, FENCE_CHECK_MS);
+    guard_beat(now);
     if (a->lease_ms == 0 || a->lease_until == 0 || now < a->lease_until)
         return;
     /* an answer waiting unread (this loop was busy) may renew the lease:
@@ -82,7 +96,8 @@ static void check(struct evloop *loop, struct ev_timer *t)
         if (n > 0)
             log_warn("fence: %d checkpoint(s) aborted", n);
     }
-    (void)pause_guests(a);
+    if (pause_guests(a) == 0)
+        guard_paused(a->lease_until);
 }
 
 void fence_lift(struct agent *a, const char *text)
@@ -97,6 +112,11 @@ void fence_lift(struct agent *a, const char *text)
         if (!vm->fenced)
             continue;
         vm->fenced = 0;
+        if (vm->pid > 0 && vmm_pid_stopped(vm->pid)) {
+            kill(vm->pid, SIGCONT); /* stopped by the fence guard */
+            log_info("fence: %s/%s (%s) continued", vm->job, vm->name,
+                     vm->where);
+        }
         if (vm->stopping || vm->held || vm->hv == NULL)
             continue; /* ordered away, or paused for another reason */
         if (vm->ops->resume(vm->hv, &err) < 0) {

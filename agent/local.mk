@@ -5,6 +5,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/main.c %reldir%/agent.h \
 	%reldir%/link.c \
 	%reldir%/fence.c %reldir%/fence.h \
+	%reldir%/guard.c %reldir%/guard.h \
 	%reldir%/outbox.c %reldir%/outbox.h \
 	%reldir%/work.c %reldir%/work.h \
 	%reldir%/ckpt.c %reldir%/ckpt.h \
@@ -14,3 +15,8 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/store/libstore.a %reldir%/engine/libengine.a $(HV_LIBS) \
 	lib/topo/libtopo.a lib/qemu/libqemu.a lib/client/libclient.a \
 	$(WIRE_LIBS) $(HWLOC_LIBS) -lpthread
+
+# the fence guard the agent starts (agent/guard.h)
+pkglibexec_PROGRAMS += %reldir%/vmckpt-guard
+%canon_reldir%_vmckpt_guard_SOURCES = %reldir%/guard_main.c %reldir%/guard.h
+%canon_reldir%_vmckpt_guard_LDADD = lib/util/libutil.a $(INIH_LIBS)

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "fence.h"
+#include "guard.h"
 #include "agent/engine/precopy.h"
 #include "ckpt.h"
 #include "work.h"
@@ -70,6 +71,11 @@ static const char usage[] =
     "  bridge = br0                    the bridge guests' taps join\n"
     "  accel = auto | kvm | tcg        QEMU accelerator for guests\n"
     "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
+    "  guard = " PKGLIBEXECDIR "/vmckpt-guard\n"
+    "                                  the fence guard: stops the guests'\n"
+    "                                  QEMUs if this agent hangs or dies\n"
+    "                                  while its lease runs out ('none': no\n"
+    "                                  guard)\n"
     "  dirty_tracking = auto | uffd | qemu-migration\n"
     "                                  auto: userfaultfd write-protection\n"
     "                                  where the kernel has it (6.7+), else\n"
@@ -110,6 +116,7 @@ static const char *const agent_keys[] = {"name",
                                          "run_dir",
                                          "bridge",
                                          "uffd_preload",
+                                         "guard",
                                          "dirty_tracking",
                                          "accel",
                                          "xl",
@@ -317,6 +324,7 @@ static int start_guests(const struct daemon_opts *o, struct agent *a,
                         const char *state_dir)
 {
     const char *accel = conf_get(o->conf, "agent", "accel", "auto");
+    const char *guard;
     struct vmckpt_error err;
     int i, n;
 
@@ -340,6 +348,19 @@ static int start_guests(const struct daemon_opts *o, struct agent *a,
     }
     a->vmm.on_gone = on_guest_gone;
     a->vmm.on_gone_arg = a;
+    /* the guard first: one an earlier agent left must not stop the guests
+     * taken over below */
+    guard = conf_get(o->conf, "agent", "guard", PKGLIBEXECDIR "/vmckpt-guard");
+    if (strcmp(guard, "none") == 0)
+        log_warn("[agent] guard = none: guests of a hung or killed agent are "
+                 "not stopped when its lease ends");
+    else
+        (void)guard_start(
+            guard, a->vmm.run_dir,
+            o->use_syslog || strcmp(conf_get(o->conf, "agent", "log", "stderr"),
+                                    "syslog") == 0
+                ? "syslog"
+                : "stderr");
     n = vmm_adopt_all(&a->vmm, &err);
     if (n < 0)
         log_err("guests of an earlier agent: %s", err.text);
@@ -380,6 +401,7 @@ static int serve(struct agent *a, const char *pid_path)
     if (rc < 0)
         log_errno("event loop failed");
     fence_stop(a);
+    guard_quit();
     link_stop(a, "agent shutting down");
     store_stop(&a->store, a->loop);
     vmm_fini(&a->vmm);

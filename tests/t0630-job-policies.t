@@ -110,15 +110,19 @@ test_expect_success 'the agent comes back; the next checkpoint succeeds' '
     grep -q "committed: 3 VM(s)" $TEST_DIR/c2.out
 '
 
-test_expect_success 'the agent of a VM host is killed during pre-copy: its guest runs on' '
+test_expect_success 'the agent of a VM host is killed during pre-copy: epoch aborted; its fence guard stops the guest when the lease ends' '
     e=$(kill_during_precopy h1 "checkpoint of j2/g1 epoch EPOCH (.*job) .* begins") &&
     test "$(epoch_state $e)" = aborted &&
-    g=$(gen_now g1 h1) && wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g"
+    wait_until 20 "grep -q \"vmckpt-guard warning: stopped the QEMU of j2-g1 (pid [0-9]*)\" $TEST_DIR/h1/agent.log" &&
+    grep_log $TEST_DIR/h1/agent.log "vmckpt-guard warning: the lease of agent [0-9]* ended [0-9]* ms ago and the agent is gone"
 '
 
-test_expect_success 'a new agent takes the guest over; the next checkpoint succeeds' '
+test_expect_success 'a new agent takes the guest over paused, runs it when the coordinator lifts the fence; the next checkpoint succeeds' '
+    g=$(gen_now g1 h1) &&
     start_agent h1 && wait_until 10 "test \"\$(host_state h1)\" = up" &&
-    grep_log $TEST_DIR/h1/agent.log "guest j2/g1 (pid [0-9]*) of an earlier agent taken over; running" &&
+    grep_log $TEST_DIR/h1/agent.log "guest j2/g1 (pid [0-9]*) of an earlier agent taken over; paused until the coordinator lifts the fence" &&
+    wait_until 10 "grep -q \"fence: resumed j2/g1\" $TEST_DIR/h1/agent.log" &&
+    wait_until 20 "test \"\$(gen_now g1 h1)\" -gt $g" &&
     wait_until 10 "vmckpt vm list | grep -q \"^j2  *g1  *h1  *running\"" &&
     wait_until 10 "test \"\$(job_field state)\" = running" &&
     vmckpt checkpoint j2 --wait >$TEST_DIR/c5.out && cat $TEST_DIR/c5.out &&

@@ -430,16 +430,23 @@ void vmm_fini(struct vmm *m)
 }
 
 /* A guest of an earlier agent, adopted: resumed if that agent's cut left
- * it paused, listed. */
+ * it paused, listed. One a fence guard had stopped stays paused (fenced)
+ * until the coordinator lifts the fence. */
 static void taken_over(struct vmm *m, struct vmm_vm *vm)
 {
     struct vmckpt_error err;
 
+    vm->next = m->vms;
+    m->vms = vm;
+    if (vm->fenced) {
+        log_info("guest %s/%s (%s) of an earlier agent taken over; paused "
+                 "until the coordinator lifts the fence",
+                 vm->job, vm->name, vm->where);
+        return;
+    }
     /* an agent killed during a cut left it paused: that epoch is void */
     if (vm->ops->resume(vm->hv, &err) < 0)
         log_warn("guest %s/%s: resume: %s", vm->job, vm->name, err.text);
-    vm->next = m->vms;
-    m->vms = vm;
     log_info("guest %s/%s (%s) of an earlier agent taken over; running",
              vm->job, vm->name, vm->where);
 }
@@ -580,4 +587,23 @@ void vmm_sample_cpu(struct vmm *m)
         vm->cpu_prev = cpu;
         vm->cpu_at = now;
     }
+}
+
+int vmm_pid_stopped(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    int stopped = 0;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses */
+    if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
+        stopped = p[1] == ' ' && p[2] == 'T';
+    fclose(f);
+    return stopped;
 }

@@ -74,6 +74,9 @@ int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err);
  * domains that are gone or shut down; on_gone hears of each. Returns how
  * many. */
 int vmm_check_adopted(struct vmm *m);
+/* 1 if process 'pid' is stopped (SIGSTOP, e.g. by the fence guard), else
+ * 0. */
+int vmm_pid_stopped(pid_t pid);
 /* CPU time (ms) process 'pid' has used so far; 0 if unreadable. */
 uint64_t vmm_cpu_ms(pid_t pid);
 /* Update each guest's cpu_rate (called every heartbeat period). */

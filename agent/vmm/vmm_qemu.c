@@ -246,6 +246,7 @@ static int qemu_adopt(struct vmm *m, struct vmm_vm *vm,
                       struct vmckpt_error *err)
 {
     pid_t pid = vmm_recorded_pid(m, vm);
+    int stopped;
 
     if (pid <= 0 || kill(pid, 0) < 0 || !is_our_qemu(pid, vm->ram)) {
         log_info("guest %s/%s of an earlier agent is gone; cleaning up",
@@ -257,11 +258,25 @@ static int qemu_adopt(struct vmm *m, struct vmm_vm *vm,
         return -1;
     vm->pid = pid;
     snprintf(vm->where, sizeof(vm->where), "pid %d", (int)pid);
+    /* stopped by the fence guard of the agent before: it answers QMP only
+     * once continued, and is paused again at once below */
+    stopped = vmm_pid_stopped(pid);
+    if (stopped)
+        kill(pid, SIGCONT);
     /* continue the tracking it left on; its next epoch is full anyway */
     if (attach(m, vm, 0, err) < 0) {
         log_err("guest %s/%s (pid %d) cannot be taken over: %s", vm->job,
                 vm->name, (int)pid, err->text);
         return -1;
+    }
+    if (stopped) {
+        if (vm->hv != NULL && vm->ops->pause(vm->hv, err) < 0)
+            log_err("guest %s/%s (pid %d): cannot pause it: %s", vm->job,
+                    vm->name, (int)pid, err->text);
+        vm->fenced = 1;
+        log_warn("guest %s/%s (pid %d) was stopped by a fence guard: paused "
+                 "until the coordinator lifts the fence",
+                 vm->job, vm->name, (int)pid);
     }
     return 1;
 }
@@ -271,6 +286,10 @@ static void qemu_halt(struct vmm *m, struct vmm_vm *vm, int hard)
     (void)m;
     if (vm->pid <= 0) /* kill(0) would signal the agent's own group */
         return;
+    /* a stopped QEMU takes SIGTERM only once continued, and would run
+     * until it handles it */
+    if (vmm_pid_stopped(vm->pid))
+        hard = 1;
     kill(vm->pid, hard ? SIGKILL : SIGTERM);
     /* an adopted QEMU is not our child: whoever reaps orphans waits */
     if (hard && !vm->adopted)

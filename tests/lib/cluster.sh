@@ -62,6 +62,7 @@ rank_grace_ms = 8000
 name = $h
 state_dir = $TEST_DIR/$h/state
 run_dir = $RUN_BASE/$h
+guard = $top_builddir/agent/vmckpt-guard
 reconnect_min_ms = 100
 reconnect_max_ms = 800
 connect_timeout_ms = 1000
