@@ -114,6 +114,7 @@ static const char *const agent_keys[] = {"name",
                                          "accel",
                                          "xl",
                                          "xl_extra",
+                                         "streams",
                                          NULL};
 
 /* Tell the coordinator that guest 'vm' ended without this agent ending
