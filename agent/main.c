@@ -52,6 +52,8 @@ static const char usage[] =
     "                      wait for it to end)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
+    "      --config-keys   list the configuration keys this program accepts\n"
+    "                      (one SECTION.KEY a line) and exit\n"
     "\n"
     "Configuration:\n"
     "  [cluster]\n"
@@ -93,15 +95,12 @@ static const char usage[] =
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
     "                                  stderr)\n"
-    "  log_level = info                error | warning | info | debug\n"
+    "  log_level = info                error | warning | notice | info |\n"
+    "                                  debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
     "first, so the host shows as 'down' rather than 'lost'.\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent",
-                                       "launch", NULL};
-static const char *const cluster_keys[] = {"key_file", "coordinator",
-                                           "timeout_ms", NULL};
 static const char *const agent_keys[] = {"name",
                                          "coordinator",
                                          "state_dir",
@@ -121,7 +120,14 @@ static const char *const agent_keys[] = {"name",
                                          "accel",
                                          "xl",
                                          "xl_extra",
+                                         "streams",
                                          NULL};
+/* The sections this program checks; --config-keys lists them. */
+static const struct conf_section own_keys[] = {
+    {"cluster", conf_cluster_keys},
+    {"agent", agent_keys},
+    {NULL, NULL},
+};
 
 /* Tell the coordinator that guest 'vm' ended without this agent ending
  * it. Through the outbox: while the link is down the message is dropped,
@@ -420,12 +426,11 @@ int main(int argc, char **argv)
     char path[4096], pid[32];
     int rc;
 
-    daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
+    daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, own_keys, &o);
     memset(&a, 0, sizeof(a));
     a.fd = -1;
     daemon_setup_log("vmckpt-agent", "agent", &o);
-    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
-        conf_check(o.conf, sections, "agent", agent_keys, &err) < 0) {
+    if (conf_check_sections(o.conf, own_keys, &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 2;
         goto out;

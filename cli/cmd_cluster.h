@@ -9,4 +9,8 @@
  * error). */
 int cmd_cluster(struct cli *cli, int argc, char **argv);
 
+/* The keys of [launch], which cluster start|stop read (NULL-terminated);
+ * the console checks its file against them before any command. */
+extern const char *const cmd_cluster_launch_keys[];
+
 #endif

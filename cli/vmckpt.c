@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/client/client.h"
-#include "lib/util/conf.h"
+#include "lib/util/conf_keys.h"
 #include "lib/util/daemon.h"
 #include "lib/wire/auth.h"
 
@@ -62,7 +62,8 @@ static const char usage[] =
     "  cluster start|stop [HOST]...\n"
     "                          start or stop the agents of many hosts over\n"
     "                          SSH (cluster --help)\n"
-    "  help                    show this help\n"
+    "  help [--commands]       show this help (--commands: only the\n"
+    "                          command names, one a line)\n"
     "\n"
     "Global options:\n"
     "  -c, --config=FILE       configuration (default $VMCKPT_CONFIG, or\n"
@@ -75,6 +76,8 @@ static const char usage[] =
     "                          milliseconds (default 5000)\n"
     "  -h, --help              show this help and exit\n"
     "  -V, --version           show the version and exit\n"
+    "      --config-keys       list the configuration keys the console\n"
+    "                          accepts (one SECTION.KEY a line) and exit\n"
     "\n"
     "Exit status: 0 on success, 1 when the operation failed, 2 on a usage\n"
     "error.\n";
@@ -336,6 +339,57 @@ static const struct command {
     {"cluster", cmd_cluster, 1},
 };
 
+/* The sections the console owns, checked before any command runs;
+ * --config-keys lists them. */
+static const struct conf_section console_keys[] = {
+    {"cluster", conf_cluster_keys},
+    {"launch", cmd_cluster_launch_keys},
+    {NULL, NULL},
+};
+
+/* vmckpt help [--commands]: the usage, or the names of the commands. */
+static int cmd_help(int argc, char **argv)
+{
+    size_t i;
+
+    if (argc == 1) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[1], "--commands") != 0)
+        return cli_usage_error("help: unexpected argument '%s'", argv[1]);
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        printf("%s\n", commands[i].name);
+    printf("help\n");
+    return 0;
+}
+
+/* The coordinator's deadline: -t MS, else [cluster] timeout_ms. 0, or the
+ * exit status after saying what is wrong. */
+static int set_timeout(struct cli *cli, const char *opt)
+{
+    struct vmckpt_error err;
+    uint64_t v;
+
+    if (opt != NULL) {
+        char *end;
+        long ms = strtol(opt, &end, 10);
+
+        if (*end != '\0' || ms <= 0 || ms > 3600000)
+            return cli_usage_error("--timeout '%s': expected milliseconds",
+                                   opt);
+        cli->timeout_ms = (int)ms;
+        return 0;
+    }
+    if (conf_get_uint(cli->conf, "cluster", "timeout_ms", 5000, 1, 3600000, &v,
+                      &err) < 0) {
+        fprintf(stderr, "vmckpt: %s\n", err.text);
+        return 2;
+    }
+    cli->timeout_ms = (int)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -345,6 +399,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"config-keys", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     struct cli cli;
@@ -377,6 +432,9 @@ int main(int argc, char **argv)
         case 'V':
             printf("%s\n", PACKAGE_STRING);
             return 0;
+        case 'K':
+            conf_print_keys(stdout, console_keys);
+            return 0;
         default:
             fprintf(stderr, "Try 'vmckpt --help'.\n");
             return 2;
@@ -386,10 +444,8 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (strcmp(argv[optind], "help") == 0) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    if (strcmp(argv[optind], "help") == 0)
+        return cmd_help(argc - optind, argv + optind);
     if (cli.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         cli.config_path = DEFAULT_CONFIG;
     cli.conf =
@@ -398,32 +454,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmckpt: %s\n", err.text);
         return 2;
     }
+    if (conf_check_sections(cli.conf, console_keys, &err) < 0) {
+        fprintf(stderr, "vmckpt: %s\n", err.text);
+        conf_destroy(cli.conf);
+        return 2;
+    }
     cli.coordinator =
         coord ? coord
               : conf_get(cli.conf, "cluster", "coordinator", "localhost");
     cli.key_file =
         key ? key : conf_get(cli.conf, "cluster", "key_file", DEFAULT_KEY);
-    cli.timeout_ms = 5000;
-    if (timeout != NULL) {
-        char *end;
-        long v = strtol(timeout, &end, 10);
-
-        if (*end != '\0' || v <= 0 || v > 3600000) {
-            conf_destroy(cli.conf);
-            return cli_usage_error("--timeout '%s': expected milliseconds",
-                                   timeout);
-        }
-        cli.timeout_ms = (int)v;
-    } else {
-        uint64_t v;
-
-        if (conf_get_uint(cli.conf, "cluster", "timeout_ms", 5000, 1, 3600000,
-                          &v, &err) < 0) {
-            fprintf(stderr, "vmckpt: %s\n", err.text);
-            conf_destroy(cli.conf);
-            return 2;
-        }
-        cli.timeout_ms = (int)v;
+    rc = set_timeout(&cli, timeout);
+    if (rc != 0) {
+        conf_destroy(cli.conf);
+        return rc;
     }
     rc = -1;
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -51,6 +51,8 @@ static const char usage[] =
     "                      wait for it to end)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
+    "      --config-keys   list the configuration keys this program accepts\n"
+    "                      (one SECTION.KEY a line) and exit\n"
     "\n"
     "Configuration ([cluster] is shared by every vmckpt program):\n"
     "  [cluster]\n"
@@ -95,16 +97,13 @@ static const char usage[] =
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
     "                                  stderr)\n"
-    "  log_level = info                error | warning | info | debug\n"
+    "  log_level = info                error | warning | notice | info |\n"
+    "                                  debug\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
     "Files: STATE_DIR/catalog.db (SQLite, WAL), coordinator.pid,\n"
     "coordinator.addr (the address actually bound, for scripts).\n";
 
-static const char *const sections[] = {"cluster", "coordinator", "agent",
-                                       "launch", NULL};
-static const char *const cluster_keys[] = {"key_file", "coordinator",
-                                           "timeout_ms", NULL};
 static const char *const coord_keys[] = {"listen",
                                          "name",
                                          "state_dir",
@@ -127,6 +126,12 @@ static const char *const coord_keys[] = {"listen",
                                          "log",
                                          "log_level",
                                          NULL};
+/* The sections this program checks; --config-keys lists them. */
+static const struct conf_section own_keys[] = {
+    {"cluster", conf_cluster_keys},
+    {"coordinator", coord_keys},
+    {NULL, NULL},
+};
 
 /* The [cluster] and [coordinator] keys, read and checked. */
 struct settings {
@@ -397,10 +402,9 @@ int main(int argc, char **argv)
     char path[4096];
     int rc;
 
-    daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, &o);
+    daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, own_keys, &o);
     daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
-    if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
-        conf_check(o.conf, sections, "coordinator", coord_keys, &err) < 0 ||
+    if (conf_check_sections(o.conf, own_keys, &err) < 0 ||
         (!o.stop && read_settings(o.conf, &s, &err) < 0)) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
         rc = 2;

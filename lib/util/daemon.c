@@ -243,7 +243,8 @@ static void apply_override(struct conf *conf, const char *arg)
 }
 
 void daemon_parse_args(int argc, char **argv, const char *default_config,
-                       const char *usage, struct daemon_opts *o)
+                       const char *usage, const struct conf_section keys[],
+                       struct daemon_opts *o)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -252,6 +253,7 @@ void daemon_parse_args(int argc, char **argv, const char *default_config,
         {"syslog", no_argument, NULL, 's'},
         {"set", required_argument, NULL, 'o'},
         {"stop", no_argument, NULL, 'S'},
+        {"config-keys", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -290,6 +292,9 @@ void daemon_parse_args(int argc, char **argv, const char *default_config,
             exit(0);
         case 'V':
             printf("%s\n", PACKAGE_STRING);
+            exit(0);
+        case 'K':
+            conf_print_keys(stdout, keys);
             exit(0);
         default:
             fprintf(stderr, "Try '%s --help'.\n", argv[0]);

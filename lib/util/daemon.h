@@ -32,7 +32,7 @@ int daemon_mkdirs(const char *path, unsigned mode, struct vmckpt_error *err);
 
 #endif
 
-#include "conf.h"
+#include "conf_keys.h"
 
 /* Options common to vmckpt-coordinator and vmckpt-agent. */
 struct daemon_opts {
@@ -44,13 +44,15 @@ struct daemon_opts {
     struct conf *conf;       /* the file, with -o overrides applied */
 };
 
-/* Parse argv; prints 'usage' for --help and the version for --version
- * (then exits 0), and exits 2 with a message on a bad option or an
- * unreadable configuration. The configuration is loaded (from
- * 'default_config' when -c is not given; a missing default file gives an
- * empty configuration) and -o SECTION.KEY=VALUE overrides applied. */
+/* Parse argv; prints 'usage' for --help, the version for --version and
+ * the keys of 'keys' for --config-keys (then exits 0), and exits 2 with a
+ * message on a bad option or an unreadable configuration. The
+ * configuration is loaded (from 'default_config' when -c is not given; a
+ * missing default file gives an empty configuration) and -o
+ * SECTION.KEY=VALUE overrides applied. */
 void daemon_parse_args(int argc, char **argv, const char *default_config,
-                       const char *usage, struct daemon_opts *o);
+                       const char *usage, const struct conf_section keys[],
+                       struct daemon_opts *o);
 
 /* Apply [section] log / log_level (and -d, -s); exits 2 on a bad value. */
 void daemon_setup_log(const char *ident, const char *section,

@@ -4,6 +4,7 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/error.c %reldir%/error.h \
 	%reldir%/conf.c %reldir%/conf.h \
+	%reldir%/conf_keys.c %reldir%/conf_keys.h \
 	%reldir%/evloop.c %reldir%/evloop.h \
 	%reldir%/net.c %reldir%/net.h \
 	%reldir%/daemon.c %reldir%/daemon.h \

@@ -12,6 +12,7 @@
 
 #include "lib/util/clock.h"
 #include "lib/util/conf.h"
+#include "lib/util/conf_keys.h"
 #include "lib/util/evloop.h"
 #include "lib/util/runcmd.h"
 #include "lib/util/name.h"
@@ -92,6 +93,47 @@ START_TEST(conf_errors)
     }
     ck_assert_ptr_null(conf_load("/nonexistent/vmckpt.conf", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "cannot open"));
+}
+END_TEST
+
+/* A program checks the keys of its own sections only, refuses unknown
+ * sections, and lists exactly the keys it checks. */
+START_TEST(conf_own_sections)
+{
+    static const char *const mine[] = {"a", "b", NULL};
+    static const struct conf_section own[] = {
+        {"cluster", conf_cluster_keys},
+        {"agent", mine},
+        {NULL, NULL},
+    };
+    char *p = write_tmp("[cluster]\ntimeout_ms = 9\n[agent]\nb = 1\n"
+                        "[launch]\nnot_mine = 1\n");
+    struct vmckpt_error err;
+    struct conf *c = conf_load(p, &err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(conf_check_sections(c, own, &err), 0);
+    ck_assert_int_eq(conf_set(c, "agent", "c", "1"), 0);
+    ck_assert_int_eq(conf_check_sections(c, own, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "unknown key 'c' in [agent]"));
+    conf_destroy(c);
+    unlink(p);
+    c = conf_create();
+    ck_assert_int_eq(conf_set(c, "metrics", "x", "1"), 0);
+    ck_assert_int_eq(conf_check_sections(c, own, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "unknown section [metrics]"));
+    conf_destroy(c);
+
+    f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    conf_print_keys(f, own);
+    fclose(f);
+    ck_assert_str_eq(text, "cluster.key_file\ncluster.coordinator\n"
+                           "cluster.timeout_ms\nagent.a\nagent.b\n");
+    free(text);
 }
 END_TEST
 
@@ -283,6 +325,7 @@ int main(void)
 
     tcase_add_test(tc, conf_values);
     tcase_add_test(tc, conf_errors);
+    tcase_add_test(tc, conf_own_sections);
     tcase_add_test(tc, names);
     tcase_add_test(tc, net_split_forms);
     tcase_add_test(tc, evloop_timers);
