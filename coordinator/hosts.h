@@ -72,6 +72,12 @@ unsigned hosts_lease_ms(struct coord *co);
 uint64_t hosts_lease_end(struct coord *co, const char *name,
                          uint64_t *last_ack);
 
+/* Call fn(arg, name, state) for every host of the registry, in no
+ * particular order; the strings are the registry's, valid during the
+ * call. */
+void hosts_each(struct coord *co,
+                void (*fn)(void *arg, const char *name, const char *state),
+                void *arg);
 /* The connection of host 'name' when it is up, else NULL. Valid until
  * that connection's close hooks ran. */
 struct conn *hosts_conn(struct coord *co, const char *name);

@@ -314,6 +314,11 @@ void mtext_hist(struct mtext *t, mtext_labels labels, const struct mhist *h)
     putf(t, " %llu\n", (unsigned long long)h->count);
 }
 
+void mtext_fail(struct mtext *t, const char *why)
+{
+    fail(t, "%s", why);
+}
+
 const char *mtext_finish(struct mtext *t, size_t *len)
 {
     if (t->fmt == MTEXT_OPENMETRICS)
@@ -345,3 +350,8 @@ void mhist_observe(struct mhist *h, double v)
     h->count++;
     h->sum += v;
 }
+
+const double mhist_pause_bounds[MHIST_PAUSE_N] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+const double mhist_long_bounds[MHIST_LONG_N] = {0.1, 0.25, 0.5, 1,   2.5, 5,
+                                                10,  25,   60,  120, 300, 600};

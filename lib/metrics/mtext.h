@@ -70,6 +70,10 @@ void mtext_double(struct mtext *t, mtext_labels labels, double value);
 /* The samples of one histogram of the current histogram family. */
 void mtext_hist(struct mtext *t, mtext_labels labels, const struct mhist *h);
 
+/* Fail the text on purpose (the renderer cannot produce it): the scrape
+ * is answered 500 and 'why' logged. */
+void mtext_fail(struct mtext *t, const char *why);
+
 /* End the text (OpenMetrics: '# EOF'). Returns the text (NUL-terminated,
  * owned by 't') and its length in *len, or NULL when the text failed (the
  * reason in t->why). */
@@ -80,6 +84,13 @@ const char *mtext_finish(struct mtext *t, size_t *len);
 void mhist_init(struct mhist *h, const double *bounds, size_t n);
 /* Count one observation (negative ones count as 0). */
 void mhist_observe(struct mhist *h, double v);
+
+/* Bucket bounds in seconds both daemons use: pauses (1 ms to 10 s) and
+ * longer operations such as restores (100 ms to 10 min). */
+#define MHIST_PAUSE_N 13
+#define MHIST_LONG_N  12
+extern const double mhist_pause_bounds[MHIST_PAUSE_N];
+extern const double mhist_long_bounds[MHIST_LONG_N];
 
 /* A valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) or label name
  * ([a-zA-Z_][a-zA-Z0-9_]*): 1 or 0. */
