@@ -15,9 +15,11 @@
 
 #include "agent.h"
 #include "fence.h"
+#include "metrics.h"
 #include "agent/engine/precopy.h"
 #include "ckpt.h"
 #include "work.h"
+#include "lib/metrics/httpd.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -83,6 +85,9 @@ static const char usage[] =
     "                                  that builds and destroys domains\n"
     "  xl_extra = FILE                 lines added to every domain's xl\n"
     "                                  configuration (vif, cpuid, ...)\n"
+    "  metrics_listen =                HOST:PORT to serve Prometheus /\n"
+    "                                  OpenMetrics text on (GET /metrics,\n"
+    "                                  docs/metrics.md); off when empty\n"
     "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
@@ -114,6 +119,7 @@ static const char *const agent_keys[] = {"name",
                                          "accel",
                                          "xl",
                                          "xl_extra",
+                                         "metrics_listen",
                                          NULL};
 
 /* Tell the coordinator that guest 'vm' ended without this agent ending
@@ -403,7 +409,10 @@ int main(int argc, char **argv)
     a.fd = -1;
     daemon_setup_log("vmckpt-agent", "agent", &o);
     if (conf_check(o.conf, sections, "cluster", cluster_keys, &err) < 0 ||
-        conf_check(o.conf, sections, "agent", agent_keys, &err) < 0) {
+        conf_check(o.conf, sections, "agent", agent_keys, &err) < 0 ||
+        httpd_check_addr("[agent] metrics_listen",
+                         conf_get(o.conf, "agent", "metrics_listen", ""),
+                         &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 2;
         goto out;
@@ -435,6 +444,12 @@ int main(int argc, char **argv)
         (rc = set_streams(&o, &a)) != 0 ||
         (rc = start_guests(&o, &a, state_dir)) != 0)
         goto out;
+    if (metrics_start(&a, conf_get(o.conf, "agent", "metrics_listen", ""),
+                      &err) < 0) {
+        log_err("%s", err.text);
+        rc = 1;
+        goto out;
+    }
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
         log_err("%s", err.text);
@@ -444,6 +459,7 @@ int main(int argc, char **argv)
     log_host(&a);
     rc = serve(&a, path);
 out:
+    metrics_stop(&a);
     evloop_destroy(a.loop);
     auth_key_dispose(&a.key);
     conf_destroy(o.conf);
