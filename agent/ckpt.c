@@ -493,7 +493,7 @@ static void report_failed(struct ckpt_job *j, const char *why)
 
     log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
             (unsigned long long)j->epoch, why);
-    metrics_checkpoint(j->a, 0, 0);
+    agent_metrics_checkpoint(j->a, 0, 0);
     ab.job = j->job;
     ab.epoch = j->epoch;
     ab.reason = (char *)why;
@@ -516,7 +516,7 @@ static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
         (unsigned long long)res->wire_bytes, (unsigned long long)res->pause_us,
         (unsigned long long)res->hold_us, (unsigned long long)res->paused_at_ns,
         (unsigned long long)res->resumed_at_ns);
-    metrics_checkpoint(j->a, 1, res->pause_us);
+    agent_metrics_checkpoint(j->a, 1, res->pause_us);
     d.job = j->job;
     d.epoch = j->epoch;
     d.vm = j->vmname;

@@ -444,8 +444,8 @@ int main(int argc, char **argv)
         (rc = set_streams(&o, &a)) != 0 ||
         (rc = start_guests(&o, &a, state_dir)) != 0)
         goto out;
-    if (metrics_start(&a, conf_get(o.conf, "agent", "metrics_listen", ""),
-                      &err) < 0) {
+    if (agent_metrics_start(&a, conf_get(o.conf, "agent", "metrics_listen", ""),
+                            &err) < 0) {
         log_err("%s", err.text);
         rc = 1;
         goto out;
@@ -459,7 +459,7 @@ int main(int argc, char **argv)
     log_host(&a);
     rc = serve(&a, path);
 out:
-    metrics_stop(&a);
+    agent_metrics_stop(&a);
     evloop_destroy(a.loop);
     auth_key_dispose(&a.key);
     conf_destroy(o.conf);

@@ -28,7 +28,7 @@ struct agent_metrics {
  * memory. One agent per process. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-void metrics_checkpoint(struct agent *a, int durable, uint64_t pause_us)
+void agent_metrics_checkpoint(struct agent *a, int durable, uint64_t pause_us)
 {
     struct agent_metrics *m;
 
@@ -131,7 +131,8 @@ static void render(void *arg, struct mtext *t)
     put_store(a, t);
 }
 
-int metrics_start(struct agent *a, const char *addr, struct vmckpt_error *err)
+int agent_metrics_start(struct agent *a, const char *addr,
+                        struct vmckpt_error *err)
 {
     struct agent_metrics *m;
     char bound[96];
@@ -156,7 +157,7 @@ int metrics_start(struct agent *a, const char *addr, struct vmckpt_error *err)
     return 0;
 }
 
-void metrics_stop(struct agent *a)
+void agent_metrics_stop(struct agent *a)
 {
     struct agent_metrics *m = a->metrics;
 
