@@ -49,6 +49,7 @@ struct httpd {
     struct evloop *loop;
     int fd;
     struct ev_io io;
+    struct ev_timer resume; /* accepting again after running out of fds */
     struct httpd_limits lim;
     httpd_render_fn *render;
     void *arg;
@@ -284,6 +285,23 @@ static void conn_new(struct httpd *h, int fd)
     h->nconns++;
 }
 
+static void resume_accept(struct evloop *loop, struct ev_timer *t)
+{
+    struct httpd *h = t->arg;
+
+    if (ev_io_start(loop, &h->io) < 0)
+        ev_timer_start(loop, &h->resume, 1000);
+}
+
+/* accept failed (out of file descriptors, most likely): the socket stays
+ * readable, so stop watching it for a second rather than spin */
+static void pause_accept(struct httpd *h)
+{
+    log_warnno("metrics: accept (trying again in 1 s)");
+    ev_io_stop(h->loop, &h->io);
+    ev_timer_start(h->loop, &h->resume, 1000);
+}
+
 static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
 {
     struct httpd *h = io->arg;
@@ -296,7 +314,7 @@ static void on_accept(struct evloop *loop, struct ev_io *io, int revents)
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED)
-                log_warnno("metrics: accept");
+                pause_accept(h);
             return;
         }
         if (h->nconns >= h->lim.max_conns) {
@@ -331,6 +349,7 @@ struct httpd *httpd_start(struct evloop *loop, const char *addr,
         return NULL;
     }
     ev_io_init(&h->io, h->fd, POLLIN, on_accept, h);
+    ev_timer_init(&h->resume, resume_accept, h);
     if (ev_io_start(loop, &h->io) < 0) {
         errprintf_errno(err, "metrics endpoint");
         close(h->fd);
@@ -347,6 +366,7 @@ void httpd_stop(struct httpd *h)
     while (h->conns != NULL)
         conn_close(h->conns);
     ev_io_stop(h->loop, &h->io);
+    ev_timer_stop(h->loop, &h->resume);
     close(h->fd);
     free(h);
 }

@@ -381,6 +381,58 @@ START_TEST(endpoint)
 }
 END_TEST
 
+/* Run the loop for about 'ms'. */
+static void spin(struct evloop *loop, unsigned ms)
+{
+    struct ev_timer t;
+
+    ev_timer_init(&t, stop_loop, NULL);
+    ev_timer_start(loop, &t, ms);
+    evloop_run(loop);
+    ev_timer_stop(loop, &t);
+}
+
+/* The limits: a connection over the count gets 503, a head over the size
+ * 431, and an idle connection is closed at its deadline. */
+START_TEST(endpoint_limits)
+{
+    struct httpd_limits lim = {
+        .max_head = 64, .max_conns = 1, .timeout_ms = 300};
+    struct evloop *loop = evloop_create();
+    struct vmckpt_error err;
+    char addr[NET_ADDRSTRLEN], buf[256];
+    struct httpd *h;
+    const char *r;
+    int idle, extra;
+    ssize_t n;
+
+    h = httpd_start(loop, "127.0.0.1:0", &lim, render, NULL, &err);
+    ck_assert_ptr_nonnull(h);
+    httpd_local_name(h, addr, sizeof(addr));
+    idle = net_connect(addr, 0, 1000, &err);
+    ck_assert_int_ge(idle, 0);
+    spin(loop, 20);
+    extra = net_connect(addr, 0, 1000, &err);
+    ck_assert_int_ge(extra, 0);
+    spin(loop, 20);
+    n = recv(extra, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "HTTP/1.1 503 "));
+    close(extra);
+    spin(loop, 400); /* past the idle one's deadline */
+    ck_assert_int_eq(recv(idle, buf, sizeof(buf), MSG_DONTWAIT), 0);
+    close(idle);
+    r = exchange(
+        loop, addr,
+        "GET /metrics HTTP/1.0\r\nX-Long: "
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n");
+    ck_assert_ptr_nonnull(strstr(r, "HTTP/1.1 431 "));
+    httpd_stop(h);
+    evloop_destroy(loop);
+}
+END_TEST
+
 /* metrics_listen values: off, HOST:PORT; a missing port or junk refused
  * with the key named. */
 START_TEST(check_addr)
@@ -415,6 +467,7 @@ int main(void)
     tcase_add_test(tc, parse_bad);
     tcase_add_test(tc, negotiation);
     tcase_add_test(tc, endpoint);
+    tcase_add_test(tc, endpoint_limits);
     tcase_add_test(tc, check_addr);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
