@@ -18,6 +18,8 @@
 
 #define AGENT_MAX_HV 4
 
+struct agent_metrics;
+
 struct agent {
     struct evloop *loop;
     struct auth_key key;
@@ -75,6 +77,8 @@ struct agent {
     } hb_sent[AGENT_HB_RING];
     int fencing; /* the lease ended: guests are being paused */
     struct ev_timer fence_timer;
+
+    struct agent_metrics *metrics; /* metrics.c; NULL while off */
 };
 
 /* Start connecting (now) and keep the link up for the agent's lifetime. */

@@ -24,6 +24,7 @@
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
 #include "ckpt.h"
+#include "metrics.h"
 
 struct ckpt_done;
 
@@ -218,6 +219,8 @@ static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
         return 0;
     rc = image_writer_commit(t->w, end, &local, err);
     t->w = NULL; /* freed by commit either way */
+    if (rc == 0)
+        store_count(&t->j->a->store, local, 0);
     return rc;
 }
 
@@ -497,6 +500,7 @@ static void report_failed(struct ckpt_job *j, const char *why)
 
     log_err("checkpoint of %s/%s epoch %llu failed: %s", j->job, j->vmname,
             (unsigned long long)j->epoch, why);
+    agent_metrics_checkpoint(j->a, 0, 0);
     ab.job = j->job;
     ab.epoch = j->epoch;
     ab.reason = (char *)why;
@@ -519,6 +523,7 @@ static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
         (unsigned long long)res->wire_bytes, (unsigned long long)res->pause_us,
         (unsigned long long)res->hold_us, (unsigned long long)res->paused_at_ns,
         (unsigned long long)res->resumed_at_ns);
+    agent_metrics_checkpoint(j->a, 1, res->pause_us);
     d.job = j->job;
     d.epoch = j->epoch;
     d.vm = j->vmname;

@@ -29,9 +29,9 @@ struct guard_shm {
  * itself; stopping a QEMU under its QMP call would stall it). With the
  * guard's check period, well inside the coordinator's
  * HOSTS_FENCE_SLACK_MS after the lease. */
-#define GUARD_GRACE_MS 200
+#define GUARD_GRACE_MS  200
 #define GUARD_SILENT_MS 300
-#define GUARD_CHECK_MS 50
+#define GUARD_CHECK_MS  50
 
 /* Start 'program' as the guard of the guests in 'run_dir' (their
  * JOB-VM.pid files), logging to 'log' ("stderr" or "syslog"). Returns

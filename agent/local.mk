@@ -9,12 +9,14 @@ sbin_PROGRAMS += %reldir%/vmckpt-agent
 	%reldir%/outbox.c %reldir%/outbox.h \
 	%reldir%/work.c %reldir%/work.h \
 	%reldir%/ckpt.c %reldir%/ckpt.h \
-	%reldir%/restore.c %reldir%/restore.h
+	%reldir%/restore.c %reldir%/restore.h \
+	%reldir%/metrics.c %reldir%/metrics.h
 %canon_reldir%_vmckpt_agent_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_vmckpt_agent_LDADD = %reldir%/vmm/libvmm.a \
 	%reldir%/store/libstore.a %reldir%/engine/libengine.a $(HV_LIBS) \
 	lib/topo/libtopo.a lib/qemu/libqemu.a lib/client/libclient.a \
-	$(WIRE_LIBS) $(HWLOC_LIBS) -lpthread
+	lib/metrics/libmetrics.a \
+	$(WIRE_LIBS) $(HWLOC_LIBS) -lpthread -lm
 
 # the fence guard the agent starts (agent/guard.h)
 pkglibexec_PROGRAMS += %reldir%/vmckpt-guard

@@ -16,9 +16,11 @@
 #include "agent.h"
 #include "fence.h"
 #include "guard.h"
+#include "metrics.h"
 #include "agent/engine/precopy.h"
 #include "ckpt.h"
 #include "work.h"
+#include "lib/metrics/httpd.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -91,6 +93,9 @@ static const char usage[] =
     "                                  that builds and destroys domains\n"
     "  xl_extra = FILE                 lines added to every domain's xl\n"
     "                                  configuration (vif, cpuid, ...)\n"
+    "  metrics_listen =                HOST:PORT to serve Prometheus /\n"
+    "                                  OpenMetrics text on (GET /metrics,\n"
+    "                                  docs/metrics.md); off when empty\n"
     "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
@@ -121,6 +126,7 @@ static const char *const agent_keys[] = {"name",
                                          "xl",
                                          "xl_extra",
                                          "streams",
+                                         "metrics_listen",
                                          NULL};
 /* The sections this program checks; --config-keys lists them. */
 static const struct conf_section own_keys[] = {
@@ -430,7 +436,10 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.fd = -1;
     daemon_setup_log("vmckpt-agent", "agent", &o);
-    if (conf_check_sections(o.conf, own_keys, &err) < 0) {
+    if (conf_check_sections(o.conf, own_keys, &err) < 0 ||
+        httpd_check_addr("[agent] metrics_listen",
+                         conf_get(o.conf, "agent", "metrics_listen", ""),
+                         &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 2;
         goto out;
@@ -462,6 +471,12 @@ int main(int argc, char **argv)
         (rc = set_streams(&o, &a)) != 0 ||
         (rc = start_guests(&o, &a, state_dir)) != 0)
         goto out;
+    if (agent_metrics_start(&a, conf_get(o.conf, "agent", "metrics_listen", ""),
+                            &err) < 0) {
+        log_err("%s", err.text);
+        rc = 1;
+        goto out;
+    }
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     if (daemon_write_file(path, pid, &err) < 0) {
         log_err("%s", err.text);
@@ -471,6 +486,7 @@ int main(int argc, char **argv)
     log_host(&a);
     rc = serve(&a, path);
 out:
+    agent_metrics_stop(&a);
     evloop_destroy(a.loop);
     auth_key_dispose(&a.key);
     conf_destroy(o.conf);

@@ -44,6 +44,7 @@ static void *restore_main(void *arg)
         rc = errprintf_errno(&err, "restore files");
     } else if (strcmp(r->r->source_host, r->a->name) == 0) {
         struct image_manifest m;
+        uint64_t nread = 0;
 
         rc =
             image_manifest_load(r->a->store.dir, r->r->job, r->r->vm, &m, &err);
@@ -51,7 +52,8 @@ static void *restore_main(void *arg)
             rc = errprintf_errno(&err, "RAM file");
         if (rc == 0)
             rc = image_restore(r->a->store.dir, r->r->job, r->r->vm,
-                               r->r->epoch, ram_fd, r->state_fd, &err);
+                               r->r->epoch, ram_fd, r->state_fd, &nread, &err);
+        store_count(&r->a->store, 0, nread);
     } else {
         rc = stream_fetch(r->r->source_addr, &r->a->key, r->a->name, r->r->job,
                           r->r->vm, r->r->epoch, ram_fd, r->state_fd, &err);

@@ -762,3 +762,45 @@ int catalog_abort_in_flight(struct catalog *cat,
                 "restarted during the checkpoint' WHERE state='running';",
                 err);
 }
+
+int catalog_epoch_totals(struct catalog *cat,
+                         void (*vm_fn)(void *arg, const char *state,
+                                       uint64_t pause_us, uint64_t wire_bytes,
+                                       uint64_t disk_bytes),
+                         void (*job_fn)(void *arg, const char *state,
+                                        uint64_t window_us),
+                         void *arg, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (prep(cat,
+             "SELECT state = 'aborted', coalesce(pause_us, 0),"
+             " coalesce(wire_bytes, 0), coalesce(disk_bytes, 0) FROM epochs"
+             " WHERE state IN ('committed', 'expired', 'aborted')",
+             &st, err) < 0)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        vm_fn(arg, sqlite3_column_int(st, 0) ? "aborted" : "committed",
+              (uint64_t)sqlite3_column_int64(st, 1),
+              (uint64_t)sqlite3_column_int64(st, 2),
+              (uint64_t)sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (prep(cat,
+             "SELECT state, coalesce(window_us, 0) FROM job_epochs"
+             " WHERE state IN ('committed', 'aborted')",
+             &st, err) < 0)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        job_fn(arg, (const char *)sqlite3_column_text(st, 0),
+               (uint64_t)sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    return 0;
+fail:
+    errno = EIO;
+    return errprintf(err, "catalog %s: %s", cat->path, sqlite3_errmsg(cat->db));
+}

@@ -139,4 +139,17 @@ int catalog_abort_in_flight(struct catalog *cat,
                                        const char *host, void *arg),
                             void *arg, struct vmckpt_error *err);
 
+/* The ended epochs the metrics count from (coordinator/stats.c): every VM
+ * epoch row that was committed (state "committed" or, since, "expired")
+ * or aborted, through vm_fn with "committed" or "aborted" and its pause
+ * and bytes; every job epoch committed or aborted, through job_fn with
+ * its pause window. 0, or -1 with 'err'. */
+int catalog_epoch_totals(struct catalog *cat,
+                         void (*vm_fn)(void *arg, const char *state,
+                                       uint64_t pause_us, uint64_t wire_bytes,
+                                       uint64_t disk_bytes),
+                         void (*job_fn)(void *arg, const char *state,
+                                        uint64_t window_us),
+                         void *arg, struct vmckpt_error *err);
+
 #endif

@@ -603,6 +603,16 @@ const char *hosts_state(struct coord *co, const char *name)
     return h != NULL ? h->state : NULL;
 }
 
+void hosts_each(struct coord *co,
+                void (*fn)(void *arg, const char *name, const char *state),
+                void *arg)
+{
+    struct host *h;
+
+    for (h = co->hosts->list; h != NULL; h = h->next)
+        fn(arg, h->name, h->state);
+}
+
 const char *hosts_store_addr(struct coord *co, const char *name)
 {
     struct host *h = host_find(co, name);

@@ -89,6 +89,12 @@ void hosts_fence_run(struct coord *co, const char *name);
 /* 1 while the fence command of host 'name' runs, else 0. */
 int hosts_fencing(struct coord *co, const char *name);
 
+/* Call fn(arg, name, state) for every host of the registry, in no
+ * particular order; the strings are the registry's, valid during the
+ * call. */
+void hosts_each(struct coord *co,
+                void (*fn)(void *arg, const char *name, const char *state),
+                void *arg);
 /* The connection of host 'name' when it is up, else NULL. Valid until
  * that connection's close hooks ran. */
 struct conn *hosts_conn(struct coord *co, const char *name);

@@ -65,6 +65,11 @@ void jobs_set_state(struct job *j, const char *state, const char *why)
     jobs_save(j);
 }
 
+struct job *jobs_first(struct coord *co)
+{
+    return co->jobs->list;
+}
+
 struct job *jobs_find(struct coord *co, const char *name)
 {
     struct job *j;
@@ -273,6 +278,10 @@ static int jepoch_set_state(struct job *j, const char *old, const char *state,
         vm_row(j, &e->v[i], state, note);
     if (catalog_commit(j->co->cat, &err) < 0)
         goto fail;
+    stats_job_epoch(j->co, state, ce.window_us);
+    for (i = 0; i < e->n; i++)
+        stats_vm_epoch(j->co, state, e->v[i].pause_us, e->v[i].wire_bytes,
+                       e->v[i].disk_bytes);
     return 0;
 fail:
     log_err("epoch %s/%llu: %s", j->name, (unsigned long long)e->epoch,

@@ -113,6 +113,8 @@ void jobs_set_ranks_ops(struct coord *co, const struct jobs_ranks_ops *ops);
  * 'err'. */
 int jobs_load(struct coord *co, struct vmckpt_error *err);
 
+/* Every job, for iteration with ->next; NULL if none. */
+struct job *jobs_first(struct coord *co);
 /* Job 'name', or NULL. */
 struct job *jobs_find(struct coord *co, const char *name);
 /* Job 'name', created (state running, default policies) if new; NULL when

@@ -8,6 +8,7 @@
 #include "catalog.h"
 #include "hosts.h"
 #include "jobs.h"
+#include "stats.h"
 #include "vms.h"
 
 /* A restart in flight: every VM restored paused, then resumed at once. */
@@ -17,6 +18,7 @@ struct jrestart {
     struct {
         char vm[65], host[64];
         uint64_t req;
+        uint64_t sent_ms; /* monotonic, when the restore was sent */
         int done;
     } * v;
     struct conn *admin; /* NULL once the console went away */

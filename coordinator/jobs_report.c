@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jobs_int.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 /* The host that holds VM 'vm' of 'job' for 'epoch': the epoch's record
@@ -128,6 +129,7 @@ static void restart_reply(struct job *j, size_t i, const Vmckpt__Envelope *env)
         env->restore_done->error == NULL ||
         env->restore_done->error->code != VMCKPT__ERROR_CODE__ERR_NONE) {
         rs->nfail++;
+        stats_restore(j->co, 0, 0);
         snprintf(rs->error, sizeof(rs->error), "%s on %s: %s", rs->v[i].vm,
                  rs->v[i].host,
                  env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
@@ -136,6 +138,8 @@ static void restart_reply(struct job *j, size_t i, const Vmckpt__Envelope *env)
                  : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
                      ? env->error->text
                      : "unexpected reply");
+    } else {
+        stats_restore(j->co, 1, clock_mono_ms() - rs->v[i].sent_ms);
     }
     if (rs->ndone == rs->n)
         jobs_restart_finish(j);

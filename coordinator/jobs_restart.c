@@ -291,6 +291,7 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
     r.start_paused = 1;
     r.qemu_stream = src->qemu_stream;
     rs->v[i].req = co->next_req++;
+    rs->v[i].sent_ms = clock_mono_ms();
     log_info("job %s: restore %s on %s from epoch %llu (image on %s)", j->name,
              v->name, target, (unsigned long long)rs->epoch, src->from);
     if (h != NULL) {
@@ -306,6 +307,7 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
         rs->ndone++;
         rs->nfail++;
         snprintf(rs->error, sizeof(rs->error), "cannot reach %s", target);
+        stats_restore(co, 0, 0);
     }
 }
 

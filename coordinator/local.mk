@@ -1,8 +1,10 @@
 # vmckpt-coordinator. Owns SQLite (catalog.c). Modules from the bottom up:
-# catalog, server, hosts, vms, jobs, ranks, dispatch; main.c on top.
+# catalog, server, hosts, vms, jobs, ranks, dispatch, metrics (and stats,
+# counters the guests and jobs update, just above the server); main.c on top.
 sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 %canon_reldir%_vmckpt_coordinator_SOURCES = \
 	%reldir%/main.c \
+	%reldir%/metrics.c %reldir%/metrics.h \
 	%reldir%/dispatch.c %reldir%/dispatch.h \
 	%reldir%/ranks.c %reldir%/ranks.h \
 	%reldir%/jobs.c %reldir%/jobs.h %reldir%/jobs_int.h \
@@ -10,7 +12,8 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/jobs_report.c \
 	%reldir%/vms.c %reldir%/vms.h %reldir%/vms_news.c %reldir%/vms_int.h \
 	%reldir%/hosts.c %reldir%/hosts.h \
+	%reldir%/stats.c %reldir%/stats.h \
 	%reldir%/server.c %reldir%/server.h \
 	%reldir%/catalog.c %reldir%/catalog.h
 %canon_reldir%_vmckpt_coordinator_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS)
-%canon_reldir%_vmckpt_coordinator_LDADD = $(WIRE_LIBS) $(INIH_LIBS) $(SQLITE_LIBS) -lm
+%canon_reldir%_vmckpt_coordinator_LDADD = lib/metrics/libmetrics.a $(WIRE_LIBS) $(INIH_LIBS) $(SQLITE_LIBS) -lm

@@ -17,9 +17,11 @@
 #include "dispatch.h"
 #include "hosts.h"
 #include "jobs.h"
+#include "metrics.h"
 #include "ranks.h"
 #include "server.h"
 #include "vms.h"
+#include "lib/metrics/httpd.h"
 #include "lib/util/conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
@@ -93,6 +95,9 @@ static const char usage[] =
     "                                  and they move at once, otherwise\n"
     "                                  after its lease (empty: none)\n"
     "  fence_timeout_ms = 60000        the command is killed after this\n"
+    "  metrics_listen =                HOST:PORT to serve Prometheus /\n"
+    "                                  OpenMetrics text on (GET /metrics,\n"
+    "                                  docs/metrics.md); off when empty\n"
     "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
@@ -123,6 +128,7 @@ static const char *const coord_keys[] = {"listen",
                                          "rank_grace_ms",
                                          "fence_command",
                                          "fence_timeout_ms",
+                                         "metrics_listen",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -145,6 +151,7 @@ struct settings {
     const char *fence_command;
     char name[128];
     const char *state_dir, *key_file, *listen_addr, *rank_listen, *rank_address;
+    const char *metrics_listen;
 };
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
@@ -234,6 +241,10 @@ static int read_settings(struct conf *conf, struct settings *s,
     s->rank_listen = conf_get(conf, "coordinator", "rank_listen", "");
     s->rank_address = conf_get(conf, "coordinator", "rank_address", "");
     s->fence_command = conf_get(conf, "coordinator", "fence_command", "");
+    s->metrics_listen = conf_get(conf, "coordinator", "metrics_listen", "");
+    if (httpd_check_addr("[coordinator] metrics_listen", s->metrics_listen,
+                         err) < 0)
+        return -1;
     if (gethostname(host, sizeof(host) - 1) < 0)
         snprintf(host, sizeof(host), "coordinator");
     host[sizeof(host) - 1] = '\0';
@@ -376,6 +387,8 @@ static int serve(struct coord *co, const struct settings *s, int foreground)
         return 2;
     }
     stack_modules(co, s, rank_addr);
+    if (metrics_start(co, s->metrics_listen, &err) < 0)
+        goto fail;
     if (!foreground)
         detach(co, catalog);
     load_and_watch(co);
@@ -421,6 +434,7 @@ int main(int argc, char **argv)
         /* top down: the connections first, their close hooks need the
          * modules */
         server_stop(&co);
+        metrics_stop(&co);
         ranks_destroy(&co);
         hosts_destroy(&co);
         jobs_destroy(&co);

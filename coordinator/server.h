@@ -22,6 +22,8 @@ struct hosts;
 struct vms;
 struct jobs;
 struct ranks;
+struct stats;
+struct metrics;
 
 /* One accepted connection; owned by the server, freed when it closes
  * (after every close hook ran). Others keep pointers to it only until
@@ -92,6 +94,10 @@ struct coord {
     struct vms *vms;     /* vms.c */
     struct jobs *jobs;   /* jobs*.c */
     struct ranks *ranks; /* ranks.c */
+
+    /* metrics.c and its counters (stats.c); NULL while metrics are off */
+    struct metrics *metrics;
+    struct stats *stats;
 };
 
 /* Set up the server's block of 'co' (no socket yet). */

@@ -20,6 +20,7 @@
 
 #include "catalog.h"
 #include "hosts.h"
+#include "stats.h"
 #include "vms.h"
 #include "vms_int.h"
 #include "lib/util/clock.h"
@@ -36,6 +37,7 @@ struct pending {
     char job[65], vm[65], host[64], store_host[64], store_addr[128];
     uint64_t epoch, parent;
     int64_t started;
+    uint64_t sent_ms; /* monotonic, when relayed */
     struct pending *next;
 };
 
@@ -273,6 +275,8 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
              note ? note : "");
     if (catalog_epoch_put(co->cat, &e, &err) < 0)
         log_err("%s", err.text);
+    else
+        stats_vm_epoch(co, state, e.pause_us, e.wire_bytes, e.disk_bytes);
 }
 
 /* Send 'type' to the agent of 'host' and remember who to answer. */
@@ -302,6 +306,7 @@ static struct pending *relay(struct conn *admin, uint64_t admin_id,
     p->kind = kind;
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->started = (int64_t)(clock_wall_ms() / 1000);
+    p->sent_ms = clock_mono_ms();
     if (server_send(agent, type, p->id, payload) < 0) {
         free(p);
         server_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
@@ -792,6 +797,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
         if (env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
             env->restore_done->error != NULL &&
             env->restore_done->error->code == VMCKPT__ERROR_CODE__ERR_NONE) {
+            stats_restore(co, 1, clock_mono_ms() - p->sent_ms);
             if (v != NULL) {
                 snprintf(v->tracking, sizeof(v->tracking), "%s",
                          env->restore_done->tracking);
@@ -809,6 +815,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                        : "unexpected reply";
             if (v != NULL)
                 vms_set_state(co, v, "stopped");
+            stats_restore(co, 0, 0);
             forward_error(p, text);
         }
         break;
@@ -863,6 +870,8 @@ static void conn_gone(struct coord *co, struct conn *c)
         if (p->kind == P_CKPT)
             epoch_set_state(co, p, "running", "aborted", NULL,
                             "the VM's agent was lost");
+        else if (p->kind == P_RESTORE)
+            stats_restore(co, 0, 0);
         {
             char text[160];
 

@@ -21,6 +21,7 @@ SHELL_TESTS = \
 	%reldir%/t0670-vm-exit.t \
 	%reldir%/t0680-partition.t \
 	%reldir%/t0685-hung-agent.t \
+	%reldir%/t0690-metrics.t \
 	%reldir%/t0700-xen.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh

@@ -887,6 +887,7 @@ out:
 
 struct restore_ctx {
     int ram_fd, state_fd;
+    uint64_t bytes; /* of page data and state read */
     uint8_t zero[BATCH_PAGE];
 };
 
@@ -896,7 +897,7 @@ static int restore_batch(const Vmckpt__PageBatch *msg,
     struct restore_ctx *r = arg;
     size_t i;
 
-    (void)msg;
+    r->bytes += msg->data.len;
     for (i = 0; i < v->n; i++) {
         const uint8_t *p = batch_view_page(v, i);
 
@@ -911,12 +912,13 @@ static int restore_state(uint64_t off, const void *data, size_t len, void *arg)
 {
     struct restore_ctx *r = arg;
 
+    r->bytes += len;
     return pwrite(r->state_fd, data, len, (off_t)off) == (ssize_t)len ? 0 : -1;
 }
 
 int image_restore(const char *store, const char *job, const char *vm,
                   uint64_t epoch, int ram_fd, int state_fd,
-                  struct vmckpt_error *err)
+                  uint64_t *bytes_read, struct vmckpt_error *err)
 {
     struct restore_ctx *r = calloc(1, sizeof(*r));
     int rc;
@@ -927,6 +929,8 @@ int image_restore(const char *store, const char *job, const char *vm,
     r->state_fd = state_fd;
     rc =
         image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
+    if (bytes_read != NULL)
+        *bytes_read = r->bytes;
     free(r);
     return rc;
 }

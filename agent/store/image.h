@@ -91,10 +91,11 @@ int image_read(const char *store, const char *job, const char *vm,
                void *arg, struct vmckpt_error *err);
 
 /* Rebuild guest RAM of 'epoch' into 'ram_fd' (a file of ram_bytes) and its
- * device state into 'state_fd'. */
+ * device state into 'state_fd'. The bytes of page data and state read
+ * from the image files go to *bytes_read (may be NULL), also on failure. */
 int image_restore(const char *store, const char *job, const char *vm,
                   uint64_t epoch, int ram_fd, int state_fd,
-                  struct vmckpt_error *err);
+                  uint64_t *bytes_read, struct vmckpt_error *err);
 
 /* Rewrite durable epoch 'epoch' as a base image with pages at fixed
  * offsets (parent 0), atomically, so the epochs it builds on are no longer

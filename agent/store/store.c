@@ -205,6 +205,7 @@ static int fetch_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
     (void)v;
     f->batches++;
     f->pages += msg->n_pages;
+    store_count(f->p->s, 0, msg->data.len);
     return send_msg(f->p, VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, 0, msg);
 }
 
@@ -217,6 +218,7 @@ static int fetch_state(uint64_t off, const void *data, size_t len, void *arg)
     c.data.data = (uint8_t *)data;
     c.data.len = len;
     f->state_bytes += len;
+    store_count(f->p->s, 0, len);
     return send_msg(f->p, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, 0, &c);
 }
 
@@ -340,6 +342,7 @@ static int end_epoch(struct peer *p, struct store_busy *st,
                    err->text);
         return -1;
     }
+    store_count(p->s, bytes, 0);
     log_info("store: %s/%s epoch %llu durable (%llu bytes)", st->job, st->vm,
              (unsigned long long)st->epoch, (unsigned long long)bytes);
     d.job = st->job;
@@ -658,4 +661,10 @@ void store_stop(struct store *s, struct evloop *loop)
         if (n > 0)
             usleep(10000);
     }
+}
+
+void store_count(struct store *s, uint64_t written, uint64_t read)
+{
+    __atomic_add_fetch(&s->written, written, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->read, read, __ATOMIC_RELAXED);
 }

@@ -7,6 +7,7 @@
 #define VMCKPT_STORE_H
 
 #include <pthread.h>
+#include <stdint.h>
 
 #include "lib/util/evloop.h"
 #include "lib/wire/auth.h"
@@ -26,12 +27,19 @@ struct store {
     struct store_busy *busy; /* job/VM pairs being written */
     int threads;             /* live peer threads */
     int stopping;
+    /* bytes of image data written (epochs made durable: peers' streams
+     * and this host's local copies) and read (restores: peers' fetches
+     * and local ones); updated by any thread with store_count() */
+    uint64_t written, read;
 };
 
 /* Listen on 'addr' and serve peers from 'loop'. 0 or -1 with 'err'. */
 int store_start(struct store *s, struct evloop *loop, const char *dir,
                 const char *addr, const struct auth_key *key, const char *name,
                 struct vmckpt_error *err);
+/* Add to s->written and s->read (atomically: from any thread). */
+void store_count(struct store *s, uint64_t written, uint64_t read);
+
 /* Stop accepting and wait (a bounded time) for peer threads to end. */
 void store_stop(struct store *s, struct evloop *loop);
 

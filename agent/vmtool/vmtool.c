@@ -200,7 +200,7 @@ static int fetch_epoch(struct opts *o, int local)
         if (ftruncate(ram_fd, (off_t)m.ram_bytes) < 0)
             die("RAM file", NULL);
         if (image_restore(o->store_dir, o->job, o->vm, o->epoch, ram_fd,
-                          state_fd, &err) < 0) {
+                          state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
             die("restore refused", &err);

@@ -73,7 +73,7 @@ static void restore_into(uint64_t epoch, uint8_t *out, char *state,
     rfd = open(rpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
     sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_eq(ftruncate(rfd, RAM), 0);
-    ck_assert_int_eq(image_restore(store, "j", "v", epoch, rfd, sfd, err),
+    ck_assert_int_eq(image_restore(store, "j", "v", epoch, rfd, sfd, NULL, err),
                      expect_rc);
     if (expect_rc == 0) {
         ck_assert_int_eq(pread(rfd, out, RAM, 0), RAM);
