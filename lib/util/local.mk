@@ -6,7 +6,8 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/conf.c %reldir%/conf.h \
 	%reldir%/evloop.c %reldir%/evloop.h \
 	%reldir%/net.c %reldir%/net.h \
-	%reldir%/daemon.c %reldir%/daemon.h \
+	%reldir%/daemon.c %reldir%/daemon.h %reldir%/daemon_conf.c \
+	%reldir%/notify.c %reldir%/notify.h \
 	%reldir%/name.c %reldir%/name.h \
 	%reldir%/clock.c %reldir%/clock.h
 %canon_reldir%_libutil_a_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
@@ -17,4 +18,12 @@ TESTS += %reldir%/test/util_test
 %canon_reldir%_test_util_test_SOURCES = %reldir%/test/util_test.c
 %canon_reldir%_test_util_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 %canon_reldir%_test_util_test_LDADD = %reldir%/libutil.a $(INIH_LIBS) $(CHECK_LIBS)
+endif
+
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/daemon_test
+TESTS += %reldir%/test/daemon_test
+%canon_reldir%_test_daemon_test_SOURCES = %reldir%/test/daemon_test.c
+%canon_reldir%_test_daemon_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+%canon_reldir%_test_daemon_test_LDADD = %reldir%/libutil.a $(INIH_LIBS) $(CHECK_LIBS)
 endif
