@@ -327,8 +327,8 @@ static int apply_log(const struct log_settings *ls, char *done, size_t len,
                      old);
         add(done, len, text);
     } else if (ls->dest != cur) {
-        snprintf(later, later_len, "log (%s, now %s)", dest_name(ls->dest),
-                 dest_name(cur));
+        snprintf(later, later_len, "log (%s; %s until then)",
+                 dest_name(ls->dest), dest_name(cur));
     }
     if (ls->prio != prio) {
         snprintf(text, sizeof(text), "log_level %s -> %s", prio_name(prio),

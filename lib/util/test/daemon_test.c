@@ -257,6 +257,14 @@ START_TEST(reload_applies_or_keeps)
                                  "log_level info -> debug; changed, for the "
                                  "next start: [d] port"));
 
+    /* another kind of destination waits for the next start */
+    spew(conf_path, "[d]\nlog = syslog\nlog_level = debug\nport = 1\n");
+    ck_assert_int_eq(daemon_reload(&desc, &o), 0);
+    ck_assert_int_eq(log_get_dest(), LOG_DEST_FILE);
+    ck_assert_ptr_nonnull(strstr(slurp(log_path),
+                                 "reloaded: changed, for the next start: log "
+                                 "(syslog; a file until then)\n"));
+
     snprintf(text, sizeof(text), "[d]\nlog = %s\nlog_level = loud\n", log_path);
     spew(conf_path, text);
     ck_assert_int_eq(daemon_reload(&desc, &o), -1);
