@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -15,6 +16,7 @@
 #include "guard.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
+#include "lib/util/notify.h"
 
 /* How often the lease is checked: the coordinator allows for this
  * (HOSTS_FENCE_SLACK_MS, docs/consistency.md). */
@@ -74,6 +76,7 @@ static void check(struct evloop *loop, struct ev_timer *t)
 {
     struct agent *a = t->arg;
     uint64_t now = clock_mono_ms();
+    char status[160];
 
     ev_timer_start(loop, t, FENCE_CHECK_MS);
     guard_beat(now);
@@ -92,6 +95,11 @@ static void check(struct evloop *loop, struct ev_timer *t)
                  "from the coordinator; pausing every guest until it says "
                  "they may run",
                  a->lease_ms, (unsigned long long)(now - a->lease_until));
+        snprintf(status, sizeof(status),
+                 "host %s: fenced (lease ended): guests paused until the "
+                 "coordinator answers",
+                 a->name);
+        notify_status(status);
         n = ckpt_tell(NULL, 0, 'a', "aborted: lease ended (fenced)");
         if (n > 0)
             log_warn("fence: %d checkpoint(s) aborted", n);
@@ -103,6 +111,7 @@ static void check(struct evloop *loop, struct ev_timer *t)
 void fence_lift(struct agent *a, const char *text)
 {
     struct vmckpt_error err;
+    char status[320];
     struct vmm_vm *vm;
     int n = 0, was = a->fencing;
 
@@ -127,11 +136,15 @@ void fence_lift(struct agent *a, const char *text)
         n++;
         log_info("fence: resumed %s/%s", vm->job, vm->name);
     }
-    if (was || n > 0)
+    if (was || n > 0) {
         log_info("fence lifted by the coordinator (%s): %d guest(s) run "
                  "again",
                  text, n);
-    else
+        snprintf(status, sizeof(status),
+                 "host %s: registered with coordinator %s; fence lifted",
+                 a->name, a->coordinator);
+        notify_status(status);
+    } else
         log_debug("lease confirmed by the coordinator (%s)", text);
 }
 

@@ -19,6 +19,7 @@
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
+#include "lib/util/notify.h"
 
 static void schedule_retry(struct agent *a);
 
@@ -40,7 +41,12 @@ static void link_close(struct agent *a)
 
 static void link_fail(struct agent *a, const char *why)
 {
+    char status[256];
+
     log_warn("coordinator %s: %s", a->coordinator, why);
+    snprintf(status, sizeof(status), "host %s: coordinator %s: %s; retrying",
+             a->name, a->coordinator, why);
+    notify_status(status);
     link_close(a);
     schedule_retry(a);
 }
@@ -217,27 +223,37 @@ static void ack_renews(struct agent *a, uint64_t seq)
         fence_renew(a, sent);
 }
 
+/* AgentRegistered: heartbeats begin, the lease runs from the registration. */
+static void registered(struct agent *a, const Vmckpt__AgentRegistered *r)
+{
+    char status[256];
+
+    pthread_mutex_lock(&a->link_mu);
+    a->registered = 1;
+    a->heartbeat_ms = r->heartbeat_ms;
+    if (a->heartbeat_ms < 50)
+        a->heartbeat_ms = 50;
+    pthread_cond_signal(&a->hb_cv);
+    pthread_mutex_unlock(&a->link_mu);
+    a->attempts = 0;
+    a->backoff_ms = a->reconnect_min_ms;
+    a->lease_ms = r->lease_ms;
+    fence_renew(a, a->reg_sent_ms);
+    log_info("registered with coordinator %s as host %s (id %llu, "
+             "heartbeat %u ms, lease %u ms)",
+             a->coordinator, a->name, (unsigned long long)r->host_id,
+             a->heartbeat_ms, a->lease_ms);
+    snprintf(status, sizeof(status), "host %s: registered with coordinator %s",
+             a->name, a->coordinator);
+    notify_status(status);
+    ev_timer_start(a->loop, &a->hb_timer, a->heartbeat_ms);
+}
+
 static int handle(struct agent *a, const Vmckpt__Envelope *env)
 {
     switch (env->type) {
     case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
-        pthread_mutex_lock(&a->link_mu);
-        a->registered = 1;
-        a->heartbeat_ms = env->agent_registered->heartbeat_ms;
-        if (a->heartbeat_ms < 50)
-            a->heartbeat_ms = 50;
-        pthread_cond_signal(&a->hb_cv);
-        pthread_mutex_unlock(&a->link_mu);
-        a->attempts = 0;
-        a->backoff_ms = a->reconnect_min_ms;
-        a->lease_ms = env->agent_registered->lease_ms;
-        fence_renew(a, a->reg_sent_ms);
-        log_info("registered with coordinator %s as host %s (id %llu, "
-                 "heartbeat %u ms, lease %u ms)",
-                 a->coordinator, a->name,
-                 (unsigned long long)env->agent_registered->host_id,
-                 a->heartbeat_ms, a->lease_ms);
-        ev_timer_start(a->loop, &a->hb_timer, a->heartbeat_ms);
+        registered(a, env->agent_registered);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
         ack_renews(a, env->heartbeat_ack->seq);

@@ -25,6 +25,7 @@
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
+#include "lib/util/notify.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -36,6 +37,9 @@
 #define STATEDIR "/var/lib/vmckpt"
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/vmckpt/vmckpt.conf"
+/* the bounds of the [agent] *_ms keys */
+#define AGENT_MS_MIN 10
+#define AGENT_MS_MAX 3600000
 
 static const char usage[] =
     "Usage: vmckpt-agent [OPTION]...\n"
@@ -52,6 +56,8 @@ static const char usage[] =
     "      --stop          stop the agent running with this configuration\n"
     "                      (SIGTERM to the pid in STATE_DIR/agent.pid, then\n"
     "                      wait for it to end)\n"
+    "      --reload        ask the agent running with this configuration to\n"
+    "                      reload (SIGHUP to the pid in STATE_DIR/agent.pid)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "      --config-keys   list the configuration keys this program accepts\n"
@@ -103,8 +109,12 @@ static const char usage[] =
     "  log_level = info                error | warning | notice | info |\n"
     "                                  debug\n"
     "\n"
-    "Signals: SIGTERM or SIGINT stop the agent; it tells the coordinator\n"
-    "first, so the host shows as 'down' rather than 'lost'.\n";
+    "Signals: SIGTERM or SIGINT stop the agent and its guests; it tells the\n"
+    "coordinator first, so the host shows as 'down' rather than 'lost'.\n"
+    "SIGHUP reopens the log file (after a rotation) and applies log_level\n"
+    "from the file; other keys take effect at the next start (the log says\n"
+    "which changed). Under systemd (NOTIFY_SOCKET set) it reports READY=1,\n"
+    "RELOADING=1 and STOPPING=1.\n";
 
 static const char *const agent_keys[] = {"name",
                                          "coordinator",
@@ -201,8 +211,13 @@ static void on_child(struct evloop *loop, int signo, void *arg)
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
+    char status[64];
+
     (void)arg;
     log_info("signal %d: shutting down", signo);
+    snprintf(status, sizeof(status),
+             "shutting down (signal %d): stopping the guests", signo);
+    notify_stopping(status);
     evloop_stop(loop);
 }
 
@@ -212,12 +227,58 @@ static int get_ms(const struct conf *conf, const char *key, uint64_t def,
     struct vmckpt_error err;
     uint64_t v;
 
-    if (conf_get_uint(conf, "agent", key, def, 10, 3600000, &v, &err) < 0) {
+    if (conf_get_uint(conf, "agent", key, def, AGENT_MS_MIN, AGENT_MS_MAX, &v,
+                      &err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         return -1;
     }
     *out = (unsigned)v;
     return 0;
+}
+
+/* A reload's check of a new file: the values the next start reads that
+ * can be checked without acting on them. 0, or -1 with 'err'. */
+static int check_settings(const struct conf *conf, struct vmckpt_error *err)
+{
+    static const char *const ms_keys[] = {
+        "reconnect_min_ms", "reconnect_max_ms", "connect_timeout_ms", NULL};
+    const char *accel = conf_get(conf, "agent", "accel", "auto");
+    const char *streams = conf_get(conf, "agent", "streams", "auto");
+    const char *const *k;
+    uint64_t v;
+
+    for (k = ms_keys; *k != NULL; k++)
+        if (conf_get_uint(conf, "agent", *k, 0, AGENT_MS_MIN, AGENT_MS_MAX, &v,
+                          err) < 0)
+            return -1;
+    if (conf_get(conf, "agent", "coordinator",
+                 conf_get(conf, "cluster", "coordinator", NULL)) == NULL)
+        return errprintf(err, "no coordinator address: set [cluster] "
+                              "coordinator = HOST[:PORT]");
+    if (strcmp(accel, "auto") != 0 && strcmp(accel, "kvm") != 0 &&
+        strcmp(accel, "tcg") != 0)
+        return errprintf(err, "[agent] accel = '%s': expected auto, kvm or tcg",
+                         accel);
+    if (strcmp(streams, "auto") != 0 &&
+        conf_get_uint(conf, "agent", "streams", 1, 1, PRECOPY_MAX_STREAMS, &v,
+                      err) < 0)
+        return -1;
+    return 0;
+}
+
+static const struct daemon_reload reload_desc = {
+    .ident = "vmckpt-agent",
+    .section = "agent",
+    .checked = own_keys,
+    .check = check_settings,
+};
+
+/* SIGHUP, through the loop: 'arg' is the daemon's options. */
+static void on_reload(struct evloop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    (void)daemon_reload(&reload_desc, arg);
 }
 
 /* The settings of the link: timeouts, this host's name, the coordinator's
@@ -401,9 +462,17 @@ static void log_host(const struct agent *a)
  * order (goodbye to the coordinator first). Returns the exit status. */
 static int serve(struct agent *a, const char *pid_path)
 {
-    int rc;
+    char bound[NET_ADDRSTRLEN], status[320];
+    const struct vmm_vm *vm;
+    int rc, n = 0;
 
-    daemon_ready();
+    for (vm = a->vmm.vms; vm != NULL; vm = vm->next)
+        n++;
+    net_local_name(a->store.listen_fd, bound, sizeof(bound));
+    snprintf(status, sizeof(status),
+             "host %s: store on %s, %d guest(s); connecting to coordinator %s",
+             a->name, bound, n, a->coordinator);
+    daemon_ready(status);
     /* the link hands requests and its loss up to the daemon's own code */
     a->on_request = work_handle;
     a->on_link_lost = ckpt_link_lost;
@@ -435,19 +504,25 @@ int main(int argc, char **argv)
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, own_keys, &o);
     memset(&a, 0, sizeof(a));
     a.fd = -1;
-    daemon_setup_log("vmckpt-agent", "agent", &o);
-    if (conf_check_sections(o.conf, own_keys, &err) < 0 ||
-        httpd_check_addr("[agent] metrics_listen",
-                         conf_get(o.conf, "agent", "metrics_listen", ""),
-                         &err) < 0) {
+    /* --stop and --reload print what they do; --reload asks even when the
+     * file has a mistake: the daemon logs it and still opens its log file
+     * anew (a rotation) */
+    if (!o.stop && !o.reload)
+        daemon_setup_log("vmckpt-agent", "agent", &o);
+    if (!o.reload &&
+        (conf_check_sections(o.conf, own_keys, &err) < 0 ||
+         httpd_check_addr("[agent] metrics_listen",
+                          conf_get(o.conf, "agent", "metrics_listen", ""),
+                          &err) < 0)) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 2;
         goto out;
     }
     state_dir = conf_get(o.conf, "agent", "state_dir", STATEDIR);
     snprintf(path, sizeof(path), "%s/agent.pid", state_dir);
-    if (o.stop) {
-        rc = daemon_stop(path, "vmckpt-agent", 30000);
+    if (o.stop || o.reload) {
+        rc = o.stop ? daemon_stop(path, "vmckpt-agent", 30000)
+                    : daemon_signal_reload(path, "vmckpt-agent");
         goto out;
     }
     if ((rc = read_link_settings(&o, &a)) != 0 ||
@@ -461,7 +536,8 @@ int main(int argc, char **argv)
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     a.loop = evloop_create();
     if (a.loop == NULL || evloop_add_signal(a.loop, SIGTERM, on_stop, &a) < 0 ||
-        evloop_add_signal(a.loop, SIGINT, on_stop, &a) < 0) {
+        evloop_add_signal(a.loop, SIGINT, on_stop, &a) < 0 ||
+        evloop_add_signal(a.loop, SIGHUP, on_reload, &o) < 0) {
         log_errno("event loop");
         rc = 1;
         goto out;

@@ -26,6 +26,7 @@
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
+#include "lib/util/notify.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -51,6 +52,9 @@ static const char usage[] =
     "                      (SIGTERM to the pid in STATE_DIR/coordinator.pid, "
     "then\n"
     "                      wait for it to end)\n"
+    "      --reload        ask the coordinator running with this "
+    "configuration\n"
+    "                      to reload (SIGHUP to the pid in its pid file)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
     "      --config-keys   list the configuration keys this program accepts\n"
@@ -105,7 +109,11 @@ static const char usage[] =
     "  log_level = info                error | warning | notice | info |\n"
     "                                  debug\n"
     "\n"
-    "Signals: SIGTERM or SIGINT stop the coordinator cleanly.\n"
+    "Signals: SIGTERM or SIGINT stop the coordinator cleanly. SIGHUP reopens\n"
+    "the log file (after a rotation) and applies log_level from the file;\n"
+    "other keys take effect at the next start (the log says which changed).\n"
+    "Under systemd (NOTIFY_SOCKET set) it reports READY=1, RELOADING=1 and\n"
+    "STOPPING=1.\n"
     "Files: STATE_DIR/catalog.db (SQLite, WAL), coordinator.pid,\n"
     "coordinator.addr (the address actually bound, for scripts).\n";
 
@@ -156,8 +164,12 @@ struct settings {
 
 static void on_stop(struct evloop *loop, int signo, void *arg)
 {
+    char status[64];
+
     (void)arg;
     log_info("signal %d: shutting down", signo);
+    snprintf(status, sizeof(status), "shutting down (signal %d)", signo);
+    notify_stopping(status);
     evloop_stop(loop);
 }
 
@@ -168,7 +180,7 @@ static void die(const char *what)
 }
 
 /* One unsigned key of [coordinator] into *out. 0, or -1 with 'err'. */
-static int get_uint(struct conf *conf, const char *key, uint64_t def,
+static int get_uint(const struct conf *conf, const char *key, uint64_t def,
                     uint64_t min, uint64_t max, unsigned *out,
                     struct vmckpt_error *err)
 {
@@ -181,7 +193,7 @@ static int get_uint(struct conf *conf, const char *key, uint64_t def,
 }
 
 /* The numbers of [coordinator]. 0, or -1 with 'err'. */
-static int read_numbers(struct conf *conf, struct settings *s,
+static int read_numbers(const struct conf *conf, struct settings *s,
                         struct vmckpt_error *err)
 {
     uint64_t v;
@@ -230,7 +242,7 @@ static int read_numbers(struct conf *conf, struct settings *s,
 }
 
 /* Every setting. 0, or -1 with 'err'. */
-static int read_settings(struct conf *conf, struct settings *s,
+static int read_settings(const struct conf *conf, struct settings *s,
                          struct vmckpt_error *err)
 {
     char host[256];
@@ -255,6 +267,29 @@ static int read_settings(struct conf *conf, struct settings *s,
         conf_get(conf, "cluster", "key_file", SYSCONFDIR "/vmckpt/cluster.key");
     s->listen_addr = conf_get(conf, "coordinator", "listen", "*:7470");
     return 0;
+}
+
+/* A reload's check of a new file: the values the next start would read. */
+static int check_settings(const struct conf *conf, struct vmckpt_error *err)
+{
+    struct settings s;
+
+    return read_settings(conf, &s, err);
+}
+
+static const struct daemon_reload reload_desc = {
+    .ident = "vmckpt-coordinator",
+    .section = "coordinator",
+    .checked = own_keys,
+    .check = check_settings,
+};
+
+/* SIGHUP, through the loop: 'arg' is the daemon's options. */
+static void on_reload(struct evloop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    (void)daemon_reload(&reload_desc, arg);
 }
 
 /* The cluster key, the state directory and the catalog at 'catalog'.
@@ -325,8 +360,9 @@ static void detach(struct coord *co, const char *catalog)
         die(err.text);
 }
 
-/* The catalog's hosts, guests and jobs; signals; heartbeats watched. */
-static void load_and_watch(struct coord *co)
+/* The catalog's hosts, guests and jobs; signals ('o' for a reload);
+ * heartbeats watched. */
+static void load_and_watch(struct coord *co, const struct daemon_opts *o)
 {
     struct vmckpt_error err;
 
@@ -334,16 +370,19 @@ static void load_and_watch(struct coord *co)
         jobs_load(co, &err) < 0)
         die(err.text);
     if (evloop_add_signal(co->loop, SIGTERM, on_stop, co) < 0 ||
-        evloop_add_signal(co->loop, SIGINT, on_stop, co) < 0)
+        evloop_add_signal(co->loop, SIGINT, on_stop, co) < 0 ||
+        evloop_add_signal(co->loop, SIGHUP, on_reload, (void *)o) < 0)
         die("cannot watch signals");
     signal(SIGPIPE, SIG_IGN);
     hosts_start_sweep(co);
 }
 
 /* STATE_DIR/coordinator.addr and coordinator.pid (its path into
- * pidfile[len]); logs the start. */
+ * pidfile[len]); logs the start and says it in status[slen] for the
+ * service manager. */
 static void announce(struct coord *co, const struct settings *s,
-                     const char *rank_addr, char *pidfile, size_t len)
+                     const char *rank_addr, char *pidfile, size_t len,
+                     char *status, size_t slen)
 {
     struct vmckpt_error err;
     char bound[NET_ADDRSTRLEN], path[4096], pid[32];
@@ -362,15 +401,19 @@ static void announce(struct coord *co, const struct settings *s,
     if (co->rank_fd >= 0)
         log_info("MPI ranks' endpoint on %s (guests told %s)", s->rank_listen,
                  rank_addr);
+    snprintf(status, slen, "listening on %s as '%s'%s%s", bound, co->name,
+             co->rank_fd >= 0 ? "; MPI ranks' endpoint on " : "",
+             co->rank_fd >= 0 ? s->rank_listen : "");
 }
 
 /* Everything that can fail for a reason an admin must fix is checked
  * before detaching, so the error reaches the terminal. Returns the exit
  * status. */
-static int serve(struct coord *co, const struct settings *s, int foreground)
+static int serve(struct coord *co, const struct settings *s,
+                 const struct daemon_opts *o)
 {
     struct vmckpt_error err;
-    char catalog[4096], rank_addr[128], pidfile[4096];
+    char catalog[4096], rank_addr[128], pidfile[4096], status[256];
     int rc;
 
     snprintf(catalog, sizeof(catalog), "%s/catalog.db", s->state_dir);
@@ -389,11 +432,12 @@ static int serve(struct coord *co, const struct settings *s, int foreground)
     stack_modules(co, s, rank_addr);
     if (metrics_start(co, s->metrics_listen, &err) < 0)
         goto fail;
-    if (!foreground)
+    if (!o->foreground)
         detach(co, catalog);
-    load_and_watch(co);
-    announce(co, s, rank_addr, pidfile, sizeof(pidfile));
-    daemon_ready();
+    load_and_watch(co, o);
+    announce(co, s, rank_addr, pidfile, sizeof(pidfile), status,
+             sizeof(status));
+    daemon_ready(status);
 
     rc = evloop_run(co->loop);
     if (rc < 0)
@@ -416,21 +460,26 @@ int main(int argc, char **argv)
     int rc;
 
     daemon_parse_args(argc, argv, DEFAULT_CONFIG, usage, own_keys, &o);
-    daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
-    if (conf_check_sections(o.conf, own_keys, &err) < 0 ||
-        (!o.stop && read_settings(o.conf, &s, &err) < 0)) {
+    /* --stop and --reload print what they do; --reload asks even when the
+     * file has a mistake: the daemon logs it and still opens its log file
+     * anew (a rotation) */
+    if (!o.stop && !o.reload)
+        daemon_setup_log("vmckpt-coordinator", "coordinator", &o);
+    if (!o.reload && (conf_check_sections(o.conf, own_keys, &err) < 0 ||
+                      (!o.stop && read_settings(o.conf, &s, &err) < 0))) {
         fprintf(stderr, "vmckpt-coordinator: %s\n", err.text);
         rc = 2;
-    } else if (o.stop) {
+    } else if (o.stop || o.reload) {
         snprintf(path, sizeof(path), "%s/coordinator.pid",
                  conf_get(o.conf, "coordinator", "state_dir", STATEDIR));
-        rc = daemon_stop(path, "vmckpt-coordinator", 30000);
+        rc = o.stop ? daemon_stop(path, "vmckpt-coordinator", 30000)
+                    : daemon_signal_reload(path, "vmckpt-coordinator");
     } else {
         memset(&co, 0, sizeof(co));
         co.next_req = 1;
         snprintf(co.name, sizeof(co.name), "%s", s.name);
         server_init(&co, s.auth_timeout_ms, s.max_frame);
-        rc = serve(&co, &s, o.foreground);
+        rc = serve(&co, &s, &o);
         /* top down: the connections first, their close hooks need the
          * modules */
         server_stop(&co);

@@ -5,6 +5,7 @@ SHELL_TESTS = \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
 	%reldir%/t0120-cluster-ssh.t \
+	%reldir%/t0130-service.t \
 	%reldir%/t0150-job-scale.t \
 	%reldir%/t0160-fence-command.t \
 	%reldir%/t0200-bad-input.t \

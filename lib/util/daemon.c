@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 
 static int ready_fd = -1;
 
@@ -65,8 +66,9 @@ int daemon_detach(struct vmckpt_error *err)
     return 0;
 }
 
-void daemon_ready(void)
+void daemon_ready(const char *status)
 {
+    notify_ready(status);
     if (ready_fd >= 0) {
         ssize_t n;
 
@@ -118,13 +120,14 @@ static int gone(pid_t pid)
     return zombie;
 }
 
-int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
+/* The running daemon 'prog' of 'pidfile' into *pid: 1 if it runs, 0 if
+ * not (said on stdout; a stale file is removed), -1 on an error (said on
+ * stderr). */
+static int running(const char *pidfile, const char *prog, pid_t *pid)
 {
     char buf[32], *end;
-    unsigned waited = 0;
     long v;
     FILE *f;
-    pid_t pid;
 
     f = fopen(pidfile, "re");
     if (f == NULL) {
@@ -134,7 +137,7 @@ int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
         }
         fprintf(stderr, "%s: cannot read %s: %s\n", prog, pidfile,
                 strerror(errno));
-        return 1;
+        return -1;
     }
     if (fgets(buf, sizeof(buf), f) == NULL)
         buf[0] = '\0';
@@ -144,16 +147,27 @@ int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
         v > 0x3fffffff) {
         fprintf(stderr, "%s: %s does not hold a process number\n", prog,
                 pidfile);
-        return 1;
+        return -1;
     }
-    pid = (pid_t)v;
-    if (gone(pid) || !runs_program(pid, prog)) {
+    *pid = (pid_t)v;
+    if (gone(*pid) || !runs_program(*pid, prog)) {
         printf("%s: not running (the pid file %s named %d, which is no "
                "%s; removed)\n",
-               prog, pidfile, (int)pid, prog);
+               prog, pidfile, (int)*pid, prog);
         unlink(pidfile);
         return 0;
     }
+    return 1;
+}
+
+int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
+{
+    unsigned waited = 0;
+    pid_t pid;
+    int rc = running(pidfile, prog, &pid);
+
+    if (rc <= 0)
+        return rc < 0 ? 1 : 0;
     if (kill(pid, SIGTERM) < 0) {
         fprintf(stderr, "%s: cannot signal pid %d: %s\n", prog, (int)pid,
                 strerror(errno));
@@ -171,6 +185,23 @@ int daemon_stop(const char *pidfile, const char *prog, unsigned timeout_ms)
         waited += 50;
     }
     printf("%s: stopped (pid %d)\n", prog, (int)pid);
+    return 0;
+}
+
+int daemon_signal_reload(const char *pidfile, const char *prog)
+{
+    pid_t pid;
+    int rc = running(pidfile, prog, &pid);
+
+    if (rc <= 0)
+        return rc < 0 ? 1 : 0;
+    if (kill(pid, SIGHUP) < 0) {
+        fprintf(stderr, "%s: cannot signal pid %d: %s\n", prog, (int)pid,
+                strerror(errno));
+        return 1;
+    }
+    printf("%s: asked pid %d to reload (SIGHUP); its log says how it went\n",
+           prog, (int)pid);
     return 0;
 }
 
@@ -218,151 +249,4 @@ int daemon_mkdirs(const char *path, unsigned mode, struct vmckpt_error *err)
         buf[i] = path[i];
     }
     return 0;
-}
-
-#include <getopt.h>
-#include <strings.h>
-
-static void apply_override(struct conf *conf, const char *arg)
-{
-    char buf[512], *dot, *eq;
-
-    snprintf(buf, sizeof(buf), "%s", arg);
-    dot = strchr(buf, '.');
-    eq = strchr(buf, '=');
-    if (dot == NULL || eq == NULL || dot > eq || dot == buf || eq == dot + 1) {
-        fprintf(stderr, "-o %s: expected SECTION.KEY=VALUE\n", arg);
-        exit(2);
-    }
-    *dot = '\0';
-    *eq = '\0';
-    if (conf_set(conf, buf, dot + 1, eq + 1) < 0) {
-        perror("-o");
-        exit(2);
-    }
-}
-
-void daemon_parse_args(int argc, char **argv, const char *default_config,
-                       const char *usage, const struct conf_section keys[],
-                       struct daemon_opts *o)
-{
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"debug", no_argument, NULL, 'd'},
-        {"syslog", no_argument, NULL, 's'},
-        {"set", required_argument, NULL, 'o'},
-        {"stop", no_argument, NULL, 'S'},
-        {"config-keys", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *overrides[64];
-    int nover = 0, ch, i;
-    struct vmckpt_error err;
-
-    memset(o, 0, sizeof(*o));
-    while ((ch = getopt_long(argc, argv, "c:fdso:hV", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            o->config_path = optarg;
-            break;
-        case 'f':
-            o->foreground = 1;
-            break;
-        case 'd':
-            o->debug = 1;
-            break;
-        case 's':
-            o->use_syslog = 1;
-            break;
-        case 'o':
-            if (nover == (int)(sizeof(overrides) / sizeof(overrides[0]))) {
-                fprintf(stderr, "too many -o options\n");
-                exit(2);
-            }
-            overrides[nover++] = optarg;
-            break;
-        case 'S':
-            o->stop = 1;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            exit(0);
-        case 'V':
-            printf("%s\n", PACKAGE_STRING);
-            exit(0);
-        case 'K':
-            conf_print_keys(stdout, keys);
-            exit(0);
-        default:
-            fprintf(stderr, "Try '%s --help'.\n", argv[0]);
-            exit(2);
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n",
-                argv[0], argv[optind], argv[0]);
-        exit(2);
-    }
-    if (o->config_path == NULL && access(default_config, F_OK) == 0)
-        o->config_path = default_config;
-    if (o->config_path != NULL)
-        o->conf = conf_load(o->config_path, &err);
-    else
-        o->conf = conf_create();
-    if (o->conf == NULL) {
-        fprintf(stderr, "%s: %s\n", argv[0], err.text);
-        exit(2);
-    }
-    for (i = 0; i < nover; i++)
-        apply_override(o->conf, overrides[i]);
-}
-
-void daemon_setup_log(const char *ident, const char *section,
-                      const struct daemon_opts *o)
-{
-    static const char *const names[] = {"error", "warning", "notice", "info",
-                                        "debug"};
-    static const int prios[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO,
-                                LOG_DEBUG};
-    const char *dest = conf_get(o->conf, section, "log", "stderr");
-    const char *level = conf_get(o->conf, section, "log_level", "info");
-    int prio = -1;
-    size_t i;
-
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcasecmp(level, names[i]) == 0)
-            prio = prios[i];
-    }
-    if (prio < 0) {
-        fprintf(stderr,
-                "%s: [%s] log_level = '%s': expected error, warning, "
-                "notice, info or debug\n",
-                ident, section, level);
-        exit(2);
-    }
-    if (strcmp(dest, "stderr") != 0 && strcmp(dest, "syslog") != 0 &&
-        dest[0] != '/') {
-        fprintf(stderr,
-                "%s: [%s] log = '%s': expected stderr, syslog or the "
-                "absolute path of a file\n",
-                ident, section, dest);
-        exit(2);
-    }
-    if (o->debug)
-        prio = LOG_DEBUG;
-    if (dest[0] == '/' && !o->use_syslog) {
-        if (log_init_file(ident, dest, prio) < 0) {
-            fprintf(stderr, "%s: [%s] log = %s: %s\n", ident, section, dest,
-                    strerror(errno));
-            exit(2);
-        }
-        return;
-    }
-    log_init(ident,
-             (o->use_syslog || strcmp(dest, "syslog") == 0) ? LOG_DEST_SYSLOG
-                                                            : LOG_DEST_STDERR,
-             prio);
 }

@@ -7,7 +7,8 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/conf_keys.c %reldir%/conf_keys.h \
 	%reldir%/evloop.c %reldir%/evloop.h \
 	%reldir%/net.c %reldir%/net.h \
-	%reldir%/daemon.c %reldir%/daemon.h \
+	%reldir%/daemon.c %reldir%/daemon.h %reldir%/daemon_conf.c \
+	%reldir%/notify.c %reldir%/notify.h \
 	%reldir%/name.c %reldir%/name.h \
 	%reldir%/clock.c %reldir%/clock.h \
 	%reldir%/runcmd.c %reldir%/runcmd.h
@@ -19,4 +20,12 @@ TESTS += %reldir%/test/util_test
 %canon_reldir%_test_util_test_SOURCES = %reldir%/test/util_test.c
 %canon_reldir%_test_util_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 %canon_reldir%_test_util_test_LDADD = %reldir%/libutil.a $(INIH_LIBS) $(CHECK_LIBS)
+endif
+
+if HAVE_CHECK
+check_PROGRAMS += %reldir%/test/daemon_test
+TESTS += %reldir%/test/daemon_test
+%canon_reldir%_test_daemon_test_SOURCES = %reldir%/test/daemon_test.c
+%canon_reldir%_test_daemon_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+%canon_reldir%_test_daemon_test_LDADD = %reldir%/libutil.a $(INIH_LIBS) $(CHECK_LIBS)
 endif

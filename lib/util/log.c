@@ -16,8 +16,10 @@ static char log_ident[64] = "vmckpt";
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_max = LOG_INFO;
 static int log_syslog_open;
-static int log_fd = -1; /* LOG_DEST_FILE */
-static int log_echo;    /* file: warnings and errors also to stderr */
+static int log_fd = -1;     /* LOG_DEST_FILE */
+static int log_echo;        /* file: warnings and errors also to stderr */
+static int log_stderr_file; /* stderr was made the log file */
+static char log_path[4096]; /* LOG_DEST_FILE: the file's name */
 
 static const char *prio_name(int priority)
 {
@@ -59,6 +61,7 @@ int log_init_file(const char *ident, const char *path, int max_priority)
         return -1;
     log_init(ident, LOG_DEST_FILE, max_priority);
     log_fd = fd;
+    snprintf(log_path, sizeof(log_path), "%s", path);
     log_echo = 1;
     return 0;
 }
@@ -72,9 +75,41 @@ void log_detach_stderr(void)
     fd = log_fd >= 0 ? log_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (fd >= 0 && fd != STDERR_FILENO)
         dup2(fd, STDERR_FILENO);
+    log_stderr_file = fd >= 0 && fd == log_fd;
     if (fd >= 0 && fd != log_fd)
         close(fd);
     log_echo = 0;
+}
+
+int log_reopen_file(const char *path)
+{
+    int fd;
+
+    if (log_dest != LOG_DEST_FILE) {
+        errno = EINVAL;
+        return -1;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    /* stderr follows: a sanitizer's report must not go to the rotated file */
+    if (log_stderr_file && fd != STDERR_FILENO)
+        dup2(fd, STDERR_FILENO);
+    if (log_fd >= 0)
+        close(log_fd);
+    log_fd = fd;
+    snprintf(log_path, sizeof(log_path), "%s", path);
+    return 0;
+}
+
+const char *log_file_path(void)
+{
+    return log_dest == LOG_DEST_FILE ? log_path : NULL;
+}
+
+enum log_dest log_get_dest(void)
+{
+    return log_dest;
 }
 
 void log_fini(void)
@@ -88,6 +123,7 @@ void log_fini(void)
         log_fd = -1;
     }
     log_echo = 0;
+    log_stderr_file = 0;
 }
 
 void log_set_priority(int max_priority)

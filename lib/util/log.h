@@ -19,6 +19,16 @@ void log_init(const char *ident, enum log_dest dest, int max_priority);
  * the file cannot be opened. */
 int log_init_file(const char *ident, const char *path, int max_priority);
 
+/* Open the log file anew at 'path' (the same name after a rotation, or a
+ * new one) and log there from now on; stderr follows if it was made the
+ * log file. Returns -1 with errno (EINVAL when not logging to a file) and
+ * keeps the old file then. */
+int log_reopen_file(const char *path);
+
+/* Where log lines go now, and the file's name (NULL unless a file). */
+enum log_dest log_get_dest(void);
+const char *log_file_path(void);
+
 /* A daemon has started: stop writing to the stderr it inherited. With a
  * log file, stderr becomes that file (so that a sanitizer's or the C
  * library's own messages land there too); with syslog, /dev/null. With

@@ -57,6 +57,13 @@ guest_tests_exclusive() {
     flock 8
 }
 
+# test_skip DESCRIPTION REASON: a test that cannot run here, counted and
+# said so (never a silent pass).
+test_skip() {
+    _tap_n=$((_tap_n + 1))
+    echo "ok $_tap_n - $1 # SKIP $2"
+}
+
 # Print a note into the TAP stream.
 note() { echo "# $*"; }
 
