@@ -55,7 +55,7 @@ static int pause_guests(struct agent *a)
         if (vmm_pid_stopped(vm->pid)) {
             /* the guard was first (this loop was held up): no QMP to a
              * stopped QEMU, it would not answer */
-            vm->fenced = 1;
+            vmm_set_fenced(&a->vmm, vm, 1);
             log_warn("fence: %s/%s (%s) was stopped by the fence guard",
                      vm->job, vm->name, vm->where);
             continue;
@@ -66,7 +66,7 @@ static int pause_guests(struct agent *a)
             n++;
             continue;
         }
-        vm->fenced = 1;
+        vmm_set_fenced(&a->vmm, vm, 1);
         log_warn("fence: paused %s/%s (%s)", vm->job, vm->name, vm->where);
     }
     return n;
@@ -120,7 +120,7 @@ void fence_lift(struct agent *a, const char *text)
     for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
         if (!vm->fenced)
             continue;
-        vm->fenced = 0;
+        vmm_set_fenced(&a->vmm, vm, 0);
         if (vm->pid > 0 && vmm_pid_stopped(vm->pid)) {
             kill(vm->pid, SIGCONT); /* stopped by the fence guard */
             log_info("fence: %s/%s (%s) continued", vm->job, vm->name,

@@ -78,6 +78,15 @@ int guard_start(const char *program, const char *run_dir, const char *log)
     argv[3] = (char *)log;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, 3);
+    /* never the terminal or SSH session that started the agent: it would
+     * not end while the guard holds it; errors go where the log goes */
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (log[0] == '/')
+        posix_spawn_file_actions_addopen(&fa, 2, log,
+                                         O_WRONLY | O_APPEND | O_CREAT, 0640);
+    else if (strcmp(log, "syslog") == 0)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     rc = posix_spawn(&pid, program, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fd);

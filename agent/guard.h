@@ -34,8 +34,9 @@ struct guard_shm {
 #define GUARD_CHECK_MS  50
 
 /* Start 'program' as the guard of the guests in 'run_dir' (their
- * JOB-VM.pid files), logging to 'log' ("stderr" or "syslog"). Returns
- * 0, or -1 (logged: the agent runs without a guard). */
+ * JOB-VM.pid files), logging where the agent logs: 'log' is "stderr",
+ * "syslog" or the absolute path of the agent's log file. Returns 0, or -1
+ * (logged: the agent runs without a guard). */
 int guard_start(const char *program, const char *run_dir, const char *log);
 /* The lease now ends at 'until' (any thread). */
 void guard_lease(uint64_t until);

@@ -3,6 +3,8 @@
  *
  *   vmckpt-guard RUN_DIR AGENT_PID LOG      (descriptor 3: the shared page)
  *
+ * LOG: "stderr", "syslog" or the agent's log file.
+ *
  * Every GUARD_CHECK_MS it reads the agent's lease. Once the lease has
  * ended GUARD_GRACE_MS ago, the agent has not said it paused every guest
  * for it, and the agent is hung (its loop silent GUARD_SILENT_MS) or gone,
@@ -10,7 +12,7 @@
  * JOB-VM.pid files; a process counts only if its command line names
  * RUN_DIR, so a reused pid is left alone). It ends when the agent stops
  * cleanly, on SIGTERM, or when the agent is gone and nothing is left to
- * guard. LOG is "stderr" (the descriptor it was given) or "syslog". */
+ * guard. */
 #include "config.h"
 
 #include <dirent.h>
@@ -157,9 +159,16 @@ int main(int argc, char **argv)
                         "by vmckpt-agent, with its shared page as fd 3)\n");
         return 2;
     }
-    log_init("vmckpt-guard",
-             strcmp(argv[3], "syslog") == 0 ? LOG_DEST_SYSLOG : LOG_DEST_STDERR,
-             LOG_INFO);
+    if (argv[3][0] == '/') {
+        if (log_init_file("vmckpt-guard", argv[3], LOG_INFO) < 0)
+            log_init("vmckpt-guard", LOG_DEST_STDERR, LOG_INFO);
+        log_detach_stderr();
+    } else {
+        log_init("vmckpt-guard",
+                 strcmp(argv[3], "syslog") == 0 ? LOG_DEST_SYSLOG
+                                                : LOG_DEST_STDERR,
+                 LOG_INFO);
+    }
     agent = (pid_t)atoi(argv[2]);
     shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0);
     if (agent <= 1 || shm == MAP_FAILED) {

@@ -428,12 +428,10 @@ static int start_guests(const struct daemon_opts *o, struct agent *a,
         log_warn("[agent] guard = none: guests of a hung or killed agent are "
                  "not stopped when its lease ends");
     else
-        (void)guard_start(
-            guard, a->vmm.run_dir,
-            o->use_syslog || strcmp(conf_get(o->conf, "agent", "log", "stderr"),
-                                    "syslog") == 0
-                ? "syslog"
-                : "stderr");
+        (void)guard_start(guard, a->vmm.run_dir,
+                          o->use_syslog
+                              ? "syslog"
+                              : conf_get(o->conf, "agent", "log", "stderr"));
     n = vmm_adopt_all(&a->vmm, &err);
     if (n < 0)
         log_err("guests of an earlier agent: %s", err.text);

@@ -253,6 +253,8 @@ static void drop_record(const struct vmm *m, const struct vmm_vm *vm)
     unlink(path);
     vmm_run_path(m, vm, "pid", path, sizeof(path));
     unlink(path);
+    vmm_run_path(m, vm, "fenced", path, sizeof(path));
+    unlink(path);
 }
 
 pid_t vmm_recorded_pid(const struct vmm *m, const struct vmm_vm *vm)
@@ -501,6 +503,12 @@ static int adopt_one(struct vmm *m, const char *spec_path,
     vm->adopted = 1;
     rc = l->adopt(m, vm, err);
     if (rc > 0) {
+        char mark[4200];
+
+        /* paused by the fence of the agent before, which then ended */
+        vmm_run_path(m, vm, "fenced", mark, sizeof(mark));
+        if (access(mark, F_OK) == 0)
+            vm->fenced = 1;
         taken_over(m, vm);
         return 1;
     }
@@ -606,4 +614,23 @@ int vmm_pid_stopped(pid_t pid)
         stopped = p[1] == ' ' && p[2] == 'T';
     fclose(f);
     return stopped;
+}
+
+void vmm_set_fenced(struct vmm *m, struct vmm_vm *vm, int on)
+{
+    char path[4200];
+    int fd;
+
+    vm->fenced = on;
+    vmm_run_path(m, vm, "fenced", path, sizeof(path));
+    if (!on) {
+        unlink(path);
+        return;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        log_warn("guest %s/%s: cannot mark it fenced (%s): %s", vm->job,
+                 vm->name, path, strerror(errno));
+    else
+        close(fd);
 }

@@ -74,6 +74,10 @@ int vmm_adopt_all(struct vmm *m, struct vmckpt_error *err);
  * domains that are gone or shut down; on_gone hears of each. Returns how
  * many. */
 int vmm_check_adopted(struct vmm *m);
+/* Mark guest 'vm' paused by the fence ('on') or not: vm->fenced, and a
+ * marker in run_dir (JOB-VM.fenced) so that an agent taking the guest
+ * over after this one died keeps it paused until its fence is lifted. */
+void vmm_set_fenced(struct vmm *m, struct vmm_vm *vm, int on);
 /* 1 if process 'pid' is stopped (SIGSTOP, e.g. by the fence guard), else
  * 0. */
 int vmm_pid_stopped(pid_t pid);

@@ -273,7 +273,7 @@ static int qemu_adopt(struct vmm *m, struct vmm_vm *vm,
         if (vm->hv != NULL && vm->ops->pause(vm->hv, err) < 0)
             log_err("guest %s/%s (pid %d): cannot pause it: %s", vm->job,
                     vm->name, (int)pid, err->text);
-        vm->fenced = 1;
+        vmm_set_fenced(m, vm, 1);
         log_warn("guest %s/%s (pid %d) was stopped by a fence guard: paused "
                  "until the coordinator lifts the fence",
                  vm->job, vm->name, (int)pid);

@@ -210,21 +210,20 @@ START_TEST(log_reopens)
 }
 END_TEST
 
-static const char *const sections[] = {"d", NULL};
 static const char *const d_keys[] = {"log", "log_level", "port", NULL};
-static const struct daemon_section checked[] = {{"d", d_keys}, {NULL, NULL}};
+/* "launch" stands for a daemon's own section: one of conf_sections */
+static const struct conf_section checked[] = {{"launch", d_keys}, {NULL, NULL}};
 
 static int check_port(const struct conf *conf, struct vmckpt_error *err)
 {
     uint64_t v;
 
-    return conf_get_uint(conf, "d", "port", 1, 1, 65535, &v, err);
+    return conf_get_uint(conf, "launch", "port", 1, 1, 65535, &v, err);
 }
 
 static const struct daemon_reload desc = {
     .ident = "t",
-    .section = "d",
-    .sections = sections,
+    .section = "launch",
     .checked = checked,
     .check = check_port,
 };
@@ -240,7 +239,7 @@ START_TEST(reload_applies_or_keeps)
     make_tmpdir();
     snprintf(conf_path, sizeof(conf_path), "%s/d.conf", tmpdir);
     snprintf(log_path, sizeof(log_path), "%s/d.log", tmpdir);
-    snprintf(text, sizeof(text), "[d]\nlog = %s\nport = 1\n", log_path);
+    snprintf(text, sizeof(text), "[launch]\nlog = %s\nport = 1\n", log_path);
     spew(conf_path, text);
     memset(&o, 0, sizeof(o));
     o.config_path = conf_path;
@@ -248,30 +247,31 @@ START_TEST(reload_applies_or_keeps)
     ck_assert_ptr_nonnull(o.conf);
     ck_assert_int_eq(log_init_file("t", log_path, LOG_INFO), 0);
 
-    snprintf(text, sizeof(text), "[d]\nlog = %s\nlog_level = debug\nport = 2\n",
-             log_path);
+    snprintf(text, sizeof(text),
+             "[launch]\nlog = %s\nlog_level = debug\nport = 2\n", log_path);
     spew(conf_path, text);
     ck_assert_int_eq(daemon_reload(&desc, &o), 0);
     ck_assert_int_eq(log_get_priority(), LOG_DEBUG);
     ck_assert_ptr_nonnull(strstr(slurp(log_path),
                                  "log_level info -> debug; changed, for the "
-                                 "next start: [d] port"));
+                                 "next start: [launch] port"));
 
     /* another kind of destination waits for the next start */
-    spew(conf_path, "[d]\nlog = syslog\nlog_level = debug\nport = 1\n");
+    spew(conf_path, "[launch]\nlog = syslog\nlog_level = debug\nport = 1\n");
     ck_assert_int_eq(daemon_reload(&desc, &o), 0);
     ck_assert_int_eq(log_get_dest(), LOG_DEST_FILE);
     ck_assert_ptr_nonnull(strstr(slurp(log_path),
                                  "reloaded: changed, for the next start: log "
                                  "(syslog; a file until then)\n"));
 
-    snprintf(text, sizeof(text), "[d]\nlog = %s\nlog_level = loud\n", log_path);
+    snprintf(text, sizeof(text), "[launch]\nlog = %s\nlog_level = loud\n",
+             log_path);
     spew(conf_path, text);
     ck_assert_int_eq(daemon_reload(&desc, &o), -1);
     ck_assert_int_eq(log_get_priority(), LOG_DEBUG);
     ck_assert_ptr_nonnull(strstr(slurp(log_path), "log_level = 'loud'"));
 
-    spew(conf_path, "[d]\nport = many\n");
+    spew(conf_path, "[launch]\nport = many\n");
     ck_assert_int_eq(daemon_reload(&desc, &o), -1);
     ck_assert_ptr_nonnull(strstr(slurp(log_path), "'many'"));
     spew(conf_path, "[d\n");
