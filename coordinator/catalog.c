@@ -479,6 +479,33 @@ int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
     return 0;
 }
 
+int catalog_job_epoch_before(struct catalog *cat, const char *job,
+                             uint64_t epoch, uint64_t *prev,
+                             struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *prev = 0;
+    if (prep(cat,
+             "SELECT coalesce(max(j.epoch), 0) FROM job_epochs j WHERE"
+             " j.job=? AND j.epoch<? AND j.state='committed' AND NOT EXISTS"
+             " (SELECT 1 FROM epochs e WHERE e.job=j.job AND e.epoch=j.epoch"
+             " AND e.state<>'committed')",
+             &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *prev = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        errprintf(err, "catalog %s: the epochs of job %s: %s", cat->path, job,
+                  sqlite3_errmsg(cat->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
 int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
                       uint64_t epoch,
                       void (*fn)(const struct catalog_epoch *e, void *arg),

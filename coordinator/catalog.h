@@ -86,6 +86,12 @@ int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
  * number is given that might already be used). */
 int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
                        struct vmckpt_error *err);
+/* The newest job epoch of 'job' before 'epoch' that is committed with
+ * every VM image of it still committed (not expired), into *prev (0:
+ * none). 0, or -1 with 'err'. */
+int catalog_job_epoch_before(struct catalog *cat, const char *job,
+                             uint64_t epoch, uint64_t *prev,
+                             struct vmckpt_error *err);
 /* Epoch 'epoch' (0: the last committed) of job/vm: 1 found (copied into
  * the caller's buffers via 'fn'), 0 none, -1 error. */
 int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,

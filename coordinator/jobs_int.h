@@ -17,6 +17,9 @@ struct jrestart {
     size_t n, ndone, nfail;
     struct {
         char vm[65], host[64];
+        char from[64]; /* whose store the image is read from */
+        char alt[64];  /* the other copy, not tried yet ("" none) */
+        int qemu_stream;
         uint64_t req;
         uint64_t sent_ms; /* monotonic, when the restore was sent */
         int done;
@@ -24,6 +27,7 @@ struct jrestart {
     struct conn *admin; /* NULL once the console went away */
     uint64_t admin_id;
     char error[256];
+    char note[400]; /* the copies and epochs given up on, for status */
 };
 
 /* A host that missed an abort (it was away): told when it registers. */
@@ -91,6 +95,9 @@ void jobs_stale_copy(struct coord *co, const struct vmrec *v, const char *host,
                      uint64_t inc);
 
 /* jobs_restart.c */
+/* The restore of the i-th VM of j's restart failed ('why'): 1 if it was
+ * sent again from the other copy of its image, 0 if there is none. */
+int jobs_restart_retry(struct job *j, size_t i, const char *why);
 /* Whether a restart of 'j' now could put a second copy of a guest next to
  * one still running: the latest instant (clock_mono_ms) at which the lease
  * of a host of j's guests that is not up may still hold, with that host in

@@ -123,22 +123,28 @@ static void restart_reply(struct job *j, size_t i, const Vmckpt__Envelope *env)
 {
     struct jrestart *rs = j->rs;
 
-    rs->v[i].done = 1;
-    rs->ndone++;
     if (env->type != VMCKPT__MSG_TYPE__MSG_RESTORE_DONE ||
         env->restore_done->error == NULL ||
         env->restore_done->error->code != VMCKPT__ERROR_CODE__ERR_NONE) {
-        rs->nfail++;
+        const char *why = env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
+                                  env->restore_done->error != NULL
+                              ? env->restore_done->error->text
+                          : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
+                              ? env->error->text
+                              : "unexpected reply";
+
         stats_restore(j->co, 0, 0);
+        /* the other copy of its image, if there is one */
+        if (jobs_restart_retry(j, i, why))
+            return;
+        rs->v[i].done = 1;
+        rs->ndone++;
+        rs->nfail++;
         snprintf(rs->error, sizeof(rs->error), "%s on %s: %s", rs->v[i].vm,
-                 rs->v[i].host,
-                 env->type == VMCKPT__MSG_TYPE__MSG_RESTORE_DONE &&
-                         env->restore_done->error != NULL
-                     ? env->restore_done->error->text
-                 : env->type == VMCKPT__MSG_TYPE__MSG_ERROR
-                     ? env->error->text
-                     : "unexpected reply");
+                 rs->v[i].host, why);
     } else {
+        rs->v[i].done = 1;
+        rs->ndone++;
         stats_restore(j->co, 1, clock_mono_ms() - rs->v[i].sent_ms);
     }
     if (rs->ndone == rs->n)

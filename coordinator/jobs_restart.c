@@ -91,13 +91,54 @@ static void restart_failed(struct job *j)
                      "%s", text);
 }
 
+/* Every copy of some image of rs->epoch failed: the restart goes on from
+ * the job's previous committed epoch, every VM from that one (the console
+ * still waits for its answer). 1 if it did (rs is gone then), 0 if there
+ * is none. */
+static int restart_earlier(struct job *j)
+{
+    struct jrestart *rs = j->rs;
+    struct vmckpt_error err;
+    struct conn *admin = rs->admin;
+    uint64_t prev, admin_id = rs->admin_id, failed = rs->epoch;
+    char note[400], why[300];
+
+    if (catalog_job_epoch_before(j->co->cat, j->name, rs->epoch, &prev, &err) <
+        0) {
+        log_err("%s", err.text);
+        return 0;
+    }
+    if (prev == 0)
+        return 0;
+    snprintf(note, sizeof(note), "epoch %llu could not be restored (%.200s)",
+             (unsigned long long)failed, rs->error);
+    log_warn("job %s: %s; every VM comes back from epoch %llu instead", j->name,
+             note, (unsigned long long)prev);
+    free(rs->v);
+    free(rs);
+    j->rs = NULL;
+    if (jobs_restart(j, prev, NULL, 0, admin, admin_id, why, sizeof(why)) < 0) {
+        jobs_set_state(j, "failed", why);
+        if (admin != NULL)
+            server_error(admin, admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                         "%s; restart from epoch %llu: %s", note,
+                         (unsigned long long)prev, why);
+        return 1;
+    }
+    if (j->rs != NULL) /* still going: its status says why */
+        snprintf(j->rs->note, sizeof(j->rs->note), "%s", note);
+    return 1;
+}
+
 void jobs_restart_finish(struct job *j)
 {
     struct jrestart *rs = j->rs;
     size_t i, nhosts;
-    char text[400];
+    char text[600];
 
     if (rs->nfail > 0) {
+        if (restart_earlier(j))
+            return;
         restart_failed(j);
         goto out;
     }
@@ -120,10 +161,18 @@ void jobs_restart_finish(struct job *j)
     }
     snprintf(text, sizeof(text),
              "job %s restarted from epoch %llu: %zu VM(s) on %zu host(s), "
-             "resumed together",
-             j->name, (unsigned long long)rs->epoch, rs->n, nhosts);
+             "resumed together%s%s",
+             j->name, (unsigned long long)rs->epoch, rs->n, nhosts,
+             rs->note[0] ? "; " : "", rs->note);
     log_info("%s", text);
     jobs_set_state(j, "running", NULL);
+    if (rs->note[0] != '\0') {
+        /* status shows what the restart had to give up on */
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "restarted from epoch %llu: %.200s",
+                 (unsigned long long)rs->epoch, rs->note);
+        jobs_save(j);
+    }
     if (rs->admin != NULL) {
         Vmckpt__Ack ack = VMCKPT__ACK__INIT;
 
@@ -266,34 +315,61 @@ static int restart_open(struct job *j, uint64_t epoch, size_t n,
     return 0;
 }
 
-/* Ask the agent of 'target' to restore VM 'v' (the i-th of the restart)
- * paused, from 'src'; the VM is restoring there from now on. */
-static void restore_vm(struct job *j, size_t i, struct vmrec *v,
-                       const char *target, const struct epoch_src *src)
+/* Send the restore of the i-th VM of j's restart, 'v', paused, on
+ * rs->v[i].host from the image of rs->epoch in rs->v[i].from's store. */
+static void send_restore(struct job *j, size_t i, struct vmrec *v)
 {
     struct coord *co = j->co;
     struct jrestart *rs = j->rs;
     Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
     Vmckpt__VmSpec spec = *v->spec;
-    char *h = strdup(target);
 
-    snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", v->name);
-    snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target);
-    spec.host = (char *)target;
+    spec.host = rs->v[i].host;
     spec.incarnation = j->incarnation;
     v->spec->incarnation = j->incarnation;
     r.job = j->name;
     r.vm = v->name;
     r.epoch = rs->epoch;
-    r.source_host = (char *)src->from;
-    r.source_addr = (char *)hosts_store_addr(co, src->from);
+    r.source_host = rs->v[i].from;
+    r.source_addr = (char *)hosts_store_addr(co, rs->v[i].from);
     r.spec = &spec;
     r.start_paused = 1;
-    r.qemu_stream = src->qemu_stream;
+    r.qemu_stream = rs->v[i].qemu_stream;
     rs->v[i].req = co->next_req++;
     rs->v[i].sent_ms = clock_mono_ms();
     log_info("job %s: restore %s on %s from epoch %llu (image on %s)", j->name,
-             v->name, target, (unsigned long long)rs->epoch, src->from);
+             v->name, rs->v[i].host, (unsigned long long)rs->epoch,
+             rs->v[i].from);
+    if (server_send(hosts_conn(co, rs->v[i].host),
+                    VMCKPT__MSG_TYPE__MSG_RESTORE, rs->v[i].req, &r) < 0) {
+        rs->v[i].done = 1;
+        rs->ndone++;
+        rs->nfail++;
+        snprintf(rs->error, sizeof(rs->error), "cannot reach %s",
+                 rs->v[i].host);
+        stats_restore(co, 0, 0);
+    }
+}
+
+/* Ask the agent of 'target' to restore VM 'v' (the i-th of the restart)
+ * paused, from 'src'; the VM is restoring there from now on. The other
+ * copy of a job epoch's image (the store's, or the local one its host
+ * kept) is noted for a retry. */
+static void restore_vm(struct job *j, size_t i, struct vmrec *v,
+                       const char *target, const struct epoch_src *src)
+{
+    struct coord *co = j->co;
+    struct jrestart *rs = j->rs;
+    char *h = strdup(target);
+
+    snprintf(rs->v[i].vm, sizeof(rs->v[i].vm), "%s", v->name);
+    snprintf(rs->v[i].host, sizeof(rs->v[i].host), "%s", target);
+    snprintf(rs->v[i].from, sizeof(rs->v[i].from), "%s", src->from);
+    snprintf(rs->v[i].alt, sizeof(rs->v[i].alt), "%s",
+             strcmp(src->from, src->store_host) != 0   ? src->store_host
+             : strcmp(src->host, src->store_host) != 0 ? src->host
+                                                       : "");
+    rs->v[i].qemu_stream = src->qemu_stream;
     if (h != NULL) {
         free(v->spec->host);
         v->spec->host = h;
@@ -301,14 +377,29 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
     if (target != v->host) /* a survivor's is its own */
         snprintf(v->host, sizeof(v->host), "%s", target);
     vms_set_state(co, v, "restoring");
-    if (server_send(hosts_conn(co, target), VMCKPT__MSG_TYPE__MSG_RESTORE,
-                    rs->v[i].req, &r) < 0) {
-        rs->v[i].done = 1;
-        rs->ndone++;
-        rs->nfail++;
-        snprintf(rs->error, sizeof(rs->error), "cannot reach %s", target);
-        stats_restore(co, 0, 0);
-    }
+    send_restore(j, i, v);
+}
+
+int jobs_restart_retry(struct job *j, size_t i, const char *why)
+{
+    struct jrestart *rs = j->rs;
+    struct vmrec *v = vms_find(j->co, j->name, rs->v[i].vm);
+    size_t len = strlen(rs->note);
+
+    if (v == NULL || v->spec == NULL || rs->v[i].alt[0] == '\0' ||
+        hosts_conn(j->co, rs->v[i].alt) == NULL)
+        return 0;
+    log_warn("job %s: the restore of %s from %s's copy of epoch %llu "
+             "failed (%s); trying the copy on %s",
+             j->name, v->name, rs->v[i].from, (unsigned long long)rs->epoch,
+             why, rs->v[i].alt);
+    snprintf(rs->note + len, sizeof(rs->note) - len,
+             "%s%s from %s's copy (%s's failed: %.120s)", len ? "; " : "",
+             v->name, rs->v[i].alt, rs->v[i].from, why);
+    snprintf(rs->v[i].from, sizeof(rs->v[i].from), "%s", rs->v[i].alt);
+    rs->v[i].alt[0] = '\0';
+    send_restore(j, i, v);
+    return 1;
 }
 
 /* One VM of a restart: the image it comes back from, and where. */

@@ -23,6 +23,7 @@ SHELL_TESTS = \
 	%reldir%/t0680-partition.t \
 	%reldir%/t0685-hung-agent.t \
 	%reldir%/t0690-metrics.t \
+	%reldir%/t0695-restore-fallback.t \
 	%reldir%/t0700-xen.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
