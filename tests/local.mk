@@ -1,6 +1,7 @@
 # Integration tests: TAP shell scripts that start the real daemons in
 # network namespaces with private directories. tNNNN-area-what.t
 SHELL_TESTS = \
+	%reldir%/t0060-install.t \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
 	%reldir%/t0120-cluster-ssh.t \
