@@ -19,7 +19,8 @@ SHELL_TESTS = \
 	%reldir%/t0660-store-full.t \
 	%reldir%/t0670-vm-exit.t \
 	%reldir%/t0680-partition.t \
-	%reldir%/t0700-xen.t
+	%reldir%/t0700-xen.t \
+	%reldir%/t0800-debian.t
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
 # the scenarios t0700 runs inside the Xen lab's dom0 (not here)
