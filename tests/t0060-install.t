@@ -20,8 +20,10 @@ D=$TEST_DIR/dest
 bmake() {
     env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$top_builddir" "$@"
 }
+# (the units' directory is systemd's own, outside the prefix: moved too)
 inst() {
-    bmake prefix="$P" sysconfdir="$ETC" localstatedir="$VAR" DESTDIR="$D" "$@"
+    bmake prefix="$P" sysconfdir="$ETC" localstatedir="$VAR" DESTDIR="$D" \
+        systemdsystemunitdir="$P/lib/systemd/system" "$@"
 }
 # mkvar VAR: the value of a variable of the build tree's Makefile
 mkvar() {
@@ -47,6 +49,7 @@ test_expect_success 'programs, libraries, configuration, state directory at thei
         expect "$P/$f" && test -x "$D$P/$f" || exit 1
     done &&
     expect "$P/libexec/vmckpt/libvmckpt-uffd.so" &&
+    expect "$P/libexec/vmckpt/vmckpt-guard" && test -x "$D$P/libexec/vmckpt/vmckpt-guard" &&
     if [ -z "$(mkvar HAVE_MPI_TRUE)" ]; then
         expect "$P/bin/vmckpt-mpirun" &&
         expect "$P/libexec/vmckpt/libvmckpt-mpi.so" || exit 1
@@ -57,7 +60,13 @@ test_expect_success 'programs, libraries, configuration, state directory at thei
     test "$(stat -c %a "$D$ETC/vmckpt/vmckpt.conf")" = 644 &&
     test -d "$D$VAR/lib/vmckpt" &&
     test "$(stat -c %a "$D$VAR/lib/vmckpt")" = 700 &&
-    expect "$P/share/doc/vmckpt/architecture.md"
+    expect "$P/share/doc/vmckpt/architecture.md" &&
+    expect "$P/share/man/man8/vmckpt-agent.8" &&
+    expect "$ETC/logrotate.d/vmckpt" &&
+    if [ -z "$(mkvar HAVE_SYSTEMD_UNITS_TRUE)" ]; then
+        expect "$P/lib/systemd/system/vmckpt-agent.service" &&
+        expect "$P/lib/systemd/system/vmckpt-coordinator.service"
+    fi
 '
 
 test_expect_success 'no test, noinst or check program, no script of the tree is installed' '
