@@ -15,7 +15,7 @@ command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
 [ -x "$top_builddir/mpi-hooks/vmckpt-mpirun" ] || skip_all "built without Open MPI"
 [ -x "$top_builddir/examples/mpi/heatf-f08" ] || skip_all "built without Fortran MPI"
-require_kernel 6 7 "userfaultfd async write-protect"
+tracking_mode
 guest_tests_exclusive
 
 IMG="$top_builddir/lab"

@@ -10,7 +10,7 @@
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
-require_kernel 6 7 "userfaultfd async write-protect"
+tracking_mode
 guest_tests_exclusive
 
 IMG="$top_builddir/lab"

@@ -124,8 +124,30 @@ lab_accel() {
         "$LAB_CMD" accel | cut -d" " -f1
 }
 
+# tracking_mode: how the guests' writes are tracked in this run. With
+# Linux 6.7 or later (userfaultfd asynchronous write-protection and
+# PAGEMAP_SCAN) the agent's own tracking, and epochs after the first are
+# deltas; on an older kernel, or with VMCKPT_TEST_TRACKING=qemu-migration,
+# QEMU's own migration stream, every epoch full: the job-level tests run on
+# that fallback and leave out only their checks of deltas ('incremental').
+tracking_mode() {
+    local maj min
+    maj=$(uname -r | cut -d. -f1) min=$(uname -r | cut -d. -f2)
+    TRACKING=uffd
+    if [ "${VMCKPT_TEST_TRACKING:-}" = qemu-migration ]; then
+        TRACKING=qemu-migration
+        echo "# VMCKPT_TEST_TRACKING=qemu-migration: guests checkpointed from QEMU's migration stream, every epoch full"
+    elif ! { [ "$maj" -gt 6 ] || { [ "$maj" -eq 6 ] && [ "$min" -ge 7 ]; }; }; then
+        TRACKING=qemu-migration
+        echo "# kernel $(uname -r): no userfaultfd write-protection (6.7): guests checkpointed from QEMU's migration stream, every epoch full"
+    fi
+}
+# incremental: this run's epochs after the first are deltas
+incremental() { [ "${TRACKING:-uffd}" = uffd ]; }
+
 # agents_for_guests HOST...: those hosts' agents launch guests with the
-# dirty-tracking preload and the lab's accelerator.
+# dirty-tracking preload and the lab's accelerator (and, in a
+# tracking_mode fallback run, QEMU's migration stream).
 agents_for_guests() {
     local accel h
     accel=$(lab_accel) || return 1
@@ -133,6 +155,9 @@ agents_for_guests() {
         printf "uffd_preload = %s\naccel = %s\n" \
             "$top_builddir/agent/hv/libvmckpt-uffd.so" "$accel" \
             >>"$TEST_DIR/$h/vmckpt.conf" || return 1
+        if ! incremental; then
+            echo "dirty_tracking = qemu-migration" >>"$TEST_DIR/$h/vmckpt.conf" || return 1
+        fi
     done
 }
 
