@@ -29,9 +29,15 @@ CO_IP=198.18.0.1
 # in a short directory of their own, whatever the build tree's depth.
 RUN_BASE=$(mktemp -d /tmp/vmckpt-run.XXXXXX)
 
+# (VMCKPT_KEEP_RUN=1 keeps the run directory, guests' consoles included,
+# for a look after a failure)
 cluster_cleanup() {
     "$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true
-    rm -rf "$RUN_BASE"
+    if [ "${VMCKPT_KEEP_RUN:-0}" = 1 ]; then
+        echo "# kept: $RUN_BASE"
+    else
+        rm -rf "$RUN_BASE"
+    fi
 }
 trap cluster_cleanup EXIT
 
