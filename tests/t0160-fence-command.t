@@ -21,14 +21,15 @@ cat >"$FENCE" <<EOF
 #!/bin/sh
 echo "\$1" >>"$TEST_DIR/fenced.list"
 case "\$1" in
-fake001) n=0
-    while [ ! -e "$TEST_DIR/fence-go" ] && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
+fake001) read -r go <"$TEST_DIR/fence-go"
     echo "power switch: \$1 off" ;;
 fake002) echo "power switch of \$1: no answer" >&2; exit 1 ;;
 *) echo "power switch: \$1 off" ;;
 esac
 EOF
 chmod +x "$FENCE"
+# fake001's power switch answers when the test writes to this
+mkfifo "$TEST_DIR/fence-go"
 sed -i -e 's/^heartbeat_interval_ms = .*/heartbeat_interval_ms = 200/' \
     -e 's/^heartbeat_timeout_ms = .*/heartbeat_timeout_ms = 1500/' \
     -e "/^\[coordinator\]/a fence_command = $FENCE\nfence_timeout_ms = 90000" \
@@ -73,7 +74,7 @@ test_expect_success 'while the command for fake001 runs, a restart elsewhere wai
 '
 
 test_expect_success 'fake001 reported off: it counts as fenced, the restart no longer waits for it' '
-    touch $TEST_DIR/fence-go &&
+    timeout 10 sh -c "echo go >$TEST_DIR/fence-go" &&
     wait_until 30 "grep -q \"host fake001 fenced by fence_command (exit 0, [0-9]* ms): power switch: fake001 off\" $CO_LOG" &&
     ! vmckpt restart $JOB >$TEST_DIR/r2.out 2>&1 && cat $TEST_DIR/r2.out &&
     ! grep -q "may still run" $TEST_DIR/r2.out &&

@@ -86,7 +86,7 @@ test_expect_success 'status j1 and jobs show the job, its last epoch and its pau
 '
 
 for i in 1 2 3; do eval "G_BEFORE_2_$i=\$(gen_now g$i h$i)"; done
-test_expect_success 'second epoch, in 2 streams per VM: incremental for every VM (QEMU's stream: full, one stream)' '
+test_expect_success 'second epoch, in 2 streams per VM: incremental for every VM (on the QEMU migration stream: full, one stream)' '
     ! vmckpt checkpoint j1 --streams 9 2>$TEST_DIR/err && cat $TEST_DIR/err &&
     grep -q "\-\-streams .9.: give 1 to 8" $TEST_DIR/err &&
     vmckpt checkpoint j1 --wait --streams 2 >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&

@@ -183,15 +183,20 @@ test_expect_success 'job set --lz4 yes: the next epoch (full: new QEMUs) is comp
     vmckpt jobs --json | jq -e ".[] | select(.job == \"j2\") | .lz4" &&
     vmckpt checkpoint j2 --wait >$TEST_DIR/c7.out && cat $TEST_DIR/c7.out &&
     e=$(sed -n "s/.*epoch \([0-9]*\) begins.*/\1/p" $TEST_DIR/c7.out) &&
-    grep_log $TEST_DIR/h4/agent.log "checkpoint of j2/g1 epoch $e (full, job, lz4)" &&
-    for v in g1 g2 g3; do
-        # the page data (non-zero pages) against what went on the wire
-        cat $TEST_DIR/h*/agent.log |
-            sed -n "s/.*checkpoint of j2\/$v epoch $e durable.*(\([0-9]*\) bytes of page data, \([0-9]*\) on the wire).*/\1 \2/p" \
-            >$TEST_DIR/z.$v && echo "$v: $(cat $TEST_DIR/z.$v)" &&
-        read -r raw wire <$TEST_DIR/z.$v && test "$raw" -gt 0 &&
-        test "$((wire * 10))" -lt "$((raw * 9))" || exit 1
-    done &&
+    if ! incremental; then
+        grep_log $TEST_DIR/h4/agent.log "j2/g1: LZ4 does not apply to QEMU.s migration stream" &&
+        grep_log $TEST_DIR/h4/agent.log "checkpoint of j2/g1 epoch $e (full, job) "
+    else
+        grep_log $TEST_DIR/h4/agent.log "checkpoint of j2/g1 epoch $e (full, job, lz4)" &&
+        for v in g1 g2 g3; do
+            # the page data (non-zero pages) against what went on the wire
+            cat $TEST_DIR/h*/agent.log |
+                sed -n "s/.*checkpoint of j2\/$v epoch $e durable.*(\([0-9]*\) bytes of page data, \([0-9]*\) on the wire).*/\1 \2/p" \
+                >$TEST_DIR/z.$v && echo "$v: $(cat $TEST_DIR/z.$v)" &&
+            read -r raw wire <$TEST_DIR/z.$v && test "$raw" -gt 0 &&
+            test "$((wire * 10))" -lt "$((raw * 9))" || exit 1
+        done
+    fi &&
     vmckpt job set j2 --lz4 maybe 2>&1 | grep -q "give yes or no"
 '
 

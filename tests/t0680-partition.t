@@ -23,11 +23,6 @@ h1_log="$TEST_DIR/h1/agent.log"
 # h1's end of its veth to the fabric (scripts/vmckpt-lab: one per host)
 fabric_link() { ip -n "vl-$LAB-fab" link set vh1 "$1"; }
 
-# at_ms FILE PATTERN: the time of day (ms) of the first line with PATTERN
-at_ms() {
-    grep -m1 -- "$2" "$1" | awk '{ split($1, t, "[:.]");
-        printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
-}
 
 test_expect_success 'setup: two hosts, job j4 of two guests running memwriter, auto_restart, epoch 1 committed' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&

@@ -22,11 +22,6 @@ co_log="$TEST_DIR/co/coordinator.log"
 h1_log="$TEST_DIR/h1/agent.log"
 h2_log="$TEST_DIR/h2/agent.log"
 
-# at_ms FILE PATTERN: the time of day (ms) of the first line with PATTERN
-at_ms() {
-    grep -m1 -- "$2" "$1" | awk '{ split($1, t, "[:.]");
-        printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
-}
 # stopped PID: the process is stopped (SIGSTOP)
 stopped() { grep -q '^[0-9]* (.*) T ' "/proc/$1/stat" 2>/dev/null; }
 # running_once VM...: each guest has exactly one QEMU that is not stopped

@@ -238,6 +238,13 @@ exactly_once() {
     done
 }
 
+# at_ms FILE PATTERN: the time of day (ms) of the first line of a log
+# with PATTERN
+at_ms() {
+    grep -m1 -- "$2" "$1" | awk '{ split($1, t, "[:.]");
+        printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
+}
+
 # No sanitizer report in any daemon log.
 no_sanitizer_reports() {
     if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \

@@ -389,6 +389,107 @@ static void store_incarnation(void)
     inc_epoch(3, 2);
 }
 
+/* A peer without the key: it cannot compute the proof, so it sends bytes
+ * of the right length that are not the proof. -1 if no challenge came. */
+static int wrong_key(void)
+{
+    struct vmckpt_error err;
+    struct wire_conn c;
+    Vmckpt__Envelope *env;
+    Vmckpt__AuthProof p = VMCKPT__AUTH_PROOF__INIT;
+    uint8_t mac[AUTH_MAC_LEN], buf[8192];
+    int fd = dial();
+
+    put_raw(fd, buf,
+            hello_frame(buf, WIRE_VERSION, VMCKPT__MSG_TYPE__MSG_HELLO));
+    wire_conn_init(&c, fd, 0);
+    if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0 ||
+        env->type != VMCKPT__MSG_TYPE__MSG_CHALLENGE) {
+        fprintf(stderr, "wirepoke: no challenge\n");
+        return -1;
+    }
+    wire_free(env);
+    auth_random(mac, sizeof(mac));
+    p.mac.data = mac;
+    p.mac.len = sizeof(mac);
+    wire_conn_send(&c, VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, &err);
+    wire_conn_flush_wait(&c, 3000, &err);
+    wire_conn_dispose(&c);
+    drain(fd);
+    return 0;
+}
+
+/* As a rank of 'job': an admin request, and a rank message for another
+ * job. -1 if it could not authenticate. */
+static int as_rank(const char *job)
+{
+    struct vmckpt_error err;
+    struct client *cl =
+        client_open(addr, &key, VMCKPT__ROLE__ROLE_RANK, job, 3000, &err);
+    Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
+    Vmckpt__RankRegister r = VMCKPT__RANK_REGISTER__INIT;
+    Vmckpt__Envelope *env;
+
+    if (cl == NULL) {
+        fprintf(stderr, "wirepoke: %s\n", err.text);
+        return -1;
+    }
+    printf("ok authenticated\n");
+    if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
+                    VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) < 0)
+        printf("error: %s\n", err.text);
+    else
+        wire_free(env);
+    r.job = "some-other-job";
+    r.size = 1;
+    if (client_call(cl, VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, &r,
+                    VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, &env, &err) < 0)
+        printf("error: %s\n", err.text);
+    else
+        wire_free(env);
+    client_close(cl);
+    return 0;
+}
+
+/* As an admin: an unknown message type after the handshake
+ * ("authed-unknown-type"), or a known one the coordinator does not serve
+ * and then a good request. -1 if it could not authenticate. */
+static int as_admin(const char *what)
+{
+    struct vmckpt_error err;
+    uint8_t buf[8192];
+    struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_ADMIN,
+                                    "wirepoke", 3000, &err);
+
+    if (cl == NULL) {
+        fprintf(stderr, "wirepoke: %s\n", err.text);
+        return -1;
+    }
+    printf("ok authenticated\n");
+    if (strcmp(what, "authed-unknown-type") == 0) {
+        put_raw(cl->fd, buf, hello_frame(buf, WIRE_VERSION, 99));
+        net_set_nonblock(cl->fd, 1);
+        drain(dup(cl->fd));
+    } else {
+        Vmckpt__CkptCommit cc = VMCKPT__CKPT_COMMIT__INIT;
+        Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
+        Vmckpt__Envelope *env;
+
+        cc.job = "j";
+        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT, &cc,
+                        VMCKPT__MSG_TYPE__MSG_ACK, &env, &err) < 0)
+            printf("error: %s\n", err.text);
+        /* the connection survives a refused request */
+        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
+                        VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) == 0) {
+            printf("ok still connected\n");
+            wire_free(env);
+        }
+    }
+    client_close(cl);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint8_t buf[8192];
@@ -452,30 +553,8 @@ int main(int argc, char **argv)
         free(f);
         drain(fd);
     } else if (strcmp(what, "wrong-key") == 0) {
-        /* a peer without the key: it cannot compute the proof, so it
-         * sends bytes of the right length that are not the proof */
-        struct wire_conn c;
-        Vmckpt__Envelope *env;
-        Vmckpt__AuthProof p = VMCKPT__AUTH_PROOF__INIT;
-        uint8_t mac[AUTH_MAC_LEN];
-
-        fd = dial();
-        put_raw(fd, buf,
-                hello_frame(buf, WIRE_VERSION, VMCKPT__MSG_TYPE__MSG_HELLO));
-        wire_conn_init(&c, fd, 0);
-        if (wire_conn_recv_wait(&c, &env, 3000, &err) < 0 ||
-            env->type != VMCKPT__MSG_TYPE__MSG_CHALLENGE) {
-            fprintf(stderr, "wirepoke: no challenge\n");
+        if (wrong_key() < 0)
             return 2;
-        }
-        wire_free(env);
-        auth_random(mac, sizeof(mac));
-        p.mac.data = mac;
-        p.mac.len = sizeof(mac);
-        wire_conn_send(&c, VMCKPT__MSG_TYPE__MSG_AUTH_PROOF, 0, &p, &err);
-        wire_conn_flush_wait(&c, 3000, &err);
-        wire_conn_dispose(&c);
-        drain(fd);
     } else if (strcmp(what, "replay") == 0) {
         replay();
     } else if (strcmp(what, "store-parts") == 0) {
@@ -483,64 +562,12 @@ int main(int argc, char **argv)
     } else if (strcmp(what, "store-incarnation") == 0) {
         store_incarnation();
     } else if (strncmp(what, "rank:", 5) == 0) {
-        struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_RANK,
-                                        what + 5, 3000, &err);
-        Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
-        Vmckpt__RankRegister r = VMCKPT__RANK_REGISTER__INIT;
-        Vmckpt__Envelope *env;
-
-        if (cl == NULL) {
-            fprintf(stderr, "wirepoke: %s\n", err.text);
+        if (as_rank(what + 5) < 0)
             return 2;
-        }
-        printf("ok authenticated\n");
-        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
-                        VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env, &err) < 0)
-            printf("error: %s\n", err.text);
-        else
-            wire_free(env);
-        r.job = "some-other-job";
-        r.size = 1;
-        if (client_call(cl, VMCKPT__MSG_TYPE__MSG_RANK_REGISTER, &r,
-                        VMCKPT__MSG_TYPE__MSG_RANK_REGISTERED, &env, &err) < 0)
-            printf("error: %s\n", err.text);
-        else
-            wire_free(env);
-        client_close(cl);
     } else if (strcmp(what, "authed-unknown-type") == 0 ||
                strcmp(what, "authed-not-served") == 0) {
-        struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_ADMIN,
-                                        "wirepoke", 3000, &err);
-
-        if (cl == NULL) {
-            fprintf(stderr, "wirepoke: %s\n", err.text);
+        if (as_admin(what) < 0)
             return 2;
-        }
-        printf("ok authenticated\n");
-        if (strcmp(what, "authed-unknown-type") == 0) {
-            put_raw(cl->fd, buf, hello_frame(buf, WIRE_VERSION, 99));
-        } else {
-            Vmckpt__CkptCommit cc = VMCKPT__CKPT_COMMIT__INIT;
-            Vmckpt__HostsQuery q = VMCKPT__HOSTS_QUERY__INIT;
-            Vmckpt__Envelope *env;
-
-            cc.job = "j";
-            if (client_call(cl, VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT, &cc,
-                            VMCKPT__MSG_TYPE__MSG_ACK, &env, &err) < 0)
-                printf("error: %s\n", err.text);
-            /* the connection survives a refused request */
-            if (client_call(cl, VMCKPT__MSG_TYPE__MSG_HOSTS_QUERY, &q,
-                            VMCKPT__MSG_TYPE__MSG_HOSTS_REPLY, &env,
-                            &err) == 0) {
-                printf("ok still connected\n");
-                wire_free(env);
-            }
-        }
-        if (strcmp(what, "authed-unknown-type") == 0) {
-            net_set_nonblock(cl->fd, 1);
-            drain(dup(cl->fd));
-        }
-        client_close(cl);
     } else {
         fprintf(stderr, "wirepoke: unknown case '%s'\n", what);
         return 2;
