@@ -360,7 +360,9 @@ static int stream_checkpoint(struct ckpt_job *j,
     res->pause_us = (clock_ns(CLOCK_MONOTONIC) - tpause) / 1000;
     pthread_join(t, NULL);
     end.state_xxh64 = batch_hash_done(r.hash);
-    if (rc == 0 && r.failed) {
+    if (r.failed) {
+        /* the sink's own error (a store's refusal) is the cause; QEMU only
+         * saw its pipe close ("Broken pipe") */
         *err = r.err;
         rc = -1;
     }
@@ -652,7 +654,12 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     j->req = env->request_id;
     j->max_ms = b->max_precopy_ms;
     j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;
-    j->lz4 = b->compress;
+    /* QEMU's own stream goes as QEMU writes it: no page batches */
+    j->lz4 = b->compress && !vm->qemu_stream;
+    if (b->compress && vm->qemu_stream)
+        log_info("%s/%s: LZ4 does not apply to QEMU's migration stream; "
+                 "it is stored as QEMU writes it",
+                 b->job, vm->name);
     /* QEMU's own stream is one pipe: one stream */
     j->streams = vm->qemu_stream ? 1 : b->streams ? b->streams : a->streams;
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;

@@ -90,6 +90,7 @@ static void epoch_reply(struct job *j, struct jvm *v,
 {
     struct jepoch *e = j->cur;
     const Vmckpt__CkptDurable *d = env->ckpt_durable;
+    struct vmrec *vr;
 
     if (env->type != VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE) {
         jobs_abort(j, "%s/%s on %s: %s", j->name, v->vm, v->host,
@@ -114,6 +115,10 @@ static void epoch_reply(struct job *j, struct jvm *v,
     v->slowdown_ms = d->slowdown_ms;
     v->used_parent = d->parent;
     v->qemu_stream = d->qemu_stream;
+    /* a QEMU stream reports no rounds: what it sent shows here */
+    vr = vms_find(j->co, j->name, v->vm);
+    if (vr != NULL && vr->bytes_sent < d->wire_bytes)
+        vr->bytes_sent = d->wire_bytes;
     if (++e->ndurable == e->n)
         jobs_commit(j);
 }

@@ -768,6 +768,8 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
                 snprintf(v->chain_store, sizeof(v->chain_store), "%s",
                          p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
+                if (v->bytes_sent < d->wire_bytes) /* a QEMU stream's */
+                    v->bytes_sent = d->wire_bytes;
                 v->phase[0] = '\0';
                 vms_note_tracking(v, d->qemu_stream);
                 vms_save(co, v);

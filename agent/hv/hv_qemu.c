@@ -20,6 +20,17 @@
 #include "dirty_uffd.h"
 #include "hv.h"
 #include "lib/qemu/qmp.h"
+#include "lib/util/clock.h"
+#include "lib/util/log.h"
+
+/* QEMU's own pre-copy of a whole guest (the fallback without dirty
+ * tracking) converges only if the guest writes slower than the stream
+ * goes; past this it is cut: QEMU stops the guest for what is left. */
+#define STREAM_CONVERGE_MS 15000
+/* QEMU's default largest pause, set again before every such stream, and
+ * the one that cuts a stream that did not converge. */
+#define STREAM_DOWNTIME_MS     300
+#define STREAM_CUT_DOWNTIME_MS 60000
 
 /* 1 if /proc/cpuinfo lists hardware virtualisation (vmx or svm). */
 static int cpu_has_virt(void)
@@ -228,11 +239,22 @@ static int set_caps(struct hv_vm *vm, int ignore_shared,
     return rc;
 }
 
-/* Poll query-migrate until 'completed' (0) or a failure (-1). */
-static int wait_migration(struct hv_vm *vm, int timeout_ms,
+static int set_downtime(struct hv_vm *vm, unsigned ms, struct vmckpt_error *err)
+{
+    json_t *args = json_pack("{s:I}", "downtime-limit", (json_int_t)ms);
+    int rc = qmp_execute(vm->qmp, "migrate-set-parameters", args, NULL, err);
+
+    json_decref(args);
+    return rc;
+}
+
+/* Poll query-migrate until 'completed' (0) or a failure (-1); a transfer
+ * still going after 'converge_ms' (0: never) is cut. */
+static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
                           struct vmckpt_error *err)
 {
-    int waited = 0;
+    uint64_t t0 = clock_mono_ms();
+    int waited = 0, cut = 0;
 
     for (;;) {
         json_t *ret = NULL;
@@ -257,6 +279,18 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms,
             return -1;
         }
         json_decref(ret);
+        waited = (int)(clock_mono_ms() - t0);
+        if (converge_ms > 0 && !cut && waited >= converge_ms) {
+            struct vmckpt_error e2;
+
+            cut = 1;
+            log_warn("guest %s: QEMU's stream has not converged after %d ms "
+                     "(the guest writes faster than it goes): cut now, with "
+                     "a longer pause",
+                     vm->name, waited);
+            if (set_downtime(vm, STREAM_CUT_DOWNTIME_MS, &e2) < 0)
+                log_warn("guest %s: %s", vm->name, e2.text);
+        }
         if (waited >= timeout_ms) {
             errno = ETIMEDOUT;
             return errprintf(err,
@@ -265,7 +299,6 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms,
                              vm->name, timeout_ms);
         }
         usleep(1000);
-        waited += 1;
     }
 }
 
@@ -273,7 +306,8 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms,
  * it until done: with 'ignore_shared', only vCPU and device state travel
  * (the agent copies RAM itself); without, the whole guest. */
 static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
-                      const char *cmd, int timeout_ms, struct vmckpt_error *err)
+                      const char *cmd, int timeout_ms, int converge_ms,
+                      struct vmckpt_error *err)
 {
     json_t *args;
     int rc;
@@ -290,7 +324,7 @@ static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
     json_decref(args);
     if (rc < 0)
         return -1;
-    return wait_migration(vm, timeout_ms, err);
+    return wait_migration(vm, timeout_ms, converge_ms, err);
 }
 
 static int64_t qemu_save_state(struct hv_vm *vm, int fd,
@@ -300,7 +334,7 @@ static int64_t qemu_save_state(struct hv_vm *vm, int fd,
 
     if (ftruncate(fd, 0) < 0)
         return errprintf_errno(err, "device state");
-    if (migrate_fd(vm, 1, fd, "migrate", 30000, err) < 0)
+    if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, err) < 0)
         return -1;
     if (fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
@@ -311,7 +345,7 @@ static int qemu_load_state(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "device state");
-    return migrate_fd(vm, 1, fd, "migrate-incoming", 60000, err);
+    return migrate_fd(vm, 1, fd, "migrate-incoming", 60000, 0, err);
 }
 
 static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
@@ -320,7 +354,8 @@ static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
     json_t *ret = NULL;
 
     /* QEMU pre-copies by itself and stops the guest for its last round */
-    if (migrate_fd(vm, 0, fd, "migrate", 600000, err) < 0)
+    if (set_downtime(vm, STREAM_DOWNTIME_MS, err) < 0 ||
+        migrate_fd(vm, 0, fd, "migrate", 600000, STREAM_CONVERGE_MS, err) < 0)
         return -1;
     *downtime_ms = 0;
     if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, err) == 0) {
@@ -337,7 +372,7 @@ static int qemu_load_full(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "guest stream");
-    return migrate_fd(vm, 0, fd, "migrate-incoming", 600000, err);
+    return migrate_fd(vm, 0, fd, "migrate-incoming", 600000, 0, err);
 }
 
 const struct hv_ops hv_qemu_ops = {
