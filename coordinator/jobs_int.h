@@ -27,7 +27,7 @@ struct jrestart {
     struct conn *admin; /* NULL once the console went away */
     uint64_t admin_id;
     char error[256];
-    char note[400]; /* the copies and epochs given up on, for status */
+    char note[600]; /* the copies and epochs given up on, for status */
 };
 
 /* A host that missed an abort (it was away): told when it registers. */

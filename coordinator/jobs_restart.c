@@ -134,7 +134,7 @@ void jobs_restart_finish(struct job *j)
 {
     struct jrestart *rs = j->rs;
     size_t i, nhosts;
-    char text[600];
+    char text[900];
 
     if (rs->nfail > 0) {
         if (restart_earlier(j))
@@ -394,7 +394,7 @@ int jobs_restart_retry(struct job *j, size_t i, const char *why)
              j->name, v->name, rs->v[i].from, (unsigned long long)rs->epoch,
              why, rs->v[i].alt);
     snprintf(rs->note + len, sizeof(rs->note) - len,
-             "%s%s from %s's copy (%s's failed: %.120s)", len ? "; " : "",
+             "%s%s from %s's copy (%s's failed: %.200s)", len ? "; " : "",
              v->name, rs->v[i].alt, rs->v[i].from, why);
     snprintf(rs->v[i].from, sizeof(rs->v[i].from), "%s", rs->v[i].alt);
     rs->v[i].alt[0] = '\0';

@@ -54,8 +54,8 @@ test_expect_success 'g1 local copy of epoch 2 damaged: the restart takes the cop
     damage h1 g1 2 &&
     vmckpt restart j9 >$TEST_DIR/r1.out && cat $TEST_DIR/r1.out &&
     grep -q "job j9 restarted from epoch 2: 2 VM(s)" $TEST_DIR/r1.out &&
-    grep -q "g1 from h2.s copy (h1.s failed: .*damaged" $TEST_DIR/r1.out &&
-    grep_log $co_log "job j9: the restore of g1 from h1.s copy of epoch 2 failed (.*); trying the copy on h2" &&
+    grep -q "g1 from h2.s copy (h1.s failed: j9/g1 epoch 2: " $TEST_DIR/r1.out &&
+    grep_log $co_log "job j9: the restore of g1 from h1.s copy of epoch 2 failed (.*damaged.*); trying the copy on h2" &&
     job_field last_error | grep -q "^restarted from epoch 2: g1 from h2.s copy" &&
     exactly_once g1 g2 && verify g1 h1 && verify g2 h2
 '
