@@ -34,6 +34,7 @@ struct host {
     uint64_t last_ack_ms;   /* monotonic, the last lease granted; 0 = none */
     int fenced;             /* declared dead by the administrator */
     struct runcmd *fencing; /* the fence command running for it */
+    void *fence_arg;        /* its callback's argument, freed with it */
     uint64_t fence_until;   /* monotonic deadline of that command */
     int64_t last_seen;      /* unix seconds, persisted */
     int64_t registered_at;
@@ -58,7 +59,10 @@ struct hosts {
 
 static void host_free(struct host *h)
 {
-    runcmd_cancel(h->fencing);
+    if (h->fencing != NULL) {
+        runcmd_cancel(h->fencing);
+        free(h->fence_arg);
+    }
     free(h->name);
     free(h->addr);
     free(h->store_addr);
@@ -717,7 +721,16 @@ static void fence_done(void *arg, int status, int timed_out, const char *output,
                     sizeof(how));
     if (h != NULL) {
         h->fencing = NULL;
-        if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        h->fence_arg = NULL;
+        if (h->conn != NULL && strcmp(h->state, "up") == 0) {
+            /* it registered again meanwhile: whatever the command did, the
+             * host runs; its lease counts as for any up host */
+            log_warn("host %s: fence_command ended (%s, %llu ms: %s) after "
+                     "the host registered again; not taken as fenced",
+                     h->name, how, (unsigned long long)ms,
+                     output[0] ? output : "(no output)");
+        } else if (!timed_out && WIFEXITED(status) &&
+                   WEXITSTATUS(status) == 0) {
             h->fenced = 1;
             log_warn("host %s fenced by fence_command (%s, %llu ms): %s; "
                      "its guests are restarted without waiting for its lease",
@@ -764,7 +777,9 @@ void hosts_fence_run(struct coord *co, const char *name)
     h->fence_until = clock_mono_ms() + hs->fence_timeout_ms;
     h->fencing = runcmd_start(co->loop, hs->fence_command, name,
                               hs->fence_timeout_ms, fence_done, fd, &err);
+    h->fence_arg = fd;
     if (h->fencing == NULL) {
+        h->fence_arg = NULL;
         log_err("host %s: fence_command not run: %s; its guests move only "
                 "once its lease has ended",
                 name, err.text);
