@@ -20,6 +20,8 @@ CO_LOG=$LOGS/coordinator.log
 H1_LOG=$LOGS/agent.log
 CO_NOTIFY=$TEST_DIR/co/notify.out
 H1_NOTIFY=$TEST_DIR/h1/notify.out
+# a UNIX socket path holds at most 107 bytes: in the short run directory
+CO_SOCKET=$RUN_BASE/co-notify
 H1_SOCKET=vmckpt-$LAB-h1 # abstract: per network namespace
 mkdir -p $LOGS
 sed -i "/^\[coordinator\]/a log = $CO_LOG" $CO_CONF
@@ -75,9 +77,9 @@ else
 fi
 
 test_expect_success 'the coordinator in the foreground reports READY=1 once it answers' '
-    in_host co socat -u UNIX-RECV:$TEST_DIR/co/notify - >>$CO_NOTIFY 2>>$TEST_DIR/co/socat.err &
-    wait_until 5 "test -S $TEST_DIR/co/notify" &&
-    NOTIFY_SOCKET=$TEST_DIR/co/notify in_host co "$COORD_BIN" -f -c $CO_CONF \
+    in_host co socat -u UNIX-RECV:$CO_SOCKET - >>$CO_NOTIFY 2>>$TEST_DIR/co/socat.err &
+    wait_until 5 "test -S $CO_SOCKET" &&
+    NOTIFY_SOCKET=$CO_SOCKET in_host co "$COORD_BIN" -f -c $CO_CONF \
         >>$TEST_DIR/co/stderr 2>&1 &
     wait_until 20 "grep -qx READY=1 $CO_NOTIFY" 0.02 &&
     vmckpt hosts | grep -q "No host has registered" &&
