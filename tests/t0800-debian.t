@@ -16,6 +16,10 @@ for t in dpkg-buildpackage dh lintian mmdebstrap; do
         skip_all "$t not installed (apt-get install debhelper lintian mmdebstrap)"
 done
 [ -f "$top_srcdir/debian/control" ] || skip_all "no debian/ in $top_srcdir"
+# Building the packages compiles the whole tree: not next to a test whose
+# guests would be starved of CPU (a TCG guest held up for seconds after a
+# restore can panic), so the whole test takes the guest tests' turn.
+guest_tests_exclusive
 
 VERSION=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "$top_builddir/config.h")
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
@@ -152,7 +156,6 @@ skip_rest() {
     exit
 }
 command -v dropbearkey >/dev/null || skip_rest "dropbear-bin not installed: no guest checkpoint"
-guest_tests_exclusive
 
 # in_root HOST CMD...: CMD in the fresh root inside lab host HOST, as a
 # service of that host: its own /etc/vmckpt and /var/lib/vmckpt

@@ -32,7 +32,14 @@ RUN_BASE=$(mktemp -d /tmp/vmckpt-run.XXXXXX)
 # (VMCKPT_KEEP_RUN=1 keeps the run directory, guests' consoles included,
 # for a look after a failure)
 cluster_cleanup() {
+    local f
     "$LAB_CMD" down "$LAB" >/dev/null 2>&1 || true
+    # the end of each guest's console, for a look after a failure
+    for f in "$RUN_BASE"/*/*.log; do
+        [ -f "$f" ] || continue
+        mkdir -p "$TEST_DIR/consoles" &&
+            tail -n 200 "$f" >"$TEST_DIR/consoles/$(basename "$(dirname "$f")")-$(basename "$f")"
+    done 2>/dev/null
     if [ "${VMCKPT_KEEP_RUN:-0}" = 1 ]; then
         echo "# kept: $RUN_BASE"
     else
