@@ -29,11 +29,15 @@ sed -i -e 's/^heartbeat_interval_ms = .*/heartbeat_interval_ms = 1000/' \
     "$TEST_DIR/co/vmckpt.conf"
 
 # the fake agents' process (the one of this test: its report path)
+# (other tests' fake agents may run at the same time)
 fake_pid() {
     local p
     for p in $(pgrep -x fakeagents); do
-        grep -q -F "$REPORT" /proc/$p/cmdline 2>/dev/null && echo $p
+        if grep -q -F "$REPORT" /proc/$p/cmdline 2>/dev/null; then
+            echo $p
+        fi
     done
+    return 0
 }
 t0150_cleanup() {
     local p
