@@ -233,6 +233,7 @@ qemu_pids() {
             tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null |
                 grep -q -- "-name $1,process=vmckpt-$1 " && echo "$pid"
         done
+    return 0 # not the status of the last process looked at
 }
 qemu_count() { qemu_pids "$@" | wc -l; }
 # exactly_once VM...: each guest runs in exactly one QEMU
