@@ -28,17 +28,6 @@ sed -i -e 's/^heartbeat_interval_ms = .*/heartbeat_interval_ms = 1000/' \
     -e '/^\[coordinator\]/a max_precopy_ms = 30000\ncheckpoint_timeout_ms = 60000' \
     "$TEST_DIR/co/vmckpt.conf"
 
-# the fake agents' process (the one of this test: its report path)
-# (other tests' fake agents may run at the same time)
-fake_pid() {
-    local p
-    for p in $(pgrep -x fakeagents); do
-        if grep -q -F "$REPORT" /proc/$p/cmdline 2>/dev/null; then
-            echo $p
-        fi
-    done
-    return 0
-}
 t0150_cleanup() {
     local p
     p=$(fake_pid) && [ -n "$p" ] && kill $p 2>/dev/null

@@ -35,16 +35,6 @@ sed -i -e 's/^heartbeat_interval_ms = .*/heartbeat_interval_ms = 200/' \
     -e "/^\[coordinator\]/a fence_command = $FENCE\nfence_timeout_ms = 90000" \
     "$TEST_DIR/co/vmckpt.conf"
 
-# (other tests' fake agents may run at the same time)
-fake_pid() {
-    local p
-    for p in $(pgrep -x fakeagents); do
-        if grep -q -F "$REPORT" /proc/$p/cmdline 2>/dev/null; then
-            echo $p
-        fi
-    done
-    return 0
-}
 t0160_cleanup() {
     local p
     p=$(fake_pid) && [ -n "$p" ] && kill -9 $p 2>/dev/null

@@ -222,22 +222,6 @@ void daemon_setup_log(const char *ident, const char *section,
 
 /* --- reload --- */
 
-static const char *prio_name(int prio)
-{
-    switch (prio) {
-    case LOG_ERR:
-        return "error";
-    case LOG_WARNING:
-        return "warning";
-    case LOG_NOTICE:
-        return "notice";
-    case LOG_INFO:
-        return "info";
-    default:
-        return "debug";
-    }
-}
-
 static const char *dest_name(enum log_dest dest)
 {
     return dest == LOG_DEST_SYSLOG ? "syslog"
@@ -333,8 +317,8 @@ static int apply_log(const struct log_settings *ls, char *done, size_t len,
                  dest_name(ls->dest), dest_name(cur));
     }
     if (ls->prio != prio) {
-        snprintf(text, sizeof(text), "log_level %s -> %s", prio_name(prio),
-                 prio_name(ls->prio));
+        snprintf(text, sizeof(text), "log_level %s -> %s",
+                 log_priority_name(prio), log_priority_name(ls->prio));
         log_set_priority(ls->prio);
         add(done, len, text);
     }

@@ -21,7 +21,7 @@ static int log_echo;        /* file: warnings and errors also to stderr */
 static int log_stderr_file; /* stderr was made the log file */
 static char log_path[4096]; /* LOG_DEST_FILE: the file's name */
 
-static const char *prio_name(int priority)
+const char *log_priority_name(int priority)
 {
     switch (priority) {
     case LOG_EMERG:
@@ -171,11 +171,11 @@ void log_msg(int priority, const char *func, int errnum, const char *fmt, ...)
         if (func != NULL && log_max >= LOG_DEBUG)
             len = snprintf(line, sizeof(line), "%s.%03ld %s %s: %s: %s\n",
                            stamp, ts.tv_nsec / 1000000, log_ident,
-                           prio_name(priority), func, text);
+                           log_priority_name(priority), func, text);
         else
             len = snprintf(line, sizeof(line), "%s.%03ld %s %s: %s\n", stamp,
-                           ts.tv_nsec / 1000000, log_ident, prio_name(priority),
-                           text);
+                           ts.tv_nsec / 1000000, log_ident,
+                           log_priority_name(priority), text);
         if (len >= (int)sizeof(line)) {
             len = (int)sizeof(line) - 1;
             line[len - 1] = '\n';

@@ -42,6 +42,8 @@ void log_fini(void);
 /* Raise or lower the verbosity at run time. */
 void log_set_priority(int max_priority);
 int log_get_priority(void);
+/* "error", "warning", "notice", "info" or "debug" for a priority. */
+const char *log_priority_name(int priority);
 
 /* Log one line. 'func' may be NULL; with 'errnum' > 0 the errno text is
  * appended. errno is preserved. */

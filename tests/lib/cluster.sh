@@ -253,6 +253,19 @@ at_ms() {
         printf "%d\n", ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000 + t[4] }'
 }
 
+# fake_pid: the process of this test's fake agents (tests/tools/
+# fakeagents), found by its report path $REPORT in its command line; other
+# tests' fake agents may run at the same time
+fake_pid() {
+    local p
+    for p in $(pgrep -x fakeagents); do
+        if grep -q -F "$REPORT" /proc/$p/cmdline 2>/dev/null; then
+            echo $p
+        fi
+    done
+    return 0
+}
+
 # No sanitizer report in any daemon log.
 no_sanitizer_reports() {
     if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
