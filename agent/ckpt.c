@@ -38,6 +38,7 @@ struct ckpt_job {
     int lz4, stop_and_save;
     uint32_t round;
     uint64_t last_stats_ms;
+    unsigned stats_ms;   /* at most one CkptStats this often */
     uint64_t bytes_sent; /* all rounds so far */
     int was_converged;
     uint64_t bytes_logged; /* bytes_sent at the last round logged */
@@ -71,8 +72,8 @@ static void ckpt_round(const struct precopy_round *r, void *arg)
     j->round = r->round;
     j->bytes_sent += r->bytes_sent;
     /* while a converged VM is held in pre-copy its rounds are short: say
-     * so when it changes, else at most every 250 ms */
-    if (converged == j->was_converged && now - j->last_stats_ms < 250)
+     * so when it changes, else at most every stats_ms */
+    if (converged == j->was_converged && now - j->last_stats_ms < j->stats_ms)
         return;
     j->was_converged = converged;
     j->last_stats_ms = now;
@@ -382,6 +383,7 @@ static int stream_checkpoint(struct ckpt_job *j,
  * checkpoint moved tracking on, so the next is full; a job epoch becomes a
  * base only when committed. */
 struct ckpt_done {
+    struct vmm *m;
     struct vmm_vm *vm;
     uint64_t epoch; /* written, 0: failed */
     int coordinated;
@@ -394,6 +396,14 @@ static void ckpt_done(void *arg)
     d->vm->busy = 0;
     d->vm->last_epoch = d->coordinated ? 0 : d->epoch;
     d->vm->pending_epoch = d->coordinated ? d->epoch : 0;
+    if (d->vm->destroy_pending) { /* the coordinator's order waited */
+        struct vmckpt_error err;
+
+        log_warn("%s/%s: its checkpoint ended; destroying the stale copy",
+                 d->vm->job, d->vm->name);
+        if (vmm_stop(d->m, d->vm, 300, &err) < 0)
+            log_err("%s", err.text);
+    }
     free(d);
 }
 
@@ -569,9 +579,12 @@ static void *ckpt_main(void *arg)
     if (rc == 0 && base_rate > 0)
         slowdown_ms = guest_slowdown_ms(base_rate, t0, cpu0, pid, &res);
     ckpt_unlist(j);
+    done->m = &j->a->vmm;
     done->vm = j->vm;
     done->epoch = rc == 0 ? j->epoch : 0;
     done->coordinated = j->coordinated;
+    if (rc < 0 && vmm_pid_ended(pid)) /* the cause, not what it broke */
+        errprefix(&err, "the guest's QEMU (pid %d) ended", (int)pid);
     if (rc < 0)
         report_failed(j, err.text);
     else
@@ -665,6 +678,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
     j->coordinated = b->coordinated;
     j->was_converged = -1;
+    j->stats_ms = b->stats_interval_ms ? b->stats_interval_ms : 250;
     pthread_mutex_init(&j->mu, NULL);
     {
         /* waits are timed on the monotonic clock */
@@ -714,6 +728,28 @@ int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
         else if (what == 'r')
             j->resume = 1;
         else if (!j->abort) {
+            j->abort = 1;
+            snprintf(j->reason, sizeof(j->reason), "%s", reason);
+        }
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        n++;
+    }
+    pthread_mutex_unlock(&ckpts_mu);
+    return n;
+}
+
+int ckpt_abort_vm(const struct vmm_vm *vm, const char *reason)
+{
+    struct ckpt_job *j;
+    int n = 0;
+
+    pthread_mutex_lock(&ckpts_mu);
+    for (j = ckpts; j != NULL; j = j->next) {
+        if (j->vm != vm)
+            continue;
+        pthread_mutex_lock(&j->mu);
+        if (!j->abort) {
             j->abort = 1;
             snprintf(j->reason, sizeof(j->reason), "%s", reason);
         }

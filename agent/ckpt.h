@@ -10,6 +10,7 @@
 #include "lib/wire/wire.h"
 
 struct agent;
+struct vmm_vm;
 
 /* A CkptBegin: start the checkpoint of the one VM it names, or answer an
  * Error (unknown or busy VM, bad stream count). */
@@ -18,6 +19,9 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env);
  * for the job checkpoints of job/epoch in flight (epoch 0: all of the job;
  * job NULL: all). Returns how many were told. Any thread. */
 int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason);
+/* Abort every checkpoint of guest 'vm' in flight (with 'reason'); how
+ * many. Any thread. */
+int ckpt_abort_vm(const struct vmm_vm *vm, const char *reason);
 /* The coordinator aborted job/epoch: stop its checkpoints here, forget its
  * deltas as bases and drop what this host's store holds of it. */
 void ckpt_abort(struct agent *a, const Vmckpt__CkptAbort *ab);

@@ -35,10 +35,11 @@ void fence_renew(struct agent *a, uint64_t sent_ms)
     }
 }
 
-/* Pause every guest not paused by the fence yet. A guest a checkpoint or
- * restore thread owns is not touched here (its QMP connection is the
- * thread's): its checkpoint is aborted and it is paused at a later check,
- * once the thread let go of it. */
+/* Pause every guest not paused by the fence yet. A guest a checkpoint
+ * thread owns (its QMP connection is the thread's, and the thread may be
+ * blocked on a store it cannot reach) is stopped with SIGSTOP instead,
+ * as the fence guard would: its checkpoint is aborted, and it may not run
+ * one moment past the lease. */
 static int pause_guests(struct agent *a)
 {
     struct vmckpt_error err;
@@ -49,7 +50,14 @@ static int pause_guests(struct agent *a)
         if (vm->fenced || vm->stopping || vm->hv == NULL)
             continue;
         if (vm->busy) {
-            n++;
+            if (vm->pid <= 0 || kill(vm->pid, SIGSTOP) < 0) {
+                n++; /* (a Xen domain: paused once its thread let go) */
+                continue;
+            }
+            vmm_set_fenced(&a->vmm, vm, 1);
+            log_warn("fence: stopped %s/%s (%s): its checkpoint holds its QMP "
+                     "connection",
+                     vm->job, vm->name, vm->where);
             continue;
         }
         if (vmm_pid_stopped(vm->pid)) {
@@ -118,7 +126,9 @@ void fence_lift(struct agent *a, const char *text)
     /* renewed: the registration this answers granted a new lease */
     a->fencing = 0;
     for (vm = a->vmm.vms; vm != NULL; vm = vm->next) {
-        if (!vm->fenced)
+        /* a stale copy the coordinator ordered destroyed stays as it is
+         * until its checkpoint thread has ended */
+        if (!vm->fenced || vm->destroy_pending)
             continue;
         vmm_set_fenced(&a->vmm, vm, 0);
         if (vm->pid > 0 && vmm_pid_stopped(vm->pid)) {
@@ -126,6 +136,8 @@ void fence_lift(struct agent *a, const char *text)
             log_info("fence: %s/%s (%s) continued", vm->job, vm->name,
                      vm->where);
         }
+        if (vm->busy)
+            continue; /* stopped, not paused: it runs again as it was */
         if (vm->stopping || vm->held || vm->hv == NULL)
             continue; /* ordered away, or paused for another reason */
         if (vm->ops->resume(vm->hv, &err) < 0) {

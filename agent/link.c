@@ -197,10 +197,12 @@ static void heartbeat(struct evloop *loop, struct ev_timer *t)
     vmm_sample_cpu(&a->vmm);
 
     /* the coordinator answers every heartbeat; several unanswered ones
-     * (and at least 10 s) mean it is gone even if TCP has not noticed. An
-     * answer waiting unread (this loop was busy launching a guest) is not
-     * silence. */
+     * (and at least 10 s, and at least the lease it granted: a busy
+     * coordinator of a large cluster is not a gone one) mean it is gone
+     * even if TCP has not noticed. An answer waiting unread (this loop was
+     * busy launching a guest) is not silence. */
     if (silent > 5 * (uint64_t)a->heartbeat_ms + 1000 && silent > 10000 &&
+        silent > (uint64_t)a->lease_ms &&
         poll(&(struct pollfd){.fd = a->fd, .events = POLLIN}, 1, 0) == 0) {
         snprintf(why, sizeof(why), "no answer for %llu ms",
                  (unsigned long long)silent);

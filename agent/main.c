@@ -78,6 +78,8 @@ static const char usage[] =
     "  store_listen = *:7471           the store peers stream images to\n"
     "  store_dir = STATE_DIR/store     where this host keeps peers' images\n"
     "  run_dir = STATE_DIR/run         guests' QMP sockets and console logs\n"
+    "  ram_dir = /dev/shm              guests' RAM files (a tmpfs: RAM files\n"
+    "                                  are shared memory)\n"
     "  bridge = br0                    the bridge guests' taps join\n"
     "  accel = auto | kvm | tcg        QEMU accelerator for guests\n"
     "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
@@ -128,6 +130,7 @@ static const char *const agent_keys[] = {"name",
                                          "store_listen",
                                          "store_dir",
                                          "run_dir",
+                                         "ram_dir",
                                          "bridge",
                                          "uffd_preload",
                                          "guard",
@@ -158,6 +161,7 @@ static void tell_exited(struct agent *a, const struct vmm_vm *vm,
     x.exit_status = exit_status;
     x.signal = sig;
     x.reason = (char *)reason;
+    x.incarnation = vmm_vm_incarnation(vm);
     outbox_msg(&a->out, VMCKPT__MSG_TYPE__MSG_VM_EXITED, 0, &x);
 }
 

@@ -155,8 +155,8 @@ void restore_start(struct agent *a, const Vmckpt__Envelope *env)
     r->a = a;
     r->req = env->request_id;
     r->state_fd = -1;
-    snprintf(r->ram, sizeof(r->ram), "/dev/shm/vmckpt-restore-%s-%s.ram",
-             env->restore->job, env->restore->vm);
+    snprintf(r->ram, sizeof(r->ram), "%s/vmckpt-restore-%s-%s.ram",
+             a->vmm.ram_dir, env->restore->job, env->restore->vm);
     if (r->r == NULL || pthread_create(&t, NULL, restore_main, r) != 0) {
         if (r->r != NULL)
             wire_free_message(r->r);
@@ -175,34 +175,53 @@ void restore_start(struct agent *a, const Vmckpt__Envelope *env)
 
 struct retain_job {
     struct agent *a;
-    char job[65], vm[65];
-    uint64_t keep_from, req;
+    char job[65];
+    uint64_t req;
+    size_t n;
+    struct {
+        char vm[65];
+        uint64_t keep_from;
+    } v[]; /* the VMs, each with its own keep_from */
 };
 
 static void *retain_main(void *arg)
 {
     struct retain_job *r = arg;
-    struct vmckpt_error err;
+    struct vmckpt_error err, first;
     char text[256];
-    int n = image_retain(r->a->store.dir, r->job, r->vm, r->keep_from, &err);
+    size_t i, nfail = 0;
+    int removed = 0;
 
-    if (n < 0) {
-        log_err("store: retention of %s/%s: %s", r->job, r->vm, err.text);
-        outbox_error(&r->a->out, r->req, VMCKPT__ERROR_CODE__ERR_INTERNAL,
-                     err.text);
-    } else {
-        snprintf(text, sizeof(text),
-                 "%s/%s: kept epochs from %llu, removed "
-                 "%d",
-                 r->job, r->vm, (unsigned long long)r->keep_from, n);
-        if (n > 0)
-            log_info("store: %s", text);
-        {
-            Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+    for (i = 0; i < r->n; i++) {
+        int n = image_retain(r->a->store.dir, r->job, r->v[i].vm,
+                             r->v[i].keep_from, &err);
 
-            ack.text = text;
-            outbox_msg(&r->a->out, VMCKPT__MSG_TYPE__MSG_ACK, r->req, &ack);
+        if (n < 0) {
+            /* the others still go; the coordinator hears of the first */
+            log_err("store: retention of %s/%s: %s", r->job, r->v[i].vm,
+                    err.text);
+            if (nfail++ == 0)
+                first = err;
+            continue;
         }
+        if (n > 0)
+            log_info("store: %s/%s: kept epochs from %llu, removed %d", r->job,
+                     r->v[i].vm, (unsigned long long)r->v[i].keep_from, n);
+        removed += n;
+    }
+    if (nfail > 0) {
+        snprintf(text, sizeof(text), "%zu of %zu VM(s) of %s: %s", nfail, r->n,
+                 r->job, first.text);
+        outbox_error(&r->a->out, r->req, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                     text);
+    } else {
+        Vmckpt__Ack ack = VMCKPT__ACK__INIT;
+
+        snprintf(text, sizeof(text),
+                 "%s: retention of %zu VM(s) done, %d epoch(s) removed", r->job,
+                 r->n, removed);
+        ack.text = text;
+        outbox_msg(&r->a->out, VMCKPT__MSG_TYPE__MSG_ACK, r->req, &ack);
     }
     free(r);
     return NULL;
@@ -211,19 +230,30 @@ static void *retain_main(void *arg)
 void restore_retain(struct agent *a, const Vmckpt__Envelope *env)
 {
     const Vmckpt__StoreRetain *sr = env->store_retain;
-    struct retain_job *r;
+    size_t i, n = sr->n_vms > 0 ? sr->n_vms : 1;
+    struct retain_job *r = NULL;
     pthread_t t;
+    int ok = image_valid_name(sr->job) && sr->n_keep_froms == sr->n_vms;
 
-    if (!image_valid_name(sr->job) || !image_valid_name(sr->vm) ||
-        (r = calloc(1, sizeof(*r))) == NULL) {
+    for (i = 0; ok && i < sr->n_vms; i++)
+        ok = image_valid_name(sr->vms[i]);
+    if (ok && sr->n_vms == 0)
+        ok = image_valid_name(sr->vm);
+    if (!ok || (r = calloc(1, sizeof(*r) + n * sizeof(r->v[0]))) == NULL) {
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                     "store-retain: bad job/VM name");
+                     ok ? "store-retain: out of memory"
+                        : "store-retain: bad job/VM name, or VMs and "
+                          "keep_froms of different counts");
         return;
     }
     r->a = a;
     snprintf(r->job, sizeof(r->job), "%s", sr->job);
-    snprintf(r->vm, sizeof(r->vm), "%s", sr->vm);
-    r->keep_from = sr->keep_from;
+    r->n = n;
+    for (i = 0; i < n; i++) {
+        snprintf(r->v[i].vm, sizeof(r->v[i].vm), "%s",
+                 sr->n_vms > 0 ? sr->vms[i] : sr->vm);
+        r->v[i].keep_from = sr->n_vms > 0 ? sr->keep_froms[i] : sr->keep_from;
+    }
     r->req = env->request_id;
     if (pthread_create(&t, NULL, retain_main, r) != 0) {
         free(r);

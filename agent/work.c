@@ -73,6 +73,15 @@ static void on_vm_stop(struct agent *a, const Vmckpt__Envelope *env)
         log_warn("%s/%s (%s) is a stale copy, of incarnation %llu: the job "
                  "runs a newer one; destroying it",
                  s->job, s->vm, vm->where, inc);
+    if (s->incarnation != 0 && vm->busy) {
+        /* a checkpoint of the old incarnation holds it (begun before this
+         * host was cut off): aborted now, the copy destroyed at its end */
+        vm->destroy_pending = 1;
+        ckpt_abort_vm(vm, "a stale copy (the job runs a newer incarnation)");
+        outbox_ack(&a->out, env->request_id,
+                   "stale copy: destroyed once its checkpoint has ended");
+        return;
+    }
     if (vmm_stop(&a->vmm, vm, 300, &err) < 0)
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                      err.text);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lib/wire/auth.h"
@@ -89,8 +90,48 @@ int cli_fetch_jobs(struct cli *cli, const char *job, Vmckpt__Envelope **env)
 int cli_fetch_epochs(struct cli *cli, const char *job, Vmckpt__Envelope **env)
 {
     Vmckpt__EpochsQuery q = VMCKPT__EPOCHS_QUERY__INIT;
+    Vmckpt__EpochsReply *all;
+    int rc;
 
     q.job = (char *)job;
-    return cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
-                    VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env);
+    rc = cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
+                  VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env);
+    if (rc != 0)
+        return rc;
+    /* a large job's rows come in pages: each next one is asked from the
+     * last row so far, and its rows join the first reply's */
+    all = (*env)->epochs_reply;
+    while (all->more && all->n_epochs > 0) {
+        const Vmckpt__EpochInfo *last = all->epochs[all->n_epochs - 1];
+        Vmckpt__Envelope *page;
+        Vmckpt__EpochsReply *r;
+        Vmckpt__EpochInfo **v;
+
+        q.after_epoch = last->epoch;
+        q.after_vm = last->vm;
+        rc = cli_call(cli, "list", VMCKPT__MSG_TYPE__MSG_EPOCHS_QUERY, &q,
+                      VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, &page);
+        if (rc != 0)
+            break;
+        r = page->epochs_reply;
+        v = realloc(all->epochs, (all->n_epochs + r->n_epochs) * sizeof(*v));
+        if (v == NULL) {
+            wire_free(page);
+            fprintf(stderr, "vmckpt: list: out of memory\n");
+            rc = 1;
+            break;
+        }
+        if (r->n_epochs > 0)
+            memcpy(v + all->n_epochs, r->epochs, r->n_epochs * sizeof(*v));
+        all->epochs = v;
+        all->n_epochs += r->n_epochs;
+        all->more = r->more && r->n_epochs > 0;
+        r->n_epochs = 0; /* the rows moved */
+        wire_free(page);
+    }
+    if (rc != 0) {
+        wire_free(*env);
+        *env = NULL;
+    }
+    return rc;
 }

@@ -57,12 +57,14 @@ int cmd_job(struct cli *cli, int argc, char **argv)
     static const struct option lo[] = {
         {"interval", 1, NULL, 'i'}, {"auto-restart", 1, NULL, 'a'},
         {"mtbf", 1, NULL, 'm'},     {"lz4", 1, NULL, 'z'},
+        {"keep", 1, NULL, 'k'},     {"restart-hosts", 1, NULL, 'r'},
         {"help", 0, NULL, 'h'},     {NULL, 0, NULL, 0},
     };
     static const char usage[] =
         "Usage: vmckpt job set JOB [--interval SECONDS|auto|off]\n"
         "                          [--auto-restart yes|no] [--mtbf SECONDS]\n"
-        "                          [--lz4 yes|no]\n"
+        "                          [--lz4 yes|no] [--keep N|default]\n"
+        "                          [--restart-hosts H1,H2,...|none]\n"
         "       vmckpt job token JOB\n"
         "Create JOB or change its policies. --interval: periodic checkpoints\n"
         "every SECONDS, or 'auto': every sqrt(2 x cost x MTBF) seconds\n"
@@ -73,6 +75,13 @@ int cmd_job(struct cli *cli, int argc, char **argv)
         "committed epoch without waiting for an administrator. --lz4 yes:\n"
         "page batches are LZ4-compressed on the wire and in the stores\n"
         "(less network and disk, more CPU on the hosts; default no).\n"
+        "--keep N: retention keeps the newest N committed epochs of each\n"
+        "of the job's VMs (0: all of them) from the next commit on;\n"
+        "'default': the coordinator's keep_epochs, as a new job has.\n"
+        "--restart-hosts: auto_restart brings every VM back on these hosts\n"
+        "only: each on its own host when that is listed and up, else on a\n"
+        "listed host no other VM took (a batch job's spare nodes); 'none':\n"
+        "any host again (the default).\n"
         "\n"
         "'job token' prints the job's token (hex) for its MPI ranks, which\n"
         "authenticate with it on the coordinator's ranks' endpoint. The\n"
@@ -108,6 +117,12 @@ int cmd_job(struct cli *cli, int argc, char **argv)
             break;
         case 'z':
             r.lz4 = optarg;
+            break;
+        case 'k':
+            r.keep_epochs = optarg;
+            break;
+        case 'r':
+            r.restart_hosts = optarg;
             break;
         case 'm': {
             char *end;
@@ -252,18 +267,20 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 int cmd_restart(struct cli *cli, int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"epoch", 1, NULL, 'e'},
-        {"hosts", 1, NULL, 'H'},
-        {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"epoch", 1, NULL, 'e'}, {"hosts", 1, NULL, 'H'}, {"all", 0, NULL, 'a'},
+        {"help", 0, NULL, 'h'},  {NULL, 0, NULL, 0},
     };
     static const char usage[] =
         "Usage: vmckpt restart JOB [--epoch N] [--hosts HOST[,HOST...]]\n"
+        "                          [--all]\n"
         "Bring every VM of JOB back from one epoch (default: the last\n"
         "committed). VMs whose host is up are stopped and restored in place;\n"
         "VMs of a lost host are restored on the host that holds their image,\n"
         "or on the --hosts given (in turn), reading the image from its store.\n"
-        "All restored VMs start paused and are resumed together.\n";
+        "All restored VMs start paused and are resumed together.\n"
+        "--all (with --hosts): the VMs stopped since come back too (a batch\n"
+        "system's epilog stops a requeued job's), one per listed host, each\n"
+        "on its own host when that is listed.\n";
     Vmckpt__JobRestart r = VMCKPT__JOB_RESTART__INIT;
     struct cli c2 = *cli;
     char *hosts[64], *list = NULL, *tok, *save;
@@ -284,6 +301,9 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
         case 'H':
             list = optarg;
             break;
+        case 'a':
+            r.all = 1;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -296,6 +316,8 @@ int cmd_restart(struct cli *cli, int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (r.all && list == NULL)
+        return cli_usage_error("%s needs --hosts", "--all");
     r.job = argv[optind];
     for (tok = list ? strtok_r(list, ",", &save) : NULL;
          tok != NULL && r.n_hosts < 64; tok = strtok_r(NULL, ",", &save))

@@ -12,7 +12,7 @@ json_t *show_job_json(const Vmckpt__JobInfo *j)
 {
     return json_pack(
         "{s:s, s:s, s:I, s:i, s:s, s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:s, "
-        "s:I, s:i, s:i, s:s, s:s, s:b, s:I, s:s}",
+        "s:I, s:i, s:i, s:s, s:s, s:b, s:I, s:s, s:I, s:b, s:s}",
         "job", j->job, "state", j->state, "last_epoch",
         (json_int_t)j->last_epoch, "vms", (int)j->nvms, "interval", j->interval,
         "interval_s", (json_int_t)j->interval_s, "auto_restart",
@@ -23,7 +23,9 @@ json_t *show_job_json(const Vmckpt__JobInfo *j)
         (json_int_t)j->last_window_us, "ranks", (int)j->ranks, "nranks",
         (int)j->nranks, "protection", j->protection, "last_align",
         j->last_align, "lz4", j->lz4, "incarnation", (json_int_t)j->incarnation,
-        "stale_copies_destroyed", j->stale);
+        "stale_copies_destroyed", j->stale, "keep_epochs",
+        (json_int_t)j->keep_epochs, "keep_default", j->keep_default,
+        "restart_hosts", j->restart_hosts);
 }
 
 void show_job_row(const Vmckpt__JobInfo *j, int header)

@@ -5,17 +5,14 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
+#include "catalog_int.h"
 
-#define SCHEMA_VERSION 6
-
-struct catalog {
-    sqlite3 *db;
-    char *path;
-};
+#define SCHEMA_VERSION 7
 
 static const char schema_v1[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -94,6 +91,13 @@ static const char schema_v6[] =
     "ALTER TABLE jobs ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 1;"
     "UPDATE meta SET value = '6' WHERE key = 'schema';";
 
+/* v7: each job's retention (-1: the coordinator's keep_epochs) and the
+ * hosts its automatic restarts use ("" any). */
+static const char schema_v7[] =
+    "ALTER TABLE jobs ADD COLUMN keep_epochs INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE jobs ADD COLUMN restart_hosts TEXT NOT NULL DEFAULT '';"
+    "UPDATE meta SET value = '7' WHERE key = 'schema';";
+
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
     char *msg = NULL;
@@ -153,9 +157,12 @@ fail:
 void catalog_close(struct catalog *cat)
 {
     int saved = errno;
+    size_t i;
 
     if (cat == NULL)
         return;
+    for (i = 0; i < STMT_CACHE; i++)
+        sqlite3_finalize(cat->cache[i].st);
     sqlite3_close(cat->db);
     free(cat->path);
     free(cat);
@@ -194,7 +201,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             (version < 3 && exec(cat, schema_v3, err) < 0) ||
             (version < 4 && exec(cat, schema_v4, err) < 0) ||
             (version < 5 && exec(cat, schema_v5, err) < 0) ||
-            (version < 6 && exec(cat, schema_v6, err) < 0)) {
+            (version < 6 && exec(cat, schema_v6, err) < 0) ||
+            (version < 7 && exec(cat, schema_v7, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -214,12 +222,62 @@ fail:
     return NULL;
 }
 
-static int step_done(struct catalog *cat, sqlite3_stmt *st,
-                     struct vmckpt_error *err)
+/* The statement for 'sql' (a string constant), from the cache when it
+ * is there and not in use; give it back with unprep. 0, or -1 with
+ * 'err'. */
+int catalog_prep(struct catalog *cat, const char *sql, sqlite3_stmt **st,
+                 struct vmckpt_error *err)
+{
+    struct cached_stmt *free_slot = NULL;
+    size_t i;
+
+    for (i = 0; i < STMT_CACHE; i++) {
+        struct cached_stmt *c = &cat->cache[i];
+
+        if (c->sql == sql && !c->busy) {
+            c->busy = 1;
+            *st = c->st;
+            return 0;
+        }
+        if (c->sql == NULL && free_slot == NULL)
+            free_slot = c;
+    }
+    if (sqlite3_prepare_v3(cat->db, sql, -1,
+                           free_slot ? SQLITE_PREPARE_PERSISTENT : 0, st,
+                           NULL) != SQLITE_OK) {
+        errno = EIO;
+        return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
+    }
+    if (free_slot != NULL) {
+        free_slot->sql = sql;
+        free_slot->st = *st;
+        free_slot->busy = 1;
+    }
+    return 0;
+}
+
+/* Give back a statement of prep: reset for its next use if cached, else
+ * finalized. */
+void catalog_unprep(struct catalog *cat, sqlite3_stmt *st)
+{
+    size_t i;
+
+    for (i = 0; i < STMT_CACHE; i++)
+        if (cat->cache[i].st == st && cat->cache[i].busy) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            cat->cache[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+int catalog_step_done(struct catalog *cat, sqlite3_stmt *st,
+                      struct vmckpt_error *err)
 {
     int rc = sqlite3_step(st);
 
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     if (rc != SQLITE_DONE) {
         errno = EIO;
         return errprintf(err, "catalog %s: %s", cat->path,
@@ -257,7 +315,7 @@ int catalog_host_put(struct catalog *cat, const struct catalog_host *h,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 11, h->registered_at);
     sqlite3_bind_int64(st, 12, h->last_seen);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_host_touch(struct catalog *cat, const char *name, const char *state,
@@ -275,7 +333,7 @@ int catalog_host_touch(struct catalog *cat, const char *name, const char *state,
     sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, last_seen);
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -344,18 +402,8 @@ int catalog_host_each(struct catalog *cat,
         errno = EIO;
         ret = errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return ret;
-}
-
-static int prep(struct catalog *cat, const char *sql, sqlite3_stmt **st,
-                struct vmckpt_error *err)
-{
-    if (sqlite3_prepare_v2(cat->db, sql, -1, st, NULL) != SQLITE_OK) {
-        errno = EIO;
-        return errprintf(err, "catalog: %s", sqlite3_errmsg(cat->db));
-    }
-    return 0;
 }
 
 int catalog_vm_put(struct catalog *cat, const struct catalog_vm *v,
@@ -363,10 +411,10 @@ int catalog_vm_put(struct catalog *cat, const struct catalog_vm *v,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "INSERT OR REPLACE INTO vms (job, name, host, state, spec,"
-             " last_epoch) VALUES (?,?,?,?,?,?)",
-             &st, err) < 0)
+    if (catalog_prep(cat,
+                     "INSERT OR REPLACE INTO vms (job, name, host, state, spec,"
+                     " last_epoch) VALUES (?,?,?,?,?,?)",
+                     &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, v->job, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, v->name, -1, SQLITE_STATIC);
@@ -374,7 +422,7 @@ int catalog_vm_put(struct catalog *cat, const struct catalog_vm *v,
     sqlite3_bind_text(st, 4, v->state, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 5, v->spec, (int)v->spec_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)v->last_epoch);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_vm_delete(struct catalog *cat, const char *job, const char *name,
@@ -382,11 +430,12 @@ int catalog_vm_delete(struct catalog *cat, const char *job, const char *name,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat, "DELETE FROM vms WHERE job=? AND name=?", &st, err) < 0)
+    if (catalog_prep(cat, "DELETE FROM vms WHERE job=? AND name=?", &st, err) <
+        0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_vm_each(struct catalog *cat,
@@ -396,10 +445,10 @@ int catalog_vm_each(struct catalog *cat,
     sqlite3_stmt *st;
     int rc;
 
-    if (prep(cat,
-             "SELECT job, name, host, state, spec, last_epoch FROM vms"
-             " ORDER BY job, name",
-             &st, err) < 0)
+    if (catalog_prep(cat,
+                     "SELECT job, name, host, state, spec, last_epoch FROM vms"
+                     " ORDER BY job, name",
+                     &st, err) < 0)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct catalog_vm v;
@@ -414,7 +463,7 @@ int catalog_vm_each(struct catalog *cat,
         if (fn(&v, arg) < 0)
             break;
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return 0;
 }
 
@@ -423,13 +472,14 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
-             " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
-             " pause_us, total_ms, rounds, started_at, ended_at, note,"
-             " paused_at_ns, resumed_at_ns, source)"
-             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
+            " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
+            " pause_us, total_ms, rounds, started_at, ended_at, note,"
+            " paused_at_ns, resumed_at_ns, source)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, e->vm, -1, SQLITE_STATIC);
@@ -452,7 +502,7 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     sqlite3_bind_int64(st, 19, (sqlite3_int64)e->resumed_at_ns);
     sqlite3_bind_text(st, 20, e->source ? e->source : "uffd-wp", -1,
                       SQLITE_STATIC);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
@@ -462,7 +512,8 @@ int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
     int rc;
 
     *next = 0;
-    if (prep(cat, "SELECT max(epoch) FROM epochs WHERE job=?", &st, err) < 0)
+    if (catalog_prep(cat, "SELECT max(epoch) FROM epochs WHERE job=?", &st,
+                     err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -471,7 +522,7 @@ int catalog_epoch_next(struct catalog *cat, const char *job, uint64_t *next,
     else
         errprintf(err, "catalog %s: the last epoch of job %s: %s", cat->path,
                   job, sqlite3_errmsg(cat->db));
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     if (rc != SQLITE_ROW) {
         errno = EIO;
         return -1;
@@ -487,12 +538,13 @@ int catalog_job_epoch_before(struct catalog *cat, const char *job,
     int rc;
 
     *prev = 0;
-    if (prep(cat,
-             "SELECT coalesce(max(j.epoch), 0) FROM job_epochs j WHERE"
-             " j.job=? AND j.epoch<? AND j.state='committed' AND NOT EXISTS"
-             " (SELECT 1 FROM epochs e WHERE e.job=j.job AND e.epoch=j.epoch"
-             " AND e.state<>'committed')",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "SELECT coalesce(max(j.epoch), 0) FROM job_epochs j WHERE"
+            " j.job=? AND j.epoch<? AND j.state='committed' AND NOT EXISTS"
+            " (SELECT 1 FROM epochs e WHERE e.job=j.job AND e.epoch=j.epoch"
+            " AND e.state<>'committed')",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
@@ -502,7 +554,7 @@ int catalog_job_epoch_before(struct catalog *cat, const char *job,
     else
         errprintf(err, "catalog %s: the epochs of job %s: %s", cat->path, job,
                   sqlite3_errmsg(cat->db));
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -514,16 +566,17 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
     sqlite3_stmt *st;
     int found = 0;
 
-    if (prep(cat,
-             epoch ? "SELECT epoch, parent, state, host, store_host,"
-                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                     " total_ms, rounds, source FROM epochs WHERE job=? AND"
-                     " vm=? AND epoch=?"
-                   : "SELECT epoch, parent, state, host, store_host,"
-                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                     " total_ms, rounds, source FROM epochs WHERE job=? AND"
-                     " vm=? AND state='committed' ORDER BY epoch DESC LIMIT 1",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            epoch ? "SELECT epoch, parent, state, host, store_host,"
+                    " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
+                    " total_ms, rounds, source FROM epochs WHERE job=? AND"
+                    " vm=? AND epoch=?"
+                  : "SELECT epoch, parent, state, host, store_host,"
+                    " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
+                    " total_ms, rounds, source FROM epochs WHERE job=? AND"
+                    " vm=? AND state='committed' ORDER BY epoch DESC LIMIT 1",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
@@ -551,61 +604,8 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
         fn(&e, arg);
         found = 1;
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return found;
-}
-
-uint64_t catalog_epoch_keep_from(struct catalog *cat, const char *job,
-                                 const char *vm, unsigned keep)
-{
-    sqlite3_stmt *st;
-    uint64_t from = 0;
-
-    if (keep == 0 ||
-        prep(cat,
-             "SELECT epoch FROM epochs WHERE job=? AND vm=? AND"
-             " state='committed' ORDER BY epoch DESC LIMIT 1 OFFSET ?",
-             &st, NULL) < 0)
-        return 0;
-    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)keep - 1);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        from = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return from;
-}
-
-int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
-                         uint64_t keep_from,
-                         void (*fn)(const char *store_host, void *arg),
-                         void *arg, struct vmckpt_error *err)
-{
-    sqlite3_stmt *st;
-
-    if (prep(cat,
-             "SELECT store_host FROM epochs WHERE job=?1 AND vm=?2"
-             " AND epoch<?3 AND state='committed' UNION"
-             " SELECT host FROM epochs e WHERE job=?1 AND vm=?2"
-             " AND epoch<?3 AND state='committed' AND EXISTS (SELECT 1 FROM"
-             " job_epochs j WHERE j.job=e.job AND j.epoch=e.epoch)",
-             &st, err) < 0)
-        return -1;
-    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_from);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        fn((const char *)sqlite3_column_text(st, 0), arg);
-    sqlite3_finalize(st);
-    if (prep(cat,
-             "UPDATE epochs SET state='expired' WHERE job=? AND vm=? AND"
-             " epoch<? AND state='committed'",
-             &st, err) < 0)
-        return -1;
-    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, vm, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_from);
-    return step_done(cat, st, err);
 }
 
 int catalog_begin(struct catalog *cat, struct vmckpt_error *err)
@@ -632,11 +632,13 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "INSERT OR REPLACE INTO jobs (name, state, interval,"
-             " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token,"
-             " lz4, incarnation) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "INSERT OR REPLACE INTO jobs (name, state, interval,"
+            " auto_restart, mtbf_s, cost_ms, last_epoch, last_error, token,"
+            " lz4, incarnation, keep_epochs, restart_hosts)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, j->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, j->state, -1, SQLITE_STATIC);
@@ -650,7 +652,10 @@ int catalog_job_put(struct catalog *cat, const struct catalog_job *j,
     sqlite3_bind_text(st, 9, j->token ? j->token : "", -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 10, j->lz4);
     sqlite3_bind_int64(st, 11, (sqlite3_int64)j->incarnation);
-    return step_done(cat, st, err);
+    sqlite3_bind_int(st, 12, j->keep_epochs);
+    sqlite3_bind_text(st, 13, j->restart_hosts ? j->restart_hosts : "", -1,
+                      SQLITE_STATIC);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_job_each(struct catalog *cat,
@@ -659,11 +664,13 @@ int catalog_job_each(struct catalog *cat,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
-             " last_epoch, last_error, token, lz4, incarnation FROM jobs"
-             " ORDER BY name",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "SELECT name, state, interval, auto_restart, mtbf_s, cost_ms,"
+            " last_epoch, last_error, token, lz4, incarnation, keep_epochs,"
+            " restart_hosts FROM jobs"
+            " ORDER BY name",
+            &st, err) < 0)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct catalog_job j;
@@ -679,10 +686,12 @@ int catalog_job_each(struct catalog *cat,
         j.token = (const char *)sqlite3_column_text(st, 8);
         j.lz4 = sqlite3_column_int(st, 9);
         j.incarnation = (uint64_t)sqlite3_column_int64(st, 10);
+        j.keep_epochs = sqlite3_column_int(st, 11);
+        j.restart_hosts = (const char *)sqlite3_column_text(st, 12);
         if (fn(&j, arg) < 0)
             break;
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return 0;
 }
 
@@ -692,12 +701,13 @@ int catalog_job_epoch_put(struct catalog *cat,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "INSERT OR REPLACE INTO job_epochs (job, epoch, state, nvms,"
-             " started_at, ended_at, precopy_ms, window_us, max_pause_us,"
-             " cost_ms, note, align, barriers)"
-             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "INSERT OR REPLACE INTO job_epochs (job, epoch, state, nvms,"
+            " started_at, ended_at, precopy_ms, window_us, max_pause_us,"
+            " cost_ms, note, align, barriers)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)e->epoch);
@@ -713,27 +723,33 @@ int catalog_job_epoch_put(struct catalog *cat,
     sqlite3_bind_text(st, 12, e->align ? e->align : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 13, e->barriers ? e->barriers : "", -1,
                       SQLITE_STATIC);
-    return step_done(cat, st, err);
+    return catalog_step_done(cat, st, err);
 }
 
 int catalog_epoch_each(struct catalog *cat, const char *job,
+                       uint64_t after_epoch, const char *after_vm,
                        int (*fn)(const struct catalog_epoch *e,
                                  uint64_t window_us, void *arg),
                        void *arg, struct vmckpt_error *err)
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
-             " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
-             " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0),"
-             " e.source, coalesce(j.align, ''), coalesce(j.barriers, '')"
-             " FROM epochs e LEFT JOIN job_epochs j"
-             " ON j.job = e.job AND j.epoch = e.epoch"
-             " WHERE e.job=? ORDER BY e.epoch, e.vm",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
+            " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
+            " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0),"
+            " e.source, coalesce(j.align, ''), coalesce(j.barriers, '')"
+            " FROM epochs e LEFT JOIN job_epochs j"
+            " ON j.job = e.job AND j.epoch = e.epoch"
+            " WHERE e.job=?1 AND (e.epoch>?2 OR (e.epoch=?2 AND e.vm>?3))"
+            " ORDER BY e.epoch, e.vm",
+            &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)after_epoch);
+    sqlite3_bind_text(st, 3, after_vm != NULL ? after_vm : "", -1,
+                      SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct catalog_epoch e;
 
@@ -755,10 +771,10 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
         e.source = (const char *)sqlite3_column_text(st, 14);
         e.align = (const char *)sqlite3_column_text(st, 15);
         e.barriers = (const char *)sqlite3_column_text(st, 16);
-        if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) < 0)
+        if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) != 0)
             break;
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return 0;
 }
 
@@ -769,10 +785,10 @@ int catalog_abort_in_flight(struct catalog *cat,
 {
     sqlite3_stmt *st;
 
-    if (prep(cat,
-             "SELECT job, epoch, host, store_host FROM epochs"
-             " WHERE state='running'",
-             &st, err) < 0)
+    if (catalog_prep(cat,
+                     "SELECT job, epoch, host, store_host FROM epochs"
+                     " WHERE state='running'",
+                     &st, err) < 0)
         return -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *job = (const char *)sqlite3_column_text(st, 0);
@@ -781,7 +797,7 @@ int catalog_abort_in_flight(struct catalog *cat,
         fn(job, epoch, (const char *)sqlite3_column_text(st, 2), arg);
         fn(job, epoch, (const char *)sqlite3_column_text(st, 3), arg);
     }
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     return exec(cat,
                 "UPDATE epochs SET state='aborted', note='the coordinator "
                 "restarted during the checkpoint' WHERE state='running';"
@@ -801,29 +817,30 @@ int catalog_epoch_totals(struct catalog *cat,
     sqlite3_stmt *st;
     int rc;
 
-    if (prep(cat,
-             "SELECT state = 'aborted', coalesce(pause_us, 0),"
-             " coalesce(wire_bytes, 0), coalesce(disk_bytes, 0) FROM epochs"
-             " WHERE state IN ('committed', 'expired', 'aborted')",
-             &st, err) < 0)
+    if (catalog_prep(
+            cat,
+            "SELECT state = 'aborted', coalesce(pause_us, 0),"
+            " coalesce(wire_bytes, 0), coalesce(disk_bytes, 0) FROM epochs"
+            " WHERE state IN ('committed', 'expired', 'aborted')",
+            &st, err) < 0)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         vm_fn(arg, sqlite3_column_int(st, 0) ? "aborted" : "committed",
               (uint64_t)sqlite3_column_int64(st, 1),
               (uint64_t)sqlite3_column_int64(st, 2),
               (uint64_t)sqlite3_column_int64(st, 3));
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     if (rc != SQLITE_DONE)
         goto fail;
-    if (prep(cat,
-             "SELECT state, coalesce(window_us, 0) FROM job_epochs"
-             " WHERE state IN ('committed', 'aborted')",
-             &st, err) < 0)
+    if (catalog_prep(cat,
+                     "SELECT state, coalesce(window_us, 0) FROM job_epochs"
+                     " WHERE state IN ('committed', 'aborted')",
+                     &st, err) < 0)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         job_fn(arg, (const char *)sqlite3_column_text(st, 0),
                (uint64_t)sqlite3_column_int64(st, 1));
-    sqlite3_finalize(st);
+    catalog_unprep(cat, st);
     if (rc != SQLITE_DONE)
         goto fail;
     return 0;

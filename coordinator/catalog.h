@@ -70,17 +70,23 @@ struct catalog_epoch {
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);
-/* Retention: the epoch number from which the newest 'keep' committed
- * epochs of job/vm start (0 if there are not more than 'keep'). */
-uint64_t catalog_epoch_keep_from(struct catalog *cat, const char *job,
-                                 const char *vm, unsigned keep);
-/* Mark committed epochs of job/vm older than 'keep_from' expired and call
- * 'fn' once per host that held one: its store host and, for job epochs,
- * the VM's own host (its local copy). */
-int catalog_epoch_expire(struct catalog *cat, const char *job, const char *vm,
-                         uint64_t keep_from,
-                         void (*fn)(const char *store_host, void *arg),
-                         void *arg, struct vmckpt_error *err);
+/* Retention of job's VMs ('keep' 0: keep all, nothing done).
+ * - At the commit of job epoch 'epoch' ('vm' NULL): keep_from is the
+ *   keep-th newest committed job epoch; for each VM of 'epoch' with at
+ *   least 'keep' committed epochs from keep_from on, 'fn' for each host
+ *   that holds one of its older epochs (the store, and for a job epoch
+ *   the VM's host with its local copy), then those are marked expired.
+ * - Else (one VM 'vm', or every VM of the job; 'epoch' unused): for each
+ *   VM whose committed epochs are at least 'keep', keep_from the oldest
+ *   of its newest 'keep': 'fn' once per host to tell, namely the store
+ *   of its newest epoch, the VM's host for its local copy when that is a
+ *   job epoch, and the same two of every older epoch; then the epochs
+ *   older than keep_from are marked expired. */
+typedef void (*catalog_retain_fn)(const char *vm, uint64_t keep_from,
+                                  const char *host, void *arg);
+int catalog_retain(struct catalog *cat, const char *job, const char *vm,
+                   uint64_t epoch, unsigned keep, catalog_retain_fn fn,
+                   void *arg, struct vmckpt_error *err);
 /* The next epoch number of job (max + 1, from 1) into *next. 0, or -1
  * with 'err' when the catalog could not be read (*next is then 0: no
  * number is given that might already be used). */
@@ -99,9 +105,11 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
                       void (*fn)(const struct catalog_epoch *e, void *arg),
                       void *arg, struct vmckpt_error *err);
 
-/* Every epoch row of 'job' (oldest first, then by VM), with the pause
- * window of its job epoch (0 for a single-VM epoch). */
+/* The epoch rows of 'job' after (after_epoch, after_vm), in that order
+ * (epoch, then VM), with the pause window of its job epoch (0 for a
+ * single-VM epoch), until 'fn' answers non-zero. */
 int catalog_epoch_each(struct catalog *cat, const char *job,
+                       uint64_t after_epoch, const char *after_vm,
                        int (*fn)(const struct catalog_epoch *e,
                                  uint64_t window_us, void *arg),
                        void *arg, struct vmckpt_error *err);
@@ -114,8 +122,10 @@ void catalog_rollback(struct catalog *cat);
 /* A job and its policies. */
 struct catalog_job {
     const char *name, *state, *interval, *last_error;
-    const char *token; /* hex, for the job's ranks */
+    const char *token;         /* hex, for the job's ranks */
+    const char *restart_hosts; /* "H1,H2,..." for auto_restart; "" any */
     int auto_restart, lz4;
+    int keep_epochs; /* committed epochs kept per VM (0: all, -1: default) */
     uint64_t mtbf_s, cost_ms, last_epoch;
     uint64_t incarnation; /* bumped by every restart of the job */
 };

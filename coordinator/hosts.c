@@ -36,10 +36,20 @@ struct host {
     struct runcmd *fencing; /* the fence command running for it */
     void *fence_arg;        /* its callback's argument, freed with it */
     uint64_t fence_until;   /* monotonic deadline of that command */
+    struct runcmd *telling; /* the lost command running for it */
     int64_t last_seen;      /* unix seconds, persisted */
     int64_t registered_at;
     struct conn *conn;
     struct host *next;
+};
+
+/* The hosts in name order, for lookups by name (host_find) and the next
+ * up host after one (hosts_next_up): every VM of a job epoch asks both.
+ * Hosts are only ever added, so the array is rebuilt only then. */
+struct host_index {
+    struct host **by_name;
+    size_t n;
+    int stale; /* a host was added since (or the rebuild failed) */
 };
 
 /* The registry of one coordinator (co->hosts). */
@@ -55,6 +65,8 @@ struct hosts {
     struct hosts_events ev;
     char *fence_command; /* NULL: none */
     unsigned fence_timeout_ms;
+    struct host_index idx;
+    char *lost_command; /* NULL: none */
 };
 
 static void host_free(struct host *h)
@@ -63,6 +75,7 @@ static void host_free(struct host *h)
         runcmd_cancel(h->fencing);
         free(h->fence_arg);
     }
+    runcmd_cancel(h->telling);
     free(h->name);
     free(h->addr);
     free(h->store_addr);
@@ -109,6 +122,8 @@ void hosts_destroy(struct coord *co)
         host_free(h);
     }
     free(hs->fence_command);
+    free(hs->idx.by_name);
+    free(hs->lost_command);
     free(hs);
     co->hosts = NULL;
 }
@@ -118,36 +133,95 @@ void hosts_set_events(struct coord *co, const struct hosts_events *ev)
     co->hosts->ev = *ev;
 }
 
+static int cmp_host(const void *a, const void *b)
+{
+    return strcmp((*(struct host *const *)a)->name,
+                  (*(struct host *const *)b)->name);
+}
+
+/* The index, rebuilt if hosts were added: 0, or -1 (ENOMEM; the caller
+ * walks the list instead). */
+static int index_fresh(struct hosts *hs)
+{
+    struct host_index *x = &hs->idx;
+    struct host **a, *h;
+    size_t n = 0;
+
+    if (!x->stale && (x->by_name != NULL || hs->list == NULL))
+        return 0;
+    for (h = hs->list; h != NULL; h = h->next)
+        n++;
+    a = realloc(x->by_name, (n ? n : 1) * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    x->by_name = a;
+    x->n = 0;
+    for (h = hs->list; h != NULL; h = h->next)
+        a[x->n++] = h;
+    qsort(a, x->n, sizeof(*a), cmp_host);
+    x->stale = 0;
+    return 0;
+}
+
+/* Where 'name' is or would go in the index (the first host not before
+ * it). */
+static size_t index_pos(const struct host_index *x, const char *name)
+{
+    size_t lo = 0, hi = x->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(x->by_name[mid]->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static struct host *host_find(struct coord *co, const char *name)
 {
+    struct hosts *hs = co->hosts;
     struct host *h;
+    size_t i;
 
-    for (h = co->hosts->list; h != NULL; h = h->next) {
+    if (index_fresh(hs) == 0) {
+        i = index_pos(&hs->idx, name);
+        return i < hs->idx.n && strcmp(hs->idx.by_name[i]->name, name) == 0
+                   ? hs->idx.by_name[i]
+                   : NULL;
+    }
+    for (h = hs->list; h != NULL; h = h->next) {
         if (strcmp(h->name, name) == 0)
             return h;
     }
     return NULL;
 }
 
-/* The host whose agent is on connection 'c', or NULL. */
+/* The host whose agent is on connection 'c', or NULL: the connection
+ * names it since the registration, as long as it is still the host's. */
 static struct host *host_of(struct coord *co, const struct conn *c)
 {
-    struct host *h;
+    struct host *h = c->host;
 
-    for (h = co->hosts->list; h != NULL; h = h->next)
-        if (h->conn == c)
-            return h;
-    return NULL;
+    (void)co;
+    return h != NULL && h->conn == c ? h : NULL;
 }
+
+static void tell_lost(struct coord *co, struct host *h);
 
 static void host_set_state(struct coord *co, struct host *h, const char *state,
                            const char *why)
 {
     struct vmckpt_error err;
+    int now_lost = strcmp(state, "lost") == 0 && strcmp(h->state, state) != 0;
 
     if (strcmp(h->state, state) != 0)
         log_info("host %s: %s -> %s (%s)", h->name, h->state, state, why);
     h->state = state;
+    if (now_lost)
+        tell_lost(co, h);
     if (catalog_host_touch(co->cat, h->name, state, h->last_seen, &err) < 0)
         log_err("%s", err.text);
     if (co->hosts->ev.state != NULL)
@@ -272,6 +346,7 @@ static int load_one(const struct catalog_host *ch, void *arg)
     h->id = co->hosts->next_id++;
     h->next = co->hosts->list;
     co->hosts->list = h;
+    co->hosts->idx.stale = 1;
     return 0;
 }
 
@@ -411,6 +486,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
         h->id = co->hosts->next_id++;
         h->next = co->hosts->list;
         co->hosts->list = h;
+        co->hosts->idx.stale = 1;
         fresh = 1;
     }
     if (h->conn != NULL && h->conn != c) {
@@ -435,6 +511,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     h->numa_nodes = r->numa_nodes;
     h->memory_bytes = r->memory_bytes;
     h->conn = c;
+    c->host = h;
     h->fenced = 0;
     h->last_hb_ms = clock_mono_ms();
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
@@ -643,11 +720,35 @@ int hosts_offers(struct coord *co, const char *name, const char *hv)
     return yes;
 }
 
+/* A host that can store a peer's image, other than 'after'. */
+static int can_store(const struct host *h, const char *after)
+{
+    return strcmp(h->state, "up") == 0 && h->conn != NULL &&
+           strcmp(h->name, after) != 0 && h->store_addr[0] != '\0';
+}
+
+unsigned hosts_register_grace_ms(const struct coord *co)
+{
+    return co->hosts->register_grace_ms;
+}
+
 const char *hosts_next_up(struct coord *co, const char *after)
 {
     const struct host *h, *best = NULL, *first = NULL;
+    struct host_index *x = &co->hosts->idx;
+    size_t i, k;
 
-    /* the up host whose name follows 'after', wrapping around */
+    /* the up host whose name follows 'after', wrapping around: from
+     * where 'after' is in name order, usually the very next one */
+    if (index_fresh(co->hosts) == 0) {
+        i = index_pos(x, after);
+        for (k = 0; k < x->n; k++) {
+            h = x->by_name[(i + k) % x->n];
+            if (can_store(h, after))
+                return h->name;
+        }
+        return NULL;
+    }
     for (h = co->hosts->list; h != NULL; h = h->next) {
         if (strcmp(h->state, "up") != 0 || h->conn == NULL ||
             strcmp(h->name, after) == 0 || h->store_addr[0] == '\0')
@@ -746,6 +847,70 @@ static void fence_done(void *arg, int status, int timed_out, const char *output,
             co->hosts->ev.fenced(co->hosts->ev.arg, h->name);
     }
     free(fd);
+}
+
+int hosts_set_lost_command(struct coord *co, const char *command)
+{
+    struct hosts *hs = co->hosts;
+
+    free(hs->lost_command);
+    hs->lost_command = NULL;
+    if (command == NULL || command[0] == '\0')
+        return 0;
+    hs->lost_command = strdup(command);
+    return hs->lost_command != NULL ? 0 : -1;
+}
+
+struct tell_done {
+    struct coord *co;
+    char host[64];
+};
+
+static void tell_done(void *arg, int status, int timed_out, const char *output,
+                      uint64_t ms)
+{
+    struct tell_done *td = arg;
+    struct host *h = host_find(td->co, td->host);
+    char how[64];
+
+    runcmd_describe(status, timed_out, td->co->hosts->fence_timeout_ms, how,
+                    sizeof(how));
+    if (h != NULL)
+        h->telling = NULL;
+    if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        log_info("host %s: lost_command done (%llu ms): %s", td->host,
+                 (unsigned long long)ms, output[0] ? output : "(no output)");
+    else
+        log_err("host %s: lost_command failed (%s, %llu ms): %s", td->host, how,
+                (unsigned long long)ms, output[0] ? output : "(no output)");
+    free(td);
+}
+
+/* A host was just declared lost: tell the site (a batch system drains the
+ * node and requeues its jobs) through lost_command; nothing waits for it. */
+static void tell_lost(struct coord *co, struct host *h)
+{
+    struct hosts *hs = co->hosts;
+    struct tell_done *td;
+    struct vmckpt_error err;
+
+    if (hs->lost_command == NULL || h->telling != NULL)
+        return;
+    td = calloc(1, sizeof(*td));
+    if (td == NULL) {
+        log_err("host %s: lost_command not run: out of memory", h->name);
+        return;
+    }
+    td->co = co;
+    snprintf(td->host, sizeof(td->host), "%s", h->name);
+    log_info("host %s: running lost_command '%s %s'", h->name, hs->lost_command,
+             h->name);
+    h->telling = runcmd_start(co->loop, hs->lost_command, h->name,
+                              hs->fence_timeout_ms, tell_done, td, &err);
+    if (h->telling == NULL) {
+        log_err("host %s: lost_command not run: %s", h->name, err.text);
+        free(td);
+    }
 }
 
 int hosts_fencing(struct coord *co, const char *name)

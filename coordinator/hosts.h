@@ -39,6 +39,8 @@ struct hosts_events {
  * failure. */
 int hosts_create(struct coord *co, unsigned heartbeat_ms, unsigned timeout_ms,
                  unsigned grace_ms);
+/* The register_grace_ms hosts_create() was given. */
+unsigned hosts_register_grace_ms(const struct coord *co);
 /* Free the registry (NULL-safe); after server_stop(). */
 void hosts_destroy(struct coord *co);
 /* Who hears of host changes; 'ev' is copied. One listener. */
@@ -86,6 +88,10 @@ int hosts_set_fence_command(struct coord *co, const char *command,
  * its lease alone counts. Either way the result is logged and the fenced
  * event tells the layer above to check its waits again. */
 void hosts_fence_run(struct coord *co, const char *name);
+/* 'command' (a site's script, run as COMMAND HOST, for at most the fence
+ * timeout; "" none) is run whenever a host is declared lost, to tell a
+ * batch system; its result is logged, nothing waits for it. Copied. */
+int hosts_set_lost_command(struct coord *co, const char *command);
 /* 1 while the fence command of host 'name' runs, else 0. */
 int hosts_fencing(struct coord *co, const char *name);
 

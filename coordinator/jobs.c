@@ -44,6 +44,8 @@ void jobs_save(struct job *j)
     cj.last_error = j->last_error;
     cj.auto_restart = j->auto_restart;
     cj.lz4 = j->lz4;
+    cj.keep_epochs = j->keep_epochs;
+    cj.restart_hosts = j->restart_hosts;
     cj.mtbf_s = j->mtbf_s;
     cj.cost_ms = j->cost_ms;
     cj.last_epoch = j->last_epoch;
@@ -82,44 +84,6 @@ struct job *jobs_find(struct coord *co, const char *name)
 
 static void periodic_fire(struct evloop *loop, struct ev_timer *t);
 
-#define TOKEN_LEN 32
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
-/* Give the job the token its ranks prove: from its catalog hex, or new
- * when there is none (or it does not parse). 0 or -1. */
-static int token_init(struct job *j, const char *hex)
-{
-    uint8_t raw[TOKEN_LEN];
-    size_t i;
-
-    if (hex != NULL && strlen(hex) == 2 * TOKEN_LEN) {
-        for (i = 0; i < TOKEN_LEN; i++) {
-            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-            if (hi < 0 || lo < 0)
-                break;
-            raw[i] = (uint8_t)(hi << 4 | lo);
-        }
-        if (i == TOKEN_LEN)
-            goto set;
-    }
-    if (auth_random(raw, sizeof(raw)) < 0)
-        return -1;
-set:
-    for (i = 0; i < TOKEN_LEN; i++)
-        snprintf(j->token_hex + 2 * i, 3, "%02x", raw[i]);
-    auth_key_dispose(&j->token);
-    return auth_key_set(&j->token, raw, sizeof(raw));
-}
-
 static struct job *job_new(struct coord *co, const char *name)
 {
     struct job *j = calloc(1, sizeof(*j));
@@ -130,9 +94,10 @@ static struct job *job_new(struct coord *co, const char *name)
     snprintf(j->name, sizeof(j->name), "%s", name);
     snprintf(j->interval, sizeof(j->interval), "off");
     j->incarnation = 1;
+    j->keep_epochs = -1;
     ev_timer_init(&j->periodic, periodic_fire, j);
     jobs_lease_wait_init(j);
-    if (token_init(j, NULL) < 0) {
+    if (jobs_token_init(j, NULL) < 0) {
         free(j);
         return NULL;
     }
@@ -246,6 +211,7 @@ static int jepoch_set_state(struct job *j, const char *old, const char *state,
     struct jepoch *e = j->cur;
     struct catalog_job_epoch ce;
     struct vmckpt_error err;
+    uint64_t t0 = clock_mono_ns();
     size_t i;
 
     memset(&ce, 0, sizeof(ce));
@@ -278,6 +244,7 @@ static int jepoch_set_state(struct job *j, const char *old, const char *state,
         vm_row(j, &e->v[i], state, note);
     if (catalog_commit(j->co->cat, &err) < 0)
         goto fail;
+    e->tm.catalog_ns += clock_mono_ns() - t0;
     stats_job_epoch(j->co, state, ce.window_us);
     for (i = 0; i < e->n; i++)
         stats_vm_epoch(j->co, state, e->v[i].pause_us, e->v[i].wire_bytes,
@@ -290,24 +257,6 @@ fail:
 }
 
 /* ---- messages to agents --------------------------------------------- */
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-size_t jobs_distinct(const char **names, size_t n)
-{
-    size_t i, k = 0;
-
-    if (n == 0)
-        return 0;
-    qsort(names, n, sizeof(*names), cmp_name);
-    for (i = 1; i < n; i++)
-        if (strcmp(names[i], names[k]) != 0)
-            names[++k] = names[i];
-    return k + 1;
-}
 
 /* Remember that 'host' missed the abort of the epoch in flight: it is
  * told when it registers again. */
@@ -382,6 +331,7 @@ static void epoch_end(struct job *j)
     }
     ev_timer_stop(j->co->loop, &e->timer);
     ev_timer_stop(j->co->loop, &e->align_timer);
+    jobs_hold_end(j, &e->hold);
     free(e->v);
     free(e);
     j->cur = NULL;
@@ -414,17 +364,28 @@ void jobs_abort(struct job *j, const char *fmt, ...)
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t);
 
+static void cut_after_hold(struct job *j)
+{
+    jobs_cut(j, j->cur->hold_why);
+}
+
 void jobs_cut(struct job *j, const char *why)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptCut cut = VMCKPT__CKPT_CUT__INIT;
     size_t i;
 
+    if (why != e->hold_why)
+        snprintf(e->hold_why, sizeof(e->hold_why), "%s", why);
+    if (jobs_hold(j, &e->hold, "align", cut_after_hold))
+        return;
+
     log_info("epoch %s/%llu: cut (%s) after %llu ms of pre-copy", j->name,
              (unsigned long long)e->epoch, why,
              (unsigned long long)(clock_mono_ms() - e->t_begin));
     snprintf(e->phase, sizeof(e->phase), "cut");
     e->t_cut = clock_mono_ms();
+    jobs_stamp(&e->tm.cut);
     for (i = 0; i < e->n; i++) {
         struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
 
@@ -438,6 +399,7 @@ void jobs_cut(struct job *j, const char *why)
         jobs_abort(j, "the cut could not be sent to every host of the job");
         return;
     }
+    jobs_stamp(&e->tm.cut_sent);
     /* from now on the overall timeout */
     ev_timer_stop(j->co->loop, &e->timer);
     ev_timer_start(j->co->loop, &e->timer,
@@ -450,12 +412,25 @@ void jobs_cut(struct job *j, const char *why)
  * layer's ops) asks the job's ranks to stop at one MPI_Barrier, and cuts
  * when they all wait there, or unaligned after its timeout. Without that
  * layer, or without ranks, the cut is at once. */
+static void align_after_hold(struct job *j);
+
 static void align_then_cut(struct job *j, const char *why)
 {
+    struct jepoch *e = j->cur;
+
+    if (why != e->hold_why)
+        snprintf(e->hold_why, sizeof(e->hold_why), "%s", why);
+    if (jobs_hold(j, &e->hold, "precopy", align_after_hold))
+        return;
     if (j->co->jobs->ranks != NULL)
         j->co->jobs->ranks->align(j, why);
     else
         jobs_cut(j, why);
+}
+
+static void align_after_hold(struct job *j)
+{
+    align_then_cut(j, j->cur->hold_why);
 }
 
 static void epoch_timer(struct evloop *loop, struct ev_timer *t)
@@ -555,6 +530,7 @@ static struct jepoch *epoch_new(struct job *j, struct vmrec **vms, int n,
         snprintf(why, wlen, "out of memory");
         return NULL;
     }
+    jobs_stamp(&e->tm.begin);
     if (catalog_epoch_next(co->cat, j->name, &e->epoch, &err) < 0) {
         free(e->v);
         free(e);
@@ -563,6 +539,7 @@ static struct jepoch *epoch_new(struct job *j, struct vmrec **vms, int n,
                  j->name, err.text);
         return NULL;
     }
+    e->tm.catalog_ns = clock_mono_ns() - e->tm.begin.wall;
     e->n = (size_t)n;
     e->t_begin = clock_mono_ms();
     e->started_at = (int64_t)(clock_wall_ms() / 1000);
@@ -593,8 +570,12 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
 {
     struct coord *co = j->co;
     struct jepoch *e = j->cur;
+    /* progress of each VM every 250 ms, or 1 ms per VM of the epoch (at
+     * most 5 s): about 1,000 messages a second past 250 VMs */
+    unsigned stats_ms = e->n < 250 ? 250 : e->n > 5000 ? 5000 : (unsigned)e->n;
     size_t i;
 
+    server_cork(co); /* the BEGINs of a host in one write */
     for (i = 0; i < e->n; i++) {
         Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
         Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
@@ -613,21 +594,30 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
         b.compress = j->lz4;
         b.streams = streams;
         b.hold_timeout_ms = co->jobs->ckpt_timeout_ms;
+        b.stats_interval_ms = stats_ms;
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
         vms[i]->round = 0;
         if (server_send(hosts_conn(co, jv->host),
                         VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
             snprintf(why, wlen, "cannot reach the agent of %s", jv->host);
+            server_uncork(co);
             jobs_abort(j, "cannot reach the agent of %s", jv->host);
             return -1;
         }
     }
+    server_uncork(co);
     return 0;
 }
 
 /* Start epoch of job 'j' ('streams' per VM, 0: each agent's setting) for
  * every VM of the job, however many; 0, or -1 with 'why'. */
+static int cmp_vmrec(const void *a, const void *b)
+{
+    return strcmp((*(struct vmrec *const *)a)->name,
+                  (*(struct vmrec *const *)b)->name);
+}
+
 int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
 {
     struct vmrec **vms;
@@ -637,12 +627,15 @@ int jobs_begin(struct job *j, unsigned streams, char *why, size_t wlen)
         snprintf(why, wlen, "out of memory");
         return -1;
     }
+    /* the epoch's VMs in name order: jobs_jvm_find looks them up so */
+    qsort(vms, (size_t)n, sizeof(*vms), cmp_vmrec);
     if (begin_check(j, vms, n, why, wlen) < 0 ||
         epoch_new(j, vms, n, why, wlen) == NULL)
         goto out;
     jepoch_set_state(j, "new", "running", NULL);
     if (begin_send(j, vms, streams, why, wlen) < 0)
         goto out;
+    jobs_stamp(&j->cur->tm.begun);
     ev_timer_start(j->co->loop, &j->cur->timer, j->co->jobs->max_precopy_ms);
     rc = 0;
 out:
@@ -650,46 +643,65 @@ out:
     return rc;
 }
 
+static int cmp_jvm(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct jvm *)elem)->vm);
+}
+
 struct jvm *jobs_jvm_find(struct job *j, uint64_t epoch, const char *vm)
 {
-    size_t i;
-
     if (j == NULL || j->cur == NULL || j->cur->epoch != epoch)
         return NULL;
-    for (i = 0; i < j->cur->n; i++)
-        if (strcmp(j->cur->v[i].vm, vm) == 0)
-            return &j->cur->v[i];
-    return NULL;
+    /* every message of an agent about a VM looks it up: by halves */
+    return bsearch(vm, j->cur->v, j->cur->n, sizeof(*j->cur->v), cmp_jvm);
+}
+
+/* A VM's converged flag, and the epoch's count of them. */
+static void set_converged(struct jepoch *e, struct jvm *v, int converged)
+{
+    converged = converged != 0;
+    if (converged && !v->converged)
+        e->nconverged++;
+    else if (!converged && v->converged)
+        e->nconverged--;
+    v->converged = converged;
 }
 
 static void on_stats(struct coord *co, const Vmckpt__CkptStats *st)
 {
     struct job *j = jobs_find(co, st->job);
     struct jvm *v = jobs_jvm_find(j, st->epoch, st->vm);
-    size_t i;
 
     if (v == NULL)
         return;
     if (j->cur->settling) {
-        v->converged = st->converged;
+        set_converged(j->cur, v, st->converged);
         v->fresh = 1;
         j->co->jobs->ranks->settle_check(j);
         return;
     }
     if (strcmp(j->cur->phase, "precopy") != 0)
         return;
-    v->converged = st->converged;
-    for (i = 0; i < j->cur->n; i++)
-        if (!j->cur->v[i].converged)
-            return;
+    set_converged(j->cur, v, st->converged);
+    if (j->cur->nconverged < j->cur->n)
+        return;
     align_then_cut(j, "every VM converged");
 }
+
+/* After the drain's hold (test_hold_file): commit if every image is
+ * durable by now (jobs_on_agent_reply waits while the hold lasts). */
+static void drain_after_hold(struct job *j)
+{
+    if (j->cur->ndurable == j->cur->n)
+        jobs_commit(j);
+}
+
+static void resume_all(struct job *j);
 
 static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
 {
     struct job *j = jobs_find(co, cd->job);
     struct jvm *v = jobs_jvm_find(j, cd->epoch, cd->vm);
-    Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
 
     if (v == NULL || v->cut_done)
         return;
@@ -697,7 +709,17 @@ static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
     v->paused_at_ns = cd->paused_at_ns;
     if (++j->cur->ncut < j->cur->n)
         return;
+    resume_all(j);
+}
+
+static void resume_all(struct job *j)
+{
+    Vmckpt__CkptResume r = VMCKPT__CKPT_RESUME__INIT;
+
+    if (jobs_hold(j, &j->cur->hold, "cut", resume_all))
+        return;
     /* every VM of the job is paused: now, and only now, they run again */
+    jobs_stamp(&j->cur->tm.all_cut);
     log_info("epoch %s/%llu: all %zu VM(s) paused; resume", j->name,
              (unsigned long long)j->cur->epoch, j->cur->n);
     snprintf(j->cur->phase, sizeof(j->cur->phase), "drain");
@@ -709,27 +731,41 @@ static void on_cut_done(struct coord *co, const Vmckpt__CkptCutDone *cd)
         jobs_abort(j, "RESUME could not be sent to every host of the job");
         return;
     }
+    jobs_stamp(&j->cur->tm.resumed);
     release_ranks(j, j->cur->epoch);
+    (void)jobs_hold(j, &j->cur->hold, "drain", drain_after_hold);
 }
 
 void jobs_commit(struct job *j)
 {
     struct jepoch *e = j->cur;
     Vmckpt__CkptCommit cm = VMCKPT__CKPT_COMMIT__INIT;
+    struct vmckpt_error err;
+    uint64_t t0;
+    int in_tx;
     size_t i;
 
+    if (jobs_hold(j, &e->hold, "commit", jobs_commit))
+        return;
+    jobs_stamp(&e->tm.durable);
     if (jepoch_set_state(j, e->phase, "committed", NULL) < 0) {
         jobs_abort(j, "the catalog could not record the commit");
         return;
     }
     cm.job = j->name;
     cm.epoch = e->epoch;
+    /* the COMMIT and the retention requests of a host in one write */
+    server_cork(j->co);
     tell_hosts(j, VMCKPT__MSG_TYPE__MSG_CKPT_COMMIT, &cm, 0, 0);
     j->last_epoch = e->epoch;
     j->last_window_us = window_us(e);
     j->cost_ms = cost_ms(e);
     snprintf(j->last_align, sizeof(j->last_align), "%s", e->align);
     j->last_error[0] = '\0';
+    t0 = clock_mono_ns();
+    /* one transaction for every VM's row and retention: a commit of its
+     * own (an fsync) per VM made the commit of a large job take seconds */
+    in_tx = catalog_begin(j->co->cat, &err) == 0;
     jobs_save(j);
     for (i = 0; i < e->n; i++) {
         struct vmrec *v = vms_find(j->co, j->name, e->v[i].vm);
@@ -743,14 +779,20 @@ void jobs_commit(struct job *j)
             vms_note_tracking(v, e->v[i].qemu_stream);
             vms_save(j->co, v);
         }
-        vms_retain(j->co, j->name, e->v[i].vm, e->v[i].store_host);
-        vms_retain(j->co, j->name, e->v[i].vm, e->v[i].host); /* local */
     }
+    vms_retain_some(j->co, j->name, NULL, e->epoch);
+    if (in_tx && catalog_commit(j->co->cat, &err) < 0)
+        log_err("job %s: epoch %llu: the VMs' rows: %s", j->name,
+                (unsigned long long)e->epoch, err.text);
+    server_uncork(j->co);
+    e->tm.catalog_ns += clock_mono_ns() - t0;
+    jobs_stamp(&e->tm.done);
     log_info("job %s: epoch %llu committed: %zu VM(s), pause window %.1f ms, "
              "cost %llu ms, %llu ms from begin",
              j->name, (unsigned long long)e->epoch, e->n,
              (double)j->last_window_us / 1000, (unsigned long long)j->cost_ms,
              (unsigned long long)(clock_mono_ms() - e->t_begin));
+    jobs_log_timing(j, window_us(e));
     epoch_end(j);
     jobs_schedule(j);
 }
@@ -812,8 +854,12 @@ static void periodic_fire(struct evloop *loop, struct ev_timer *t)
 static int load_one(const struct catalog_job *cj, void *arg)
 {
     struct coord *co = arg;
-    struct job *j = job_new(co, cj->name);
+    struct job *j;
 
+    /* a row written while the catalog is read (below) may come again */
+    if (jobs_find(co, cj->name) != NULL)
+        return 0;
+    j = job_new(co, cj->name);
     if (j == NULL)
         return -1;
     snprintf(j->state, sizeof(j->state), "%s",
@@ -822,11 +868,26 @@ static int load_one(const struct catalog_job *cj, void *arg)
     snprintf(j->last_error, sizeof(j->last_error), "%s", cj->last_error);
     j->auto_restart = cj->auto_restart;
     j->lz4 = cj->lz4;
+    j->keep_epochs = cj->keep_epochs;
+    snprintf(j->restart_hosts, sizeof(j->restart_hosts), "%s",
+             cj->restart_hosts ? cj->restart_hosts : "");
     j->mtbf_s = cj->mtbf_s;
     j->cost_ms = cj->cost_ms;
     j->last_epoch = cj->last_epoch;
     j->incarnation = cj->incarnation ? cj->incarnation : 1;
-    if (token_init(j, cj->token) < 0)
+    if (strcmp(cj->state, "restarting") == 0) {
+        /* its VMs may wait paused, restored, for a RESUME that never
+         * came: restarted again once its hosts had time to register */
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "the coordinator stopped during a restart of the job%s",
+                 j->auto_restart ? "; auto_restart brings it back"
+                                 : "; bring it back with 'vmckpt restart'");
+        log_warn("job %s: %s", j->name, j->last_error);
+        if (j->auto_restart)
+            ev_timer_start(co->loop, &j->lease_wait,
+                           hosts_register_grace_ms(co));
+    }
+    if (jobs_token_init(j, cj->token) < 0)
         return -1;
     if (strcmp(cj->token ? cj->token : "", j->token_hex) != 0)
         jobs_save(j); /* a catalog from before tokens */
@@ -873,6 +934,7 @@ int jobs_create(struct coord *co, unsigned max_precopy_ms,
         .cut_done = on_cut_done,
         .incarnation = jobs_incarnation,
         .stale = jobs_stale_copy,
+        .keep = jobs_keep_epochs,
     };
     struct jobs *js = calloc(1, sizeof(*js));
 
@@ -900,6 +962,7 @@ void jobs_destroy(struct coord *co)
             epoch_end(j);
         auth_key_dispose(&j->token);
         if (j->rs != NULL) {
+            jobs_hold_end(j, &j->rs->hold);
             free(j->rs->v);
             free(j->rs);
         }
@@ -911,6 +974,7 @@ void jobs_destroy(struct coord *co)
         co->jobs->to_clean = n->next;
         free(n);
     }
+    free(co->jobs->hold_file);
     free(co->jobs);
     co->jobs = NULL;
 }

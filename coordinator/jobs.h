@@ -15,6 +15,16 @@
 #include "server.h"
 
 struct jrestart;
+struct job;
+
+/* A test_hold_file hold (jobs_hold.c) of an epoch or a restart. */
+struct jhold {
+    int holding, done;
+    struct ev_timer timer;
+    struct job *job;
+    void (*cont)(struct job *); /* what the phase's end does */
+    char phase[12];
+};
 
 /* One VM's part in an epoch in flight. */
 struct jvm {
@@ -28,13 +38,31 @@ struct jvm {
 };
 
 /* The epoch in flight of a job; owned by the job. */
+/* An instant of an epoch at the coordinator: clock_mono_ns, and the CPU
+ * time the coordinator had used then (CLOCK_THREAD_CPUTIME_ID: what it
+ * spent, whatever else runs on its machine). */
+struct jstamp {
+    uint64_t wall, cpu;
+};
+/* Where an epoch's time went at the coordinator, for the log line of its
+ * commit and bench/scale: the protocol's own cost, apart from the agents'
+ * pre-copy and the stores' drain. */
+struct jtiming {
+    struct jstamp begin, begun;  /* jobs_begin called; every BEGIN sent */
+    struct jstamp cut, cut_sent; /* the cut decided; every CUT written */
+    struct jstamp all_cut;       /* the last CUT-DONE in */
+    struct jstamp resumed;       /* every RESUME sent */
+    struct jstamp durable, done; /* the last DURABLE in; the commit done */
+    uint64_t catalog_ns;         /* in catalog calls, all phases */
+};
 struct jepoch {
     uint64_t epoch;
+    struct jtiming tm;
     char phase[12];          /* precopy, align, cut, drain */
     uint64_t t_begin, t_cut; /* monotonic ms */
     int64_t started_at;      /* unix s */
-    size_t n, ncut, ndurable;
-    struct jvm *v;
+    size_t n, ncut, ndurable, nconverged;
+    struct jvm *v;         /* sorted by VM name (jobs_jvm_find) */
     struct ev_timer timer; /* pre-copy limit, then the overall timeout */
     int timed_cut;         /* the cut came from max_precopy_ms */
     /* MPI alignment (ranks.c): asked, how many ranks, and the outcome */
@@ -44,6 +72,8 @@ struct jepoch {
     uint64_t t_align;            /* monotonic ms when the ranks were asked */
     char align[160];             /* "" no ranks, "aligned", "unaligned: why" */
     char barriers[1024];
+    struct jhold hold; /* test_hold_file */
+    char hold_why[80]; /* the cut's reason, kept over a hold */
 };
 
 /* A job; owned by the jobs module (freed by jobs_destroy). */
@@ -51,7 +81,13 @@ struct job {
     struct coord *co;
     char name[65], state[16], interval[16], last_error[256];
     int auto_restart;
-    int lz4; /* page batches LZ4-compressed on the wire and on disk */
+    int lz4;         /* page batches LZ4-compressed on the wire and on disk */
+    int keep_epochs; /* committed epochs kept per VM (0: all, -1: the
+                      * coordinator's keep_epochs) */
+    /* where auto_restart brings every VM back ("H1,H2,...": each on its
+     * own host when listed and up, else on a listed host no other VM
+     * took, e.g. a batch job's spare node); "": any host */
+    char restart_hosts[1024];
     uint64_t mtbf_s, cost_ms, last_epoch, last_window_us;
     struct jepoch *cur;
     struct jrestart *rs; /* a restart in flight */
@@ -104,6 +140,10 @@ struct jobs_ranks_ops {
  * 0, or -1 (errno). */
 int jobs_create(struct coord *co, unsigned max_precopy_ms,
                 unsigned ckpt_timeout_ms, uint64_t mtbf_s);
+/* test_hold_file (fault-injection tests only, jobs_hold.c): PATH names
+ * a phase where every epoch or restart waits a while ("" or NULL: none).
+ * 0, or -1 (ENOMEM). */
+int jobs_set_hold_file(struct coord *co, const char *path);
 /* Free every job (NULL-safe); after server_stop(), before vms_destroy(). */
 void jobs_destroy(struct coord *co);
 /* The MPI layer's ops; 'ops' must outlive the jobs. */

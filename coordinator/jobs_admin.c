@@ -12,6 +12,7 @@
 #include "jobs_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
+#include "lib/util/name.h"
 
 /* ---- admin requests ------------------------------------------------------ */
 
@@ -59,6 +60,27 @@ int jobs_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
                j->name, (unsigned long long)j->cur->epoch, j->cur->n);
 }
 
+int jobs_split_hosts(char *list, char **hosts, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL, *h;
+
+    for (h = strtok_r(list, ",", &save); h != NULL;
+         h = strtok_r(NULL, ",", &save)) {
+        if (n == max || !name_is_plain(h, 63))
+            return -1;
+        hosts[n++] = h;
+    }
+    return (int)n;
+}
+
+int jobs_keep_epochs(struct coord *co, const char *job)
+{
+    struct job *j = jobs_find(co, job);
+
+    return j != NULL ? j->keep_epochs : -1;
+}
+
 int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
 {
     const Vmckpt__JobRegister *r = env->job_register;
@@ -86,6 +108,25 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
     if (r->lz4[0] && strcmp(r->lz4, "yes") != 0 && strcmp(r->lz4, "no") != 0)
         return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                             "lz4 '%s': give yes or no", r->lz4);
+    if (r->keep_epochs[0] && strcmp(r->keep_epochs, "default") != 0 &&
+        (strspn(r->keep_epochs, "0123456789") != strlen(r->keep_epochs) ||
+         strlen(r->keep_epochs) > 4 || atoi(r->keep_epochs) > 1000))
+        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                            "keep '%s': give a number of epochs (0 to 1000; "
+                            "0 keeps all) or 'default'",
+                            r->keep_epochs);
+    if (r->restart_hosts[0] && strcmp(r->restart_hosts, "none") != 0) {
+        char copy[sizeof(j->restart_hosts)], *hosts[64];
+
+        if (strlen(r->restart_hosts) >= sizeof(copy) ||
+            (snprintf(copy, sizeof(copy), "%s", r->restart_hosts),
+             jobs_split_hosts(copy, hosts, 64) <= 0))
+            return server_error(c, env->request_id,
+                                VMCKPT__ERROR_CODE__ERR_INVALID,
+                                "restart hosts '%.200s': give 1 to 64 host "
+                                "names separated by commas, or 'none'",
+                                r->restart_hosts);
+    }
     j = jobs_touch(c->co, r->job);
     if (j == NULL)
         return server_error(c, env->request_id,
@@ -97,25 +138,41 @@ int jobs_on_register(struct conn *c, const Vmckpt__Envelope *env)
         j->auto_restart = strcmp(r->auto_restart, "yes") == 0;
     if (r->lz4[0])
         j->lz4 = strcmp(r->lz4, "yes") == 0;
+    if (r->restart_hosts[0])
+        snprintf(j->restart_hosts, sizeof(j->restart_hosts), "%s",
+                 strcmp(r->restart_hosts, "none") == 0 ? "" : r->restart_hosts);
+    if (r->keep_epochs[0])
+        j->keep_epochs =
+            strcmp(r->keep_epochs, "default") == 0 ? -1 : atoi(r->keep_epochs);
     if (r->mtbf_s)
         j->mtbf_s = r->mtbf_s;
     jobs_save(j);
     jobs_schedule(j);
-    log_info("job %s: interval %s (%llu s in effect), auto_restart %s, "
-             "MTBF %llu s, lz4 %s",
-             j->name, j->interval, (unsigned long long)jobs_interval_s(j),
-             j->auto_restart ? "yes" : "no",
-             (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->jobs->mtbf_s),
-             j->lz4 ? "yes" : "no");
     {
         Vmckpt__JobRegistered ok = VMCKPT__JOB_REGISTERED__INIT;
-        char text[300];
+        char text[600], keep[40];
 
+        if (j->keep_epochs < 0)
+            snprintf(keep, sizeof(keep), "%u (the default)",
+                     vms_keep_epochs(c->co));
+        else if (j->keep_epochs == 0)
+            snprintf(keep, sizeof(keep), "all");
+        else
+            snprintf(keep, sizeof(keep), "%d", j->keep_epochs);
+        log_info(
+            "job %s: interval %s (%llu s in effect), auto_restart %s, "
+            "MTBF %llu s, lz4 %s, keep %s, restart hosts %.300s",
+            j->name, j->interval, (unsigned long long)jobs_interval_s(j),
+            j->auto_restart ? "yes" : "no",
+            (unsigned long long)(j->mtbf_s ? j->mtbf_s : c->co->jobs->mtbf_s),
+            j->lz4 ? "yes" : "no", keep,
+            j->restart_hosts[0] ? j->restart_hosts : "any");
         snprintf(text, sizeof(text),
                  "job %s: interval %s (%llu s in effect), auto_restart %s, "
-                 "lz4 %s",
+                 "lz4 %s, keep %s, restart hosts %.300s",
                  j->name, j->interval, (unsigned long long)jobs_interval_s(j),
-                 j->auto_restart ? "yes" : "no", j->lz4 ? "yes" : "no");
+                 j->auto_restart ? "yes" : "no", j->lz4 ? "yes" : "no", keep,
+                 j->restart_hosts[0] ? j->restart_hosts : "any");
         ok.job = j->name;
         ok.token.data = j->token.bytes;
         ok.token.len = j->token.len;
@@ -163,6 +220,10 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
         ji->interval_s = jobs_interval_s(j);
         ji->auto_restart = j->auto_restart;
         ji->lz4 = j->lz4;
+        ji->keep_default = j->keep_epochs < 0;
+        ji->restart_hosts = j->restart_hosts;
+        ji->keep_epochs = j->keep_epochs < 0 ? vms_keep_epochs(c->co)
+                                             : (uint32_t)j->keep_epochs;
         ji->mtbf_s = j->mtbf_s ? j->mtbf_s : c->co->jobs->mtbf_s;
         ji->cost_ms = j->cost_ms;
         ji->epoch = j->cur ? j->cur->epoch : 0;
@@ -200,8 +261,13 @@ int jobs_on_query(struct conn *c, const Vmckpt__Envelope *env)
 
 struct epochs_acc {
     Vmckpt__EpochInfo **v;
-    size_t n, cap;
+    size_t n, cap, bytes;
+    int more, oom;
 };
+
+/* A reply's rows stop past this many bytes (a frame holds 1 MiB; a row is
+ * at most a few KiB): a large job's listing comes in pages. */
+#define EPOCHS_PAGE_BYTES (64 * 1024)
 
 static char *dup_or_empty(const char *s)
 {
@@ -213,18 +279,22 @@ static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
     struct epochs_acc *a = arg;
     Vmckpt__EpochInfo *ei;
 
+    if (a->bytes >= EPOCHS_PAGE_BYTES) {
+        a->more = 1;
+        return 1;
+    }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
         Vmckpt__EpochInfo **nv = realloc(a->v, cap * sizeof(*nv));
 
         if (nv == NULL)
-            return -1;
+            return a->oom = -1;
         a->v = nv;
         a->cap = cap;
     }
     ei = calloc(1, sizeof(*ei));
     if (ei == NULL)
-        return -1;
+        return a->oom = -1;
     vmckpt__epoch_info__init(ei);
     ei->job = dup_or_empty(e->job);
     ei->vm = dup_or_empty(e->vm);
@@ -245,6 +315,11 @@ static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
     ei->total_ms = e->total_ms;
     ei->window_us = window;
     a->v[a->n++] = ei;
+    if (ei->job == NULL || ei->vm == NULL || ei->state == NULL ||
+        ei->host == NULL || ei->store_host == NULL || ei->note == NULL ||
+        ei->source == NULL || ei->align == NULL || ei->barriers == NULL)
+        return a->oom = -1; /* (freed with the others) */
+    a->bytes += vmckpt__epoch_info__get_packed_size(ei) + 4;
     return 0;
 }
 
@@ -258,13 +333,19 @@ int jobs_on_epochs(struct conn *c, const Vmckpt__Envelope *env)
 
     if (need_job(c, env->request_id, env->epochs_query->job) == NULL)
         return 0;
-    if (catalog_epoch_each(c->co->cat, env->epochs_query->job, epoch_add, &a,
-                           &err) < 0)
+    if (catalog_epoch_each(
+            c->co->cat, env->epochs_query->job, env->epochs_query->after_epoch,
+            env->epochs_query->after_vm, epoch_add, &a, &err) < 0)
         rc = server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                           "%s", err.text);
+    else if (a.oom)
+        rc = server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                          "listing the epochs of %s: out of memory",
+                          env->epochs_query->job);
     else {
         reply.n_epochs = a.n;
         reply.epochs = a.v;
+        reply.more = a.more;
         rc = server_send(c, VMCKPT__MSG_TYPE__MSG_EPOCHS_REPLY, env->request_id,
                          &reply);
     }
@@ -312,8 +393,9 @@ int jobs_on_restart(struct conn *c, const Vmckpt__Envelope *env)
 
     if (j == NULL)
         return 0;
-    if (jobs_restart(j, r->epoch, r->hosts, r->n_hosts, c, env->request_id, why,
-                     sizeof(why)) < 0)
+    if ((r->all ? jobs_restart_all
+                : jobs_restart)(j, r->epoch, r->hosts, r->n_hosts, c,
+                                env->request_id, why, sizeof(why)) < 0)
         return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                             "%s", why);
     return 0; /* answered when every VM is back */
@@ -323,6 +405,7 @@ int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
 {
     struct coord *co = c->co;
     struct vmrec *v;
+    struct job *j;
     struct clean_note *n;
     char hosts[64][64];
     size_t nvms = 0, pend = 0, nh = 0, i;
@@ -331,10 +414,13 @@ int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
      * aborts not yet delivered */
     for (v = vms_first(c->co); v != NULL; v = v->next) {
         if (v->chain_store[0]) {
-            vms_retain(co, v->job, v->name, v->chain_store);
+            if (jobs_find(co, v->job) == NULL) /* (else with its job) */
+                vms_retain_some(co, v->job, v->name, 0);
             nvms++;
         }
     }
+    for (j = co->jobs->list; j != NULL; j = j->next)
+        vms_retain_some(co, j->name, NULL, 0);
     for (n = co->jobs->to_clean; n != NULL; n = n->next) {
         pend++;
         for (i = 0; i < nh; i++)
@@ -351,4 +437,42 @@ int jobs_on_gc(struct conn *c, const Vmckpt__Envelope *env)
                "gc: retention re-applied to %zu VM(s); %zu pending abort(s) "
                "delivered",
                nvms, pend);
+}
+
+#define TOKEN_LEN 32
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Give the job the token its ranks prove: from its catalog hex, or new
+ * when there is none (or it does not parse). 0 or -1. */
+int jobs_token_init(struct job *j, const char *hex)
+{
+    uint8_t raw[TOKEN_LEN];
+    size_t i;
+
+    if (hex != NULL && strlen(hex) == 2 * TOKEN_LEN) {
+        for (i = 0; i < TOKEN_LEN; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+            if (hi < 0 || lo < 0)
+                break;
+            raw[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (i == TOKEN_LEN)
+            goto set;
+    }
+    if (auth_random(raw, sizeof(raw)) < 0)
+        return -1;
+set:
+    for (i = 0; i < TOKEN_LEN; i++)
+        snprintf(j->token_hex + 2 * i, 3, "%02x", raw[i]);
+    auth_key_dispose(&j->token);
+    return auth_key_set(&j->token, raw, sizeof(raw));
 }

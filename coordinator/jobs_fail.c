@@ -29,7 +29,6 @@ static int epoch_uses(const struct jepoch *e, const char *host)
 static void conn_gone(struct coord *co, struct conn *c)
 {
     struct job *j;
-    size_t i;
 
     for (j = co->jobs->list; j != NULL; j = j->next) {
         if (j->rs != NULL && j->rs->admin == c)
@@ -38,26 +37,19 @@ static void conn_gone(struct coord *co, struct conn *c)
             continue;
         if (epoch_uses(j->cur, c->auth.peer_name))
             jobs_abort(j, "lost the agent of %s", c->auth.peer_name);
-        if (j->rs != NULL)
-            for (i = 0; i < j->rs->n; i++)
-                if (!j->rs->v[i].done &&
-                    strcmp(j->rs->v[i].host, c->auth.peer_name) == 0) {
-                    j->rs->v[i].done = 1;
-                    j->rs->ndone++;
-                    j->rs->nfail++;
-                    snprintf(j->rs->error, sizeof(j->rs->error),
-                             "lost the agent of %s", c->auth.peer_name);
-                    if (j->rs->ndone == j->rs->n) {
-                        jobs_restart_finish(j);
-                        break;
-                    }
-                }
+        if (j->rs != NULL) {
+            char why[100];
+
+            snprintf(why, sizeof(why), "lost the agent of %s",
+                     c->auth.peer_name);
+            jobs_restart_fault(j, c->auth.peer_name, NULL, why, 0);
+        }
     }
 }
 
 /* 'j' failed: restart it from its last committed epoch if its policy
  * says so. */
-static void auto_restart(struct job *j)
+void jobs_auto_restart(struct job *j)
 {
     char err[300], host[64];
     uint64_t ack, end, now;
@@ -78,6 +70,27 @@ static void auto_restart(struct job *j)
             (unsigned long long)(now - ack), hosts_lease_ms(j->co),
             (unsigned long long)hosts_lease_margin_ms(hosts_lease_ms(j->co)));
         ev_timer_start(j->co->loop, &j->lease_wait, end - now);
+        return;
+    }
+    if (j->restart_hosts[0] != '\0') {
+        char list[sizeof(j->restart_hosts)], *hosts[64];
+        int n;
+
+        snprintf(list, sizeof(list), "%s", j->restart_hosts);
+        n = jobs_split_hosts(list, hosts, 64);
+        log_info("job %s: auto_restart from its last committed epoch, on "
+                 "its restart hosts %s",
+                 j->name, j->restart_hosts);
+        if (n > 0 &&
+            jobs_restart_on(j, hosts, (size_t)n, err, sizeof(err)) == 0)
+            return;
+        if (n <= 0)
+            snprintf(err, sizeof(err), "bad restart hosts '%.200s'",
+                     j->restart_hosts);
+        log_err("job %s: auto_restart impossible: %s", j->name, err);
+        snprintf(j->last_error, sizeof(j->last_error),
+                 "auto_restart impossible: %s", err);
+        jobs_save(j);
         return;
     }
     log_info("job %s: auto_restart from its last committed epoch", j->name);
@@ -102,7 +115,7 @@ static void lease_ended(struct evloop *loop, struct ev_timer *t)
         return;
     }
     log_info("job %s: the leases of its hosts have ended", j->name);
-    auto_restart(j);
+    jobs_auto_restart(j);
 }
 
 void jobs_lease_wait_init(struct job *j)
@@ -130,8 +143,15 @@ static void host_lost(struct coord *co, const char *host, const char *why)
         if (!hit)
             continue;
         snprintf(text, sizeof(text), "host %s lost (%s)", host, why);
+        if (j->rs != NULL) {
+            /* a guest restored there and paused can no longer be
+             * resumed: the restart fails, and its end (auto_restart)
+             * answers for the job */
+            jobs_restart_fault(j, host, NULL, text, 1);
+            continue;
+        }
         jobs_set_state(j, "failed", text);
-        auto_restart(j);
+        jobs_auto_restart(j);
     }
 }
 
@@ -141,6 +161,18 @@ static int epoch_has_vm(const struct jepoch *e, const char *vm)
 
     for (i = 0; e != NULL && i < e->n; i++)
         if (strcmp(e->v[i].vm, vm) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the restart 'rs' restores VM 'v' on v's host, and still may. */
+static int restart_has(const struct jrestart *rs, const struct vmrec *v)
+{
+    size_t i;
+
+    for (i = 0; i < rs->n; i++)
+        if (strcmp(rs->v[i].vm, v->name) == 0 &&
+            strcmp(rs->v[i].host, v->host) == 0 && !rs->v[i].failed)
             return 1;
     return 0;
 }
@@ -186,9 +218,21 @@ static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
     if (epoch_has_vm(j->cur, v->name))
         jobs_abort(j, "%s", text);
     if (j->rs != NULL) {
-        /* the restart in flight answers for it: its restore fails, or
-         * the guest it replaces was this one */
+        /* the restart in flight answers for it: it fails if this guest
+         * was one it restored (auto_restart then tries the same epoch
+         * again), else it replaces this guest anyway */
         log_warn("job %s: %s, during its restart", j->name, text);
+        if (!restart_has(j->rs, v))
+            return;
+        if (v->auto_restarted_from != 0 &&
+            v->auto_restarted_from == j->rs->epoch) {
+            log_err("job %s: auto_restart not tried again: %s ended again "
+                    "while restored from epoch %llu",
+                    j->name, v->name, (unsigned long long)j->rs->epoch);
+            j->rs->give_up = 1;
+        }
+        v->auto_restarted_from = j->rs->epoch;
+        jobs_restart_fault(j, v->host, v->name, text, 1);
         return;
     }
     jobs_set_state(j, "failed", text);
@@ -220,7 +264,7 @@ static void vm_exited(struct coord *co, struct vmrec *v, const char *why)
         return;
     }
     v->auto_restarted_from = j->last_epoch;
-    auto_restart(j);
+    jobs_auto_restart(j);
 }
 
 /* Guests were reported running again: a failed job whose VMs all run is

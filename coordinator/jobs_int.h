@@ -15,6 +15,9 @@
 struct jrestart {
     uint64_t epoch;
     size_t n, ndone, nfail;
+    int fault;   /* a host or guest failed, not an image: no earlier epoch */
+    int retry;   /* and auto_restart tries this epoch again at the end */
+    int give_up; /* a guest ended again after a retry: no auto_restart */
     struct {
         char vm[65], host[64];
         char from[64]; /* whose store the image is read from */
@@ -22,12 +25,13 @@ struct jrestart {
         int qemu_stream;
         uint64_t req;
         uint64_t sent_ms; /* monotonic, when the restore was sent */
-        int done;
+        int done, failed;
     } * v;
     struct conn *admin; /* NULL once the console went away */
     uint64_t admin_id;
     char error[256];
-    char note[600]; /* the copies and epochs given up on, for status */
+    char note[600];    /* the copies and epochs given up on, for status */
+    struct jhold hold; /* test_hold_file */
 };
 
 /* A host that missed an abort (it was away): told when it registers. */
@@ -45,7 +49,18 @@ struct jobs {
     unsigned ckpt_timeout_ms;    /* and aborted if not committed after this */
     uint64_t mtbf_s;             /* default MTBF for interval = auto */
     const struct jobs_ranks_ops *ranks; /* NULL: no MPI layer */
+    char *hold_file;                    /* test_hold_file (NULL: none) */
 };
+
+/* Give the job the token its ranks prove (jobs_admin.c): from its
+ * catalog hex, or new when there is none (or it does not parse). 0 or -1. */
+int jobs_token_init(struct job *j, const char *hex);
+/* test_hold_file (jobs_hold.c): 1 when the job must stop here at the end
+ * of 'phase' ('cont' goes on when the hold is over), 0 to go on now. */
+int jobs_hold(struct job *j, struct jhold *h, const char *phase,
+              void (*cont)(struct job *));
+/* The epoch or restart that holds 'h' ends: no hold goes on. */
+void jobs_hold_end(struct job *j, struct jhold *h);
 
 /* Every change of a job's state: logs old -> new, writes the catalog;
  * 'why' (may be NULL) becomes last_error unless the job runs. */
@@ -81,6 +96,13 @@ void jobs_host_up(struct coord *co, const char *host);
 unsigned jobs_rank_count(struct job *j);
 const char *jobs_rank_protection(struct job *j, char *buf, size_t len);
 
+/* jobs_timing.c */
+/* Now, on the wall clock and the coordinator's CPU clock. */
+void jobs_stamp(struct jstamp *s);
+/* Log where the committed epoch j->cur spent its time (its pause window
+ * 'window_us'): the line bench/scale reads. */
+void jobs_log_timing(const struct job *j, uint64_t window_us);
+
 /* jobs_fail.c */
 /* Listen to the host registry and the server's closes (jobs_create). 0,
  * or -1 (errno). */
@@ -111,8 +133,37 @@ uint64_t jobs_lease_pending(struct job *j, char *host, size_t hlen,
  * -1 with 'why' (nothing was started). */
 int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  struct conn *admin, uint64_t admin_id, char *why, size_t wlen);
+/* The same for every VM of 'j', those stopped since included (a batch
+ * system stops a requeued job's VMs and names the hosts of its next run):
+ * each goes to hosts[0..nhosts-1] (at most 64), to its own host when that
+ * is listed, else to the first listed host no other VM took. */
+int jobs_restart_all(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
+                     struct conn *admin, uint64_t admin_id, char *why,
+                     size_t wlen);
+/* auto_restart of 'j' on its restart_hosts: its VMs not stopped from the
+ * last committed epoch, placed as jobs_restart_all places them. */
+int jobs_restart_on(struct job *j, char **hosts, size_t nhosts, char *why,
+                    size_t wlen);
 /* Every VM of a restart answered: resume them all, or fail the job.
  * Frees j->rs. */
 void jobs_restart_finish(struct job *j);
+/* The guests of j's restart on 'host' (only VM 'vm' there if not NULL)
+ * can no longer be resumed: their host was lost, its agent went away, or
+ * the guest ended while restored and paused. The restart fails as soon as
+ * no VM is awaited any more, never for an earlier epoch (the image was
+ * not at fault); with 'retry' (the host is lost, or the guest ended),
+ * auto_restart then tries the same epoch again. A host whose agent only
+ * went away is retried when it is declared lost. */
+void jobs_restart_fault(struct job *j, const char *host, const char *vm,
+                        const char *why, int retry);
+/* Split the comma-separated host names of 'list' (changed) into
+ * hosts[0..max-1]: how many, or -1 if there are more or one is not a
+ * plain name. */
+int jobs_split_hosts(char *list, char **hosts, size_t max);
+/* The vms layer's keep hook (jobs_admin.c): job 'job''s retention. */
+int jobs_keep_epochs(struct coord *co, const char *job);
+/* jobs_fail.c: restart 'j' from its last committed epoch if its policy
+ * says so (once the leases of its hosts away have ended). */
+void jobs_auto_restart(struct job *j);
 
 #endif

@@ -23,6 +23,24 @@ struct epoch_src {
     const char *from; /* the host whose store serves the restore */
 };
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t jobs_distinct(const char **names, size_t n)
+{
+    size_t i, k = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(names, n, sizeof(*names), cmp_name);
+    for (i = 1; i < n; i++)
+        if (strcmp(names[i], names[k]) != 0)
+            names[++k] = names[i];
+    return k + 1;
+}
+
 static void src_copy(const struct catalog_epoch *ce, void *arg)
 {
     struct epoch_src *s = arg;
@@ -81,10 +99,16 @@ static void restart_failed(struct job *j)
     struct jrestart *rs = j->rs;
     char text[400];
 
-    snprintf(text, sizeof(text),
-             "restart of %s from epoch %llu failed: %s (restored VMs stay "
-             "paused; fix and run 'vmckpt restart %s' again)",
-             j->name, (unsigned long long)rs->epoch, rs->error, j->name);
+    if (rs->retry && !rs->give_up && j->auto_restart)
+        snprintf(text, sizeof(text),
+                 "restart of %s from epoch %llu failed: %s (auto_restart "
+                 "tries it again)",
+                 j->name, (unsigned long long)rs->epoch, rs->error);
+    else
+        snprintf(text, sizeof(text),
+                 "restart of %s from epoch %llu failed: %s (restored VMs "
+                 "stay paused; fix and run 'vmckpt restart %s' again)",
+                 j->name, (unsigned long long)rs->epoch, rs->error, j->name);
     jobs_set_state(j, "failed", text);
     if (rs->admin != NULL)
         server_error(rs->admin, rs->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
@@ -115,6 +139,7 @@ static int restart_earlier(struct job *j)
     log_warn("job %s: %s; every VM comes back from epoch %llu instead", j->name,
              note, (unsigned long long)prev);
     free(rs->v);
+    jobs_hold_end(j, &rs->hold);
     free(rs);
     j->rs = NULL;
     if (jobs_restart(j, prev, NULL, 0, admin, admin_id, why, sizeof(why)) < 0) {
@@ -130,16 +155,56 @@ static int restart_earlier(struct job *j)
     return 1;
 }
 
+void jobs_restart_fault(struct job *j, const char *host, const char *vm,
+                        const char *why, int retry)
+{
+    struct jrestart *rs = j->rs;
+    size_t i;
+    int hit = 0;
+
+    if (retry)
+        rs->retry = 1;
+
+    for (i = 0; i < rs->n; i++) {
+        if (strcmp(rs->v[i].host, host) != 0 ||
+            (vm != NULL && strcmp(rs->v[i].vm, vm) != 0) || rs->v[i].failed)
+            continue;
+        if (!rs->v[i].done) { /* its answer, if one comes, is ignored */
+            rs->v[i].done = 1;
+            rs->ndone++;
+        }
+        rs->v[i].failed = 1;
+        rs->nfail++;
+        hit = 1;
+    }
+    if (!hit)
+        return;
+    rs->fault = 1;
+    snprintf(rs->error, sizeof(rs->error), "%s", why);
+    log_warn("job %s: the restart from epoch %llu cannot resume its guests "
+             "on %s: %s",
+             j->name, (unsigned long long)rs->epoch, host, why);
+    if (rs->ndone == rs->n) /* (a hold of test_hold_file ends here) */
+        jobs_restart_finish(j);
+}
+
 void jobs_restart_finish(struct job *j)
 {
     struct jrestart *rs = j->rs;
     size_t i, nhosts;
     char text[900];
+    int again = 0;
 
+    if (rs->nfail == 0 &&
+        jobs_hold(j, &rs->hold, "restore", jobs_restart_finish))
+        return;
     if (rs->nfail > 0) {
-        if (restart_earlier(j))
+        /* an image no copy of which restores: the epoch before; a host
+         * or guest lost meanwhile: this epoch again, by auto_restart */
+        if (!rs->fault && restart_earlier(j))
             return;
         restart_failed(j);
+        again = rs->retry && !rs->give_up;
         goto out;
     }
     /* every VM is restored and paused: the rank connections are from the
@@ -182,8 +247,11 @@ void jobs_restart_finish(struct job *j)
     jobs_schedule(j);
 out:
     free(rs->v);
+    jobs_hold_end(j, &rs->hold);
     free(rs);
     j->rs = NULL;
+    if (again)
+        jobs_auto_restart(j);
 }
 
 /* A back end other than the default QEMU one (a Xen domain). */
@@ -205,7 +273,40 @@ static int can_run(struct coord *co, const struct vmrec *v, const char *h)
 struct host_turn {
     char **hosts;
     size_t n, next;
+    int all;                /* every VM goes to hosts */
+    int stopped;            /* jobs_restart_all: stopped VMs too */
+    unsigned char used[64]; /* (all) hosts[i] already took a VM */
+    unsigned char home[64]; /* (all) hosts[i] is some VM's own host */
 };
+
+/* (all) VM 'v' on its own host when listed, up and free, else on the
+ * first listed host that is up and took no other VM, one that is not
+ * another VM's own host first. */
+static const char *pick_listed(struct coord *co, struct vmrec *v,
+                               struct host_turn *turn)
+{
+    size_t i, pick = turn->n, other = turn->n;
+
+    for (i = 0; i < turn->n; i++) {
+        if (turn->used[i] || hosts_conn(co, turn->hosts[i]) == NULL ||
+            !can_run(co, v, turn->hosts[i]))
+            continue;
+        if (strcmp(turn->hosts[i], v->host) == 0) {
+            pick = i;
+            break;
+        }
+        if (!turn->home[i] && pick == turn->n)
+            pick = i;
+        if (turn->home[i] && other == turn->n)
+            other = i;
+    }
+    if (pick == turn->n)
+        pick = other;
+    if (pick == turn->n)
+        return NULL;
+    turn->used[pick] = 1;
+    return turn->hosts[pick];
+}
 
 /* The host VM 'v' comes back on, from the image 'src' of its epoch (and
  * where that image is read from, src->from); NULL if there is none. */
@@ -213,6 +314,17 @@ static const char *pick_target(struct coord *co, struct vmrec *v,
                                struct epoch_src *src, struct host_turn *turn)
 {
     src->from = src->store_host;
+    if (turn->all) {
+        const char *h = pick_listed(co, v, turn);
+
+        /* the copy its host kept when it comes back there, or when the
+         * peer store is away */
+        if (h != NULL && strcmp(src->host, h) == 0)
+            src->from = h;
+        else if (hosts_conn(co, src->store_host) == NULL)
+            src->from = src->host;
+        return h;
+    }
     if (hosts_conn(co, v->host) != NULL && strcmp(v->state, "lost") != 0) {
         /* a survivor: in place, from its local copy when it ran there at
          * that epoch */
@@ -231,10 +343,17 @@ static const char *pick_target(struct coord *co, struct vmrec *v,
         }
         return NULL;
     }
-    return hosts_conn(co, src->store_host) != NULL &&
-                   can_run(co, v, src->store_host)
-               ? src->store_host
-               : NULL;
+    if (hosts_conn(co, src->store_host) != NULL &&
+        can_run(co, v, src->store_host))
+        return src->store_host;
+    /* its store is away (not merely unable to run it): the host it ran
+     * on at that epoch kept a local copy of the image */
+    if (hosts_conn(co, src->store_host) == NULL && src->host[0] != '\0' &&
+        hosts_conn(co, src->host) != NULL && can_run(co, v, src->host)) {
+        src->from = src->host;
+        return src->host;
+    }
+    return NULL;
 }
 
 /* Find the image of VM 'v' at 'epoch' and the host it comes back on:
@@ -342,9 +461,10 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
              rs->v[i].from);
     if (server_send(hosts_conn(co, rs->v[i].host),
                     VMCKPT__MSG_TYPE__MSG_RESTORE, rs->v[i].req, &r) < 0) {
-        rs->v[i].done = 1;
+        rs->v[i].done = rs->v[i].failed = 1;
         rs->ndone++;
         rs->nfail++;
+        rs->fault = 1;
         snprintf(rs->error, sizeof(rs->error), "cannot reach %s",
                  rs->v[i].host);
         stats_restore(co, 0, 0);
@@ -499,12 +619,33 @@ static void log_leases(struct job *j)
     }
 }
 
-int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
-                 struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
+/* The VMs of job 'j' a restart brings back: those not stopped, or (all)
+ * every one; the count, or -1 (out of memory). */
+static int restart_vms(struct job *j, int all, struct vmrec ***out)
+{
+    struct vmrec *v, **a;
+    size_t n = 0;
+
+    if (!all)
+        return jobs_vms(j->co, j->name, out);
+    for (v = vms_first(j->co); v != NULL; v = v->next)
+        n += strcmp(v->job, j->name) == 0;
+    *out = a = calloc(n + 1, sizeof(*a));
+    if (a == NULL)
+        return -1;
+    n = 0;
+    for (v = vms_first(j->co); v != NULL; v = v->next)
+        if (strcmp(v->job, j->name) == 0)
+            a[n++] = v;
+    return (int)n;
+}
+
+static int restart(struct job *j, uint64_t epoch, struct host_turn *turn,
+                   struct conn *admin, uint64_t admin_id, char *why,
+                   size_t wlen)
 {
     struct vmrec **vms = NULL;
     struct restart_plan *plan = NULL;
-    struct host_turn turn = {.hosts = hosts, .n = nhosts};
     int n, i, rc = -1;
 
     if (j->rs != NULL) {
@@ -520,7 +661,7 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
                  j->name);
         return -1;
     }
-    n = jobs_vms(j->co, j->name, &vms);
+    n = restart_vms(j, turn->stopped, &vms);
     if (n > 0)
         plan = calloc((size_t)n, sizeof(*plan));
     if (n < 0 || (n > 0 && plan == NULL)) {
@@ -533,15 +674,18 @@ int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
     }
     for (i = 0; i < n; i++) {
         plan[i].vm = vms[i];
-        if (plan_vm(j, epoch, vms[i], &plan[i].src, &plan[i].target, &turn, why,
+        if (plan_vm(j, epoch, vms[i], &plan[i].src, &plan[i].target, turn, why,
                     wlen) < 0)
             goto out;
     }
     if (restart_open(j, epoch, (size_t)n, admin, admin_id, why, wlen) < 0)
         goto out;
     log_leases(j);
+    /* the RESTOREs of a host in one write (a host takes several VMs) */
+    server_cork(j->co);
     for (i = 0; i < n; i++)
         restore_vm(j, (size_t)i, plan[i].vm, plan[i].target, &plan[i].src);
+    server_uncork(j->co);
     rc = 0;
     if (j->rs->ndone == j->rs->n)
         jobs_restart_finish(j);
@@ -549,4 +693,46 @@ out:
     free(plan);
     free(vms);
     return rc;
+}
+
+int jobs_restart(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
+                 struct conn *admin, uint64_t admin_id, char *why, size_t wlen)
+{
+    struct host_turn turn = {.hosts = hosts, .n = nhosts};
+
+    return restart(j, epoch, &turn, admin, admin_id, why, wlen);
+}
+
+static int restart_on(struct job *j, uint64_t epoch, char **hosts,
+                      size_t nhosts, int stopped, struct conn *admin,
+                      uint64_t admin_id, char *why, size_t wlen)
+{
+    struct host_turn turn = {
+        .hosts = hosts, .n = nhosts, .all = 1, .stopped = stopped};
+    struct vmrec *v;
+    size_t i;
+
+    if (nhosts == 0 || nhosts > sizeof(turn.used)) {
+        snprintf(why, wlen, "a restart of every VM names 1 to %zu hosts",
+                 sizeof(turn.used));
+        return -1;
+    }
+    for (v = vms_first(j->co); v != NULL; v = v->next)
+        for (i = 0; i < nhosts && strcmp(v->job, j->name) == 0; i++)
+            if (strcmp(hosts[i], v->host) == 0)
+                turn.home[i] = 1;
+    return restart(j, epoch, &turn, admin, admin_id, why, wlen);
+}
+
+int jobs_restart_all(struct job *j, uint64_t epoch, char **hosts, size_t nhosts,
+                     struct conn *admin, uint64_t admin_id, char *why,
+                     size_t wlen)
+{
+    return restart_on(j, epoch, hosts, nhosts, 1, admin, admin_id, why, wlen);
+}
+
+int jobs_restart_on(struct job *j, char **hosts, size_t nhosts, char *why,
+                    size_t wlen)
+{
+    return restart_on(j, 0, hosts, nhosts, 0, NULL, 0, why, wlen);
 }

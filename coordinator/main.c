@@ -99,9 +99,17 @@ static const char usage[] =
     "                                  and they move at once, otherwise\n"
     "                                  after its lease (empty: none)\n"
     "  fence_timeout_ms = 60000        the command is killed after this\n"
+    "  lost_command =                  run as COMMAND HOST whenever a host\n"
+    "                                  is declared lost, e.g. to drain the\n"
+    "                                  node in Slurm and requeue its jobs\n"
+    "                                  (docs/slurm.md; empty: none)\n"
     "  metrics_listen =                HOST:PORT to serve Prometheus /\n"
     "                                  OpenMetrics text on (GET /metrics,\n"
     "                                  docs/metrics.md); off when empty\n"
+    "  test_hold_file =                for fault-injection tests only: a\n"
+    "                                  file that may name a phase (\"cut\n"
+    "                                  4000\") where every job epoch waits\n"
+    "                                  that many ms; never in production\n"
     "  log = stderr | syslog | /FILE   where the log goes once started (a\n"
     "                                  file is appended to; errors before\n"
     "                                  the start completed also go to\n"
@@ -136,7 +144,9 @@ static const char *const coord_keys[] = {"listen",
                                          "rank_grace_ms",
                                          "fence_command",
                                          "fence_timeout_ms",
+                                         "lost_command",
                                          "metrics_listen",
+                                         "test_hold_file",
                                          "log",
                                          "log_level",
                                          NULL};
@@ -157,6 +167,8 @@ struct settings {
     unsigned align_timeout_ms, align_settle_ms, rank_grace_ms;
     unsigned fence_timeout_ms;
     const char *fence_command;
+    const char *hold_file; /* test_hold_file */
+    const char *lost_command;
     char name[128];
     const char *state_dir, *key_file, *listen_addr, *rank_listen, *rank_address;
     const char *metrics_listen;
@@ -253,6 +265,8 @@ static int read_settings(const struct conf *conf, struct settings *s,
     s->rank_listen = conf_get(conf, "coordinator", "rank_listen", "");
     s->rank_address = conf_get(conf, "coordinator", "rank_address", "");
     s->fence_command = conf_get(conf, "coordinator", "fence_command", "");
+    s->hold_file = conf_get(conf, "coordinator", "test_hold_file", "");
+    s->lost_command = conf_get(conf, "coordinator", "lost_command", "");
     s->metrics_listen = conf_get(conf, "coordinator", "metrics_listen", "");
     if (httpd_check_addr("[coordinator] metrics_listen", s->metrics_listen,
                          err) < 0)
@@ -341,7 +355,10 @@ static void stack_modules(struct coord *co, const struct settings *s,
         vms_create(co, s->keep_epochs) < 0 ||
         jobs_create(co, s->max_precopy_ms, s->ckpt_timeout_ms, s->mtbf_s) < 0 ||
         ranks_create(co, &rc) < 0 ||
-        hosts_set_fence_command(co, s->fence_command, s->fence_timeout_ms) < 0)
+        hosts_set_fence_command(co, s->fence_command, s->fence_timeout_ms) <
+            0 ||
+        jobs_set_hold_file(co, s->hold_file) < 0 ||
+        hosts_set_lost_command(co, s->lost_command) < 0)
         die("cannot set up the coordinator's modules");
     dispatch_install(co);
 }

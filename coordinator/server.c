@@ -62,12 +62,38 @@ int server_send(struct conn *c, int type, uint64_t request_id,
 {
     struct vmckpt_error err;
 
+    if (c == NULL) /* (a host whose connection is gone) */
+        return -1;
     if (wire_conn_send(&c->w, type, request_id, payload, &err) < 0) {
         log_err("%s", err.text);
         return -1;
     }
+    if (c->co->corked)
+        return 0; /* server_uncork writes it */
+    /* written now if the socket takes it (a fan-out to every host is then
+     * on the wire when it returns, and a heartbeat's ack costs no round
+     * of the loop); the rest, or a write error, waits for POLLOUT */
+    (void)wire_conn_flush(&c->w, NULL);
     update_events(c);
     return 0;
+}
+
+void server_cork(struct coord *co)
+{
+    co->corked++;
+}
+
+void server_uncork(struct coord *co)
+{
+    struct conn *c;
+
+    if (co->corked == 0 || --co->corked > 0)
+        return;
+    for (c = co->conns; c != NULL; c = c->next)
+        if (wire_conn_pending(&c->w)) {
+            (void)wire_conn_flush(&c->w, NULL);
+            update_events(c);
+        }
 }
 
 int server_error(struct conn *c, uint64_t request_id, Vmckpt__ErrorCode code,

@@ -38,6 +38,7 @@ struct conn {
     char peer[96];              /* address, for logs */
     int closing;                /* flush what is queued, then close */
     int guest;                  /* accepted on the ranks' endpoint */
+    void *host; /* hosts.c: the host that registered on it, or NULL */
     struct conn *next;
 };
 
@@ -89,6 +90,7 @@ struct coord {
     size_t nroutes;
     server_close_fn on_close[SERVER_MAX_CLOSE_HOOKS];
     size_t nclose;
+    int corked; /* server_cork depth: server_send only queues */
 
     struct hosts *hosts; /* hosts.c */
     struct vms *vms;     /* vms.c */
@@ -125,8 +127,15 @@ void server_stop(struct coord *co);
 
 /* Drop a connection now, logging 'why'; 'c' is freed. */
 void server_drop(struct conn *c, const char *why);
-/* Queue a message and try to write it. 0, or -1 (logged) when it cannot
- * be queued: the caller's handler then returns -1 and 'c' is dropped. */
+/* Hold the writes of server_send (it only queues) until the matching
+ * server_uncork, which writes what every connection queued: a fan-out of
+ * several messages to each host (a BEGIN per guest) goes out in one write
+ * per host rather than one per message. Nests. */
+void server_cork(struct coord *co);
+void server_uncork(struct coord *co);
+/* Queue a message and try to write it (unless corked). 0, or -1 when it
+ * cannot be queued (logged: the caller's handler then returns -1 and 'c'
+ * is dropped) or when 'c' is NULL (a host not connected, not logged). */
 int server_send(struct conn *c, int type, uint64_t request_id,
                 const void *payload);
 /* Queue an Error reply, logged with the peer's name. Returns 0, so a

@@ -63,6 +63,7 @@ int vms_create(struct coord *co, unsigned keep_epochs)
         return -1;
     vs->keep_epochs = keep_epochs;
     co->vms = vs;
+    vms_rows_init(co);
     return server_on_close(co, conn_gone);
 }
 
@@ -84,37 +85,6 @@ void vms_set_exited_hook(struct coord *co, vms_exited_fn *fn)
 struct vmrec *vms_first(struct coord *co)
 {
     return co->vms->list;
-}
-
-struct vmrec *vms_find(struct coord *co, const char *job, const char *name)
-{
-    struct vmrec *v;
-
-    for (v = co->vms->list; v != NULL; v = v->next)
-        if (strcmp(v->job, job) == 0 && strcmp(v->name, name) == 0)
-            return v;
-    return NULL;
-}
-
-void vms_save(struct coord *co, struct vmrec *v)
-{
-    struct catalog_vm cv;
-    struct vmckpt_error err;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-
-    if (v->spec != NULL && wire_pack(v->spec, &buf, &len, &err) < 0)
-        return;
-    cv.job = v->job;
-    cv.name = v->name;
-    cv.host = v->host;
-    cv.state = v->state;
-    cv.spec = buf;
-    cv.spec_len = len;
-    cv.last_epoch = v->last_epoch;
-    if (catalog_vm_put(co->cat, &cv, &err) < 0)
-        log_err("%s", err.text);
-    free(buf);
 }
 
 void vms_set_state(struct coord *co, struct vmrec *v, const char *state)
@@ -165,6 +135,11 @@ static struct vmrec *vm_add(struct coord *co, const char *job, const char *name)
     snprintf(v->name, sizeof(v->name), "%s", name);
     v->next = co->vms->list;
     co->vms->list = v;
+    if (vms_index_add(co->vms, v) < 0) {
+        co->vms->list = v->next;
+        free(v);
+        return NULL;
+    }
     return v;
 }
 
@@ -201,6 +176,10 @@ void vms_destroy(struct coord *co)
 
     if (vs == NULL)
         return;
+    vms_rows_flush(co);
+    if (co->loop != NULL)
+        ev_timer_stop(co->loop, &vs->flush);
+    free(vs->dirty);
     while (vs->list != NULL) {
         struct vmrec *v = vs->list;
 
@@ -209,6 +188,7 @@ void vms_destroy(struct coord *co)
             wire_free_message(v->spec);
         free(v);
     }
+    free(vs->buckets);
     while (vs->pending != NULL) {
         struct pending *p = vs->pending;
 
@@ -362,8 +342,11 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
                             "taking over domain %s needs its xl configuration "
                             "(--xl-config), to restore it",
                             s->domain);
+    /* another name: a back end the host registered (the simulated hosts
+     * of the scale tests offer "simulated") */
     if (s->hypervisor[0] != '\0' && strcmp(s->hypervisor, "qemu") != 0 &&
-        strcmp(s->hypervisor, "xen") != 0)
+        strcmp(s->hypervisor, "xen") != 0 &&
+        !hosts_offers(c->co, s->host, s->hypervisor))
         return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                             "hypervisor '%.32s': give qemu or xen",
                             s->hypervisor);
@@ -635,61 +618,125 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     return 0;
 }
 
-struct retain_ctx {
-    struct coord *co;
-    const char *job, *vm;
+/* Retention's messages to stores: (host, VM, keep_from), gathered from
+ * the catalog, then one StoreRetain per host. */
+struct retain_item {
+    char host[64], vm[65];
     uint64_t keep_from;
-    char sent[8][64];
-    int nsent;
 };
 
-static void retain_store(const char *store_host, void *arg)
-{
-    struct retain_ctx *r = arg;
-    Vmckpt__StoreRetain sr = VMCKPT__STORE_RETAIN__INIT;
-    struct conn *agent;
-    int i;
+struct retain_set {
+    struct retain_item *v;
+    size_t n, cap;
+    int oom;
+};
 
-    for (i = 0; i < r->nsent; i++)
-        if (strcmp(r->sent[i], store_host) == 0)
+static void retain_add(const char *vm, uint64_t keep_from, const char *host,
+                       void *arg)
+{
+    struct retain_set *s = arg;
+
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        struct retain_item *v = realloc(s->v, cap * sizeof(*v));
+
+        if (v == NULL) {
+            s->oom = 1;
             return;
-    agent = hosts_conn(r->co, store_host);
-    if (agent == NULL) {
-        log_warn("retention: store %s is not up; its old epochs of %s/%s "
-                 "stay until it is",
-                 store_host, r->job, r->vm);
-        return;
+        }
+        s->v = v;
+        s->cap = cap;
     }
-    sr.job = (char *)r->job;
-    sr.vm = (char *)r->vm;
-    sr.keep_from = r->keep_from;
-    if (server_send(agent, VMCKPT__MSG_TYPE__MSG_STORE_RETAIN,
-                    r->co->next_req++, &sr) == 0 &&
-        r->nsent < 8)
-        snprintf(r->sent[r->nsent++], sizeof(r->sent[0]), "%s", store_host);
+    snprintf(s->v[s->n].host, sizeof(s->v[0].host), "%s", host);
+    snprintf(s->v[s->n].vm, sizeof(s->v[0].vm), "%s", vm);
+    s->v[s->n++].keep_from = keep_from;
 }
 
-/* Keep the newest keep_epochs committed epochs of job/vm: older ones are
- * marked expired in the catalog first (never offered again), then every
- * store that held one is told to fold and delete. */
-void vms_retain(struct coord *co, const char *job, const char *vm,
-                const char *current_store)
+static int item_cmp(const void *a, const void *b)
 {
-    struct retain_ctx r = {.co = co, .job = job, .vm = vm};
-    struct vmckpt_error err;
+    const struct retain_item *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
 
-    r.keep_from =
-        catalog_epoch_keep_from(co->cat, job, vm, co->vms->keep_epochs);
-    if (r.keep_from == 0)
-        return;
-    if (catalog_epoch_expire(co->cat, job, vm, r.keep_from, retain_store, &r,
-                             &err) < 0) {
-        log_err("retention: %s", err.text);
+    return c != 0 ? c : strcmp(x->vm, y->vm);
+}
+
+/* (a frame holds them with room to spare: names are at most 64 bytes) */
+#define RETAIN_PER_MSG 2048
+
+static void retain_send(struct coord *co, const char *job, const char *host,
+                        char **vms, uint64_t *keep, size_t n)
+{
+    Vmckpt__StoreRetain sr = VMCKPT__STORE_RETAIN__INIT;
+    struct conn *agent = hosts_conn(co, host);
+
+    if (agent == NULL) {
+        log_warn("retention: store %s is not up; its old epochs of %zu VM(s) "
+                 "of %s stay until it is",
+                 host, n, job);
         return;
     }
-    retain_store(current_store, &r);
-    log_info("retention: %s/%s keeps epochs from %llu", job, vm,
-             (unsigned long long)r.keep_from);
+    sr.job = (char *)job;
+    sr.n_vms = n;
+    sr.vms = vms;
+    sr.n_keep_froms = n;
+    sr.keep_froms = keep;
+    (void)server_send(agent, VMCKPT__MSG_TYPE__MSG_STORE_RETAIN, co->next_req++,
+                      &sr);
+}
+
+static void retain_flush(struct coord *co, const char *job,
+                         struct retain_set *s)
+{
+    char *vms[RETAIN_PER_MSG];
+    uint64_t keep[RETAIN_PER_MSG];
+    size_t i, n = 0;
+
+    if (s->n == 0)
+        return;
+    qsort(s->v, s->n, sizeof(s->v[0]), item_cmp);
+    for (i = 0; i < s->n; i++) {
+        if (i > 0 && item_cmp(&s->v[i], &s->v[i - 1]) == 0)
+            continue; /* the same store twice for a VM */
+        if (n > 0 && (strcmp(s->v[i].host, s->v[i - 1].host) != 0 ||
+                      n == RETAIN_PER_MSG)) {
+            retain_send(co, job, s->v[i - 1].host, vms, keep, n);
+            n = 0;
+        }
+        vms[n] = s->v[i].vm;
+        keep[n++] = s->v[i].keep_from;
+    }
+    if (n > 0)
+        retain_send(co, job, s->v[s->n - 1].host, vms, keep, n);
+}
+
+unsigned vms_keep_epochs(struct coord *co)
+{
+    return co->vms->keep_epochs;
+}
+
+void vms_retain_some(struct coord *co, const char *job, const char *vm,
+                     uint64_t epoch)
+{
+    struct retain_set s = {0};
+    struct vmckpt_error err;
+    int keep = co->vms->epoch.keep != NULL ? co->vms->epoch.keep(co, job) : -1;
+    unsigned k = keep < 0 ? co->vms->keep_epochs : (unsigned)keep;
+
+    if (k == 0)
+        return;
+    if (catalog_retain(co->cat, job, vm, epoch, k, retain_add, &s, &err) < 0)
+        log_err("retention: %s", err.text);
+    else if (s.oom)
+        log_err("retention of %s: out of memory; old epochs stay until the "
+                "next commit",
+                job);
+    else
+        retain_flush(co, job, &s);
+    /* (at every commit: thousands of lines for a large job) */
+    log_debug("retention: %s%s%s keeps its newest %u epoch(s): %zu store "
+              "message(s)",
+              job, vm != NULL ? "/" : "", vm != NULL ? vm : "", k, s.n);
+    free(s.v);
 }
 
 static struct pending *take_pending(struct coord *co, struct conn *agent,
@@ -761,7 +808,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             const Vmckpt__CkptDurable *d = env->ckpt_durable;
 
             epoch_set_state(co, p, "running", "committed", d, NULL);
-            vms_retain(co, p->job, p->vm, p->store_host);
+            vms_retain_some(co, p->job, p->vm, 0);
             if (v != NULL) {
                 v->last_epoch = p->epoch;
                 v->chain_epoch = p->epoch;

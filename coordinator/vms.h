@@ -30,6 +30,8 @@ struct vmrec {
      * newer epoch is not restarted in a loop */
     uint64_t auto_restarted_from;
     struct vmrec *next;
+    struct vmrec *hnext; /* in its bucket of the index by job and name */
+    int dirty;           /* its row waits for the end of the round */
 };
 
 /* The job layer's part in messages of agents. Each runs inside the
@@ -50,6 +52,9 @@ struct vms_epoch_hooks {
      * destroyed, for the job's status. */
     void (*stale)(struct coord *co, const struct vmrec *v, const char *host,
                   uint64_t inc);
+    /* The committed epochs job 'job' keeps per VM (0: all; -1: the
+     * configuration's keep_epochs). */
+    int (*keep)(struct coord *co, const char *job);
 };
 
 /* A guest ended without anyone asking: its agent reported it
@@ -94,7 +99,10 @@ const char *vms_source(struct coord *co, const char *job, const char *vm,
 /* After a durable checkpoint: the VM's tracking as that checkpoint showed
  * it (QEMU's stream, or the agent's own tracking). */
 void vms_note_tracking(struct vmrec *v, int qemu_stream);
-/* Write the VM's row to the catalog (errors are logged). */
+/* Write the VM's row to the catalog (errors are logged): at the end of
+ * this round of the event loop, in one transaction with every other row
+ * changed in it (a job of thousands of guests starting at once made one
+ * fsync per guest and state, and stalled the loop past the heartbeats). */
 void vms_save(struct coord *co, struct vmrec *v);
 /* Every VM state change: logs old -> new, writes the catalog; a state
  * other than "exited" clears v->exit_reason. */
@@ -109,11 +117,16 @@ void vms_set_state(struct coord *co, struct vmrec *v, const char *state);
  * every guest of the list is reconciled). */
 void vms_on_host_vms(struct coord *co, const char *host, char **vms,
                      const uint64_t *incs, size_t n);
-/* Retention of job/vm after a commit: keep the newest keep_epochs; older
- * ones are expired in the catalog, then every store that held one and
- * 'current_store' are told to fold and delete. */
-void vms_retain(struct coord *co, const char *job, const char *vm,
-                const char *current_store);
+/* The configuration's keep_epochs (0: all). */
+unsigned vms_keep_epochs(struct coord *co);
+/* Retention after a commit: keep the newest epochs the job's policy says
+ * (the keep hook; else the configuration's keep_epochs) of job/vm ('vm'
+ * non-NULL), of the VMs in job epoch 'epoch' (non-zero), or of every VM
+ * of the job; older ones are expired in the catalog, then each store that
+ * held one, and each that holds a VM's newest epoch or its host's local
+ * copy of it, is told to fold and delete: one StoreRetain per store. */
+void vms_retain_some(struct coord *co, const char *job, const char *vm,
+                     uint64_t epoch);
 
 /* Handlers of the console's messages (server routes). vms_on_checkpoint
  * serves a checkpoint of one VM (one target). */

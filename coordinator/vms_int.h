@@ -10,12 +10,30 @@ struct pending;
 /* The guests of one coordinator (co->vms). */
 struct vms {
     struct vmrec *list;
+    /* the same records by job and name (vms_find: a job epoch looks up
+     * each of its VMs at every step), grown to keep buckets short */
+    struct vmrec **buckets;
+    size_t nbuckets, count;
+    /* rows to write at the end of the loop's round (vms_save) */
+    struct vmrec **dirty;
+    size_t ndirty, capdirty;
+    struct ev_timer flush;
     struct pending *pending; /* admin requests waiting for an agent */
     unsigned keep_epochs;    /* committed epochs kept per VM (0: all) */
     struct vms_epoch_hooks epoch;
     vms_cmdline_fn *cmdline;
     vms_exited_fn *exited;
 };
+
+/* vms_rows.c */
+/* Index 'v' (new; the table doubled when it holds two per bucket). 0, or
+ * -1 (ENOMEM). */
+int vms_index_add(struct vms *vs, struct vmrec *v);
+/* Set up the writing of rows at the end of a round (vms_create). */
+void vms_rows_init(struct coord *co);
+/* Write the rows saved in this round now, in one transaction (the end of
+ * the round, and vms_destroy). */
+void vms_rows_flush(struct coord *co);
 
 /* Guest 'v' ended without anyone asking: "exited" with the reason shown
  * by 'vmckpt vm list', then the layer above is told. */

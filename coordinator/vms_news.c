@@ -135,6 +135,16 @@ int vms_on_exited(struct conn *c, const Vmckpt__Envelope *env)
                  c->auth.peer_name, x->job, x->vm, x->reason);
         return 0;
     }
+    if (x->incarnation != 0 && x->incarnation < vms_incarnation_of(v)) {
+        /* the copy a restart replaces, whose end the agent reported after
+         * the restart began: the restored one is what the job runs */
+        log_info("agent %s: guest %.64s/%.64s of incarnation %llu ended "
+                 "(%.160s); it is %s now under incarnation %llu: ignored",
+                 c->auth.peer_name, x->job, x->vm,
+                 (unsigned long long)x->incarnation, x->reason, v->state,
+                 (unsigned long long)vms_incarnation_of(v));
+        return 0;
+    }
     if (x->reason[0] != '\0')
         snprintf(why, sizeof(why), "%.200s", x->reason);
     else if (x->signal != 0)

@@ -1,7 +1,9 @@
 # Documentation installed with vmckpt.
 dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %reldir%/store.md %reldir%/performance.md %reldir%/mpi.md \
 	%reldir%/consistency.md %reldir%/xen.md %reldir%/metrics.md %reldir%/operations.md \
-	%reldir%/reliability.md
+	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md
+# the plot docs/scale.md shows (bench/scale)
+EXTRA_DIST += %reldir%/scale.png
 
 # Manual pages, written by hand in roff as docs/man/*.in; the configured
 # paths and the version are filled in here. vmckpt-mpirun.1 is installed

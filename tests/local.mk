@@ -9,6 +9,7 @@ SHELL_TESTS = \
 	%reldir%/t0130-service.t \
 	%reldir%/t0150-job-scale.t \
 	%reldir%/t0160-fence-command.t \
+	%reldir%/t0170-simulated-hosts.t \
 	%reldir%/t0200-bad-input.t \
 	%reldir%/t0300-mpi-examples.t \
 	%reldir%/t0400-lab.t \
@@ -25,10 +26,16 @@ SHELL_TESTS = \
 	%reldir%/t0685-hung-agent.t \
 	%reldir%/t0690-metrics.t \
 	%reldir%/t0695-restore-fallback.t \
+	%reldir%/t0697-fault-matrix.t \
 	%reldir%/t0700-xen.t \
+	%reldir%/t0750-slurm.t \
 	%reldir%/t0800-debian.t
 TESTS += $(SHELL_TESTS)
-EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh
+EXTRA_DIST += $(SHELL_TESTS) %reldir%/lib/tap.sh %reldir%/lib/cluster.sh \
+	%reldir%/lib/slurm.sh \
+	%reldir%/lib/vmckpt-slurm.sh
+# the fault matrix's cells (t0697) and its table (docs/reliability.md)
+EXTRA_DIST += %reldir%/faults/cell.sh %reldir%/faults/table
 # the scenarios t0700 runs inside the Xen lab's dom0 (not here)
 EXTRA_DIST += %reldir%/in-dom0/lib.sh %reldir%/in-dom0/run.sh \
 	%reldir%/in-dom0/smoke.sh %reldir%/in-dom0/dirty.sh %reldir%/in-dom0/agent.sh

@@ -151,7 +151,7 @@ test_expect_success 'every option each console command prints in its --help is i
 
 test_expect_success 'every configuration key a program accepts is an item of vmckpt.conf.5, and no other' '
     { "$COORD_BIN" --config-keys && "$AGENT_BIN" --config-keys &&
-      "$CLI_BIN" --config-keys; } >$TEST_DIR/keys.all &&
+      "$CLI_BIN" --config-keys && "$top_builddir/slurm/vmckpt-slurm" --config-keys; } >$TEST_DIR/keys.all &&
     sort -u $TEST_DIR/keys.all >$TEST_DIR/keys.code &&
     grep -qx coordinator.listen $TEST_DIR/keys.code &&
     grep -qx agent.store_listen $TEST_DIR/keys.code &&

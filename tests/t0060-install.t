@@ -56,6 +56,19 @@ test_expect_success 'programs, libraries, configuration, state directory at thei
     else
         echo "built without MPI: no hooks, no wrapper"
     fi &&
+    if [ -z "$(mkvar HAVE_SPANK_TRUE)" ]; then
+        expect "$P/libexec/vmckpt/vmckpt.so" || exit 1
+    fi &&
+    # (made at build time: the configured paths)
+    lx=$(mkvar pkglibexecdir) && sc=$(mkvar sysconfdir) &&
+    for w in prolog epilog; do
+        expect "$P/libexec/vmckpt/vmckpt-slurm-$w" &&
+        grep -qx "exec $lx/vmckpt-slurm $w" "$D$P/libexec/vmckpt/vmckpt-slurm-$w" || exit 1
+    done &&
+    grep -q "^CONF=\${VMCKPT_CONFIG:-$sc/vmckpt/vmckpt.conf}" "$D$P/libexec/vmckpt/vmckpt-slurm" &&
+    "$D$P/libexec/vmckpt/vmckpt-slurm" --config-keys | grep -qx slurm.guest_net &&
+    expect "$P/share/doc/vmckpt/slurm.md" &&
+    expect "$P/share/doc/vmckpt/heat.sbatch" &&
     expect "$ETC/vmckpt/vmckpt.conf" &&
     test "$(stat -c %a "$D$ETC/vmckpt/vmckpt.conf")" = 644 &&
     test -d "$D$VAR/lib/vmckpt" &&

@@ -40,9 +40,26 @@ test_expect_success 'vmckpt hosts --json gives the same as JSON' '
     test "$(jq -r "[.hosts[].store_addr] | join(\",\")" $TEST_DIR/hosts.json)" = 198.18.0.11:7471,198.18.0.12:7471,198.18.0.13:7471
 '
 
-test_expect_success 'heartbeats keep the hosts up' '
-    sleep 2 &&
-    test "$(host_state h1)$(host_state h2)$(host_state h3)" = upupup &&
+# hb_seen N: poll the hosts; true once every host was seen to get N new
+# heartbeats (its last_heartbeat_ms fell), or as soon as one is not up
+# (hb_bad then names it)
+declare -A hb_prev hb_count
+hb_bad=
+hb_seen() {
+    local n s a done=1
+    while read -r n s a; do
+        [ "$s" = up ] || { hb_bad="$n is $s"; return 0; }
+        [ "$a" -lt "${hb_prev[$n]:-999999}" ] && hb_count[$n]=$((${hb_count[$n]:-0} + 1))
+        hb_prev[$n]=$a
+        [ "${hb_count[$n]:-0}" -ge "$1" ] || done=0
+    done < <(vmckpt hosts --json | jq -r ".hosts[] | \"\(.name) \(.state) \(.last_heartbeat_ms)\"")
+    [ $done = 1 ]
+}
+
+test_expect_success 'heartbeats keep the hosts up: each seen to get 20 more (past the 3 s timeout), none ever other than up' '
+    wait_until 30 "hb_seen 20" 0.05 &&
+    test -z "$hb_bad" &&
+    test "${#hb_count[@]}" = 3 &&
     jq -e "[.hosts[].last_heartbeat_ms] | max < 1000" <(vmckpt hosts --json) >/dev/null
 '
 
@@ -73,22 +90,30 @@ test_expect_success 'coordinator restart: the catalog remembers hosts, agents re
     done
 '
 
+# h1_polled PID: one poll of h1's state (i counts them, bad says one was
+# not up); true once PID, the launch, has ended. An empty answer is the
+# console timing out on a loaded machine, not a state.
+h1_polled() {
+    local s
+    s=$(host_state h1)
+    i=$((i + 1))
+    case "$s" in up | "") ;; *) echo "h1 is $s after $i polls"; bad=1 ;; esac
+    ! alive "$1"
+}
+
 test_expect_success 'an agent busy for 5 s (a slow guest launch) keeps its host up' '
     printf "#!/bin/sh\n[ \"\$1\" = --version ] && exec qemu-system-x86_64 --version\nsleep 5\nexit 1\n" \
         >$TEST_DIR/slow-qemu && chmod +x $TEST_DIR/slow-qemu &&
-    stop_daemon h1 TERM && start_agent h1 -o agent.qemu=$TEST_DIR/slow-qemu &&
-    wait_until 5 "test \"\$(host_state h1)\" = up" &&
+    stop_daemon h1 TERM && wait_until 5 "test \"\$(host_state h1)\" = down" &&
+    start_agent h1 -o agent.qemu=$TEST_DIR/slow-qemu &&
+    wait_until 5 "test \"\$(host_state h1)\" = up" || exit 1
+    # (only the launch in the background, not the steps before it)
     (vmckpt -t 20000 vm start --name s1 --host h1 --kernel /nonexistent \
         >$TEST_DIR/slow.out 2>&1; echo "rc=$?" >>$TEST_DIR/slow.out) &
-    bad= &&
-    for i in $(seq 1 14); do
-        sleep 0.5
-        # an empty answer is the console timing out on a loaded machine,
-        # not a state; any state but up is a failure
-        s=$(host_state h1)
-        case "$s" in up | "") ;; *) echo "h1 is $s after $i polls"; bad=1 ;; esac
-    done
-    wait && cat $TEST_DIR/slow.out && test -z "$bad" &&
+    slow=$! bad= i=0 &&
+    # the host is polled for as long as the launch takes
+    wait_until 60 "h1_polled $slow" 0.2 &&
+    wait && cat $TEST_DIR/slow.out && test -z "$bad" && test $i -ge 5 &&
     grep -q "exited at start" $TEST_DIR/slow.out && grep -q "rc=1" $TEST_DIR/slow.out &&
     ! grep -q "host h1: up -> lost" <(tail -n 20 $TEST_DIR/co/coordinator.log)
 '

@@ -81,9 +81,10 @@ test_expect_success 'epoch 2 commits' '
     note "epoch 2 committed after $((SECONDS - T0)) s"
 '
 
-test_expect_success 'the job restarts from epoch 2: every VM restored, then resumed' '
+test_expect_success 'the job restarts from epoch 2: every VM restored, then resumed; the end of each replaced copy, reported during the restart, is ignored' '
     vmckpt restart $JOB >$TEST_DIR/restart &&
     grep -q "restarted from epoch 2: $NVMS VM(s) on $NHOSTS host(s)" $TEST_DIR/restart &&
+    test "$(grep -c "of incarnation 1 ended (fake: the replaced copy ended); it is restoring now under incarnation 2: ignored" $TEST_DIR/co/coordinator.log)" = $NVMS &&
     wait_until 30 "grep -q \"$NVMS restored VM(s) resumed, none held\" $FAKELOG" &&
     test "$(jobs_field state)" = running &&
     note "restarted after $((SECONDS - T0)) s"

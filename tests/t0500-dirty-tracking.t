@@ -45,7 +45,7 @@ test_expect_success 'idle guest: 0 missed over 4 rounds' '
 
 test_expect_success 'busy guest (memwriter, 4000 pages/s): 0 missed over 5 rounds' '
     lab ssh $LAB g1 "setsid memwriter -m 64 -r 4000 -p 0 </dev/null >/dev/console 2>&1 &" &&
-    sleep 2 &&
+    wait_until 20 "lab ssh $LAB g1 pidof memwriter >/dev/null" &&
     check 5 400 | tee $TEST_DIR/busy.out &&
     grep -q "5 rounds: .* 0 missed" $TEST_DIR/busy.out &&
     changed=$(sed -n "s/.*5 rounds: \([0-9]*\) changed.*/\1/p" $TEST_DIR/busy.out) &&

@@ -36,7 +36,8 @@ test_expect_success 'vmckpt vm start: the agent of h1 launches the guest' '
 test_expect_success 'vmckpt checkpoint: full, then incremental, committed on the next host (h2)' '
     vmckpt checkpoint --vm g1 >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
     grep -q "epoch 1 committed (full, on h2)" $TEST_DIR/c1.out &&
-    sleep 2 &&
+    g=$(grep -ao "memwriter: gen=[0-9]*" $(guest_log h1) | tail -n 1 | cut -d= -f2) &&
+    wait_until 20 "grep -ao \"memwriter: gen=[0-9]*\" $(guest_log h1) | tail -n 1 | grep -qv \"gen=$g\$\"" &&
     vmckpt checkpoint --vm g1 >$TEST_DIR/c2.out && cat $TEST_DIR/c2.out &&
     grep -q "epoch 2 committed (incremental, on h2)" $TEST_DIR/c2.out &&
     test "$(catalog "select count(*) from epochs where state=\"committed\" and store_host=\"h2\"")" = 2 &&

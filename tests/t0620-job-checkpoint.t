@@ -38,7 +38,7 @@ job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j1\") | .$1"; }
 
 test_expect_success 'setup: three hosts, a job j1 of three guests running memwriter' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
-    guest_cluster_up 3 &&
+    guest_cluster_up 3 test_hold_file=$TEST_DIR/hold &&
     for i in 1 2 3; do
         vmckpt vm start --job j1 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
             --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \
@@ -99,9 +99,16 @@ test_expect_success 'second epoch, in 2 streams per VM: incremental for every VM
 '
 for i in 1 2 3; do eval "G_AFTER_2_$i=\$(gen_now g$i h$i)"; done
 
+# (the epoch to cancel is held at the end of its pre-copy, the
+# coordinator's test_hold_file: an incremental epoch of these guests may
+# commit before the console's next call)
 test_expect_success 'cancel: the epoch aborts everywhere, the guests run on' '
+    n0=$(wc -l <$TEST_DIR/co/coordinator.log) &&
+    echo "precopy 60000" >$TEST_DIR/hold &&
     vmckpt checkpoint j1 >$TEST_DIR/c3.out && cat $TEST_DIR/c3.out &&
     grep -q "epoch 3 begins" $TEST_DIR/c3.out &&
+    wait_until 60 "tail -n +$((n0 + 1)) $TEST_DIR/co/coordinator.log | grep -q \"test_hold: job j1: held at the end of precopy\"" &&
+    rm -f $TEST_DIR/hold &&
     vmckpt cancel j1 >$TEST_DIR/x.out && cat $TEST_DIR/x.out &&
     grep -q "epoch 3 cancelled; the guests run on, epoch 2 stays the last committed" $TEST_DIR/x.out &&
     test "$(catalog "select state from job_epochs where job=\"j1\" and epoch=3")" = aborted &&

@@ -200,6 +200,22 @@ test_expect_success 'job set --lz4 yes: the next epoch (full: new QEMUs) is comp
     vmckpt job set j2 --lz4 maybe 2>&1 | grep -q "give yes or no"
 '
 
+committed_of() { vmckpt list j2 --all --json | jq "[.[] | select(.state == \"committed\" and .vm == \"$1\")] | length"; }
+test_expect_success 'job set --keep: the job keeps its own number of epochs from its next commit; default goes back to keep_epochs' '
+    vmckpt job set j2 --keep 1 | grep -q "keep 1" &&
+    test "$(vmckpt jobs --json | jq ".[] | select(.job == \"j2\") | .keep_epochs")" = 1 &&
+    vmckpt checkpoint j2 --wait >/dev/null &&
+    for v in g1 g2 g3; do test "$(committed_of $v)" = 1 || exit 1; done &&
+    vmckpt job set j2 --keep 0 | grep -q "keep all" &&
+    vmckpt checkpoint j2 --wait >/dev/null && vmckpt checkpoint j2 --wait >/dev/null &&
+    for v in g1 g2 g3; do test "$(committed_of $v)" = 3 || exit 1; done &&
+    vmckpt job set j2 --keep default | grep -q "keep 2 (the default)" &&
+    vmckpt jobs --json | jq -e ".[] | select(.job == \"j2\") | .keep_default" &&
+    vmckpt checkpoint j2 --wait >/dev/null &&
+    for v in g1 g2 g3; do test "$(committed_of $v)" = 2 || exit 1; done &&
+    vmckpt job set j2 --keep lots 2>&1 | grep -q "give a number of epochs"
+'
+
 test_expect_success 'clean stop, no sanitizer report' '
     for i in 1 2 3; do vmckpt vm stop --job j2 --name g$i >/dev/null || exit 1; done &&
     stop_daemon h3 && stop_daemon h4 && stop_daemon co &&

@@ -115,7 +115,6 @@ story() {
     local out=$1 prog=$2 want=$3 h=$4 e1 e2 restored
     start_run "$out" "vmckpt-mpirun $MPI_OPTS $prog" &&
     vmckpt checkpoint m1 --wait && e1=$(job_field last_epoch) && barriers_equal "$e1" &&
-    sleep 2 &&
     vmckpt checkpoint m1 --wait && e2=$(job_field last_epoch) && barriers_equal "$e2" &&
     test "$e2" = $((e1 + 1)) &&
     restored=$(grep -c "job m1: rank [0-9] of 3 registered from .*, restored" $TEST_DIR/co/coordinator.log || true) &&

@@ -28,7 +28,7 @@ damage() {
     test -s "$f" || { echo "no $f"; return 1; }
     # inside the file, whatever its size (a delta can be small)
     size=$(stat -c %s "$f") && off=$((size > 5000 ? 5000 : size / 2)) &&
-        printf "\\377" | dd of="$f" bs=1 seek=$off conv=notrunc status=none
+        flip_byte "$f" $off
 }
 # verify VM HOST: memwriter checks its memory after the restore
 verify() {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The list of hypervisor back ends built into this agent: the one place
- * that names them. */
+/* Finding a back end by name in the list the program was built with
+ * (hv_list.c for the agent that ships, hv_list_simulated.c for the
+ * simulated agent of the scale tests). */
 #include "config.h"
 
 #include <stddef.h>
@@ -8,31 +9,11 @@
 
 #include "hv.h"
 
-/* Defined by hv_qemu.c and hv_xen.c; reached from outside through the
- * list only. */
-extern const struct hv_ops hv_qemu_ops;
-#ifdef HAVE_XEN
-extern const struct hv_ops hv_xen_ops;
-#endif
-
-static const struct hv_ops *const backends[] = {
-    &hv_qemu_ops,
-#ifdef HAVE_XEN
-    &hv_xen_ops,
-#endif
-    NULL,
-};
-
-const struct hv_ops *const *hv_backends(void)
-{
-    return backends;
-}
-
 const struct hv_ops *hv_find(const char *name)
 {
     const struct hv_ops *const *b;
 
-    for (b = backends; *b != NULL; b++)
+    for (b = hv_backends(); *b != NULL; b++)
         if (strcmp((*b)->name, name) == 0)
             return *b;
     return NULL;

@@ -88,7 +88,10 @@ struct hv_ops {
 };
 
 /* NULL-terminated list of the back ends built into this agent. Callers
- * reach every back end through it (or hv_find), never by its ops' name. */
+ * reach every back end through it (or hv_find), never by its ops' name.
+ * Defined by the list file the program is built with: hv_list.c (the
+ * agent that ships: qemu, xen), hv_list_simulated.c (the simulated agent
+ * of the scale tests: "simulated" alone). */
 const struct hv_ops *const *hv_backends(void);
 /* The back end called 'name' ("qemu", "xen"), or NULL if this agent was
  * built without it. */

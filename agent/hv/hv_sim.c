@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The simulated back end: a guest made of an anonymous mapping of this
  * process and a writer thread, so that the pre-copy engine can be tested
- * (and later a scale simulator built) without a hypervisor. */
+ * and the simulated agent (agent/vmm/vmm_simulated.c) run without a
+ * hypervisor. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "hv_sim.h"
 #include "lib/util/clock.h"
 #include "lib/util/error.h"
+#include "lib/util/log.h"
 
 #define PAGE 4096u
 /* Pages the writer writes between two looks at the lock (pause, quit). */
@@ -34,6 +36,7 @@
  */
 struct hv_vm {
     struct hv_sim_config cfg;
+    char name[132]; /* cfg.name's copy */
     uint8_t *ram;
     uint64_t npages;
     uint64_t *dirty;
@@ -148,6 +151,30 @@ static int pace(struct hv_vm *vm)
     return 1;
 }
 
+/* A lazy guest has no writer: the writes due at its rate since it last
+ * ran or was looked at are made when it is looked at (a harvest, a pause),
+ * at most one per page of RAM at a time. Under mu. */
+static void catch_up(struct hv_vm *vm)
+{
+    uint64_t due, n, i;
+
+    if (!vm->cfg.lazy || vm->paused || vm->cfg.rate == 0)
+        return;
+    due = (clock_mono_ns() - vm->run_ns) / 1000 * vm->cfg.rate / 1000000;
+    if (due <= vm->run_writes)
+        return;
+    n = due - vm->run_writes;
+    vm->run_writes = due;
+    if (n > vm->npages)
+        n = vm->npages;
+    for (i = 0; i < n; i++) {
+        uint64_t p = pick_page(vm);
+
+        fill_page(vm->ram + p * PAGE, p, vm->writes++);
+        mark_dirty(vm, p);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct hv_vm *vm = arg;
@@ -198,6 +225,11 @@ static void sim_release(struct hv_vm *vm)
         pthread_mutex_unlock(&vm->mu);
         pthread_join(vm->writer, NULL);
     }
+    if (vm->name[0] != '\0')
+        log_info("simulated guest %s released: %u pause(s), %u resume(s), "
+                 "%llu page(s) written",
+                 vm->name, vm->calls[HV_SIM_PAUSE], vm->calls[HV_SIM_RESUME],
+                 (unsigned long long)vm->writes);
     if (vm->ram != NULL && vm->ram != MAP_FAILED)
         munmap(vm->ram, vm->npages * PAGE);
     free(vm->dirty);
@@ -226,9 +258,13 @@ static struct hv_vm *sim_new(const struct hv_sim_config *cfg, int track,
         return NULL;
     }
     vm->cfg = *cfg;
+    snprintf(vm->name, sizeof(vm->name), "%s",
+             cfg->name != NULL ? cfg->name : "");
+    vm->cfg.name = vm->name;
     vm->npages = cfg->pages;
     vm->track = track;
     vm->rng = cfg->seed;
+    vm->paused = cfg->paused;
     pthread_mutex_init(&vm->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -245,6 +281,8 @@ static struct hv_vm *sim_new(const struct hv_sim_config *cfg, int track,
         goto fail;
     }
     vm->run_ns = clock_mono_ns();
+    if (cfg->lazy)
+        return vm;
     if (pthread_create(&vm->writer, NULL, writer_main, vm) != 0) {
         errno = EAGAIN;
         errprintf(err, "simulated guest: cannot start its writer");
@@ -263,7 +301,8 @@ struct hv_vm *hv_sim_create(const struct hv_sim_config *cfg,
     return sim_new(cfg, 1, err);
 }
 
-/* One "key=value" (or "run") of an adopt spec into 'cfg'; 0 or -1. */
+/* One "key=value" (or "run", "lazy", "paused") of an adopt spec into 'cfg'; 0
+ * or -1. */
 static int parse_option(const char *opt, size_t len, struct hv_sim_config *cfg)
 {
     unsigned long long a, b;
@@ -275,6 +314,14 @@ static int parse_option(const char *opt, size_t len, struct hv_sim_config *cfg)
     buf[len] = '\0';
     if (strcmp(buf, "run") == 0) {
         cfg->free_running = 1;
+        return 0;
+    }
+    if (strcmp(buf, "lazy") == 0) {
+        cfg->free_running = cfg->lazy = 1;
+        return 0;
+    }
+    if (strcmp(buf, "paused") == 0) {
+        cfg->paused = 1;
         return 0;
     }
     if ((eq = strchr(buf, '=')) == NULL)
@@ -298,24 +345,34 @@ static int parse_option(const char *opt, size_t len, struct hv_sim_config *cfg)
     return 0;
 }
 
-/* 'spec->name' holds the config: "pages=N,hot=FIRST+N,seed=S,rate=R,run"
- * (every option optional; 256 pages by default). */
-static struct hv_vm *sim_adopt(const struct hv_vm_spec *spec, int track,
-                               struct vmckpt_error *err)
+int hv_sim_parse(const char *opts, struct hv_sim_config *cfg,
+                 struct vmckpt_error *err)
 {
-    struct hv_sim_config cfg = {.pages = 256};
-    const char *s = spec->name != NULL ? spec->name : "";
+    const char *s = opts != NULL ? opts : "";
 
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->pages = 256;
     while (*s != '\0') {
         size_t len = strcspn(s, ",");
 
-        if (parse_option(s, len, &cfg) < 0) {
+        if (len > 0 && parse_option(s, len, cfg) < 0) {
             errno = EINVAL;
-            errprintf(err, "simulated guest: bad option '%.*s'", (int)len, s);
-            return NULL;
+            return errprintf(err, "simulated guest: bad option '%.*s'",
+                             (int)len, s);
         }
         s += len + (s[len] == ',');
     }
+    return 0;
+}
+
+/* 'spec->name' holds the config, as hv_sim_parse reads it. */
+static struct hv_vm *sim_adopt(const struct hv_vm_spec *spec, int track,
+                               struct vmckpt_error *err)
+{
+    struct hv_sim_config cfg;
+
+    if (hv_sim_parse(spec->name, &cfg, err) < 0)
+        return NULL;
     return sim_new(&cfg, track, err);
 }
 
@@ -323,7 +380,7 @@ static void sim_probe(const struct conf *conf, struct hv_probe *out)
 {
     (void)conf;
     memset(out, 0, sizeof(*out));
-    snprintf(out->version, sizeof(out->version), "sim");
+    snprintf(out->version, sizeof(out->version), "simulated");
     snprintf(out->accel, sizeof(out->accel), "none");
     snprintf(out->detail, sizeof(out->detail),
              "simulated guests in the agent's own memory, for tests");
@@ -354,6 +411,8 @@ static int64_t sim_dirty_harvest(struct hv_vm *vm, uint64_t *bitmap,
 
     pthread_mutex_lock(&vm->mu);
     rc = hook_call(vm, HV_SIM_HARVEST, err);
+    if (rc == 0)
+        catch_up(vm);
     pthread_mutex_unlock(&vm->mu);
     if (rc < 0)
         return -1;
@@ -373,6 +432,7 @@ static int sim_pause(struct hv_vm *vm, struct vmckpt_error *err)
     pthread_mutex_lock(&vm->mu);
     rc = hook_call(vm, HV_SIM_PAUSE, err);
     if (rc == 0) {
+        catch_up(vm);
         vm->paused = 1;
         while (vm->busy)
             pthread_cond_wait(&vm->idle, &vm->mu);
@@ -530,7 +590,7 @@ void hv_sim_stats(struct hv_vm *vm, struct hv_sim_stats *st)
 }
 
 const struct hv_ops hv_sim_ops = {
-    .name = "sim",
+    .name = "simulated",
     .probe = sim_probe,
     .vm_adopt = sim_adopt,
     .vm_release = sim_release,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The simulated back end (hv_sim.c): a "guest" that is an anonymous
- * mapping of this process, written by a thread of its own. For the
- * engine's unit tests now and a scale simulator later; never in the
- * agent's list of back ends (hv.c). What tests need beyond hv_sim_ops. */
+/* The simulated back end (hv_sim.c, named "simulated"): a "guest" that is
+ * an anonymous mapping of this process, written by a thread of its own.
+ * For the engine's unit tests and the simulated agent of the scale tests
+ * and benchmarks (hv_list_simulated.c); never in the list of back ends of
+ * the agent that ships (hv_list.c). What tests need beyond hv_sim_ops. */
 #ifndef VMCKPT_HV_SIM_H
 #define VMCKPT_HV_SIM_H
 
@@ -27,7 +28,22 @@ struct hv_sim_config {
      * 0: write only the pages hv_sim_writes() asks for. */
     int free_running;
     uint64_t rate;
+    /* 1 (with free_running and a rate): no writer thread; the writes due
+     * at 'rate' are made when the guest is looked at (dirty_harvest,
+     * pause), so that thousands of guests cost no thread each. */
+    int lazy;
+    int paused; /* 1: created paused (a restore target) */
+    /* For the log ("" or NULL: none): with a name, the guest's release
+     * logs what was done to it (its pauses, resumes and writes). */
+    const char *name;
 };
+
+/* Read 'opts', "pages=N,hot=FIRST+N,seed=S,rate=R,run|lazy,paused" (every
+ * option optional; 256 pages by default; NULL or "": the defaults), into
+ * 'cfg'. 0, or -1 with EINVAL and 'err'. The simulated adopt reads its
+ * hv_vm_spec.name so. */
+int hv_sim_parse(const char *opts, struct hv_sim_config *cfg,
+                 struct vmckpt_error *err);
 
 /* Build a running guest; release it with hv_sim_ops.vm_release. Dirty
  * tracking is on from the start, with nothing dirty. NULL with 'err'. */

@@ -30,12 +30,6 @@
 #define JOB_NAME_MAX 64
 #define VM_NAME_MAX  10
 
-static const struct vmm_launcher *const launchers[] = {
-    &vmm_qemu_launcher,
-    &vmm_xen_launcher,
-    NULL,
-};
-
 /* The launcher for spec.hypervisor 'name' ("" is QEMU), or NULL. */
 static const struct vmm_launcher *launcher_find(const char *name)
 {
@@ -43,7 +37,7 @@ static const struct vmm_launcher *launcher_find(const char *name)
 
     if (name[0] == '\0')
         name = "qemu";
-    for (l = launchers; *l != NULL; l++)
+    for (l = vmm_launchers; *l != NULL; l++)
         if (strcmp((*l)->name, name) == 0)
             return *l;
     return NULL;
@@ -76,6 +70,8 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
     snprintf(def, sizeof(def), "%s/run", state_dir);
     snprintf(m->run_dir, sizeof(m->run_dir), "%s",
              conf_get(conf, "agent", "run_dir", def));
+    snprintf(m->ram_dir, sizeof(m->ram_dir), "%s",
+             conf_get(conf, "agent", "ram_dir", "/dev/shm"));
     snprintf(m->bridge, sizeof(m->bridge), "%s",
              conf_get(conf, "agent", "bridge", "br0"));
     snprintf(m->preload, sizeof(m->preload), "%s",
@@ -310,8 +306,8 @@ static struct vmm_vm *vm_create(struct vmm *m, const Vmckpt__VmSpec *spec,
     snprintf(vm->job, sizeof(vm->job), "%s", spec->job);
     snprintf(vm->name, sizeof(vm->name), "%s", spec->name);
     vmm_run_path(m, vm, "log", vm->log, sizeof(vm->log));
-    snprintf(vm->ram, sizeof(vm->ram), "/dev/shm/vmckpt-%s-%s.ram", vm->job,
-             vm->name);
+    snprintf(vm->ram, sizeof(vm->ram), "%s/vmckpt-%s-%s.ram", m->ram_dir,
+             vm->job, vm->name);
     if (l->name_vm(m, vm, err) < 0) {
         vmm_free(vm);
         return NULL;
@@ -597,23 +593,37 @@ void vmm_sample_cpu(struct vmm *m)
     }
 }
 
-int vmm_pid_stopped(pid_t pid)
+/* The state letter of process 'pid' in /proc/PID/stat; '\0' if it
+ * cannot be read (gone), '?' if the line does not parse. */
+static char proc_state(pid_t pid)
 {
-    char path[64], buf[512], *p;
+    char path[64], buf[512], *p, st = '\0';
     FILE *f;
-    int stopped = 0;
 
-    if (pid <= 0)
-        return 0;
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "re");
     if (f == NULL)
-        return 0;
+        return '\0';
     /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses */
     if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
-        stopped = p[1] == ' ' && p[2] == 'T';
+        st = p[1] == ' ' ? p[2] : '?';
     fclose(f);
-    return stopped;
+    return st;
+}
+
+int vmm_pid_stopped(pid_t pid)
+{
+    return pid > 0 && proc_state(pid) == 'T';
+}
+
+int vmm_pid_ended(pid_t pid)
+{
+    char st;
+
+    if (pid <= 0)
+        return 0;
+    st = proc_state(pid);
+    return st == '\0' || st == 'Z' || st == 'X';
 }
 
 void vmm_set_fenced(struct vmm *m, struct vmm_vm *vm, int on)

@@ -30,6 +30,7 @@ struct vmm_vm {
     uint64_t restored_epoch; /* the epoch it was restored from */
     int held;                /* restored paused: waits for the job's RESUME */
     int busy;                /* a checkpoint or restore thread owns it */
+    int destroy_pending;     /* a stale copy: destroyed when not busy */
     int stopping;            /* SIGTERM sent; cleaned up when reaped */
     int fenced;      /* paused when the agent's lease ended (the daemon's) */
     int adopted;     /* found running at start: not our child */
@@ -44,6 +45,7 @@ struct vmm_vm {
 
 struct vmm {
     char run_dir[4096];
+    char ram_dir[3900]; /* the guests' RAM files (a tmpfs) */
     char bridge[16];
     char preload[4096];
     char qemu[256];
@@ -81,6 +83,8 @@ void vmm_set_fenced(struct vmm *m, struct vmm_vm *vm, int on);
 /* 1 if process 'pid' is stopped (SIGSTOP, e.g. by the fence guard), else
  * 0. */
 int vmm_pid_stopped(pid_t pid);
+/* 1 if process 'pid' has ended (gone, or a zombie not reaped yet). */
+int vmm_pid_ended(pid_t pid);
 /* CPU time (ms) process 'pid' has used so far; 0 if unreadable. */
 uint64_t vmm_cpu_ms(pid_t pid);
 /* Update each guest's cpu_rate (called every heartbeat period). */

@@ -46,6 +46,11 @@ struct vmm_launcher {
 extern const struct vmm_launcher vmm_qemu_launcher;
 extern const struct vmm_launcher vmm_xen_launcher;
 
+/* The launchers of this program, NULL-terminated: defined by the list file
+ * it is built with, vmm_list.c (the agent that ships: qemu, xen) or
+ * vmm_simulated.c (the simulated agent: "simulated" alone). */
+extern const struct vmm_launcher *const vmm_launchers[];
+
 /* Run a command, its output to 'out' (-1: discarded), and wait for it;
  * 0 if it exited 0. */
 int vmm_run_to(char *const argv[], int out);

@@ -89,6 +89,11 @@ static char **build_argv(struct vmm *m, const struct vmm_vm *vm, int restore,
     q.tap = vm->tap;
     q.mac = mac;
     q.incoming_defer = restore;
+    /* a restored guest stays stopped once its state is in, until the
+     * agent (or the job's RESUME) continues it: without -S, QEMU starts
+     * it by itself after an incoming stream whose source was running
+     * (a stream-mode epoch), before every guest of the job is back */
+    q.paused = restore;
     return qemu_argv_build(&q, err);
 }
 
@@ -265,9 +270,13 @@ static int qemu_adopt(struct vmm *m, struct vmm_vm *vm,
         kill(pid, SIGCONT);
     /* continue the tracking it left on; its next epoch is full anyway */
     if (attach(m, vm, 0, err) < 0) {
-        log_err("guest %s/%s (pid %d) cannot be taken over: %s", vm->job,
-                vm->name, (int)pid, err->text);
-        return -1;
+        /* a QEMU no agent controls must not run on: it may be a copy of
+         * a guest the coordinator has restored elsewhere since; gone, the
+         * coordinator learns it at the registration */
+        log_err("guest %s/%s (pid %d) cannot be taken over: %s; killed",
+                vm->job, vm->name, (int)pid, err->text);
+        kill(pid, SIGKILL);
+        return 0;
     }
     if (stopped) {
         if (vm->hv != NULL && vm->ops->pause(vm->hv, err) < 0)

@@ -126,8 +126,18 @@ static char *read_line(char *buf, int len, void *arg)
     conf->lineno++;
     n = strlen(s);
     /* a line that filled the buffer without its end: inih would take the
-     * rest for a line of its own; stop here and say why */
+     * rest for a line of its own. A comment (a default shown commented
+     * out may hold a long path) is a comment whatever its length: the
+     * rest is skipped. Anything else stops here, saying why. */
     if (n == (size_t)len - 1 && s[n - 1] != '\n' && !feof(conf->f)) {
+        const char *t = s + strspn(s, " \t");
+        int c;
+
+        if (*t == ';' || *t == '#') {
+            while ((c = fgetc(conf->f)) != EOF && c != '\n')
+                ;
+            return s;
+        }
         conf->too_long = conf->lineno;
         conf->max_len = len - 2;
         return NULL;

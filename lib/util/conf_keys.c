@@ -5,8 +5,9 @@
 
 #include "conf_keys.h"
 
+/* [slurm] is read by vmckpt-slurm (slurm/), the daemons leave it alone */
 const char *const conf_sections[] = {"cluster", "coordinator", "agent",
-                                     "launch", NULL};
+                                     "launch",  "slurm",       NULL};
 
 const char *const conf_cluster_keys[] = {"key_file", "coordinator",
                                          "timeout_ms", NULL};

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* poll(2) event loop with timers and signalfd signals. Tables are small
- * (a coordinator has one connection per host and console), so watchers
- * live in an array rebuilt into a pollfd set on each iteration. */
+/* epoll(7) event loop with timers and signalfd signals. A coordinator
+ * watches one connection per host: each watcher is registered once (and
+ * changed when its events do), so an iteration costs what is ready, not
+ * what is watched. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,8 @@
 #include "evloop.h"
 
 #define MAX_SIGNALS 8
+/* events taken from the kernel per epoll_wait */
+#define MAX_EVENTS 256
 
 struct sig_handler {
     int signo;
@@ -24,11 +28,18 @@ struct sig_handler {
     void *arg;
 };
 
+/*
+ * Watchers live in ios[], at the slot the kernel's event carries. A slot
+ * freed by ev_io_stop is reused only after the events of the current
+ * round are dispatched (freed[] then joins spare[]), so an event never
+ * reaches a watcher started after it was taken from the kernel.
+ */
 struct evloop {
+    int epfd;
     struct ev_io **ios;
     size_t nios, capios;
-    struct pollfd *pfds;
-    size_t cappfds;
+    int *spare, *freed; /* slots free now; freed this round */
+    size_t nspare, nfreed;
     struct ev_timer *timers;
     int stop;
     int sigfd;
@@ -46,6 +57,11 @@ struct evloop *evloop_create(void)
         return NULL;
     loop->sigfd = -1;
     sigemptyset(&loop->sigmask);
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0) {
+        free(loop);
+        return NULL;
+    }
     return loop;
 }
 
@@ -57,8 +73,10 @@ void evloop_destroy(struct evloop *loop)
         return;
     if (loop->sigfd >= 0)
         close(loop->sigfd);
+    close(loop->epfd);
     free(loop->ios);
-    free(loop->pfds);
+    free(loop->spare);
+    free(loop->freed);
     free(loop);
     errno = saved;
 }
@@ -77,55 +95,79 @@ void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb, void *arg)
     io->slot = -1;
 }
 
+/* Room for one more slot in ios[], spare[] and freed[]: 0 or -1. */
+static int grow(struct evloop *loop)
+{
+    size_t cap = loop->capios ? loop->capios * 2 : 16;
+    struct ev_io **n = realloc(loop->ios, cap * sizeof(*n));
+    int *sp, *fr;
+
+    if (n == NULL)
+        return -1;
+    loop->ios = n;
+    sp = realloc(loop->spare, cap * sizeof(*sp));
+    if (sp == NULL)
+        return -1;
+    loop->spare = sp;
+    fr = realloc(loop->freed, cap * sizeof(*fr));
+    if (fr == NULL)
+        return -1;
+    loop->freed = fr;
+    loop->capios = cap;
+    return 0;
+}
+
 int ev_io_start(struct evloop *loop, struct ev_io *io)
 {
+    struct epoll_event ev;
+    int slot;
+
     if (io->slot >= 0)
         return 0;
-    if (loop->nios == loop->capios) {
-        size_t cap = loop->capios ? loop->capios * 2 : 16;
-        struct ev_io **n = realloc(loop->ios, cap * sizeof(*n));
-
-        if (n == NULL)
+    if (loop->nspare > 0) {
+        slot = loop->spare[--loop->nspare];
+    } else {
+        if (loop->nios == loop->capios && grow(loop) < 0)
             return -1;
-        loop->ios = n;
-        loop->capios = cap;
+        slot = (int)loop->nios++;
     }
-    io->slot = (int)loop->nios;
-    loop->ios[loop->nios++] = io;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = (uint32_t)io->events;
+    ev.data.u64 = (uint64_t)slot;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0) {
+        loop->ios[slot] = NULL;
+        loop->spare[loop->nspare++] = slot;
+        return -1;
+    }
+    io->slot = slot;
+    loop->ios[slot] = io;
     return 0;
 }
 
 void ev_io_set_events(struct evloop *loop, struct ev_io *io, short events)
 {
-    (void)loop;
+    struct epoll_event ev;
+
+    if (io->events == events)
+        return;
     io->events = events;
+    if (io->slot < 0)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = (uint32_t)events;
+    ev.data.u64 = (uint64_t)io->slot;
+    (void)epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev);
 }
 
 void ev_io_stop(struct evloop *loop, struct ev_io *io)
 {
-    size_t i;
-
     if (io->slot < 0)
         return;
-    i = (size_t)io->slot;
-    /* Leave a hole; evloop_run compacts after dispatching, so a callback
-     * may stop any watcher, itself included. */
-    loop->ios[i] = NULL;
+    /* callers stop a watcher before closing its descriptor */
+    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    loop->ios[io->slot] = NULL;
+    loop->freed[loop->nfreed++] = io->slot;
     io->slot = -1;
-}
-
-static void compact(struct evloop *loop)
-{
-    size_t i, j = 0;
-
-    for (i = 0; i < loop->nios; i++) {
-        if (loop->ios[i] == NULL)
-            continue;
-        loop->ios[j] = loop->ios[i];
-        loop->ios[j]->slot = (int)j;
-        j++;
-    }
-    loop->nios = j;
 }
 
 void ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *arg)
@@ -153,10 +195,17 @@ void ev_timer_stop(struct evloop *loop, struct ev_timer *t)
 
 void ev_timer_start(struct evloop *loop, struct ev_timer *t, uint64_t delay_ms)
 {
+    struct ev_timer **pp;
+
     ev_timer_stop(loop, t);
     t->due_ms = clock_mono_ms() + delay_ms;
-    t->next = loop->timers;
-    loop->timers = t;
+    /* in order of due time (after those due at the same time), so that
+     * the soonest is at the head */
+    for (pp = &loop->timers; *pp != NULL && (*pp)->due_ms <= t->due_ms;
+         pp = &(*pp)->next)
+        ;
+    t->next = *pp;
+    *pp = t;
     t->armed = 1;
 }
 
@@ -203,38 +252,27 @@ int evloop_add_signal(struct evloop *loop, int signo, ev_signal_cb cb,
     return 0;
 }
 
-/* Fire every timer that is due; a callback may re-arm or stop timers. */
+/* Fire every timer that is due, soonest first; a callback may re-arm or
+ * stop timers. */
 static void run_timers(struct evloop *loop)
 {
     uint64_t now = clock_mono_ms();
-    int fired;
 
-    do {
-        struct ev_timer *t;
+    while (loop->timers != NULL && loop->timers->due_ms <= now && !loop->stop) {
+        struct ev_timer *t = loop->timers;
 
-        fired = 0;
-        for (t = loop->timers; t != NULL; t = t->next) {
-            if (t->due_ms <= now) {
-                ev_timer_stop(loop, t);
-                t->cb(loop, t);
-                fired = 1;
-                break; /* the list may have changed */
-            }
-        }
-    } while (fired && !loop->stop);
+        ev_timer_stop(loop, t);
+        t->cb(loop, t);
+    }
 }
 
 static int next_timeout(struct evloop *loop)
 {
-    uint64_t now = clock_mono_ms(), best = UINT64_MAX;
-    struct ev_timer *t;
+    uint64_t now = clock_mono_ms(), best;
 
-    for (t = loop->timers; t != NULL; t = t->next) {
-        if (t->due_ms < best)
-            best = t->due_ms;
-    }
-    if (best == UINT64_MAX)
+    if (loop->timers == NULL)
         return -1;
+    best = loop->timers->due_ms;
     if (best <= now)
         return 0;
     return best - now > 60000 ? 60000 : (int)(best - now);
@@ -242,37 +280,25 @@ static int next_timeout(struct evloop *loop)
 
 int evloop_run(struct evloop *loop)
 {
+    struct epoll_event evs[MAX_EVENTS];
+
     loop->stop = 0;
     while (!loop->stop) {
-        size_t i, n;
-        int rc;
+        int i, n;
 
-        compact(loop);
-        n = loop->nios;
-        if (n > loop->cappfds) {
-            struct pollfd *p = realloc(loop->pfds, n * sizeof(*p));
-
-            if (p == NULL)
-                return -1;
-            loop->pfds = p;
-            loop->cappfds = n;
-        }
-        for (i = 0; i < n; i++) {
-            loop->pfds[i].fd = loop->ios[i]->fd;
-            loop->pfds[i].events = loop->ios[i]->events;
-            loop->pfds[i].revents = 0;
-        }
-        rc = poll(loop->pfds, n, next_timeout(loop));
-        if (rc < 0 && errno != EINTR)
+        n = epoll_wait(loop->epfd, evs, MAX_EVENTS, next_timeout(loop));
+        if (n < 0 && errno != EINTR)
             return -1;
-        for (i = 0; rc > 0 && i < n && !loop->stop; i++) {
-            struct ev_io *io = loop->ios[i];
+        for (i = 0; i < n && !loop->stop; i++) {
+            struct ev_io *io = loop->ios[evs[i].data.u64];
 
-            /* io is NULL if an earlier callback stopped it this round */
-            if (io == NULL || loop->pfds[i].revents == 0)
-                continue;
-            io->cb(loop, io, loop->pfds[i].revents);
+            /* NULL if an earlier callback stopped it this round */
+            if (io != NULL)
+                io->cb(loop, io, (int)evs[i].events);
         }
+        /* the slots stopped this round may serve new watchers now */
+        while (loop->nfreed > 0)
+            loop->spare[loop->nspare++] = loop->freed[--loop->nfreed];
         if (!loop->stop)
             run_timers(loop);
     }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* A small poll(2) event loop for the daemons: file descriptor watchers,
- * one-shot timers and signals (through signalfd), all on one thread. */
+/* A small epoll(7) event loop for the daemons: file descriptor watchers
+ * (events as poll(2) names them: POLLIN, POLLOUT), one-shot timers and
+ * signals (through signalfd), all on one thread. */
 #ifndef VMCKPT_EVLOOP_H
 #define VMCKPT_EVLOOP_H
 
@@ -28,7 +29,7 @@ struct ev_timer {
     uint64_t due_ms; /* on the monotonic clock */
     ev_timer_cb cb;
     void *arg;
-    struct ev_timer *next; /* loop's list of armed timers */
+    struct ev_timer *next; /* loop's list of armed timers, soonest first */
     int armed;
 };
 
@@ -37,7 +38,8 @@ struct evloop *evloop_create(void);
 /* Destroy the loop; watchers are forgotten, not closed. NULL is fine. */
 void evloop_destroy(struct evloop *loop);
 
-/* Run until evloop_stop(); returns 0, or -1 with errno on a poll failure. */
+/* Run until evloop_stop(); returns 0, or -1 with errno on a failure of
+ * epoll_wait. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
 
@@ -45,7 +47,9 @@ void ev_io_init(struct ev_io *io, int fd, short events, ev_io_cb cb, void *arg);
 int ev_io_start(struct evloop *loop, struct ev_io *io);
 /* Change the events watched; the watcher must be started. */
 void ev_io_set_events(struct evloop *loop, struct ev_io *io, short events);
-/* Stop watching; safe on a stopped watcher and from inside callbacks. */
+/* Stop watching; safe on a stopped watcher and from inside callbacks.
+ * Stop a watcher before closing its descriptor; one watcher per
+ * descriptor. */
 void ev_io_stop(struct evloop *loop, struct ev_io *io);
 
 void ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *arg);

@@ -236,7 +236,7 @@ void wire_conn_dispose(struct wire_conn *c)
     free(c->rbuf);
     free(c->wbuf);
     c->rbuf = c->wbuf = NULL;
-    c->rlen = c->rcap = c->woff = c->wlen = c->wcap = 0;
+    c->roff = c->rlen = c->rcap = c->woff = c->wlen = c->wcap = 0;
     errno = saved;
 }
 
@@ -247,6 +247,12 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
     for (;;) {
         ssize_t n;
 
+        if (c->roff > 0 && c->rcap - c->roff - c->rlen < 4096) {
+            /* frames taken from the front: what is left moves up once
+             * per fill, not once per frame */
+            memmove(c->rbuf, c->rbuf + c->roff, c->rlen);
+            c->roff = 0;
+        }
         if (c->rcap - c->rlen < 4096) {
             /* never hold more than one maximal frame plus its prefix and a
              * read's worth of the next one */
@@ -263,7 +269,8 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
             c->rbuf = b;
             c->rcap = cap;
         }
-        n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        n = read(c->fd, c->rbuf + c->roff + c->rlen,
+                 c->rcap - c->roff - c->rlen);
         if (n > 0) {
             c->rlen += (size_t)n;
             total += n;
@@ -286,14 +293,16 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
 int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
                    enum wire_fault *fault, struct vmckpt_error *err)
 {
+    const uint8_t *p;
     uint32_t n;
 
     *fault = WIRE_OK;
     *env = NULL;
     if (c->rlen < 4)
         return 0;
-    n = (uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 |
-        (uint32_t)c->rbuf[2] << 8 | c->rbuf[3];
+    p = c->rbuf + c->roff;
+    n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+        p[3];
     if (n > c->max_frame) {
         *fault = WIRE_EPROTO;
         errno = EMSGSIZE;
@@ -302,9 +311,9 @@ int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
     }
     if (c->rlen < 4 + (size_t)n)
         return 0;
-    *env = wire_decode(c->rbuf + 4, n, fault, err);
-    memmove(c->rbuf, c->rbuf + 4 + n, c->rlen - 4 - n);
+    *env = wire_decode(p + 4, n, fault, err);
     c->rlen -= 4 + (size_t)n;
+    c->roff = c->rlen > 0 ? c->roff + 4 + (size_t)n : 0;
     return *env ? 1 : -1;
 }
 

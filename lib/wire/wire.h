@@ -64,7 +64,7 @@ struct wire_conn {
     int fd;
     size_t max_frame;
     uint8_t *rbuf;
-    size_t rlen, rcap;
+    size_t roff, rlen, rcap; /* unread: rlen bytes from rbuf + roff */
     uint8_t *wbuf;
     size_t woff, wlen, wcap;
     int eof;

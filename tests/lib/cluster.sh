@@ -236,6 +236,14 @@ qemu_pids() {
     return 0 # not the status of the last process looked at
 }
 qemu_count() { qemu_pids "$@" | wc -l; }
+# flip_byte FILE OFFSET: damage one byte of FILE (xor 0xff: a change
+# whatever the byte was)
+flip_byte() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d " ") && [ -n "$b" ] &&
+        printf "\\$(printf "%03o" $((b ^ 255)))" |
+        dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 # exactly_once VM...: each guest runs in exactly one QEMU
 exactly_once() {
     local g n

@@ -11,7 +11,9 @@
  *       Their fake guests answer VmStart with Ack, CkptBegin with a
  *       converged CkptStats, CkptCut with CkptCutDone (and stay "paused"),
  *       CkptResume with CkptDurable (empty image), Restore with
- *       RestoreDone (held paused until CkptResume), StoreRetain with Ack.
+ *       RestoreDone (held paused until CkptResume; before it, a VmExited
+ *       of the incarnation the restore replaces, as a late report of the
+ *       old copy's end), StoreRetain with Ack.
  *       On SIGTERM or SIGINT it writes what every fake guest was told to
  *       REPORT, one line per guest and epoch:
  *         HOST JOB/VM ckpt EPOCH begin B cut C resume R early E commit M
@@ -24,8 +26,13 @@
  *       answers ("fakeagents: HOST: refused: ...").
  *
  *   fakeagents ADDR KEYFILE start-vms JOB NVMS NHOSTS
+ *                                    [HOSTPREFIX HYPERVISOR [FIRST]]
  *       As an admin: VmStart for fake guests fakevm0001... of JOB, guest i
  *       on host i mod NHOSTS, all at once; exit 0 when each was acked.
+ *       With HOSTPREFIX and HYPERVISOR (real agents, e.g. the simulated
+ *       hosts sim001... of back end "simulated"): guests vm00001... on
+ *       hosts HOSTPREFIX%03u, guest i on host FIRST + i mod NHOSTS
+ *       (FIRST: 1 by default).
  *
  * Progress goes to stderr, prefixed "fakeagents: ". */
 #include "config.h"
@@ -369,6 +376,18 @@ static void on_restore(struct fhost *h, const Vmckpt__Envelope *env)
         e.code = VMCKPT__ERROR_CODE__ERR_INTERNAL;
         e.text = "fake: out of memory";
     } else {
+        if (r->spec != NULL && r->spec->incarnation > 1) {
+            /* the end of the copy this one replaces, reported late (after
+             * the restart began), as a real agent may: ignored */
+            Vmckpt__VmExited x = VMCKPT__VM_EXITED__INIT;
+
+            x.job = r->job;
+            x.vm = r->vm;
+            x.exit_status = -1;
+            x.reason = "fake: the replaced copy ended";
+            x.incarnation = r->spec->incarnation - 1;
+            send_msg(h, VMCKPT__MSG_TYPE__MSG_VM_EXITED, 0, &x);
+        }
         rec(v, r->epoch, 1)->restored++;
         v->epoch = 0;
         if (r->start_paused && v->held_epoch == 0)
@@ -635,8 +654,17 @@ static int run_agents(const char *addr, const struct auth_key *key, unsigned n,
 /* ---- start-vms: the admin's side ------------------------------------------
  */
 
+/* Where start-vms puts its guests, and of which back end. */
+struct placement {
+    const char *host_prefix; /* "fake" */
+    const char *hypervisor;  /* "" */
+    const char *vm_format;   /* "fakevm%04u" */
+    unsigned first;          /* 1 */
+};
+
 static int start_vms(const char *addr, const struct auth_key *key,
-                     const char *job, unsigned nvms, unsigned nh)
+                     const char *job, unsigned nvms, unsigned nh,
+                     const struct placement *pl)
 {
     struct vmckpt_error err;
     struct client *cl = client_open(addr, key, VMCKPT__ROLE__ROLE_ADMIN,
@@ -652,11 +680,13 @@ static int start_vms(const char *addr, const struct auth_key *key,
         Vmckpt__VmSpec spec = VMCKPT__VM_SPEC__INIT;
         char name[32], host[32];
 
-        snprintf(name, sizeof(name), "fakevm%04u", i + 1);
-        snprintf(host, sizeof(host), "fake%03u", i % nh + 1);
+        snprintf(name, sizeof(name), pl->vm_format, i + 1);
+        snprintf(host, sizeof(host), "%.20s%03u", pl->host_prefix,
+                 i % nh + pl->first);
         spec.name = name;
         spec.job = (char *)job;
         spec.host = host;
+        spec.hypervisor = (char *)pl->hypervisor;
         spec.memory_mb = 64;
         spec.vcpus = 1;
         spec.kernel = "/fake/vmlinuz";
@@ -701,7 +731,8 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: fakeagents ADDR KEYFILE agents NHOSTS REPORT [HOLD_VM]\n"
-            "       fakeagents ADDR KEYFILE start-vms JOB NVMS NHOSTS\n");
+            "       fakeagents ADDR KEYFILE start-vms JOB NVMS NHOSTS\n"
+            "                  [HOSTPREFIX HYPERVISOR [FIRST]]\n");
         return 2;
     }
     if (auth_key_load(&key, argv[2], &err) < 0) {
@@ -712,10 +743,20 @@ int main(int argc, char **argv)
         atoi(argv[4]) > 0) {
         hold_vm = argc == 7 ? argv[6] : NULL;
         rc = run_agents(argv[1], &key, (unsigned)atoi(argv[4]), argv[5]);
-    } else if (strcmp(argv[3], "start-vms") == 0 && argc == 7 &&
-               atoi(argv[5]) > 0 && atoi(argv[6]) > 0) {
+    } else if (strcmp(argv[3], "start-vms") == 0 &&
+               (argc == 7 || argc == 9 || argc == 10) && atoi(argv[5]) > 0 &&
+               atoi(argv[6]) > 0 && (argc < 10 || atoi(argv[9]) > 0)) {
+        struct placement pl = {"fake", "", "fakevm%04u", 1};
+
+        if (argc >= 9) {
+            pl.host_prefix = argv[7];
+            pl.hypervisor = argv[8];
+            pl.vm_format = "vm%05u";
+        }
+        if (argc == 10)
+            pl.first = (unsigned)atoi(argv[9]);
         rc = start_vms(argv[1], &key, argv[4], (unsigned)atoi(argv[5]),
-                       (unsigned)atoi(argv[6]));
+                       (unsigned)atoi(argv[6]), &pl);
     } else {
         say("bad arguments (run without any for the usage)");
     }

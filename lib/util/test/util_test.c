@@ -82,13 +82,25 @@ START_TEST(conf_errors)
     ck_assert_ptr_nonnull(strstr(err.text, "syntax error"));
     unlink(p);
     {
-        char text[600];
+        char text[1000];
 
         /* a line the INI parser cannot take whole: refused, saying so */
         snprintf(text, sizeof(text), "[launch]\nagent_command = %0400d\n", 7);
         p = write_tmp(text);
         ck_assert_ptr_null(conf_load(p, &err));
         ck_assert_ptr_nonnull(strstr(err.text, ":2: line longer than"));
+        unlink(p);
+        /* a comment is a comment whatever its length; the next line is
+         * read as its own */
+        snprintf(text, sizeof(text),
+                 "[launch]\n;agent_command = /%0400d\n# %0300d\nagent_command "
+                 "= x\n",
+                 7, 8);
+        p = write_tmp(text);
+        c = conf_load(p, &err);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(conf_get(c, "launch", "agent_command", "?"), "x");
+        conf_destroy(c);
         unlink(p);
     }
     ck_assert_ptr_null(conf_load("/nonexistent/vmckpt.conf", &err));
@@ -232,6 +244,81 @@ START_TEST(evloop_io)
 }
 END_TEST
 
+/* Two readable pipes whose callbacks each stop the other watcher, and
+ * timers started out of order. */
+struct pair {
+    struct ev_io io[2];
+    int calls;
+    char order[4];
+    int norder;
+};
+
+static void on_either(struct evloop *loop, struct ev_io *io, int revents)
+{
+    struct pair *p = io->arg;
+
+    (void)revents;
+    p->calls++;
+    ev_io_stop(loop, &p->io[0]);
+    ev_io_stop(loop, &p->io[1]);
+}
+
+/* A timer that knows its name (the ev_timer first, so the callback's
+ * pointer is the whole). */
+struct named_timer {
+    struct ev_timer t;
+    char id;
+};
+
+static void on_ordered(struct evloop *loop, struct ev_timer *t)
+{
+    struct pair *p = t->arg;
+
+    p->order[p->norder++] = ((struct named_timer *)(void *)t)->id;
+    if (p->norder == 3)
+        evloop_stop(loop);
+}
+
+START_TEST(evloop_stop_in_round)
+{
+    /* a watcher stopped by another's callback gets no event of that round
+     * (both pipes were readable at once); timers fire soonest first,
+     * whatever order they were started in */
+    struct evloop *loop = evloop_create();
+    struct named_timer t[3];
+    struct pair p;
+    int a[2], b[2], i;
+    static const unsigned delay[3] = {30, 10, 20};
+
+    memset(&p, 0, sizeof(p));
+    ck_assert_int_eq(pipe(a), 0);
+    ck_assert_int_eq(pipe(b), 0);
+    ck_assert_int_eq(write(a[1], "x", 1), 1);
+    ck_assert_int_eq(write(b[1], "x", 1), 1);
+    ev_io_init(&p.io[0], a[0], 1 /* POLLIN */, on_either, &p);
+    ev_io_init(&p.io[1], b[0], 1 /* POLLIN */, on_either, &p);
+    ck_assert_int_eq(ev_io_start(loop, &p.io[0]), 0);
+    ck_assert_int_eq(ev_io_start(loop, &p.io[1]), 0);
+    for (i = 0; i < 3; i++) {
+        t[i].id = (char)('0' + i);
+        ev_timer_init(&t[i].t, on_ordered, &p);
+        ev_timer_start(loop, &t[i].t, delay[i]);
+    }
+    ck_assert_int_eq(evloop_run(loop), 0);
+    ck_assert_int_eq(p.calls, 1);
+    ck_assert_str_eq(p.order, "120");
+    /* a stopped slot serves a new watcher */
+    ck_assert_int_eq(ev_io_start(loop, &p.io[0]), 0);
+    ck_assert_int_ge(p.io[0].slot, 0);
+    ev_io_stop(loop, &p.io[0]);
+    for (i = 0; i < 2; i++) {
+        close(a[i]);
+        close(b[i]);
+    }
+    evloop_destroy(loop);
+}
+END_TEST
+
 /* ---- site commands ---- */
 
 struct ran {
@@ -330,6 +417,7 @@ int main(void)
     tcase_add_test(tc, net_split_forms);
     tcase_add_test(tc, evloop_timers);
     tcase_add_test(tc, evloop_io);
+    tcase_add_test(tc, evloop_stop_in_round);
     tcase_add_test(tc, runcmd_runs);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
