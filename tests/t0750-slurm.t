@@ -128,7 +128,7 @@ kept_one() {
     done
 }
 test_expect_success 'heat ends with the checksum of an uninterrupted run; the job completed, its VMs stopped, one epoch kept' '
-    wait_until 900 "job_over $JOBID" 2; out_of $JOBID &&
+    ended $JOBID 900 && out_of $JOBID &&
     test "$(job_state $JOBID)" = COMPLETED &&
     out_of $JOBID | grep -q "^run 0 on h\[1-3\]" &&
     out_of $JOBID | grep -q "CANCELLED .* DUE TO NODE FAILURE" &&
@@ -150,7 +150,7 @@ test_expect_success 'time limit: warned, the job checkpoints and requeues itself
     id=$(sbatch --parsable -o "$TEST_DIR/job-%j.out" $TEST_DIR/limit.sbatch) &&
     wait_until 240 "out_of $id | grep -q \"time limit near: checkpointing job slurm-$id, then requeue\"" &&
     wait_until 120 "test \"\$(job_value $id Restarts)\" -ge 1" &&
-    wait_until 900 "job_over $id" 2; out_of $id &&
+    ended $id 900 && out_of $id &&
     test "$(job_state $id)" = COMPLETED &&
     out_of $id | grep -q "the program resumes in the restored VMs" &&
     out_of $id | grep -q "$REF3" &&
@@ -176,7 +176,7 @@ test_expect_success '--no-kill with a spare: h2 dies, its VM comes back on the s
     wait_until 120 "test \"\$(vm_places slurm-$id)\" = r0@h1:running,r1@h4:running" &&
     grep_log $TEST_DIR/co/coordinator.log "job slurm-$id: auto_restart from its last committed epoch, on its restart hosts h1,h2,h4" &&
     test "$(job_state $id)" = RUNNING && test "$(job_value $id Restarts)" = 0 &&
-    wait_until 900 "job_over $id" 2; out_of $id &&
+    ended $id 900 && out_of $id &&
     test "$(job_state $id)" = COMPLETED &&
     test "$(job_value $id Restarts)" = 0 &&
     out_of $id | grep -q "$REF2" &&

@@ -46,6 +46,17 @@ vms_running() {
 }
 # out_of JOB: the batch script's output
 out_of() { cat "$TEST_DIR/job-$1.out" 2>/dev/null; }
+# ended ID SECONDS: wait for the job's end; if it does not come, say what
+# its batch script and its program in the first VM are doing
+ended() {
+    wait_until "$2" "job_over $1" 2 && return 0
+    out_of "$1"
+    echo "job $1 did not end: the batch side on its first node:"
+    in_host h1 ps -eo pid,etime,args | grep -E "vmckpt-slurm|dbclient|timeout" | grep -v grep
+    echo "the program's output in its first VM (198.18.1.$((1 + ($1 % 62) * 4))):"
+    in_guest "198.18.1.$((1 + ($1 % 62) * 4))" "tail -n 20 /tmp/vmckpt-slurm.out; ps -eo pid,args | grep -E \"heat|orted|mpirun\"" || echo "(no answer)"
+    return 1
+}
 # heat_job FILE SBATCH-OPTION...: a batch script running heat (HEAT_ARGS)
 # across the job's VMs through vmckpt-slurm, with those #SBATCH lines
 heat_job() {
