@@ -712,6 +712,23 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
              j->streams > 1 ? "s" : "");
 }
 
+/* Tell one checkpoint to cut ('c'), resume ('r') or abort (else, with
+ * 'reason'); ckpts_mu is held. */
+static void ckpt_signal(struct ckpt_job *j, int what, const char *reason)
+{
+    pthread_mutex_lock(&j->mu);
+    if (what == 'c')
+        j->cut = 1;
+    else if (what == 'r')
+        j->resume = 1;
+    else if (!j->abort) {
+        j->abort = 1;
+        snprintf(j->reason, sizeof(j->reason), "%s", reason);
+    }
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
 int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
 {
     struct ckpt_job *j;
@@ -722,17 +739,7 @@ int ckpt_tell(const char *job, uint64_t epoch, int what, const char *reason)
         if (!j->coordinated || (job != NULL && strcmp(j->job, job) != 0) ||
             (epoch != 0 && j->epoch != epoch))
             continue;
-        pthread_mutex_lock(&j->mu);
-        if (what == 'c')
-            j->cut = 1;
-        else if (what == 'r')
-            j->resume = 1;
-        else if (!j->abort) {
-            j->abort = 1;
-            snprintf(j->reason, sizeof(j->reason), "%s", reason);
-        }
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
+        ckpt_signal(j, what, reason);
         n++;
     }
     pthread_mutex_unlock(&ckpts_mu);
@@ -748,13 +755,7 @@ int ckpt_abort_vm(const struct vmm_vm *vm, const char *reason)
     for (j = ckpts; j != NULL; j = j->next) {
         if (j->vm != vm)
             continue;
-        pthread_mutex_lock(&j->mu);
-        if (!j->abort) {
-            j->abort = 1;
-            snprintf(j->reason, sizeof(j->reason), "%s", reason);
-        }
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
+        ckpt_signal(j, 'a', reason);
         n++;
     }
     pthread_mutex_unlock(&ckpts_mu);
