@@ -89,20 +89,20 @@ const struct auth_key *ranks_key_for(void *arg, Vmckpt__Role role,
 
 /* The guests' hook: a guest of job 'job' starts (the job exists from
  * now on); its kernel command line tells its MPI ranks how to reach the
- * ranks' endpoint, with the job's token. */
+ * ranks' endpoint, and the job's token goes to it privately (the agent
+ * gives it to the guest beside its command line: docs/mpi.md). */
 static char *guest_cmdline(struct coord *co, const char *job,
-                           const char *cmdline)
+                           const char *cmdline, const char **token)
 {
     struct job *j = jobs_touch(co, job);
     char *out;
 
     if (co->ranks->addr[0] == '\0' || j == NULL)
         return strdup(cmdline);
-    if (asprintf(&out,
-                 "%s%svmckpt.job=%s vmckpt.token=%s vmckpt.coordinator=%s",
-                 cmdline, cmdline[0] ? " " : "", j->name, j->token_hex,
-                 co->ranks->addr) < 0)
+    if (asprintf(&out, "%s%svmckpt.job=%s vmckpt.coordinator=%s", cmdline,
+                 cmdline[0] ? " " : "", j->name, co->ranks->addr) < 0)
         return NULL;
+    *token = j->token_hex;
     return out;
 }
 

@@ -323,6 +323,7 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
     Vmckpt__VmSpec spec;
     struct vmrec *v;
     struct pending *p;
+    const char *token;
     char *cmdline;
 
     if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
@@ -363,15 +364,17 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
                             "%s/%s is already running on %s", s->job, s->name,
                             v->host);
     /* the guest's kernel command line tells its MPI ranks how to reach
-     * the ranks' endpoint, with the job's token */
+     * the ranks' endpoint; the job's token goes beside it */
     spec = *s;
+    token = "";
     cmdline = c->co->vms->cmdline != NULL
-                  ? c->co->vms->cmdline(c->co, s->job, s->cmdline)
+                  ? c->co->vms->cmdline(c->co, s->job, s->cmdline, &token)
                   : strdup(s->cmdline);
     if (cmdline == NULL)
         return server_error(c, env->request_id,
                             VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
     spec.cmdline = cmdline;
+    spec.rank_token = (char *)token;
     spec.incarnation = job_incarnation(c->co, s->job, 0);
     start.spec = &spec;
     p = relay(c, env->request_id, s->host, P_START,

@@ -65,10 +65,12 @@ struct vms_epoch_hooks {
 typedef void vms_exited_fn(struct coord *co, struct vmrec *v, const char *why);
 
 /* The kernel command line a guest of job 'job' starts with, from the one
- * the console gave: malloc'd (the caller frees), NULL when out of memory.
- * Called before every start is relayed. */
+ * the console gave: malloc'd (the caller frees), NULL when out of memory;
+ * and in *token the secret its ranks prove (hex, the job's; "" none),
+ * which goes to the guest beside its command line, never on it. Called
+ * before every start is relayed. */
 typedef char *vms_cmdline_fn(struct coord *co, const char *job,
-                             const char *cmdline);
+                             const char *cmdline, const char **token);
 
 /* Create the guest table of 'co' (co->vms), keeping 'keep_epochs'
  * committed epochs per VM (0: all). Registers its close hook with the

@@ -65,6 +65,30 @@ static int from_cmdline(const char *key, char *out, size_t len)
     return 0;
 }
 
+/* The firmware configuration file opt/vmckpt/KEY (a QEMU guest's rank
+ * token: root's only in the guest, on no command line) into 'out'; 1 if
+ * found. */
+static int from_fw_cfg(const char *key, char *out, size_t len)
+{
+    char path[128];
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path),
+             "/sys/firmware/qemu_fw_cfg/by_name/opt/vmckpt/%s/raw", key);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    n = fread(out, 1, len - 1, f);
+    fclose(f);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\0'))
+        n--;
+    out[n] = '\0';
+    return n > 0;
+}
+
+/* KEY from the environment (ENV), the firmware configuration (a QEMU
+ * guest's token) or the kernel command line; 1 if found. */
 static int get_one(const char *env, const char *key, char *out, size_t len)
 {
     const char *v = getenv(env);
@@ -73,7 +97,7 @@ static int get_one(const char *env, const char *key, char *out, size_t len)
         snprintf(out, len, "%s", v);
         return 1;
     }
-    return from_cmdline(key, out, len);
+    return from_fw_cfg(key, out, len) || from_cmdline(key, out, len);
 }
 
 int chan_target_get(struct chan_target *t, struct vmckpt_error *err)
@@ -93,8 +117,9 @@ int chan_target_get(struct chan_target *t, struct vmckpt_error *err)
     if (have < 3) {
         errno = EINVAL;
         return errprintf(err,
-                         "%s%s%s not set (neither in the environment "
-                         "nor on the kernel command line)",
+                         "%s%s%s not set (neither in the environment, "
+                         "nor from the firmware, nor on the kernel command "
+                         "line)",
                          t->job[0] ? "" : "VMCKPT_JOB ",
                          t->addr[0] ? "" : "VMCKPT_COORDINATOR ",
                          hex[0] ? "" : "VMCKPT_TOKEN");

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # MPI jobs under vmckpt-mpirun in a job of three guests: the guests learn
-# the ranks' endpoint and the job token from their kernel command line;
+# the ranks' endpoint from their kernel command line and the job token
+# from the firmware configuration (on no command line, host or guest);
 # a checkpoint stops every rank at the same MPI_Barrier (C preloaded, C
 # linked, and each Fortran binding); two checkpoints, a host killed, the
 # job restarted from the last epoch finishes with the checksum of an
@@ -78,11 +79,17 @@ test_expect_success 'setup: three guests of job m1 on h1..h3, an h4 spare; the r
 '
 . $TEST_DIR/ref 2>/dev/null || true
 
-test_expect_success 'guests carry the job, its token and the ranks endpoint on their command line' '
+test_expect_success 'guests find the job and the ranks endpoint on their command line, the token on no command line' '
+    tok=$(vmckpt job token m1) && test ${#tok} -ge 64 &&
     in_guest g2 "cat /proc/cmdline" >$TEST_DIR/cmdline && cat $TEST_DIR/cmdline &&
     grep -q "vmckpt.job=m1 " $TEST_DIR/cmdline &&
-    grep -q "vmckpt.token=$(vmckpt job token m1)" $TEST_DIR/cmdline &&
-    grep -q "vmckpt.coordinator=198.18.0.1:7471" $TEST_DIR/cmdline
+    grep -q "vmckpt.coordinator=198.18.0.1:7471" $TEST_DIR/cmdline &&
+    ! grep -q "$tok" $TEST_DIR/cmdline &&
+    test "$(in_guest g2 "cat /sys/firmware/qemu_fw_cfg/by_name/opt/vmckpt/token/raw")" = "$tok" &&
+    in_guest g2 "stat -c %a /sys/firmware/qemu_fw_cfg/by_name/opt/vmckpt/token/raw" | grep -qx 400 &&
+    ps -eo args >$TEST_DIR/ps && grep -q "name=opt/vmckpt/token" $TEST_DIR/ps &&
+    ! grep -q "$tok" $TEST_DIR/ps &&
+    ! ls "$RUN_BASE"/h[123]/*.token 2>/dev/null
 '
 
 test_expect_success 'heat under vmckpt-mpirun: a checkpoint waits for every rank at one barrier' '

@@ -59,9 +59,37 @@ static int qemu_name_vm(struct vmm *m, struct vmm_vm *vm,
                            err);
 }
 
+/* run_dir/JOB-VM.token: the job's rank token for QEMU to read (fw_cfg),
+ * root's only; removed once QEMU has read it. 0, or -1 with 'err'. */
+static int write_token(const struct vmm *m, const struct vmm_vm *vm, char *path,
+                       size_t len, struct vmckpt_error *err)
+{
+    const char *t = vm->spec->rank_token;
+    ssize_t n;
+    int fd;
+
+    vmm_run_path(m, vm, "token", path, len);
+    unlink(path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errprintf_errno(err, "guest %s/%s: its token file %s", vm->job,
+                               vm->name, path);
+    n = write(fd, t, strlen(t));
+    if (n != (ssize_t)strlen(t)) {
+        if (n >= 0)
+            errno = ENOSPC; /* a short write */
+        close(fd);
+    } else if (close(fd) == 0)
+        return 0;
+    errprintf_errno(err, "guest %s/%s: writing its token file %s", vm->job,
+                    vm->name, path);
+    unlink(path);
+    return -1;
+}
+
 /* QEMU's command line for the guest. */
 static char **build_argv(struct vmm *m, const struct vmm_vm *vm, int restore,
-                         struct vmckpt_error *err)
+                         const char *token_path, struct vmckpt_error *err)
 {
     const Vmckpt__VmSpec *spec = vm->spec;
     char mac[18], append[1024];
@@ -94,6 +122,7 @@ static char **build_argv(struct vmm *m, const struct vmm_vm *vm, int restore,
      * it by itself after an incoming stream whose source was running
      * (a stream-mode epoch), before every guest of the job is back */
     q.paused = restore;
+    q.token_path = token_path;
     return qemu_argv_build(&q, err);
 }
 
@@ -186,7 +215,8 @@ static int attach(struct vmm *m, struct vmm_vm *vm, int track,
 static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
                       struct vmckpt_error *err)
 {
-    char **argv;
+    char **argv, token[4200];
+    int has_token = vm->spec->rank_token[0] != '\0';
 
     vm->ops = hv_find("qemu");
     if (vm->ops == NULL) {
@@ -197,7 +227,9 @@ static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
         return errprintf_errno(err, "restored RAM %s", ram_image);
     if (tap_add(m, vm->tap, err) < 0)
         goto fail;
-    argv = build_argv(m, vm, ram_image != NULL, err);
+    if (has_token && write_token(m, vm, token, sizeof(token), err) < 0)
+        goto fail_tap;
+    argv = build_argv(m, vm, ram_image != NULL, has_token ? token : NULL, err);
     if (argv == NULL)
         goto fail_tap;
     unlink(vm->qmp);
@@ -210,6 +242,9 @@ static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
     }
     if (wait_for_qmp(vm, err) < 0)
         goto fail_tap;
+    /* QEMU read the file before it opened its QMP socket */
+    if (has_token)
+        unlink(token);
     if (attach(m, vm, 1, err) < 0)
         goto fail_kill;
     if (vm->qemu_stream)
@@ -226,6 +261,8 @@ fail_kill:
     waitpid(vm->pid, NULL, 0);
     vm->pid = 0;
 fail_tap:
+    if (has_token)
+        unlink(token);
     tap_del(vm->tap);
 fail:
     unlink(vm->ram);

@@ -85,16 +85,22 @@ static int xl_config(struct vmm *m, const struct vmm_vm *vm,
 {
     char buf[8192];
     FILE *f;
-    int ok;
+    int ok, fd;
 
     if (xl_safe("the kernel path", spec->kernel, err) < 0 ||
         xl_safe("the initrd path", spec->initrd, err) < 0 ||
         xl_safe("the kernel command line", spec->cmdline, err) < 0 ||
-        xl_safe("the IP address", spec->ip, err) < 0)
+        xl_safe("the IP address", spec->ip, err) < 0 ||
+        xl_safe("the rank token", spec->rank_token, err) < 0)
         return -1;
-    f = fopen(path, "we");
-    if (f == NULL)
+    /* root's only: it may hold the job's rank token */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
         return errprintf_errno(err, "%s", path);
+    }
     fprintf(f,
             "# written by vmckpt-agent for %s/%s\n"
             "name = \"%s\"\n"
@@ -103,13 +109,16 @@ static int xl_config(struct vmm *m, const struct vmm_vm *vm,
             vm->job, vm->name, vm->domain, spec->kernel);
     if (spec->initrd[0] != '\0')
         fprintf(f, "ramdisk = \"%s\"\n", spec->initrd);
+    /* a PVH domain has no fw_cfg: the rank token is on its kernel command
+     * line, in this file, never on a host command line (docs/xen.md) */
     fprintf(f,
-            "extra = \"vmckpt.name=%s %s%s %s\"\n"
+            "extra = \"vmckpt.name=%s %s%s %s%s%s\"\n"
             "memory = %llu\n"
             "maxmem = %llu\n"
             "vcpus = %u\n",
             spec->name, spec->ip[0] ? "vmckpt.ip=" : "", spec->ip,
-            spec->cmdline, (unsigned long long)spec->memory_mb,
+            spec->cmdline, spec->rank_token[0] ? " vmckpt.token=" : "",
+            spec->rank_token, (unsigned long long)spec->memory_mb,
             (unsigned long long)spec->memory_mb, spec->vcpus ? spec->vcpus : 1);
     if (m->xl_extra[0] != '\0') {
         FILE *x = fopen(m->xl_extra, "re");

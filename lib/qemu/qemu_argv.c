@@ -105,7 +105,7 @@ static int spec_check(const struct qemu_spec *s, struct vmckpt_error *err)
 {
     const char *paths[] = {s->kernel,   s->initrd,      s->ram_path,
                            s->qmp_path, s->serial_path, s->serial_log,
-                           s->pidfile};
+                           s->pidfile,  s->token_path};
     size_t i;
 
     if (!valid_name(s->name)) {
@@ -230,6 +230,12 @@ static void add_run(struct argv_buf *a, const struct qemu_spec *s)
     if (s->pidfile != NULL) {
         add(a, "-pidfile");
         add(a, "%s", s->pidfile);
+    }
+    /* a secret reaches the guest through the firmware configuration,
+     * never on a command line: only this file's path is on QEMU's */
+    if (s->token_path != NULL) {
+        add(a, "-fw_cfg");
+        add(a, "name=opt/vmckpt/token,file=%s", s->token_path);
     }
     if (s->incoming_defer) {
         add(a, "-incoming");

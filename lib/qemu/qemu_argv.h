@@ -29,6 +29,8 @@ struct qemu_spec {
     const char *pidfile;     /* may be NULL */
     int incoming_defer;      /* start with -incoming defer (restore) */
     int paused;              /* start stopped (-S) */
+    const char *token_path;  /* fw_cfg opt/vmckpt/token from this file (the
+                                job's rank token); may be NULL */
 };
 
 /* Build a NULL-terminated argv. The strings and the array are allocated;
