@@ -4,6 +4,8 @@ dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %
 	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md
 # the plot docs/scale.md shows (bench/scale)
 EXTRA_DIST += %reldir%/scale.png
+# plans for what is not built yet (not installed)
+EXTRA_DIST += %reldir%/plans/disks.md
 
 # Manual pages, written by hand in roff as docs/man/*.in; the configured
 # paths and the version are filled in here. vmckpt-mpirun.1 is installed
