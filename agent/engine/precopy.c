@@ -335,8 +335,9 @@ struct ckpt {
     uint64_t t0, tp; /* µs: the start, the pause request */
     int paused;
     unsigned round;
-    /* the pages copied while paused, drained after the resume */
-    uint64_t *staged, nstaged;
+    /* the pages copied while paused, drained after the resume; room for
+     * 'staging_cap' of them is made (and touched) before the pause */
+    uint64_t *staged, nstaged, staging_cap;
     uint8_t *staging;
     int statefd;
     int64_t state_len;
@@ -479,6 +480,48 @@ static int send_memory_live(struct ckpt *c, struct vmckpt_error *err)
     }
 }
 
+/* Room for 'n' staged pages (and their numbers). */
+static int stage_alloc(struct ckpt *c, uint64_t n, struct vmckpt_error *err)
+{
+    uint8_t *s;
+    uint64_t *p;
+
+    if (n <= c->staging_cap && c->staging != NULL)
+        return 0;
+    s = realloc(c->staging, n ? n * BATCH_PAGE : 1);
+    if (s != NULL)
+        c->staging = s;
+    p = realloc(c->staged, n ? n * sizeof(*p) : 1);
+    if (p != NULL)
+        c->staged = p;
+    if (s == NULL || p == NULL)
+        return errprintf_errno(err, "staging %llu pages",
+                               (unsigned long long)n);
+    c->staging_cap = n;
+    return 0;
+}
+
+/* Before the pause: room for what the cut will likely stage (the pages
+ * left after the last round, half again, and 1 MiB), its memory touched,
+ * so the pause neither allocates nor faults it in; the state's file too.
+ * A cut that finds more grows the room while paused. */
+static int stage_reserve(struct ckpt *c, struct vmckpt_error *err)
+{
+    uint64_t left = popcount(c->bm, c->words);
+    uint64_t want = left + left / 2 + BATCH_MAX_PAGES;
+
+    if (want > c->npages)
+        want = c->npages;
+    if (stage_alloc(c, want, err) < 0)
+        return -1;
+    memset(c->staging, 0, want * BATCH_PAGE);
+    memset(c->staged, 0, want * sizeof(*c->staged));
+    c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
+    if (c->statefd < 0)
+        return errprintf_errno(err, "memfd");
+    return 0;
+}
+
 /* With the guest paused: copy the pages set in bm to staging, at memory
  * speed, so that their transfer can wait for the resume. */
 static int stage_dirty(struct ckpt *c, struct vmckpt_error *err)
@@ -486,11 +529,8 @@ static int stage_dirty(struct ckpt *c, struct vmckpt_error *err)
     uint64_t i, n = 0;
 
     c->nstaged = popcount(c->bm, c->words);
-    c->staging = malloc(c->nstaged ? c->nstaged * BATCH_PAGE : 1);
-    c->staged = malloc(c->nstaged ? c->nstaged * sizeof(*c->staged) : 1);
-    if (c->staging == NULL || c->staged == NULL)
-        return errprintf_errno(err, "staging %llu pages",
-                               (unsigned long long)c->nstaged);
+    if (stage_alloc(c, c->nstaged, err) < 0)
+        return -1;
     for (i = 0; i < c->words; i++) {
         uint64_t bits = c->bm[i];
 
@@ -514,14 +554,15 @@ static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
     uint64_t th;
 
     if (!c->stop_and_save) {
-        if (pause_guest(c, err) < 0 ||
+        if (stage_reserve(c, err) < 0 || pause_guest(c, err) < 0 ||
             c->ops->dirty_harvest(c->vm, c->bm, err) < 0 ||
             stage_dirty(c, err) < 0)
             return -1;
+    } else {
+        c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
+        if (c->statefd < 0)
+            return errprintf_errno(err, "memfd");
     }
-    c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
-    if (c->statefd < 0)
-        return errprintf_errno(err, "memfd");
     c->state_len = c->ops->save_state(c->vm, c->statefd, err);
     if (c->state_len < 0)
         return -1;

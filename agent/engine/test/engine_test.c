@@ -291,6 +291,31 @@ START_TEST(cut_after_round_limit)
 }
 END_TEST
 
+START_TEST(staging_grows_while_paused)
+{
+    /* the room for the cut's pages is made before the pause from what the
+     * last round left (nothing here); pages written after that round's
+     * harvest, found only at the pause, make it grow, and the image is
+     * still the memory at the cut */
+    struct hv_sim_config cfg = {.pages = 4096, .hot_first = 0, .hot_pages = 0};
+    struct precopy_result res;
+    struct vmckpt_error err;
+    struct run t;
+
+    run_init(&t, &cfg);
+    prefill(&t, 0);
+    t.writes_after_round[0] = 3000;
+    t.lim.cut_pages = 4096; /* cut after round 0 */
+    ck_assert_msg(run_ckpt(&t, 1, 0, 0, 2, &res, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(res.rounds, 1);
+    ck_assert_uint_eq(t.rounds[0].pages_left, 0);
+    ck_assert_uint_gt(res.cut_pages, BATCH_MAX_PAGES);
+    check_image(&t, &res);
+    check_running(&t);
+    run_dispose(&t);
+}
+END_TEST
+
 START_TEST(cut_after_time_limit)
 {
     /* the time limit cuts with pages left even when rounds remain */
@@ -780,6 +805,7 @@ int main(void)
     tcase_add_test(tc, limits_decide);
     tcase_add_test(tc, rounds_send_what_was_written);
     tcase_add_test(tc, cut_after_round_limit);
+    tcase_add_test(tc, staging_grows_while_paused);
     tcase_add_test(tc, cut_after_time_limit);
     tcase_add_test(tc, policy_abort);
     tcase_add_test(tc, image_is_memory_at_cut);
