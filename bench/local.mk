@@ -16,3 +16,10 @@ noinst_PROGRAMS += %reldir%/barrier-lat
 %canon_reldir%_barrier_lat_LDADD = $(MPI_LIBS)
 %canon_reldir%_barrier_lat_LDFLAGS =
 endif
+
+# bench/restore-rate: a restore from this host's store into a RAM file,
+# against a plain copy and a write per page (docs/performance.md)
+noinst_PROGRAMS += %reldir%/restore-rate
+%canon_reldir%_restore_rate_SOURCES = %reldir%/restore-rate.c
+%canon_reldir%_restore_rate_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_restore_rate_LDADD = agent/store/libstore.a $(WIRE_LIBS)

@@ -28,6 +28,7 @@
 #include "image.h"
 #include "image_int.h"
 #include "lib/util/daemon.h"
+#include "lib/util/io.h"
 #include "lib/util/name.h"
 #include "lib/wire/batch.h"
 
@@ -340,49 +341,53 @@ fail:
 
 int write_all(int fd, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
+    return io_writev_all(fd, &iov, 1, -1);
+}
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+    return io_writev_all(fd, &iov, 1, (int64_t)off);
 }
 
 /* Append one record (header + packed batch) to 'fd'; its size is added to
  * *bytes. 0, or -1 with errno (the caller names the file). */
-static int append_record(int fd, const Vmckpt__PageBatch *msg, uint64_t *bytes,
-                         struct vmckpt_error *err)
+static int append_record(int fd, const uint8_t *packed, size_t len,
+                         uint64_t *bytes)
 {
-    uint8_t hdr[8], *packed;
-    size_t len;
-    int rc;
+    struct iovec iov[2];
+    uint8_t hdr[8];
 
-    if (wire_pack(msg, &packed, &len, err) < 0)
-        return -1;
     memcpy(hdr, REC_MAGIC, 4);
     hdr[4] = (uint8_t)len;
     hdr[5] = (uint8_t)(len >> 8);
     hdr[6] = (uint8_t)(len >> 16);
     hdr[7] = (uint8_t)(len >> 24);
-    rc = write_all(fd, hdr, sizeof(hdr)) < 0 || write_all(fd, packed, len) < 0
-             ? -1
-             : 0;
-    free(packed);
-    if (rc == 0)
-        *bytes += sizeof(hdr) + len;
-    return rc;
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = sizeof(hdr);
+    iov[1].iov_base = (void *)packed;
+    iov[1].iov_len = len;
+    /* header and batch in one write */
+    if (io_writev_all(fd, iov, 2, -1) < 0)
+        return -1;
+    *bytes += sizeof(hdr) + len;
+    return 0;
 }
 
 int image_writer_batch(struct image_writer *w, unsigned part,
                        const Vmckpt__PageBatch *msg, struct vmckpt_error *err)
 {
+    return image_writer_batch_raw(w, part, msg, NULL, 0, err);
+}
+
+int image_writer_batch_raw(struct image_writer *w, unsigned part,
+                           const Vmckpt__PageBatch *msg, const uint8_t *raw,
+                           size_t raw_len, struct vmckpt_error *err)
+{
+    uint8_t *packed = NULL;
     struct batch_view v;
     uint64_t nth;
     int rc = 0;
@@ -401,8 +406,12 @@ int image_writer_batch(struct image_writer *w, unsigned part,
         return errprefix(err, "%s/%s epoch %" PRIu64 " batch %" PRIu64, w->job,
                          w->vm, w->epoch, nth);
     }
+    /* verified: the batch is written as it came, or packed here */
+    if (raw == NULL && wire_pack(msg, &packed, &raw_len, err) < 0)
+        return -1;
     pthread_mutex_lock(&w->mu);
-    if (append_record(w->pages_fd, msg, &w->pages_bytes, err) < 0) {
+    if (append_record(w->pages_fd, raw != NULL ? raw : packed, raw_len,
+                      &w->pages_bytes) < 0) {
         rc = errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing pages",
                              w->job, w->vm, w->epoch);
     } else {
@@ -410,6 +419,7 @@ int image_writer_batch(struct image_writer *w, unsigned part,
         w->pages += v.n;
     }
     pthread_mutex_unlock(&w->mu);
+    free(packed);
     return rc;
 }
 
@@ -585,7 +595,8 @@ static int read_pages(int fd, const char *dir, const char *job, const char *vm,
         goto out;
     }
     while (off < e->pages_bytes) {
-        Vmckpt__PageBatch *b;
+        Vmckpt__PageBatch b;
+        uint64_t pages[BATCH_MAX_PAGES];
         struct batch_view v;
         uint32_t len;
 
@@ -609,9 +620,9 @@ static int read_pages(int fd, const char *dir, const char *job, const char *vm,
                       job, vm, e->epoch, path, off);
             goto out;
         }
-        b = wire_unpack_batch(rec, len);
-        if (b == NULL || batch_open(b, npages, scratch, &v, err) < 0) {
-            wire_free_batch(b);
+        /* decoded in place, verified once */
+        if (batch_decode(rec, len, &b, pages, err) < 0 ||
+            batch_open(&b, npages, scratch, &v, err) < 0) {
             errno = EBADMSG;
             errprintf(err,
                       "%s/%s epoch %" PRIu64 ": damaged batch in %s at "
@@ -619,8 +630,7 @@ static int read_pages(int fd, const char *dir, const char *job, const char *vm,
                       job, vm, e->epoch, path, off);
             goto out;
         }
-        rc = cb(b, &v, arg);
-        wire_free_batch(b);
+        rc = cb(&b, &v, arg);
         if (rc < 0) {
             errprintf(err,
                       "%s/%s epoch %" PRIu64 ": batch at offset %" PRIu64
@@ -895,17 +905,9 @@ static int restore_batch(const Vmckpt__PageBatch *msg,
                          const struct batch_view *v, void *arg)
 {
     struct restore_ctx *r = arg;
-    size_t i;
 
     r->bytes += msg->data.len;
-    for (i = 0; i < v->n; i++) {
-        const uint8_t *p = batch_view_page(v, i);
-
-        if (pwrite(r->ram_fd, p ? p : r->zero, BATCH_PAGE,
-                   (off_t)(v->pages[i] * BATCH_PAGE)) != BATCH_PAGE)
-            return -1;
-    }
-    return 0;
+    return batch_view_write(v, r->ram_fd, r->zero);
 }
 
 static int restore_state(uint64_t off, const void *data, size_t len, void *arg)

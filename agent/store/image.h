@@ -66,6 +66,12 @@ struct image_writer *image_writer_open(const char *store, const char *job,
  * must come in one part, in order, as the pre-copy engine sends them. */
 int image_writer_batch(struct image_writer *w, unsigned part,
                        const Vmckpt__PageBatch *msg, struct vmckpt_error *err);
+/* The same for a batch received packed: 'msg' is its decoding (e.g.
+ * batch_decode() of 'raw'), and once verified the 'raw_len' bytes at
+ * 'raw' are the record, as they came (no second encoding). */
+int image_writer_batch_raw(struct image_writer *w, unsigned part,
+                           const Vmckpt__PageBatch *msg, const uint8_t *raw,
+                           size_t raw_len, struct vmckpt_error *err);
 /* Append device state; 'offset' must be where the state ends now. */
 int image_writer_state(struct image_writer *w, uint64_t offset,
                        const void *data, size_t len, struct vmckpt_error *err);

@@ -104,16 +104,23 @@ static int fold_state(uint64_t off, const void *data, size_t len, void *arg)
 static int write_base(int fd, int sum_fd, const uint8_t *ram,
                       uint64_t ram_bytes)
 {
-    uint64_t off, p;
+    uint64_t off, p = 0, q, npages = ram_bytes / BATCH_PAGE;
 
     if (ftruncate(fd, (off_t)ram_bytes) < 0)
         return -1;
-    for (p = 0; p < ram_bytes / BATCH_PAGE; p++) {
-        const uint8_t *page = ram + p * BATCH_PAGE;
-
-        if (!batch_page_is_zero(page) &&
-            pwrite(fd, page, BATCH_PAGE, (off_t)(p * BATCH_PAGE)) != BATCH_PAGE)
+    /* each run of non-zero pages in one write; zero pages stay holes */
+    while (p < npages) {
+        if (batch_page_is_zero(ram + p * BATCH_PAGE)) {
+            p++;
+            continue;
+        }
+        for (q = p + 1; q < npages && !batch_page_is_zero(ram + q * BATCH_PAGE);
+             q++)
+            ;
+        if (pwrite_all(fd, ram + p * BATCH_PAGE, (q - p) * BATCH_PAGE,
+                       p * BATCH_PAGE) < 0)
             return -1;
+        p = q;
     }
     for (off = 0; off < ram_bytes; off += CHUNK) {
         uint64_t sum = batch_xxh64(ram + off, ram_bytes - off < CHUNK

@@ -24,5 +24,7 @@ int manifest_save(const char *dir, const struct image_manifest *m,
                   struct vmckpt_error *err);
 int fsync_dir(const char *dir);
 int write_all(int fd, const void *buf, size_t len);
+/* The same at offset 'off' (pwrite). */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "image.h"
 #include "lib/util/log.h"
+#include "lib/wire/batch.h"
 #include "lib/util/net.h"
 #include "store.h"
 
@@ -359,6 +360,9 @@ struct session {
     char job[65], vm[65];
     uint64_t epoch, batches, pages;
     unsigned part;
+    /* the batch being handled as it came on the wire (on_raw_batch) */
+    const uint8_t *raw;
+    size_t raw_len;
 };
 
 /* The handshake, and the roles the store serves. Returns 0, or -1 after
@@ -457,11 +461,12 @@ static int on_data(struct peer *p, struct session *ss,
     }
     rc = stream_ok(p->s, ss->st, &err);
     if (rc == 0)
-        rc = is_batch ? image_writer_batch(ss->st->w, ss->part, env->page_batch,
-                                           &err)
-                      : image_writer_state(ss->st->w, env->state_chunk->offset,
-                                           env->state_chunk->data.data,
-                                           env->state_chunk->data.len, &err);
+        rc = is_batch
+                 ? image_writer_batch_raw(ss->st->w, ss->part, env->page_batch,
+                                          ss->raw, ss->raw_len, &err)
+                 : image_writer_state(ss->st->w, env->state_chunk->offset,
+                                      env->state_chunk->data.data,
+                                      env->state_chunk->data.len, &err);
     if (rc < 0) {
         log_err("store: %s: %s; epoch aborted", p->who, err.text);
         send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
@@ -544,35 +549,80 @@ static int dispatch(struct peer *p, struct session *ss,
     return 0;
 }
 
+/* A page batch read in place from its frame: decoded without a copy,
+ * verified once, and written as it came. */
+static int on_raw_batch(struct peer *p, struct session *ss, uint64_t rid,
+                        const uint8_t *raw, size_t raw_len)
+{
+    Vmckpt__Envelope env = VMCKPT__ENVELOPE__INIT;
+    uint64_t pages[BATCH_MAX_PAGES];
+    Vmckpt__PageBatch msg;
+    struct vmckpt_error err;
+    int rc;
+
+    if (batch_decode(raw, raw_len, &msg, pages, &err) < 0) {
+        log_err("store: %s: %s; epoch aborted", p->who, err.text);
+        send_error(p, rid, VMCKPT__ERROR_CODE__ERR_INVALID, err.text);
+        stream_leave(p->s, ss->st, err.text);
+        ss->st = NULL;
+        return -1;
+    }
+    env.type = VMCKPT__MSG_TYPE__MSG_PAGE_BATCH;
+    env.request_id = rid;
+    env.payload_case = VMCKPT__ENVELOPE__PAYLOAD_PAGE_BATCH;
+    env.page_batch = &msg;
+    ss->raw = raw;
+    ss->raw_len = raw_len;
+    rc = on_data(p, ss, &env);
+    ss->raw = NULL;
+    return rc;
+}
+
+/* The next message, page batches of an open stream in place; 0 to go on,
+ * -1 to close the connection (its stream aborted, saying why). */
+static int next_message(struct peer *p, struct session *ss)
+{
+    const uint8_t *frame, *raw;
+    size_t len, raw_len;
+    struct vmckpt_error err;
+    enum wire_fault fault;
+    Vmckpt__Envelope *env = NULL;
+    uint64_t rid;
+    int rc;
+
+    if (wire_conn_recv_frame_wait(&p->w, &frame, &len, IO_TIMEOUT_MS, &err) < 0)
+        goto failed;
+    if (ss->st != NULL && wire_peek_batch(frame, len, &rid, &raw, &raw_len))
+        return on_raw_batch(p, ss, rid, raw, raw_len);
+    env = wire_decode(frame, len, &fault, &err);
+    if (env == NULL)
+        goto failed;
+    rc = dispatch(p, ss, env);
+    wire_free(env);
+    return rc;
+failed:
+    if (ss->st != NULL) {
+        log_warn("store: %s/%s epoch %llu aborted: %s: %s", ss->job, ss->vm,
+                 (unsigned long long)ss->epoch, p->who, err.text);
+        errprefix(&err, "stream %u from %s", ss->part, p->who);
+        stream_leave(p->s, ss->st, err.text);
+        ss->st = NULL;
+    }
+    return -1;
+}
+
 static void *peer_main(void *arg)
 {
     struct peer *p = arg;
     struct store *s = p->s;
     struct session ss = {.st = NULL};
-    struct vmckpt_error err;
-    Vmckpt__Envelope *env;
-    int rc;
 
     wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
     snprintf(p->who, sizeof(p->who), "%s", p->addr);
     if (peer_auth(p) < 0)
         goto out;
-    for (;;) {
-        if (wire_conn_recv_wait(&p->w, &env, IO_TIMEOUT_MS, &err) < 0) {
-            if (ss.st != NULL) {
-                log_warn("store: %s/%s epoch %llu aborted: %s: %s", ss.job,
-                         ss.vm, (unsigned long long)ss.epoch, p->who, err.text);
-                errprefix(&err, "stream %u from %s", ss.part, p->who);
-                stream_leave(s, ss.st, err.text);
-                ss.st = NULL;
-            }
-            break;
-        }
-        rc = dispatch(p, &ss, env);
-        wire_free(env);
-        if (rc < 0)
-            break;
-    }
+    while (next_message(p, &ss) == 0)
+        ;
 out:
     if (ss.st != NULL)
         stream_leave(s, ss.st, "the connection closed");

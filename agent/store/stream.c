@@ -217,7 +217,6 @@ int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
             goto out;
         } else if (env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH) {
             struct batch_view v;
-            size_t i;
 
             if (batch_open(env->page_batch, npages, scratch, &v, err) < 0) {
                 errprefix(err, "%s/%s epoch %llu, batch %llu from %s", job, vm,
@@ -225,14 +224,9 @@ int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
                           (unsigned long long)batches + 1, addr);
                 goto out;
             }
-            for (i = 0; i < v.n; i++) {
-                const uint8_t *p = batch_view_page(&v, i);
-
-                if (pwrite(ram_fd, p ? p : zero, BATCH_PAGE,
-                           (off_t)(v.pages[i] * BATCH_PAGE)) != BATCH_PAGE) {
-                    errprintf_errno(err, "guest RAM file");
-                    goto out;
-                }
+            if (batch_view_write(&v, ram_fd, zero) < 0) {
+                errprintf_errno(err, "guest RAM file");
+                goto out;
             }
             batches++;
             pages += v.n;

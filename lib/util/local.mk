@@ -11,7 +11,8 @@ noinst_LIBRARIES += %reldir%/libutil.a
 	%reldir%/notify.c %reldir%/notify.h \
 	%reldir%/name.c %reldir%/name.h \
 	%reldir%/clock.c %reldir%/clock.h \
-	%reldir%/runcmd.c %reldir%/runcmd.h
+	%reldir%/runcmd.c %reldir%/runcmd.h \
+	%reldir%/io.c %reldir%/io.h
 %canon_reldir%_libutil_a_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
 
 if HAVE_CHECK

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "batch.h"
+#include "lib/util/io.h"
 
 int batch_page_is_zero(const void *p)
 {
@@ -207,4 +208,122 @@ void batch_view_fill(const Vmckpt__PageBatch *msg, const uint8_t *data,
             off += BATCH_PAGE;
         }
     }
+}
+
+/* One run: 'n' pages from entry 'first' of 'v', at page v->pages[first]. */
+static int write_run(const struct batch_view *v, size_t first, size_t n, int fd,
+                     const uint8_t *zero)
+{
+    struct iovec iov[BATCH_MAX_PAGES];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const uint8_t *p = batch_view_page(v, first + i);
+
+        iov[i].iov_base = (void *)(p != NULL ? p : zero);
+        iov[i].iov_len = BATCH_PAGE;
+    }
+    return io_writev_all(fd, iov, (int)n,
+                         (int64_t)(v->pages[first] * BATCH_PAGE));
+}
+
+int batch_view_write(const struct batch_view *v, int fd, const uint8_t *zero)
+{
+    size_t i = 0, j;
+
+    while (i < v->n) {
+        for (j = i + 1; j < v->n && v->pages[j] == v->pages[j - 1] + 1; j++)
+            ;
+        if (write_run(v, i, j - i, fd, zero) < 0)
+            return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* ---- decoding without a copy ------------------------------------------ */
+
+/* The packed page numbers (field 2) of [p, end) appended to msg->pages. */
+static int get_pages(const uint8_t *p, const uint8_t *end,
+                     Vmckpt__PageBatch *msg, uint64_t *pages)
+{
+    while (p < end) {
+        if (msg->n_pages == BATCH_MAX_PAGES ||
+            wire_get_varint(&p, end, &pages[msg->n_pages]) < 0)
+            return -1;
+        msg->n_pages++;
+    }
+    return 0;
+}
+
+/* One field at *p into 'msg'; -1 if the encoding is wrong. */
+static int get_field(const uint8_t **p, const uint8_t *end,
+                     Vmckpt__PageBatch *msg, uint64_t *pages)
+{
+    uint64_t key, v, len;
+    unsigned field;
+
+    if (wire_get_varint(p, end, &key) < 0 || key >> 3 == 0 || key >> 3 > 0xffff)
+        return -1;
+    field = (unsigned)(key >> 3);
+    switch (key & 7) {
+    case 0: /* varint */
+        if (wire_get_varint(p, end, &v) < 0)
+            return -1;
+        if (field == 1)
+            msg->round = (uint32_t)v;
+        else if (field == 2) {
+            if (msg->n_pages == BATCH_MAX_PAGES)
+                return -1;
+            pages[msg->n_pages++] = v;
+        } else if (field == 5)
+            msg->lz4 = v != 0;
+        else if (field == 6)
+            msg->raw_len = (uint32_t)v;
+        else if (field == 7)
+            msg->xxh64 = v;
+        return 0;
+    case 1: /* 64-bit */
+        if (end - *p < 8)
+            return -1;
+        *p += 8;
+        return 0;
+    case 5: /* 32-bit */
+        if (end - *p < 4)
+            return -1;
+        *p += 4;
+        return 0;
+    case 2: /* length-delimited */
+        if (wire_get_varint(p, end, &len) < 0 || len > (uint64_t)(end - *p))
+            return -1;
+        if (field == 2 && get_pages(*p, *p + len, msg, pages) < 0)
+            return -1;
+        if (field == 3) {
+            msg->zero.data = (uint8_t *)*p;
+            msg->zero.len = (size_t)len;
+        } else if (field == 4) {
+            msg->data.data = (uint8_t *)*p;
+            msg->data.len = (size_t)len;
+        }
+        *p += len;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int batch_decode(const uint8_t *buf, size_t len, Vmckpt__PageBatch *msg,
+                 uint64_t pages[BATCH_MAX_PAGES], struct vmckpt_error *err)
+{
+    const uint8_t *p = buf, *end = buf + len;
+
+    vmckpt__page_batch__init(msg);
+    msg->pages = pages;
+    while (p < end)
+        if (get_field(&p, end, msg, pages) < 0) {
+            errno = EBADMSG;
+            return errprintf(err, "page batch: bad encoding at byte %zu of %zu",
+                             (size_t)(p - buf), len);
+        }
+    return 0;
 }

@@ -50,6 +50,13 @@ struct batch_view {
     size_t offs[BATCH_MAX_PAGES]; /* data offset of entry i, or SIZE_MAX */
 };
 
+/* Decode a packed PageBatch without copying: 'msg' gets pointers into
+ * 'buf' (which must outlive it) and its page numbers in 'pages'. Faster
+ * than protobuf-c's unpack, which copies the data; the same checks of the
+ * encoding (batch_open() checks the contents). 0, or -1 with 'err'. */
+int batch_decode(const uint8_t *buf, size_t len, Vmckpt__PageBatch *msg,
+                 uint64_t pages[BATCH_MAX_PAGES], struct vmckpt_error *err);
+
 /* Check 'msg' (page count, bitmap size, lengths, every page number below
  * 'npages', the checksum) and decompress into 'scratch' (BATCH_MAX_PAGES *
  * BATCH_PAGE bytes) when needed. -1 with 'err' saying what is wrong. */
@@ -67,6 +74,11 @@ static inline const uint8_t *batch_view_page(const struct batch_view *v,
 {
     return v->offs[i] == (size_t)-1 ? NULL : v->data + v->offs[i];
 }
+
+/* Write the pages of a view into the guest RAM file 'fd' (page P at P x
+ * 4096; a zero page as the 4096 zero bytes at 'zero'), each run of
+ * consecutive page numbers in one pwritev. 0, or -1 with errno. */
+int batch_view_write(const struct batch_view *v, int fd, const uint8_t *zero);
 
 /* XXH64 of a buffer, for device state and files. */
 uint64_t batch_xxh64(const void *buf, size_t len);

@@ -290,31 +290,105 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
     }
 }
 
-int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
-                   enum wire_fault *fault, struct vmckpt_error *err)
+int wire_conn_next_frame(struct wire_conn *c, const uint8_t **frame,
+                         size_t *len, struct vmckpt_error *err)
 {
     const uint8_t *p;
     uint32_t n;
 
-    *fault = WIRE_OK;
-    *env = NULL;
     if (c->rlen < 4)
         return 0;
     p = c->rbuf + c->roff;
     n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
         p[3];
     if (n > c->max_frame) {
-        *fault = WIRE_EPROTO;
         errno = EMSGSIZE;
         return errprintf(err, "frame of %u bytes exceeds the maximum of %zu", n,
                          c->max_frame);
     }
     if (c->rlen < 4 + (size_t)n)
         return 0;
-    *env = wire_decode(p + 4, n, fault, err);
+    /* consumed; the bytes stay where they are until the next fill */
+    *frame = p + 4;
+    *len = n;
     c->rlen -= 4 + (size_t)n;
     c->roff = c->rlen > 0 ? c->roff + 4 + (size_t)n : 0;
+    return 1;
+}
+
+int wire_conn_next(struct wire_conn *c, Vmckpt__Envelope **env,
+                   enum wire_fault *fault, struct vmckpt_error *err)
+{
+    const uint8_t *frame;
+    size_t n;
+    int rc;
+
+    *fault = WIRE_OK;
+    *env = NULL;
+    rc = wire_conn_next_frame(c, &frame, &n, err);
+    if (rc <= 0) {
+        if (rc < 0)
+            *fault = WIRE_EPROTO;
+        return rc;
+    }
+    *env = wire_decode(frame, n, fault, err);
     return *env ? 1 : -1;
+}
+
+/* ---- a page batch read in place ---------------------------------------- */
+
+int wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    unsigned shift;
+
+    for (shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int wire_peek_batch(const uint8_t *frame, size_t len, uint64_t *request_id,
+                    const uint8_t **batch, size_t *batch_len)
+{
+    const uint8_t *p = frame, *end = frame + len;
+    uint64_t key, v, version = 0, type = 0;
+
+    *batch = NULL;
+    *request_id = 0;
+    while (p < end) {
+        if (wire_get_varint(&p, end, &key) < 0)
+            return 0;
+        if ((key & 7) == 0) {
+            if (wire_get_varint(&p, end, &v) < 0)
+                return 0;
+            if (key >> 3 == 1)
+                version = v;
+            else if (key >> 3 == 2)
+                type = v;
+            else if (key >> 3 == 3)
+                *request_id = v;
+        } else if ((key & 7) == 2) {
+            if (wire_get_varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+                return 0;
+            if (key >> 3 != VMCKPT__ENVELOPE__PAYLOAD_PAGE_BATCH ||
+                *batch != NULL)
+                return 0; /* another payload: the full decoder's */
+            *batch = p;
+            *batch_len = (size_t)v;
+            p += v;
+        } else {
+            return 0;
+        }
+    }
+    return version == WIRE_VERSION &&
+           type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH && *batch != NULL;
 }
 
 int wire_conn_send_raw(struct wire_conn *c, const void *buf, size_t len)
@@ -423,15 +497,18 @@ int wire_conn_flush_wait(struct wire_conn *c, int timeout_ms,
     }
 }
 
-int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
-                        int timeout_ms, struct vmckpt_error *err)
+/* Wait for the next frame (raw: 'frame'/'len', or decoded into 'env'). */
+static int recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
+                     const uint8_t **frame, size_t *len, int timeout_ms,
+                     struct vmckpt_error *err)
 {
     uint64_t deadline =
         clock_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     enum wire_fault fault;
 
     for (;;) {
-        int rc = wire_conn_next(c, env, &fault, err);
+        int rc = env != NULL ? wire_conn_next(c, env, &fault, err)
+                             : wire_conn_next_frame(c, frame, len, err);
 
         if (rc != 0)
             return rc < 0 ? -1 : 0;
@@ -450,6 +527,19 @@ int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
     }
 }
 
+int wire_conn_recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
+                        int timeout_ms, struct vmckpt_error *err)
+{
+    return recv_wait(c, env, NULL, NULL, timeout_ms, err);
+}
+
+int wire_conn_recv_frame_wait(struct wire_conn *c, const uint8_t **frame,
+                              size_t *len, int timeout_ms,
+                              struct vmckpt_error *err)
+{
+    return recv_wait(c, NULL, frame, len, timeout_ms, err);
+}
+
 int wire_pack(const void *msg, uint8_t **out, size_t *len,
               struct vmckpt_error *err)
 {
@@ -461,17 +551,6 @@ int wire_pack(const void *msg, uint8_t **out, size_t *len,
         return errprintf_errno(err, "pack %s", m->descriptor->name);
     *len = protobuf_c_message_pack(m, *out);
     return 0;
-}
-
-Vmckpt__PageBatch *wire_unpack_batch(const uint8_t *buf, size_t len)
-{
-    return vmckpt__page_batch__unpack(NULL, len, buf);
-}
-
-void wire_free_batch(Vmckpt__PageBatch *b)
-{
-    if (b != NULL)
-        vmckpt__page_batch__free_unpacked(b, NULL);
 }
 
 void *wire_copy(const void *msg)

@@ -112,13 +112,29 @@ void *wire_payload(const Vmckpt__Envelope *env);
 int wire_conn_send_error(struct wire_conn *c, uint64_t request_id,
                          Vmckpt__ErrorCode code, const char *text);
 
+/* The next frame as it came, not decoded: 1 with '*frame' pointing into
+ * the connection's buffer (valid until the next call on 'c'), 0 if none
+ * is complete yet, -1 with 'err' if it is too large. */
+int wire_conn_next_frame(struct wire_conn *c, const uint8_t **frame,
+                         size_t *len, struct vmckpt_error *err);
+/* wire_conn_recv_wait() for a frame as it came. */
+int wire_conn_recv_frame_wait(struct wire_conn *c, const uint8_t **frame,
+                              size_t *len, int timeout_ms,
+                              struct vmckpt_error *err);
+/* 1 if 'frame' is an envelope of this version carrying a PageBatch and
+ * nothing else: its request id and the packed batch's bytes (in 'frame').
+ * 0 for anything else, valid or not: wire_decode() is its judge. */
+int wire_peek_batch(const uint8_t *frame, size_t len, uint64_t *request_id,
+                    const uint8_t **batch, size_t *batch_len);
+/* A protobuf varint at *p (moved past it, below 'end'); -1 if cut short
+ * or longer than 10 bytes. */
+int wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
 /* Records outside envelopes (the image store keeps page batches as their
- * own packed encoding): pack any message into a malloc'ed buffer, and
- * unpack a PageBatch (NULL if the bytes are not one). */
+ * own packed encoding, read back by batch_decode()): pack any message
+ * into a malloc'ed buffer. */
 int wire_pack(const void *msg, uint8_t **out, size_t *len,
               struct vmckpt_error *err);
-Vmckpt__PageBatch *wire_unpack_batch(const uint8_t *buf, size_t len);
-void wire_free_batch(Vmckpt__PageBatch *b);
 
 /* A deep copy of any message (NULL on failure); free it with
  * wire_free_message(). */

@@ -14,6 +14,7 @@
 #include "lib/util/conf.h"
 #include "lib/util/conf_keys.h"
 #include "lib/util/evloop.h"
+#include "lib/util/io.h"
 #include "lib/util/runcmd.h"
 #include "lib/util/name.h"
 #include "lib/util/net.h"
@@ -32,6 +33,41 @@ static char *write_tmp(const char *text)
 }
 
 /* Typed look-ups return values and defaults; overrides replace values. */
+/* io_writev_all: a gather list (an empty buffer in it too) lands whole
+ * and in order, at an offset or at the file's position. */
+START_TEST(writev_all)
+{
+    static uint8_t a[100000], b[70001], got[sizeof(a) + sizeof(b)];
+    struct iovec iov[3];
+    size_t i;
+    FILE *f;
+
+    for (i = 0; i < sizeof(a); i++)
+        a[i] = (uint8_t)(i * 7);
+    for (i = 0; i < sizeof(b); i++)
+        b[i] = (uint8_t)(i * 13 + 5);
+    f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    iov[0].iov_base = a;
+    iov[0].iov_len = sizeof(a);
+    iov[1].iov_base = a;
+    iov[1].iov_len = 0;
+    iov[2].iov_base = b;
+    iov[2].iov_len = sizeof(b);
+    ck_assert_int_eq(io_writev_all(fileno(f), iov, 3, 4096), 0);
+    ck_assert_int_eq(pread(fileno(f), got, sizeof(got), 4096),
+                     (ssize_t)sizeof(got));
+    ck_assert_mem_eq(got, a, sizeof(a));
+    ck_assert_mem_eq(got + sizeof(a), b, sizeof(b));
+    iov[0].iov_base = b;
+    iov[0].iov_len = 10;
+    ck_assert_int_eq(io_writev_all(fileno(f), iov, 1, -1), 0);
+    ck_assert_int_eq(pread(fileno(f), got, 10, 0), 10);
+    ck_assert_mem_eq(got, b, 10);
+    fclose(f);
+}
+END_TEST
+
 START_TEST(conf_values)
 {
     char *p = write_tmp("[cluster]\nkey_file = /k\n[agent]\nname = h1\n"
@@ -419,6 +455,7 @@ int main(void)
     tcase_add_test(tc, evloop_io);
     tcase_add_test(tc, evloop_stop_in_round);
     tcase_add_test(tc, runcmd_runs);
+    tcase_add_test(tc, writev_all);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -259,6 +259,51 @@ START_TEST(payload_mismatch)
 END_TEST
 
 /* Queued frames are all written by flush, in order. */
+/* wire_peek_batch finds a page batch's bytes in its envelope, and leaves
+ * every other frame (another type, another version, cut short) to the
+ * decoder. */
+START_TEST(peek_batch)
+{
+    uint64_t pages[2] = {5, 6}, rid;
+    uint8_t zero = 0, data[8] = "abcdefg", *buf, *packed;
+    Vmckpt__PageBatch b = VMCKPT__PAGE_BATCH__INIT;
+    Vmckpt__Error e = VMCKPT__ERROR__INIT;
+    struct vmckpt_error err;
+    const uint8_t *raw;
+    size_t len, raw_len, plen;
+
+    b.n_pages = 2;
+    b.pages = pages;
+    b.zero.data = &zero;
+    b.zero.len = 1;
+    b.data.data = data;
+    b.data.len = sizeof(data);
+    b.xxh64 = 99;
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, 77, &b, &buf, &len, &err),
+        0);
+    ck_assert_int_eq(wire_peek_batch(buf + 4, len - 4, &rid, &raw, &raw_len),
+                     1);
+    ck_assert_uint_eq(rid, 77);
+    ck_assert_int_eq(wire_pack(&b, &packed, &plen, &err), 0);
+    ck_assert_uint_eq(raw_len, plen);
+    ck_assert_mem_eq(raw, packed, plen);
+    ck_assert_int_eq(wire_peek_batch(buf + 4, len - 5, &rid, &raw, &raw_len),
+                     0);
+    buf[5] = 2; /* version 2 */
+    ck_assert_int_eq(wire_peek_batch(buf + 4, len - 4, &rid, &raw, &raw_len),
+                     0);
+    free(buf);
+    free(packed);
+    e.text = "no";
+    ck_assert_int_eq(
+        wire_encode(VMCKPT__MSG_TYPE__MSG_ERROR, 7, &e, &buf, &len, &err), 0);
+    ck_assert_int_eq(wire_peek_batch(buf + 4, len - 4, &rid, &raw, &raw_len),
+                     0);
+    free(buf);
+}
+END_TEST
+
 START_TEST(send_and_flush)
 {
     Vmckpt__Heartbeat hb = VMCKPT__HEARTBEAT__INIT;
@@ -306,6 +351,7 @@ int main(void)
     tcase_add_test(tc, wrong_version);
     tcase_add_test(tc, unknown_type);
     tcase_add_test(tc, payload_mismatch);
+    tcase_add_test(tc, peek_batch);
     tcase_add_test(tc, send_and_flush);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
