@@ -23,11 +23,13 @@ TESTS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_tes
 %canon_reldir%_test_auth_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)
 endif
 
-# libFuzzer target for the frame + envelope decoder: 'make fuzz'
-# (FUZZ_SECONDS=60 by default). Built with clang apart from the rest.
+# libFuzzer target for the frame + envelope decoder and the in-place
+# page batch reader: 'make fuzz' (FUZZ_SECONDS=60 by default). Built with
+# clang apart from the rest.
 FUZZ_SECONDS = 60
 FUZZ_BIN = $(top_builddir)/%reldir%/test/fuzz_wire
 FUZZ_SRC = $(top_srcdir)/%reldir%/test/fuzz_wire.c $(top_srcdir)/%reldir%/wire.c \
+	$(top_srcdir)/%reldir%/batch.c $(top_srcdir)/lib/util/io.c \
 	$(top_srcdir)/lib/util/error.c $(top_srcdir)/lib/util/evloop.c \
 	$(top_srcdir)/lib/util/clock.c \
 	$(top_builddir)/proto/vmckpt.pb-c.c
@@ -37,7 +39,7 @@ $(FUZZ_BIN): $(FUZZ_SRC) $(BUILT_SOURCES) $(top_builddir)/config.h
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined $(DEFS) \
 		-I$(top_builddir) -I$(top_srcdir) $(PROTOBUF_C_CFLAGS) \
-		$(FUZZ_SRC) $(PROTOBUF_C_LIBS) -o $@
+		$(FUZZ_SRC) $(PROTOBUF_C_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(top_builddir)/%reldir%/test/fuzz-corpus
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
