@@ -242,11 +242,12 @@ static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
     }
     if (wait_for_qmp(vm, err) < 0)
         goto fail_tap;
-    /* QEMU read the file before it opened its QMP socket */
-    if (has_token)
-        unlink(token);
     if (attach(m, vm, 1, err) < 0)
         goto fail_kill;
+    /* QEMU has read the file: it answered QMP commands, which its main
+     * loop runs once the machine is built (its QMP socket comes earlier) */
+    if (has_token)
+        unlink(token);
     if (vm->qemu_stream)
         log_warn("guest %s/%s: no dirty tracking (%s); its checkpoints use "
                  "QEMU's migration stream, a full image each time",
