@@ -480,21 +480,18 @@ static int send_memory_live(struct ckpt *c, struct vmckpt_error *err)
     }
 }
 
-/* Room for 'n' staged pages (and their numbers). */
+/* Room for 'n' staged pages (and their numbers); what the old room held
+ * is not kept (no copy while paused). */
 static int stage_alloc(struct ckpt *c, uint64_t n, struct vmckpt_error *err)
 {
-    uint8_t *s;
-    uint64_t *p;
-
     if (n <= c->staging_cap && c->staging != NULL)
         return 0;
-    s = realloc(c->staging, n ? n * BATCH_PAGE : 1);
-    if (s != NULL)
-        c->staging = s;
-    p = realloc(c->staged, n ? n * sizeof(*p) : 1);
-    if (p != NULL)
-        c->staged = p;
-    if (s == NULL || p == NULL)
+    free(c->staging);
+    free(c->staged);
+    c->staging_cap = 0;
+    c->staging = malloc(n ? n * BATCH_PAGE : 1);
+    c->staged = malloc(n ? n * sizeof(*c->staged) : 1);
+    if (c->staging == NULL || c->staged == NULL)
         return errprintf_errno(err, "staging %llu pages",
                                (unsigned long long)n);
     c->staging_cap = n;
