@@ -41,8 +41,8 @@ static void batch_in_place(const uint8_t *frame, size_t len)
         return;
     }
     if (msg.n_pages > BATCH_MAX_PAGES ||
-        (msg.data.len > 0 && (msg.data.data < raw ||
-                              msg.data.data + msg.data.len > raw + raw_len)))
+        (msg.data.len > 0 &&
+         (msg.data.data < raw || msg.data.data + msg.data.len > raw + raw_len)))
         abort();
     err.text[0] = '\0';
     if (batch_open(&msg, 1u << 20, scratch, &v, &err) < 0 && err.text[0] == 0)
