@@ -30,7 +30,8 @@ void fence_renew(struct agent *a, uint64_t sent_ms)
         return;
     until = sent_ms + a->lease_ms;
     if (until > a->lease_until) {
-        a->lease_until = until;
+        /* restore threads read it (restore.c) */
+        __atomic_store_n(&a->lease_until, until, __ATOMIC_RELAXED);
         guard_lease(until);
     }
 }

@@ -31,6 +31,10 @@ static int post(struct outbox *o, struct item *it)
     return -1;
 }
 
+/* Frames go out as they come; after an item that runs code in the loop
+ * (a restore's finish starts a QEMU and loads its state), the loop turns
+ * before the next one, so heartbeats and lease grants are not held up by
+ * several such items in a row (the pipe stays readable). */
 static void on_pipe(struct evloop *loop, struct ev_io *io, int revents)
 {
     struct outbox *o = io->arg;
@@ -39,11 +43,15 @@ static void on_pipe(struct evloop *loop, struct ev_io *io, int revents)
     (void)loop;
     (void)revents;
     while (read(o->pipe[0], &it, sizeof(it)) == (ssize_t)sizeof(it)) {
-        if (it->run != NULL)
+        int ran = it->run != NULL;
+
+        if (ran)
             it->run(it->arg);
         if (it->frame != NULL)
             o->send(o->send_arg, it->frame, it->len);
         free(it);
+        if (ran)
+            break;
     }
 }
 

@@ -16,6 +16,7 @@
 #include "restore.h"
 #include "agent/store/image.h"
 #include "agent/store/stream.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 
 struct restore_job {
@@ -31,6 +32,53 @@ static void restore_finish(void *arg);
 static void restore_free(void *arg);
 
 /* ---- restore thread -------------------------------------------------- */
+
+/* A restore's finish runs in the loop and blocks it while a QEMU starts
+ * and takes its state (seconds on a loaded host); the loop renews the
+ * lease. So a finish is posted only when no other is pending and the
+ * lease was renewed within the last two heartbeats: two finishes in a
+ * row, or one begun with little lease left, would let it end while the
+ * loop is busy, and the fence guard would stop the guests just restored.
+ * After twice the lease (no coordinator to renew it) it goes anyway. */
+static pthread_mutex_t finish_mu = PTHREAD_MUTEX_INITIALIZER;
+static int finish_pending;
+
+static int lease_fresh(struct agent *a)
+{
+    uint64_t until = __atomic_load_n(&a->lease_until, __ATOMIC_RELAXED);
+    uint64_t lease = __atomic_load_n(&a->lease_ms, __ATOMIC_RELAXED);
+    uint64_t hb;
+
+    pthread_mutex_lock(&a->link_mu);
+    hb = a->heartbeat_ms;
+    pthread_mutex_unlock(&a->link_mu);
+    return lease == 0 || until + 2 * hb >= clock_mono_ms() + lease;
+}
+
+static void wait_finish_turn(struct agent *a)
+{
+    uint64_t give_up =
+        clock_mono_ms() +
+        2 * (uint64_t)__atomic_load_n(&a->lease_ms, __ATOMIC_RELAXED);
+
+    for (;;) {
+        pthread_mutex_lock(&finish_mu);
+        if ((!finish_pending && lease_fresh(a)) || clock_mono_ms() >= give_up) {
+            finish_pending++;
+            pthread_mutex_unlock(&finish_mu);
+            return;
+        }
+        pthread_mutex_unlock(&finish_mu);
+        usleep(20000);
+    }
+}
+
+static void finish_done(void)
+{
+    pthread_mutex_lock(&finish_mu);
+    finish_pending--;
+    pthread_mutex_unlock(&finish_mu);
+}
 
 static void *restore_main(void *arg)
 {
@@ -62,13 +110,17 @@ static void *restore_main(void *arg)
         close(ram_fd);
     if (rc < 0)
         snprintf(r->error, sizeof(r->error), "%s", err.text);
+    wait_finish_turn(r->a);
     outbox_run(&r->a->out, restore_finish, restore_free, r);
     return NULL;
 }
 
+/* Every restore ends here, finished or dropped (its turn is over). */
 static void restore_free(void *arg)
 {
     struct restore_job *r = arg;
+
+    finish_done();
 
     if (r->state_fd >= 0)
         close(r->state_fd);
