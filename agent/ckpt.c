@@ -24,6 +24,7 @@
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
 #include "ckpt.h"
+#include "ckpt_disk.h"
 #include "metrics.h"
 
 struct ckpt_done;
@@ -48,8 +49,10 @@ struct ckpt_job {
     pthread_cond_t cv;
     int cut, resume, abort;
     char reason[320];
-    struct ckpt_done *done; /* for the loop at the end, allocated up front */
-    struct ckpt_job *next;  /* in 'ckpts' */
+    struct ckpt_done *done;   /* for the loop at the end, allocated up front */
+    struct ckpt_disks *disks; /* its disks' part (NULL: no disks) */
+    uint64_t committed;       /* the guest's last committed epoch */
+    struct ckpt_job *next;    /* in 'ckpts' */
 };
 
 /* Checkpoints in flight, so that the loop can pass CUT, RESUME and ABORT
@@ -169,6 +172,7 @@ static enum precopy_decision ckpt_decide(const struct precopy_round *r,
  * coordinator aborted the epoch. */
 struct tee {
     struct precopy_sink peer;
+    struct stream_out *so;  /* the peer's (disk chunks go there directly) */
     struct image_writer *w; /* the local copy, or NULL */
     struct ckpt_job *j;
 };
@@ -207,13 +211,30 @@ static int tee_state(void *arg, uint64_t offset, const void *data, size_t len,
     return t->w ? image_writer_state(t->w, offset, data, len, err) : 0;
 }
 
-static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
+static int tee_disk_chunk(void *arg, const Vmckpt__DiskChunk *c,
+                          struct vmckpt_error *err)
+{
+    struct tee *t = arg;
+
+    if (tee_aborted(t, err) || stream_out_disk(t->so, c, err) < 0)
+        return -1;
+    return t->w ? image_writer_disk_chunk(t->w, c, err) : 0;
+}
+
+/* The guest runs again: its disks' layers go before the end (their
+ * sizes in it), then the peer's store and the local copy commit. */
+static int tee_end(void *arg, const Vmckpt__StreamEnd *end0, uint64_t *bytes,
                    struct vmckpt_error *err)
 {
     struct tee *t = arg;
+    Vmckpt__StreamEnd e2 = *end0;
+    const Vmckpt__StreamEnd *end = &e2;
     uint64_t local;
     int rc;
 
+    if (t->j->disks != NULL && ckpt_disks_send(t->j->disks, t->j->parent,
+                                               tee_disk_chunk, t, &e2, err) < 0)
+        return -1;
     if (t->peer.end(t->peer.arg, end, bytes, err) < 0)
         return -1;
     if (t->w == NULL)
@@ -223,6 +244,14 @@ static int tee_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
     if (rc == 0)
         store_count(&t->j->a->store, local, 0);
     return rc;
+}
+
+/* With the guest paused, before its device state: its disks' snapshot. */
+static int ckpt_on_paused(void *arg, struct vmckpt_error *err)
+{
+    struct ckpt_job *j = arg;
+
+    return ckpt_disks_cut(j->disks, err);
 }
 
 /* A job epoch's cut ends the round in progress. */
@@ -343,7 +372,8 @@ static int stream_checkpoint(struct ckpt_job *j,
     st.vm = j->vmname;
     st.converged = 1;
     outbox_msg(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, 0, &st);
-    rc = j->vm->ops->save_full(j->vm->hv, p[1], &downtime, err);
+    rc = j->vm->ops->save_full(j->vm->hv, p[1], &downtime,
+                               j->disks ? ckpt_on_paused : NULL, j, err);
     close(p[1]);
     tpause = clock_ns(CLOCK_MONOTONIC) - downtime * 1000000ULL;
     if (rc == 0) {
@@ -401,6 +431,7 @@ static void ckpt_done(void *arg)
 
         log_warn("%s/%s: its checkpoint ended; destroying the stale copy",
                  d->vm->job, d->vm->name);
+        d->vm->drop_disks = 1;
         if (vmm_stop(d->m, d->vm, 300, &err) < 0)
             log_err("%s", err.text);
     }
@@ -422,7 +453,8 @@ static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
                             .epoch = j->epoch,
                             .parent = j->parent,
                             .incarnation = j->incarnation,
-                            .streams = j->streams};
+                            .streams = j->streams,
+                            .disks = j->disks ? ckpt_disks_count(j->disks) : 0};
 
     if (j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, err) < 0)
         return NULL;
@@ -442,6 +474,11 @@ static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
     }
     tee->w = image_writer_open(j->a->store.dir, j->job, j->vmname, j->epoch, lp,
                                ram_len, j->streams, err);
+    if (tee->w != NULL && w.disks > 0 &&
+        image_writer_disks(tee->w, w.disks, err) < 0) {
+        image_writer_abort(tee->w);
+        tee->w = NULL;
+    }
     if (tee->w == NULL) {
         stream_out_abort(so, err->text);
         return NULL;
@@ -460,12 +497,14 @@ static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
                                  .on_cut = ckpt_cut,
                                  .cut_now = ckpt_cut_now,
                                  .on_round = ckpt_round,
+                                 .on_paused = j->disks ? ckpt_on_paused : NULL,
                                  .arg = j};
     struct precopy_sink sink;
     int rc;
 
     stream_out_sink(so, &sink);
     tee->peer = sink;
+    tee->so = so;
     tee->j = j;
     sink.batch = tee_batch;
     sink.state = tee_state;
@@ -573,9 +612,18 @@ static void *ckpt_main(void *arg)
     t0 = clock_mono_ms();
     if (j->coordinated)
         base_rate = __atomic_load_n(&j->vm->cpu_rate, __ATOMIC_RELAXED);
-    so = open_outputs(j, &tee, &err);
+    so = ckpt_disks_begin(j->vm, j->epoch, j->committed, &j->disks, &err) < 0
+             ? NULL
+             : open_outputs(j, &tee, &err);
     if (so != NULL)
         rc = run_checkpoint(j, so, &tee, &res, &err);
+    if (rc == 0 && j->disks != NULL)
+        log_info("%s/%s epoch %llu: disks snapshot %llu us, %llu bytes of "
+                 "disk layers sent",
+                 j->job, j->vmname, (unsigned long long)j->epoch,
+                 (unsigned long long)ckpt_disks_cut_us(j->disks),
+                 (unsigned long long)ckpt_disks_bytes(j->disks));
+    ckpt_disks_end(j->disks);
     if (rc == 0 && base_rate > 0)
         slowdown_ms = guest_slowdown_ms(base_rate, t0, cpu0, pid, &res);
     ckpt_unlist(j);
@@ -660,6 +708,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     j->epoch = b->epoch;
     j->incarnation = vmm_vm_incarnation(vm);
+    j->committed = vm->last_epoch;
     /* a delta only continues this QEMU's own chain; otherwise full */
     j->parent = b->targets[0]->parent == vm->last_epoch && !vm->qemu_stream
                     ? vm->last_epoch

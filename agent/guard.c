@@ -48,6 +48,13 @@ static void end_old_guard(const char *run_dir)
                  pid);
 }
 
+pid_t guard_pid(void)
+{
+    return shm != NULL
+               ? (pid_t)__atomic_load_n(&shm->guard_pid, __ATOMIC_ACQUIRE)
+               : 0;
+}
+
 int guard_start(const char *program, const char *run_dir, const char *log)
 {
     posix_spawn_file_actions_t fa;

@@ -38,6 +38,8 @@ struct guard_shm {
  * "syslog" or the absolute path of the agent's log file. Returns 0, or -1
  * (logged: the agent runs without a guard). */
 int guard_start(const char *program, const char *run_dir, const char *log);
+/* The guard's pid (the agent's child), 0 if none was started. */
+pid_t guard_pid(void);
 /* The lease now ends at 'until' (any thread). */
 void guard_lease(uint64_t until);
 /* Every guest is paused for the lease that ended at 'until'. */

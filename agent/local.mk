@@ -8,9 +8,10 @@ AGENT_SOURCES = \
 	%reldir%/outbox.c %reldir%/outbox.h \
 	%reldir%/work.c %reldir%/work.h \
 	%reldir%/ckpt.c %reldir%/ckpt.h \
+	%reldir%/ckpt_disk.c %reldir%/ckpt_disk.h \
 	%reldir%/restore.c %reldir%/restore.h \
 	%reldir%/metrics.c %reldir%/metrics.h
-AGENT_LDADD = %reldir%/vmm/libvmm.a \
+AGENT_LDADD = %reldir%/vmm/libvmm.a %reldir%/disk/libdisk.a \
 	%reldir%/store/libstore.a %reldir%/engine/libengine.a $(HV_LIBS) \
 	lib/topo/libtopo.a lib/qemu/libqemu.a lib/client/libclient.a \
 	lib/metrics/libmetrics.a \

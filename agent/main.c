@@ -80,6 +80,8 @@ static const char usage[] =
     "  run_dir = STATE_DIR/run         guests' QMP sockets and console logs\n"
     "  ram_dir = /dev/shm              guests' RAM files (a tmpfs: RAM files\n"
     "                                  are shared memory)\n"
+    "  disk_dir = STATE_DIR/disks      guests' disk overlays (their chains)\n"
+    "  qemu_img = qemu-img             qemu-img (package qemu-utils)\n"
     "  bridge = br0                    the bridge guests' taps join\n"
     "  accel = auto | kvm | tcg        QEMU accelerator for guests\n"
     "  uffd_preload = " PKGLIBEXECDIR "/libvmckpt-uffd.so\n"
@@ -131,6 +133,8 @@ static const char *const agent_keys[] = {"name",
                                          "store_dir",
                                          "run_dir",
                                          "ram_dir",
+                                         "disk_dir",
+                                         "qemu_img",
                                          "bridge",
                                          "uffd_preload",
                                          "guard",
@@ -178,6 +182,24 @@ static void on_guest_gone(void *arg, const struct vmm_vm *vm)
     tell_exited(arg, vm, -1, 0, reason);
 }
 
+/* One of the guests' QEMUs (the agent's children) that has ended, reaped:
+ * its pid and wait status; 0 if none has. Each is waited for by its pid:
+ * the agent's threads run children of their own (qemu-img, ip) and wait
+ * for them themselves. */
+static pid_t reap_one(struct agent *a, int *status)
+{
+    struct vmm_vm *v;
+    pid_t g = guard_pid();
+
+    for (v = a->vmm.vms; v != NULL; v = v->next)
+        if (v->pid > 0 && !v->adopted &&
+            waitpid(v->pid, status, WNOHANG) == v->pid)
+            return v->pid;
+    if (g > 0 && waitpid(g, status, WNOHANG) == g)
+        log_warn("fence guard (pid %d) ended", (int)g);
+    return 0;
+}
+
 /* A guest's QEMU ended: forget it; unless the agent ended it (a stop, a
  * restore replacing it), the coordinator is told. */
 static void on_child(struct evloop *loop, int signo, void *arg)
@@ -188,7 +210,7 @@ static void on_child(struct evloop *loop, int signo, void *arg)
 
     (void)loop;
     (void)signo;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    while ((pid = reap_one(a, &status)) > 0) {
         struct vmm_vm *vm = vmm_reaped(&a->vmm, pid);
         char reason[160];
 

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "restore.h"
+#include "agent/disk/disk.h"
 #include "agent/store/image.h"
 #include "agent/store/stream.h"
 #include "lib/util/clock.h"
@@ -21,7 +22,8 @@
 
 struct restore_job {
     struct agent *a;
-    Vmckpt__Restore *r; /* owned copy */
+    Vmckpt__Restore *r;      /* owned copy */
+    struct disk_recv *disks; /* its disks' new chain, or NULL */
     uint64_t req;
     char ram[4200];
     int state_fd;
@@ -80,6 +82,22 @@ static void finish_done(void)
     pthread_mutex_unlock(&finish_mu);
 }
 
+/* The epoch's disk layers from this host's own store. */
+static int local_disks(struct restore_job *r, struct vmckpt_error *err)
+{
+    struct image_disk_sizes *sz = calloc(1, sizeof(*sz));
+    int rc;
+
+    if (sz == NULL)
+        return errprintf_errno(err, "restore");
+    rc = image_disk_read(r->a->store.dir, r->r->job, r->r->vm, r->r->epoch,
+                         disk_recv_chunk, r->disks, sz, err);
+    if (rc == 0)
+        rc = disk_recv_finish(r->disks, sz, err);
+    free(sz);
+    return rc;
+}
+
 static void *restore_main(void *arg)
 {
     struct restore_job *r = arg;
@@ -88,7 +106,12 @@ static void *restore_main(void *arg)
     int rc;
 
     r->state_fd = memfd_create("vmckpt-restore-state", MFD_CLOEXEC);
-    if (ram_fd < 0 || r->state_fd < 0) {
+    if (r->r->spec->n_disks > 0)
+        r->disks = disk_recv_open(r->a->vmm.disk_dir, r->a->vmm.qemu_img,
+                                  r->r->spec, r->r->epoch, &err);
+    if (r->r->spec->n_disks > 0 && r->disks == NULL) {
+        rc = -1;
+    } else if (ram_fd < 0 || r->state_fd < 0) {
         rc = errprintf_errno(&err, "restore files");
     } else if (strcmp(r->r->source_host, r->a->name) == 0) {
         struct image_manifest m;
@@ -102,9 +125,14 @@ static void *restore_main(void *arg)
             rc = image_restore(r->a->store.dir, r->r->job, r->r->vm,
                                r->r->epoch, ram_fd, r->state_fd, &nread, &err);
         store_count(&r->a->store, 0, nread);
+        if (rc == 0 && r->disks != NULL)
+            rc = local_disks(r, &err);
     } else {
+        struct stream_disks sd = {disk_recv_chunk, disk_recv_finish, r->disks};
+
         rc = stream_fetch(r->r->source_addr, &r->a->key, r->a->name, r->r->job,
-                          r->r->vm, r->r->epoch, ram_fd, r->state_fd, &err);
+                          r->r->vm, r->r->epoch, ram_fd, r->state_fd,
+                          r->disks != NULL ? &sd : NULL, &err);
     }
     if (ram_fd >= 0)
         close(ram_fd);
@@ -122,6 +150,7 @@ static void restore_free(void *arg)
 
     finish_done();
 
+    disk_recv_close(r->disks);
     if (r->state_fd >= 0)
         close(r->state_fd);
     unlink(r->ram);
@@ -138,6 +167,7 @@ static void restore_finish(void *arg)
     Vmckpt__Error e = VMCKPT__ERROR__INIT;
     struct vmckpt_error err;
     struct vmm_vm *vm, *old;
+    struct disk_chain *chain = NULL;
 
     d.job = r->r->job;
     d.vm = r->r->vm;
@@ -156,7 +186,9 @@ static void restore_finish(void *arg)
                  "the running copy of %s/%s did not stop", r->r->job, r->r->vm);
         goto fail_err;
     }
-    vm = vmm_start(&a->vmm, r->r->spec, r->ram, &err);
+    if (r->disks != NULL && (chain = disk_recv_install(r->disks, &err)) == NULL)
+        goto fail_err;
+    vm = vmm_start(&a->vmm, r->r->spec, r->ram, chain, &err);
     if (vm == NULL)
         goto fail_err;
     if ((r->r->qemu_stream

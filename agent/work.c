@@ -26,7 +26,7 @@ static void on_vm_start(struct agent *a, const Vmckpt__Envelope *env)
                      "vm-start without a spec");
         return;
     }
-    vm = vmm_start(&a->vmm, env->vm_start->spec, NULL, &err);
+    vm = vmm_start(&a->vmm, env->vm_start->spec, NULL, NULL, &err);
     if (vm == NULL) {
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
                      err.text);
@@ -82,10 +82,13 @@ static void on_vm_stop(struct agent *a, const Vmckpt__Envelope *env)
                    "stale copy: destroyed once its checkpoint has ended");
         return;
     }
-    if (vmm_stop(&a->vmm, vm, 300, &err) < 0)
+    /* stopped for good (or a stale copy): its disks' chains go with it */
+    vm->drop_disks = 1;
+    if (vmm_stop(&a->vmm, vm, 300, &err) < 0) {
+        vm->drop_disks = 0; /* busy: it runs on */
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                      err.text);
-    else
+    } else
         outbox_ack(&a->out, env->request_id,
                    s->incarnation != 0 ? "stale copy destroyed" : "stopped");
 }

@@ -17,6 +17,8 @@ static const char vm_usage[] =
     "                       [--job JOB] [--mem MB] [--vcpus N]\n"
     "                       [--initrd FILE] [--append TEXT] [--ip A/PREFIX]\n"
     "                       [--hypervisor qemu|xen]\n"
+    "                       [--disk "
+    "FILE[,format=raw|qcow2][,base=shared|copy]]...\n"
     "       vmckpt vm start --hypervisor xen --name NAME --host HOST\n"
     "                       --xl-config FILE [--adopt DOMAIN] [--job JOB]\n"
     "       vmckpt vm stop --name NAME [--job JOB]\n"
@@ -29,7 +31,49 @@ static const char vm_usage[] =
     "paths in that dom0; see docs/xen.md). With --xl-config, the domain is\n"
     "built from that xl configuration instead (its name set to JOB-NAME,\n"
     "or DOMAIN); with --adopt, the running domain DOMAIN is taken over as\n"
-    "it is, and FILE is what a restore builds it from.\n";
+    "it is, and FILE is what a restore builds it from.\n"
+    "--disk (QEMU guests, up to 8, /dev/vda, vdb, ... in order) gives the\n"
+    "guest a disk over the base image FILE, an absolute path on HOST that\n"
+    "is never written: the guest writes to overlays of its agent's, and\n"
+    "every checkpoint holds its disks at the instant of its memory.\n"
+    "format= is the base's format (default qcow2); base=shared (default)\n"
+    "says FILE is the same at that path on every host (checked by its\n"
+    "digest), base=copy that the peer's store keeps a copy of its own.\n";
+
+#define VM_MAX_DISKS 8
+
+/* "FILE[,format=F][,base=B]" into 'd' (pointing into 'arg', which lives
+ * as long as argv). 0, or -1 with the reason printed. */
+static int parse_disk(char *arg, Vmckpt__DiskSpec *d)
+{
+    char *save = NULL, *f;
+
+    d->path = strtok_r(arg, ",", &save);
+    if (d->path == NULL || d->path[0] != '/') {
+        fprintf(stderr,
+                "vmckpt: --disk %s: the base image must be an "
+                "absolute path\n",
+                d->path != NULL ? d->path : "");
+        return -1;
+    }
+    while ((f = strtok_r(NULL, ",", &save)) != NULL) {
+        if (strncmp(f, "format=", 7) == 0 &&
+            (strcmp(f + 7, "raw") == 0 || strcmp(f + 7, "qcow2") == 0)) {
+            d->format = f + 7;
+        } else if (strncmp(f, "base=", 5) == 0 &&
+                   (strcmp(f + 5, "shared") == 0 ||
+                    strcmp(f + 5, "copy") == 0)) {
+            d->base_mode = f + 5;
+        } else {
+            fprintf(stderr,
+                    "vmckpt: --disk %s: '%s': give format=raw|qcow2 or "
+                    "base=shared|copy\n",
+                    d->path, f);
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static int vm_start(struct cli *cli, int argc, char **argv)
 {
@@ -40,10 +84,12 @@ static int vm_start(struct cli *cli, int argc, char **argv)
         {"initrd", 1, NULL, 'i'},     {"append", 1, NULL, 'a'},
         {"ip", 1, NULL, 'p'},         {"help", 0, NULL, 'h'},
         {"hypervisor", 1, NULL, 'x'}, {"xl-config", 1, NULL, 'X'},
-        {"adopt", 1, NULL, 'A'},      {NULL, 0, NULL, 0},
+        {"adopt", 1, NULL, 'A'},      {"disk", 1, NULL, 'D'},
+        {NULL, 0, NULL, 0},
     };
     Vmckpt__VmStart st = VMCKPT__VM_START__INIT;
     Vmckpt__VmSpec s = VMCKPT__VM_SPEC__INIT;
+    Vmckpt__DiskSpec dk[VM_MAX_DISKS], *dp[VM_MAX_DISKS];
     int ch;
 
     s.job = "default";
@@ -87,6 +133,19 @@ static int vm_start(struct cli *cli, int argc, char **argv)
             break;
         case 'A':
             s.domain = optarg;
+            break;
+        case 'D':
+            if (s.n_disks == VM_MAX_DISKS) {
+                fprintf(stderr, "vmckpt: a guest has at most %d disks\n",
+                        VM_MAX_DISKS);
+                return 2;
+            }
+            vmckpt__disk_spec__init(&dk[s.n_disks]);
+            if (parse_disk(optarg, &dk[s.n_disks]) < 0)
+                return 2;
+            dp[s.n_disks] = &dk[s.n_disks];
+            s.disks = dp;
+            s.n_disks++;
             break;
         case 'h':
             fputs(vm_usage, stdout);

@@ -11,6 +11,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/jobs_restart.c %reldir%/jobs_admin.c %reldir%/jobs_fail.c \
 	%reldir%/jobs_report.c %reldir%/jobs_timing.c \
 	%reldir%/vms.c %reldir%/vms.h %reldir%/vms_news.c %reldir%/vms_rows.c \
+	%reldir%/vms_spec.c \
 	%reldir%/vms_int.h \
 	%reldir%/hosts.c %reldir%/hosts.h \
 	%reldir%/stats.c %reldir%/stats.h \

@@ -324,40 +324,12 @@ int vms_on_start(struct conn *c, const Vmckpt__Envelope *env)
     struct vmrec *v;
     struct pending *p;
     const char *token;
-    char *cmdline;
+    char *cmdline, why[512];
+    Vmckpt__ErrorCode code;
 
-    if (s == NULL || s->name[0] == '\0' || s->job[0] == '\0' ||
-        s->host[0] == '\0' || s->memory_mb < 16 ||
-        (s->kernel[0] == '\0' && s->xl_config[0] == '\0'))
-        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                            "vm start needs a job, a name, a host, a kernel "
-                            "(or, for Xen, an xl configuration) and at least "
-                            "16 MiB");
-    if ((s->xl_config[0] != '\0' || s->domain[0] != '\0') &&
-        strcmp(s->hypervisor, "xen") != 0)
-        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                            "an xl configuration or a domain to take over is "
-                            "for --hypervisor xen");
-    if (s->domain[0] != '\0' && s->xl_config[0] == '\0')
-        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                            "taking over domain %s needs its xl configuration "
-                            "(--xl-config), to restore it",
-                            s->domain);
-    /* another name: a back end the host registered (the simulated hosts
-     * of the scale tests offer "simulated") */
-    if (s->hypervisor[0] != '\0' && strcmp(s->hypervisor, "qemu") != 0 &&
-        strcmp(s->hypervisor, "xen") != 0 &&
-        !hosts_offers(c->co, s->host, s->hypervisor))
-        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                            "hypervisor '%.32s': give qemu or xen",
-                            s->hypervisor);
-    if (strcmp(s->hypervisor, "xen") == 0 &&
-        hosts_conn(c->co, s->host) != NULL &&
-        !hosts_offers(c->co, s->host, "xen"))
-        return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                            "host %s has no usable Xen back end (see 'vmckpt "
-                            "hosts')",
-                            s->host);
+    code = vms_check_spec(c->co, s, why, sizeof(why));
+    if (code != VMCKPT__ERROR_CODE__ERR_NONE)
+        return server_error(c, env->request_id, code, "%s", why);
     v = vms_find(c->co, s->job, s->name);
     if (v != NULL && strcmp(v->state, "running") == 0)
         return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,

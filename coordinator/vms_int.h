@@ -25,6 +25,13 @@ struct vms {
     vms_exited_fn *exited;
 };
 
+/* vms_spec.c */
+#define VMS_MAX_DISKS 8
+/* Whether spec 's' may be started: ERR_NONE, or the code to answer with
+ * and in 'why' (size 'len') the reason for the person who asked. */
+Vmckpt__ErrorCode vms_check_spec(struct coord *co, const Vmckpt__VmSpec *s,
+                                 char *why, size_t len);
+
 /* vms_rows.c */
 /* Index 'v' (new; the table doubled when it holds two per bucket). 0, or
  * -1 (ENOMEM). */

@@ -130,6 +130,24 @@ test_expect_success 'vm start refuses an unknown hypervisor, a Xen guest for a h
     vmckpt vm list --json | jq -e "[.[] | select(.vm == \"x1\")] | length == 0"
 '
 
+test_expect_success 'vm start refuses bad disks: the console a malformed --disk, the coordinator a Xen guest with disks, the agent a missing base, leaving no chain' '
+    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk rel.img 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err && grep -q "the base image must be an absolute path" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /b.img,format=vmdk 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err && grep -q "format=vmdk.: give format=raw|qcow2 or base=shared|copy" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host h2 --kernel /k $(for i in 1 2 3 4 5 6 7 8 9; do echo --disk /b$i.img; done) 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err && grep -q "a guest has at most 8 disks" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /b.img,base=copy 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err && grep -q "base=copy (the stores keeping the base) is not supported yet" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host nowhere --kernel /k --hypervisor xen --disk /b.img 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err && grep -q "guest disks are not supported for xen guests yet (see docs/xen.md" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /nonexistent/base.img,format=raw 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err &&
+    grep -q "disk 0: base image /nonexistent/base.img: No such file or directory" $TEST_DIR/d.err &&
+    test -z "$(ls $TEST_DIR/h2/state/disks)" &&
+    ! in_host h2 ip link show vt-d1 >/dev/null 2>&1
+'
+
 test_expect_success 'a guest whose QMP socket path would be too long is refused before launch, naming [agent] run_dir and the limit' '
     long=$RUN_BASE/h2-$(printf "%0100d" 0) &&
     stop_daemon h2 TERM && start_agent h2 -o agent.run_dir=$long &&

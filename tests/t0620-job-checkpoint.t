@@ -1,15 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The coordinated checkpoint of a job of three guests, one per host, each
-# running memwriter: the epoch commits with every VM's pause window in the
+# with a disk and running memwriter and diskwriter: the epoch commits with every VM's pause window in the
 # catalog and no VM resumed before the last one paused; a cancelled and a
 # coordinator-interrupted epoch abort without harming the guests or the
 # previous epoch, which the whole job restarts from; retention keeps two
 # epochs; a host dies and the job restarts on the two survivors, every
-# memwriter verifying and every counter from the same epoch.
+# memwriter and diskwriter verifying (memory and disk of each guest from
+# one instant) and every counter from the same epoch.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
+command -v qemu-img >/dev/null || skip_all "qemu-img not installed (apt-get install qemu-utils)"
 command -v dropbearkey >/dev/null || skip_all "dropbear-bin not installed"
 tracking_mode
 guest_tests_exclusive
@@ -34,18 +36,27 @@ since_restore() { since_restore_of j1 "$1" "$(glog $1 $2)"; }
 first_gen_restored() {
     since_restore $1 $2 | grep -ao "memwriter: gen=[0-9]*" | head -n 1 | cut -d= -f2
 }
+# memwriter checks the guest's memory, diskwriter that its disk holds
+# exactly the files it had written at the instant of that memory (read
+# from the disk: the page cache dropped first)
+VERIFY="sync; echo 3 >/proc/sys/vm/drop_caches; killall -USR1 memwriter diskwriter"
 job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j1\") | .$1"; }
 
-test_expect_success 'setup: three hosts, a job j1 of three guests running memwriter' '
+test_expect_success 'setup: three hosts, a job j1 of three guests with disks running memwriter and diskwriter' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     guest_cluster_up 3 test_hold_file=$TEST_DIR/hold &&
     for i in 1 2 3; do
         vmckpt vm start --job j1 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
             --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \
+            --disk "$IMG/disk.img,format=raw" \
             --append "vmckpt.run=memwriter,-m,32,-r,1000,-p,1" || exit 1
     done &&
     for i in 1 2 3; do
         wait_until 90 "test -n \"\$(gen_now g$i h$i)\"" || exit 1
+    done &&
+    for i in 1 2 3; do
+        wait_until 30 "in_guest g$i true" &&
+        in_guest g$i "setsid /mnt/disk/usr/bin/diskwriter -d /mnt/disk/dw -s 16 -r 5 -p 1 </dev/null >/dev/console 2>&1 &" || exit 1
     done &&
     vmckpt jobs | grep -q "^j1  *running  *3 "
 '
@@ -165,9 +176,10 @@ test_expect_success 'restart j1 from epoch 2: every VM in place, the counters of
         echo "g$i: first counter after restart $first, epoch 2 taken between $lo and $hi" &&
         test "$first" -gt "$lo" && test "$first" -le "$((hi + 2500))" || exit 1
     done &&
-    for i in 1 2 3; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
+    for i in 1 2 3; do in_guest g$i "$VERIFY" || exit 1; done &&
     for i in 1 2 3; do
-        wait_until 30 "since_restore g$i h$i | grep -aq \"memwriter: verify PASS\"" || exit 1
+        wait_until 30 "since_restore g$i h$i | grep -aq \"memwriter: verify PASS\"" &&
+        wait_until 30 "since_restore g$i h$i | grep -aq \"diskwriter: verify PASS\"" || exit 1
     done &&
     for i in 1 2 3; do ! since_restore g$i h$i | grep -aq "verify FAIL" || exit 1; done &&
     vmckpt jobs | grep -q "^j1  *running "
@@ -210,9 +222,10 @@ test_expect_success 'restart j1 on the two survivors: g3 on h1 (its store), all 
         echo "g$1 on $2: first counter $first, epoch 7 taken between $lo and $hi" &&
         test "$first" -gt "$lo" && test "$first" -le "$((hi + 2500))" || exit 1
     done &&
-    for i in 1 2 3; do in_guest g$i "killall -USR1 memwriter" || exit 1; done &&
+    for i in 1 2 3; do in_guest g$i "$VERIFY" || exit 1; done &&
     for p in "g1 h1" "g2 h2" "g3 h1"; do
         wait_until 30 "since_restore $p | grep -aq \"memwriter: verify PASS\"" &&
+        wait_until 30 "since_restore $p | grep -aq \"diskwriter: verify PASS\"" &&
         ! since_restore $p | grep -aq "verify FAIL" || exit 1
     done &&
     test "$(job_field state)" = running

@@ -7,7 +7,8 @@
  *   round k: harvest -> send the pages written during round k-1
  *   ... until the policy says CUT:
  *   pause; harvest; copy those pages to a staging buffer (memory speed);
- *   save device state; on_cut() (the job-wide barrier); resume
+ *   on_paused() (the disks' snapshot); save device state; on_cut() (the
+ *   job-wide barrier); resume
  *   drain staging to the sink; send the state; end -> durable
  *
  * The pause covers only the staging copy and the state capture; the
@@ -391,6 +392,7 @@ static int pause_guest(struct ckpt *c, struct vmckpt_error *err)
     if (c->ops->pause(c->vm, err) < 0)
         return -1;
     c->paused = 1;
+    c->res->stop_us = now_us() - c->tp;
     return 0;
 }
 
@@ -544,8 +546,26 @@ static int stage_dirty(struct ckpt *c, struct vmckpt_error *err)
     return 0;
 }
 
+/* Paused, memory captured: what must be taken at the same instant (the
+ * disks' snapshot), before save_state; with QEMU, the migration that saves
+ * the state inactivates the guest's block nodes at its end. A failure is
+ * the checkpoint's: ckpt_dispose resumes the guest. */
+static int run_on_paused(struct ckpt *c, struct vmckpt_error *err)
+{
+    uint64_t t;
+    int rc;
+
+    if (c->policy->on_paused == NULL)
+        return 0;
+    t = now_us();
+    rc = c->policy->on_paused(c->policy->arg, err);
+    c->res->paused_hook_us = now_us() - t;
+    return rc < 0 ? -1 : 0;
+}
+
 /* The cut: pause (unless stop-and-save already did), take the last
- * written pages and the device state, hold for the job (on_cut), resume. */
+ * written pages, what on_paused takes, and the device state, hold for the
+ * job (on_cut), resume. */
 static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
 {
     uint64_t th;
@@ -560,6 +580,8 @@ static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
         if (c->statefd < 0)
             return errprintf_errno(err, "memfd");
     }
+    if (run_on_paused(c, err) < 0)
+        return -1;
     c->state_len = c->ops->save_state(c->vm, c->statefd, err);
     if (c->state_len < 0)
         return -1;
@@ -647,7 +669,8 @@ static void ckpt_dispose(struct ckpt *c)
  *
  *   ckpt_setup            map RAM, bitmap, lanes
  *   send_memory_live      round 0 .. round k, guest running
- *   suspend_and_capture   pause, stage the last pages, state, on_cut, resume
+ *   suspend_and_capture   pause, stage the last pages, on_paused, state,
+ *                         on_cut, resume
  *   send_staged_and_end   drain, state, end
  */
 int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,

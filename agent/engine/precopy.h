@@ -55,6 +55,13 @@ struct precopy_policy {
      * job is paused), -1 with 'err' to resume it and give up. NULL: resume
      * at once. */
     int (*on_cut)(void *arg, struct vmckpt_error *err);
+    /* Called once per checkpoint with the guest paused and its last dirty
+     * pages staged (stop-and-save: all its memory copied), before its
+     * device state is saved: what must be taken at the same instant as
+     * the memory (the disks' snapshot). 0 to go on; -1 with 'err' fails
+     * the checkpoint, 'err' as the hook left it, and the guest is resumed
+     * (on_cut is not called). NULL: nothing. */
+    int (*on_paused)(void *arg, struct vmckpt_error *err);
     /* Checked between batches of a round (from every stream's thread):
      * nonzero ends the round early and cuts now (what it did not send is
      * copied while paused). May be NULL. */
@@ -86,6 +93,10 @@ struct precopy_result {
     uint64_t disk_bytes;                  /* reported by the sink */
     uint64_t paused_at_ns, resumed_at_ns; /* CLOCK_REALTIME */
     uint64_t hold_us; /* of pause_us, waiting in on_cut (the job's cut) */
+    /* of pause_us: the back end's pause op itself (QEMU's stop drains and
+     * flushes the guest's block I/O), and the time in on_paused */
+    uint64_t stop_us;
+    uint64_t paused_hook_us;
 };
 
 /* Checkpoint 'vm'. 'full': send every non-zero page (first epoch of a
@@ -94,8 +105,11 @@ struct precopy_result {
  * pause first and copy everything while paused (the traditional checkpoint,
  * for comparison). 'lz4' compresses batches. 'streams' (1 to
  * PRECOPY_MAX_STREAMS) lanes build and send batches in parallel, each
- * taking the pages of every streams-th 4 MiB of RAM. On failure the guest
- * is resumed if the engine paused it. */
+ * taking the pages of every streams-th 4 MiB of RAM. While paused, in
+ * this order: the last pages staged, policy->on_paused, the device state
+ * (ops->save_state), policy->on_cut, resume. 'res' is filled on success
+ * (zeroed first). Returns 0, or -1 with 'err'; on failure the guest is
+ * resumed if the engine paused it. */
 int precopy_checkpoint(const struct hv_ops *ops, struct hv_vm *vm, int full,
                        int stop_and_save, int lz4, unsigned streams,
                        const struct precopy_sink *sink,

@@ -20,6 +20,8 @@ struct hv_probe {
 
 /* A running guest the back end controls (private to the back end). */
 struct hv_vm;
+/* jansson's JSON value (the monitor hook's arguments and reply). */
+struct json_t;
 
 /* How to find a running guest. */
 struct hv_vm_spec {
@@ -79,12 +81,29 @@ struct hv_ops {
     /* Without dirty tracking: the hypervisor's own live transfer of the
      * whole guest (RAM included) into 'fd' (a pipe), pre-copy and all; it
      * returns with the guest paused at the end of it and *downtime_ms as
-     * the hypervisor measured the pause so far. NULL if there is none. */
+     * the hypervisor measured the pause so far. 'at_pause' (NULL: none)
+     * is called once, with 'at_pause_arg', when the hypervisor has
+     * stopped the guest for the last round and drained its I/O, before
+     * the device state goes and the disks are handed over (QEMU: the
+     * migration's pre-switchover state); if it fails, the transfer is
+     * cancelled, the guest resumed and save_full fails with the hook's
+     * 'err'. NULL if there is none. */
     int (*save_full)(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
-                     struct vmckpt_error *err);
+                     int (*at_pause)(void *arg, struct vmckpt_error *err),
+                     void *at_pause_arg, struct vmckpt_error *err);
     /* Load such a stream (from offset 0 of 'fd') into a guest started to
      * wait for it. */
     int (*load_full)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
+
+    /* Run one command 'cmd' on the guest's monitor (QEMU: QMP) with
+     * 'args' (a JSON object, or NULL; not stolen). 0 and, if 'ret' is not
+     * NULL, the reply's value in '*ret' (the caller decrefs); -1 with
+     * 'err' (a refused command: its error class and text). Called only
+     * by the checkpoint or restore thread that owns the guest (the
+     * monitor connection is not shared between threads), from save_full's
+     * at_pause too. QEMU only; NULL for Xen and the simulated back end. */
+    int (*monitor)(struct hv_vm *vm, const char *cmd, struct json_t *args,
+                   struct json_t **ret, struct vmckpt_error *err);
 };
 
 /* NULL-terminated list of the back ends built into this agent. Callers

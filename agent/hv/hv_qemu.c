@@ -220,18 +220,23 @@ static int qemu_resume(struct hv_vm *vm, struct vmckpt_error *err)
 
 /* RAM lives in the shared backend that the agent copies itself: QEMU's
  * migration stream then carries only vCPU and device state. Without dirty
- * tracking the stream carries everything ('ignore_shared' 0). caps_set:
- * 0 unknown, 1 ignoring shared RAM, 2 not. */
-static int set_caps(struct hv_vm *vm, int ignore_shared,
+ * tracking the stream carries everything ('ignore_shared' 0). With
+ * 'pause_before', QEMU waits in status pre-switchover (guest stopped,
+ * block nodes still active) for migrate-continue; set or cleared every
+ * time, since a migration nobody continues never ends. caps_set: 0
+ * unknown, else 1 + ignore_shared + 2 * pause_before as last set. */
+static int set_caps(struct hv_vm *vm, int ignore_shared, int pause_before,
                     struct vmckpt_error *err)
 {
     json_t *args;
-    int rc, want = ignore_shared ? 1 : 2;
+    int rc, want = 1 + !!ignore_shared + 2 * !!pause_before;
 
     if (vm->caps_set == want)
         return 0;
-    args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-                     "x-ignore-shared", "state", ignore_shared);
+    args =
+        json_pack("{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities", "capability",
+                  "x-ignore-shared", "state", ignore_shared, "capability",
+                  "pause-before-switchover", "state", pause_before);
     rc = qmp_execute(vm->qmp, "migrate-set-capabilities", args, NULL, err);
     json_decref(args);
     if (rc == 0)
@@ -248,13 +253,79 @@ static int set_downtime(struct hv_vm *vm, unsigned ms, struct vmckpt_error *err)
     return rc;
 }
 
-/* Poll query-migrate until 'completed' (0) or a failure (-1); a transfer
- * still going after 'converge_ms' (0: never) is cut. */
-static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
-                          struct vmckpt_error *err)
+/* What save_full calls when QEMU has stopped the guest for the last
+ * round (NULL: nothing). */
+struct at_pause {
+    int (*fn)(void *arg, struct vmckpt_error *err);
+    void *arg;
+};
+
+/* Cancel the outgoing migration and wait (bounded) until QEMU has ended
+ * it: by then it has restarted the guest if the guest was running. Keeps
+ * errno; a failure here is only logged (the caller reports its own). */
+static void cancel_migration(struct hv_vm *vm)
 {
     uint64_t t0 = clock_mono_ms();
-    int waited = 0, cut = 0;
+    int saved = errno;
+    struct vmckpt_error e2;
+
+    if (qmp_execute(vm->qmp, "migrate_cancel", NULL, NULL, &e2) < 0)
+        log_warn("guest %s: %s", vm->name, e2.text);
+    while (clock_mono_ms() - t0 < 10000) {
+        json_t *ret = NULL;
+        const char *status;
+        int going;
+
+        if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, &e2) < 0) {
+            log_warn("guest %s: %s", vm->name, e2.text);
+            break;
+        }
+        status = json_string_value(json_object_get(ret, "status"));
+        going = status != NULL && (strcmp(status, "cancelling") == 0 ||
+                                   strcmp(status, "pre-switchover") == 0 ||
+                                   strcmp(status, "device") == 0 ||
+                                   strcmp(status, "active") == 0);
+        json_decref(ret);
+        if (!going) {
+            errno = saved;
+            return;
+        }
+        usleep(1000);
+    }
+    log_warn("guest %s: the cancelled state transfer has not ended", vm->name);
+    errno = saved;
+}
+
+/* Status pre-switchover: QEMU has stopped the guest, drained and flushed
+ * its I/O, and not yet sent the device state nor inactivated the block
+ * nodes. Run the hook there, then let QEMU finish; a failed hook (or
+ * continue) cancels the transfer, with the hook's error. */
+static int switchover(struct hv_vm *vm, const struct at_pause *ap,
+                      struct vmckpt_error *err)
+{
+    json_t *args;
+    int rc;
+
+    if (ap != NULL && ap->fn != NULL && ap->fn(ap->arg, err) < 0) {
+        cancel_migration(vm);
+        return -1;
+    }
+    args = json_pack("{s:s}", "state", "pre-switchover");
+    rc = qmp_execute(vm->qmp, "migrate-continue", args, NULL, err);
+    json_decref(args);
+    if (rc < 0)
+        cancel_migration(vm);
+    return rc;
+}
+
+/* Poll query-migrate until 'completed' (0) or a failure (-1), calling
+ * 'ap' at pre-switchover; a transfer still going after 'converge_ms' (0:
+ * never) is cut. */
+static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
+                          const struct at_pause *ap, struct vmckpt_error *err)
+{
+    uint64_t t0 = clock_mono_ms();
+    int waited = 0, cut = 0, switched = 0;
 
     for (;;) {
         json_t *ret = NULL;
@@ -266,6 +337,16 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
         if (status != NULL && strcmp(status, "completed") == 0) {
             json_decref(ret);
             return 0;
+        }
+        /* after migrate-continue QEMU may still show pre-switchover for
+         * a moment: the hook runs once */
+        if (status != NULL && strcmp(status, "pre-switchover") == 0 &&
+            !switched) {
+            json_decref(ret);
+            switched = 1;
+            if (switchover(vm, ap, err) < 0)
+                return -1;
+            continue;
         }
         if (status != NULL && (strcmp(status, "failed") == 0 ||
                                strcmp(status, "cancelled") == 0)) {
@@ -304,15 +385,17 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
 
 /* Hand 'fd' to QEMU and run 'cmd' ("migrate" or "migrate-incoming") over
  * it until done: with 'ignore_shared', only vCPU and device state travel
- * (the agent copies RAM itself); without, the whole guest. */
+ * (the agent copies RAM itself); without, the whole guest. 'ap' (NULL:
+ * none; outgoing only) is called with the guest stopped for the last
+ * round. */
 static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
                       const char *cmd, int timeout_ms, int converge_ms,
-                      struct vmckpt_error *err)
+                      const struct at_pause *ap, struct vmckpt_error *err)
 {
     json_t *args;
     int rc;
 
-    if (set_caps(vm, ignore_shared, err) < 0)
+    if (set_caps(vm, ignore_shared, ap != NULL, err) < 0)
         return -1;
     args = json_pack("{s:s}", "fdname", "vmckpt-fd");
     rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
@@ -324,7 +407,7 @@ static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
     json_decref(args);
     if (rc < 0)
         return -1;
-    return wait_migration(vm, timeout_ms, converge_ms, err);
+    return wait_migration(vm, timeout_ms, converge_ms, ap, err);
 }
 
 static int64_t qemu_save_state(struct hv_vm *vm, int fd,
@@ -334,7 +417,7 @@ static int64_t qemu_save_state(struct hv_vm *vm, int fd,
 
     if (ftruncate(fd, 0) < 0)
         return errprintf_errno(err, "device state");
-    if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, err) < 0)
+    if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, NULL, err) < 0)
         return -1;
     if (fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
@@ -345,17 +428,20 @@ static int qemu_load_state(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "device state");
-    return migrate_fd(vm, 1, fd, "migrate-incoming", 60000, 0, err);
+    return migrate_fd(vm, 1, fd, "migrate-incoming", 60000, 0, NULL, err);
 }
 
 static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
-                          struct vmckpt_error *err)
+                          int (*at_pause)(void *arg, struct vmckpt_error *err),
+                          void *at_pause_arg, struct vmckpt_error *err)
 {
+    struct at_pause ap = {.fn = at_pause, .arg = at_pause_arg};
     json_t *ret = NULL;
 
     /* QEMU pre-copies by itself and stops the guest for its last round */
     if (set_downtime(vm, STREAM_DOWNTIME_MS, err) < 0 ||
-        migrate_fd(vm, 0, fd, "migrate", 600000, STREAM_CONVERGE_MS, err) < 0)
+        migrate_fd(vm, 0, fd, "migrate", 600000, STREAM_CONVERGE_MS,
+                   at_pause != NULL ? &ap : NULL, err) < 0)
         return -1;
     *downtime_ms = 0;
     if (qmp_execute(vm->qmp, "query-migrate", NULL, &ret, err) == 0) {
@@ -368,11 +454,19 @@ static int qemu_save_full(struct hv_vm *vm, int fd, uint64_t *downtime_ms,
     return 0;
 }
 
+/* Straight to the QMP client: the guest's monitor is that connection,
+ * used only by the thread that owns the guest. */
+static int qemu_monitor(struct hv_vm *vm, const char *cmd, json_t *args,
+                        json_t **ret, struct vmckpt_error *err)
+{
+    return qmp_execute(vm->qmp, cmd, args, ret, err);
+}
+
 static int qemu_load_full(struct hv_vm *vm, int fd, struct vmckpt_error *err)
 {
     if (lseek(fd, 0, SEEK_SET) < 0)
         return errprintf_errno(err, "guest stream");
-    return migrate_fd(vm, 0, fd, "migrate-incoming", 600000, 0, err);
+    return migrate_fd(vm, 0, fd, "migrate-incoming", 600000, 0, NULL, err);
 }
 
 const struct hv_ops hv_qemu_ops = {
@@ -388,4 +482,5 @@ const struct hv_ops hv_qemu_ops = {
     .load_state = qemu_load_state,
     .save_full = qemu_save_full,
     .load_full = qemu_load_full,
+    .monitor = qemu_monitor,
 };

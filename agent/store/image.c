@@ -45,6 +45,8 @@ struct image_writer {
     unsigned parts;
     uint8_t *scratch[WIRE_MAX_STREAMS]; /* one per part */
     pthread_mutex_t mu;                 /* the page file, the counts */
+    struct image_disks_in *disks;       /* its disks' layers, or NULL */
+    uint64_t disk_bytes;                /* disk chunks' data written */
 };
 
 /* Every change of a manifest (a commit, a fold, a drop, retention) is a
@@ -117,106 +119,6 @@ int image_incarnation_admit(const char *store, const char *job, const char *vm,
     return 0;
 }
 
-int image_manifest_load(const char *store, const char *job, const char *vm,
-                        struct image_manifest *m, struct vmckpt_error *err)
-{
-    char dir[4096], path[4200], line[512];
-    unsigned lineno = 0;
-    FILE *f;
-
-    memset(m, 0, sizeof(*m));
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/manifest", dir);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return errno == ENOENT ? 0 : errprintf_errno(err, "%s", path);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        struct image_epoch e;
-
-        lineno++;
-        if (lineno == 1) {
-            if (sscanf(line, "vmckpt-store 1 ram_bytes %" SCNu64,
-                       &m->ram_bytes) != 1)
-                goto bad;
-            continue;
-        }
-        e.base = 0;
-        if (sscanf(line,
-                   "epoch %" SCNu64 " parent %" SCNu64 " pages %" SCNu64
-                   " state %" SCNu64 " state_xxh64 %" SCNx64 " base %d",
-                   &e.epoch, &e.parent, &e.pages_bytes, &e.state_bytes,
-                   &e.state_xxh64, &e.base) < 5 ||
-            m->n == IMAGE_MAX_EPOCHS || (e.base != 0 && e.base != 1) ||
-            (e.base && e.parent != 0))
-            goto bad;
-        m->e[m->n++] = e;
-    }
-    fclose(f);
-    return 0;
-bad:
-    fclose(f);
-    errno = EINVAL;
-    return errprintf(err, "%s:%u: malformed manifest line", path, lineno);
-}
-
-const struct image_epoch *image_manifest_find(const struct image_manifest *m,
-                                              uint64_t epoch)
-{
-    size_t i;
-
-    for (i = 0; i < m->n; i++)
-        if (m->e[i].epoch == epoch)
-            return &m->e[i];
-    return NULL;
-}
-
-int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
-int manifest_save(const char *dir, const struct image_manifest *m,
-                  struct vmckpt_error *err)
-{
-    char tmp[4200], path[4200];
-    FILE *f;
-    size_t i;
-
-    snprintf(tmp, sizeof(tmp), "%s/manifest.tmp", dir);
-    snprintf(path, sizeof(path), "%s/manifest", dir);
-    f = fopen(tmp, "we");
-    if (f == NULL)
-        return errprintf_errno(err, "%s", tmp);
-    fprintf(f, "vmckpt-store 1 ram_bytes %" PRIu64 "\n", m->ram_bytes);
-    for (i = 0; i < m->n; i++)
-        fprintf(f,
-                "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
-                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s\n",
-                m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
-                m->e[i].state_bytes, m->e[i].state_xxh64,
-                m->e[i].base ? " base 1" : "");
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        errprintf_errno(err, "%s", tmp);
-        fclose(f);
-        unlink(tmp);
-        return -1;
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
-        errprintf_errno(err, "%s", path);
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 static void writer_free(struct image_writer *w)
 {
     unsigned i;
@@ -242,6 +144,7 @@ void image_writer_abort(struct image_writer *w)
     unlink(path);
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state.tmp", w->dir, w->epoch);
     unlink(path);
+    image_disks_close(w->disks, w->dir, w->epoch);
     writer_free(w);
     errno = saved;
 }
@@ -475,6 +378,63 @@ static int file_xxh64(const char *path, uint64_t *sum)
     return rc;
 }
 
+int image_writer_disks(struct image_writer *w, unsigned ndisks,
+                       struct vmckpt_error *err)
+{
+    if (w->disks != NULL || ndisks == 0) {
+        errno = EPROTO;
+        return errprintf(err, "%s/%s epoch %" PRIu64 ": %u disks", w->job,
+                         w->vm, w->epoch, ndisks);
+    }
+    w->disks = image_disks_open(ndisks, err);
+    return w->disks != NULL ? 0 : -1;
+}
+
+int image_writer_disk_chunk(struct image_writer *w, const Vmckpt__DiskChunk *c,
+                            struct vmckpt_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->disks == NULL) {
+        errno = EPROTO;
+        rc = errprintf(err, "a disk chunk for an epoch without disks");
+    } else {
+        rc = image_disks_chunk(w->disks, w->dir, w->epoch, c, err);
+        if (rc == 0)
+            w->disk_bytes += c->data.len;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (rc < 0)
+        errprefix(err, "%s/%s epoch %" PRIu64, w->job, w->vm, w->epoch);
+    return rc;
+}
+
+/* The epoch's disk layers, durable and in place, described in 'e'; a
+ * delta has its parent's disks. */
+static int commit_disks(struct image_writer *w, const struct image_manifest *m,
+                        const Vmckpt__StreamEnd *end, struct image_epoch *e,
+                        struct vmckpt_error *err)
+{
+    const struct image_epoch *p =
+        w->parent ? image_manifest_find(m, w->parent) : NULL;
+    unsigned n = w->disks ? image_disks_count(w->disks) : 0;
+
+    if (p != NULL && p->ndisks != n) {
+        errno = EPROTO;
+        return errprintf(err,
+                         "%s/%s epoch %" PRIu64
+                         ": %u disks, its parent %" PRIu64 " has %u",
+                         w->job, w->vm, w->epoch, n, w->parent, p->ndisks);
+    }
+    if (w->disks == NULL)
+        return 0;
+    if (image_disks_commit(w->disks, w->dir, w->epoch, end, e, err) < 0 ||
+        fsync_dir(w->dir) < 0)
+        return errprefix(err, "%s/%s epoch %" PRIu64, w->job, w->vm, w->epoch);
+    return 0;
+}
+
 int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
                         uint64_t *bytes, struct vmckpt_error *err)
 {
@@ -540,15 +500,20 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     m.e[m.n].pages_bytes = w->pages_bytes;
     m.e[m.n].state_bytes = w->state_bytes;
     m.e[m.n].state_xxh64 = sum;
+    if (commit_disks(w, &m, end, &m.e[m.n], err) < 0) {
+        pthread_mutex_unlock(&manifest_mu);
+        goto fail;
+    }
     m.n++;
     if (manifest_save(w->dir, &m, err) < 0) {
         pthread_mutex_unlock(&manifest_mu);
         goto fail;
     }
     pthread_mutex_unlock(&manifest_mu);
-    *bytes = w->pages_bytes + w->state_bytes;
+    *bytes = w->pages_bytes + w->state_bytes + w->disk_bytes;
     close(w->pages_fd);
     close(w->state_fd);
+    image_disks_close(w->disks, w->dir, w->epoch);
     writer_free(w);
     return 0;
 fail:

@@ -12,7 +12,10 @@
 #include "lib/wire/batch.h"
 #include "lib/wire/wire.h"
 
-#define IMAGE_MAX_EPOCHS 64
+#define IMAGE_MAX_EPOCHS  64
+#define IMAGE_MAX_DISKS   8  /* a guest's disks */
+#define IMAGE_MAX_LAYERS  32 /* layer files one epoch carries per disk */
+#define IMAGE_MAX_INHERIT 24 /* epochs whose layers a folded epoch names */
 
 /* 1 if 's' may name a job or VM on disk: 1-64 of [A-Za-z0-9._-], not
  * starting with '.', so never "..", never a '/'. */
@@ -27,6 +30,15 @@ struct image_epoch {
     uint64_t pages_bytes;
     uint64_t state_bytes;
     uint64_t state_xxh64;
+    /* the guest's disks (docs/store.md, 'Disks'): how many, the layer
+     * files e<N>.d<K>.l<I> this epoch carried per disk, and for a folded
+     * epoch the epochs before it whose layer files its disks are made of
+     * (kept for it), oldest first, with their counts */
+    uint8_t ndisks;
+    uint8_t disk_layers[IMAGE_MAX_DISKS];
+    uint8_t ninherit;
+    uint64_t inherit[IMAGE_MAX_INHERIT];
+    uint8_t inherit_layers[IMAGE_MAX_INHERIT][IMAGE_MAX_DISKS];
 };
 
 struct image_manifest {
@@ -75,6 +87,13 @@ int image_writer_batch_raw(struct image_writer *w, unsigned part,
 /* Append device state; 'offset' must be where the state ends now. */
 int image_writer_state(struct image_writer *w, uint64_t offset,
                        const void *data, size_t len, struct vmckpt_error *err);
+/* The epoch carries the layers of 'ndisks' guest disks (part 0's
+ * StreamOpen.disks), which come as DiskChunks before its end. */
+int image_writer_disks(struct image_writer *w, unsigned ndisks,
+                       struct vmckpt_error *err);
+/* Verify one disk chunk and write it into its layer file. */
+int image_writer_disk_chunk(struct image_writer *w, const Vmckpt__DiskChunk *c,
+                            struct vmckpt_error *err);
 /* Check the totals against 'end', make everything durable (fsync, rename,
  * fsync the directory), then list the epoch in the manifest. On success
  * *bytes is the epoch's size on disk and the writer is freed. */
@@ -102,6 +121,30 @@ int image_read(const char *store, const char *job, const char *vm,
 int image_restore(const char *store, const char *job, const char *vm,
                   uint64_t epoch, int ram_fd, int state_fd,
                   uint64_t *bytes_read, struct vmckpt_error *err);
+
+/* The guest disks of epoch 'epoch' (docs/store.md, 'Disks'): per disk
+ * the layer files its disk is made of, oldest first (its chain's and, for
+ * a folded epoch, those it keeps). */
+#define IMAGE_MAX_VIEW 64 /* layers of one disk at one epoch */
+struct image_disk_sizes {
+    unsigned ndisks;
+    unsigned nlayers[IMAGE_MAX_DISKS];
+    uint64_t bytes[IMAGE_MAX_DISKS][IMAGE_MAX_VIEW];
+    uint64_t chunks[IMAGE_MAX_DISKS]; /* handed to the callback */
+};
+/* A chunk of layer 'layer' (its place in the disk's list) of disk 'disk':
+ * 'len' bytes at 'off' (a multiple of 1 MiB), 'xxh64' their checksum.
+ * 0, or -1 with 'err' to stop. */
+typedef int image_disk_chunk_fn(void *arg, unsigned disk, unsigned layer,
+                                uint64_t off, const void *data, size_t len,
+                                uint64_t xxh64, struct vmckpt_error *err);
+/* Read them: every 1 MiB verified against its checksum (a damaged one
+ * stops the read, naming the file and offset), ranges of zeroes skipped,
+ * the rest handed to 'chunk'; '*sz' says what the disks are made of
+ * (ndisks 0: the guest has none). */
+int image_disk_read(const char *store, const char *job, const char *vm,
+                    uint64_t epoch, image_disk_chunk_fn *chunk, void *arg,
+                    struct image_disk_sizes *sz, struct vmckpt_error *err);
 
 /* Rewrite durable epoch 'epoch' as a base image with pages at fixed
  * offsets (parent 0), atomically, so the epochs it builds on are no longer

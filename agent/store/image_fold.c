@@ -48,6 +48,8 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
     m.n--;
     if (manifest_save(dir, &m, err) < 0)
         return -1;
+    image_disk_gc(dir,
+                  &m); /* its disk layers, unless a later epoch keeps them */
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, epoch);
     unlink(path);
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base", dir, epoch);
@@ -187,7 +189,13 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
         errprintf_errno(err, "%s", final);
         goto out;
     }
-    /* the base is durable; only now does the manifest say so */
+    /* the base is durable; only now does the manifest say so (and that
+     * its disks keep the layers of the epochs it was built on) */
+    if (image_disk_fold(&m, e, err) < 0) {
+        unlink(final);
+        unlink(sfinal);
+        goto out;
+    }
     e->parent = 0;
     e->base = 1;
     e->pages_bytes = m.ram_bytes;

@@ -5,6 +5,7 @@
 #define VMCKPT_IMAGE_INT_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "image.h"
 
@@ -26,5 +27,37 @@ int fsync_dir(const char *dir);
 int write_all(int fd, const void *buf, size_t len);
 /* The same at offset 'off' (pwrite). */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
+/* image_disk.c: the guest disks' layer files. */
+/* The manifest's "disks" line of 'e' (nothing for a guest without). */
+void image_disk_print(FILE *f, const struct image_epoch *e);
+/* A "disks" line: it belongs to the epoch line before it. 0, or -1 if
+ * malformed. */
+int image_disk_parse(struct image_manifest *m, char *line);
+/* Epoch 'e' becomes a base (a fold): its disks keep the layers of the
+ * epochs it was built on, named in its inherit list. */
+int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
+                    struct vmckpt_error *err);
+/* Remove the layer files of epochs 'm' no longer names nor keeps. */
+void image_disk_gc(const char *dir, const struct image_manifest *m);
+/* The layers of an epoch being written ('ndisks' disks). */
+struct image_disks_in;
+struct image_disks_in *image_disks_open(unsigned ndisks,
+                                        struct vmckpt_error *err);
+/* One chunk: checked (bounds, checksum, not twice) and written. */
+int image_disks_chunk(struct image_disks_in *in, const char *dir,
+                      uint64_t epoch, const Vmckpt__DiskChunk *c,
+                      struct vmckpt_error *err);
+/* At the epoch's end: the layers' sizes and chunk counts checked against
+ * 'end', each layer and its checksums made durable and renamed into
+ * place; 'e' (the manifest's new entry) told what the epoch carries. */
+int image_disks_commit(struct image_disks_in *in, const char *dir,
+                       uint64_t epoch, const Vmckpt__StreamEnd *end,
+                       struct image_epoch *e, struct vmckpt_error *err);
+/* How many disks it was opened for. */
+unsigned image_disks_count(const struct image_disks_in *in);
+/* Free; the files of an epoch not committed go. NULL is fine. */
+void image_disks_close(struct image_disks_in *in, const char *dir,
+                       uint64_t epoch);
 
 #endif

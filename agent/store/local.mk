@@ -2,7 +2,8 @@
 # peers stream to, and the client side of streams to and from stores.
 noinst_LIBRARIES += %reldir%/libstore.a
 %canon_reldir%_libstore_a_SOURCES = %reldir%/image.c %reldir%/image.h \
-	%reldir%/image_fold.c %reldir%/image_int.h \
+	%reldir%/image_fold.c %reldir%/image_disk.c %reldir%/image_manifest.c \
+	%reldir%/image_int.h \
 	%reldir%/store.c %reldir%/store.h \
 	%reldir%/stream.c %reldir%/stream.h
 %canon_reldir%_libstore_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)

@@ -110,6 +110,11 @@ static struct store_busy *stream_join(struct store *s,
     }
     b->w = image_writer_open(s->dir, so->job, so->vm, so->epoch, so->parent,
                              so->ram_bytes, parts, err);
+    if (b->w != NULL && so->disks > 0 &&
+        image_writer_disks(b->w, so->disks, err) < 0) {
+        image_writer_abort(b->w);
+        b->w = NULL;
+    }
     if (b->w == NULL) {
         stream_leave(s, b, err->text);
         return NULL;
@@ -198,6 +203,62 @@ struct fetch_ctx {
     uint64_t batches, pages, state_bytes;
 };
 
+static int fetch_disk(void *arg, unsigned disk, unsigned layer, uint64_t off,
+                      const void *data, size_t len, uint64_t xxh64,
+                      struct vmckpt_error *err)
+{
+    struct fetch_ctx *f = arg;
+    Vmckpt__DiskChunk c = VMCKPT__DISK_CHUNK__INIT;
+
+    c.disk = disk;
+    c.layer = layer;
+    c.offset = off;
+    c.data.data = (uint8_t *)data;
+    c.data.len = len;
+    c.xxh64 = xxh64;
+    store_count(f->p->s, 0, len);
+    if (send_msg(f->p, VMCKPT__MSG_TYPE__MSG_DISK_CHUNK, 0, &c) < 0)
+        return errprintf(err, "sending a disk chunk");
+    return 0;
+}
+
+/* After the state: the epoch's disk layers, then stream-end with their
+ * sizes. */
+static int fetch_disks_and_end(struct peer *p, const Vmckpt__FetchEpoch *fe,
+                               uint64_t rid, struct fetch_ctx *f,
+                               Vmckpt__StreamEnd *end)
+{
+    struct image_disk_sizes *sz = calloc(1, sizeof(*sz));
+    Vmckpt__DiskLayers dl[IMAGE_MAX_DISKS], *dlp[IMAGE_MAX_DISKS];
+    struct vmckpt_error err;
+    unsigned k;
+    int rc;
+
+    if (sz == NULL) {
+        send_error(p, rid, VMCKPT__ERROR_CODE__ERR_INTERNAL, "out of memory");
+        return -1;
+    }
+    if (image_disk_read(p->s->dir, fe->job, fe->vm, fe->epoch, fetch_disk, f,
+                        sz, &err) < 0) {
+        log_err("store: %s", err.text);
+        send_error(p, rid, VMCKPT__ERROR_CODE__ERR_INTERNAL, err.text);
+        free(sz);
+        return -1;
+    }
+    for (k = 0; k < sz->ndisks; k++) {
+        vmckpt__disk_layers__init(&dl[k]);
+        dl[k].n_layer_bytes = sz->nlayers[k];
+        dl[k].layer_bytes = sz->bytes[k];
+        dl[k].chunks = sz->chunks[k];
+        dlp[k] = &dl[k];
+    }
+    end->n_disks = sz->ndisks;
+    end->disks = dlp;
+    rc = send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_END, rid, end);
+    free(sz);
+    return rc;
+}
+
 static int fetch_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
                        void *arg)
 {
@@ -255,6 +316,7 @@ static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
         so.parent = e->parent;
         so.ram_bytes = m.ram_bytes;
         so.page_size = 4096;
+        so.disks = e->ndisks;
         if (send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, env->request_id,
                      &so) < 0)
             return -1;
@@ -270,7 +332,7 @@ static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
     end.pages = f.pages;
     end.state_bytes = f.state_bytes;
     end.state_xxh64 = e->state_xxh64;
-    return send_msg(p, VMCKPT__MSG_TYPE__MSG_STREAM_END, env->request_id, &end);
+    return fetch_disks_and_end(p, fe, env->request_id, &f, &end);
 }
 
 /* Part 'part' (> 0) ends: its totals must be what this connection
@@ -444,8 +506,26 @@ static int on_open(struct peer *p, struct session *ss,
     return 0;
 }
 
-/* A page batch (any part) or a chunk of device state (part 0). A write
- * that fails aborts the epoch and closes the connection. */
+/* One message of an epoch's data into its writer. */
+static int write_data(struct session *ss, const Vmckpt__Envelope *env,
+                      struct vmckpt_error *err)
+{
+    switch (env->type) {
+    case VMCKPT__MSG_TYPE__MSG_PAGE_BATCH:
+        return image_writer_batch_raw(ss->st->w, ss->part, env->page_batch,
+                                      ss->raw, ss->raw_len, err);
+    case VMCKPT__MSG_TYPE__MSG_DISK_CHUNK:
+        return image_writer_disk_chunk(ss->st->w, env->disk_chunk, err);
+    default:
+        return image_writer_state(ss->st->w, env->state_chunk->offset,
+                                  env->state_chunk->data.data,
+                                  env->state_chunk->data.len, err);
+    }
+}
+
+/* A page batch (any part), a chunk of device state or of a disk layer
+ * (part 0). A write that fails aborts the epoch and closes the
+ * connection. */
 static int on_data(struct peer *p, struct session *ss,
                    const Vmckpt__Envelope *env)
 {
@@ -455,18 +535,13 @@ static int on_data(struct peer *p, struct session *ss,
 
     if (ss->st == NULL || (ss->part > 0 && !is_batch)) {
         send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                   ss->st ? "device state comes in stream 0"
+                   ss->st ? "device state and disks come in stream 0"
                           : "no stream open");
         return 0;
     }
     rc = stream_ok(p->s, ss->st, &err);
     if (rc == 0)
-        rc = is_batch
-                 ? image_writer_batch_raw(ss->st->w, ss->part, env->page_batch,
-                                          ss->raw, ss->raw_len, &err)
-                 : image_writer_state(ss->st->w, env->state_chunk->offset,
-                                      env->state_chunk->data.data,
-                                      env->state_chunk->data.len, &err);
+        rc = write_data(ss, env, &err);
     if (rc < 0) {
         log_err("store: %s: %s; epoch aborted", p->who, err.text);
         send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
@@ -530,6 +605,7 @@ static const struct {
     {VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, on_open},
     {VMCKPT__MSG_TYPE__MSG_PAGE_BATCH, on_data},
     {VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, on_data},
+    {VMCKPT__MSG_TYPE__MSG_DISK_CHUNK, on_data},
     {VMCKPT__MSG_TYPE__MSG_STREAM_END, on_end},
     {VMCKPT__MSG_TYPE__MSG_STREAM_ABORT, on_abort},
     {VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH, on_fetch},

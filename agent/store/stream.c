@@ -66,6 +66,7 @@ struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
     o.ram_bytes = w->ram_bytes;
     o.incarnation = w->incarnation;
     o.page_size = BATCH_PAGE;
+    o.disks = w->disks;
     o.parts = streams;
     /* part 0 opens the epoch, the others join it */
     for (i = 0; i < streams; i++)
@@ -133,6 +134,14 @@ static int out_state(void *arg, uint64_t off, const void *data, size_t len,
     return 0;
 }
 
+int stream_out_disk(struct stream_out *so, const Vmckpt__DiskChunk *c,
+                    struct vmckpt_error *err)
+{
+    if (client_send(so->cl[0], VMCKPT__MSG_TYPE__MSG_DISK_CHUNK, c, err) < 0)
+        return errprefix(err, "store %s", so->cl[0]->addr);
+    return 0;
+}
+
 /* The other parts end first, each acknowledged once its batches are in
  * the store's page file; then part 0 ends the epoch. */
 static int out_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
@@ -168,10 +177,93 @@ void stream_out_sink(struct stream_out *so, struct precopy_sink *sink)
     sink->arg = so;
 }
 
+/* The fetch's end names its disks' layers: the chunk counts must be what
+ * came, then the sink learns the sizes. */
+static int fetch_disks_end(const struct stream_disks *disks,
+                           const Vmckpt__StreamEnd *e, const uint64_t *chunks,
+                           unsigned ndisks, struct vmckpt_error *err)
+{
+    struct image_disk_sizes *sz;
+    unsigned k;
+    int rc;
+
+    errno = EBADMSG;
+    if (e->n_disks != ndisks)
+        return errprintf(err, "the stream ended with %zu disks, not %u",
+                         e->n_disks, ndisks);
+    if (ndisks == 0)
+        return 0;
+    sz = calloc(1, sizeof(*sz));
+    if (sz == NULL)
+        return errprintf_errno(err, "fetch");
+    sz->ndisks = ndisks;
+    for (k = 0; k < ndisks; k++) {
+        const Vmckpt__DiskLayers *d = e->disks[k];
+
+        if (d->chunks != chunks[k] || d->n_layer_bytes > IMAGE_MAX_VIEW) {
+            free(sz);
+            errno = EBADMSG;
+            return errprintf(err,
+                             "disk %u: %llu chunks came, the store says %llu "
+                             "(%zu layers)",
+                             k, (unsigned long long)chunks[k],
+                             (unsigned long long)d->chunks, d->n_layer_bytes);
+        }
+        sz->nlayers[k] = (unsigned)d->n_layer_bytes;
+        sz->chunks[k] = d->chunks;
+        memcpy(sz->bytes[k], d->layer_bytes,
+               d->n_layer_bytes * sizeof(uint64_t));
+    }
+    rc = disks->end(disks->arg, sz, err);
+    free(sz);
+    return rc;
+}
+
+/* A chunk of a disk layer: checked, then to the sink. */
+static int fetch_disk_chunk(const struct stream_disks *disks, unsigned ndisks,
+                            uint64_t *chunks, const Vmckpt__DiskChunk *c,
+                            struct vmckpt_error *err)
+{
+    if (c->disk >= ndisks || c->layer >= IMAGE_MAX_VIEW || c->data.len == 0 ||
+        c->data.len > (1u << 20) ||
+        batch_xxh64(c->data.data, c->data.len) != c->xxh64) {
+        errno = EBADMSG;
+        return errprintf(err,
+                         "disk %u layer %u: a bad or damaged chunk at "
+                         "%llu",
+                         c->disk, c->layer, (unsigned long long)c->offset);
+    }
+    chunks[c->disk]++;
+    return disks->chunk(disks->arg, c->disk, c->layer, c->offset, c->data.data,
+                        c->data.len, c->xxh64, err);
+}
+
+/* The fetch's end: its totals are what came ('got': batches, pages, state
+ * bytes), and the state read back has its checksum. */
+static int fetch_end(const Vmckpt__StreamEnd *e, const uint64_t *got,
+                     int state_fd, struct vmckpt_error *err)
+{
+    uint8_t *st = malloc(got[2] ? got[2] : 1);
+    int ok;
+
+    ok = st != NULL && pread(state_fd, st, got[2], 0) == (ssize_t)got[2] &&
+         batch_xxh64(st, got[2]) == e->state_xxh64 && e->batches == got[0] &&
+         e->pages == got[1] && e->state_bytes == got[2];
+    free(st);
+    if (!ok) {
+        errno = EBADMSG;
+        return errprintf(err, "totals or state checksum do not match");
+    }
+    return 0;
+}
+
 int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
                  const char *job, const char *vm, uint64_t epoch, int ram_fd,
-                 int state_fd, struct vmckpt_error *err)
+                 int state_fd, const struct stream_disks *disks,
+                 struct vmckpt_error *err)
 {
+    uint64_t chunks[IMAGE_MAX_DISKS] = {0};
+    unsigned ndisks;
     Vmckpt__FetchEpoch f = VMCKPT__FETCH_EPOCH__INIT;
     Vmckpt__Envelope *env = NULL;
     struct client *cl;
@@ -194,6 +286,14 @@ int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
         goto out;
     }
     npages = env->stream_open->ram_bytes / BATCH_PAGE;
+    ndisks = env->stream_open->disks;
+    if (ndisks > IMAGE_MAX_DISKS || (ndisks > 0 && disks == NULL)) {
+        errno = EPROTO;
+        errprintf(err, "store %s: %s/%s epoch %llu has %u disks%s", addr, job,
+                  vm, (unsigned long long)epoch, ndisks,
+                  disks == NULL ? ", its spec none" : "");
+        goto out;
+    }
     if (ftruncate(ram_fd, (off_t)env->stream_open->ram_bytes) < 0) {
         errprintf_errno(err, "guest RAM file");
         goto out;
@@ -242,23 +342,21 @@ int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
                 goto out;
             }
             state_bytes += c->data.len;
+        } else if (env->type == VMCKPT__MSG_TYPE__MSG_DISK_CHUNK) {
+            if (fetch_disk_chunk(disks, ndisks, chunks, env->disk_chunk, err) <
+                0) {
+                errprefix(err, "%s/%s epoch %llu from %s", job, vm,
+                          (unsigned long long)epoch, addr);
+                goto out;
+            }
         } else if (env->type == VMCKPT__MSG_TYPE__MSG_STREAM_END) {
-            const Vmckpt__StreamEnd *e = env->stream_end;
-            uint8_t *st = malloc(state_bytes ? state_bytes : 1);
-            int ok;
+            uint64_t got[3] = {batches, pages, state_bytes};
 
-            ok = st != NULL &&
-                 pread(state_fd, st, state_bytes, 0) == (ssize_t)state_bytes &&
-                 batch_xxh64(st, state_bytes) == e->state_xxh64 &&
-                 e->batches == batches && e->pages == pages &&
-                 e->state_bytes == state_bytes;
-            free(st);
-            if (!ok) {
-                errno = EBADMSG;
-                errprintf(err,
-                          "%s/%s epoch %llu from %s: totals or state "
-                          "checksum do not match",
-                          job, vm, (unsigned long long)epoch, addr);
+            if (fetch_end(env->stream_end, got, state_fd, err) < 0 ||
+                fetch_disks_end(disks, env->stream_end, chunks, ndisks, err) <
+                    0) {
+                errprefix(err, "%s/%s epoch %llu from %s", job, vm,
+                          (unsigned long long)epoch, addr);
                 goto out;
             }
             rc = 0;

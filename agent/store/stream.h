@@ -6,6 +6,7 @@
 
 #include "lib/client/client.h"
 #include "agent/engine/precopy.h"
+#include "agent/store/image.h"
 
 struct stream_out;
 
@@ -17,6 +18,7 @@ struct stream_what {
     const char *job, *vm;
     uint64_t epoch, parent, ram_bytes, incarnation;
     unsigned streams;
+    unsigned disks; /* the guest's disks: their layers come before the end */
 };
 
 /* Connect to the store at 'addr' as peer 'name' and open the epoch 'w'
@@ -27,16 +29,30 @@ struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
                                    struct vmckpt_error *err);
 /* A precopy sink writing to 'so': lane i on connection i. */
 void stream_out_sink(struct stream_out *so, struct precopy_sink *sink);
+/* Send one chunk of a disk layer (on stream 0, after the state). */
+int stream_out_disk(struct stream_out *so, const Vmckpt__DiskChunk *c,
+                    struct vmckpt_error *err);
 /* Tell the store the epoch is abandoned (best effort) and close. */
 void stream_out_abort(struct stream_out *so, const char *reason);
 /* Close after a successful end. NULL is fine. */
 void stream_out_close(struct stream_out *so);
 
+/* Where a fetch's disk layers go (agent/disk): each chunk as it comes,
+ * then what the disks are made of, from the stream's end. */
+struct stream_disks {
+    image_disk_chunk_fn *chunk;
+    int (*end)(void *arg, const struct image_disk_sizes *sz,
+               struct vmckpt_error *err);
+    void *arg;
+};
+
 /* Fetch epoch 'epoch' of JOB/VM from the store at 'addr' into 'ram_fd' (a
  * file of the guest's RAM size, zero-filled) and 'state_fd', verifying
- * every batch and the state checksum. */
+ * every batch and the state checksum; its disks' layers into 'disks'
+ * (NULL: the guest has none; an epoch with disks is then refused). */
 int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
                  const char *job, const char *vm, uint64_t epoch, int ram_fd,
-                 int state_fd, struct vmckpt_error *err);
+                 int state_fd, const struct stream_disks *disks,
+                 struct vmckpt_error *err);
 
 #endif

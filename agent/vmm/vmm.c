@@ -18,6 +18,7 @@
 #include "lib/util/clock.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
+#include "agent/disk/disk.h"
 #include "agent/store/image.h"
 #include "vmm.h"
 #include "vmm_int.h"
@@ -85,6 +86,11 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
     snprintf(m->xl, sizeof(m->xl), "%s", conf_get(conf, "agent", "xl", "xl"));
     snprintf(m->xl_extra, sizeof(m->xl_extra), "%s",
              conf_get(conf, "agent", "xl_extra", ""));
+    snprintf(def, sizeof(def), "%s/disks", state_dir);
+    snprintf(m->disk_dir, sizeof(m->disk_dir), "%s",
+             conf_get(conf, "agent", "disk_dir", def));
+    snprintf(m->qemu_img, sizeof(m->qemu_img), "%s",
+             conf_get(conf, "agent", "qemu_img", "qemu-img"));
     if (strcmp(m->tracking, "auto") != 0 && strcmp(m->tracking, "uffd") != 0 &&
         strcmp(m->tracking, "qemu-migration") != 0) {
         errno = EINVAL;
@@ -94,6 +100,8 @@ int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
                          m->tracking);
     }
     check_run_dir(m);
+    if (daemon_mkdirs(m->disk_dir, 0700, err) < 0)
+        return -1;
     return daemon_mkdirs(m->run_dir, 0700, err);
 }
 
@@ -210,6 +218,7 @@ void vmm_free(struct vmm_vm *vm)
         vm->ops->vm_release(vm->hv);
     if (vm->spec != NULL)
         wire_free_message(vm->spec);
+    disk_chain_destroy(vm->disks);
     free(vm);
 }
 
@@ -342,21 +351,34 @@ check_spec(struct vmm *m, const Vmckpt__VmSpec *spec, struct vmckpt_error *err)
         errno = ENOTSUP;
         errprintf(err, "%s/%s: hypervisor '%.32s' is none this agent knows",
                   spec->job, spec->name, spec->hypervisor);
+    } else if (spec->n_disks > 0 && !l->disks) {
+        errno = ENOTSUP;
+        errprintf(err,
+                  "%s/%s: guest disks are not supported by the %s back end "
+                  "(see docs/xen.md, 'Disks')",
+                  spec->job, spec->name, l->name);
+        l = NULL;
     }
     return l;
 }
 
 struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
-                         const char *ram_image, struct vmckpt_error *err)
+                         const char *ram_image, struct disk_chain *disks,
+                         struct vmckpt_error *err)
 {
     const struct vmm_launcher *l = check_spec(m, spec, err);
     struct vmm_vm *vm;
 
-    if (l == NULL)
+    if (l == NULL) {
+        disk_chain_destroy(disks);
         return NULL;
+    }
     vm = vm_create(m, spec, l, err);
-    if (vm == NULL)
+    if (vm == NULL) {
+        disk_chain_destroy(disks);
         return NULL;
+    }
+    vm->disks = disks;
     if (l->start(m, vm, ram_image, err) < 0) {
         vmm_free(vm);
         return NULL;

@@ -15,6 +15,7 @@
 #include "lib/wire/wire.h"
 
 struct vmm_launcher; /* vmm_int.h */
+struct disk_chain;   /* agent/disk/disk.h */
 
 struct vmm_vm {
     char job[65], name[65];
@@ -40,6 +41,11 @@ struct vmm_vm {
     uint64_t cpu_prev, cpu_at, cpu_rate;
     char no_track_why[256]; /* why not, for the log */
     Vmckpt__VmSpec *spec;   /* as received */
+    /* its disks' chains (NULL: none); removed with the guest only when it
+     * is stopped for good ('drop_disks'): a guest that crashed, or one a
+     * restore replaces, leaves its chain for the restore in place */
+    struct disk_chain *disks;
+    int drop_disks;
     struct vmm_vm *next;
 };
 
@@ -53,6 +59,8 @@ struct vmm {
     char tracking[16];   /* auto, uffd, qemu-migration */
     char xl[256];        /* the xl command */
     char xl_extra[4096]; /* lines appended to each domain's config */
+    char disk_dir[3900]; /* guests' disk chains (agent/disk) */
+    char qemu_img[256];
     struct vmm_vm *vms;
     /* Set by the daemon after vmm_init (NULL: nobody): told by
      * vmm_check_adopted of a guest that ended behind the agent's back and
@@ -61,10 +69,10 @@ struct vmm {
     void *on_gone_arg;
 };
 
-/* Read [agent] run_dir, bridge, uffd_preload, qemu, dirty_tracking, xl,
- * xl_extra; 'accel' as probed. run_dir holds the guests' records, logs
- * and QMP sockets: a guest whose socket path would be longer than a UNIX
- * socket path may be (VMM_SOCKET_PATH_MAX) is refused at start. */
+/* Read [agent] run_dir, disk_dir, qemu_img, bridge, uffd_preload, qemu,
+ * dirty_tracking, xl, xl_extra; 'accel' as probed. run_dir holds the guests'
+ * records, logs and QMP sockets: a guest whose socket path would be longer than
+ * a UNIX socket path may be (VMM_SOCKET_PATH_MAX) is refused at start. */
 int vmm_init(struct vmm *m, const struct conf *conf, const char *state_dir,
              const char *accel, struct vmckpt_error *err);
 /* Take over the guests an earlier agent of this host left running (its
@@ -116,9 +124,12 @@ void vmm_vm_loaded(struct vmm_vm *vm);
  * load_state writes that RAM into it. NULL with 'err' (for the person who
  * asked) if it cannot be: a bad name, a guest of that name already here,
  * a hypervisor this agent lacks, a socket path too long for [agent]
- * run_dir, a launch that failed. */
+ * run_dir, a launch that failed. 'disks': its disks' chains as a restore
+ * built them (taken over, also on failure; their files stay), or NULL:
+ * made now from spec.disks. */
 struct vmm_vm *vmm_start(struct vmm *m, const Vmckpt__VmSpec *spec,
-                         const char *ram_image, struct vmckpt_error *err);
+                         const char *ram_image, struct disk_chain *disks,
+                         struct vmckpt_error *err);
 /* Stop a guest (SIGTERM to QEMU, a Xen domain destroyed) and remove what
  * it left on the host (tap, RAM file, socket, configuration). Waits at
  * most 'wait_ms' for QEMU to exit: 1 if it did and all is cleaned up

@@ -13,6 +13,8 @@
 struct vmm_launcher {
     /* spec.hypervisor it serves ("" is taken as "qemu"). */
     const char *name;
+    /* 1: it runs guests with disks (spec.disks) on the agent's chains. */
+    int disks;
     /* Before start and adopt: set the guest's own names (QMP socket,
      * tap, domain) from vm->spec. -1 with 'err' if one cannot be (a
      * socket path too long): nothing was created. */

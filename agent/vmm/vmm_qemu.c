@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/disk/disk.h"
 #include "lib/qemu/qemu_argv.h"
 #include "lib/util/log.h"
 #include "vmm.h"
@@ -87,9 +88,10 @@ static int write_token(const struct vmm *m, const struct vmm_vm *vm, char *path,
     return -1;
 }
 
-/* QEMU's command line for the guest. */
+/* QEMU's command line for the guest ('disks': its chains, or NULL). */
 static char **build_argv(struct vmm *m, const struct vmm_vm *vm, int restore,
-                         const char *token_path, struct vmckpt_error *err)
+                         const char *token_path, const struct disk_argv *disks,
+                         struct vmckpt_error *err)
 {
     const Vmckpt__VmSpec *spec = vm->spec;
     char mac[18], append[1024];
@@ -123,6 +125,8 @@ static char **build_argv(struct vmm *m, const struct vmm_vm *vm, int restore,
      * (a stream-mode epoch), before every guest of the job is back */
     q.paused = restore;
     q.token_path = token_path;
+    if (disks != NULL)
+        q.disks = disk_argv_disks(disks, &q.ndisks);
     return qemu_argv_build(&q, err);
 }
 
@@ -212,11 +216,40 @@ static int attach(struct vmm *m, struct vmm_vm *vm, int track,
     return 0;
 }
 
+/* The guest's command line, with its disks' chains (made now for a new
+ * guest). NULL with 'err'. */
+static char **guest_argv(struct vmm *m, struct vmm_vm *vm, int restore,
+                         const char *token_path, struct vmckpt_error *err)
+{
+    struct disk_argv *da = NULL;
+    char **argv;
+
+    if (vm->spec->n_disks > 0 && vm->disks == NULL) {
+        vm->disks = disk_chain_create(m->disk_dir, m->qemu_img, vm->spec, err);
+        if (vm->disks == NULL)
+            return NULL;
+    }
+    if (vm->disks != NULL && (da = disk_argv_create(vm->disks, err)) == NULL)
+        return NULL;
+    argv = build_argv(m, vm, restore, token_path, da, err);
+    disk_argv_destroy(da);
+    return argv;
+}
+
+/* A guest that did not start leaves no disk chain behind. */
+static void drop_new_chain(struct vmm_vm *vm)
+{
+    disk_chain_remove(vm->disks);
+    disk_chain_destroy(vm->disks);
+    vm->disks = NULL;
+}
+
 static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
                       struct vmckpt_error *err)
 {
     char **argv, token[4200];
     int has_token = vm->spec->rank_token[0] != '\0';
+    int new_chain = vm->disks == NULL;
 
     vm->ops = hv_find("qemu");
     if (vm->ops == NULL) {
@@ -229,7 +262,7 @@ static int qemu_start(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
         goto fail;
     if (has_token && write_token(m, vm, token, sizeof(token), err) < 0)
         goto fail_tap;
-    argv = build_argv(m, vm, ram_image != NULL, has_token ? token : NULL, err);
+    argv = guest_argv(m, vm, ram_image != NULL, has_token ? token : NULL, err);
     if (argv == NULL)
         goto fail_tap;
     unlink(vm->qmp);
@@ -265,6 +298,8 @@ fail_tap:
     if (has_token)
         unlink(token);
     tap_del(vm->tap);
+    if (new_chain)
+        drop_new_chain(vm);
 fail:
     unlink(vm->ram);
     return -1;
@@ -316,6 +351,15 @@ static int qemu_adopt(struct vmm *m, struct vmm_vm *vm,
         kill(pid, SIGKILL);
         return 0;
     }
+    if (vm->spec->n_disks > 0) {
+        /* without its record the guest runs on, but its disks cannot be
+         * checkpointed (ckpt_start refuses) */
+        vm->disks =
+            disk_chain_load(m->disk_dir, m->qemu_img, vm->job, vm->name, err);
+        if (vm->disks == NULL)
+            log_err("guest %s/%s: %s; its checkpoints are refused", vm->job,
+                    vm->name, err->text);
+    }
     if (stopped) {
         if (vm->hv != NULL && vm->ops->pause(vm->hv, err) < 0)
             log_err("guest %s/%s (pid %d): cannot pause it: %s", vm->job,
@@ -366,6 +410,8 @@ static int qemu_lost(struct vmm_vm *vm)
 static void qemu_cleanup(struct vmm *m, struct vmm_vm *vm)
 {
     (void)m;
+    if (vm->drop_disks)
+        disk_chain_remove(vm->disks);
     tap_del(vm->tap);
     unlink(vm->ram);
     unlink(vm->qmp);
@@ -378,6 +424,7 @@ static const char *qemu_tracking(const struct vmm_vm *vm)
 
 const struct vmm_launcher vmm_qemu_launcher = {
     .name = "qemu",
+    .disks = 1,
     .name_vm = qemu_name_vm,
     .start = qemu_start,
     .adopt = qemu_adopt,

@@ -163,6 +163,31 @@ static int xen_name_vm(struct vmm *m, struct vmm_vm *vm,
     return xl_safe("the domain name", vm->domain, err);
 }
 
+/* An administrator's xl configuration with disks starts, but its disks
+ * are not in the domain's checkpoints (docs/xen.md, 'Disks'): said in
+ * the log. */
+static void warn_disks(const struct vmm_vm *vm, const char *cfg)
+{
+    char line[1024];
+    const char *p;
+    FILE *f = fopen(cfg, "re");
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        for (p = line; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (strncmp(p, "disk", 4) == 0 && strspn(p + 4, " \t=") > 0 &&
+            strchr(p + 4, '=') != NULL) {
+            log_warn("guest %s/%s: its xl configuration %s has disks; they "
+                     "are not part of its checkpoints (docs/xen.md, 'Disks')",
+                     vm->job, vm->name, cfg);
+            break;
+        }
+    }
+    fclose(f);
+}
+
 /* Build the domain with xl (paused for a restore) and adopt it. */
 static int build(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
                  struct vmckpt_error *err)
@@ -192,6 +217,8 @@ static int build(struct vmm *m, struct vmm_vm *vm, const char *ram_image,
             return errprintf_errno(err, "xl configuration %s", spec->xl_config);
         snprintf(cfg, sizeof(cfg), "%s", spec->xl_config);
         snprintf(name, sizeof(name), "name=\"%s\"", vm->domain);
+        if (ram_image == NULL)
+            warn_disks(vm, cfg);
     } else {
         vmm_run_path(m, vm, "xl", cfg, sizeof(cfg));
         if (xl_config(m, vm, spec, cfg, err) < 0)

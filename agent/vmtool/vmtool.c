@@ -216,7 +216,7 @@ static int fetch_epoch(struct opts *o, int local)
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
         if (stream_fetch(o->store, &key, host, o->job, o->vm, o->epoch, ram_fd,
-                         state_fd, &err) < 0) {
+                         state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
             die("fetch refused", &err);

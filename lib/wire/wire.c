@@ -75,6 +75,7 @@ static const struct wire_type wire_types[] = {
     T(STREAM_ABORT, "stream-abort", stream_abort),
     T(FETCH_EPOCH, "fetch-epoch", fetch_epoch),
     T(STORE_RETAIN, "store-retain", store_retain),
+    T(DISK_CHUNK, "disk-chunk", disk_chunk),
 };
 #undef T
 

@@ -36,6 +36,12 @@ struct run {
     uint64_t write_errors;
     int fail_cut, abort_policy;
     uint64_t cut_after_batches; /* cut_now once the sink has this many */
+    const struct hv_ops *ops;   /* the back end: hv_sim_ops or a wrapper */
+    /* on_paused: calls, and what it saw at its (last) call */
+    int paused_calls, fail_paused;
+    struct hv_sim_stats at_paused;
+    uint64_t sent_at_paused; /* pages the sink had */
+    int cuts_at_paused;
 };
 
 static enum precopy_decision run_decide(const struct precopy_round *r,
@@ -77,6 +83,29 @@ static int run_on_cut(void *arg, struct vmckpt_error *err)
         return errprintf(err, "the job's cut failed");
     }
     return 0;
+}
+
+static int run_on_paused(void *arg, struct vmckpt_error *err)
+{
+    struct run *t = arg;
+
+    t->paused_calls++;
+    hv_sim_stats(t->vm, &t->at_paused);
+    t->sent_at_paused = t->ms->pages;
+    t->cuts_at_paused = t->cuts;
+    usleep(2000); /* for paused_hook_us */
+    if (t->fail_paused) {
+        errno = EBUSY;
+        return errprintf(err, "the disks' snapshot failed");
+    }
+    return 0;
+}
+
+/* The simulated back end with a pause that takes 3 ms (for stop_us). */
+static int slow_pause(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    usleep(3000);
+    return hv_sim_ops.pause(vm, err);
 }
 
 static int run_cut_now(void *arg)
@@ -134,6 +163,7 @@ static void run_init(struct run *t, const struct hv_sim_config *cfg)
     t->ms->round_arg = t;
     t->snap = malloc(cfg->pages * BATCH_PAGE);
     ck_assert_ptr_nonnull(t->snap);
+    t->ops = &hv_sim_ops;
     t->lim = (struct precopy_limits){
         .cut_pages = 0, .max_rounds = 8, .max_ms = 600000};
     t->pol = (struct precopy_policy){.decide = run_decide,
@@ -156,8 +186,8 @@ static int run_ckpt(struct run *t, int full, int stop_and_save, int lz4,
 {
     t->nrounds = 0;
     memset(err, 0, sizeof(*err));
-    return precopy_checkpoint(&hv_sim_ops, t->vm, full, stop_and_save, lz4,
-                              streams, &t->ms->sink, &t->pol, res, err);
+    return precopy_checkpoint(t->ops, t->vm, full, stop_and_save, lz4, streams,
+                              &t->ms->sink, &t->pol, res, err);
 }
 
 /* The sink's image is the memory at the cut, and its end record and
@@ -712,6 +742,99 @@ START_TEST(backend_fails)
 }
 END_TEST
 
+START_TEST(on_paused_order)
+{
+    /* on_paused runs once, live and stop-and-save, with the guest paused,
+     * after the last harvest and staging (stop-and-save: after all its
+     * memory), before save_state and on_cut; stop_us and paused_hook_us
+     * measure the pause op and the hook, within pause_us */
+    struct hv_ops slow = hv_sim_ops;
+    struct hv_sim_config cfg = {.pages = 1024};
+    struct precopy_result res;
+    struct vmckpt_error err;
+    struct hv_sim_stats st;
+    struct run t;
+    int sas;
+
+    slow.pause = slow_pause;
+    for (sas = 0; sas <= 1; sas++) {
+        run_init(&t, &cfg);
+        prefill(&t, 0);
+        t.ops = &slow;
+        t.pol.on_paused = run_on_paused;
+        if (!sas) { /* a paused guest cannot write */
+            t.writes_in_round[0] = 100;
+            t.writes_after_round[1] = 20; /* found by the cut's harvest */
+        }
+        t.lim.cut_pages = 50;
+        ck_assert_msg(run_ckpt(&t, 1, sas, 0, 2, &res, &err) == 0, "%s",
+                      err.text);
+        check_image(&t, &res);
+        check_running(&t);
+        hv_sim_stats(t.vm, &st);
+        ck_assert_int_eq(t.paused_calls, 1);
+        ck_assert_int_eq(t.at_paused.paused, 1);
+        ck_assert_uint_eq(t.at_paused.calls[HV_SIM_PAUSE], 1);
+        ck_assert_uint_eq(t.at_paused.calls[HV_SIM_RESUME], 0);
+        ck_assert_uint_eq(t.at_paused.calls[HV_SIM_SAVE_STATE], 0);
+        ck_assert_uint_eq(st.calls[HV_SIM_SAVE_STATE], 1);
+        ck_assert_int_eq(t.cuts_at_paused, 0);
+        /* no harvest after it: the cut's came before */
+        ck_assert_uint_eq(t.at_paused.calls[HV_SIM_HARVEST],
+                          st.calls[HV_SIM_HARVEST]);
+        /* the staged pages not sent yet; stop-and-save sent all */
+        ck_assert_uint_eq(res.cut_pages, sas ? 0 : 20);
+        ck_assert_uint_eq(t.sent_at_paused, res.pages - res.cut_pages);
+        ck_assert_uint_ge(res.stop_us, 3000);
+        ck_assert_uint_ge(res.paused_hook_us, 2000);
+        ck_assert_uint_le(res.stop_us + res.paused_hook_us, res.pause_us);
+        run_dispose(&t);
+    }
+    /* without the hook: none measured */
+    run_init(&t, &cfg);
+    prefill(&t, 0);
+    ck_assert_msg(run_ckpt(&t, 1, 0, 0, 1, &res, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(res.paused_hook_us, 0);
+    ck_assert_uint_le(res.stop_us, res.pause_us);
+    run_dispose(&t);
+}
+END_TEST
+
+START_TEST(on_paused_fails)
+{
+    /* on_paused failing, live or stop-and-save, fails the checkpoint with
+     * its error: no state saved, no on_cut, the stream never ends, the
+     * guest resumed */
+    struct hv_sim_config cfg = {.pages = 512};
+    struct precopy_result res;
+    struct vmckpt_error err;
+    struct hv_sim_stats st;
+    struct run t;
+    int sas;
+
+    for (sas = 0; sas <= 1; sas++) {
+        run_init(&t, &cfg);
+        prefill(&t, 0);
+        t.pol.on_paused = run_on_paused;
+        t.fail_paused = 1;
+        errno = 0;
+        ck_assert_int_eq(run_ckpt(&t, 1, sas, 0, 2, &res, &err), -1);
+        ck_assert_int_eq(errno, EBUSY);
+        ck_assert_str_eq(err.text, "the disks' snapshot failed");
+        ck_assert_int_eq(t.paused_calls, 1);
+        ck_assert_int_eq(t.cuts, 0);
+        ck_assert_int_eq(t.ms->ended, 0);
+        ck_assert_uint_eq(t.ms->state_len, 0);
+        hv_sim_stats(t.vm, &st);
+        ck_assert_uint_eq(st.calls[HV_SIM_SAVE_STATE], 0);
+        ck_assert_uint_eq(st.calls[HV_SIM_PAUSE], 1);
+        ck_assert_uint_eq(st.calls[HV_SIM_RESUME], 1);
+        check_running(&t);
+        run_dispose(&t);
+    }
+}
+END_TEST
+
 START_TEST(sink_end_fails)
 {
     /* the state or the end refused by the sink: an error after the
@@ -818,6 +941,8 @@ int main(void)
     tcase_add_test(tc, sink_fails_mid_round);
     tcase_add_test(tc, cut_fails);
     tcase_add_test(tc, backend_fails);
+    tcase_add_test(tc, on_paused_order);
+    tcase_add_test(tc, on_paused_fails);
     tcase_add_test(tc, sink_end_fails);
     tcase_add_test(tc, sim_adopt_spec);
     tcase_add_test(tc, sim_lazy_rate);

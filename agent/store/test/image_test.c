@@ -401,6 +401,200 @@ START_TEST(parallel_parts)
 }
 END_TEST
 
+/* ---- guest disks: layer files carried by epochs ------------------------ */
+
+#define LAYER_MAX (3u << 20) /* the test's layers: up to 3 MiB */
+
+/* Layer 'l' of epoch 'e' in the model: 'size' bytes, each 1 MiB chunk
+ * 'c' filled with a byte of (e, l, c), the second chunk left zero. */
+static void layer_bytes(uint8_t *buf, uint64_t e, unsigned l, size_t size)
+{
+    size_t c;
+
+    memset(buf, 0, size);
+    for (c = 0; c * (1u << 20) < size; c++) {
+        size_t len = size - c * (1u << 20) < (1u << 20) ? size - c * (1u << 20)
+                                                        : (1u << 20);
+
+        if (c != 1)
+            memset(buf + c * (1u << 20), (int)(e * 16 + l * 4 + c + 1), len);
+    }
+}
+
+/* Write epoch 'epoch' (no pages) with one disk of 'nl' layers of the
+ * sizes in 'sizes'; 'bad' 1 sends a chunk whose checksum is wrong, 2
+ * states one chunk more at the end than were sent. */
+static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
+                          const uint64_t *sizes, int bad,
+                          struct vmckpt_error *err)
+{
+    struct image_writer *w =
+        image_writer_open(store, "j", "v", epoch, parent, RAM, 1, err);
+    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
+    Vmckpt__DiskLayers dl = VMCKPT__DISK_LAYERS__INIT, *dlp[1] = {&dl};
+    static uint8_t buf[LAYER_MAX];
+    uint64_t bytes, off, chunks = 0;
+    unsigned l;
+
+    struct batch_builder b;
+    Vmckpt__PageBatch msg;
+
+    if (w == NULL)
+        return -1;
+    /* one page of memory, as every epoch has */
+    ck_assert_int_eq(batch_builder_init(&b, 1), 0);
+    batch_reset(&b, 0);
+    batch_add(&b, 0, ram);
+    vmckpt__page_batch__init(&msg);
+    batch_finish(&b, &msg);
+    ck_assert_int_eq(image_writer_batch(w, 0, &msg, err), 0);
+    batch_builder_dispose(&b);
+    end.batches = 1;
+    end.pages = 1;
+    ck_assert_int_eq(image_writer_disks(w, 1, err), 0);
+    for (l = 0; l < nl; l++) {
+        layer_bytes(buf, epoch, l, sizes[l]);
+        for (off = 0; off < sizes[l]; off += 1u << 20) {
+            Vmckpt__DiskChunk c = VMCKPT__DISK_CHUNK__INIT;
+            size_t len =
+                sizes[l] - off < (1u << 20) ? sizes[l] - off : (1u << 20);
+
+            if (off == (1u << 20))
+                continue; /* zeroes are not sent */
+            c.layer = l;
+            c.offset = off;
+            c.data.data = buf + off;
+            c.data.len = len;
+            c.xxh64 = batch_xxh64(buf + off, len) ^ (bad == 1);
+            if (image_writer_disk_chunk(w, &c, err) < 0) {
+                image_writer_abort(w);
+                return -1;
+            }
+            chunks++;
+        }
+    }
+    dl.layer_bytes = (uint64_t *)sizes;
+    dl.n_layer_bytes = nl;
+    dl.chunks = chunks + (bad == 2);
+    end.disks = dlp;
+    end.n_disks = 1;
+    end.state_xxh64 = batch_xxh64("", 0);
+    return image_writer_commit(w, &end, &bytes, err);
+}
+
+struct got {
+    unsigned n;
+    uint64_t size[8];
+    uint8_t data[8][LAYER_MAX];
+};
+
+static int got_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
+                     const void *data, size_t len, uint64_t xxh64,
+                     struct vmckpt_error *err)
+{
+    struct got *g = arg;
+
+    (void)err;
+    ck_assert_uint_eq(disk, 0);
+    ck_assert_uint_lt(layer, 8);
+    ck_assert_uint_eq(batch_xxh64(data, len), xxh64);
+    memcpy(g->data[layer] + off, data, len);
+    return 0;
+}
+
+/* Read epoch 'epoch''s disk and check it is made of the layers 'want'
+ * (epoch, layer, size), oldest first. */
+static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
+{
+    static struct got g;
+    static struct image_disk_sizes sz;
+    static uint8_t expect[LAYER_MAX];
+    struct vmckpt_error err;
+    unsigned i;
+
+    memset(&g, 0, sizeof(g));
+    ck_assert_msg(
+        image_disk_read(store, "j", "v", epoch, got_chunk, &g, &sz, &err) == 0,
+        "%s", err.text);
+    ck_assert_uint_eq(sz.ndisks, 1);
+    ck_assert_uint_eq(sz.nlayers[0], n);
+    for (i = 0; i < n; i++) {
+        ck_assert_uint_eq(sz.bytes[0][i], want[i][2]);
+        layer_bytes(expect, want[i][0], (unsigned)want[i][1], want[i][2]);
+        ck_assert_mem_eq(g.data[i], expect, want[i][2]);
+    }
+}
+
+START_TEST(disk_layers)
+{
+    struct vmckpt_error err;
+    const uint64_t s1[2] = {(3u << 20) - 512, 65536}, s2[1] = {(1u << 20) + 7},
+                   s3[1] = {4096};
+    const uint64_t v1[2][3] = {{1, 0, (3u << 20) - 512}, {1, 1, 65536}};
+    const uint64_t v2[3][3] = {
+        {1, 0, (3u << 20) - 512}, {1, 1, 65536}, {2, 0, (1u << 20) + 7}};
+    const uint64_t v3[4][3] = {{1, 0, (3u << 20) - 512},
+                               {1, 1, 65536},
+                               {2, 0, (1u << 20) + 7},
+                               {3, 0, 4096}};
+    char path[256];
+    struct stat st;
+
+    ck_assert_msg(put_disk_epoch(1, 0, 2, s1, 0, &err) == 0, "%s", err.text);
+    ck_assert_msg(put_disk_epoch(2, 1, 1, s2, 0, &err) == 0, "%s", err.text);
+    check_disk(1, 2, v1);
+    check_disk(2, 3, v2);
+    /* a delta with no disks, of an epoch with disks, is refused */
+    ck_assert_int_ne(
+        put_epoch(3, 2, (uint64_t[]){5}, 1, "x", &(uint64_t){0}, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.text, "0 disks, its parent 2 has 1"));
+    /* a damaged chunk, a count that does not match: refused, nothing left */
+    ck_assert_int_ne(put_disk_epoch(3, 2, 1, s3, 1, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.text, "checksum mismatch"));
+    ck_assert_int_ne(put_disk_epoch(3, 2, 1, s3, 2, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.text, "1 chunks came, the sender says 2"));
+    snprintf(path, sizeof(path), "%s/j/v/e3.d0.l0.tmp", store);
+    ck_assert_int_ne(stat(path, &st), 0);
+    ck_assert_msg(put_disk_epoch(3, 2, 1, s3, 0, &err) == 0, "%s", err.text);
+    check_disk(3, 4, v3);
+
+    /* retention from 3: epoch 3 folded keeps 1's and 2's layers */
+    ck_assert_msg(image_retain(store, "j", "v", 3, &err) == 2, "%s", err.text);
+    check_disk(3, 4, v3);
+    snprintf(path, sizeof(path), "%s/j/v/e1.d0.l1", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+    /* a new full epoch 4, then 3 dropped: the old layers go */
+    ck_assert_msg(put_disk_epoch(4, 0, 1, s3, 0, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(image_drop(store, "j", "v", 3, &err), 0);
+    ck_assert_int_ne(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/j/v/e4.d0.l0.sum", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+}
+END_TEST
+
+START_TEST(disk_damage)
+{
+    struct vmckpt_error err;
+    const uint64_t s1[1] = {2u << 20};
+    static struct got g;
+    static struct image_disk_sizes sz;
+    char path[256];
+    int fd;
+
+    ck_assert_msg(put_disk_epoch(1, 0, 1, s1, 0, &err) == 0, "%s", err.text);
+    snprintf(path, sizeof(path), "%s/j/v/e1.d0.l0", store);
+    fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "X", 1, (1u << 20) + 100), 1);
+    close(fd);
+    ck_assert_int_ne(
+        image_disk_read(store, "j", "v", 1, got_chunk, &g, &sz, &err), 0);
+    ck_assert_msg(strstr(err.text, "damaged disk 0 layer e1.d0.l0 at offset "
+                                   "1048576") != NULL,
+                  "%s", err.text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -416,6 +610,8 @@ int main(void)
     tcase_add_test(tc, retain_folds);
     tcase_add_test(tc, fold_to_base);
     tcase_add_test(tc, parallel_parts);
+    tcase_add_test(tc, disk_layers);
+    tcase_add_test(tc, disk_damage);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

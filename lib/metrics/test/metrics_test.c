@@ -458,6 +458,9 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    /* the endpoint tests run a loop and clients: seconds on a loaded
+     * machine under the sanitizers, past check's default of 4 */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, text_prometheus);
     tcase_add_test(tc, text_openmetrics);
     tcase_add_test(tc, text_mistakes);

@@ -116,6 +116,160 @@ START_TEST(refused)
 }
 END_TEST
 
+/* Index of argument 'a' in 'v', or -1. */
+static int find(char **v, const char *a)
+{
+    int i;
+
+    for (i = 0; v[i] != NULL; i++)
+        if (strcmp(v[i], a) == 0)
+            return i;
+    return -1;
+}
+
+/* A raw base under a qcow2 overlay: file and format nodes per layer, the
+ * read-only base with no backing of its own, the writable overlay on top
+ * of it, the device on slot 0x10 + K. */
+START_TEST(disk_chain)
+{
+    const struct qemu_layer layers[] = {
+        {.path = "/img/root.raw",
+         .format = "raw",
+         .node = "d2l0",
+         .read_only = 1},
+        {.path = "/run/vm/d2.g2.qcow2", .format = "qcow2", .node = "d2l1"}};
+    const struct qemu_disk disk = {.layers = layers, .nlayers = 2, .index = 2};
+    const char *expect[] = {
+        "-blockdev",
+        "driver=file,node-name=d2l0f,filename=/img/root.raw,read-only=on",
+        "-blockdev",
+        "driver=raw,node-name=d2l0,file=d2l0f,read-only=on",
+        "-blockdev",
+        "driver=file,node-name=d2l1f,filename=/run/vm/d2.g2.qcow2,"
+        "read-only=off",
+        "-blockdev",
+        "driver=qcow2,node-name=d2l1,file=d2l1f,read-only=off,backing=d2l0",
+        "-device",
+        "virtio-blk-pci,drive=d2l1,id=vd2,addr=0x12,serial=vmckpt-d2",
+        NULL};
+    struct qemu_spec s = {.name = "g",
+                          .mem_mb = 64,
+                          .vcpus = 1,
+                          .accel = "tcg",
+                          .kernel = "/k",
+                          .qmp_path = "/q",
+                          .disks = &disk,
+                          .ndisks = 1};
+    struct vmckpt_error err;
+    char **v = qemu_argv_build(&s, &err);
+    int i, at;
+
+    ck_assert_ptr_nonnull(v);
+    at = find(v, "-blockdev");
+    ck_assert_int_ge(at, 0);
+    for (i = 0; expect[i] != NULL; i++) {
+        ck_assert_ptr_nonnull(v[at + i]);
+        ck_assert_str_eq(v[at + i], expect[i]);
+    }
+    ck_assert_ptr_null(v[at + i]);
+    qemu_argv_free(v);
+}
+END_TEST
+
+/* A qcow2 base is told to open no backing file of its own (in JSON:
+ * key=value has no null). */
+START_TEST(disk_qcow2_base)
+{
+    const struct qemu_layer base = {
+        .path = "/b.qcow2", .format = "qcow2", .node = "b"};
+    const struct qemu_disk disk = {.layers = &base, .nlayers = 1};
+    struct qemu_spec s = {.name = "g",
+                          .mem_mb = 64,
+                          .vcpus = 1,
+                          .accel = "tcg",
+                          .kernel = "/k",
+                          .qmp_path = "/q",
+                          .disks = &disk,
+                          .ndisks = 1};
+    struct vmckpt_error err;
+    char **v = qemu_argv_build(&s, &err);
+
+    ck_assert_ptr_nonnull(v);
+    ck_assert(has(v, "-blockdev",
+                  "{\"driver\":\"qcow2\",\"node-name\":\"b\",\"file\":\"bf\","
+                  "\"read-only\":false,\"backing\":null}"));
+    ck_assert(has(v, "-device",
+                  "virtio-blk-pci,drive=b,id=vd0,addr=0x10,"
+                  "serial=vmckpt-d0"));
+    qemu_argv_free(v);
+}
+END_TEST
+
+/* Node names, paths, formats and counts QEMU would refuse or misread. */
+START_TEST(disk_refused)
+{
+    struct qemu_layer l[2] = {
+        {.path = "/b.raw", .format = "raw", .node = "b"},
+        {.path = "/o.qcow2", .format = "qcow2", .node = "o"}};
+    struct qemu_disk d[2] = {{.layers = l, .nlayers = 2, .index = 0},
+                             {.layers = l, .nlayers = 1, .index = 1}};
+    struct qemu_spec s = {.name = "g",
+                          .mem_mb = 64,
+                          .vcpus = 1,
+                          .accel = "tcg",
+                          .kernel = "/k",
+                          .qmp_path = "/q",
+                          .disks = d,
+                          .ndisks = 1};
+    struct vmckpt_error err;
+    char **v;
+
+    v = qemu_argv_build(&s, &err);
+    ck_assert_ptr_nonnull(v);
+    qemu_argv_free(v);
+    l[1].node = "1o";
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "node name '1o'"));
+    l[1].node = "o,file.filename=/etc/shadow";
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    l[1].node = "o23456789012345678901234567890"; /* 30: the most */
+    v = qemu_argv_build(&s, &err);
+    ck_assert_ptr_nonnull(v);
+    qemu_argv_free(v);
+    l[1].node = "o234567890123456789012345678901";
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    l[1].node = "bf"; /* the base's file node */
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "used twice"));
+    l[1].node = "o";
+    l[1].path = "/o,x.qcow2";
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "contains ','"));
+    l[1].path = "/o.qcow2";
+    l[1].format = "raw"; /* a raw image has no backing */
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "format 'raw'"));
+    l[1].format = "qcow2";
+    s.ndisks = 2; /* disk 1 reuses disk 0's base node */
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "used twice"));
+    d[1].index = 0;
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    ck_assert_ptr_nonnull(strstr(err.text, "index 0 used twice"));
+    s.ndisks = 1;
+    d[0].index = 8;
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    d[0].index = 0;
+    d[0].nlayers = 0;
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    d[0].nlayers = 17;
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+    d[0].nlayers = 2;
+    s.ndisks = 9;
+    ck_assert_ptr_null(qemu_argv_build(&s, &err));
+}
+END_TEST
+
 /* MACs are stable per name, distinct across names, locally administered. */
 START_TEST(mac_for_name)
 {
@@ -142,6 +296,9 @@ int main(void)
     tcase_add_test(tc, restore_guest);
     tcase_add_test(tc, refused);
     tcase_add_test(tc, mac_for_name);
+    tcase_add_test(tc, disk_chain);
+    tcase_add_test(tc, disk_qcow2_base);
+    tcase_add_test(tc, disk_refused);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

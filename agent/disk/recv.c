@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* A restore's disks: the layer files of the epoch, as a store sends them,
+ * written into a new chain beside the guest's (DISK_DIR/JOB/.VM.restore),
+ * each layer put over the one before it (the oldest over the base), an
+ * empty acc and an active overlay on top; installed in the guest's place
+ * just before its QEMU starts. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disk.h"
+#include "lib/qemu/qemu_img.h"
+#include "lib/util/daemon.h"
+#include "lib/util/log.h"
+#include "lib/wire/batch.h"
+
+struct disk_recv {
+    struct disk_chain *c; /* dir: the new chain's own, until installed */
+    char disk_dir[4096];
+    char final[4096]; /* the guest's chain dir */
+    uint64_t epoch;
+    int fds[DISK_MAX][DISK_MAX_LAYERS];
+    int installed;
+};
+
+static void rm_dir_files(const char *dir);
+
+struct disk_recv *disk_recv_open(const char *disk_dir, const char *qemu_img,
+                                 const Vmckpt__VmSpec *spec, uint64_t epoch,
+                                 struct vmckpt_error *err)
+{
+    struct disk_recv *r = calloc(1, sizeof(*r));
+    char tmpname[140];
+    unsigned k, l;
+
+    if (r == NULL) {
+        errprintf_errno(err, "disk restore");
+        return NULL;
+    }
+    for (k = 0; k < DISK_MAX; k++)
+        for (l = 0; l < DISK_MAX_LAYERS; l++)
+            r->fds[k][l] = -1;
+    r->epoch = epoch;
+    snprintf(r->disk_dir, sizeof(r->disk_dir), "%s", disk_dir);
+    snprintf(tmpname, sizeof(tmpname), ".%s.restore", spec->name);
+    r->c = disk_chain_plan(disk_dir, qemu_img, spec, err);
+    if (r->c == NULL) {
+        free(r);
+        return NULL;
+    }
+    snprintf(r->final, sizeof(r->final), "%s", r->c->dir);
+    snprintf(r->c->dir, sizeof(r->c->dir), "%s/%s/%s", disk_dir, spec->job,
+             tmpname);
+    rm_dir_files(r->c->dir);
+    if (daemon_mkdirs(r->c->dir, 0700, err) < 0) {
+        disk_chain_destroy(r->c);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void rm_dir_files(const char *dir)
+{
+    struct disk_chain c;
+
+    memset(&c, 0, sizeof(c));
+    snprintf(c.dir, sizeof(c.dir), "%s", dir);
+    disk_chain_remove_dir(&c);
+}
+
+/* Restored layer 'l' of disk 'k': its file in the new chain. */
+static void layer_file(unsigned k, unsigned l, char *buf, size_t len)
+{
+    snprintf(buf, len, "r%u.%u.qcow2", k, l);
+}
+
+int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
+                    const void *data, size_t len, uint64_t xxh64,
+                    struct vmckpt_error *err)
+{
+    struct disk_recv *r = arg;
+    char name[64], path[4200];
+    int *fd;
+
+    if (disk >= r->c->ndisks || layer >= DISK_MAX_LAYERS - 2) {
+        errno = EPROTO;
+        return errprintf(err,
+                         "disk %u layer %u: beyond the %u disks and %d "
+                         "layers a restored chain holds",
+                         disk, layer, r->c->ndisks, DISK_MAX_LAYERS - 2);
+    }
+    if (batch_xxh64(data, len) != xxh64) {
+        errno = EBADMSG;
+        return errprintf(err, "disk %u layer %u: damaged chunk at %" PRIu64,
+                         disk, layer, off);
+    }
+    fd = &r->fds[disk][layer];
+    if (*fd < 0) {
+        layer_file(disk, layer, name, sizeof(name));
+        snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
+        *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (*fd < 0)
+            return errprintf_errno(err, "%s", path);
+    }
+    if (pwrite(*fd, data, len, (off_t)off) != (ssize_t)len)
+        return errprintf_errno(err, "disk %u layer %u: writing at %" PRIu64,
+                               disk, layer, off);
+    return 0;
+}
+
+/* Disk 'k''s restored layers as the bottom of its chain: each file cut
+ * to its size and put over the layer before it (the first over the base;
+ * relative names, so that the chain may move), then acc and active. */
+static int build_disk(struct disk_recv *r, unsigned k, unsigned n,
+                      const uint64_t *bytes, struct vmckpt_error *err)
+{
+    struct disk_one *d = &r->c->d[k];
+    char name[64], below[64], path[4200];
+    unsigned l;
+    int fd;
+
+    for (l = 0; l < n; l++) {
+        struct disk_layer *y = &d->layers[d->nlayers];
+
+        layer_file(k, l, name, sizeof(name));
+        snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
+        fd = r->fds[k][l];
+        if (fd < 0) /* nothing but zeroes came: not a qcow2 file */
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)bytes[l]) < 0 || fsync(fd) < 0) {
+            if (fd >= 0 && r->fds[k][l] < 0)
+                close(fd);
+            return errprintf_errno(err, "%s", path);
+        }
+        if (r->fds[k][l] < 0)
+            close(fd);
+        if (l == 0)
+            snprintf(below, sizeof(below), "%s", "");
+        if (qemu_img_rebase_unsafe(r->c->qemu_img, path,
+                                   l == 0 ? d->path : below,
+                                   l == 0 ? d->format : "qcow2", err) < 0)
+            return errprefix(err, "disk %u, restored layer %u", k, l);
+        snprintf(below, sizeof(below), "%s", name);
+        memset(y, 0, sizeof(*y));
+        y->gen = ++d->next_gen;
+        y->role = DISK_RESTORED;
+        y->label = r->epoch;
+        snprintf(y->file, sizeof(y->file), "%s", name);
+        d->nlayers++;
+    }
+    if (disk_chain_add_overlay(r->c, k, DISK_ACC, err) < 0 ||
+        disk_chain_add_overlay(r->c, k, DISK_ACTIVE, err) < 0)
+        return -1;
+    d->layers[d->nlayers - 2].label = r->epoch;
+    return 0;
+}
+
+int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
+                     struct vmckpt_error *err)
+{
+    struct disk_recv *r = arg;
+    unsigned k;
+
+    if (sz->ndisks != r->c->ndisks) {
+        errno = EPROTO;
+        return errprintf(err, "the image has %u disks, the guest's spec %u",
+                         sz->ndisks, r->c->ndisks);
+    }
+    for (k = 0; k < sz->ndisks; k++) {
+        if (sz->nlayers[k] == 0 || sz->nlayers[k] > DISK_MAX_LAYERS - 2) {
+            errno = E2BIG;
+            return errprintf(err,
+                             "disk %u is made of %u layers at this epoch; a "
+                             "restored chain holds 1 to %d",
+                             k, sz->nlayers[k], DISK_MAX_LAYERS - 2);
+        }
+        if (build_disk(r, k, sz->nlayers[k], sz->bytes[k], err) < 0)
+            return -1;
+    }
+    return disk_chain_save(r->c, err);
+}
+
+struct disk_chain *disk_recv_install(struct disk_recv *r,
+                                     struct vmckpt_error *err)
+{
+    struct disk_chain old;
+
+    memset(&old, 0, sizeof(old));
+    snprintf(old.dir, sizeof(old.dir), "%s", r->final);
+    disk_chain_remove_dir(&old);
+    if (rename(r->c->dir, r->final) < 0) {
+        errprintf_errno(err, "disk chain %s", r->final);
+        return NULL;
+    }
+    r->installed = 1;
+    return disk_chain_load(r->disk_dir, r->c->qemu_img, r->c->job, r->c->vm,
+                           err);
+}
+
+void disk_recv_close(struct disk_recv *r)
+{
+    unsigned k, l;
+
+    if (r == NULL)
+        return;
+    for (k = 0; k < DISK_MAX; k++)
+        for (l = 0; l < DISK_MAX_LAYERS; l++)
+            if (r->fds[k][l] >= 0)
+                close(r->fds[k][l]);
+    if (!r->installed)
+        rm_dir_files(r->c->dir);
+    disk_chain_destroy(r->c);
+    free(r);
+}

@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Guest disks in the image store (docs/store.md, 'Disks'): per epoch and
+ * disk the layer files it carried, e<N>.d<K>.l<I> (byte copies of the
+ * qcow2 overlays the guest's host froze at its cuts) with the XXH64 of
+ * every 1 MiB in e<N>.d<K>.l<I>.sum; the manifest's disks lines; the
+ * layers an epoch's disk is made of (its chain's, oldest first); what a
+ * fold keeps and what may go. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image_int.h"
+
+/* A layer's largest size: far past any disk a guest has. */
+#define LAYER_MAX_BYTES (1ULL << 42)
+
+/* ---- the manifest's lines ------------------------------------------- */
+
+void image_disk_print(FILE *f, const struct image_epoch *e)
+{
+    unsigned k, i;
+
+    if (e->ndisks == 0)
+        return;
+    fprintf(f, "disks %" PRIu64 " %u", e->epoch, e->ndisks);
+    for (k = 0; k < e->ndisks; k++)
+        fprintf(f, " %u", e->disk_layers[k]);
+    fprintf(f, " %u", e->ninherit);
+    for (i = 0; i < e->ninherit; i++) {
+        fprintf(f, " %" PRIu64, e->inherit[i]);
+        for (k = 0; k < e->ndisks; k++)
+            fprintf(f, " %u", e->inherit_layers[i][k]);
+    }
+    fputc('\n', f);
+}
+
+static int next_u64(char **p, uint64_t *v)
+{
+    char *end;
+
+    errno = 0;
+    *v = strtoull(*p, &end, 10);
+    if (end == *p || errno != 0 || (*end != ' ' && *end != '\n' && *end))
+        return -1;
+    *p = end;
+    return 0;
+}
+
+/* 'n' layer counts, one per disk, into 'out'. */
+static int parse_counts(char **p, unsigned n, uint8_t *out)
+{
+    uint64_t v;
+    unsigned k;
+
+    for (k = 0; k < n; k++) {
+        if (next_u64(p, &v) < 0 || v > IMAGE_MAX_LAYERS)
+            return -1;
+        out[k] = (uint8_t)v;
+    }
+    return 0;
+}
+
+int image_disk_parse(struct image_manifest *m, char *line)
+{
+    struct image_epoch *e = m->n > 0 ? &m->e[m->n - 1] : NULL;
+    uint64_t epoch, n;
+    char *p = line + 6;
+    unsigned i;
+
+    if (strncmp(line, "disks ", 6) != 0 || e == NULL || e->ndisks != 0 ||
+        next_u64(&p, &epoch) < 0 || epoch != e->epoch || next_u64(&p, &n) < 0 ||
+        n == 0 || n > IMAGE_MAX_DISKS)
+        return -1;
+    e->ndisks = (uint8_t)n;
+    if (parse_counts(&p, e->ndisks, e->disk_layers) < 0 ||
+        next_u64(&p, &n) < 0 || n > IMAGE_MAX_INHERIT ||
+        (n > 0 && e->parent != 0))
+        return -1;
+    e->ninherit = (uint8_t)n;
+    for (i = 0; i < n; i++)
+        if (next_u64(&p, &e->inherit[i]) < 0 || e->inherit[i] >= epoch ||
+            (i > 0 && e->inherit[i] <= e->inherit[i - 1]) ||
+            parse_counts(&p, e->ndisks, e->inherit_layers[i]) < 0)
+            return -1;
+    return *p == '\0' || *p == '\n' ? 0 : -1;
+}
+
+/* ---- which files an epoch's disk is made of --------------------------- */
+
+/* The epochs whose own layers make up 'e''s disks, oldest first, with
+ * their layer counts per disk, into 'v'. Their number, or -1 if the chain
+ * is broken or its disks differ. */
+struct view {
+    uint64_t epoch;
+    uint8_t layers[IMAGE_MAX_DISKS];
+};
+
+static int view_epochs(const struct image_manifest *m,
+                       const struct image_epoch *e, struct view *v)
+{
+    const struct image_epoch *chain[IMAGE_MAX_EPOCHS];
+    size_t n = 0, i;
+    int c = 0;
+
+    while (e != NULL && n < IMAGE_MAX_EPOCHS) {
+        chain[n++] = e;
+        if (e->parent == 0)
+            break;
+        e = image_manifest_find(m, e->parent);
+    }
+    if (e == NULL || n == 0 || chain[n - 1]->parent != 0)
+        return -1;
+    for (i = 0; i < chain[n - 1]->ninherit; i++, c++) {
+        v[c].epoch = chain[n - 1]->inherit[i];
+        memcpy(v[c].layers, chain[n - 1]->inherit_layers[i],
+               sizeof(v[c].layers));
+    }
+    for (i = n; i-- > 0; c++) {
+        if (chain[i]->ndisks != chain[0]->ndisks)
+            return -1;
+        v[c].epoch = chain[i]->epoch;
+        memcpy(v[c].layers, chain[i]->disk_layers, sizeof(v[c].layers));
+    }
+    return c;
+}
+
+int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
+                    struct vmckpt_error *err)
+{
+    struct view v[IMAGE_MAX_INHERIT + IMAGE_MAX_EPOCHS];
+    int n, i;
+
+    if (e->ndisks == 0 || e->parent == 0)
+        return 0;
+    n = view_epochs(m, e, v);
+    if (n < 0) {
+        errno = EINVAL;
+        return errprintf(err, "epoch %" PRIu64 ": its chain is broken",
+                         e->epoch);
+    }
+    if (n - 1 > IMAGE_MAX_INHERIT) {
+        errno = E2BIG;
+        return errprintf(err,
+                         "epoch %" PRIu64 ": its disks are made of the layers "
+                         "of %d epochs, over the %d a folded epoch keeps",
+                         e->epoch, n, IMAGE_MAX_INHERIT + 1);
+    }
+    /* the layers stay where they are; the folded epoch names them */
+    for (i = 0; i + 1 < n; i++) {
+        e->inherit[i] = v[i].epoch;
+        memcpy(e->inherit_layers[i], v[i].layers, sizeof(v[i].layers));
+    }
+    e->ninherit = (uint8_t)(n - 1);
+    return 0;
+}
+
+/* 1 if epoch 'x''s disk files are still named by 'm'. */
+static int files_needed(const struct image_manifest *m, uint64_t x)
+{
+    size_t i, j;
+
+    for (i = 0; i < m->n; i++) {
+        if (m->e[i].epoch == x)
+            return 1;
+        for (j = 0; j < m->e[i].ninherit; j++)
+            if (m->e[i].inherit[j] == x)
+                return 1;
+    }
+    return 0;
+}
+
+void image_disk_gc(const char *dir, const struct image_manifest *m)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[4400];
+    uint64_t x;
+    unsigned k, l;
+    int used;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        used = 0;
+        /* committed layers and their sums only: never an epoch's .tmp */
+        if (sscanf(de->d_name, "e%" SCNu64 ".d%u.l%u%n", &x, &k, &l, &used) !=
+                3 ||
+            used == 0 ||
+            (de->d_name[used] != '\0' &&
+             strcmp(de->d_name + used, ".sum") != 0) ||
+            files_needed(m, x))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* ---- writing an epoch's layers ---------------------------------------- */
+
+struct disk_layer_in {
+    int fd;
+    uint64_t *sums; /* per 1 MiB; 0 with have[i] unset: not received */
+    uint8_t *have;
+    size_t nsums;
+};
+
+struct image_disks_in {
+    unsigned ndisks;
+    uint64_t chunks[IMAGE_MAX_DISKS];
+    struct disk_layer_in l[IMAGE_MAX_DISKS][IMAGE_MAX_LAYERS];
+};
+
+static void layer_name(char *buf, size_t len, const char *dir, uint64_t epoch,
+                       unsigned k, unsigned l, const char *suffix)
+{
+    snprintf(buf, len, "%s/e%" PRIu64 ".d%u.l%u%s", dir, epoch, k, l, suffix);
+}
+
+struct image_disks_in *image_disks_open(unsigned ndisks,
+                                        struct vmckpt_error *err)
+{
+    struct image_disks_in *in;
+    unsigned k, l;
+
+    if (ndisks > IMAGE_MAX_DISKS) {
+        errno = E2BIG;
+        errprintf(err, "%u disks: a guest has at most %d", ndisks,
+                  IMAGE_MAX_DISKS);
+        return NULL;
+    }
+    in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        errprintf_errno(err, "disk writer");
+        return NULL;
+    }
+    in->ndisks = ndisks;
+    for (k = 0; k < IMAGE_MAX_DISKS; k++)
+        for (l = 0; l < IMAGE_MAX_LAYERS; l++)
+            in->l[k][l].fd = -1;
+    return in;
+}
+
+/* Grow layer 'y''s checksum table to hold chunk 'i'. */
+static int sums_room(struct disk_layer_in *y, size_t i)
+{
+    size_t n = y->nsums ? y->nsums : 16;
+    uint64_t *s;
+    uint8_t *h;
+
+    if (i < y->nsums)
+        return 0;
+    while (n <= i)
+        n *= 2;
+    s = realloc(y->sums, n * sizeof(*s));
+    if (s == NULL)
+        return -1;
+    y->sums = s;
+    h = realloc(y->have, n);
+    if (h == NULL)
+        return -1;
+    y->have = h;
+    memset(y->sums + y->nsums, 0, (n - y->nsums) * sizeof(*s));
+    memset(y->have + y->nsums, 0, n - y->nsums);
+    y->nsums = n;
+    return 0;
+}
+
+int image_disks_chunk(struct image_disks_in *in, const char *dir,
+                      uint64_t epoch, const Vmckpt__DiskChunk *c,
+                      struct vmckpt_error *err)
+{
+    struct disk_layer_in *y;
+    char path[4400];
+    size_t i;
+
+    errno = EPROTO;
+    if (c->disk >= in->ndisks || c->layer >= IMAGE_MAX_LAYERS ||
+        c->offset % CHUNK != 0 || c->data.len == 0 || c->data.len > CHUNK ||
+        c->offset >= LAYER_MAX_BYTES)
+        return errprintf(err,
+                         "disk chunk of disk %u layer %u at %" PRIu64
+                         " (%zu bytes) is out of bounds",
+                         c->disk, c->layer, c->offset, c->data.len);
+    if (batch_xxh64(c->data.data, c->data.len) != c->xxh64) {
+        errno = EBADMSG;
+        return errprintf(err,
+                         "disk %u layer %u: the chunk at %" PRIu64
+                         " is damaged (checksum mismatch)",
+                         c->disk, c->layer, c->offset);
+    }
+    y = &in->l[c->disk][c->layer];
+    i = (size_t)(c->offset / CHUNK);
+    if (sums_room(y, i) < 0)
+        return errprintf_errno(err, "disk writer");
+    if (y->have[i]) {
+        errno = EPROTO;
+        return errprintf(
+            err, "disk %u layer %u: the chunk at %" PRIu64 " came twice",
+            c->disk, c->layer, c->offset);
+    }
+    if (y->fd < 0) {
+        layer_name(path, sizeof(path), dir, epoch, c->disk, c->layer, ".tmp");
+        y->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (y->fd < 0)
+            return errprintf_errno(err, "%s", path);
+    }
+    if (pwrite_all(y->fd, c->data.data, c->data.len, c->offset) < 0)
+        return errprintf_errno(err,
+                               "disk %u layer %u: writing %zu bytes at "
+                               "%" PRIu64,
+                               c->disk, c->layer, c->data.len, c->offset);
+    y->sums[i] = c->xxh64;
+    y->have[i] = 1;
+    in->chunks[c->disk]++;
+    return 0;
+}
+
+/* Layer 'y' ends at 'bytes': the file cut there, every chunk past it
+ * refused, the checksums of the ranges not sent (zeroes) filled in and
+ * written beside it, both fsynced. */
+static int layer_finish(struct disk_layer_in *y, const char *tmp,
+                        uint64_t bytes, struct vmckpt_error *err)
+{
+    size_t n = (size_t)((bytes + CHUNK - 1) / CHUNK), i;
+    static const uint8_t zero[CHUNK];
+    char sum[4400];
+    int fd;
+
+    for (i = n; i < y->nsums; i++)
+        if (y->have[i]) {
+            errno = EPROTO;
+            return errprintf(err, "%s: a chunk past its end (%" PRIu64 ")", tmp,
+                             bytes);
+        }
+    if (sums_room(y, n) < 0)
+        return errprintf_errno(err, "disk writer");
+    for (i = 0; i < n; i++)
+        if (!y->have[i]) {
+            size_t len = i + 1 < n || bytes % CHUNK == 0
+                             ? CHUNK
+                             : (size_t)(bytes % CHUNK);
+
+            y->sums[i] = batch_xxh64(zero, len);
+        }
+    if (y->fd < 0)
+        y->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (y->fd < 0 || ftruncate(y->fd, (off_t)bytes) < 0 || fsync(y->fd) < 0)
+        return errprintf_errno(err, "%s", tmp);
+    snprintf(sum, sizeof(sum), "%.4390s.sum", tmp);
+    fd = open(sum, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, y->sums, n * sizeof(uint64_t)) < 0 ||
+        fsync(fd) < 0) {
+        errprintf_errno(err, "%s", sum);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int image_disks_commit(struct image_disks_in *in, const char *dir,
+                       uint64_t epoch, const Vmckpt__StreamEnd *end,
+                       struct image_epoch *e, struct vmckpt_error *err)
+{
+    char tmp[4400], final[4400], stmp[4500], sfinal[4500];
+    unsigned k, l;
+
+    errno = EPROTO;
+    if (end->n_disks != in->ndisks)
+        return errprintf(err, "the stream ended with %zu disks, not %u",
+                         end->n_disks, in->ndisks);
+    for (k = 0; k < in->ndisks; k++) {
+        const Vmckpt__DiskLayers *d = end->disks[k];
+
+        errno = EPROTO;
+        if (d->n_layer_bytes > IMAGE_MAX_LAYERS || d->chunks != in->chunks[k])
+            return errprintf(err,
+                             "disk %u: %" PRIu64 " chunks came, the sender "
+                             "says %" PRIu64 " (%zu layers)",
+                             k, in->chunks[k], d->chunks, d->n_layer_bytes);
+        for (l = 0; l < IMAGE_MAX_LAYERS; l++)
+            if (l >= d->n_layer_bytes && in->l[k][l].fd >= 0)
+                return errprintf(err,
+                                 "disk %u: chunks of layer %u, which "
+                                 "the sender does not count",
+                                 k, l);
+        for (l = 0; l < d->n_layer_bytes; l++) {
+            if (d->layer_bytes[l] > LAYER_MAX_BYTES) {
+                errno = EPROTO;
+                return errprintf(err, "disk %u layer %u: %" PRIu64 " bytes", k,
+                                 l, d->layer_bytes[l]);
+            }
+            layer_name(tmp, sizeof(tmp), dir, epoch, k, l, ".tmp");
+            if (layer_finish(&in->l[k][l], tmp, d->layer_bytes[l], err) < 0)
+                return -1;
+        }
+        e->disk_layers[k] = (uint8_t)d->n_layer_bytes;
+    }
+    for (k = 0; k < in->ndisks; k++)
+        for (l = 0; l < e->disk_layers[k]; l++) {
+            layer_name(tmp, sizeof(tmp), dir, epoch, k, l, ".tmp");
+            layer_name(final, sizeof(final), dir, epoch, k, l, "");
+            snprintf(stmp, sizeof(stmp), "%s.sum", tmp);
+            snprintf(sfinal, sizeof(sfinal), "%s.sum", final);
+            if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0)
+                return errprintf_errno(err, "rename %s", tmp);
+        }
+    e->ndisks = (uint8_t)in->ndisks;
+    e->ninherit = 0;
+    return 0;
+}
+
+void image_disks_close(struct image_disks_in *in, const char *dir,
+                       uint64_t epoch)
+{
+    char path[4400], sum[4500];
+    unsigned k, l;
+
+    if (in == NULL)
+        return;
+    for (k = 0; k < IMAGE_MAX_DISKS; k++)
+        for (l = 0; l < IMAGE_MAX_LAYERS; l++) {
+            struct disk_layer_in *y = &in->l[k][l];
+
+            if (y->fd >= 0)
+                close(y->fd);
+            free(y->sums);
+            free(y->have);
+            if (k < in->ndisks) {
+                layer_name(path, sizeof(path), dir, epoch, k, l, ".tmp");
+                snprintf(sum, sizeof(sum), "%s.sum", path);
+                unlink(path);
+                unlink(sum);
+            }
+        }
+    free(in);
+}
+
+/* ---- reading an epoch's disks ------------------------------------------ */
+
+struct open_layer {
+    unsigned disk, layer;
+    int fd, sum_fd;
+    char name[64];
+};
+
+/* Under manifest_mu: the layer files of 'epoch''s disks, oldest first per
+ * disk, opened (a fold or drop after this keeps them readable). */
+static int open_layers(const char *store, const char *dir, const char *job,
+                       const char *vm, uint64_t epoch,
+                       struct image_disk_sizes *sz, struct open_layer *ol,
+                       size_t *nol, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    const struct image_epoch *e;
+    struct view v[IMAGE_MAX_INHERIT + IMAGE_MAX_EPOCHS];
+    char path[4400];
+    int n, i;
+    unsigned k, l;
+
+    if (image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    e = image_manifest_find(&m, epoch);
+    if (e == NULL) {
+        errno = ENOENT;
+        return errprintf(err, "%s/%s: no epoch %" PRIu64, job, vm, epoch);
+    }
+    memset(sz, 0, sizeof(*sz));
+    sz->ndisks = e->ndisks;
+    if (e->ndisks == 0)
+        return 0;
+    n = view_epochs(&m, e, v);
+    if (n < 0) {
+        errno = EINVAL;
+        return errprintf(err, "%s/%s epoch %" PRIu64 ": its chain is broken",
+                         job, vm, epoch);
+    }
+    for (k = 0; k < e->ndisks; k++)
+        for (i = 0; i < n; i++)
+            for (l = 0; l < v[i].layers[k]; l++) {
+                struct open_layer *o = &ol[*nol];
+
+                if (sz->nlayers[k] == IMAGE_MAX_VIEW) {
+                    errno = E2BIG;
+                    return errprintf(err,
+                                     "%s/%s epoch %" PRIu64 " disk %u: "
+                                     "over %d layers",
+                                     job, vm, epoch, k, IMAGE_MAX_VIEW);
+                }
+                o->disk = k;
+                o->layer = sz->nlayers[k]++;
+                snprintf(o->name, sizeof(o->name), "e%" PRIu64 ".d%u.l%u",
+                         v[i].epoch, k, l);
+                snprintf(path, sizeof(path), "%s/%s", dir, o->name);
+                o->fd = open(path, O_RDONLY | O_CLOEXEC);
+                snprintf(path, sizeof(path), "%s/%s.sum", dir, o->name);
+                o->sum_fd = open(path, O_RDONLY | O_CLOEXEC);
+                (*nol)++;
+                if (o->fd < 0 || o->sum_fd < 0)
+                    return errprintf_errno(
+                        err, "%s/%s epoch %" PRIu64 ": disk %u layer %s", job,
+                        vm, epoch, k, o->name);
+            }
+    return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t len)
+{
+    return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* Send one layer: every 1 MiB checked against its sum, zeroes skipped. */
+static int read_layer(const struct open_layer *o, const char *job,
+                      const char *vm, uint64_t epoch, uint8_t *buf,
+                      struct image_disk_sizes *sz, image_disk_chunk_fn *chunk,
+                      void *arg, struct vmckpt_error *err)
+{
+    struct stat st;
+    uint64_t off, sum, h;
+    ssize_t n;
+
+    if (fstat(o->fd, &st) < 0)
+        return errprintf_errno(err, "%s", o->name);
+    sz->bytes[o->disk][o->layer] = (uint64_t)st.st_size;
+    for (off = 0; off < (uint64_t)st.st_size; off += CHUNK) {
+        size_t len = (uint64_t)st.st_size - off < CHUNK
+                         ? (size_t)((uint64_t)st.st_size - off)
+                         : CHUNK;
+
+        n = pread(o->fd, buf, len, (off_t)off);
+        if (n != (ssize_t)len ||
+            pread(o->sum_fd, &sum, sizeof(sum),
+                  (off_t)(off / CHUNK * sizeof(sum))) != sizeof(sum))
+            return errprintf_errno(err,
+                                   "%s/%s epoch %" PRIu64 ": reading disk %u "
+                                   "layer %s at %" PRIu64,
+                                   job, vm, epoch, o->disk, o->name, off);
+        h = batch_xxh64(buf, len);
+        if (h != sum) {
+            errno = EBADMSG;
+            return errprintf(err,
+                             "%s/%s epoch %" PRIu64 ": damaged disk %u layer "
+                             "%s at offset %" PRIu64 " (checksum mismatch)",
+                             job, vm, epoch, o->disk, o->name, off);
+        }
+        if (all_zero(buf, len))
+            continue;
+        if (chunk(arg, o->disk, o->layer, off, buf, len, h, err) < 0)
+            return -1;
+        sz->chunks[o->disk]++;
+    }
+    return 0;
+}
+
+int image_disk_read(const char *store, const char *job, const char *vm,
+                    uint64_t epoch, image_disk_chunk_fn *chunk, void *arg,
+                    struct image_disk_sizes *sz, struct vmckpt_error *err)
+{
+    struct open_layer *ol =
+        calloc(IMAGE_MAX_DISKS * IMAGE_MAX_VIEW, sizeof(*ol));
+    char dir[4096];
+    uint8_t *buf = malloc(CHUNK);
+    size_t nol = 0, i;
+    int rc = -1;
+
+    if (ol == NULL || buf == NULL) {
+        errprintf_errno(err, "read %s/%s", job, vm);
+        goto out;
+    }
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
+        goto out;
+    pthread_mutex_lock(&manifest_mu);
+    rc = open_layers(store, dir, job, vm, epoch, sz, ol, &nol, err);
+    pthread_mutex_unlock(&manifest_mu);
+    for (i = 0; rc == 0 && i < nol; i++)
+        rc = read_layer(&ol[i], job, vm, epoch, buf, sz, chunk, arg, err);
+out:
+    for (i = 0; i < nol; i++) {
+        if (ol[i].fd >= 0)
+            close(ol[i].fd);
+        if (ol[i].sum_fd >= 0)
+            close(ol[i].sum_fd);
+    }
+    free(ol);
+    free(buf);
+    return rc;
+}
+
+unsigned image_disks_count(const struct image_disks_in *in)
+{
+    return in->ndisks;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The manifest of a VM's images (docs/store.md, 'Manifest'): the durable
+ * epochs, read and replaced atomically. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image_int.h"
+
+int image_manifest_load(const char *store, const char *job, const char *vm,
+                        struct image_manifest *m, struct vmckpt_error *err)
+{
+    char dir[4096], path[4200], line[512];
+    unsigned lineno = 0;
+    FILE *f;
+
+    memset(m, 0, sizeof(*m));
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/manifest", dir);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? 0 : errprintf_errno(err, "%s", path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct image_epoch e;
+
+        lineno++;
+        if (lineno == 1) {
+            if (sscanf(line, "vmckpt-store 1 ram_bytes %" SCNu64,
+                       &m->ram_bytes) != 1)
+                goto bad;
+            continue;
+        }
+        if (strncmp(line, "disks ", 6) == 0) {
+            if (image_disk_parse(m, line) < 0)
+                goto bad;
+            continue;
+        }
+        memset(&e, 0, sizeof(e));
+        if (sscanf(line,
+                   "epoch %" SCNu64 " parent %" SCNu64 " pages %" SCNu64
+                   " state %" SCNu64 " state_xxh64 %" SCNx64 " base %d",
+                   &e.epoch, &e.parent, &e.pages_bytes, &e.state_bytes,
+                   &e.state_xxh64, &e.base) < 5 ||
+            m->n == IMAGE_MAX_EPOCHS || (e.base != 0 && e.base != 1) ||
+            (e.base && e.parent != 0))
+            goto bad;
+        m->e[m->n++] = e;
+    }
+    fclose(f);
+    return 0;
+bad:
+    fclose(f);
+    errno = EINVAL;
+    return errprintf(err, "%s:%u: malformed manifest line", path, lineno);
+}
+
+const struct image_epoch *image_manifest_find(const struct image_manifest *m,
+                                              uint64_t epoch)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++)
+        if (m->e[i].epoch == epoch)
+            return &m->e[i];
+    return NULL;
+}
+
+int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
+int manifest_save(const char *dir, const struct image_manifest *m,
+                  struct vmckpt_error *err)
+{
+    char tmp[4200], path[4200];
+    FILE *f;
+    size_t i;
+
+    snprintf(tmp, sizeof(tmp), "%s/manifest.tmp", dir);
+    snprintf(path, sizeof(path), "%s/manifest", dir);
+    f = fopen(tmp, "we");
+    if (f == NULL)
+        return errprintf_errno(err, "%s", tmp);
+    fprintf(f, "vmckpt-store 1 ram_bytes %" PRIu64 "\n", m->ram_bytes);
+    for (i = 0; i < m->n; i++) {
+        fprintf(f,
+                "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
+                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s\n",
+                m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
+                m->e[i].state_bytes, m->e[i].state_xxh64,
+                m->e[i].base ? " base 1" : "");
+        image_disk_print(f, &m->e[i]);
+    }
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        errprintf_errno(err, "%s", tmp);
+        fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
+        errprintf_errno(err, "%s", path);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
