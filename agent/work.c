@@ -82,13 +82,10 @@ static void on_vm_stop(struct agent *a, const Vmckpt__Envelope *env)
                    "stale copy: destroyed once its checkpoint has ended");
         return;
     }
-    /* stopped for good (or a stale copy): its disks' chains go with it */
-    vm->drop_disks = 1;
-    if (vmm_stop(&a->vmm, vm, 300, &err) < 0) {
-        vm->drop_disks = 0; /* busy: it runs on */
+    if (vmm_stop(&a->vmm, vm, 300, &err) < 0)
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_BUSY,
                      err.text);
-    } else
+    else
         outbox_ack(&a->out, env->request_id,
                    s->incarnation != 0 ? "stale copy destroyed" : "stopped");
 }

@@ -249,6 +249,14 @@ void disk_chain_remove_dir(struct disk_chain *c)
     remove_tree(c->dir);
 }
 
+void disk_chain_remove_at(const char *disk_dir, const char *job, const char *vm)
+{
+    struct disk_chain *c = chain_alloc(disk_dir, "", job, vm, NULL);
+
+    disk_chain_remove(c);
+    free(c);
+}
+
 int disk_chain_save(const struct disk_chain *c, struct vmckpt_error *err)
 {
     char path[4200], tmp[4300];

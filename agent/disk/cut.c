@@ -43,6 +43,36 @@ static void prepared_layer(unsigned k, const struct disk_one *d,
     snprintf(l->file, sizeof(l->file), "d%u.g%u.qcow2", k, l->gen);
 }
 
+/* An overlay file of the next gen exists: an earlier agent prepared it
+ * and died before its cut (the node is in QEMU, unused: it goes), or
+ * during the cut, after the transaction and before the record (the node
+ * is the guest's top now: nothing may touch it). */
+static int stale_overlay(struct disk_chain *c, unsigned k, const char *node,
+                         const char *path, disk_qmp_fn *qmp, void *arg,
+                         struct vmckpt_error *err)
+{
+    json_t *args = json_pack("{s:s}", "node-name", node);
+    struct vmckpt_error e2;
+    int rc;
+
+    if (args == NULL)
+        return errprintf(err, "out of memory");
+    rc = qmp(arg, "blockdev-del", args, NULL, &e2);
+    json_decref(args);
+    if (rc < 0 && strstr(e2.text, "Failed to find node") == NULL) {
+        errno = EBUSY;
+        return errprintf(err,
+                         "disk %u: overlay %s is in the guest's chain but not "
+                         "in its record (an agent died during a cut): its "
+                         "checkpoints are refused until it is restarted (%s)",
+                         k, path, e2.text);
+    }
+    log_warn("%s/%s disk %u: removed overlay %s an earlier agent prepared",
+             c->job, c->vm, k, path);
+    unlink(path);
+    return 0;
+}
+
 static int prepare_one(struct disk_chain *c, unsigned k, disk_qmp_fn *qmp,
                        void *arg, struct vmckpt_error *err)
 {
@@ -66,6 +96,11 @@ static int prepare_one(struct disk_chain *c, unsigned k, disk_qmp_fn *qmp,
     disk_layer_path(c, &l, path, sizeof(path));
     snprintf(below, sizeof(below), "%s", top_of(d)->file);
     disk_node_name(k, &l, node, sizeof(node));
+    if (access(path, F_OK) == 0 &&
+        stale_overlay(c, k, node, path, qmp, arg, err) < 0) {
+        d->prep_gen = 0;
+        return -1;
+    }
     if (qemu_img_create_overlay(c->qemu_img, path, below, "qcow2", d->vsize,
                                 err) < 0) {
         d->prep_gen = 0;

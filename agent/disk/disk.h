@@ -88,6 +88,9 @@ int disk_chain_save(const struct disk_chain *c, struct vmckpt_error *err);
 void disk_chain_remove(struct disk_chain *c);
 /* The same, leaving DISK_DIR/JOB. */
 void disk_chain_remove_dir(struct disk_chain *c);
+/* Remove the chain of JOB/VM in 'disk_dir' whatever its record says. */
+void disk_chain_remove_at(const char *disk_dir, const char *job,
+                          const char *vm);
 void disk_chain_destroy(struct disk_chain *c);
 
 /* The chain as QEMU's disks (lib/qemu/qemu_argv.h): allocated, freed

@@ -41,11 +41,9 @@ struct vmm_vm {
     uint64_t cpu_prev, cpu_at, cpu_rate;
     char no_track_why[256]; /* why not, for the log */
     Vmckpt__VmSpec *spec;   /* as received */
-    /* its disks' chains (NULL: none); removed with the guest only when it
-     * is stopped for good ('drop_disks'): a guest that crashed, or one a
-     * restore replaces, leaves its chain for the restore in place */
+    /* its disks' chains (NULL: none); removed with the guest: a restore
+     * builds its chain anew from the store's layers */
     struct disk_chain *disks;
-    int drop_disks;
     struct vmm_vm *next;
 };
 

@@ -409,9 +409,11 @@ static int qemu_lost(struct vmm_vm *vm)
 
 static void qemu_cleanup(struct vmm *m, struct vmm_vm *vm)
 {
-    (void)m;
-    if (vm->drop_disks)
+    /* its chain (also one an earlier agent left for a guest gone since) */
+    if (vm->disks != NULL)
         disk_chain_remove(vm->disks);
+    else if (vm->spec->n_disks > 0)
+        disk_chain_remove_at(m->disk_dir, vm->job, vm->name);
     tap_del(vm->tap);
     unlink(vm->ram);
     unlink(vm->qmp);

@@ -411,6 +411,29 @@ START_TEST(cut_and_merge)
     ck_assert_str_eq(qemu_io(node, "read -P 0xab 0 64k"), "");
     ck_assert_msg(disk_merge(c, qmp_cb, mon, 2, &err) == 0, "%s", err.text);
     ck_assert_uint_eq(c->d[0].nlayers, 2);
+
+    /* an agent that died after preparing: the next one (its record) finds
+     * the unused overlay and replaces it */
+    ck_assert_msg(disk_prepare_cut(c, qmp_cb, mon, &err) == 0, "%s", err.text);
+    l = disk_chain_load(disks, "qemu-img", "j1", "g1", &err);
+    ck_assert_msg(l != NULL, "%s", err.text);
+    ck_assert_msg(disk_prepare_cut(l, qmp_cb, mon, &err) == 0, "%s", err.text);
+    /* one that died after the transaction, before the record: refused
+     * (the record before the cut put back) */
+    snprintf(path, sizeof(path), "cp %s/j1/g1/chain %s/chain.before", disks,
+             top);
+    ck_assert_int_eq(system(path), 0);
+    ck_assert_msg(disk_cut(l, qmp_cb, mon, 3, &us, &err) == 0, "%s", err.text);
+    snprintf(path, sizeof(path), "mv %s/chain.before %s/j1/g1/chain", top,
+             disks);
+    ck_assert_int_eq(system(path), 0);
+    disk_chain_destroy(l);
+    l = disk_chain_load(disks, "qemu-img", "j1", "g1", &err);
+    ck_assert_msg(l != NULL, "%s", err.text);
+    ck_assert_int_ne(disk_prepare_cut(l, qmp_cb, mon, &err), 0);
+    ck_assert_msg(strstr(err.text, "not in its record") != NULL, "%s",
+                  err.text);
+    disk_chain_destroy(l);
     stop_qemu();
     disk_chain_remove(c);
     disk_chain_destroy(c);
