@@ -58,7 +58,8 @@ int ckpt_disks_begin(struct vmm_vm *vm, uint64_t epoch, uint64_t committed,
     d->vm = vm;
     d->c = vm->disks;
     d->epoch = epoch;
-    if (disk_merge(d->c, monitor, vm, committed, err) < 0 ||
+    if (disk_check_bases(d->c, err) < 0 ||
+        disk_merge(d->c, monitor, vm, committed, err) < 0 ||
         disk_prepare_cut(d->c, monitor, vm, err) < 0) {
         disk_cut_abandon(d->c, monitor, vm);
         free(d);
@@ -170,6 +171,7 @@ int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
         }
         d->dl[k].layer_bytes = d->sizes[k];
         d->dl[k].n_layer_bytes = l;
+        d->dl[k].base_digest = one->digest;
         d->dlp[k] = &d->dl[k];
     }
     free(buf);

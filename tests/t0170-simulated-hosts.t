@@ -24,8 +24,12 @@ T0=$SECONDS
     skip_all "needs $((NHOSTS + 200)) open files (ulimit -n is $(ulimit -n))"
 
 cluster_up 1
+# 200 agents' processes on two cores starve the console and the
+# coordinator's handshakes at times: generous timeouts for them
 sed -i -e 's/^heartbeat_interval_ms = .*/heartbeat_interval_ms = 1000/' \
-    -e 's/^heartbeat_timeout_ms = .*/heartbeat_timeout_ms = 6000/' \
+    -e 's/^timeout_ms = .*/timeout_ms = 20000/' \
+    -e 's/^auth_timeout_ms = .*/auth_timeout_ms = 10000/' \
+    -e 's/^heartbeat_timeout_ms = .*/heartbeat_timeout_ms = 15000/' \
     -e 's/^register_grace_ms = .*/register_grace_ms = 30000/' \
     -e '/^\[coordinator\]/a max_precopy_ms = 30000\ncheckpoint_timeout_ms = 60000' \
     "$TEST_DIR/co/vmckpt.conf"

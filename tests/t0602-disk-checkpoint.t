@@ -72,7 +72,8 @@ test_expect_success 'two live checkpoints with bonnie++ running: the disk layers
     vmckpt checkpoint --vm g1 >$TEST_DIR/c1.out && cat $TEST_DIR/c1.out &&
     grep -q "epoch 1 committed (full, on h2)" $TEST_DIR/c1.out &&
     wait_until 30 bonnie_runs &&
-    grep -q "^disks 1 1 2 0$" "$(store_of h2)/manifest" &&
+    grep -Eq "^disks 1 1 2 0 bases [0-9a-f]{16}$" "$(store_of h2)/manifest" &&
+    ! grep -q "^disks 1 1 2 0 bases 0000000000000000$" "$(store_of h2)/manifest" &&
     test -s "$(store_of h2)/e1.d0.l1" && test -s "$(store_of h2)/e1.d0.l1.sum" &&
     check_layer "$(store_of h2)/e1.d0.l1" &&
     grep_log $TEST_DIR/h1/agent.log "default/g1 epoch 1: disks snapshot [0-9]* us" &&
@@ -82,7 +83,7 @@ test_expect_success 'two live checkpoints with bonnie++ running: the disk layers
     grep -q "epoch 2 committed (incremental, on h2)" $TEST_DIR/c2.out &&
     wait_until 30 bonnie_runs &&
     dw_count h1 >$TEST_DIR/after &&
-    grep -q "^disks 2 1 1 0$" "$(store_of h2)/manifest" &&
+    grep -Eq "^disks 2 1 1 0 bases [0-9a-f]{16}$" "$(store_of h2)/manifest" &&
     check_layer "$(store_of h2)/e2.d0.l0"
 '
 
@@ -115,6 +116,22 @@ test_expect_success 'bonnie++ restored mid-run goes on; a clean shutdown leaves 
     in_guest "touch /tmp/no-bonnie; killall diskwriter memwriter bonnie++; while pidof bonnie++ diskwriter; do sleep 0.2; done; sync; umount /mnt/disk && e2fsck -fn /dev/vda" >$TEST_DIR/fsck.out 2>&1;
     rc=$?; cat $TEST_DIR/fsck.out; test $rc = 0 &&
     test "$(sha256sum <"$IMG/disk.img")" = "$(cat $TEST_DIR/base.sum)"
+'
+
+test_expect_success 'a base changed under a running guest stops its checkpoints; its committed epoch stays' '
+    cp --sparse=always "$IMG/disk.img" $TEST_DIR/b2.img &&
+    vmckpt vm start --name g2 --host h2 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" \
+        --disk "$TEST_DIR/b2.img,format=raw" --append "vmckpt.run=memwriter,-m,16,-r,100,-p,1" &&
+    wait_until 90 "grep -aq \"memwriter: gen=\" $RUN_BASE/h2/default-g2.log" &&
+    vmckpt checkpoint --vm g2 >$TEST_DIR/g2c1.out && cat $TEST_DIR/g2c1.out &&
+    grep -q "epoch [0-9]* committed" $TEST_DIR/g2c1.out &&
+    grep_log $TEST_DIR/h2/agent.log "default/g2 disk 0: base image $TEST_DIR/b2.img, digest" &&
+    printf x | dd of=$TEST_DIR/b2.img bs=1 seek=$((600 << 20)) conv=notrunc 2>/dev/null &&
+    ! vmckpt checkpoint --vm g2 2>$TEST_DIR/g2c2.err && cat $TEST_DIR/g2c2.err &&
+    grep -q "disk 0: base image $TEST_DIR/b2.img changed since the guest started" $TEST_DIR/g2c2.err &&
+    vmckpt vm list | grep -q "^default  *g2  *h2  *running" &&
+    test "$(catalog "select count(*) from epochs where vm=\"g2\" and state=\"committed\"")" = 1 &&
+    vmckpt vm stop --name g2 | grep -q stopped
 '
 
 test_expect_success 'vm stop removes the guest and its chain; clean daemons, no sanitizer report' '

@@ -274,8 +274,10 @@ int disk_chain_save(const struct disk_chain *c, struct vmckpt_error *err)
         const struct disk_one *d = &c->d[k];
 
         fprintf(f,
-                "disk %u format %s base %s vsize %" PRIu64 " next %u path %s\n",
-                k, d->format, d->base, d->vsize, d->next_gen, d->path);
+                "disk %u format %s base %s vsize %" PRIu64
+                " next %u digest %016" PRIx64 " stat %s path %s\n",
+                k, d->format, d->base, d->vsize, d->next_gen, d->digest,
+                d->stat[0] ? d->stat : "-", d->path);
         for (i = 0; i < d->nlayers; i++)
             fprintf(f, "layer %u %u %s %" PRIu64 " %s\n", k, d->layers[i].gen,
                     role_names[d->layers[i].role], d->layers[i].label,
@@ -326,20 +328,23 @@ static int file_ok(const char *s)
 /* One line of the record into 'c'. 0, or -1 (malformed). */
 static int parse_line(struct disk_chain *c, char *line)
 {
-    char fmt[16], base[16], role[16], file[256], path[1100];
+    char fmt[16], base[16], role[16], file[256], path[1100], st[128];
     unsigned k, gen, next;
-    uint64_t vsize, label;
+    uint64_t vsize, label, digest;
     struct disk_one *d;
     struct disk_layer *l;
 
     if (sscanf(line,
                "disk %u format %15s base %15s vsize %" SCNu64
-               " next %u path %1099s",
-               &k, fmt, base, &vsize, &next, path) == 6) {
+               " next %u digest %" SCNx64 " stat %127s path %1099s",
+               &k, fmt, base, &vsize, &next, &digest, st, path) == 8) {
         if (k != c->ndisks || k >= DISK_MAX || strlen(fmt) >= 8 ||
-            strlen(base) >= 8 || path[0] != '/' || strlen(path) >= 1024)
+            strlen(base) >= 8 || path[0] != '/' || strlen(path) >= 1024 ||
+            strlen(st) >= sizeof(c->d[0].stat))
             return -1;
         d = &c->d[k];
+        d->digest = digest;
+        snprintf(d->stat, sizeof(d->stat), "%s", strcmp(st, "-") ? st : "");
         snprintf(d->format, sizeof(d->format), "%s", fmt);
         snprintf(d->base, sizeof(d->base), "%s", base);
         snprintf(d->path, sizeof(d->path), "%s", path);

@@ -40,10 +40,12 @@ struct disk_layer {
 };
 
 struct disk_one {
-    char path[1024];                           /* the base image */
-    char format[8];                            /* "raw" or "qcow2" */
-    char base[8];                              /* "shared" or "copy" */
-    uint64_t vsize;                            /* the guest's disk size */
+    char path[1024]; /* the base image */
+    char format[8];  /* "raw" or "qcow2" */
+    char base[8];    /* "shared" or "copy" */
+    uint64_t vsize;  /* the guest's disk size */
+    uint64_t digest; /* of the base (base.c); 0: not taken yet */
+    char stat[96];   /* the base's stat when 'digest' was taken */
     struct disk_layer layers[DISK_MAX_LAYERS]; /* oldest first */
     unsigned nlayers, next_gen;
     /* the overlay disk_prepare_cut added for the next cut (its gen; 0:
@@ -107,6 +109,16 @@ void disk_node_name(unsigned k, const struct disk_layer *l, char *buf,
 /* The path of layer 'l' (its file in the chain's dir) into 'buf'. */
 void disk_layer_path(const struct disk_chain *c, const struct disk_layer *l,
                      char *buf, size_t len);
+
+/* ---- the base images (base.c) ---------------------------------------- */
+/* The digest of the file at 'path': XXH64 of the XXH64s of its every
+ * 1 MiB, read once (it leaves the page cache). */
+int disk_base_digest(const char *path, uint64_t *out, struct vmckpt_error *err);
+/* Before a checkpoint (the thread that owns the guest): each base's digest
+ * taken at the first one (recorded), and taken again when the file's stat
+ * changed since; a different one refuses ("base image /x changed since
+ * the guest started"). */
+int disk_check_bases(struct disk_chain *c, struct vmckpt_error *err);
 
 /* ---- the cut (cut.c) -------------------------------------------------
  * Run by the thread that owns the guest (a checkpoint's), through its QMP

@@ -1,7 +1,7 @@
 # Guest disks on the agent's host: each disk's chain of qcow2 overlays over
 # its base image (disk.h), run through lib/qemu's qemu-img runner.
 noinst_LIBRARIES += %reldir%/libdisk.a
-%canon_reldir%_libdisk_a_SOURCES = %reldir%/disk.h %reldir%/chain.c %reldir%/recv.c \
+%canon_reldir%_libdisk_a_SOURCES = %reldir%/disk.h %reldir%/base.c %reldir%/chain.c %reldir%/recv.c \
 	%reldir%/cut.c
 %canon_reldir%_libdisk_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(JANSSON_CFLAGS)
 

@@ -162,6 +162,30 @@ static int build_disk(struct disk_recv *r, unsigned k, unsigned n,
     return 0;
 }
 
+/* The base here must be the one the guest ran on: its layers hold only
+ * what the guest changed over it. */
+static int check_base(struct disk_recv *r, unsigned k, uint64_t want,
+                      struct vmckpt_error *err)
+{
+    struct disk_one *d = &r->c->d[k];
+    uint64_t have;
+
+    if (want == 0) /* not taken (an epoch of an older agent) */
+        return 0;
+    if (disk_base_digest(d->path, &have, err) < 0)
+        return errprefix(err, "disk %u", k);
+    if (have != want) {
+        errno = ESTALE;
+        return errprintf(err,
+                         "disk %u: base image %s on this host differs from "
+                         "the one the guest ran on (digest %016" PRIx64
+                         ", the image's %016" PRIx64 ")",
+                         k, d->path, have, want);
+    }
+    d->digest = have;
+    return 0;
+}
+
 int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                      struct vmckpt_error *err)
 {
@@ -174,6 +198,8 @@ int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                          sz->ndisks, r->c->ndisks);
     }
     for (k = 0; k < sz->ndisks; k++) {
+        if (check_base(r, k, sz->base[k], err) < 0)
+            return -1;
         if (sz->nlayers[k] == 0 || sz->nlayers[k] > DISK_MAX_LAYERS - 2) {
             errno = E2BIG;
             return errprintf(err,

@@ -36,6 +36,7 @@ struct image_epoch {
      * (kept for it), oldest first, with their counts */
     uint8_t ndisks;
     uint8_t disk_layers[IMAGE_MAX_DISKS];
+    uint64_t disk_base[IMAGE_MAX_DISKS]; /* its base images' digests */
     uint8_t ninherit;
     uint64_t inherit[IMAGE_MAX_INHERIT];
     uint8_t inherit_layers[IMAGE_MAX_INHERIT][IMAGE_MAX_DISKS];
@@ -131,6 +132,7 @@ struct image_disk_sizes {
     unsigned nlayers[IMAGE_MAX_DISKS];
     uint64_t bytes[IMAGE_MAX_DISKS][IMAGE_MAX_VIEW];
     uint64_t chunks[IMAGE_MAX_DISKS]; /* handed to the callback */
+    uint64_t base[IMAGE_MAX_DISKS];   /* the bases' digests (0: unknown) */
 };
 /* A chunk of layer 'layer' (its place in the disk's list) of disk 'disk':
  * 'len' bytes at 'off' (a multiple of 1 MiB), 'xxh64' their checksum.

@@ -39,6 +39,9 @@ void image_disk_print(FILE *f, const struct image_epoch *e)
         for (k = 0; k < e->ndisks; k++)
             fprintf(f, " %u", e->inherit_layers[i][k]);
     }
+    fprintf(f, " bases");
+    for (k = 0; k < e->ndisks; k++)
+        fprintf(f, " %016" PRIx64, e->disk_base[k]);
     fputc('\n', f);
 }
 
@@ -90,6 +93,18 @@ int image_disk_parse(struct image_manifest *m, char *line)
             (i > 0 && e->inherit[i] <= e->inherit[i - 1]) ||
             parse_counts(&p, e->ndisks, e->inherit_layers[i]) < 0)
             return -1;
+    if (strncmp(p, " bases", 6) != 0)
+        return -1;
+    p += 6;
+    for (i = 0; i < e->ndisks; i++) {
+        char *end;
+
+        errno = 0;
+        e->disk_base[i] = strtoull(p, &end, 16);
+        if (end == p || errno != 0 || (*end != ' ' && *end != '\n' && *end))
+            return -1;
+        p = end;
+    }
     return *p == '\0' || *p == '\n' ? 0 : -1;
 }
 
@@ -405,6 +420,7 @@ int image_disks_commit(struct image_disks_in *in, const char *dir,
                 return -1;
         }
         e->disk_layers[k] = (uint8_t)d->n_layer_bytes;
+        e->disk_base[k] = d->base_digest;
     }
     for (k = 0; k < in->ndisks; k++)
         for (l = 0; l < e->disk_layers[k]; l++) {
@@ -477,6 +493,7 @@ static int open_layers(const char *store, const char *dir, const char *job,
     }
     memset(sz, 0, sizeof(*sz));
     sz->ndisks = e->ndisks;
+    memcpy(sz->base, e->disk_base, sizeof(sz->base));
     if (e->ndisks == 0)
         return 0;
     n = view_epochs(&m, e, v);

@@ -250,6 +250,7 @@ static int fetch_disks_and_end(struct peer *p, const Vmckpt__FetchEpoch *fe,
         dl[k].n_layer_bytes = sz->nlayers[k];
         dl[k].layer_bytes = sz->bytes[k];
         dl[k].chunks = sz->chunks[k];
+        dl[k].base_digest = sz->base[k];
         dlp[k] = &dl[k];
     }
     end->n_disks = sz->ndisks;

@@ -211,6 +211,7 @@ static int fetch_disks_end(const struct stream_disks *disks,
         }
         sz->nlayers[k] = (unsigned)d->n_layer_bytes;
         sz->chunks[k] = d->chunks;
+        sz->base[k] = d->base_digest;
         memcpy(sz->bytes[k], d->layer_bytes,
                d->n_layer_bytes * sizeof(uint64_t));
     }

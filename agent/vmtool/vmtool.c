@@ -120,6 +120,7 @@ static int cmd_checkpoint(struct opts *o)
     uint64_t ram_len;
     char host[64];
 
+    memset(&w, 0, sizeof(w)); /* no disks: vmtool copies memory only */
     ops = backend_or_die(o->xen != NULL ? "xen" : "qemu");
     if (o->xen != NULL)
         o->name = o->xen;

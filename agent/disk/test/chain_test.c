@@ -194,16 +194,19 @@ START_TEST(damaged_records)
     one_disk(&s, &d, dp, base, "raw");
     c = disk_chain_create(disks, "qemu-img", &s, &err);
     ck_assert_msg(c != NULL, "%s", err.text);
-    write_record("vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
-                 "next 2 path /x\nlayer 0 9 active 0 d0.g9.qcow2\n");
+    write_record(
+        "vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
+        "next 2 digest 0 stat - path /x\nlayer 0 9 active 0 d0.g9.qcow2\n");
     ck_assert_ptr_null(disk_chain_load(disks, "qemu-img", "j1", "g1", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "line 3 is malformed"));
-    write_record("vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
-                 "next 2 path /x\nlayer 0 1 acc 0 ../../etc/passwd\n");
+    write_record(
+        "vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
+        "next 2 digest 0 stat - path /x\nlayer 0 1 acc 0 ../../etc/passwd\n");
     ck_assert_ptr_null(disk_chain_load(disks, "qemu-img", "j1", "g1", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "line 3 is malformed"));
-    write_record("vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
-                 "next 2 path /x\nlayer 0 1 acc 0 d0.g1.qcow2\n");
+    write_record(
+        "vmckpt-chain 1\ndisk 0 format raw base shared vsize 1 "
+        "next 2 digest 0 stat - path /x\nlayer 0 1 acc 0 d0.g1.qcow2\n");
     ck_assert_ptr_null(disk_chain_load(disks, "qemu-img", "j1", "g1", &err));
     ck_assert_ptr_nonnull(strstr(err.text, "without its active layer"));
     write_record("vmckpt-chain 2\n");
@@ -235,6 +238,49 @@ START_TEST(new_guest_starts_afresh)
     ck_assert_msg(c != NULL, "%s", err.text);
     ck_assert(!exists("%s/j1/g1/leftover", disks));
     ck_assert_uint_eq(c->d[0].layers[1].gen, 2);
+    disk_chain_remove(c);
+    disk_chain_destroy(c);
+}
+END_TEST
+
+/* The base's digest: taken once, trusted while its stat is the same,
+ * taken again when it changed; different content refuses. */
+START_TEST(base_digest)
+{
+    Vmckpt__VmSpec s;
+    Vmckpt__DiskSpec d, *dp[1];
+    struct vmckpt_error err;
+    struct disk_chain *c, *l;
+    uint64_t d1;
+    int fd;
+
+    one_disk(&s, &d, dp, base, "raw");
+    c = disk_chain_create(disks, "qemu-img", &s, &err);
+    ck_assert_msg(c != NULL, "%s", err.text);
+    ck_assert_uint_eq(c->d[0].digest, 0);
+    ck_assert_msg(disk_check_bases(c, &err) == 0, "%s", err.text);
+    d1 = c->d[0].digest;
+    ck_assert_uint_ne(d1, 0);
+    ck_assert_int_eq(disk_base_digest(base, &d1, &err), 0);
+    ck_assert_uint_eq(d1, c->d[0].digest);
+    /* recorded: a new agent knows it */
+    l = disk_chain_load(disks, "qemu-img", "j1", "g1", &err);
+    ck_assert_msg(l != NULL, "%s", err.text);
+    ck_assert_uint_eq(l->d[0].digest, d1);
+    ck_assert_str_eq(l->d[0].stat, c->d[0].stat);
+    /* touched, same content: fine, the new stat recorded */
+    fd = open(base, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "\0", 1, 4096), 1);
+    ck_assert_msg(disk_check_bases(l, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(l->d[0].digest, d1);
+    /* one byte changed: refused */
+    ck_assert_int_eq(pwrite(fd, "x", 1, (3u << 20) + 5), 1);
+    close(fd);
+    ck_assert_int_ne(disk_check_bases(l, &err), 0);
+    ck_assert_msg(strstr(err.text, "changed since the guest started") != NULL,
+                  "%s", err.text);
+    disk_chain_destroy(l);
     disk_chain_remove(c);
     disk_chain_destroy(c);
 }
@@ -463,6 +509,7 @@ int main(void)
     tcase_add_test(tc, bad_bases);
     tcase_add_test(tc, damaged_records);
     tcase_add_test(tc, new_guest_starts_afresh);
+    tcase_add_test(tc, base_digest);
     if (system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0)
         tcase_add_test(tc, cut_and_merge);
     else

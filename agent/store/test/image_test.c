@@ -476,6 +476,7 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
     dl.layer_bytes = (uint64_t *)sizes;
     dl.n_layer_bytes = nl;
     dl.chunks = chunks + (bad == 2);
+    dl.base_digest = 0x1234567890abcdefULL + epoch;
     end.disks = dlp;
     end.n_disks = 1;
     end.state_xxh64 = batch_xxh64("", 0);
@@ -518,6 +519,7 @@ static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
         "%s", err.text);
     ck_assert_uint_eq(sz.ndisks, 1);
     ck_assert_uint_eq(sz.nlayers[0], n);
+    ck_assert_uint_eq(sz.base[0], 0x1234567890abcdefULL + epoch);
     for (i = 0; i < n; i++) {
         ck_assert_uint_eq(sz.bytes[0][i], want[i][2]);
         layer_bytes(expect, want[i][0], (unsigned)want[i][1], want[i][2]);

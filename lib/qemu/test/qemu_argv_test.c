@@ -292,6 +292,8 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    /* a loaded machine (the scale tests beside) may take seconds */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, lab_guest);
     tcase_add_test(tc, restore_guest);
     tcase_add_test(tc, refused);

@@ -250,6 +250,7 @@ int main(void)
     su = suite_create("qemu_img");
     tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
+    /* a loaded machine (the scale tests beside) may take seconds */
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, create_and_info);
     tcase_add_test(tc, rebase);
