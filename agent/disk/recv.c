@@ -20,12 +20,17 @@
 #include "lib/util/log.h"
 #include "lib/wire/batch.h"
 
+/* Restored layers a chain takes: room is left above them for acc, the
+ * active layer, a frozen layer waiting for its commit and the overlay the
+ * next cut prepares. */
+#define RESTORED_MAX (DISK_MAX_LAYERS - 4)
+
 struct disk_recv {
     struct disk_chain *c; /* dir: the new chain's own, until installed */
     char disk_dir[4096];
     char final[4096]; /* the guest's chain dir */
     uint64_t epoch;
-    int fds[DISK_MAX][DISK_MAX_LAYERS];
+    int fds[DISK_MAX][IMAGE_MAX_VIEW];
     int installed;
 };
 
@@ -44,7 +49,7 @@ struct disk_recv *disk_recv_open(const char *disk_dir, const char *qemu_img,
         return NULL;
     }
     for (k = 0; k < DISK_MAX; k++)
-        for (l = 0; l < DISK_MAX_LAYERS; l++)
+        for (l = 0; l < IMAGE_MAX_VIEW; l++)
             r->fds[k][l] = -1;
     r->epoch = epoch;
     snprintf(r->disk_dir, sizeof(r->disk_dir), "%s", disk_dir);
@@ -89,12 +94,12 @@ int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
     char name[64], path[4200];
     int *fd;
 
-    if (disk >= r->c->ndisks || layer >= DISK_MAX_LAYERS - 2) {
+    if (disk >= r->c->ndisks || layer >= IMAGE_MAX_VIEW) {
         errno = EPROTO;
         return errprintf(err,
                          "disk %u layer %u: beyond the %u disks and %d "
                          "layers a restored chain holds",
-                         disk, layer, r->c->ndisks, DISK_MAX_LAYERS - 2);
+                         disk, layer, r->c->ndisks, IMAGE_MAX_VIEW);
     }
     if (batch_xxh64(data, len) != xxh64) {
         errno = EBADMSG;
@@ -115,6 +120,53 @@ int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
     return 0;
 }
 
+/* Restored layer file 'l' of disk 'k', cut to its size and durable. */
+static int finish_file(struct disk_recv *r, unsigned k, unsigned l,
+                       uint64_t bytes, char *path, size_t len,
+                       struct vmckpt_error *err)
+{
+    char name[64];
+    int fd;
+
+    layer_file(k, l, name, sizeof(name));
+    snprintf(path, len, "%s/%s", r->c->dir, name);
+    fd = r->fds[k][l];
+    if (fd < 0) /* nothing but zeroes came: not a qcow2 file */
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0 || fsync(fd) < 0) {
+        if (fd >= 0 && r->fds[k][l] < 0)
+            close(fd);
+        return errprintf_errno(err, "%s", path);
+    }
+    if (r->fds[k][l] < 0)
+        close(fd);
+    return 0;
+}
+
+/* More layers than a chain takes: each one after the first is put over
+ * the first and written into it (qemu-img commit), oldest first, so the
+ * first holds them all; the others go. */
+static int collapse(struct disk_recv *r, unsigned k, unsigned n,
+                    struct vmckpt_error *err)
+{
+    char first[64], name[64], path[4200];
+    unsigned l;
+
+    layer_file(k, 0, first, sizeof(first));
+    for (l = 1; l < n; l++) {
+        layer_file(k, l, name, sizeof(name));
+        snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
+        if (qemu_img_rebase_unsafe(r->c->qemu_img, path, first, "qcow2", err) <
+                0 ||
+            qemu_img_commit(r->c->qemu_img, path, err) < 0)
+            return errprefix(err, "disk %u, restored layer %u", k, l);
+        unlink(path);
+    }
+    log_info("%s/%s disk %u: %u restored layers written into one", r->c->job,
+             r->c->vm, k, n);
+    return 0;
+}
+
 /* Disk 'k''s restored layers as the bottom of its chain: each file cut
  * to its size and put over the layer before it (the first over the base;
  * relative names, so that the chain may move), then acc and active. */
@@ -122,37 +174,35 @@ static int build_disk(struct disk_recv *r, unsigned k, unsigned n,
                       const uint64_t *bytes, struct vmckpt_error *err)
 {
     struct disk_one *d = &r->c->d[k];
-    char name[64], below[64], path[4200];
-    unsigned l;
-    int fd;
+    char path[4200];
+    unsigned l, kept = n > RESTORED_MAX ? 1 : n;
 
+    for (l = 0; l < n; l++)
+        if (finish_file(r, k, l, bytes[l], path, sizeof(path), err) < 0)
+            return -1;
     for (l = 0; l < n; l++) {
-        struct disk_layer *y = &d->layers[d->nlayers];
+        char name[64], below[64];
 
         layer_file(k, l, name, sizeof(name));
+        layer_file(k, l > 0 ? l - 1 : 0, below, sizeof(below));
         snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
-        fd = r->fds[k][l];
-        if (fd < 0) /* nothing but zeroes came: not a qcow2 file */
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || ftruncate(fd, (off_t)bytes[l]) < 0 || fsync(fd) < 0) {
-            if (fd >= 0 && r->fds[k][l] < 0)
-                close(fd);
-            return errprintf_errno(err, "%s", path);
-        }
-        if (r->fds[k][l] < 0)
-            close(fd);
-        if (l == 0)
-            snprintf(below, sizeof(below), "%s", "");
         if (qemu_img_rebase_unsafe(r->c->qemu_img, path,
                                    l == 0 ? d->path : below,
                                    l == 0 ? d->format : "qcow2", err) < 0)
             return errprefix(err, "disk %u, restored layer %u", k, l);
-        snprintf(below, sizeof(below), "%s", name);
+        if (kept == 1 && n > 1) /* the others are put over the first */
+            break;
+    }
+    if (kept == 1 && n > 1 && collapse(r, k, n, err) < 0)
+        return -1;
+    for (l = 0; l < kept; l++) {
+        struct disk_layer *y = &d->layers[d->nlayers];
+
         memset(y, 0, sizeof(*y));
         y->gen = ++d->next_gen;
         y->role = DISK_RESTORED;
         y->label = r->epoch;
-        snprintf(y->file, sizeof(y->file), "%s", name);
+        layer_file(k, l, y->file, sizeof(y->file));
         d->nlayers++;
     }
     if (disk_chain_add_overlay(r->c, k, DISK_ACC, err) < 0 ||
@@ -200,12 +250,12 @@ int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
     for (k = 0; k < sz->ndisks; k++) {
         if (check_base(r, k, sz->base[k], err) < 0)
             return -1;
-        if (sz->nlayers[k] == 0 || sz->nlayers[k] > DISK_MAX_LAYERS - 2) {
+        if (sz->nlayers[k] == 0 || sz->nlayers[k] > IMAGE_MAX_VIEW) {
             errno = E2BIG;
             return errprintf(err,
                              "disk %u is made of %u layers at this epoch; a "
                              "restored chain holds 1 to %d",
-                             k, sz->nlayers[k], DISK_MAX_LAYERS - 2);
+                             k, sz->nlayers[k], IMAGE_MAX_VIEW);
         }
         if (build_disk(r, k, sz->nlayers[k], sz->bytes[k], err) < 0)
             return -1;
@@ -237,7 +287,7 @@ void disk_recv_close(struct disk_recv *r)
     if (r == NULL)
         return;
     for (k = 0; k < DISK_MAX; k++)
-        for (l = 0; l < DISK_MAX_LAYERS; l++)
+        for (l = 0; l < IMAGE_MAX_VIEW; l++)
             if (r->fds[k][l] >= 0)
                 close(r->fds[k][l]);
     if (!r->installed)

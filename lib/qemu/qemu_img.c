@@ -506,6 +506,17 @@ int qemu_img_rebase_safe(const char *prog, const char *img, const char *backing,
     return rebase(prog, img, backing, backing_fmt, 0, err);
 }
 
+int qemu_img_commit(const char *prog, const char *img, struct vmckpt_error *err)
+{
+    struct args a = {.n = 0};
+    char what[WHAT_MAX];
+
+    args_add(&a, prog, "commit", "-q", "-d", "-f", "qcow2", "--", img,
+             (char *)NULL);
+    snprintf(what, sizeof(what), "%s commit %s", prog, img);
+    return run_quiet(&a, what, NULL, err);
+}
+
 /* qemu-img check's exit codes (its manual, "check"). */
 static const char *check_meaning(int code)
 {

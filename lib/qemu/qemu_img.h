@@ -71,6 +71,12 @@ int qemu_img_rebase_unsafe(const char *prog, const char *img,
 int qemu_img_rebase_safe(const char *prog, const char *img, const char *backing,
                          const char *backing_fmt, struct vmckpt_error *err);
 
+/* Write qcow2 'img''s data into its backing file ("qemu-img commit -d":
+ * 'img' itself is left as it was; the caller drops it). Needs the backing
+ * file writable. */
+int qemu_img_commit(const char *prog, const char *img,
+                    struct vmckpt_error *err);
+
 /* "qemu-img check -q" of 'img' ('fmt' NULL: probed). Any finding fails,
  * leaked clusters included; so does a format without checks (raw). */
 int qemu_img_check(const char *prog, const char *img, const char *fmt,

@@ -19,6 +19,7 @@
 #include "lib/qemu/qemu_argv.h"
 #include "lib/qemu/qemu_img.h"
 #include "lib/qemu/qmp.h"
+#include "lib/wire/batch.h"
 
 #define BASE_BYTES (64ULL << 20)
 
@@ -286,6 +287,96 @@ START_TEST(base_digest)
 }
 END_TEST
 
+/* A restore's chain from a store's layers: 'n' layers, each written
+ * over the one before (layer i sets 64 KiB at i x 64 KiB to 0x10 + i and
+ * the first 4 KiB to its own value); more than a chain takes are written
+ * into one. The disk reads the same either way. */
+static void restore_layers(unsigned n)
+{
+    Vmckpt__VmSpec s;
+    Vmckpt__DiskSpec d, *dp[1];
+    struct vmckpt_error err;
+    struct disk_recv *r;
+    struct disk_chain *c;
+    static struct image_disk_sizes sz;
+    static uint8_t buf[1u << 20];
+    char src[256], prev[256], cmd[1024], top_file[512];
+    unsigned i;
+
+    memset(&sz, 0, sizeof(sz));
+    for (i = 0; i < n; i++) {
+        snprintf(src, sizeof(src), "%s/l%u.qcow2", top, i);
+        snprintf(cmd, sizeof(cmd),
+                 "qemu-img create -q -f qcow2 -b %s -F %s %s %llu && "
+                 "qemu-io -f qcow2 -c 'write -P %u %u 64k' -c 'write -P %u 0 "
+                 "4k' %s >/dev/null",
+                 i ? prev : base, i ? "qcow2" : "raw", src,
+                 (unsigned long long)BASE_BYTES, 0x10 + i, i * 65536, 0x80 + i,
+                 src);
+        ck_assert_int_eq(system(cmd), 0);
+        snprintf(prev, sizeof(prev), "%s", src);
+    }
+    one_disk(&s, &d, dp, base, "raw");
+    r = disk_recv_open(disks, "qemu-img", &s, 7, &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    sz.ndisks = 1;
+    sz.nlayers[0] = n;
+    for (i = 0; i < n; i++) {
+        struct stat st;
+        uint64_t off;
+        int fd;
+
+        snprintf(src, sizeof(src), "%s/l%u.qcow2", top, i);
+        fd = open(src, O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        sz.bytes[0][i] = (uint64_t)st.st_size;
+        for (off = 0; off < (uint64_t)st.st_size; off += sizeof(buf)) {
+            ssize_t got = pread(fd, buf, sizeof(buf), (off_t)off);
+
+            ck_assert_int_gt(got, 0);
+            ck_assert_int_eq(disk_recv_chunk(r, 0, i, off, buf, (size_t)got,
+                                             batch_xxh64(buf, (size_t)got),
+                                             &err),
+                             0);
+        }
+        close(fd);
+    }
+    ck_assert_msg(disk_recv_finish(r, &sz, &err) == 0, "%s", err.text);
+    c = disk_recv_install(r, &err);
+    ck_assert_msg(c != NULL, "%s", err.text);
+    ck_assert_uint_eq(c->d[0].nlayers, n > 12 ? 3 : n + 2);
+    disk_layer_path(c, &c->d[0].layers[c->d[0].nlayers - 1], top_file,
+                    sizeof(top_file));
+    for (i = 0; i < n; i++) {
+        snprintf(cmd, sizeof(cmd),
+                 "qemu-io -r -f qcow2 -c 'read -P %u %u 60k' %s >%s/io 2>&1 "
+                 "&& grep -q 'read 61440/61440' %s/io && ! grep -qi fail %s/io",
+                 0x10 + i, i * 65536 + 4096, top_file, top, top, top);
+        ck_assert_msg(system(cmd) == 0, "layer %u's data", i);
+    }
+    snprintf(cmd, sizeof(cmd),
+             "qemu-io -r -f qcow2 -c 'read -P %u 0 4k' %s >%s/io 2>&1 && "
+             "grep -q 'read 4096/4096' %s/io && ! grep -qi fail %s/io",
+             0x80 + n - 1, top_file, top, top, top);
+    ck_assert_msg(system(cmd) == 0, "the newest layer wins");
+    disk_recv_close(r);
+    disk_chain_remove(c);
+    disk_chain_destroy(c);
+}
+
+START_TEST(restore_few_layers)
+{
+    restore_layers(3);
+}
+END_TEST
+
+START_TEST(restore_many_layers)
+{
+    restore_layers(14);
+}
+END_TEST
+
 /* ---- the cut and the merge, on a real QEMU (no guest: vCPUs stopped
  * from the start, writes made by QEMU's own qemu-io on the active node) */
 
@@ -510,6 +601,12 @@ int main(void)
     tcase_add_test(tc, damaged_records);
     tcase_add_test(tc, new_guest_starts_afresh);
     tcase_add_test(tc, base_digest);
+    if (system("qemu-io --version >/dev/null 2>&1") == 0) {
+        tcase_add_test(tc, restore_few_layers);
+        tcase_add_test(tc, restore_many_layers);
+    } else {
+        printf("qemu-io not installed: no restore tests\n");
+    }
     if (system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0)
         tcase_add_test(tc, cut_and_merge);
     else
