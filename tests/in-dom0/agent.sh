@@ -124,7 +124,10 @@ after | grep -aq "memwriter: verify PASS" || fail "memwriter's verification fail
 # the first counter the restored guest printed: its verification's, which
 # comes before its first progress line
 g=$(after | grep -ao "memwriter: \(verify [A-Z]* \)\?gen=[0-9]*" | head -n 1 | cut -d= -f2)
-[ -n "$g" ] && [ "$g" -le "$g_dead" ] || fail "after the restore memwriter is at gen $g, it died at $g_dead"
+# (memwriter writes a few pages between its resume and the verification,
+# and the console log may not yet hold the last line before the death:
+# 0.1 s of writes of slack, far below a guest not rolled back)
+[ -n "$g" ] && [ "$g" -le $((g_dead + 100)) ] || fail "after the restore memwriter is at gen $g, it died at $g_dead"
 say "restored guest resumed at gen $g (died at $g_dead)"
 
 # the restored guest is checkpointed again (tracking restarted, same pages)
@@ -167,7 +170,8 @@ b_after() { tail -c +$((b_bytes + 1)) "$(console_log b1)"; }
 wait_until 90 'b_after | grep -aq "memwriter: verify"' || fail "b1's memwriter did not verify after the restore"
 b_after | grep -aq "memwriter: verify PASS" || fail "b1's verification failed"
 g=$(b_after | grep -ao "memwriter: \(verify [A-Z]* \)\?gen=[0-9]*" | head -n 1 | cut -d= -f2)
-[ -n "$g" ] && [ "$g" -le "$b_dead" ] || fail "b1 restored at gen $g, it died at $b_dead"
+# (0.1 s of writes of slack, as for the first guest)
+[ -n "$g" ] && [ "$g" -le $((b_dead + 30)) ] || fail "b1 restored at gen $g, it died at $b_dead"
 say "b1 taken over, restored from its configuration at gen $g (died at $b_dead)"
 V vm stop --job xb --name b1 || fail "vm stop b1"
 xl list >/dev/null || fail "xl no longer runs in dom0"
