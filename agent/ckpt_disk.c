@@ -82,11 +82,6 @@ int ckpt_disks_cut(struct ckpt_disks *d, struct vmckpt_error *err)
     return 0;
 }
 
-static int all_zero(const uint8_t *p, size_t len)
-{
-    return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
 /* Layer file 'path' as disk 'k''s layer 'l' of the epoch: its size, and
  * every 1 MiB that is not all zeroes as a chunk. */
 static int send_layer(struct ckpt_disks *d, const char *path, unsigned k,
@@ -114,7 +109,7 @@ static int send_layer(struct ckpt_disks *d, const char *path, unsigned k,
                             (unsigned long long)off);
             goto fail;
         }
-        if (all_zero(buf, len))
+        if (batch_bytes_are_zero(buf, len))
             continue;
         c.disk = k;
         c.layer = l;

@@ -244,9 +244,9 @@ fail:
     return NULL;
 }
 
-void disk_chain_remove_dir(struct disk_chain *c)
+void disk_dir_remove(const char *dir)
 {
-    remove_tree(c->dir);
+    remove_tree(dir);
 }
 
 void disk_chain_remove_at(const char *disk_dir, const char *job, const char *vm)

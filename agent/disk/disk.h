@@ -88,8 +88,8 @@ struct disk_chain *disk_chain_load(const char *disk_dir, const char *qemu_img,
 int disk_chain_save(const struct disk_chain *c, struct vmckpt_error *err);
 /* Remove the chain's files and dir (a guest stopped for good). */
 void disk_chain_remove(struct disk_chain *c);
-/* The same, leaving DISK_DIR/JOB. */
-void disk_chain_remove_dir(struct disk_chain *c);
+/* rm -r 'dir' (a chain's directory; no symlink is followed). */
+void disk_dir_remove(const char *dir);
 /* Remove the chain of JOB/VM in 'disk_dir' whatever its record says. */
 void disk_chain_remove_at(const char *disk_dir, const char *job,
                           const char *vm);
@@ -161,10 +161,10 @@ struct disk_recv;
 struct disk_recv *disk_recv_open(const char *disk_dir, const char *qemu_img,
                                  const Vmckpt__VmSpec *spec, uint64_t epoch,
                                  struct vmckpt_error *err);
-/* An image_disk_chunk_fn (a store's chunk of a layer, checked and
- * written) and the stream's end (what the disks are made of: each
- * layer's file put over the one before, the oldest over the base, then
- * an empty acc and the active overlay; the record written). */
+/* An image_disk_chunk_fn (a store's chunk of a layer, which its caller
+ * has checked against its checksum, written) and the stream's end (what the
+ * disks are made of: each layer's file put over the one before, the oldest over
+ * the base, then an empty acc and the active overlay; the record written). */
 int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                     const void *data, size_t len, uint64_t xxh64,
                     struct vmckpt_error *err);

@@ -531,11 +531,6 @@ static int open_layers(const char *store, const char *dir, const char *job,
     return 0;
 }
 
-static int all_zero(const uint8_t *p, size_t len)
-{
-    return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-}
-
 /* Send one layer: every 1 MiB checked against its sum, zeroes skipped. */
 static int read_layer(const struct open_layer *o, const char *job,
                       const char *vm, uint64_t epoch, uint8_t *buf,
@@ -570,7 +565,7 @@ static int read_layer(const struct open_layer *o, const char *job,
                              "%s at offset %" PRIu64 " (checksum mismatch)",
                              job, vm, epoch, o->disk, o->name, off);
         }
-        if (all_zero(buf, len))
+        if (batch_bytes_are_zero(buf, len))
             continue;
         if (chunk(arg, o->disk, o->layer, off, buf, len, h, err) < 0)
             return -1;

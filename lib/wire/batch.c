@@ -12,6 +12,13 @@
 #include "batch.h"
 #include "lib/util/io.h"
 
+int batch_bytes_are_zero(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+
+    return len == 0 || (b[0] == 0 && memcmp(b, b + 1, len - 1) == 0);
+}
+
 int batch_page_is_zero(const void *p)
 {
     const uint64_t *w = p;

@@ -40,6 +40,8 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg);
 
 /* 1 if the 4096 bytes at 'p' are all zero. */
 int batch_page_is_zero(const void *p);
+/* 1 if the 'len' bytes at 'p' are all zero (any length: a disk chunk). */
+int batch_bytes_are_zero(const void *p, size_t len);
 
 /* Receiver side: a verified view of a received batch. */
 struct batch_view {

@@ -219,6 +219,21 @@ START_TEST(full)
 }
 END_TEST
 
+/* Zero tests of any length: a disk chunk's tail is not whole pages. */
+START_TEST(zero_bytes)
+{
+    static uint8_t buf[(1u << 20) + 7];
+
+    ck_assert(batch_bytes_are_zero(buf, 0));
+    ck_assert(batch_bytes_are_zero(buf, sizeof(buf)));
+    buf[sizeof(buf) - 1] = 1;
+    ck_assert(!batch_bytes_are_zero(buf, sizeof(buf)));
+    ck_assert(batch_bytes_are_zero(buf, sizeof(buf) - 1));
+    buf[0] = 2;
+    ck_assert(!batch_bytes_are_zero(buf, 1));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batch");
@@ -231,6 +246,7 @@ int main(void)
     tcase_add_test(tc, full);
     tcase_add_test(tc, decode);
     tcase_add_test(tc, write_runs);
+    tcase_add_test(tc, zero_bytes);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
