@@ -21,7 +21,7 @@ struct ckpt_disks {
     uint64_t epoch, bytes, cut_us;
     int cut; /* the snapshot was taken */
     Vmckpt__DiskLayers dl[DISK_MAX], *dlp[DISK_MAX];
-    uint64_t sizes[DISK_MAX][DISK_MAX_LAYERS];
+    uint64_t sizes[DISK_MAX][DISK_MAX_LAYERS + 1]; /* and a copied base */
 };
 
 /* The chain's QMP commands go through the guest's back end. */
@@ -153,7 +153,18 @@ int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
         const struct disk_one *one = &d->c->d[k];
 
         vmckpt__disk_layers__init(&d->dl[k]);
-        for (i = 0, l = 0; i < one->nlayers; i++) {
+        l = 0;
+        /* base=copy: a full epoch starts with the base itself, so that
+         * the store can give a restore the whole disk */
+        if (parent == 0 && strcmp(one->base, "copy") == 0) {
+            if (send_layer(d, one->path, k, l, buf, chunk, arg, err) < 0) {
+                free(buf);
+                return errprefix(err, "%s/%s epoch %llu: base", d->vm->job,
+                                 d->vm->name, (unsigned long long)d->epoch);
+            }
+            l++;
+        }
+        for (i = 0; i < one->nlayers; i++) {
             if (!carried(&one->layers[i], parent))
                 continue;
             disk_layer_path(d->c, &one->layers[i], path, sizeof(path));

@@ -38,7 +38,8 @@ static const char vm_usage[] =
     "every checkpoint holds its disks at the instant of its memory.\n"
     "format= is the base's format (default qcow2); base=shared (default)\n"
     "says FILE is the same at that path on every host (checked by its\n"
-    "digest), base=copy that the peer's store keeps a copy of its own.\n";
+    "digest), base=copy that the stores keep a copy of their own (sent\n"
+    "with every full epoch; a restore elsewhere needs no FILE there).\n";
 
 #define VM_MAX_DISKS 8
 

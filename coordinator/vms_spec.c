@@ -71,12 +71,6 @@ static Vmckpt__ErrorCode check_disks(const Vmckpt__VmSpec *s, char *why,
             return refuse(why, len, inval,
                           "disk %zu (%s): base '%.16s': give shared or copy", i,
                           d->path, d->base_mode);
-        if (strcmp(d->base_mode, "copy") == 0)
-            return refuse(why, len, inval,
-                          "disk %zu (%s): base=copy (the stores keeping the "
-                          "base) is not supported yet: give base=shared, the "
-                          "base at the same path on every host",
-                          i, d->path);
     }
     return VMCKPT__ERROR_CODE__ERR_NONE;
 }

@@ -130,15 +130,16 @@ test_expect_success 'vm start refuses an unknown hypervisor, a Xen guest for a h
     vmckpt vm list --json | jq -e "[.[] | select(.vm == \"x1\")] | length == 0"
 '
 
-test_expect_success 'vm start refuses bad disks: the console a malformed --disk, the coordinator a Xen guest with disks, the agent a missing base, leaving no chain' '
+test_expect_success 'vm start refuses bad disks: the console a malformed --disk, the coordinator a Xen guest with disks, the agent a missing base (shared or copied), leaving no chain' '
     ! vmckpt vm start --name d1 --host h2 --kernel /k --disk rel.img 2>$TEST_DIR/d.err &&
     cat $TEST_DIR/d.err && grep -q "the base image must be an absolute path" $TEST_DIR/d.err &&
     ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /b.img,format=vmdk 2>$TEST_DIR/d.err &&
     cat $TEST_DIR/d.err && grep -q "format=vmdk.: give format=raw|qcow2 or base=shared|copy" $TEST_DIR/d.err &&
     ! vmckpt vm start --name d1 --host h2 --kernel /k $(for i in 1 2 3 4 5 6 7 8 9; do echo --disk /b$i.img; done) 2>$TEST_DIR/d.err &&
     cat $TEST_DIR/d.err && grep -q "a guest has at most 8 disks" $TEST_DIR/d.err &&
-    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /b.img,base=copy 2>$TEST_DIR/d.err &&
-    cat $TEST_DIR/d.err && grep -q "base=copy (the stores keeping the base) is not supported yet" $TEST_DIR/d.err &&
+    ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /nonexistent/copied.img,format=raw,base=copy 2>$TEST_DIR/d.err &&
+    cat $TEST_DIR/d.err &&
+    grep -q "disk 0: base image /nonexistent/copied.img: No such file or directory" $TEST_DIR/d.err &&
     ! vmckpt vm start --name d1 --host nowhere --kernel /k --hypervisor xen --disk /b.img 2>$TEST_DIR/d.err &&
     cat $TEST_DIR/d.err && grep -q "guest disks are not supported for xen guests yet (see docs/xen.md" $TEST_DIR/d.err &&
     ! vmckpt vm start --name d1 --host h2 --kernel /k --disk /nonexistent/base.img,format=raw 2>$TEST_DIR/d.err &&

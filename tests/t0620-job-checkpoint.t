@@ -7,7 +7,9 @@
 # previous epoch, which the whole job restarts from; retention keeps two
 # epochs; a host dies and the job restarts on the two survivors, every
 # memwriter and diskwriter verifying (memory and disk of each guest from
-# one instant) and every counter from the same epoch.
+# one instant) and every counter from the same epoch. g3's disk is
+# base=copy over a file only h3 has: after h3 dies, its restore on h1
+# takes the base from the store.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
@@ -45,10 +47,12 @@ job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"j1\") | .$1"; }
 test_expect_success 'setup: three hosts, a job j1 of three guests with disks running memwriter and diskwriter' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     guest_cluster_up 3 test_hold_file=$TEST_DIR/hold &&
+    cp --sparse=always "$IMG/disk.img" $TEST_DIR/g3-base.img &&
     for i in 1 2 3; do
+        disk="$IMG/disk.img,format=raw" &&
+        { test $i != 3 || disk="$TEST_DIR/g3-base.img,format=raw,base=copy"; } &&
         vmckpt vm start --job j1 --name g$i --host h$i --mem 256 --kernel "$IMG/vmlinux" \
-            --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 \
-            --disk "$IMG/disk.img,format=raw" \
+            --initrd "$IMG/initrd.img" --ip $(ip_of g$i)/16 --disk "$disk" \
             --append "vmckpt.run=memwriter,-m,32,-r,1000,-p,1" || exit 1
     done &&
     for i in 1 2 3; do
@@ -203,6 +207,8 @@ test_expect_success 'epoch 7, then host h3 dies: the job is marked failed' '
     for i in 1 2 3; do eval "G_AFTER_7_$i=\$(gen_now g$i h$i)"; done &&
     declare -p G_AFTER_7_1 G_AFTER_7_2 G_AFTER_7_3 >$TEST_DIR/g7 &&
     "$LAB_CMD" kill-host $LAB h3 &&
+    # the base of g3 went with h3: the stores keep their own copy
+    rm $TEST_DIR/g3-base.img &&
     wait_until 10 "test \"\$(host_state h3)\" = lost" &&
     wait_until 5 "test \"\$(job_field state)\" = failed" &&
     vmckpt jobs && job_field last_error | grep -q "host h3 lost" &&
@@ -214,6 +220,7 @@ test_expect_success 'restart j1 on the two survivors: g3 on h1 (its store), all 
     vmckpt restart j1 >$TEST_DIR/r7.out && cat $TEST_DIR/r7.out &&
     grep -q "job j1 restarted from epoch 7: 3 VM(s) on 2 host(s)" $TEST_DIR/r7.out &&
     vmckpt vm list | grep -q "^j1  *g3  *h1  *running" &&
+    grep -q "j1/g3 disk 0: its base came with the image (base=copy)" $TEST_DIR/h1/agent.log &&
     for p in "1 h1" "2 h2" "3 h1"; do
         set -- $p &&
         eval "lo=\$G_BEFORE_7_$1 hi=\$G_AFTER_7_$1" &&

@@ -205,13 +205,27 @@ struct disk_chain *disk_chain_plan(const char *disk_dir, const char *qemu_img,
         return NULL;
     if (copy_spec(c, spec, err) < 0)
         goto fail;
+    /* a copied base comes with the restore's layers, not from this host */
     for (k = 0; k < c->ndisks; k++)
-        if (check_base(qemu_img, k, &c->d[k], err) < 0)
+        if (strcmp(c->d[k].base, "copy") != 0 &&
+            check_base(qemu_img, k, &c->d[k], err) < 0)
             goto fail;
     return c;
 fail:
     free(c);
     return NULL;
+}
+
+int disk_chain_check_base(struct disk_chain *c, unsigned k, const char *path,
+                          struct vmckpt_error *err)
+{
+    struct disk_one probe = c->d[k];
+
+    snprintf(probe.path, sizeof(probe.path), "%s", path);
+    if (check_base(c->qemu_img, k, &probe, err) < 0)
+        return -1;
+    c->d[k].vsize = probe.vsize;
+    return 0;
 }
 
 struct disk_chain *disk_chain_create(const char *disk_dir, const char *qemu_img,
@@ -224,6 +238,10 @@ struct disk_chain *disk_chain_create(const char *disk_dir, const char *qemu_img,
     c = disk_chain_plan(disk_dir, qemu_img, spec, err);
     if (c == NULL)
         return NULL;
+    for (k = 0; k < c->ndisks; k++)
+        if (strcmp(c->d[k].base, "copy") == 0 &&
+            disk_chain_check_base(c, k, c->d[k].path, err) < 0)
+            goto fail;
     /* a new guest of this name: what an earlier one left is not its */
     remove_tree(c->dir);
     if (daemon_mkdirs(c->dir, 0700, err) < 0)

@@ -70,10 +70,16 @@ struct disk_chain *disk_chain_create(const char *disk_dir, const char *qemu_img,
                                      const Vmckpt__VmSpec *spec,
                                      struct vmckpt_error *err);
 /* The same checks, no file made: the chain a restore builds (its dir
- * DISK_DIR/JOB/VM, its disks from 'spec', no layers yet). */
+ * DISK_DIR/JOB/VM, its disks from 'spec', no layers yet). A base=copy
+ * disk's base is not looked for on this host (the restore brings it): its
+ * vsize is 0 until disk_chain_check_base. */
 struct disk_chain *disk_chain_plan(const char *disk_dir, const char *qemu_img,
                                    const Vmckpt__VmSpec *spec,
                                    struct vmckpt_error *err);
+/* Check the file at 'path' as disk 'k''s base (readable, of the disk's
+ * format, no backing file, not empty) and take its size as the disk's. */
+int disk_chain_check_base(struct disk_chain *c, unsigned k, const char *path,
+                          struct vmckpt_error *err);
 /* Add an overlay of 'role' over disk 'k''s top layer (or its base):
  * its file made (qemu-img create, the layer below named relative to the
  * chain's dir), not yet recorded. */

@@ -129,59 +129,126 @@ static int finish_file(struct disk_recv *r, unsigned k, unsigned l,
     return 0;
 }
 
-/* More layers than a chain takes: each one after the first is put over
- * the first and written into it (qemu-img commit), oldest first, so the
- * first holds them all; the others go. */
-static int collapse(struct disk_recv *r, unsigned k, unsigned n,
+/* More layers than a chain takes: each one after 'first' is put over it
+ * and written into it (qemu-img commit), oldest first, so that 'first'
+ * holds them all; the others go. */
+static int collapse(struct disk_recv *r, unsigned k, unsigned first, unsigned n,
                     struct vmckpt_error *err)
 {
-    char first[64], name[64], path[4200];
+    char into[64], name[64], path[4200];
     unsigned l;
 
-    layer_file(k, 0, first, sizeof(first));
-    for (l = 1; l < n; l++) {
+    layer_file(k, first, into, sizeof(into));
+    for (l = first + 1; l < n; l++) {
         layer_file(k, l, name, sizeof(name));
         snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
-        if (qemu_img_rebase_unsafe(r->c->qemu_img, path, first, "qcow2", err) <
+        if (qemu_img_rebase_unsafe(r->c->qemu_img, path, into, "qcow2", err) <
                 0 ||
             qemu_img_commit(r->c->qemu_img, path, err) < 0)
             return errprefix(err, "disk %u, restored layer %u", k, l);
         unlink(path);
     }
     log_info("%s/%s disk %u: %u restored layers written into one", r->c->job,
-             r->c->vm, k, n);
+             r->c->vm, k, n - first);
+    return 0;
+}
+
+/* The base here must be the one the guest ran on: its layers hold only
+ * what the guest changed over it. 'path': the base to read (a copied
+ * base's file before its chain is installed). */
+static int check_digest(struct disk_recv *r, unsigned k, const char *path,
+                        uint64_t want, struct vmckpt_error *err)
+{
+    struct disk_one *d = &r->c->d[k];
+    uint64_t have;
+
+    if (want == 0) /* not taken (an epoch of an older agent) */
+        return 0;
+    if (disk_base_digest(path, &have, err) < 0)
+        return errprefix(err, "disk %u", k);
+    if (have != want) {
+        errno = ESTALE;
+        if (strcmp(d->base, "copy") == 0)
+            return errprintf(err,
+                             "disk %u: the base image the store kept has "
+                             "digest %016" PRIx64
+                             ", the epoch says %016" PRIx64,
+                             k, have, want);
+        return errprintf(err,
+                         "disk %u: base image %s on this host differs from "
+                         "the one the guest ran on (digest %016" PRIx64
+                         ", the image's %016" PRIx64 ")",
+                         k, d->path, have, want);
+    }
+    d->digest = have;
+    return 0;
+}
+
+/* base=copy: the restore's first layer of disk 'k' is the base itself.
+ * It becomes the chain's base file (base<K>.<format>, in the chain's dir
+ * once installed), checked like an administrator's base and by digest. */
+static int copied_base(struct disk_recv *r, unsigned k, uint64_t want,
+                       char *name, size_t len, struct vmckpt_error *err)
+{
+    struct disk_one *d = &r->c->d[k];
+    char from[4200], to[4200], l0[64];
+
+    layer_file(k, 0, l0, sizeof(l0));
+    snprintf(name, len, "base%u.%s", k, d->format);
+    snprintf(from, sizeof(from), "%s/%s", r->c->dir, l0);
+    snprintf(to, sizeof(to), "%s/%s", r->c->dir, name);
+    if (rename(from, to) < 0)
+        return errprintf_errno(err, "disk %u: copied base %s", k, to);
+    if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s", r->final, name) >=
+        sizeof(d->path)) {
+        errno = ENAMETOOLONG;
+        return errprintf_errno(err, "disk %u: copied base in %s", k, r->final);
+    }
+    if (disk_chain_check_base(r->c, k, to, err) < 0 ||
+        check_digest(r, k, to, want, err) < 0)
+        return -1;
+    log_info("%s/%s disk %u: its base came with the image (base=copy)",
+             r->c->job, r->c->vm, k);
     return 0;
 }
 
 /* Disk 'k''s restored layers as the bottom of its chain: each file cut
  * to its size and put over the layer before it (the first over the base;
- * relative names, so that the chain may move), then acc and active. */
+ * relative names, so that the chain may move), then acc and active. With
+ * base=copy the first of the 'n' layers is the base. */
 static int build_disk(struct disk_recv *r, unsigned k, unsigned n,
-                      const uint64_t *bytes, struct vmckpt_error *err)
+                      const uint64_t *bytes, uint64_t want,
+                      struct vmckpt_error *err)
 {
     struct disk_one *d = &r->c->d[k];
-    char path[4200];
-    unsigned l, kept = n > RESTORED_MAX ? 1 : n;
+    unsigned first = strcmp(d->base, "copy") == 0, l, kept;
+    char path[4200], base[64];
 
     for (l = 0; l < n; l++)
         if (finish_file(r, k, l, bytes[l], path, sizeof(path), err) < 0)
             return -1;
-    for (l = 0; l < n; l++) {
+    if (first ? copied_base(r, k, want, base, sizeof(base), err) < 0
+              : check_digest(r, k, d->path, want, err) < 0)
+        return -1;
+    kept = n - first > RESTORED_MAX ? 1 : n - first;
+    for (l = first; l < n; l++) {
         char name[64], below[64];
 
         layer_file(k, l, name, sizeof(name));
-        layer_file(k, l > 0 ? l - 1 : 0, below, sizeof(below));
+        layer_file(k, l - 1, below, sizeof(below));
         snprintf(path, sizeof(path), "%s/%s", r->c->dir, name);
         if (qemu_img_rebase_unsafe(r->c->qemu_img, path,
-                                   l == 0 ? d->path : below,
-                                   l == 0 ? d->format : "qcow2", err) < 0)
+                                   l > first ? below
+                                   : first   ? base
+                                             : d->path,
+                                   l > first ? "qcow2" : d->format, err) < 0)
             return errprefix(err, "disk %u, restored layer %u", k, l);
-        if (kept == 1 && n > 1) /* the others are put over the first */
+        if (kept == 1 && n - first > 1) /* the others go over the first */
             break;
     }
-    if (kept == 1 && n > 1 && collapse(r, k, n, err) < 0)
+    if (kept == 1 && n - first > 1 && collapse(r, k, first, n, err) < 0)
         return -1;
-    for (l = 0; l < kept; l++) {
+    for (l = first; l < first + kept; l++) {
         struct disk_layer *y = &d->layers[d->nlayers];
 
         memset(y, 0, sizeof(*y));
@@ -198,30 +265,6 @@ static int build_disk(struct disk_recv *r, unsigned k, unsigned n,
     return 0;
 }
 
-/* The base here must be the one the guest ran on: its layers hold only
- * what the guest changed over it. */
-static int check_base(struct disk_recv *r, unsigned k, uint64_t want,
-                      struct vmckpt_error *err)
-{
-    struct disk_one *d = &r->c->d[k];
-    uint64_t have;
-
-    if (want == 0) /* not taken (an epoch of an older agent) */
-        return 0;
-    if (disk_base_digest(d->path, &have, err) < 0)
-        return errprefix(err, "disk %u", k);
-    if (have != want) {
-        errno = ESTALE;
-        return errprintf(err,
-                         "disk %u: base image %s on this host differs from "
-                         "the one the guest ran on (digest %016" PRIx64
-                         ", the image's %016" PRIx64 ")",
-                         k, d->path, have, want);
-    }
-    d->digest = have;
-    return 0;
-}
-
 int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                      struct vmckpt_error *err)
 {
@@ -234,8 +277,6 @@ int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                          sz->ndisks, r->c->ndisks);
     }
     for (k = 0; k < sz->ndisks; k++) {
-        if (check_base(r, k, sz->base[k], err) < 0)
-            return -1;
         if (sz->nlayers[k] == 0 || sz->nlayers[k] > IMAGE_MAX_VIEW) {
             errno = E2BIG;
             return errprintf(err,
@@ -243,7 +284,8 @@ int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                              "restored chain holds 1 to %d",
                              k, sz->nlayers[k], IMAGE_MAX_VIEW);
         }
-        if (build_disk(r, k, sz->nlayers[k], sz->bytes[k], err) < 0)
+        if (build_disk(r, k, sz->nlayers[k], sz->bytes[k], sz->base[k], err) <
+            0)
             return -1;
     }
     return disk_chain_save(r->c, err);

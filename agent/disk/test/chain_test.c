@@ -287,11 +287,49 @@ START_TEST(base_digest)
 }
 END_TEST
 
+/* Send file 'src' to 'r' as disk 0's layer 'l' of a restore, as a store
+ * would; its size into 'sz'. */
+static void send_file(struct disk_recv *r, const char *src, unsigned l,
+                      struct image_disk_sizes *sz)
+{
+    static uint8_t buf[1u << 20];
+    struct vmckpt_error err;
+    struct stat st;
+    uint64_t off;
+    int fd = open(src, O_RDONLY);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    sz->bytes[0][l] = (uint64_t)st.st_size;
+    for (off = 0; off < (uint64_t)st.st_size; off += sizeof(buf)) {
+        ssize_t got = pread(fd, buf, sizeof(buf), (off_t)off);
+
+        ck_assert_int_gt(got, 0);
+        ck_assert_int_eq(disk_recv_chunk(r, 0, l, off, buf, (size_t)got,
+                                         batch_xxh64(buf, (size_t)got), &err),
+                         0);
+    }
+    close(fd);
+}
+
+/* qemu-io reads 'len' bytes of 'file' at 'off' and finds them all 'pat'. */
+static int reads_as(const char *file, unsigned pat, unsigned off, unsigned len)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd),
+             "qemu-io -r -f qcow2 -c 'read -P %u %u %u' %s >%s/io 2>&1 && "
+             "grep -q 'read %u/%u' %s/io && ! grep -qi fail %s/io",
+             pat, off, len, file, top, len, len, top, top);
+    return system(cmd) == 0;
+}
+
 /* A restore's chain from a store's layers: 'n' layers, each written
  * over the one before (layer i sets 64 KiB at i x 64 KiB to 0x10 + i and
  * the first 4 KiB to its own value); more than a chain takes are written
- * into one. The disk reads the same either way. */
-static void restore_layers(unsigned n)
+ * into one. The disk reads the same either way. 'copy': base=copy, the
+ * base (0x42 at 32 MiB) sent first, the spec's path absent here. */
+static void restore_layers(unsigned n, int copy)
 {
     Vmckpt__VmSpec s;
     Vmckpt__DiskSpec d, *dp[1];
@@ -299,11 +337,13 @@ static void restore_layers(unsigned n)
     struct disk_recv *r;
     struct disk_chain *c;
     static struct image_disk_sizes sz;
-    static uint8_t buf[1u << 20];
-    char src[256], prev[256], cmd[1024], top_file[512];
+    char src[256], prev[256], cmd[1024], top_file[512], gone[256];
     unsigned i;
 
     memset(&sz, 0, sizeof(sz));
+    snprintf(cmd, sizeof(cmd),
+             "qemu-io -f raw -c 'write -P 66 32m 64k' %s >/dev/null", base);
+    ck_assert_int_eq(system(cmd), 0);
     for (i = 0; i < n; i++) {
         snprintf(src, sizeof(src), "%s/l%u.qcow2", top, i);
         snprintf(cmd, sizeof(cmd),
@@ -316,50 +356,38 @@ static void restore_layers(unsigned n)
         ck_assert_int_eq(system(cmd), 0);
         snprintf(prev, sizeof(prev), "%s", src);
     }
-    one_disk(&s, &d, dp, base, "raw");
+    snprintf(gone, sizeof(gone), "%s/not-on-this-host.img", top);
+    one_disk(&s, &d, dp, copy ? gone : base, "raw");
+    d.base_mode = copy ? "copy" : "shared";
     r = disk_recv_open(disks, "qemu-img", &s, 7, &err);
     ck_assert_msg(r != NULL, "%s", err.text);
     sz.ndisks = 1;
-    sz.nlayers[0] = n;
+    sz.nlayers[0] = n + (copy ? 1 : 0);
+    ck_assert_int_eq(disk_base_digest(base, &sz.base[0], &err), 0);
+    if (copy)
+        send_file(r, base, 0, &sz);
     for (i = 0; i < n; i++) {
-        struct stat st;
-        uint64_t off;
-        int fd;
-
         snprintf(src, sizeof(src), "%s/l%u.qcow2", top, i);
-        fd = open(src, O_RDONLY);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(fstat(fd, &st), 0);
-        sz.bytes[0][i] = (uint64_t)st.st_size;
-        for (off = 0; off < (uint64_t)st.st_size; off += sizeof(buf)) {
-            ssize_t got = pread(fd, buf, sizeof(buf), (off_t)off);
-
-            ck_assert_int_gt(got, 0);
-            ck_assert_int_eq(disk_recv_chunk(r, 0, i, off, buf, (size_t)got,
-                                             batch_xxh64(buf, (size_t)got),
-                                             &err),
-                             0);
-        }
-        close(fd);
+        send_file(r, src, i + (copy ? 1 : 0), &sz);
     }
     ck_assert_msg(disk_recv_finish(r, &sz, &err) == 0, "%s", err.text);
     c = disk_recv_install(r, &err);
     ck_assert_msg(c != NULL, "%s", err.text);
     ck_assert_uint_eq(c->d[0].nlayers, n > 12 ? 3 : n + 2);
+    if (copy) { /* the chain's own base, the one sent */
+        snprintf(src, sizeof(src), "%s/base0.raw", c->dir);
+        ck_assert_str_eq(c->d[0].path, src);
+        ck_assert_uint_eq(c->d[0].vsize, BASE_BYTES);
+        ck_assert_int_eq(access(gone, F_OK), -1);
+    }
     disk_layer_path(c, &c->d[0].layers[c->d[0].nlayers - 1], top_file,
                     sizeof(top_file));
-    for (i = 0; i < n; i++) {
-        snprintf(cmd, sizeof(cmd),
-                 "qemu-io -r -f qcow2 -c 'read -P %u %u 60k' %s >%s/io 2>&1 "
-                 "&& grep -q 'read 61440/61440' %s/io && ! grep -qi fail %s/io",
-                 0x10 + i, i * 65536 + 4096, top_file, top, top, top);
-        ck_assert_msg(system(cmd) == 0, "layer %u's data", i);
-    }
-    snprintf(cmd, sizeof(cmd),
-             "qemu-io -r -f qcow2 -c 'read -P %u 0 4k' %s >%s/io 2>&1 && "
-             "grep -q 'read 4096/4096' %s/io && ! grep -qi fail %s/io",
-             0x80 + n - 1, top_file, top, top, top);
-    ck_assert_msg(system(cmd) == 0, "the newest layer wins");
+    for (i = 0; i < n; i++)
+        ck_assert_msg(reads_as(top_file, 0x10 + i, i * 65536 + 4096, 61440),
+                      "layer %u's data", i);
+    ck_assert_msg(reads_as(top_file, 0x80 + n - 1, 0, 4096),
+                  "the newest layer wins");
+    ck_assert_msg(reads_as(top_file, 66, 32u << 20, 65536), "the base's data");
     disk_recv_close(r);
     disk_chain_remove(c);
     disk_chain_destroy(c);
@@ -367,13 +395,51 @@ static void restore_layers(unsigned n)
 
 START_TEST(restore_few_layers)
 {
-    restore_layers(3);
+    restore_layers(3, 0);
 }
 END_TEST
 
 START_TEST(restore_many_layers)
 {
-    restore_layers(14);
+    restore_layers(14, 0);
+}
+END_TEST
+
+START_TEST(restore_copied_base)
+{
+    restore_layers(3, 1);
+    restore_layers(14, 1);
+}
+END_TEST
+
+/* A copied base that is not the one the epoch names is refused, and
+ * nothing is left of the restore. */
+START_TEST(restore_copied_base_differs)
+{
+    Vmckpt__VmSpec s;
+    Vmckpt__DiskSpec d, *dp[1];
+    struct vmckpt_error err;
+    struct disk_recv *r;
+    static struct image_disk_sizes sz;
+    char gone[256];
+
+    memset(&sz, 0, sizeof(sz));
+    snprintf(gone, sizeof(gone), "%s/not-on-this-host.img", top);
+    one_disk(&s, &d, dp, gone, "raw");
+    d.base_mode = "copy";
+    r = disk_recv_open(disks, "qemu-img", &s, 7, &err);
+    ck_assert_msg(r != NULL, "%s", err.text);
+    sz.ndisks = 1;
+    sz.nlayers[0] = 1;
+    ck_assert_int_eq(disk_base_digest(base, &sz.base[0], &err), 0);
+    sz.base[0] ^= 1;
+    send_file(r, base, 0, &sz);
+    ck_assert_int_eq(disk_recv_finish(r, &sz, &err), -1);
+    ck_assert_msg(strstr(err.text, "the base image the store kept has digest"),
+                  "%s", err.text);
+    disk_recv_close(r);
+    ck_assert(!exists("%s/disks/j1/.g1.restore", top));
+    ck_assert(!exists("%s/disks/j1/g1", top));
 }
 END_TEST
 
@@ -604,6 +670,8 @@ int main(void)
     if (system("qemu-io --version >/dev/null 2>&1") == 0) {
         tcase_add_test(tc, restore_few_layers);
         tcase_add_test(tc, restore_many_layers);
+        tcase_add_test(tc, restore_copied_base);
+        tcase_add_test(tc, restore_copied_base_differs);
     } else {
         printf("qemu-io not installed: no restore tests\n");
     }
