@@ -39,6 +39,9 @@ struct image_epoch {
     uint64_t disk_base[IMAGE_MAX_DISKS]; /* its base images' digests */
     uint8_t ninherit;
     uint64_t inherit[IMAGE_MAX_INHERIT];
+    /* per lent epoch and disk: its layer count; with the bit
+     * IMAGE_INHERIT_MERGED (image_int.h) the entry names that epoch's
+     * merged files e<X>.d<K>.m instead (count 0 or 1) */
     uint8_t inherit_layers[IMAGE_MAX_INHERIT][IMAGE_MAX_DISKS];
 };
 

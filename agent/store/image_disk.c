@@ -35,9 +35,13 @@ void image_disk_print(FILE *f, const struct image_epoch *e)
         fprintf(f, " %u", e->disk_layers[k]);
     fprintf(f, " %u", e->ninherit);
     for (i = 0; i < e->ninherit; i++) {
-        fprintf(f, " %" PRIu64, e->inherit[i]);
+        /* "m<X>": merged files */
+        fprintf(f, " %s%" PRIu64,
+                e->inherit_layers[i][0] & IMAGE_INHERIT_MERGED ? "m" : "",
+                e->inherit[i]);
         for (k = 0; k < e->ndisks; k++)
-            fprintf(f, " %u", e->inherit_layers[i][k]);
+            fprintf(f, " %u",
+                    e->inherit_layers[i][k] & ~IMAGE_INHERIT_MERGED & 0xff);
     }
     fprintf(f, " bases");
     for (k = 0; k < e->ndisks; k++)
@@ -71,6 +75,30 @@ static int parse_counts(char **p, unsigned n, uint8_t *out)
     return 0;
 }
 
+/* An inherit entry: "<X> <counts>", or "m<X> <counts>" (merged files, a
+ * count of 0 or 1 per disk). */
+static int parse_inherit(char **p, struct image_epoch *e, unsigned i)
+{
+    int merged = (*p)[0] == ' ' && (*p)[1] == 'm';
+    unsigned k;
+
+    if (merged) {
+        (*p) += 2;
+        if (**p < '0' || **p > '9')
+            return -1;
+    }
+    if (next_u64(p, &e->inherit[i]) < 0 || e->inherit[i] >= e->epoch ||
+        (i > 0 && e->inherit[i] <= e->inherit[i - 1]) ||
+        parse_counts(p, e->ndisks, e->inherit_layers[i]) < 0)
+        return -1;
+    for (k = 0; merged && k < e->ndisks; k++) {
+        if (e->inherit_layers[i][k] > 1)
+            return -1;
+        e->inherit_layers[i][k] |= IMAGE_INHERIT_MERGED;
+    }
+    return 0;
+}
+
 int image_disk_parse(struct image_manifest *m, char *line)
 {
     struct image_epoch *e = m->n > 0 ? &m->e[m->n - 1] : NULL;
@@ -89,9 +117,7 @@ int image_disk_parse(struct image_manifest *m, char *line)
         return -1;
     e->ninherit = (uint8_t)n;
     for (i = 0; i < n; i++)
-        if (next_u64(&p, &e->inherit[i]) < 0 || e->inherit[i] >= epoch ||
-            (i > 0 && e->inherit[i] <= e->inherit[i - 1]) ||
-            parse_counts(&p, e->ndisks, e->inherit_layers[i]) < 0)
+        if (parse_inherit(&p, e, i) < 0)
             return -1;
     if (strncmp(p, " bases", 6) != 0)
         return -1;
@@ -111,12 +137,24 @@ int image_disk_parse(struct image_manifest *m, char *line)
 /* ---- which files an epoch's disk is made of --------------------------- */
 
 /* The epochs whose own layers make up 'e''s disks, oldest first, with
- * their layer counts per disk, into 'v'. Their number, or -1 if the chain
- * is broken or its disks differ. */
+ * their layer counts per disk, into 'v' (an entry of merged files:
+ * 'merged', its counts 0 or 1). Their number, or -1 if the chain is
+ * broken or its disks differ. */
 struct view {
     uint64_t epoch;
+    int merged;
     uint8_t layers[IMAGE_MAX_DISKS];
 };
+
+/* The name of layer 'l' of disk 'k' of view entry 'v'. */
+static void view_name(char *buf, size_t len, const struct view *v, unsigned k,
+                      unsigned l)
+{
+    if (v->merged)
+        snprintf(buf, len, "e%" PRIu64 ".d%u.m", v->epoch, k);
+    else
+        snprintf(buf, len, "e%" PRIu64 ".d%u.l%u", v->epoch, k, l);
+}
 
 static int view_epochs(const struct image_manifest *m,
                        const struct image_epoch *e, struct view *v)
@@ -134,21 +172,121 @@ static int view_epochs(const struct image_manifest *m,
     if (e == NULL || n == 0 || chain[n - 1]->parent != 0)
         return -1;
     for (i = 0; i < chain[n - 1]->ninherit; i++, c++) {
+        unsigned k;
+
         v[c].epoch = chain[n - 1]->inherit[i];
-        memcpy(v[c].layers, chain[n - 1]->inherit_layers[i],
-               sizeof(v[c].layers));
+        v[c].merged =
+            (chain[n - 1]->inherit_layers[i][0] & IMAGE_INHERIT_MERGED) != 0;
+        for (k = 0; k < IMAGE_MAX_DISKS; k++)
+            v[c].layers[k] = chain[n - 1]->inherit_layers[i][k] &
+                             ~IMAGE_INHERIT_MERGED & 0xff;
     }
     for (i = n; i-- > 0; c++) {
         if (chain[i]->ndisks != chain[0]->ndisks)
             return -1;
         v[c].epoch = chain[i]->epoch;
+        v[c].merged = 0;
         memcpy(v[c].layers, chain[i]->disk_layers, sizeof(v[c].layers));
     }
     return c;
 }
 
-int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
-                    struct vmckpt_error *err)
+/* The files of disk 'k' a merge of the lent entries 'v' (n of them)
+ * takes: all but the very first (with base=copy, the base itself). Their
+ * number, or -1 past IMAGE_MAX_VIEW. */
+static int merge_sources(const struct view *v, int n, unsigned k,
+                         char (*names)[64])
+{
+    int i, c = 0;
+    unsigned l;
+
+    for (i = 0; i < n; i++)
+        for (l = i == 0; l < v[i].layers[k]; l++) {
+            if (c == IMAGE_MAX_VIEW)
+                return -1;
+            view_name(names[c++], sizeof(names[0]), &v[i], k, l);
+        }
+    return c;
+}
+
+/* 1 if 'm' names the merged files of epoch 'x' (a sibling's fold made
+ * them, of the same layers). */
+static int merged_named(const struct image_manifest *m, uint64_t x)
+{
+    size_t i, j;
+
+    for (i = 0; i < m->n; i++)
+        for (j = 0; j < m->e[i].ninherit; j++)
+            if (m->e[i].inherit[j] == x &&
+                (m->e[i].inherit_layers[j][0] & IMAGE_INHERIT_MERGED))
+                return 1;
+    return 0;
+}
+
+static void merged_unlink(const char *dir, uint64_t x, unsigned k)
+{
+    char path[4400];
+    int saved = errno;
+
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".d%u.m", dir, x, k);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".d%u.m.sum", dir, x, k);
+    unlink(path);
+    errno = saved;
+}
+
+/* The lent entries 'v' ('n') of 'e''s disks become two: the first layer
+ * of each disk as it is, then e<X>.d<K>.m, every other layer merged (X:
+ * the newest lent epoch). */
+static int merge_lent(const char *dir, const struct image_manifest *m,
+                      struct image_epoch *e, const struct view *v, int n,
+                      struct vmckpt_error *err)
+{
+    char names[IMAGE_MAX_VIEW][64], merged[64];
+    const char *src[IMAGE_MAX_VIEW];
+    uint64_t x = v[n - 1].epoch;
+    uint8_t count[IMAGE_MAX_DISKS];
+    unsigned k, made = 0;
+    int c, i, reuse = merged_named(m, x);
+
+    errno = ENOTSUP;
+    for (k = 0; k < e->ndisks; k++)
+        if (v[0].merged || v[n - 1].merged || v[0].layers[k] == 0)
+            return errprintf(err, "disk %u: no first layer of its own", k);
+    for (k = 0; k < e->ndisks; k++) {
+        c = merge_sources(v, n, k, names);
+        if (c < 0) {
+            errno = E2BIG;
+            errprintf(err, "disk %u: over %d layers", k, IMAGE_MAX_VIEW);
+            goto fail;
+        }
+        count[k] = c > 0;
+        if (c == 0 || reuse)
+            continue;
+        for (i = 0; i < c; i++)
+            src[i] = names[i];
+        snprintf(merged, sizeof(merged), "e%" PRIu64 ".d%u.m", x, k);
+        if (image_disk_merge(dir, src, (unsigned)c, merged, err) < 0)
+            goto fail;
+        made |= 1U << k;
+    }
+    e->inherit[0] = v[0].epoch;
+    e->inherit[1] = x;
+    for (k = 0; k < e->ndisks; k++) {
+        e->inherit_layers[0][k] = 1;
+        e->inherit_layers[1][k] = count[k] | IMAGE_INHERIT_MERGED;
+    }
+    e->ninherit = 2;
+    return 0;
+fail:
+    for (k = 0; k < e->ndisks; k++)
+        if (made & 1U << k)
+            merged_unlink(dir, x, k);
+    return -1;
+}
+
+int image_disk_fold(const char *dir, const struct image_manifest *m,
+                    struct image_epoch *e, struct vmckpt_error *err)
 {
     struct view v[IMAGE_MAX_INHERIT + IMAGE_MAX_EPOCHS];
     int n, i;
@@ -160,6 +298,16 @@ int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
         errno = EINVAL;
         return errprintf(err, "epoch %" PRIu64 ": its chain is broken",
                          e->epoch);
+    }
+    if (n - 1 > IMAGE_MERGE_FROM) {
+        if (merge_lent(dir, m, e, v, n - 1, err) == 0)
+            return 0;
+        if (errno != ENOTSUP || n - 1 > IMAGE_MAX_INHERIT)
+            return errprefix(err,
+                             "epoch %" PRIu64 ": its disks are made of the "
+                             "layers of %d epochs",
+                             e->epoch, n);
+        /* layers it cannot merge are lent as they are, up to the limit */
     }
     if (n - 1 > IMAGE_MAX_INHERIT) {
         errno = E2BIG;
@@ -177,19 +325,54 @@ int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
     return 0;
 }
 
-/* 1 if epoch 'x''s disk files are still named by 'm'. */
-static int files_needed(const struct image_manifest *m, uint64_t x)
+/* 1 if layer 'l' of disk 'k' of epoch 'x' (or, 'merged', the merged
+ * file e<X>.d<K>.m) is still named by 'm'. */
+static int file_needed(const struct image_manifest *m, uint64_t x, unsigned k,
+                       unsigned l, int merged)
 {
     size_t i, j;
 
+    if (k >= IMAGE_MAX_DISKS)
+        return 1; /* no file of the store's: left alone */
     for (i = 0; i < m->n; i++) {
-        if (m->e[i].epoch == x)
+        if (m->e[i].epoch == x && !merged)
             return 1;
-        for (j = 0; j < m->e[i].ninherit; j++)
-            if (m->e[i].inherit[j] == x)
+        for (j = 0; j < m->e[i].ninherit; j++) {
+            unsigned c = m->e[i].inherit_layers[j][k];
+
+            if (m->e[i].inherit[j] == x &&
+                ((c & IMAGE_INHERIT_MERGED) != 0) == merged &&
+                (c & ~IMAGE_INHERIT_MERGED) > (merged ? 0 : l))
                 return 1;
+        }
     }
     return 0;
+}
+
+/* A layer file's name: e<X>.d<K>.l<I> or e<X>.d<K>.m (merged), alone or
+ * with ".sum"; a merged one's ".tmp" and ".tmp.sum" too (only a fold
+ * writes them, under manifest_mu: '*tmp' set). 0 for any other name. */
+static int layer_file_name(const char *name, uint64_t *x, unsigned *k,
+                           unsigned *l, int *merged, int *tmp)
+{
+    const char *rest;
+    int used = 0;
+
+    *l = 0;
+    *merged = *tmp = 0;
+    if (sscanf(name, "e%" SCNu64 ".d%u.l%u%n", x, k, l, &used) != 3 ||
+        used == 0) {
+        used = 0;
+        if (sscanf(name, "e%" SCNu64 ".d%u.m%n", x, k, &used) != 2 || used == 0)
+            return 0;
+        *merged = 1;
+    }
+    rest = name + used;
+    if (*rest == '\0' || strcmp(rest, ".sum") == 0)
+        return 1;
+    *tmp =
+        *merged && (strcmp(rest, ".tmp") == 0 || strcmp(rest, ".tmp.sum") == 0);
+    return *tmp;
 }
 
 void image_disk_gc(const char *dir, const struct image_manifest *m)
@@ -199,19 +382,15 @@ void image_disk_gc(const char *dir, const struct image_manifest *m)
     char path[4400];
     uint64_t x;
     unsigned k, l;
-    int used;
+    int merged, tmp;
 
     if (d == NULL)
         return;
     while ((de = readdir(d)) != NULL) {
-        used = 0;
-        /* committed layers and their sums only: never an epoch's .tmp */
-        if (sscanf(de->d_name, "e%" SCNu64 ".d%u.l%u%n", &x, &k, &l, &used) !=
-                3 ||
-            used == 0 ||
-            (de->d_name[used] != '\0' &&
-             strcmp(de->d_name + used, ".sum") != 0) ||
-            files_needed(m, x))
+        /* committed layers and their sums only, never an epoch's .tmp
+         * (a merge's .tmp: a fold's that failed, under this lock too) */
+        if (!layer_file_name(de->d_name, &x, &k, &l, &merged, &tmp) ||
+            (!tmp && file_needed(m, x, k, l, merged)))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         unlink(path);
@@ -516,8 +695,7 @@ static int open_layers(const char *store, const char *dir, const char *job,
                 }
                 o->disk = k;
                 o->layer = sz->nlayers[k]++;
-                snprintf(o->name, sizeof(o->name), "e%" PRIu64 ".d%u.l%u",
-                         v[i].epoch, k, l);
+                view_name(o->name, sizeof(o->name), &v[i], k, l);
                 snprintf(path, sizeof(path), "%s/%s", dir, o->name);
                 o->fd = open(path, O_RDONLY | O_CLOEXEC);
                 snprintf(path, sizeof(path), "%s/%s.sum", dir, o->name);

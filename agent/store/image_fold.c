@@ -139,6 +139,19 @@ static int write_base(int fd, int sum_fd, const uint8_t *ram,
     return fsync(fd) < 0 || fsync(sum_fd) < 0 ? -1 : 0;
 }
 
+/* A fold its manifest did not take: the disk files it merged, which only
+ * that manifest would have named, go. */
+static void fold_undo_disks(const char *store, const char *job, const char *vm,
+                            const char *dir)
+{
+    struct image_manifest cur;
+    int saved = errno;
+
+    if (image_manifest_load(store, job, vm, &cur, NULL) == 0)
+        image_disk_gc(dir, &cur);
+    errno = saved;
+}
+
 static int image_fold_locked(const char *store, const char *job, const char *vm,
                              uint64_t epoch, struct vmckpt_error *err)
 {
@@ -190,8 +203,9 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
         goto out;
     }
     /* the base is durable; only now does the manifest say so (and that
-     * its disks keep the layers of the epochs it was built on) */
-    if (image_disk_fold(&m, e, err) < 0) {
+     * its disks keep the layers of the epochs it was built on, merged
+     * into durable files first when there are many) */
+    if (image_disk_fold(dir, &m, e, err) < 0) {
         unlink(final);
         unlink(sfinal);
         goto out;
@@ -202,6 +216,7 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
     if (manifest_save(dir, &m, err) < 0) {
         unlink(final);
         unlink(sfinal);
+        fold_undo_disks(store, job, vm, dir);
         goto out;
     }
     unlink(old);

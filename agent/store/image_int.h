@@ -34,10 +34,19 @@ void image_disk_print(FILE *f, const struct image_epoch *e);
 /* A "disks" line: it belongs to the epoch line before it. 0, or -1 if
  * malformed. */
 int image_disk_parse(struct image_manifest *m, char *line);
+/* A fold that would lend the layers of more epochs than this merges them
+ * (all but the disk's very first layer) into one file per disk. */
+#define IMAGE_MERGE_FROM 8
+/* An inherit entry X made of merged files e<X>.d<K>.m (the layers of the
+ * chain up to epoch X, less the first, merged): this bit is set in its
+ * inherit_layers[][K] of every disk, the count beside it 0 or 1. */
+#define IMAGE_INHERIT_MERGED 0x80
 /* Epoch 'e' becomes a base (a fold): its disks keep the layers of the
- * epochs it was built on, named in its inherit list. */
-int image_disk_fold(const struct image_manifest *m, struct image_epoch *e,
-                    struct vmckpt_error *err);
+ * epochs it was built on, named in its inherit list; past IMAGE_MERGE_FROM
+ * of them, merged first into files of 'dir' made durable before this
+ * returns (on failure none is left). */
+int image_disk_fold(const char *dir, const struct image_manifest *m,
+                    struct image_epoch *e, struct vmckpt_error *err);
 /* Remove the layer files of epochs 'm' no longer names nor keeps. */
 void image_disk_gc(const char *dir, const struct image_manifest *m);
 /* The layers of an epoch being written ('ndisks' disks). */
@@ -59,5 +68,17 @@ unsigned image_disks_count(const struct image_disks_in *in);
 /* Free; the files of an epoch not committed go. NULL is fine. */
 void image_disks_close(struct image_disks_in *in, const char *dir,
                        uint64_t epoch);
+
+/* image_disk_merge.c: the qcow2 layer files 'layers' (their names in
+ * 'dir', oldest first, 'n' of them) of one disk merged into the qcow2
+ * file 'name' with its .sum: each 2 KiB the newest layer that holds it
+ * wins, what none holds stays unallocated. Every byte read is checked
+ * against its layer's .sum; the file is written as 'name'.tmp, fsynced
+ * and renamed with its sum, the directory fsynced. -1 with 'err' and
+ * nothing left: errno ENOTSUP for layers it cannot merge (not qcow2 with
+ * 64 KiB clusters, compressed, encrypted, sizes that differ), EBADMSG for
+ * a damaged one, else the failing call's. */
+int image_disk_merge(const char *dir, const char *const *layers, unsigned n,
+                     const char *name, struct vmckpt_error *err);
 
 #endif

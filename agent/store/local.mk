@@ -2,7 +2,8 @@
 # peers stream to, and the client side of streams to and from stores.
 noinst_LIBRARIES += %reldir%/libstore.a
 %canon_reldir%_libstore_a_SOURCES = %reldir%/image.c %reldir%/image.h \
-	%reldir%/image_fold.c %reldir%/image_disk.c %reldir%/image_manifest.c \
+	%reldir%/image_fold.c %reldir%/image_disk.c %reldir%/image_disk_merge.c \
+	%reldir%/image_manifest.c \
 	%reldir%/image_int.h \
 	%reldir%/store.c %reldir%/store.h \
 	%reldir%/stream.c %reldir%/stream.h
@@ -14,4 +15,9 @@ TESTS += %reldir%/test/image_test
 %canon_reldir%_test_image_test_SOURCES = %reldir%/test/image_test.c
 %canon_reldir%_test_image_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_test_image_test_LDADD = %reldir%/libstore.a $(WIRE_LIBS) $(CHECK_LIBS)
+check_PROGRAMS += %reldir%/test/merge_test
+TESTS += %reldir%/test/merge_test
+%canon_reldir%_test_merge_test_SOURCES = %reldir%/test/merge_test.c
+%canon_reldir%_test_merge_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_merge_test_LDADD = %reldir%/libstore.a $(WIRE_LIBS) $(CHECK_LIBS)
 endif
