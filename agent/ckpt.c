@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "agent/store/image.h"
+#include "lib/topo/topo.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "agent/engine/precopy.h"
@@ -52,6 +53,7 @@ struct ckpt_job {
     struct ckpt_done *done;   /* for the loop at the end, allocated up front */
     struct ckpt_disks *disks; /* its disks' part (NULL: no disks) */
     uint64_t committed;       /* the guest's last committed epoch */
+    struct topo_lanes lanes;  /* where the engine's lanes run (lib/topo) */
     struct ckpt_job *next;    /* in 'ckpts' */
 };
 
@@ -252,6 +254,36 @@ static int ckpt_on_paused(void *arg, struct vmckpt_error *err)
     struct ckpt_job *j = arg;
 
     return ckpt_disks_cut(j->disks, err);
+}
+
+_Static_assert(PRECOPY_MAX_STREAMS <= TOPO_MAX_LANES, "a placement per lane");
+
+/* In each lane's thread (lane 0: this checkpoint thread): run near the
+ * guest's memory. */
+static void ckpt_lane_start(void *arg, unsigned lane)
+{
+    struct ckpt_job *j = arg;
+
+    topo_host_bind(&j->lanes.cpus[lane]);
+}
+
+/* Where the engine's lanes run; 1 if they are pinned. */
+static int place_lanes(struct ckpt_job *j)
+{
+    struct vmckpt_error err;
+    const uint8_t *ram;
+    uint64_t len;
+
+    if (topo_host() == NULL || j->vm->qemu_stream ||
+        j->vm->ops->ram_map(j->vm->hv, &ram, &len, &err) < 0)
+        return 0;
+    if (topo_host_plan_lanes(ram, (size_t)len, j->store, j->streams, &j->lanes))
+        log_info("%s/%s epoch %llu: %s", j->job, j->vmname,
+                 (unsigned long long)j->epoch, j->lanes.why);
+    else
+        log_debug("%s/%s epoch %llu: lanes not pinned: %s", j->job, j->vmname,
+                  (unsigned long long)j->epoch, j->lanes.why);
+    return j->lanes.pin;
 }
 
 /* A job epoch's cut ends the round in progress. */
@@ -509,6 +541,8 @@ static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
     sink.state = tee_state;
     sink.end = tee_end;
     sink.arg = tee;
+    if (place_lanes(j))
+        pol.on_lane_start = ckpt_lane_start;
     rc = j->vm->qemu_stream
              ? stream_checkpoint(j, &sink, res, err)
              : precopy_checkpoint(j->vm->ops, j->vm->hv, j->parent == 0,

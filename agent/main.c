@@ -99,6 +99,10 @@ static const char usage[] =
     "                                  peer's store (auto: one per two\n"
     "                                  cores, 1 to 4); a checkpoint may ask\n"
     "                                  for another number\n"
+    "  pin_threads = auto | off        auto: on a host of several NUMA\n"
+    "                                  nodes, run a checkpoint's threads\n"
+    "                                  near the guest's memory and the\n"
+    "                                  store's near its disk (hwloc)\n"
     "  xl = xl                         Xen back end: the toolstack command\n"
     "                                  that builds and destroys domains\n"
     "  xl_extra = FILE                 lines added to every domain's xl\n"
@@ -143,6 +147,7 @@ static const char *const agent_keys[] = {"name",
                                          "xl",
                                          "xl_extra",
                                          "streams",
+                                         "pin_threads",
                                          "metrics_listen",
                                          NULL};
 /* The sections this program checks; --config-keys lists them. */
@@ -262,6 +267,14 @@ static int get_ms(const struct conf *conf, const char *key, uint64_t def,
     return 0;
 }
 
+/* [agent] pin_threads: 1 (auto), 0 (off), or -1 (neither). */
+static int pin_threads(const struct conf *conf)
+{
+    const char *v = conf_get(conf, "agent", "pin_threads", "auto");
+
+    return strcmp(v, "auto") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -1;
+}
+
 /* A reload's check of a new file: the values the next start reads that
  * can be checked without acting on them. 0, or -1 with 'err'. */
 static int check_settings(const struct conf *conf, struct vmckpt_error *err)
@@ -289,6 +302,11 @@ static int check_settings(const struct conf *conf, struct vmckpt_error *err)
         conf_get_uint(conf, "agent", "streams", 1, 1, PRECOPY_MAX_STREAMS, &v,
                       err) < 0)
         return -1;
+    if (pin_threads(conf) < 0)
+        return errprintf(err,
+                         "[agent] pin_threads = '%s': expected auto or "
+                         "off",
+                         conf_get(conf, "agent", "pin_threads", ""));
     return 0;
 }
 
@@ -347,8 +365,9 @@ static int read_link_settings(const struct daemon_opts *o, struct agent *a)
     return 0;
 }
 
-/* What this host is: its state directory, topology and hypervisors (every
- * back end of the list, probed). Returns 0 or 1 after saying why. */
+/* What this host is: its state directory, topology (kept to place the
+ * threads, lib/topo) and hypervisors (every back end of the list,
+ * probed). Returns 0, or 1 (2: a bad setting) after saying why. */
 static int probe_host(const struct daemon_opts *o, struct agent *a,
                       const char *state_dir)
 {
@@ -359,7 +378,14 @@ static int probe_host(const struct daemon_opts *o, struct agent *a,
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         return 1;
     }
-    if (topo_probe(&a->topo, &err) < 0) {
+    if (pin_threads(o->conf) < 0) {
+        fprintf(stderr,
+                "vmckpt-agent: [agent] pin_threads = '%s': expected "
+                "auto or off\n",
+                conf_get(o->conf, "agent", "pin_threads", ""));
+        return 2;
+    }
+    if (topo_host_init(pin_threads(o->conf), &a->topo, &err) < 0) {
         fprintf(stderr, "vmckpt-agent: host topology: %s\n", err.text);
         return 1;
     }
@@ -392,6 +418,7 @@ static int start_store(const struct daemon_opts *o, struct agent *a,
     if (net_split(bound, 0, bhost, &a->store_port, NULL) < 0)
         a->store_port = STORE_DEFAULT_PORT;
     log_info("store %s listening on %s", sdir, bound);
+    topo_host_plan_writer(a->store.dir);
     return 0;
 }
 

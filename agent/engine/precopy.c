@@ -86,6 +86,7 @@ struct lanes {
     pthread_cond_t go, done;
     unsigned gen, busy;
     int quit;
+    const struct precopy_policy *hooks; /* on_lane_start */
     /* the task */
     int drain;
     const uint8_t *ram;
@@ -198,6 +199,8 @@ static void *lane_main(void *arg)
     struct lanes *L = s->L;
     unsigned seen = 0;
 
+    if (L->hooks->on_lane_start != NULL)
+        L->hooks->on_lane_start(L->hooks->arg, s->lane);
     pthread_mutex_lock(&L->mu);
     for (;;) {
         while (L->gen == seen && !L->quit)
@@ -216,12 +219,15 @@ static void *lane_main(void *arg)
 }
 
 static int lanes_init(struct lanes *L, unsigned n, int lz4,
-                      const struct precopy_sink *sink, struct vmckpt_error *err)
+                      const struct precopy_sink *sink,
+                      const struct precopy_policy *hooks,
+                      struct vmckpt_error *err)
 {
     unsigned i;
 
     memset(L, 0, sizeof(*L));
     L->n = n;
+    L->hooks = hooks;
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->go, NULL);
     pthread_cond_init(&L->done, NULL);
@@ -232,6 +238,8 @@ static int lanes_init(struct lanes *L, unsigned n, int lz4,
         if (batch_builder_init(&L->s[i].b, lz4) < 0)
             return errprintf_errno(err, "pre-copy");
     }
+    if (hooks->on_lane_start != NULL)
+        hooks->on_lane_start(hooks->arg, 0);
     for (i = 1; i < n; i++) {
         if (pthread_create(&L->t[i], NULL, lane_main, &L->s[i]) != 0) {
             errno = EAGAIN;
@@ -376,7 +384,7 @@ static int ckpt_setup(struct ckpt *c, int lz4, unsigned streams,
         c->L = NULL;
         return errprintf_errno(err, "pre-copy");
     }
-    if (lanes_init(c->L, streams, lz4, c->sink, err) < 0)
+    if (lanes_init(c->L, streams, lz4, c->sink, c->policy, err) < 0)
         return -1;
     c->L->ram = c->ram;
     c->L->npages = c->npages;

@@ -68,6 +68,11 @@ struct precopy_policy {
     int (*cut_now)(void *arg);
     /* Called after every round and at the end, for progress. May be NULL. */
     void (*on_round)(const struct precopy_round *r, void *arg);
+    /* Called once per checkpoint in each lane's thread before it reads a
+     * page: lane 0 in the caller's thread (before the other lanes' threads
+     * start, which inherit what it sets), the others in their own; to pin
+     * them near the guest's memory (lib/topo). May be NULL. */
+    void (*on_lane_start)(void *arg, unsigned lane);
     void *arg;
 };
 

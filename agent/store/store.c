@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "lib/topo/topo.h"
 #include "lib/util/log.h"
 #include "lib/wire/batch.h"
 #include "lib/util/net.h"
@@ -694,6 +695,7 @@ static void *peer_main(void *arg)
     struct store *s = p->s;
     struct session ss = {.st = NULL};
 
+    topo_host_bind_writer(); /* near the store's disk, if anywhere */
     wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
     snprintf(p->who, sizeof(p->who), "%s", p->addr);
     if (peer_auth(p) < 0)

@@ -6,6 +6,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -618,6 +620,84 @@ START_TEST(lanes)
 }
 END_TEST
 
+/* on_lane_start: each lane's thread pins itself to a CPU of its own (as
+ * agent/ckpt.c does through lib/topo); its batches must then come from
+ * that thread, running on that CPU only. */
+static struct lane_check {
+    struct precopy_sink inner;
+    pthread_t caller, thread[PRECOPY_MAX_STREAMS];
+    int cpu[PRECOPY_MAX_STREAMS];
+    unsigned started[PRECOPY_MAX_STREAMS];
+    unsigned bad; /* batches from another thread or CPU */
+} lc;
+
+static void lane_started(void *arg, unsigned lane)
+{
+    cpu_set_t cpus;
+
+    (void)arg;
+    __atomic_add_fetch(&lc.started[lane], 1, __ATOMIC_RELAXED);
+    lc.thread[lane] = pthread_self();
+    CPU_ZERO(&cpus);
+    CPU_SET(lc.cpu[lane], &cpus);
+    if (sched_setaffinity(0, sizeof(cpus), &cpus) < 0)
+        __atomic_add_fetch(&lc.bad, 1, __ATOMIC_RELAXED);
+}
+
+static int lane_batch(void *arg, unsigned lane, const Vmckpt__PageBatch *msg,
+                      struct vmckpt_error *err)
+{
+    cpu_set_t cpus;
+
+    (void)arg;
+    if (!pthread_equal(pthread_self(), lc.thread[lane]) ||
+        sched_getaffinity(0, sizeof(cpus), &cpus) < 0 ||
+        CPU_COUNT(&cpus) != 1 || !CPU_ISSET(lc.cpu[lane], &cpus))
+        __atomic_add_fetch(&lc.bad, 1, __ATOMIC_RELAXED);
+    return lc.inner.batch(lc.inner.arg, lane, msg, err);
+}
+
+START_TEST(lanes_start_pinned)
+{
+    struct hv_sim_config cfg = {.pages = 8192};
+    struct precopy_sink sink;
+    struct precopy_result res;
+    struct vmckpt_error err;
+    cpu_set_t mine;
+    struct run t;
+    int i, ncpu = 0, cpus[CPU_SETSIZE];
+
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+    for (i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &mine))
+            cpus[ncpu++] = i;
+    memset(&lc, 0, sizeof(lc));
+    for (i = 0; i < 4; i++)
+        lc.cpu[i] = cpus[ncpu - 1 - i % ncpu];
+    lc.caller = pthread_self();
+    run_init(&t, &cfg);
+    prefill(&t, 0);
+    lc.inner = t.ms->sink;
+    sink = t.ms->sink;
+    sink.batch = lane_batch;
+    t.pol.on_lane_start = lane_started;
+    ck_assert_msg(precopy_checkpoint(t.ops, t.vm, 1, 0, 1, 4, &sink, &t.pol,
+                                     &res, &err) == 0,
+                  "%s", err.text);
+    for (i = 0; i < 4; i++)
+        ck_assert_uint_eq(lc.started[i], 1);
+    ck_assert(pthread_equal(lc.thread[0], lc.caller));
+    for (i = 1; i < 4; i++)
+        ck_assert(!pthread_equal(lc.thread[i], lc.caller));
+    ck_assert_uint_eq(lc.bad, 0);
+    for (i = 0; i < 4; i++)
+        ck_assert_uint_gt(t.ms->lane_pages[i], 0);
+    check_image(&t, &res);
+    run_dispose(&t);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(mine), &mine), 0);
+}
+END_TEST
+
 START_TEST(streams_out_of_range)
 {
     /* 0 streams or more than PRECOPY_MAX_STREAMS: EINVAL, guest untouched */
@@ -937,6 +1017,7 @@ int main(void)
     tcase_add_test(tc, zero_pages);
     tcase_add_test(tc, incremental_epoch);
     tcase_add_test(tc, lanes);
+    tcase_add_test(tc, lanes_start_pinned);
     tcase_add_test(tc, streams_out_of_range);
     tcase_add_test(tc, sink_fails_mid_round);
     tcase_add_test(tc, cut_fails);
