@@ -16,6 +16,7 @@ SHELL_TESTS = \
 	%reldir%/t0500-dirty-tracking.t \
 	%reldir%/t0600-live-checkpoint.t \
 	%reldir%/t0602-disk-checkpoint.t \
+	%reldir%/t0604-disk-faults.t \
 	%reldir%/t0610-console-checkpoint.t \
 	%reldir%/t0620-job-checkpoint.t \
 	%reldir%/t0630-job-policies.t \
