@@ -13,12 +13,12 @@
 
 SPANK_PLUGIN(vmckpt, 1);
 
-enum { OPT_IMAGE = 1, OPT_INTERVAL, OPT_MEM, OPT_KEEP, OPT_SPARES };
+enum { OPT_IMAGE = 1, OPT_INTERVAL, OPT_MEM, OPT_KEEP, OPT_SPARES, OPT_DISK };
 
 /* The values given on the command line or in #SBATCH lines (NULL: not
  * given): copies, since sbatch reuses the buffer of an #SBATCH line;
  * they live as long as the process. */
-static char *image, *interval, *mem, *keep_n, *spares;
+static char *image, *interval, *mem, *keep_n, *spares, *disk;
 
 /* *slot = a copy of 'value' (a later option replaces an earlier one) */
 static int keep(char **slot, const char *value)
@@ -58,6 +58,28 @@ static int keep_number(char **slot, const char *value, long lo, long hi,
     return keep(slot, value);
 }
 
+/* "FILE[,format=raw|qcow2][,base=shared|copy]", FILE an absolute path
+ * without blanks or quotes (what vmckpt vm start --disk takes) */
+static int disk_ok(const char *v)
+{
+    const char *p = strchr(v, ',');
+    size_t n;
+
+    if (v[0] != '/' || strlen(v) > 600 || strpbrk(v, " \t\r\n\"'\\") != NULL)
+        return 0;
+    while (p != NULL) {
+        p++;
+        n = strcspn(p, ",");
+        if (!((n == 10 && strncmp(p, "format=raw", n) == 0) ||
+              (n == 12 && strncmp(p, "format=qcow2", n) == 0) ||
+              (n == 11 && strncmp(p, "base=shared", n) == 0) ||
+              (n == 9 && strncmp(p, "base=copy", n) == 0)))
+            return 0;
+        p = strchr(p, ',');
+    }
+    return 1;
+}
+
 static int on_option(int val, const char *optarg, int remote)
 {
     (void)remote;
@@ -84,6 +106,15 @@ static int on_option(int val, const char *optarg, int remote)
             return -1;
         }
         return keep(&interval, optarg);
+    case OPT_DISK:
+        if (!disk_ok(optarg)) {
+            slurm_error("vmckpt: --vmckpt-disk=%s: give FILE[,format=raw|qcow2]"
+                        "[,base=shared|copy], FILE the absolute path of a "
+                        "base image (no blanks or quotes)",
+                        optarg);
+            return -1;
+        }
+        return keep(&disk, optarg);
     case OPT_MEM:
         return keep_number(&mem, optarg, 64, 1048576, "mem",
                            "give MB, 64 to 1048576");
@@ -110,6 +141,10 @@ static struct spank_option options[] = {
      1, OPT_INTERVAL, on_option},
     {"vmckpt-mem", "MB", "memory of each of the job's VMs (default 512)", 1,
      OPT_MEM, on_option},
+    {"vmckpt-disk", "FILE[,format=raw|qcow2][,base=shared|copy]",
+     "give each of the job's VMs a disk over the base image FILE (never "
+     "written; each VM writes its own overlays), in every checkpoint",
+     1, OPT_DISK, on_option},
     {"vmckpt-keep", "N",
      "keep the newest N committed epochs of each VM (0: all; default: the "
      "coordinator's keep_epochs)",
@@ -160,22 +195,25 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
     if (ctx == S_CTX_LOCAL)
         return 0; /* a step of a job: its allocation has the options */
     if (image == NULL) {
-        if (interval == NULL && mem == NULL && keep_n == NULL && spares == NULL)
+        if (interval == NULL && mem == NULL && keep_n == NULL &&
+            spares == NULL && disk == NULL)
             return 0; /* not protected: untouched */
         /* an optional plugin cannot refuse the job here: its prolog
          * will, with this reason */
         slurm_error("vmckpt: --vmckpt-interval, --vmckpt-mem, "
-                    "--vmckpt-keep and --vmckpt-spares need --vmckpt-image; "
+                    "--vmckpt-keep, --vmckpt-spares and --vmckpt-disk need "
+                    "--vmckpt-image; "
                     "the job will be cancelled");
         return set(sp, "VMCKPT_ERROR",
-                   "--vmckpt-interval, --vmckpt-mem, --vmckpt-keep and "
-                   "--vmckpt-spares need --vmckpt-image");
+                   "--vmckpt-interval, --vmckpt-mem, --vmckpt-keep, "
+                   "--vmckpt-spares and --vmckpt-disk need --vmckpt-image");
     }
     if (set(sp, "VMCKPT_IMAGE", image) < 0 ||
         set(sp, "VMCKPT_INTERVAL", interval != NULL ? interval : "auto") < 0 ||
         set(sp, "VMCKPT_MEM", mem != NULL ? mem : "512") < 0 ||
         set(sp, "VMCKPT_KEEP", keep_n != NULL ? keep_n : "default") < 0 ||
-        set(sp, "VMCKPT_SPARES", spares != NULL ? spares : "0") < 0)
+        set(sp, "VMCKPT_SPARES", spares != NULL ? spares : "0") < 0 ||
+        (disk != NULL && set(sp, "VMCKPT_DISK", disk) < 0))
         return -1;
     return 0;
 }

@@ -43,9 +43,11 @@ test_expect_success 'bad options fail at sbatch with a clear error' '
     ! sbatch --vmckpt-image=$IMG --vmckpt-keep=many $TEST_DIR/true.sh 2>$TEST_DIR/err2 &&
     grep -q "vmckpt-keep=many: give the number of committed epochs" $TEST_DIR/err2 &&
     wait_until 30 "test \"\$(job_state $id)\" = CANCELLED" &&
-    scontrol show job $id | grep -q "AdminComment=vmckpt: --vmckpt-interval, --vmckpt-mem, --vmckpt-keep and --vmckpt-spares need --vmckpt-image" &&
+    scontrol show job $id | grep -q "AdminComment=vmckpt: --vmckpt-interval, --vmckpt-mem, --vmckpt-keep, --vmckpt-spares and --vmckpt-disk need --vmckpt-image" &&
     ! sbatch --vmckpt-image=lab $TEST_DIR/true.sh 2>$TEST_DIR/err &&
     grep -q "give the absolute path" $TEST_DIR/err &&
+    ! sbatch --vmckpt-image=$IMG --vmckpt-disk=$IMG/disk.img,format=vmdk $TEST_DIR/true.sh 2>$TEST_DIR/err &&
+    cat $TEST_DIR/err && grep -q "vmckpt-disk=.*: give FILE\[,format=raw|qcow2\]\[,base=shared|copy\]" $TEST_DIR/err &&
     sbatch --help 2>&1 | grep -q -- "--vmckpt-image=DIR"
 '
 
@@ -85,7 +87,11 @@ test_expect_success 'the reference: heat on 3 ranks (and on 2, and the longer on
 . $TEST_DIR/ref 2>/dev/null || true
 
 heat_job "$TEST_DIR/heat.sbatch" "-N 3" --requeue --open-mode=append \
-    "--vmckpt-image=$IMG" --vmckpt-interval=15 --vmckpt-mem=384 --vmckpt-keep=1
+    "--vmckpt-image=$IMG" --vmckpt-interval=15 --vmckpt-mem=384 --vmckpt-keep=1 \
+    "--vmckpt-disk=$IMG/disk.img,format=raw"
+# has_disk VM HOST: VM runs on its disk chain there, and its peer's copy of
+# its epochs holds the disk
+has_disk() { test -s "$TEST_DIR/$2/state/disks/$J/$1/chain"; }
 
 test_expect_success 'sbatch a protected job: three VMs on h1..h3, heat under vmckpt-mpirun, two periodic checkpoints' '
     JOBID=$(sbatch --parsable -o "$TEST_DIR/job-%j.out" $TEST_DIR/heat.sbatch) &&
@@ -101,7 +107,9 @@ test_expect_success 'sbatch a protected job: three VMs on h1..h3, heat under vmc
     wait_until 300 "test \"\$(vjob_field $J last_epoch)\" -ge $((e0 + 2))" &&
     vmckpt list $J && out_of $JOBID &&
     test "$(vjob_field $J keep_epochs)" = 1 &&
-    test "$(vmckpt list $J --all --json | jq "[.[] | select(.state == \"committed\")] | length")" = 3
+    test "$(vmckpt list $J --all --json | jq "[.[] | select(.state == \"committed\")] | length")" = 3 &&
+    for i in 0 1 2; do has_disk r$i h$((i + 1)) || exit 1; done &&
+    grep -q "^disks " $TEST_DIR/h2/state/store/$J/r0/manifest
 '
 . $TEST_DIR/jobid 2>/dev/null || true
 J=slurm-${JOBID:-0}
@@ -118,6 +126,7 @@ test_expect_success 'h3 dies: Slurm hears it from the coordinator, the job is re
     grep -q "NodeList=h\[1-2,4\]" $TEST_DIR/requeued &&
     grep_log "$VMCKPT_SLURM_LOG" "job $JOBID run 1 on h1 h2 h4: vmckpt job $J, last epoch" &&
     test "$(vmckpt vm list --job $J --json | jq -r "[.[] | .vm + \"@\" + .host + \":\" + .state] | sort | join(\",\")")" = "r0@h1:running,r1@h2:running,r2@h4:running" &&
+    has_disk r2 h4 &&
     wait_until 240 "out_of $JOBID | grep -q \"the program resumes in the restored VMs\""
 '
 
