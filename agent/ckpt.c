@@ -52,7 +52,7 @@ struct ckpt_job {
     char reason[320];
     struct ckpt_done *done;   /* for the loop at the end, allocated up front */
     struct ckpt_disks *disks; /* its disks' part (NULL: no disks) */
-    uint64_t committed;       /* the guest's last committed epoch */
+    uint64_t committed;       /* disk layers up to it merged first */
     struct topo_lanes lanes;  /* where the engine's lanes run (lib/topo) */
     struct ckpt_job *next;    /* in 'ckpts' */
 };
@@ -742,11 +742,14 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     j->epoch = b->epoch;
     j->incarnation = vmm_vm_incarnation(vm);
-    j->committed = vm->last_epoch;
     /* a delta only continues this QEMU's own chain; otherwise full */
     j->parent = b->targets[0]->parent == vm->last_epoch && !vm->qemu_stream
                     ? vm->last_epoch
                     : 0;
+    /* the disk layers merged before the cut: those of committed epochs;
+     * before a full epoch, which carries all of them, every one (layers of
+     * failed epochs would otherwise pile up and block the chain) */
+    j->committed = j->parent == 0 ? UINT64_MAX : vm->last_epoch;
     j->req = env->request_id;
     j->max_ms = b->max_precopy_ms;
     j->hold_ms = b->hold_timeout_ms ? b->hold_timeout_ms : 120000;

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "agent/disk/disk.h"
 #include "fence.h"
 #include "guard.h"
 #include "metrics.h"
@@ -443,6 +444,12 @@ static int set_streams(const struct daemon_opts *o, struct agent *a)
     return 0;
 }
 
+/* disk_dir_sweep's question: does a guest of ours run on JOB/VM's chain? */
+static int runs_here(void *arg, const char *job, const char *vm)
+{
+    return vmm_find(arg, job, vm) != NULL;
+}
+
 /* The guests: the accelerator, the outbox their threads answer through,
  * and the guests an earlier agent left running, taken over. Returns 0, or
  * the exit status after logging why. */
@@ -490,6 +497,8 @@ static int start_guests(const struct daemon_opts *o, struct agent *a,
         log_err("guests of an earlier agent: %s", err.text);
     else if (n > 0)
         log_info("took over %d guest(s) an earlier agent left running", n);
+    if (n >= 0)
+        (void)disk_dir_sweep(a->vmm.disk_dir, runs_here, &a->vmm);
     return 0;
 }
 

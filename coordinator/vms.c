@@ -840,7 +840,15 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             if (v != NULL)
                 vms_set_state(co, v, "stopped");
             stats_restore(co, 0, 0);
-            forward_error(p, text);
+            if (p->admin != NULL && strstr(text, "damaged") != NULL)
+                /* a job's restart falls back by itself; one VM's does not */
+                server_error(
+                    p->admin, p->admin_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                    "%s (an earlier epoch may be whole: vmckpt list %s shows "
+                    "them; vmckpt restore --job %s --vm %s --epoch N)",
+                    text, p->job, p->job, p->vm);
+            else
+                forward_error(p, text);
         }
         break;
     }

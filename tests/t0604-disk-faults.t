@@ -166,6 +166,7 @@ test_expect_success 'a damaged disk layer: h1 dies; the restore of that epoch, f
     ! vmckpt restore --vm g1 --host h3 >$TEST_DIR/r1.out 2>$TEST_DIR/r1.err &&
     cat $TEST_DIR/r1.out $TEST_DIR/r1.err &&
     grep -q "default/g1 epoch 3: damaged disk 0 layer $(basename $layer) at offset [0-9]* (checksum mismatch)" $TEST_DIR/r1.err &&
+    grep -q "an earlier epoch may be whole: vmckpt list default shows them; vmckpt restore --job default --vm g1 --epoch N" $TEST_DIR/r1.err &&
     grep_log $TEST_DIR/h3/agent.log "restore of default/g1 epoch 3 failed: .*damaged disk 0 layer $(basename $layer)" &&
     vmckpt vm list | grep "^default  *g1 " | grep -q " stopped" &&
     wait_until 10 "no_restore_left h3" &&
@@ -240,11 +241,20 @@ test_expect_success 'both copies damaged: the job comes back from epoch 1, verif
     test "$(job_field state)" = running
 '
 
+test_expect_success 'h1 back: its agent removes the chain g1 left there (g1 was restored elsewhere)' '
+    test -s $TEST_DIR/h1/state/disks/default/g1/chain &&
+    "$LAB_CMD" revive-host $LAB h1 &&
+    start_agent h1 &&
+    wait_until 30 "test \"\$(host_state h1)\" = up" &&
+    grep_log $TEST_DIR/h1/agent.log "guest default/g1 of an earlier agent is gone; cleaning up" &&
+    test ! -e $TEST_DIR/h1/state/disks/default/g1
+'
+
 test_expect_success 'clean stop, the chains removed; no sanitizer report' '
     vmckpt vm stop --job jd --name g2 | grep -q stopped &&
     wait_until 10 "test ! -e $TEST_DIR/h3/state/disks/jd/g2" &&
     test "$(sha256sum <"$IMG/disk.img")" = "$(cat $TEST_DIR/base.sum)" &&
-    stop_daemon h2 && stop_daemon h3 && stop_daemon co &&
+    stop_daemon h1 && stop_daemon h2 && stop_daemon h3 && stop_daemon co &&
     no_sanitizer_reports
 '
 test_done

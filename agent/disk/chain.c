@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* nftw's FTW_ACTIONRETVAL-free flags, O_DIRECTORY */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -265,6 +266,53 @@ fail:
 void disk_dir_remove(const char *dir)
 {
     remove_tree(dir);
+}
+
+/* Sweep one job's directory; 1 if it is left empty. */
+static unsigned sweep_job(const char *disk_dir, const char *job,
+                          disk_keep_fn *keep, void *arg)
+{
+    char path[4400];
+    struct dirent *de;
+    unsigned n = 0;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/%s", disk_dir, job);
+    d = opendir(path);
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        /* a restore's .VM.restore that an earlier agent left: its
+         * restore failed with it; a guest's chain no guest runs on */
+        if (de->d_name[0] != '.' && keep(arg, job, de->d_name))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/%s", disk_dir, job, de->d_name);
+        log_info("disk chain %s: no guest of this agent runs on it, removed",
+                 path);
+        remove_tree(path);
+        n++;
+    }
+    closedir(d);
+    snprintf(path, sizeof(path), "%s/%s", disk_dir, job);
+    (void)rmdir(path); /* only if empty */
+    return n;
+}
+
+unsigned disk_dir_sweep(const char *disk_dir, disk_keep_fn *keep, void *arg)
+{
+    struct dirent *de;
+    unsigned n = 0;
+    DIR *d = opendir(disk_dir);
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n += sweep_job(disk_dir, de->d_name, keep, arg);
+    closedir(d);
+    return n;
 }
 
 void disk_chain_remove_at(const char *disk_dir, const char *job, const char *vm)

@@ -197,10 +197,19 @@ void disk_cut_abandon(struct disk_chain *c, disk_qmp_fn *qmp, void *arg)
         prepared_layer(k, d, &l);
         disk_node_name(k, &l, node, sizeof(node));
         args = json_pack("{s:s}", "node-name", node);
-        if (args == NULL || qmp(arg, "blockdev-del", args, NULL, &err) < 0)
-            log_warn("%s/%s disk %u: removing the unused overlay %s: %s",
+        if (args == NULL || (qmp(arg, "blockdev-del", args, NULL, &err) < 0 &&
+                             strstr(err.text, "Failed to find node") == NULL)) {
+            /* still in QEMU, perhaps in the guest's chain (a snapshot
+             * whose reply came too late): its file stays, and the next
+             * checkpoint's prepare refuses it as a stale overlay */
+            log_warn("%s/%s disk %u: removing the unused overlay %s: %s; "
+                     "its file %s is kept",
                      c->job, c->vm, k, node,
-                     args == NULL ? "out of memory" : err.text);
+                     args == NULL ? "out of memory" : err.text, l.file);
+            json_decref(args);
+            d->prep_gen = 0;
+            continue;
+        }
         json_decref(args);
         disk_layer_path(c, &l, path, sizeof(path));
         unlink(path);
@@ -258,6 +267,30 @@ static int wait_job(disk_qmp_fn *qmp, void *arg, const char *id,
     }
 }
 
+/* Layer 'l' of disk 'k' left the guest's chain (merged): QEMU still
+ * holds its node (and the file node of a layer from the command line,
+ * "<node>f") open for the monitor until they are deleted. */
+static void drop_nodes(struct disk_chain *c, unsigned k,
+                       const struct disk_layer *l, disk_qmp_fn *qmp, void *arg)
+{
+    struct vmckpt_error err;
+    char node[40];
+    json_t *args;
+    int f;
+
+    for (f = 0; f < 2; f++) {
+        disk_node_name(k, l, node, sizeof(node));
+        if (f)
+            strcat(node, "f");
+        args = json_pack("{s:s}", "node-name", node);
+        if (args != NULL && qmp(arg, "blockdev-del", args, NULL, &err) < 0 &&
+            strstr(err.text, "Failed to find node") == NULL)
+            log_warn("%s/%s disk %u: closing merged layer %s: %s", c->job,
+                     c->vm, k, node, err.text);
+        json_decref(args);
+    }
+}
+
 /* Merge layers (acc, top] of disk 'k' into acc, 'acc' and 'top' their
  * places in the chain. */
 static int merge_one(struct disk_chain *c, unsigned k, unsigned acc,
@@ -292,6 +325,7 @@ static int merge_one(struct disk_chain *c, unsigned k, unsigned acc,
     if (disk_chain_save(c, err) < 0)
         return -1;
     for (i = 0; i < n; i++) {
+        drop_nodes(c, k, &gone[i], qmp, arg);
         disk_layer_path(c, &gone[i], path, sizeof(path));
         unlink(path);
     }
@@ -325,7 +359,8 @@ int disk_merge(struct disk_chain *c, disk_qmp_fn *qmp, void *arg,
         if (merge_one(c, k, acc, top, qmp, arg, err) < 0)
             return -1;
         log_info("%s/%s disk %u: layers up to epoch %llu merged; %u left",
-                 c->job, c->vm, k, (unsigned long long)committed, d->nlayers);
+                 c->job, c->vm, k, (unsigned long long)d->layers[acc].label,
+                 d->nlayers);
     }
     return 0;
 }

@@ -96,6 +96,13 @@ int disk_chain_save(const struct disk_chain *c, struct vmckpt_error *err);
 void disk_chain_remove(struct disk_chain *c);
 /* rm -r 'dir' (a chain's directory; no symlink is followed). */
 void disk_dir_remove(const char *dir);
+/* At an agent's start, after it took over its guests: every chain in
+ * 'disk_dir' for which 'keep' says no (no guest of this agent runs on
+ * it: its guest died with an earlier agent, or was restored elsewhere
+ * while this host was away; a restore always builds its chain anew), and
+ * every unfinished restore's, removed. The number removed. */
+typedef int disk_keep_fn(void *arg, const char *job, const char *vm);
+unsigned disk_dir_sweep(const char *disk_dir, disk_keep_fn *keep, void *arg);
 /* Remove the chain of JOB/VM in 'disk_dir' whatever its record says. */
 void disk_chain_remove_at(const char *disk_dir, const char *job,
                           const char *vm);

@@ -316,10 +316,17 @@ int image_disk_fold(const char *dir, const struct image_manifest *m,
                          "of %d epochs, over the %d a folded epoch keeps",
                          e->epoch, n, IMAGE_MAX_INHERIT + 1);
     }
-    /* the layers stay where they are; the folded epoch names them */
+    /* the layers stay where they are; the folded epoch names them (a
+     * merged entry stays merged: its files are e<X>.d<K>.m) */
     for (i = 0; i + 1 < n; i++) {
+        unsigned k;
+
         e->inherit[i] = v[i].epoch;
-        memcpy(e->inherit_layers[i], v[i].layers, sizeof(v[i].layers));
+        memset(e->inherit_layers[i], 0, sizeof(e->inherit_layers[i]));
+        for (k = 0; k < e->ndisks; k++)
+            e->inherit_layers[i][k] =
+                (uint8_t)(v[i].layers[k] |
+                          (v[i].merged ? IMAGE_INHERIT_MERGED : 0));
     }
     e->ninherit = (uint8_t)(n - 1);
     return 0;
@@ -402,6 +409,9 @@ void image_disk_gc(const char *dir, const struct image_manifest *m)
 
 struct disk_layer_in {
     int fd;
+    /* the one chunk shorter than CHUNK (the file's end): its index + 1
+     * (0: none yet) and length */
+    size_t short_at, short_len;
     uint64_t *sums; /* per 1 MiB; 0 with have[i] unset: not received */
     uint8_t *have;
     size_t nsums;
@@ -495,11 +505,16 @@ int image_disks_chunk(struct image_disks_in *in, const char *dir,
     i = (size_t)(c->offset / CHUNK);
     if (sums_room(y, i) < 0)
         return errprintf_errno(err, "disk writer");
-    if (y->have[i]) {
+    if (y->have[i] || (c->data.len < CHUNK && y->short_at != 0)) {
         errno = EPROTO;
-        return errprintf(
-            err, "disk %u layer %u: the chunk at %" PRIu64 " came twice",
-            c->disk, c->layer, c->offset);
+        return errprintf(err,
+                         "disk %u layer %u: the chunk at %" PRIu64 " came "
+                         "twice, or a second short one",
+                         c->disk, c->layer, c->offset);
+    }
+    if (c->data.len < CHUNK) {
+        y->short_at = i + 1;
+        y->short_len = c->data.len;
     }
     if (y->fd < 0) {
         layer_name(path, sizeof(path), dir, epoch, c->disk, c->layer, ".tmp");
@@ -526,6 +541,7 @@ static int layer_finish(struct disk_layer_in *y, const char *tmp,
 {
     size_t n = (size_t)((bytes + CHUNK - 1) / CHUNK), i;
     static const uint8_t zero[CHUNK];
+    uint64_t zero_sum = 0;
     char sum[4400];
     int fd;
 
@@ -535,6 +551,17 @@ static int layer_finish(struct disk_layer_in *y, const char *tmp,
             return errprintf(err, "%s: a chunk past its end (%" PRIu64 ")", tmp,
                              bytes);
         }
+    /* every chunk but the last is whole; the last ends at 'bytes' */
+    if ((y->short_at != 0 &&
+         (y->short_at != n || y->short_len != bytes - (n - 1) * CHUNK)) ||
+        (y->short_at == 0 && bytes % CHUNK != 0 && n <= y->nsums &&
+         y->have[n - 1])) {
+        errno = EPROTO;
+        return errprintf(err,
+                         "%s: its chunks do not end where the layer does "
+                         "(%" PRIu64 " bytes)",
+                         tmp, bytes);
+    }
     if (sums_room(y, n) < 0)
         return errprintf_errno(err, "disk writer");
     for (i = 0; i < n; i++)
@@ -543,7 +570,10 @@ static int layer_finish(struct disk_layer_in *y, const char *tmp,
                              ? CHUNK
                              : (size_t)(bytes % CHUNK);
 
-            y->sums[i] = batch_xxh64(zero, len);
+            if (len == CHUNK && zero_sum == 0)
+                zero_sum = batch_xxh64(zero, CHUNK);
+            /* a sparse layer (a copied base) has many: hashed once */
+            y->sums[i] = len == CHUNK ? zero_sum : batch_xxh64(zero, len);
         }
     if (y->fd < 0)
         y->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

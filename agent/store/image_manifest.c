@@ -15,7 +15,8 @@
 int image_manifest_load(const char *store, const char *job, const char *vm,
                         struct image_manifest *m, struct vmckpt_error *err)
 {
-    char dir[4096], path[4200], line[512];
+    /* a disks line with 8 disks and 24 lent epochs is ~1.3 KiB */
+    char dir[4096], path[4200], line[4096];
     unsigned lineno = 0;
     FILE *f;
 
@@ -30,6 +31,8 @@ int image_manifest_load(const char *store, const char *job, const char *vm,
         struct image_epoch e;
 
         lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f))
+            goto bad; /* longer than any line the store writes */
         if (lineno == 1) {
             if (sscanf(line, "vmckpt-store 1 ram_bytes %" SCNu64,
                        &m->ram_bytes) != 1)

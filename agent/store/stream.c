@@ -191,9 +191,10 @@ static int fetch_disks_end(const struct stream_disks *disks,
     if (e->n_disks != ndisks)
         return errprintf(err, "the stream ended with %zu disks, not %u",
                          e->n_disks, ndisks);
-    if (ndisks == 0)
+    if (disks == NULL) /* and ndisks 0: stream_fetch checked */
         return 0;
-    sz = calloc(1, sizeof(*sz));
+    sz = calloc(1, sizeof(*sz)); /* a spec with disks, an image without:
+                                    the sink refuses it */
     if (sz == NULL)
         return errprintf_errno(err, "fetch");
     sz->ndisks = ndisks;
@@ -226,7 +227,7 @@ static int fetch_disk_chunk(const struct stream_disks *disks, unsigned ndisks,
                             struct vmckpt_error *err)
 {
     if (c->disk >= ndisks || c->layer >= IMAGE_MAX_VIEW || c->data.len == 0 ||
-        c->data.len > (1u << 20) ||
+        c->data.len > (1u << 20) || c->offset % (1u << 20) != 0 ||
         batch_xxh64(c->data.data, c->data.len) != c->xxh64) {
         errno = EBADMSG;
         return errprintf(err,

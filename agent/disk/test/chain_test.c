@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -241,6 +242,44 @@ START_TEST(new_guest_starts_afresh)
     ck_assert_uint_eq(c->d[0].layers[1].gen, 2);
     disk_chain_remove(c);
     disk_chain_destroy(c);
+}
+END_TEST
+
+static int keep_g1(void *arg, const char *job, const char *vm)
+{
+    (void)arg;
+    return strcmp(job, "j1") == 0 && strcmp(vm, "g1") == 0;
+}
+
+/* An agent's start: chains no guest of its runs on go, and unfinished
+ * restores; the kept one stays whole; an emptied job dir goes. */
+START_TEST(sweep_orphans)
+{
+    Vmckpt__VmSpec s;
+    Vmckpt__DiskSpec d, *dp[1];
+    struct vmckpt_error err;
+    struct disk_chain *c[3];
+    char p[512];
+    unsigned i;
+
+    one_disk(&s, &d, dp, base, "raw");
+    for (i = 0; i < 3; i++) {
+        s.job = i < 2 ? "j1" : "j2";
+        s.name = i == 0 ? "g1" : "g2";
+        c[i] = disk_chain_create(disks, "qemu-img", &s, &err);
+        ck_assert_msg(c[i] != NULL, "%s", err.text);
+    }
+    snprintf(p, sizeof(p), "%s/j1/.g3.restore", disks);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_uint_eq(disk_dir_sweep(disks, keep_g1, NULL), 3);
+    ck_assert(exists("%s/j1/g1/chain", disks));
+    ck_assert(!exists("%s/j1/g2", disks));
+    ck_assert(!exists("%s/j1/.g3.restore", disks));
+    ck_assert(!exists("%s/j2", disks));
+    ck_assert_uint_eq(disk_dir_sweep(disks, keep_g1, NULL), 0);
+    disk_chain_remove(c[0]);
+    for (i = 0; i < 3; i++)
+        disk_chain_destroy(c[i]);
 }
 END_TEST
 
@@ -539,6 +578,30 @@ static char *qemu_io(const char *node, const char *cmd)
     return out;
 }
 
+/* 1 if the QEMU under test has 'path' open (deleted or not). */
+static int holds_file(const char *path)
+{
+    char dir[64], link[512], to[1024];
+    struct dirent *de;
+    DIR *d;
+    int found = 0;
+    ssize_t n;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)qemu_pid);
+    d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    while (!found && (de = readdir(d)) != NULL) {
+        snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+        n = readlink(link, to, sizeof(to) - 1);
+        if (n <= 0)
+            continue;
+        to[n] = '\0';
+        found = strncmp(to, path, strlen(path)) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
 START_TEST(cut_and_merge)
 {
     Vmckpt__VmSpec s;
@@ -600,6 +663,7 @@ START_TEST(cut_and_merge)
     ck_assert_int_eq(c->d[0].layers[1].role, DISK_FROZEN);
     ck_assert_uint_eq(c->d[0].layers[1].label, 2);
     ck_assert(access(frozen1, F_OK) < 0);
+    ck_assert_msg(!holds_file(frozen1), "QEMU still holds %s open", frozen1);
     ck_assert_str_eq(qemu_io("-d /machine/peripheral/vd0/virtio-backend",
                              "read -P 0xee 0 4k"),
                      "");
@@ -666,6 +730,7 @@ int main(void)
     tcase_add_test(tc, bad_bases);
     tcase_add_test(tc, damaged_records);
     tcase_add_test(tc, new_guest_starts_afresh);
+    tcase_add_test(tc, sweep_orphans);
     tcase_add_test(tc, base_digest);
     if (system("qemu-io --version >/dev/null 2>&1") == 0) {
         tcase_add_test(tc, restore_few_layers);

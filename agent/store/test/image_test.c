@@ -423,7 +423,8 @@ static void layer_bytes(uint8_t *buf, uint64_t e, unsigned l, size_t size)
 
 /* Write epoch 'epoch' (no pages) with one disk of 'nl' layers of the
  * sizes in 'sizes'; 'bad' 1 sends a chunk whose checksum is wrong, 2
- * states one chunk more at the end than were sent. */
+ * states one chunk more at the end than were sent, 3 states the first
+ * layer 4 KiB longer than its chunks end. */
 static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
                           const uint64_t *sizes, int bad,
                           struct vmckpt_error *err)
@@ -433,7 +434,7 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
     Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
     Vmckpt__DiskLayers dl = VMCKPT__DISK_LAYERS__INIT, *dlp[1] = {&dl};
     static uint8_t buf[LAYER_MAX];
-    uint64_t bytes, off, chunks = 0;
+    uint64_t bytes, off, chunks = 0, stated[8];
     unsigned l;
 
     struct batch_builder b;
@@ -473,7 +474,9 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
             chunks++;
         }
     }
-    dl.layer_bytes = (uint64_t *)sizes;
+    memcpy(stated, sizes, nl * sizeof(*sizes));
+    stated[0] += bad == 3 ? 4096 : 0;
+    dl.layer_bytes = stated;
     dl.n_layer_bytes = nl;
     dl.chunks = chunks + (bad == 2);
     dl.base_digest = 0x1234567890abcdefULL + epoch;
@@ -594,6 +597,16 @@ START_TEST(disk_damage)
     ck_assert_msg(strstr(err.text, "damaged disk 0 layer e1.d0.l0 at offset "
                                    "1048576") != NULL,
                   "%s", err.text);
+    /* chunks that do not end where the sender says the layer does */
+    {
+        const uint64_t s2[1] = {(2u << 20) + (1u << 19)};
+
+        ck_assert_int_ne(put_disk_epoch(2, 0, 1, s2, 3, &err), 0);
+        ck_assert_msg(strstr(err.text, "do not end where the layer does"), "%s",
+                      err.text);
+        ck_assert_msg(put_disk_epoch(2, 0, 1, s2, 0, &err) == 0, "%s",
+                      err.text);
+    }
 }
 END_TEST
 
@@ -605,6 +618,8 @@ int main(void)
     int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
+    /* fsyncs of many files: seconds on a busy disk under a sanitizer */
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, full_and_delta);
     tcase_add_test(tc, flipped_byte);
     tcase_add_test(tc, bad_names);

@@ -312,7 +312,8 @@ static void slurp(const char *name, char *buf, size_t len)
  */
 
 /* 12 epochs folded: the layers of 1 (but the base) to 11 become e11.d0.m;
- * the restore is the guest's disk; the merged-away files go. 8 more and a
+ * the restore is the guest's disk; the merged-away files go. 2 more and a
+ * fold that lends them as they are, the merged file kept; 6 more and a
  * fold again: the merged file and the newer layers become e19.d0.m. */
 START_TEST(merge_on_fold)
 {
@@ -353,9 +354,20 @@ START_TEST(merge_on_fold)
     check_restore(12, 3, 12);
     sh("cd %s && qemu-img check -q -f qcow2 r0.1", work);
 
-    /* a second fold merges the merged file and the newer layers */
-    put_epochs(13, 20);
-    ck_assert_msg(image_retain(store, "j", "v", 20, &err) == 8, "%s", err.text);
+    /* a fold that lends few entries keeps the merged one merged */
+    put_epochs(13, 14);
+    ck_assert_msg(image_retain(store, "j", "v", 14, &err) == 2, "%s", err.text);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    e = image_manifest_find(&m, 14);
+    ck_assert_uint_eq(e->ninherit, 4);
+    ck_assert_uint_eq(e->inherit[1], 11);
+    ck_assert_uint_eq(e->inherit_layers[1][0], 1 | IMAGE_INHERIT_MERGED);
+    ck_assert(exists("e11.d0.m") && exists("e11.d0.m.sum"));
+    check_restore(14, 5, 14);
+
+    /* a second merge: the merged file and the newer layers */
+    put_epochs(15, 20);
+    ck_assert_msg(image_retain(store, "j", "v", 20, &err) == 6, "%s", err.text);
     ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
     e = image_manifest_find(&m, 20);
     ck_assert_uint_eq(e->ninherit, 2);

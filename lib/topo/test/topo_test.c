@@ -571,6 +571,8 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    /* hwloc loads (I/O discovery included) under a sanitizer, loaded */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, synthetic_info);
     tcase_add_test(tc, lanes_near_memory);
     tcase_add_test(tc, lanes_memory_and_nic);

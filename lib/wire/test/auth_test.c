@@ -30,6 +30,10 @@ struct capture {
     int n;
 };
 
+/* How long either side waits for the other: a bound for failures only
+ * (a forked sanitizer build on a loaded machine may take seconds). */
+#define WAIT_MS 20000
+
 static void record(struct capture *cap, const Vmckpt__Envelope *env)
 {
     struct vmckpt_error err;
@@ -64,8 +68,8 @@ static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
 
         close(sv[0]);
         wire_conn_init(&cc, sv[1], 0);
-        _exit(auth_client(&cc, ckey, VMCKPT__ROLE__ROLE_AGENT, "host-1", 2000,
-                          NULL, 0, &err) == 0
+        _exit(auth_client(&cc, ckey, VMCKPT__ROLE__ROLE_AGENT, "host-1",
+                          WAIT_MS, NULL, 0, &err) == 0
                   ? 0
                   : 1);
     }
@@ -74,7 +78,7 @@ static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
     auth_server_init(&as, skey, "coord");
     server_err[0] = '\0';
     while (rc == 0) {
-        if (wire_conn_recv_wait(&c, &env, 2000, &err) < 0) {
+        if (wire_conn_recv_wait(&c, &env, WAIT_MS, &err) < 0) {
             snprintf(server_err, elen, "%s", err.text);
             rc = -2; /* client went away */
             break;
@@ -85,7 +89,7 @@ static int handshake(const struct auth_key *ckey, const struct auth_key *skey,
         wire_free(env);
         if (rc < 0)
             snprintf(server_err, elen, "%s", err.text);
-        ck_assert_int_eq(wire_conn_flush_wait(&c, 2000, NULL), 0);
+        ck_assert_int_eq(wire_conn_flush_wait(&c, WAIT_MS, NULL), 0);
     }
     ck_assert_int_eq(waitpid(pid, client_status, 0), pid);
     wire_conn_dispose(&c);
@@ -302,7 +306,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_set_timeout(tc, 20);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, same_key);
     tcase_add_test(tc, wrong_key);
     tcase_add_test(tc, wrong_key_server_side);
