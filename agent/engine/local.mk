@@ -12,4 +12,10 @@ TESTS += %reldir%/test/engine_test
 %canon_reldir%_test_engine_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_test_engine_test_LDADD = %reldir%/libengine.a agent/hv/libhvsim.a \
 	$(WIRE_LIBS) $(CHECK_LIBS) -lpthread
+check_PROGRAMS += %reldir%/test/sim_test
+TESTS += %reldir%/test/sim_test
+%canon_reldir%_test_sim_test_SOURCES = %reldir%/test/sim_test.c
+%canon_reldir%_test_sim_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_sim_test_LDADD = agent/hv/libhvsim.a \
+	$(WIRE_LIBS) $(CHECK_LIBS) -lpthread
 endif
