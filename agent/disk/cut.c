@@ -308,8 +308,14 @@ static int merge_one(struct disk_chain *c, unsigned k, unsigned acc,
     disk_node_name(k, &d->layers[top], topn, sizeof(topn));
     disk_node_name(k, &d->layers[acc], basen, sizeof(basen));
     snprintf(id, sizeof(id), "vmckpt-merge-%s", topn);
-    args = json_pack("{s:s, s:s, s:s, s:s, s:b}", "job-id", id, "device", root,
-                     "top-node", topn, "base-node", basen, "auto-dismiss", 0);
+    /* backing-file: what the layer above 'top' names as its backing from
+     * now on, acc's name in the chain's dir; left to QEMU, it would be a
+     * "json:{...}" of the whole chain below (its nodes have explicit
+     * backings), which at long paths passes qcow2's 1023 bytes and fails
+     * the merge */
+    args = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job-id", id, "device",
+                     root, "top-node", topn, "base-node", basen, "backing-file",
+                     d->layers[acc].file, "auto-dismiss", 0);
     rc = args != NULL ? qmp(arg, "block-commit", args, NULL, err)
                       : errprintf(err, "out of memory");
     json_decref(args);

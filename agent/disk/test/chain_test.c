@@ -24,7 +24,7 @@
 
 #define BASE_BYTES (64ULL << 20)
 
-static char top[64], disks[128], base[128];
+static char top[64], disks[1024], base[128];
 
 static void setup(void)
 {
@@ -368,7 +368,7 @@ static int reads_as(const char *file, unsigned pat, unsigned off, unsigned len)
  * the first 4 KiB to its own value); more than a chain takes are written
  * into one. The disk reads the same either way. 'copy': base=copy, the
  * base (0x42 at 32 MiB) sent first, the spec's path absent here. */
-static void restore_layers(unsigned n, int copy)
+static struct disk_chain *restore_layers(unsigned n, int copy, int keep)
 {
     Vmckpt__VmSpec s;
     Vmckpt__DiskSpec d, *dp[1];
@@ -376,7 +376,7 @@ static void restore_layers(unsigned n, int copy)
     struct disk_recv *r;
     struct disk_chain *c;
     static struct image_disk_sizes sz;
-    char src[256], prev[256], cmd[1024], top_file[512], gone[256];
+    char src[1200], prev[256], cmd[1024], top_file[1200], gone[256];
     unsigned i;
 
     memset(&sz, 0, sizeof(sz));
@@ -428,26 +428,29 @@ static void restore_layers(unsigned n, int copy)
                   "the newest layer wins");
     ck_assert_msg(reads_as(top_file, 66, 32u << 20, 65536), "the base's data");
     disk_recv_close(r);
+    if (keep)
+        return c;
     disk_chain_remove(c);
     disk_chain_destroy(c);
+    return NULL;
 }
 
 START_TEST(restore_few_layers)
 {
-    restore_layers(3, 0);
+    (void)restore_layers(3, 0, 0);
 }
 END_TEST
 
 START_TEST(restore_many_layers)
 {
-    restore_layers(14, 0);
+    (void)restore_layers(14, 0, 0);
 }
 END_TEST
 
 START_TEST(restore_copied_base)
 {
-    restore_layers(3, 1);
-    restore_layers(14, 1);
+    (void)restore_layers(3, 1, 0);
+    (void)restore_layers(14, 1, 0);
 }
 END_TEST
 
@@ -707,6 +710,56 @@ START_TEST(cut_and_merge)
 }
 END_TEST
 
+/* A merge in a chain dir of a long path (installs put clusters' state
+ * dirs deep): the layer above the merged one gets acc's short name as its
+ * backing, not QEMU's "json:{...}" of the chain, which passes the 1023
+ * bytes qcow2 takes and failed the merge. */
+START_TEST(merge_at_long_path)
+{
+    struct vmckpt_error err;
+    struct disk_chain *c;
+    char cmd[1200];
+    uint64_t us;
+    unsigned i, len;
+
+    len = (unsigned)strlen(disks);
+    for (i = 0; i < 6; i++) /* ~700 characters */
+        len += (unsigned)snprintf(disks + len, sizeof(disks) - len,
+                                  "/a-directory-name-of-a-deep-install-path-"
+                                  "for-the-disk-chains-%u-%s",
+                                  i, "with-some-more-words-in-it-too");
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s", disks);
+    ck_assert_int_eq(system(cmd), 0);
+    /* as after a restore: a copied base, three restored layers */
+    c = restore_layers(3, 1, 1);
+    start_qemu(c);
+    for (i = 1; i <= 2; i++) {
+        ck_assert_str_eq(
+            qemu_io("-d /machine/peripheral/vd0/virtio-backend",
+                    i == 1 ? "write -P 0x11 0 64k" : "write -P 0x22 64k 64k"),
+            "");
+        ck_assert_msg(disk_prepare_cut(c, qmp_cb, mon, &err) == 0, "%s",
+                      err.text);
+        ck_assert_msg(disk_cut(c, qmp_cb, mon, 7 + i, &us, &err) == 0, "%s",
+                      err.text);
+    }
+    ck_assert_msg(disk_merge(c, qmp_cb, mon, 8, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(waitpid(qemu_pid, NULL, WNOHANG), 0); /* alive */
+    ck_assert_str_eq(qemu_io("-d /machine/peripheral/vd0/virtio-backend",
+                             "read -P 0x11 0 64k"),
+                     "");
+    ck_assert_str_eq(qemu_io("-d /machine/peripheral/vd0/virtio-backend",
+                             "read -P 0x22 64k 64k"),
+                     "");
+    ck_assert_str_eq(qemu_io("-d /machine/peripheral/vd0/virtio-backend",
+                             "read -P 66 32m 64k"),
+                     "");
+    stop_qemu();
+    disk_chain_remove(c);
+    disk_chain_destroy(c);
+}
+END_TEST
+
 /* 1 if qemu-img runs here. */
 static int have_qemu_img(void)
 {
@@ -740,10 +793,12 @@ int main(void)
     } else {
         printf("qemu-io not installed: no restore tests\n");
     }
-    if (system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0)
+    if (system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0) {
         tcase_add_test(tc, cut_and_merge);
-    else
+        tcase_add_test(tc, merge_at_long_path);
+    } else {
         printf("qemu-system-x86_64 not installed: no cut test\n");
+    }
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
