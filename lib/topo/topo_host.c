@@ -15,13 +15,8 @@ static int bind_warned;
 
 int topo_host_init(int pin, struct topo_info *info, struct vmckpt_error *err)
 {
-    struct topo *t = topo_load(0, err);
-
-    memset(info, 0, sizeof(*info));
-    if (t == NULL)
+    if (topo_probe(info, err) < 0)
         return -1;
-    topo_get_info(t, info);
-    topo_destroy(t);
     if (!pin || info->numa_nodes < 2) {
         log_debug("threads are not pinned: %s",
                   pin ? "one NUMA node" : "[agent] pin_threads = off");
