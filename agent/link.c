@@ -20,6 +20,7 @@
 #include "lib/util/log.h"
 #include "lib/util/net.h"
 #include "lib/util/notify.h"
+#include "lib/wire/tls.h"
 
 static void schedule_retry(struct agent *a);
 
@@ -321,7 +322,8 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
             return;
         }
         if (eof) {
-            link_fail(a, "connection closed");
+            link_fail(a, a->w.failed ? a->w.io->why(a->w.io_arg)
+                                     : "connection closed");
             return;
         }
     }
@@ -345,7 +347,10 @@ static void try_connect(struct evloop *loop, struct ev_timer *t)
         return;
     }
     wire_conn_init(&a->w, fd, 0);
-    if (auth_client(&a->w, &a->key, VMCKPT__ROLE__ROLE_AGENT, a->name,
+    if ((tls_enabled() &&
+         tls_client_attach(&a->w, TLS_ROLE_COORDINATOR, NULL,
+                           (int)a->connect_timeout_ms, &err) < 0) ||
+        auth_client(&a->w, &a->key, VMCKPT__ROLE__ROLE_AGENT, a->name,
                     (int)a->connect_timeout_ms, server, sizeof(server),
                     &err) < 0) {
         log_err("coordinator %s: %s", a->coordinator, err.text);

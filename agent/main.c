@@ -27,6 +27,8 @@
 #include "lib/util/log.h"
 #include "lib/util/net.h"
 #include "lib/util/notify.h"
+#include "lib/wire/tls.h"
+#include "lib/wire/tls_conf.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -154,6 +156,7 @@ static const char *const agent_keys[] = {"name",
 /* The sections this program checks; --config-keys lists them. */
 static const struct conf_section own_keys[] = {
     {"cluster", conf_cluster_keys},
+    {"tls", conf_tls_keys},
     {"agent", agent_keys},
     {NULL, NULL},
 };
@@ -326,6 +329,31 @@ static void on_reload(struct evloop *loop, int signo, void *arg)
     (void)daemon_reload(&reload_desc, arg);
 }
 
+/* [tls]: this host's credential, which must be an agent's of its own
+ * name. 1 with TLS set up, 0 without a credential, -1 after saying why. */
+static int agent_credential(const struct daemon_opts *o, const char *name)
+{
+    struct vmckpt_error err;
+    enum tls_role role;
+    char cn[128];
+    int rc = tls_setup_conf(o->conf, TLS_CONF_KTLS, &err);
+
+    if (rc < 0) {
+        fprintf(stderr, "vmckpt-agent: %s\n", err.text);
+        return -1;
+    }
+    if (rc > 0 && tls_self(&role, cn, sizeof(cn)) == 0 &&
+        (role != TLS_ROLE_AGENT || strcmp(cn, name) != 0)) {
+        fprintf(stderr,
+                "vmckpt-agent: [tls] cert is the credential of %s '%s'; "
+                "this host needs an agent's named '%s' ('vmckpt cert issue "
+                "agent %s')\n",
+                tls_role_name(role), cn, name, name);
+        return -1;
+    }
+    return rc;
+}
+
 /* The settings of the link: timeouts, this host's name, the coordinator's
  * address, the cluster key. Returns 0, or the exit status (2: bad
  * configuration, 1: cannot go on) after saying why on stderr. */
@@ -356,6 +384,14 @@ static int read_link_settings(const struct daemon_opts *o, struct agent *a)
         return 2;
     }
     snprintf(a->coordinator, sizeof(a->coordinator), "%s", coord);
+    switch (agent_credential(o, a->name)) {
+    case 0:
+        break;
+    case 1:
+        return 0; /* TLS: the session's key replaces the cluster key */
+    default:
+        return 2;
+    }
     if (auth_key_load(&a->key,
                       conf_get(o->conf, "cluster", "key_file",
                                SYSCONFDIR "/vmckpt/cluster.key"),
@@ -516,6 +552,14 @@ static void log_host(const struct agent *a)
                  a->hvp[i].usable ? "usable" : "unusable",
                  a->hvp[i].version[0] ? ", version " : "", a->hvp[i].version,
                  a->hvp[i].detail[0] ? "; " : "", a->hvp[i].detail);
+    if (tls_enabled())
+        log_info("TLS 1.3: this host proves the agent credential '%s'; its "
+                 "store serves agents with credentials of the cluster CA",
+                 a->name);
+    else
+        log_warn("no [tls] credential: the cluster key's handshake only; "
+                 "frames and guest memory travel unencrypted (see "
+                 "docs/security.md)");
 }
 
 /* Started and ready: serve until a signal stops the loop, then stop in

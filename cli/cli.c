@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "lib/wire/auth.h"
+#include "lib/wire/tls.h"
+#include "lib/wire/tls_conf.h"
 
 #include "cli.h"
 
@@ -20,6 +22,37 @@ int cli_usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
+/* [tls]: an administrator's credential, set up once. 0 (with or without
+ * TLS), -1 after saying why. */
+static int cli_credential(struct cli *cli)
+{
+    static int done;
+    struct vmckpt_error err;
+    enum tls_role role;
+    char name[128];
+    int rc;
+
+    if (done)
+        return 0;
+    rc = tls_setup_conf(cli->conf, TLS_CONF_ADMIN, &err);
+    if (rc < 0) {
+        fprintf(stderr, "vmckpt: %s\n", err.text);
+        return -1;
+    }
+    if (rc > 0 && tls_self(&role, name, sizeof(name)) == 0 &&
+        role != TLS_ROLE_ADMIN) {
+        fprintf(stderr,
+                "vmckpt: [tls] cert is the credential of %s '%s', not an "
+                "administrator's: the console needs one from 'vmckpt cert "
+                "issue admin NAME'\n",
+                tls_role_name(role), name);
+        tls_cleanup();
+        return -1;
+    }
+    done = 1;
+    return 0;
+}
+
 struct client *cli_connect(struct cli *cli)
 {
     struct auth_key key;
@@ -28,7 +61,11 @@ struct client *cli_connect(struct cli *cli)
     char name[128], host[64];
     const char *user = getenv("USER");
 
-    if (auth_key_load(&key, cli->key_file, &err) < 0) {
+    key.bytes = NULL;
+    key.len = 0;
+    if (cli_credential(cli) < 0)
+        return NULL;
+    if (!tls_enabled() && auth_key_load(&key, cli->key_file, &err) < 0) {
         fprintf(stderr, "vmckpt: %s\n", err.text);
         return NULL;
     }
@@ -42,9 +79,9 @@ struct client *cli_connect(struct cli *cli)
     if (cl == NULL)
         fprintf(stderr,
                 "vmckpt: cannot reach the coordinator: %s\n"
-                "Is vmckpt-coordinator running, and is the key the "
+                "Is vmckpt-coordinator running, and is the %s the "
                 "cluster's?\n",
-                err.text);
+                err.text, tls_enabled() ? "credential" : "key");
     return cl;
 }
 

@@ -25,6 +25,7 @@
 #define DEFAULT_KEY    SYSCONFDIR "/vmckpt/cluster.key"
 
 #include "cli.h"
+#include "cmd_cert.h"
 #include "cmd_checkpoint.h"
 #include "cmd_cluster.h"
 #include "cmd_job.h"
@@ -39,6 +40,10 @@ static const char usage[] =
     "                          heartbeat\n"
     "  keygen [--force] [FILE] make a new cluster key (default: [cluster]\n"
     "                          key_file); copy it to every host, mode 0600\n"
+    "  cert init|issue|revoke|list\n"
+    "                          the cluster's certificate authority: TLS\n"
+    "                          certificates of hosts and administrators\n"
+    "                          (cert --help)\n"
     "  jobs [--json]           list jobs: state, last epoch, policies\n"
     "  job set JOB [--interval S|auto|off] [--auto-restart yes|no]\n"
     "                          [--mtbf S] [--lz4 yes|no] [--keep N|default]\n"
@@ -338,12 +343,14 @@ static const struct command {
     {"gc", cmd_gc, 1},
     {"fence", cmd_fence, 1},
     {"cluster", cmd_cluster, 1},
+    {"cert", cmd_cert, 1},
 };
 
 /* The sections the console owns, checked before any command runs;
  * --config-keys lists them. */
 static const struct conf_section console_keys[] = {
     {"cluster", conf_cluster_keys},
+    {"tls", conf_tls_keys},
     {"launch", cmd_cluster_launch_keys},
     {NULL, NULL},
 };

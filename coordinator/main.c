@@ -23,6 +23,8 @@
 #include "vms.h"
 #include "lib/metrics/httpd.h"
 #include "lib/util/conf.h"
+#include "lib/wire/tls.h"
+#include "lib/wire/tls_conf.h"
 #include "lib/util/daemon.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
@@ -153,6 +155,7 @@ static const char *const coord_keys[] = {"listen",
 /* The sections this program checks; --config-keys lists them. */
 static const struct conf_section own_keys[] = {
     {"cluster", conf_cluster_keys},
+    {"tls", conf_tls_keys},
     {"coordinator", coord_keys},
     {NULL, NULL},
 };
@@ -309,9 +312,26 @@ static void on_reload(struct evloop *loop, int signo, void *arg)
 /* The cluster key, the state directory and the catalog at 'catalog'.
  * 0, or -1 with 'err'. */
 static int open_state(struct coord *co, const struct settings *s,
-                      const char *catalog, struct vmckpt_error *err)
+                      const struct conf *conf, const char *catalog,
+                      struct vmckpt_error *err)
 {
-    if (auth_key_load(&co->key, s->key_file, err) < 0 ||
+    int tls = tls_setup_conf(conf, TLS_CONF_KTLS, err);
+    enum tls_role role;
+    char name[128];
+
+    if (tls < 0)
+        return -1;
+    if (tls > 0 && tls_self(&role, name, sizeof(name)) == 0 &&
+        role != TLS_ROLE_COORDINATOR) {
+        errno = EINVAL;
+        return errprintf(err,
+                         "[tls] cert is the credential of %s '%s', not a "
+                         "coordinator's ('vmckpt cert issue coordinator "
+                         "NAME')",
+                         tls_role_name(role), name);
+    }
+    /* with TLS the session's key replaces the cluster key: no file */
+    if ((tls == 0 && auth_key_load(&co->key, s->key_file, err) < 0) ||
         daemon_mkdirs(s->state_dir, 0700, err) < 0)
         return -1;
     co->cat = catalog_open(catalog, err);
@@ -418,6 +438,15 @@ static void announce(struct coord *co, const struct settings *s,
     if (co->rank_fd >= 0)
         log_info("MPI ranks' endpoint on %s (guests told %s)", s->rank_listen,
                  rank_addr);
+    if (tls_enabled())
+        log_info("TLS 1.3 on every connection: hosts and administrators "
+                 "prove credentials of the cluster CA, ranks their job's "
+                 "token");
+    else
+        log_warn("no [tls] credential: connections prove the cluster key "
+                 "but travel unencrypted and unprotected after it (ranks' "
+                 "endpoint: TLS with the job's token); see "
+                 "docs/security.md");
     snprintf(status, slen, "listening on %s as '%s'%s%s", bound, co->name,
              co->rank_fd >= 0 ? "; MPI ranks' endpoint on " : "",
              co->rank_fd >= 0 ? s->rank_listen : "");
@@ -434,7 +463,7 @@ static int serve(struct coord *co, const struct settings *s,
     int rc;
 
     snprintf(catalog, sizeof(catalog), "%s/catalog.db", s->state_dir);
-    if (open_state(co, s, catalog, &err) < 0)
+    if (open_state(co, s, o->conf, catalog, &err) < 0)
         goto fail;
     co->loop = evloop_create();
     if (co->loop == NULL)

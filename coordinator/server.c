@@ -17,6 +17,7 @@
 #include "server.h"
 #include "lib/util/log.h"
 #include "lib/util/net.h"
+#include "lib/wire/tls.h"
 
 static void conn_free(struct conn *c)
 {
@@ -202,7 +203,7 @@ static void conn_ready(struct evloop *loop, struct ev_io *io, int revents)
         }
     }
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (wire_conn_fill(&c->w, &err) < 0 && !c->w.eof) {
+        if (wire_conn_fill(&c->w, &err) < 0 && (!c->w.eof || c->w.failed)) {
             server_drop(c, err.text);
             return;
         }
@@ -237,6 +238,23 @@ static void auth_expired(struct evloop *loop, struct ev_timer *t)
     server_drop(c, "handshake not completed in time");
 }
 
+/* TLS under a new connection: always on the ranks' endpoint (the job's
+ * token is the key), with the credentials where the cluster has them. */
+static int secure(struct coord *co, struct conn *c, int guest)
+{
+    struct vmckpt_error err;
+    int rc = 0;
+
+    if (guest)
+        rc = tls_server_attach_psk(&c->w, co->rank_key_for, co->rank_key_arg,
+                                   &err);
+    else if (tls_enabled())
+        rc = tls_server_attach(&c->w, &err);
+    if (rc < 0)
+        log_warn("refusing %s: %s", c->peer, err.text);
+    return rc;
+}
+
 static void accept_on(struct evloop *loop, struct coord *co, int lfd, int guest)
 {
     for (;;) {
@@ -258,6 +276,11 @@ static void accept_on(struct evloop *loop, struct coord *co, int lfd, int guest)
         c->fd = fd;
         net_peer_name(fd, c->peer, sizeof(c->peer));
         wire_conn_init(&c->w, fd, co->max_frame);
+        if (secure(co, c, guest) < 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
         auth_server_init(&c->auth, &co->key, co->name);
         c->guest = guest;
         if (guest) {

@@ -5,11 +5,13 @@ SHELL_TESTS = \
 	%reldir%/t0060-install.t \
 	%reldir%/t0100-daemons.t \
 	%reldir%/t0110-keys-config.t \
+	%reldir%/t0115-cert.t \
 	%reldir%/t0120-cluster-ssh.t \
 	%reldir%/t0130-service.t \
 	%reldir%/t0150-job-scale.t \
 	%reldir%/t0160-fence-command.t \
 	%reldir%/t0170-simulated-hosts.t \
+	%reldir%/t0190-tls.t \
 	%reldir%/t0200-bad-input.t \
 	%reldir%/t0300-mpi-examples.t \
 	%reldir%/t0400-lab.t \
@@ -47,6 +49,11 @@ check_PROGRAMS += %reldir%/tools/wirepoke
 %canon_reldir%_tools_wirepoke_SOURCES = %reldir%/tools/wirepoke.c
 %canon_reldir%_tools_wirepoke_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_tools_wirepoke_LDADD = lib/client/libclient.a $(WIRE_LIBS)
+
+# tlsflip: a man in the middle that alters one TLS record (t0190, t0600).
+check_PROGRAMS += %reldir%/tools/tlsflip
+%canon_reldir%_tools_tlsflip_SOURCES = %reldir%/tools/tlsflip.c
+%canon_reldir%_tools_tlsflip_LDADD = lib/util/libutil.a
 
 # fakeagents: many fake agents in one process (no guests), for t0150.
 check_PROGRAMS += %reldir%/tools/fakeagents

@@ -3,6 +3,8 @@
 # Keys and configuration: keygen, refusal of unsafe key files and bad
 # configuration with clear messages, --help and --version, foreground mode.
 . "$top_srcdir/tests/lib/cluster.sh"
+# the cluster key and its checks, not TLS (t0190 tests the credentials)
+CLUSTER_TLS=0
 
 cluster_up 1
 CONF=$TEST_DIR/co/vmckpt.conf

@@ -8,6 +8,8 @@
 # and a cut-done that another host sends for a VM it does not hold is
 # refused and changes nothing.
 . "$top_srcdir/tests/lib/cluster.sh"
+# the fake agents of tests/tools/fakeagents share one process and speak the cluster key's handshake
+CLUSTER_TLS=0
 
 NHOSTS=300
 NVMS=1000

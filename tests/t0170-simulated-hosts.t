@@ -9,6 +9,8 @@
 # released, how often it was paused and resumed, and each checkpoint of a
 # guest is durable once per epoch.
 . "$top_srcdir/tests/lib/cluster.sh"
+# 200 simulated hosts share one process and one credential: the cluster key's handshake
+CLUSTER_TLS=0
 
 NHOSTS=200
 NVMS=800

@@ -4,6 +4,8 @@
 # error to the peer and a log line saying why it was dropped, while the
 # coordinator stays up and a registered agent is not disturbed.
 . "$top_srcdir/tests/lib/cluster.sh"
+# raw frames and the cluster key's handshake; t0190 does the same over TLS
+CLUSTER_TLS=0
 
 cluster_up 1
 start_coordinator

@@ -20,9 +20,11 @@ export VMCKPT_LAB_RUN="$RUN_BASE/lab"
 export VMCKPT_UFFD_PRELOAD="$top_builddir/agent/hv/libvmckpt-uffd.so"
 export VMCKPT_LAB_IMAGE="$top_builddir/lab"
 VMTOOL="$top_builddir/agent/vmtool/vmckpt-vmtool"
+FLIP="$top_builddir/tests/tools/tlsflip"
 lab() { "$LAB_CMD" "$@"; }
 RUN=$VMCKPT_LAB_RUN/$LAB
-KEY=$TEST_DIR/cluster.key
+# how vmtool proves itself to a store: HOST's credential
+cred() { echo "--config $TEST_DIR/$1/vmckpt.conf"; }
 guest() { echo --name g1 --pid "$(cat $RUN/g1.pid)" --qmp $RUN/g1.qmp --ram "$(lab ram $LAB g1)"; }
 last_gen() { grep -ao "memwriter: gen=[0-9]*" "$(lab log $LAB g1)" | tail -n 1 | cut -d= -f2; }
 field() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" "$2"; }
@@ -38,7 +40,7 @@ test_expect_success 'setup: image, three hosts with agents, g1 on h1 running mem
 
 test_expect_success 'live checkpoint to h2 in 2 streams: durable, the guest ran during pre-copy, short pause' '
     in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 1 --streams 2 \
-        --store 198.18.0.12:7471 --key $KEY >$TEST_DIR/e1.out &&
+        --store 198.18.0.12:7471 $(cred h1) >$TEST_DIR/e1.out &&
     cat $TEST_DIR/e1.out &&
     grep -q "epoch 1 (full) durable" $TEST_DIR/e1.out &&
     # the guest wrote pages while round 0 copied its memory: it ran (its
@@ -56,13 +58,29 @@ GEN_BEFORE_E2=$(last_gen)
 test_expect_success 'second checkpoint (3 streams, LZ4) is incremental: only pages written since the first cut' '
     wait_until 20 "test \"\$(last_gen)\" -gt $GEN_BEFORE_E2" &&
     in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 2 --parent 1 \
-        --streams 3 --lz4 --store 198.18.0.12:7471 --key $KEY >$TEST_DIR/e2.out &&
+        --streams 3 --lz4 --store 198.18.0.12:7471 $(cred h1) >$TEST_DIR/e2.out &&
     cat $TEST_DIR/e2.out &&
     p1=$(field pages $TEST_DIR/e1.out) p2=$(field pages $TEST_DIR/e2.out) &&
     test "$p2" -lt $((p1 / 2)) &&
     grep -q "epoch 2 (delta) durable" $TEST_DIR/e2.out &&
     grep_log $TEST_DIR/h2/agent.log "writes j1/g1 epoch 2 (delta, 3 streams)" &&
     test "$(field wire_bytes $TEST_DIR/e2.out)" -lt "$(field raw_bytes $TEST_DIR/e2.out)"
+'
+
+test_expect_success 'a man in the middle alters one record of a page stream: the store drops it, epoch 3 fails, the committed epochs are untouched' '
+    d=$TEST_DIR/h2/state/store/j1/g1 && ls -a $d >$TEST_DIR/files.before &&
+    cp $d/manifest $TEST_DIR/manifest.before &&
+    (in_host h2 "$FLIP" 198.18.0.12:7480 198.18.0.12:7471 40 >$TEST_DIR/flip.out 2>&1 &) &&
+    wait_until 10 "grep -q listening $TEST_DIR/flip.out" &&
+    ! in_host h1 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 3 --parent 2 \
+        --store 198.18.0.12:7480 $(cred h1) >$TEST_DIR/e3x.out 2>&1 &&
+    cat $TEST_DIR/e3x.out && cat $TEST_DIR/flip.out &&
+    grep -q "flipped record 40" $TEST_DIR/flip.out &&
+    grep -q "checkpoint failed; the guest keeps running" $TEST_DIR/e3x.out &&
+    grep_log $TEST_DIR/h2/agent.log "store: .*TLS: .*bad record mac" &&
+    cmp $d/manifest $TEST_DIR/manifest.before &&
+    wait_until 10 "ls -a $d | cmp -s - $TEST_DIR/files.before" &&
+    pkill -f "$FLIP 198.18.0.12:7480"
 '
 
 test_expect_success 'host h1 dies (agent and QEMU killed, namespace gone)' '
@@ -101,7 +119,7 @@ test_expect_success 'the older epoch 1 restores too, and verifies' '
 test_expect_success 'store killed mid-checkpoint: clear failure, guest keeps running, nothing durable' '
     start_agent h3 && wait_until 10 "test \"\$(host_state h3)\" = up" &&
     (in_host h2 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 3 --streams 2 \
-        --store 198.18.0.13:7471 --key $KEY >$TEST_DIR/e3.out 2>&1; echo "rc=$?" >>$TEST_DIR/e3.out) &
+        --store 198.18.0.13:7471 $(cred h2) >$TEST_DIR/e3.out 2>&1; echo "rc=$?" >>$TEST_DIR/e3.out) &
     wait_until 20 "grep -q \"writes j1/g1 epoch 3\" $TEST_DIR/h3/agent.log" &&
     stop_daemon h3 KILL && wait &&
     cat $TEST_DIR/e3.out &&
@@ -132,10 +150,10 @@ test_expect_success 'a flipped byte in a stored image: restore refuses and says 
 test_expect_success 'job or VM names with ../ or / are refused by the store' '
     start_agent h3 && wait_until 10 "test \"\$(host_state h3)\" = up" &&
     ! in_host h2 "$VMTOOL" checkpoint $(guest) --job ../x --epoch 1 \
-        --store 198.18.0.13:7471 --key $KEY 2>$TEST_DIR/err &&
+        --store 198.18.0.13:7471 $(cred h2) 2>$TEST_DIR/err &&
     cat $TEST_DIR/err && grep -q "refused job/VM name" $TEST_DIR/err &&
     ! in_host h2 "$VMTOOL" checkpoint $(guest) --job a/b --epoch 1 \
-        --store 198.18.0.13:7471 --key $KEY 2>/dev/null &&
+        --store 198.18.0.13:7471 $(cred h2) 2>/dev/null &&
     test ! -e $TEST_DIR/h3/state/x && test ! -e $TEST_DIR/h3/state/store/a &&
     grep_log $TEST_DIR/h3/agent.log "refused job/VM name"
 '

@@ -18,6 +18,7 @@
 #include "lib/util/log.h"
 #include "lib/wire/batch.h"
 #include "lib/util/net.h"
+#include "lib/wire/tls.h"
 #include "store.h"
 
 #define IO_TIMEOUT_MS 60000
@@ -698,6 +699,14 @@ static void *peer_main(void *arg)
     topo_host_bind_writer(); /* near the store's disk, if anywhere */
     wire_conn_init(&p->w, p->fd, STORE_MAX_FRAME);
     snprintf(p->who, sizeof(p->who), "%s", p->addr);
+    if (tls_enabled()) {
+        struct vmckpt_error err;
+
+        if (tls_server_attach(&p->w, &err) < 0) {
+            log_warn("store: dropping %s: %s", p->addr, err.text);
+            goto out;
+        }
+    }
     if (peer_auth(p) < 0)
         goto out;
     while (next_message(p, &ss) == 0)

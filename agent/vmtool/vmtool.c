@@ -53,9 +53,13 @@
 #include "lib/qemu/qmp.h"
 #include "agent/engine/precopy.h"
 #include "agent/store/stream.h"
+#include "lib/util/conf.h"
+#include "lib/wire/tls.h"
+#include "lib/wire/tls_conf.h"
 
 struct opts {
     const char *name, *qmp, *ram, *job, *vm, *store, *store_dir, *key;
+    const char *config;
     const char *ram_out, *state_out, *state, *xen;
     unsigned rounds, interval_ms;
     pid_t pid;
@@ -99,6 +103,35 @@ static void on_round(const struct precopy_round *r, void *arg)
     fflush(stdout);
 }
 
+/* How this tool proves itself to a store: this host's credential from
+ * --config's [tls] (the name is then its certificate's), or the cluster
+ * key of --key. */
+static void credential(const struct opts *o, struct auth_key *key, char *host,
+                       size_t len)
+{
+    struct vmckpt_error err;
+    enum tls_role role;
+
+    memset(key, 0, sizeof(*key));
+    if (o->config != NULL) {
+        struct conf *conf = conf_load(o->config, &err);
+        int rc = conf ? tls_setup_conf(conf, 0, &err) : -1;
+
+        if (conf != NULL)
+            conf_destroy(conf);
+        if (rc < 0)
+            die("--config", &err);
+        if (rc > 0 && tls_self(&role, host, len) == 0)
+            return;
+    }
+    if (o->key == NULL)
+        die("--key (or --config with a [tls] credential) is required", NULL);
+    if (auth_key_load(key, o->key, &err) < 0)
+        die("key", &err);
+    gethostname(host, len - 1);
+    host[len - 1] = '\0';
+}
+
 static int cmd_checkpoint(struct opts *o)
 {
     struct hv_vm_spec spec = {.name = o->xen ? o->xen : o->name,
@@ -125,19 +158,16 @@ static int cmd_checkpoint(struct opts *o)
     if (o->xen != NULL)
         o->name = o->xen;
     if (!o->name || (!o->xen && (!o->pid || !o->qmp || !o->ram)) || !o->job ||
-        !o->epoch || !o->store || !o->key)
+        !o->epoch || !o->store)
         die("checkpoint needs --name --pid --qmp --ram (or --xen DOMAIN) "
-            "--job --epoch --store --key",
+            "--job --epoch --store --key|--config",
             NULL);
-    if (auth_key_load(&key, o->key, &err) < 0)
-        die("key", &err);
+    credential(o, &key, host, sizeof(host));
     /* a full epoch restarts dirty tracking; a delta continues it */
     vm = ops->vm_adopt(&spec, o->parent == 0 ? 1 : 0, &err);
     if (vm == NULL)
         die("adopt", &err);
     ops->ram_map(vm, &ram, &ram_len, &err);
-    gethostname(host, sizeof(host) - 1);
-    host[sizeof(host) - 1] = '\0';
     w.job = o->job;
     w.vm = o->name;
     w.epoch = o->epoch;
@@ -210,12 +240,9 @@ static int fetch_epoch(struct opts *o, int local)
         struct auth_key key;
         char host[64];
 
-        if (!o->store || !o->key)
-            die("--store and --key are required", NULL);
-        if (auth_key_load(&key, o->key, &err) < 0)
-            die("key", &err);
-        gethostname(host, sizeof(host) - 1);
-        host[sizeof(host) - 1] = '\0';
+        if (!o->store)
+            die("--store is required", NULL);
+        credential(o, &key, host, sizeof(host));
         if (stream_fetch(o->store, &key, host, o->job, o->vm, o->epoch, ram_fd,
                          state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
@@ -475,11 +502,12 @@ static const struct command {
     const char *usage;
 } commands[] = {
     {"checkpoint", cmd_checkpoint,
-     "GUEST --job J --epoch E [--parent P] --store ADDR --key FILE\n"
+     "GUEST --job J --epoch E [--parent P] --store ADDR\n"
+     "    --key FILE|--config FILE\n"
      "    [--lz4] [--stop-and-save] [--streams N] [--cut-pages N]\n"
      "    [--max-rounds N] [--max-ms MS]"},
     {"fetch", cmd_fetch,
-     "--store ADDR --key FILE --job J --vm V --epoch E\n"
+     "--store ADDR --key FILE|--config FILE --job J --vm V --epoch E\n"
      "    --ram-out FILE --state-out FILE"},
     {"restore-local", cmd_restore_local,
      "--store-dir DIR --job J --vm V --epoch E\n"
@@ -528,7 +556,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"state-out", 1, NULL, 'O'}, {"state", 1, NULL, 't'},
         {"resume", 0, NULL, 'g'},    {"streams", 1, NULL, 'N'},
         {"xen", 1, NULL, 'X'},       {"rounds", 1, NULL, 'C'},
-        {"interval", 1, NULL, 'I'},  {NULL, 0, NULL, 0},
+        {"interval", 1, NULL, 'I'},  {"config", 1, NULL, 'F'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -570,6 +599,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'k':
             o->key = optarg;
+            break;
+        case 'F':
+            o->config = optarg;
             break;
         case 'z':
             o->lz4 = 1;

@@ -9,6 +9,23 @@
 
 #include "client.h"
 #include "lib/util/net.h"
+#include "lib/wire/tls.h"
+
+/* TLS under the connection: a rank's with its job's token, everyone
+ * else's with this host's credential when it has one. */
+static int client_secure(struct wire_conn *c, const struct auth_key *key,
+                         Vmckpt__Role role, const char *name, int timeout_ms,
+                         struct vmckpt_error *err)
+{
+    if (role == VMCKPT__ROLE__ROLE_RANK)
+        return tls_client_attach_psk(c, name, key, timeout_ms, err);
+    if (!tls_enabled())
+        return 0;
+    return tls_client_attach(
+        c,
+        role == VMCKPT__ROLE__ROLE_PEER ? TLS_ROLE_AGENT : TLS_ROLE_COORDINATOR,
+        NULL, timeout_ms, err);
+}
 
 struct client *client_open(const char *addr, const struct auth_key *key,
                            Vmckpt__Role role, const char *name, int timeout_ms,
@@ -29,7 +46,8 @@ struct client *client_open(const char *addr, const struct auth_key *key,
         return NULL;
     }
     wire_conn_init(&cl->conn, cl->fd, 0);
-    if (auth_client(&cl->conn, key, role, name, timeout_ms, cl->server_name,
+    if (client_secure(&cl->conn, key, role, name, timeout_ms, err) < 0 ||
+        auth_client(&cl->conn, key, role, name, timeout_ms, cl->server_name,
                     sizeof(cl->server_name), err) < 0) {
         errprefix(err, "%s", addr);
         client_close(cl);

@@ -6,11 +6,15 @@
 #include "conf_keys.h"
 
 /* [slurm] is read by vmckpt-slurm (slurm/), the daemons leave it alone */
-const char *const conf_sections[] = {"cluster", "coordinator", "agent",
-                                     "launch",  "slurm",       NULL};
+const char *const conf_sections[] = {"cluster", "tls",   "coordinator", "agent",
+                                     "launch",  "slurm", NULL};
 
 const char *const conf_cluster_keys[] = {"key_file", "coordinator",
-                                         "timeout_ms", NULL};
+                                         "timeout_ms", "ca_dir", NULL};
+
+const char *const conf_tls_keys[] = {"ca",           "cert",      "key",
+                                     "admin_cert",   "admin_key", "crl",
+                                     "ciphersuites", "ktls",      NULL};
 
 int conf_check_sections(const struct conf *conf,
                         const struct conf_section own[],

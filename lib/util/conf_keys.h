@@ -23,6 +23,9 @@ extern const char *const conf_sections[];
 /* The keys of [cluster], which every program reads (NULL-terminated). */
 extern const char *const conf_cluster_keys[];
 
+/* The keys of [tls], the host's credential (lib/wire/tls.h). */
+extern const char *const conf_tls_keys[];
+
 /* conf_check() of each section of 'own' with conf_sections as the known
  * sections: 0, or -1 with 'err' naming the first unknown section or key. */
 int conf_check_sections(const struct conf *conf,

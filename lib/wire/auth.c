@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "tls.h"
 
 #define LABEL_SERVER "vmckpt-1 server"
 #define LABEL_CLIENT "vmckpt-1 client"
@@ -261,6 +262,58 @@ static int refuse(struct auth_server *as, struct wire_conn *c, uint64_t req,
     return errprintf(err, "%s", text);
 }
 
+/* What a credential may speak as: an agent's as itself (to the
+ * coordinator, and to stores as a peer), an administrator's as an
+ * administrator, a job's token as that job's ranks. */
+static int credential_allows(enum tls_role cred, const char *cred_name,
+                             Vmckpt__Role role, const char *name)
+{
+    switch (cred) {
+    case TLS_ROLE_AGENT:
+        return (role == VMCKPT__ROLE__ROLE_AGENT ||
+                role == VMCKPT__ROLE__ROLE_PEER) &&
+               strcmp(name, cred_name) == 0;
+    case TLS_ROLE_ADMIN:
+        return role == VMCKPT__ROLE__ROLE_ADMIN;
+    case TLS_ROLE_JOB:
+        return role == VMCKPT__ROLE__ROLE_RANK && strcmp(name, cred_name) == 0;
+    default:
+        return 0;
+    }
+}
+
+/* Over TLS: check the Hello against the peer's credential and take the
+ * session's exported key. 0, or -1 with 'why'. */
+static int bound_key(struct auth_server *as, const struct wire_conn *c,
+                     char *why, size_t len)
+{
+    enum tls_role cred;
+
+    if (tls_peer(c, &cred, as->credential_name, sizeof(as->credential_name)) <
+        0) {
+        snprintf(why, len, "authentication failed: no proven credential");
+        return -1;
+    }
+    as->credential = cred;
+    if (!credential_allows(cred, as->credential_name, as->role,
+                           as->peer_name)) {
+        snprintf(why, len,
+                 "not allowed: the credential of %s '%s' cannot speak as "
+                 "%s '%s'",
+                 tls_role_name(cred), as->credential_name,
+                 auth_role_name(as->role), as->peer_name);
+        return -1;
+    }
+    if (tls_binding(c, as->bound) < 0) {
+        snprintf(why, len, "authentication failed: no TLS keying material");
+        return -1;
+    }
+    as->bound_key.bytes = as->bound;
+    as->bound_key.len = sizeof(as->bound);
+    as->key = &as->bound_key;
+    return 0;
+}
+
 int auth_server_step(struct auth_server *as, struct wire_conn *c,
                      const Vmckpt__Envelope *env, struct vmckpt_error *err)
 {
@@ -285,9 +338,15 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
                           "hello: unknown role", err);
         as->role = h->role;
         snprintf(as->peer_name, sizeof(as->peer_name), "%s", h->name);
-        if (as->key_for != NULL &&
-            (as->key = as->key_for(as->key_arg, as->role, as->peer_name)) ==
-                NULL)
+        if (tls_on(c)) {
+            char why[300];
+
+            if (bound_key(as, c, why, sizeof(why)) < 0)
+                return refuse(as, c, env->request_id,
+                              VMCKPT__ERROR_CODE__ERR_AUTH, why, err);
+        } else if (as->key_for != NULL &&
+                   (as->key = as->key_for(as->key_arg, as->role,
+                                          as->peer_name)) == NULL)
             return refuse(as, c, env->request_id, VMCKPT__ERROR_CODE__ERR_AUTH,
                           "authentication failed: no such job, or this role "
                           "is not served on this endpoint",
@@ -365,8 +424,17 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     Vmckpt__Envelope *env = NULL;
     uint8_t nc[AUTH_NONCE_LEN], ns[AUTH_NONCE_LEN], mac[AUTH_MAC_LEN];
     char sname[NAME_MAX_LEN + 1];
+    uint8_t bound[TLS_BINDING_LEN];
+    struct auth_key bkey = {.bytes = bound, .len = sizeof(bound)};
     int rc = -1;
 
+    if (tls_on(c)) {
+        if (tls_binding(c, bound) < 0) {
+            errno = EPROTO;
+            return errprintf(err, "no TLS keying material");
+        }
+        key = &bkey;
+    }
     if (auth_random(nc, sizeof(nc)) < 0)
         return errprintf(err, "no random bytes for the handshake");
     h.role = role;

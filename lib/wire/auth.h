@@ -39,7 +39,9 @@ int auth_key_generate(const char *path, int force, struct vmckpt_error *err);
 int auth_random(void *buf, size_t len);
 
 /* Client side, blocking: send Hello, check the server's proof, send ours,
- * wait for AuthOk. 'server_name' (may be NULL) receives the server's name. */
+ * wait for AuthOk. 'server_name' (may be NULL) receives the server's name.
+ * Over TLS 'key' is not used (may be NULL): the session's exported key
+ * takes its place. */
 int auth_client(struct wire_conn *c, const struct auth_key *key,
                 Vmckpt__Role role, const char *name, int timeout_ms,
                 char *server_name, size_t server_name_len,
@@ -67,6 +69,13 @@ struct auth_server {
     const struct auth_key *(*key_for)(void *arg, Vmckpt__Role role,
                                       const char *name);
     void *key_arg;
+    /* Over TLS (lib/wire/tls.h): the key is the session's exported
+     * material, and the peer's credential must allow its Hello's role and
+     * name. */
+    uint8_t bound[32];
+    struct auth_key bound_key;
+    int credential; /* enum tls_role of the peer's credential */
+    char credential_name[128];
 };
 
 /* 'key' and 'server_name' must outlive the handshake. */

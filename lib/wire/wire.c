@@ -234,6 +234,10 @@ void wire_conn_dispose(struct wire_conn *c)
 {
     int saved = errno;
 
+    if (c->io != NULL && c->io->close != NULL)
+        c->io->close(c->io_arg);
+    c->io = NULL;
+    c->io_arg = NULL;
     free(c->rbuf);
     free(c->wbuf);
     c->rbuf = c->wbuf = NULL;
@@ -243,18 +247,19 @@ void wire_conn_dispose(struct wire_conn *c)
 
 ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
 {
+    size_t want = c->io != NULL ? WIRE_IO_READ_MIN : 4096;
     ssize_t total = 0;
 
     for (;;) {
         ssize_t n;
 
-        if (c->roff > 0 && c->rcap - c->roff - c->rlen < 4096) {
+        if (c->roff > 0 && c->rcap - c->roff - c->rlen < want) {
             /* frames taken from the front: what is left moves up once
              * per fill, not once per frame */
             memmove(c->rbuf, c->rbuf + c->roff, c->rlen);
             c->roff = 0;
         }
-        if (c->rcap - c->rlen < 4096) {
+        if (c->rcap - c->rlen < want) {
             /* never hold more than one maximal frame plus its prefix and a
              * read's worth of the next one */
             size_t cap = c->rcap ? c->rcap * 2 : 16384;
@@ -270,8 +275,10 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
             c->rbuf = b;
             c->rcap = cap;
         }
-        n = read(c->fd, c->rbuf + c->roff + c->rlen,
-                 c->rcap - c->roff - c->rlen);
+        n = c->io != NULL ? c->io->read(c->io_arg, c->rbuf + c->roff + c->rlen,
+                                        c->rcap - c->roff - c->rlen)
+                          : read(c->fd, c->rbuf + c->roff + c->rlen,
+                                 c->rcap - c->roff - c->rlen);
         if (n > 0) {
             c->rlen += (size_t)n;
             total += n;
@@ -287,6 +294,10 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return total;
         c->eof = 1;
+        if (errno == EPROTO && c->io != NULL && c->io->why != NULL) {
+            c->failed = 1;
+            return errprintf(err, "%s", c->io->why(c->io_arg));
+        }
         return errprintf_errno(err, "read");
     }
 }
@@ -447,8 +458,10 @@ int wire_conn_pending(const struct wire_conn *c)
 int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
 {
     while (c->woff < c->wlen) {
-        ssize_t n =
-            send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+        ssize_t n = c->io != NULL ? c->io->write(c->io_arg, c->wbuf + c->woff,
+                                                 c->wlen - c->woff)
+                                  : send(c->fd, c->wbuf + c->woff,
+                                         c->wlen - c->woff, MSG_NOSIGNAL);
 
         if (n > 0) {
             c->woff += (size_t)n;
@@ -458,6 +471,10 @@ int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
+        if (n < 0 && errno == EPROTO && c->io != NULL && c->io->why != NULL) {
+            c->failed = 1;
+            return errprintf(err, "%s", c->io->why(c->io_arg));
+        }
         return errprintf_errno(err, "write");
     }
     c->woff = c->wlen = 0;
@@ -515,6 +532,8 @@ static int recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
             return rc < 0 ? -1 : 0;
         if (c->eof) {
             errno = ECONNRESET;
+            if (c->failed)
+                return errprintf(err, "%s", c->io->why(c->io_arg));
             return errprintf(err, "connection closed by peer");
         }
         if (wait_fd(c->fd, POLLIN, deadline, timeout_ms) < 0) {

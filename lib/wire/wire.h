@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/vmckpt.pb-c.h"
 #include "lib/util/error.h"
@@ -59,15 +60,34 @@ Vmckpt__Envelope *wire_decode(const uint8_t *buf, size_t len,
                               enum wire_fault *fault, struct vmckpt_error *err);
 void wire_free(Vmckpt__Envelope *env);
 
+/* A layer under the frames (TLS, lib/wire/tls.h): read and write like
+ * read(2) and send(2) (-1 with EAGAIN when it would block, 0 at the end of
+ * the stream); 'why' says what failed when errno is EPROTO; 'close' frees
+ * the layer (not the fd). */
+struct wire_io {
+    ssize_t (*read)(void *arg, void *buf, size_t len);
+    ssize_t (*write)(void *arg, const void *buf, size_t len);
+    const char *(*why)(void *arg);
+    void (*close)(void *arg);
+};
+
+/* Free space a read through a layer needs: one whole TLS record's
+ * plaintext, so that nothing read stays inside the layer unseen by poll. */
+#define WIRE_IO_READ_MIN 16384
+
 /* A connection's buffers. The fd is owned by the caller. */
 struct wire_conn {
     int fd;
+    const struct wire_io *io; /* NULL: the bytes go straight to fd */
+    void *io_arg;
     size_t max_frame;
     uint8_t *rbuf;
     size_t roff, rlen, rcap; /* unread: rlen bytes from rbuf + roff */
     uint8_t *wbuf;
     size_t woff, wlen, wcap;
     int eof;
+    int failed; /* the layer under the frames failed (eof is set too):
+                 * c->io->why() says why */
 };
 
 void wire_conn_init(struct wire_conn *c, int fd, size_t max_frame);

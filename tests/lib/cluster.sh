@@ -48,14 +48,51 @@ cluster_cleanup() {
 }
 trap cluster_cleanup EXIT
 
-# cluster_up N: namespaces, a key, and a configuration for co + h1..hN.
+# Every connection runs over TLS with credentials from a cluster CA in
+# $TEST_DIR/ca (docs/security.md): the coordinator's and an
+# administrator's on co, an agent's on each host. A test of the cluster
+# key's own handshake sets CLUSTER_TLS=0 before cluster_up.
+CLUSTER_TLS=${CLUSTER_TLS:-1}
+
+# tls_section HOST: the [tls] lines of HOST's configuration.
+tls_section() {
+    local d=$TEST_DIR/$1/tls
+    [ "$CLUSTER_TLS" = 1 ] || return 0
+    if [ "$1" = co ]; then
+        printf "[tls]\nca = %s/ca.crt\ncert = %s/coordinator.crt\nkey = %s/coordinator.key\nadmin_cert = %s/admin.crt\nadmin_key = %s/admin.key\ncrl = %s/ca/crl.pem\n" \
+            "$d" "$d" "$d" "$d" "$d" "$TEST_DIR"
+    else
+        printf "[tls]\nca = %s/ca.crt\ncert = %s/%s.crt\nkey = %s/%s.key\ncrl = %s/ca/crl.pem\n" \
+            "$d" "$d" "$1" "$d" "$1" "$TEST_DIR"
+    fi
+}
+
+# issue_credentials N: the CA and the credentials of co and h1..hN.
+issue_credentials() {
+    local h
+    "$CLI_BIN" cert init --ca "$TEST_DIR/ca" --cluster lab >/dev/null &&
+        "$CLI_BIN" cert issue --ca "$TEST_DIR/ca" --out "$TEST_DIR/co/tls" \
+            coordinator coordinator >/dev/null &&
+        "$CLI_BIN" cert issue --ca "$TEST_DIR/ca" --out "$TEST_DIR/co/tls" \
+            admin admin >/dev/null || return 1
+    for h in $(seq -f 'h%g' 1 "$1"); do
+        "$CLI_BIN" cert issue --ca "$TEST_DIR/ca" --out "$TEST_DIR/$h/tls" \
+            agent "$h" >/dev/null || return 1
+    done
+}
+
+# cluster_up N: namespaces, a key, credentials, and a configuration for
+# co + h1..hN.
 cluster_up() {
     local i
     "$LAB_CMD" up "$LAB" "$1"
     "$CLI_BIN" keygen "$TEST_DIR/cluster.key" >/dev/null
+    if [ "$CLUSTER_TLS" = 1 ]; then
+        issue_credentials "$1" || return 1
+    fi
     for h in co $(seq -f 'h%g' 1 "$1"); do
         mkdir -p "$TEST_DIR/$h"
-        cat >"$TEST_DIR/$h/vmckpt.conf" <<CONF
+        { tls_section "$h"; cat; } >"$TEST_DIR/$h/vmckpt.conf" <<CONF
 [cluster]
 key_file = $TEST_DIR/cluster.key
 coordinator = $CO_IP:7470

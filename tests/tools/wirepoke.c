@@ -15,6 +15,13 @@
  * ending with wrong totals; then a good two-part epoch, which must become
  * durable.
  *
+ * KEYFILE tls:CONFIG (tls-admin:CONFIG) runs over TLS with the host's
+ * (the administrator's) credential of CONFIG's [tls] instead of a key.
+ * With it, CASE claim:ROLE:NAME authenticates as ROLE (agent, admin, peer)
+ * named NAME and prints "ok authenticated" or "refused: TEXT"; CASE
+ * report:JOB/VM/EPOCH reports checkpoint statistics of that VM as the
+ * agent of the credential.
+ *
  * Prints "error CODE: TEXT" for each Error reply, "closed" when the daemon
  * hung up, "ok" when an exchange succeeded. Exit 0 unless wirepoke itself
  * failed. */
@@ -30,9 +37,12 @@
 #include <unistd.h>
 
 #include "lib/client/client.h"
+#include "lib/util/conf.h"
 #include "lib/util/net.h"
 #include "lib/wire/auth.h"
 #include "lib/wire/batch.h"
+#include "lib/wire/tls.h"
+#include "lib/wire/tls_conf.h"
 
 static const char *addr;
 static struct auth_key key;
@@ -419,6 +429,80 @@ static int wrong_key(void)
     return 0;
 }
 
+/* claim:ROLE:NAME over TLS. */
+static int claim(const char *what)
+{
+    static const struct {
+        const char *name;
+        Vmckpt__Role role;
+    } roles[] = {{"agent", VMCKPT__ROLE__ROLE_AGENT},
+                 {"admin", VMCKPT__ROLE__ROLE_ADMIN},
+                 {"peer", VMCKPT__ROLE__ROLE_PEER}};
+    const char *name = strchr(what, ':');
+    struct vmckpt_error err;
+    struct client *cl;
+    size_t i;
+
+    for (i = 0; name != NULL && i < 3; i++) {
+        if (strncmp(what, roles[i].name, (size_t)(name - what)) == 0 &&
+            strlen(roles[i].name) == (size_t)(name - what))
+            break;
+    }
+    if (name == NULL || i == 3) {
+        fprintf(stderr, "wirepoke: claim:ROLE:NAME, ROLE agent|admin|peer\n");
+        return -1;
+    }
+    cl = client_open(addr, &key, roles[i].role, name + 1, 3000, &err);
+    if (cl == NULL)
+        printf("refused: %s\n", err.text);
+    else
+        printf("ok authenticated\n");
+    client_close(cl);
+    return 0;
+}
+
+/* report:JOB/VM/EPOCH: statistics of a checkpoint of that VM, as the
+ * agent of this credential. */
+static int report(const char *what)
+{
+    Vmckpt__CkptStats st = VMCKPT__CKPT_STATS__INIT;
+    char job[128], vm[128], self[128];
+    unsigned long long epoch;
+    struct vmckpt_error err;
+    enum tls_role role;
+    struct client *cl;
+
+    if (sscanf(what, "%127[^/]/%127[^/]/%llu", job, vm, &epoch) != 3 ||
+        tls_self(&role, self, sizeof(self)) < 0) {
+        fprintf(stderr, "wirepoke: report:JOB/VM/EPOCH needs tls:CONFIG\n");
+        return -1;
+    }
+    cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_AGENT, self, 3000, &err);
+    if (cl == NULL) {
+        printf("refused: %s\n", err.text);
+        return 0;
+    }
+    printf("ok authenticated as agent %s\n", self);
+    st.job = job;
+    st.vm = vm;
+    st.epoch = epoch;
+    if (client_send(cl, VMCKPT__MSG_TYPE__MSG_CKPT_STATS, &st, &err) < 0)
+        printf("error: %s\n", err.text);
+    else {
+        Vmckpt__Envelope *env = NULL;
+
+        if (wire_conn_recv_wait(&cl->conn, &env, 3000, &err) < 0)
+            printf("no answer: %s\n", err.text);
+        else if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR)
+            printf("error %d: %s\n", env->error->code, env->error->text);
+        else
+            printf("answer: %s\n", wire_type_name(env->type));
+        wire_free(env);
+    }
+    client_close(cl);
+    return 0;
+}
+
 /* As a rank of 'job': an admin request, and a rank message for another
  * job. -1 if it could not authenticate. */
 static int as_rank(const char *job)
@@ -503,12 +587,27 @@ int main(int argc, char **argv)
                         "cases: truncated oversize garbage wrong-version "
                         "unknown-type no-hello wrong-key replay "
                         "authed-unknown-type authed-not-served rank:JOB "
-                        "store-parts store-incarnation\n");
+                        "store-parts store-incarnation claim:ROLE:NAME "
+                        "report:JOB/VM/EPOCH\n"
+                        "KEYFILE: a key file, or tls:CONFIG / "
+                        "tls-admin:CONFIG\n");
         return 2;
     }
     addr = argv[1];
     what = argv[3];
-    if (auth_key_load(&key, argv[2], &err) < 0) {
+    if (strncmp(argv[2], "tls:", 4) == 0 ||
+        strncmp(argv[2], "tls-admin:", 10) == 0) {
+        int admin = argv[2][3] == '-';
+        struct conf *conf = conf_load(argv[2] + (admin ? 10 : 4), &err);
+
+        if (conf == NULL ||
+            tls_setup_conf(conf, admin ? TLS_CONF_ADMIN : 0, &err) <= 0) {
+            fprintf(stderr, "wirepoke: %s\n",
+                    conf ? err.text : "no [tls] credential");
+            return 2;
+        }
+        conf_destroy(conf);
+    } else if (auth_key_load(&key, argv[2], &err) < 0) {
         fprintf(stderr, "wirepoke: %s\n", err.text);
         return 2;
     }
@@ -561,6 +660,12 @@ int main(int argc, char **argv)
         store_parts();
     } else if (strcmp(what, "store-incarnation") == 0) {
         store_incarnation();
+    } else if (strncmp(what, "claim:", 6) == 0) {
+        if (claim(what + 6) < 0)
+            return 2;
+    } else if (strncmp(what, "report:", 7) == 0) {
+        if (report(what + 7) < 0)
+            return 2;
     } else if (strncmp(what, "rank:", 5) == 0) {
         if (as_rank(what + 5) < 0)
             return 2;

@@ -1,0 +1,832 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* TLS 1.3 under the wire: contexts, per-connection layer, identities
+ * (tls.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "lib/util/clock.h"
+#include "tls.h"
+
+#define EXPORT_LABEL "EXPORTER-vmckpt-1 handshake"
+#define PSK_LABEL    "vmckpt-1 rank psk"
+
+/* One connection's layer. */
+struct tls_conn {
+    SSL *ssl;
+    int failed; /* a fatal error: no close_notify, no more I/O */
+    /* an endpoint of jobs' tokens */
+    const struct auth_key *(*key_for)(void *, Vmckpt__Role, const char *);
+    void *key_arg;
+    const struct auth_key *token; /* a rank's own, client side */
+    char job[128];                /* the PSK identity */
+    char why[256];                /* what the last failure was */
+};
+
+/* The process's contexts. The verify store (CA + revocation list) is per
+ * connection so that a new list applies to new connections at once. */
+static struct {
+    int on;
+    SSL_CTX *server, *client;
+    pthread_once_t psk_once;
+    SSL_CTX *psk_server, *psk_client;
+    pthread_mutex_t mu;
+    X509_STORE *store; /* current; its own reference */
+    char ca[4096], crl[4096];
+    struct timespec crl_mtime;
+    enum tls_role self_role;
+    char self_name[128];
+    int ktls;
+} g = {.psk_once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *const role_names[] = {"none", "coordinator", "agent",
+                                         "admin", "job"};
+
+const char *tls_role_name(enum tls_role role)
+{
+    return (unsigned)role < 5 ? role_names[role] : "?";
+}
+
+enum tls_role tls_role_parse(const char *s)
+{
+    int i;
+
+    for (i = TLS_ROLE_COORDINATOR; i <= TLS_ROLE_ADMIN; i++) {
+        if (s != NULL && strcmp(s, role_names[i]) == 0)
+            return (enum tls_role)i;
+    }
+    return TLS_ROLE_NONE;
+}
+
+/* The text of OpenSSL's last error (and clear the queue). */
+static const char *ssl_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    if (e == 0)
+        snprintf(buf, len, "unknown TLS error");
+    else
+        ERR_error_string_n(e, buf, len);
+    ERR_clear_error();
+    return buf;
+}
+
+static int ssl_fail(struct vmckpt_error *err, const char *what, ...)
+    __attribute__((format(printf, 2, 3)));
+static int ssl_fail(struct vmckpt_error *err, const char *what, ...)
+{
+    char ctx[512], reason[256];
+    va_list ap;
+
+    va_start(ap, what);
+    vsnprintf(ctx, sizeof(ctx), what, ap);
+    va_end(ap);
+    errno = EPROTO;
+    return errprintf(err, "%s: %s", ctx, ssl_reason(reason, sizeof(reason)));
+}
+
+/* ---- the socket under TLS: send() with MSG_NOSIGNAL, so that a peer's
+ * close never kills a program that did not ignore SIGPIPE (the MPI hooks
+ * live in the user's program). */
+
+static BIO_METHOD *sock_method;
+
+static int sock_write(BIO *b, const char *buf, size_t len, size_t *done)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    do {
+        n = send(fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_write(b);
+        return 0;
+    }
+    *done = (size_t)n;
+    return 1;
+}
+
+static int sock_read(BIO *b, char *buf, size_t len, size_t *done)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    do {
+        n = recv(fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_read(b);
+        return 0;
+    }
+    *done = (size_t)n;
+    return n > 0;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sock_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO *sock_bio(int fd)
+{
+    BIO *b;
+
+    if (sock_method == NULL)
+        return NULL;
+    b = BIO_new(sock_method);
+    if (b != NULL)
+        BIO_set_data(b, (void *)(intptr_t)fd);
+    return b;
+}
+
+static void make_sock_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "vmckpt socket");
+
+    if (m == NULL || !BIO_meth_set_write_ex(m, sock_write) ||
+        !BIO_meth_set_read_ex(m, sock_read) ||
+        !BIO_meth_set_ctrl(m, sock_ctrl) ||
+        !BIO_meth_set_create(m, sock_create)) {
+        BIO_meth_free(m);
+        return;
+    }
+    sock_method = m;
+}
+
+/* ---- contexts ---- */
+
+static SSL_CTX *new_ctx(int server, const char *suites,
+                        struct vmckpt_error *err)
+{
+    SSL_CTX *ctx =
+        SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+    if (ctx == NULL) {
+        ssl_fail(err, "TLS context");
+        return NULL;
+    }
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+        (suites != NULL && !SSL_CTX_set_ciphersuites(ctx, suites))) {
+        ssl_fail(err, "TLS 1.3 ciphersuites '%s'", suites ? suites : "");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* no resumption: every connection proves its credential again */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (server)
+        (void)SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (g.ktls)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    return ctx;
+}
+
+/* The CA and the revocation list as they are on disk now. */
+static X509_STORE *load_store(struct vmckpt_error *err)
+{
+    X509_STORE *st = X509_STORE_new();
+
+    if (st == NULL) {
+        ssl_fail(err, "certificate store");
+        return NULL;
+    }
+    if (!X509_STORE_load_file(st, g.ca)) {
+        ssl_fail(err, "the cluster CA %s", g.ca);
+        goto fail;
+    }
+    if (g.crl[0] != '\0') {
+        X509_LOOKUP *lk = X509_STORE_add_lookup(st, X509_LOOKUP_file());
+
+        if (lk == NULL ||
+            X509_load_crl_file(lk, g.crl, X509_FILETYPE_PEM) <= 0) {
+            ssl_fail(err, "the revocation list %s", g.crl);
+            goto fail;
+        }
+        X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+    }
+    return st;
+fail:
+    X509_STORE_free(st);
+    return NULL;
+}
+
+/* The verify store for a new connection: reloaded when the revocation
+ * list's file changed. A list that cannot be read refuses connections
+ * (failing open would let a revoked host back in). */
+static X509_STORE *current_store(struct vmckpt_error *err)
+{
+    X509_STORE *st = NULL;
+    struct stat sb;
+
+    pthread_mutex_lock(&g.mu);
+    if (g.crl[0] != '\0') {
+        if (stat(g.crl, &sb) < 0) {
+            errprintf_errno(err, "the revocation list %s", g.crl);
+            goto out;
+        }
+        if (sb.st_mtim.tv_sec != g.crl_mtime.tv_sec ||
+            sb.st_mtim.tv_nsec != g.crl_mtime.tv_nsec || g.store == NULL) {
+            X509_STORE *n = load_store(err);
+
+            if (n == NULL)
+                goto out;
+            X509_STORE_free(g.store);
+            g.store = n;
+            g.crl_mtime = sb.st_mtim;
+        }
+    }
+    if (g.store != NULL && X509_STORE_up_ref(g.store))
+        st = g.store;
+    else
+        errprintf(err, "no certificate store");
+out:
+    pthread_mutex_unlock(&g.mu);
+    return st;
+}
+
+static int cert_ctx(SSL_CTX *ctx, const struct tls_files *f,
+                    struct vmckpt_error *err)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
+        return ssl_fail(err, "this host's certificate %s", f->cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+        return ssl_fail(err, "this host's key %s", f->key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return ssl_fail(err, "%s does not belong to %s", f->key, f->cert);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    return 0;
+}
+
+/* Role (OU) and name (CN) of a certificate. */
+static int identity_of(X509 *x, enum tls_role *role, char *name, size_t len)
+{
+    X509_NAME *subj = X509_get_subject_name(x);
+    char ou[64];
+
+    if (subj == NULL ||
+        X509_NAME_get_text_by_NID(subj, NID_organizationalUnitName, ou,
+                                  sizeof(ou)) <= 0 ||
+        X509_NAME_get_text_by_NID(subj, NID_commonName, name, (int)len) <= 0)
+        return -1;
+    *role = tls_role_parse(ou);
+    return *role == TLS_ROLE_NONE ? -1 : 0;
+}
+
+/* A private key's file: a regular file nobody but its owner may read. */
+static int private_file(const char *path, struct vmckpt_error *err)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) < 0)
+        return errprintf_errno(err, "this host's key %s", path);
+    if (!S_ISREG(sb.st_mode)) {
+        errno = EINVAL;
+        return errprintf(err, "this host's key %s is not a regular file", path);
+    }
+    if (sb.st_mode & 077) {
+        errno = EACCES;
+        return errprintf(err,
+                         "this host's key %s may be read by others (mode "
+                         "%03o): chmod 600 it",
+                         path, (unsigned)(sb.st_mode & 0777));
+    }
+    return 0;
+}
+
+int tls_setup(const struct tls_files *f, struct vmckpt_error *err)
+{
+    X509 *self;
+
+    if (f->ca == NULL || f->cert == NULL || f->key == NULL) {
+        errno = EINVAL;
+        return errprintf(err, "TLS needs the CA's certificate, this host's "
+                              "certificate and its key ([tls] ca, cert, key)");
+    }
+    if (private_file(f->key, err) < 0)
+        return -1;
+    if (sock_method == NULL)
+        make_sock_method();
+    g.ktls = f->ktls;
+    snprintf(g.ca, sizeof(g.ca), "%s", f->ca);
+    snprintf(g.crl, sizeof(g.crl), "%s", f->crl ? f->crl : "");
+    g.store = load_store(err);
+    if (g.store == NULL)
+        return -1;
+    if (g.crl[0] != '\0') {
+        struct stat sb;
+
+        if (stat(g.crl, &sb) == 0)
+            g.crl_mtime = sb.st_mtim;
+    }
+    g.server = new_ctx(1, f->ciphersuites, err);
+    g.client = g.server ? new_ctx(0, f->ciphersuites, err) : NULL;
+    if (g.client == NULL || cert_ctx(g.server, f, err) < 0 ||
+        cert_ctx(g.client, f, err) < 0)
+        goto fail;
+    self = SSL_CTX_get0_certificate(g.server);
+    if (self == NULL ||
+        identity_of(self, &g.self_role, g.self_name, sizeof(g.self_name)) < 0) {
+        errno = EINVAL;
+        errprintf(err,
+                  "%s: not a vmckpt credential (its subject needs OU = "
+                  "coordinator, agent or admin and a CN)",
+                  f->cert);
+        goto fail;
+    }
+    g.on = 1;
+    return 0;
+fail:
+    tls_cleanup();
+    return -1;
+}
+
+int tls_enabled(void)
+{
+    return g.on;
+}
+
+int tls_self(enum tls_role *role, char *name, size_t len)
+{
+    if (!g.on)
+        return -1;
+    *role = g.self_role;
+    snprintf(name, len, "%s", g.self_name);
+    return 0;
+}
+
+void tls_cleanup(void)
+{
+    SSL_CTX_free(g.server);
+    SSL_CTX_free(g.client);
+    X509_STORE_free(g.store);
+    g.server = g.client = NULL;
+    g.store = NULL;
+    g.on = 0;
+}
+
+/* ---- jobs' tokens as PSKs ---- */
+
+/* A TLS 1.3 session holding the PSK derived from 'token'. */
+static SSL_SESSION *psk_session(SSL *ssl, const struct auth_key *token)
+{
+    static const unsigned char aes128gcm[2] = {0x13, 0x01};
+    unsigned char psk[32];
+    unsigned int n = sizeof(psk);
+    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcm);
+    SSL_SESSION *s;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+    if (md == NULL || cipher == NULL ||
+        !EVP_DigestInit_ex(md, EVP_sha256(), NULL) ||
+        !EVP_DigestUpdate(md, PSK_LABEL, sizeof(PSK_LABEL)) ||
+        !EVP_DigestUpdate(md, token->bytes, token->len) ||
+        !EVP_DigestFinal_ex(md, psk, &n)) {
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    EVP_MD_CTX_free(md);
+    s = SSL_SESSION_new();
+    if (s == NULL || !SSL_SESSION_set1_master_key(s, psk, n) ||
+        !SSL_SESSION_set_cipher(s, cipher) ||
+        !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION)) {
+        SSL_SESSION_free(s);
+        s = NULL;
+    }
+    OPENSSL_cleanse(psk, sizeof(psk));
+    return s;
+}
+
+static int psk_find(SSL *ssl, const unsigned char *id, size_t len,
+                    SSL_SESSION **sess)
+{
+    struct tls_conn *t = SSL_get_app_data(ssl);
+    const struct auth_key *key;
+    size_t i;
+
+    *sess = NULL;
+    if (len == 0 || len >= sizeof(t->job))
+        return 1; /* no such job: the handshake fails */
+    for (i = 0; i < len; i++) {
+        if (id[i] <= ' ' || id[i] > '~')
+            return 1;
+    }
+    memcpy(t->job, id, len);
+    t->job[len] = '\0';
+    key = t->key_for(t->key_arg, VMCKPT__ROLE__ROLE_RANK, t->job);
+    if (key == NULL || key->bytes == NULL) {
+        snprintf(t->why, sizeof(t->why), "no running job '%s'", t->job);
+        return 1;
+    }
+    *sess = psk_session(ssl, key);
+    return *sess != NULL;
+}
+
+static int psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id,
+                   size_t *idlen, SSL_SESSION **sess)
+{
+    struct tls_conn *t = SSL_get_app_data(ssl);
+
+    *sess = NULL;
+    if (md != NULL && md != EVP_sha256())
+        return 1;
+    *sess = psk_session(ssl, t->token);
+    *id = (const unsigned char *)t->job;
+    *idlen = strlen(t->job);
+    return *sess != NULL;
+}
+
+static void make_psk_ctx(void)
+{
+    struct vmckpt_error err;
+
+    if (sock_method == NULL)
+        make_sock_method();
+    g.psk_server = new_ctx(1, "TLS_AES_128_GCM_SHA256", &err);
+    g.psk_client = new_ctx(0, "TLS_AES_128_GCM_SHA256", &err);
+    if (g.psk_server != NULL)
+        SSL_CTX_set_psk_find_session_callback(g.psk_server, psk_find);
+    if (g.psk_client != NULL)
+        SSL_CTX_set_psk_use_session_callback(g.psk_client, psk_use);
+}
+
+/* ---- a connection's layer ---- */
+
+/* Why the connection failed, kept for wire_io.why. */
+static void note_failure(struct tls_conn *t, int e)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    char reason[200];
+
+    t->failed = 1;
+    if (t->why[0] != '\0')
+        return; /* the PSK lookup said it */
+    if (v != X509_V_OK)
+        snprintf(t->why, sizeof(t->why), "TLS: the peer's certificate: %s",
+                 X509_verify_cert_error_string(v));
+    else if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
+        snprintf(t->why, sizeof(t->why), "TLS: %s", strerror(errno));
+    else
+        snprintf(t->why, sizeof(t->why), "TLS: %s",
+                 ssl_reason(reason, sizeof(reason)));
+    ERR_clear_error();
+}
+
+/* -1 with errno set like the socket calls for an SSL_* failure 'rc'. */
+static ssize_t io_failed(struct tls_conn *t, int rc)
+{
+    int e = SSL_get_error(t->ssl, rc);
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+            /* the socket's own failure: the peer went away */
+            int saved = errno;
+
+            t->failed = 1;
+            if (saved == 0)
+                return 0; /* an end without close_notify */
+            errno = saved;
+            return -1;
+        }
+        /* fall through */
+    default:
+        note_failure(t, e);
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t io_read(void *arg, void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    size_t n = 0;
+    int rc;
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    ERR_clear_error();
+    rc = SSL_read_ex(t->ssl, buf, len, &n);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc);
+}
+
+static ssize_t io_write(void *arg, const void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    size_t n = 0;
+    int rc;
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    ERR_clear_error();
+    rc = SSL_write_ex(t->ssl, buf, len, &n);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc);
+}
+
+static const char *io_why(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    return t->why[0] ? t->why : "TLS: connection failed";
+}
+
+static void io_close(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    if (!t->failed && SSL_is_init_finished(t->ssl))
+        (void)SSL_shutdown(t->ssl); /* close_notify, not waited for */
+    ERR_clear_error();
+    SSL_free(t->ssl);
+    free(t);
+}
+
+static const struct wire_io tls_io = {
+    .read = io_read,
+    .write = io_write,
+    .why = io_why,
+    .close = io_close,
+};
+
+static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
+                               struct vmckpt_error *err)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    BIO *b = NULL;
+
+    if (t == NULL) {
+        errprintf_errno(err, "TLS");
+        return NULL;
+    }
+    t->ssl = ctx ? SSL_new(ctx) : NULL;
+    if (t->ssl != NULL && !g.ktls)
+        b = sock_bio(c->fd);
+    if (t->ssl == NULL || (!g.ktls && b == NULL) ||
+        (g.ktls && !SSL_set_fd(t->ssl, c->fd))) {
+        ssl_fail(err, "TLS connection");
+        BIO_free(b);
+        SSL_free(t->ssl);
+        free(t);
+        return NULL;
+    }
+    if (b != NULL)
+        SSL_set_bio(t->ssl, b, b);
+    SSL_set_app_data(t->ssl, t);
+    if (server)
+        SSL_set_accept_state(t->ssl);
+    else
+        SSL_set_connect_state(t->ssl);
+    c->io = &tls_io;
+    c->io_arg = t;
+    return t;
+}
+
+/* Certificates: the CA and revocation list of the moment. */
+static int attach_store(struct wire_conn *c, struct tls_conn *t,
+                        struct vmckpt_error *err)
+{
+    X509_STORE *st = current_store(err);
+    int ok;
+
+    if (st == NULL) {
+        wire_conn_dispose(c); /* frees the layer, keeps the fd */
+        return -1;
+    }
+    ok = SSL_set1_verify_cert_store(t->ssl, st);
+    X509_STORE_free(st);
+    if (!ok) {
+        wire_conn_dispose(c);
+        return ssl_fail(err, "TLS verify store");
+    }
+    return 0;
+}
+
+int tls_server_attach(struct wire_conn *c, struct vmckpt_error *err)
+{
+    struct tls_conn *t;
+
+    if (!g.on) {
+        errno = EINVAL;
+        return errprintf(err, "TLS is not set up");
+    }
+    t = attach(c, g.server, 1, err);
+    return t == NULL ? -1 : attach_store(c, t, err);
+}
+
+int tls_server_attach_psk(struct wire_conn *c,
+                          const struct auth_key *(*key_for)(void *arg,
+                                                            Vmckpt__Role role,
+                                                            const char *name),
+                          void *arg, struct vmckpt_error *err)
+{
+    struct tls_conn *t;
+
+    pthread_once(&g.psk_once, make_psk_ctx);
+    t = attach(c, g.psk_server, 1, err);
+    if (t == NULL)
+        return -1;
+    t->key_for = key_for;
+    t->key_arg = arg;
+    return 0;
+}
+
+/* Run the handshake to its end within 'timeout_ms'. */
+static int handshake_wait(struct wire_conn *c, struct tls_conn *t,
+                          int timeout_ms, struct vmckpt_error *err)
+{
+    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        struct pollfd pfd = {.fd = c->fd};
+        uint64_t now;
+        int rc, e;
+
+        ERR_clear_error();
+        rc = SSL_do_handshake(t->ssl);
+        if (rc == 1)
+            return 0;
+        e = SSL_get_error(t->ssl, rc);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            note_failure(t, e);
+            errno = EPROTO;
+            return errprintf(err, "%s", t->why);
+        }
+        pfd.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        now = clock_mono_ms();
+        if (timeout_ms >= 0 && now >= deadline) {
+            errno = ETIMEDOUT;
+            return errprintf(err, "TLS: no handshake within %d ms", timeout_ms);
+        }
+        rc = poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)(deadline - now));
+        if (rc < 0 && errno != EINTR)
+            return errprintf_errno(err, "poll");
+    }
+}
+
+int tls_client_attach(struct wire_conn *c, enum tls_role want,
+                      const char *want_name, int timeout_ms,
+                      struct vmckpt_error *err)
+{
+    struct tls_conn *t;
+    enum tls_role role;
+    char name[128];
+
+    if (!g.on) {
+        errno = EINVAL;
+        return errprintf(err, "TLS is not set up");
+    }
+    t = attach(c, g.client, 0, err);
+    if (t == NULL || attach_store(c, t, err) < 0)
+        return -1;
+    if (handshake_wait(c, t, timeout_ms, err) < 0)
+        goto fail;
+    if (tls_peer(c, &role, name, sizeof(name)) < 0) {
+        errno = EACCES;
+        errprintf(err, "TLS: the server's certificate names no vmckpt role");
+        goto fail;
+    }
+    if (role != want || (want_name != NULL && strcmp(name, want_name) != 0)) {
+        errno = EACCES;
+        errprintf(err,
+                  "TLS: the server proved the credential of %s '%s', "
+                  "not of %s%s%s",
+                  tls_role_name(role), name, tls_role_name(want),
+                  want_name ? " " : "", want_name ? want_name : "");
+        goto fail;
+    }
+    return 0;
+fail:
+    wire_conn_dispose(c);
+    return -1;
+}
+
+int tls_client_attach_psk(struct wire_conn *c, const char *job,
+                          const struct auth_key *token, int timeout_ms,
+                          struct vmckpt_error *err)
+{
+    struct tls_conn *t;
+
+    pthread_once(&g.psk_once, make_psk_ctx);
+    t = attach(c, g.psk_client, 0, err);
+    if (t == NULL)
+        return -1;
+    t->token = token;
+    snprintf(t->job, sizeof(t->job), "%s", job);
+    if (handshake_wait(c, t, timeout_ms, err) < 0) {
+        wire_conn_dispose(c);
+        if (errno == ETIMEDOUT)
+            return -1;
+        return errprefix(err,
+                         "authentication failed: the server does not take "
+                         "the token of job '%s' (wrong token, or another "
+                         "job's?)",
+                         job);
+    }
+    return 0;
+}
+
+static struct tls_conn *layer(const struct wire_conn *c)
+{
+    return c->io == &tls_io ? c->io_arg : NULL;
+}
+
+int tls_on(const struct wire_conn *c)
+{
+    return layer(c) != NULL;
+}
+
+int tls_peer(const struct wire_conn *c, enum tls_role *role, char *name,
+             size_t len)
+{
+    struct tls_conn *t = layer(c);
+    X509 *x;
+    int rc;
+
+    if (t == NULL || !SSL_is_init_finished(t->ssl))
+        return -1;
+    if (t->key_for != NULL || t->token != NULL) {
+        *role = TLS_ROLE_JOB;
+        snprintf(name, len, "%s", t->job);
+        return 0;
+    }
+    if (SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return -1;
+    x = SSL_get1_peer_certificate(t->ssl);
+    if (x == NULL)
+        return -1;
+    rc = identity_of(x, role, name, len);
+    X509_free(x);
+    return rc;
+}
+
+int tls_binding(const struct wire_conn *c, uint8_t out[TLS_BINDING_LEN])
+{
+    struct tls_conn *t = layer(c);
+
+    if (t == NULL ||
+        SSL_export_keying_material(t->ssl, out, TLS_BINDING_LEN, EXPORT_LABEL,
+                                   strlen(EXPORT_LABEL), NULL, 0, 0) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+const char *tls_cipher(const struct wire_conn *c)
+{
+    struct tls_conn *t = layer(c);
+
+    return t ? SSL_get_cipher_name(t->ssl) : "none";
+}
+
+int tls_kernel(const struct wire_conn *c, int *send, int *recv)
+{
+    struct tls_conn *t = layer(c);
+
+    *send = *recv = 0;
+    if (t == NULL)
+        return -1;
+    *send = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) > 0;
+    *recv = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) > 0;
+    return 0;
+}

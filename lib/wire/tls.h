@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* TLS 1.3 under the wire (docs/protocol.md, "Transport security"). Two
+ * kinds of endpoint:
+ * - certificates: each host holds a credential issued by the cluster's CA
+ *   (`vmckpt cert`), subject OU = its role (coordinator, agent, admin) and
+ *   CN = its name; both sides prove theirs and check the other's against
+ *   the CA and its revocation list;
+ * - a job's token (the ranks' endpoint): TLS 1.3 with an external PSK
+ *   derived from the token, identity = the job's name, (EC)DHE always.
+ * The handshake of docs/protocol.md runs above it with the key the TLS
+ * session exports (tls_binding()), so a proof cannot be relayed over
+ * another connection. This module is the only user of libssl. */
+#ifndef VMCKPT_TLS_H
+#define VMCKPT_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/error.h"
+#include "auth.h"
+#include "wire.h"
+
+/* The files of a host's credential ([tls] in vmckpt.conf). */
+struct tls_files {
+    const char *ca;           /* the cluster CA's certificate */
+    const char *cert, *key;   /* this host's certificate and key */
+    const char *crl;          /* revocation list (NULL: none), reread when
+                               * it changes */
+    const char *ciphersuites; /* NULL: OpenSSL's TLS 1.3 default */
+    int ktls;                 /* ask for kernel TLS (socket BIO: the
+                               * process must ignore SIGPIPE) */
+};
+
+/* What a peer's credential says it is. */
+enum tls_role {
+    TLS_ROLE_NONE = 0,
+    TLS_ROLE_COORDINATOR,
+    TLS_ROLE_AGENT,
+    TLS_ROLE_ADMIN,
+    TLS_ROLE_JOB, /* a job's token (PSK) */
+};
+
+#define TLS_BINDING_LEN 32
+
+/* Load this process's credential, once, before any connection. 0 or -1
+ * with 'err' naming the file and what is wrong with it. */
+int tls_setup(const struct tls_files *f, struct vmckpt_error *err);
+/* 1 once tls_setup() succeeded: connections of certificates use TLS. */
+int tls_enabled(void);
+/* This host's own identity from its certificate (after tls_setup()). */
+int tls_self(enum tls_role *role, char *name, size_t len);
+void tls_cleanup(void);
+
+const char *tls_role_name(enum tls_role role);
+/* "coordinator" -> TLS_ROLE_COORDINATOR ...; TLS_ROLE_NONE if unknown. */
+enum tls_role tls_role_parse(const char *s);
+
+/* Server side: put TLS under an accepted, non-blocking connection. The
+ * handshake runs inside the first reads; a peer without a valid credential
+ * makes wire_conn_fill() fail with the reason. */
+int tls_server_attach(struct wire_conn *c, struct vmckpt_error *err);
+/* The same for an endpoint of jobs' tokens: 'key_for' (called during the
+ * handshake with ROLE_RANK and the job named by the PSK identity) gives
+ * the job's token, NULL refuses. */
+int tls_server_attach_psk(struct wire_conn *c,
+                          const struct auth_key *(*key_for)(void *arg,
+                                                            Vmckpt__Role role,
+                                                            const char *name),
+                          void *arg, struct vmckpt_error *err);
+
+/* Client side, blocking within 'timeout_ms': the TLS handshake over c->fd;
+ * the server must prove a credential of role 'want' (and name 'want_name'
+ * unless NULL). */
+int tls_client_attach(struct wire_conn *c, enum tls_role want,
+                      const char *want_name, int timeout_ms,
+                      struct vmckpt_error *err);
+/* The same with job 'job''s token as the PSK (no certificates). */
+int tls_client_attach_psk(struct wire_conn *c, const char *job,
+                          const struct auth_key *token, int timeout_ms,
+                          struct vmckpt_error *err);
+
+/* 1 if 'c' runs over TLS. */
+int tls_on(const struct wire_conn *c);
+/* The peer's proven identity once the handshake is done: its role and
+ * name (the certificate's CN, or the PSK's job). 0, or -1 if unknown. */
+int tls_peer(const struct wire_conn *c, enum tls_role *role, char *name,
+             size_t len);
+/* Keying material of this TLS session (RFC 8446 exporter) for the
+ * handshake above it. 0 or -1. */
+int tls_binding(const struct wire_conn *c, uint8_t out[TLS_BINDING_LEN]);
+/* The negotiated suite ("TLS_AES_256_GCM_SHA384"), and whether the kernel
+ * does the record layer in each direction. */
+const char *tls_cipher(const struct wire_conn *c);
+int tls_kernel(const struct wire_conn *c, int *send, int *recv);
+
+#endif
