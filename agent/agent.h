@@ -33,6 +33,7 @@ struct agent {
     struct vmm vmm;
     struct outbox out;   /* worker threads -> loop -> coordinator */
     char store_addr[96]; /* as registered: reachable address and port */
+    char crl_path[4096]; /* the revocation list the coordinator sent */
     unsigned store_port;
     unsigned streams; /* parallel streams per checkpoint, by default */
 
@@ -82,6 +83,9 @@ struct agent {
 };
 
 /* Start connecting (now) and keep the link up for the agent's lifetime. */
+/* The revocation list at a->crl_path, from an earlier run, used until
+ * the coordinator sends one (TLS only). */
+void link_load_crl(struct agent *a);
 void link_start(struct agent *a);
 /* Say goodbye (best effort, bounded wait) and close the link. */
 void link_stop(struct agent *a, const char *reason);

@@ -226,6 +226,43 @@ static void ack_renews(struct agent *a, uint64_t seq)
         fence_renew(a, sent);
 }
 
+/* A revocation list from the coordinator: the store refuses the peers it
+ * revokes from the next connection on. */
+static void take_crl(struct agent *a, const ProtobufCBinaryData *crl)
+{
+    struct vmckpt_error err;
+
+    if (crl->len == 0 || !tls_enabled())
+        return;
+    if (tls_crl_install(crl->data, crl->len, a->crl_path, &err) < 0)
+        log_warn("coordinator %s: %s", a->coordinator, err.text);
+    else
+        log_info("revocation list from the coordinator (%zu bytes) in %s: "
+                 "the store checks peers against it",
+                 crl->len, a->crl_path);
+}
+
+void link_load_crl(struct agent *a)
+{
+    struct vmckpt_error err;
+    ProtobufCBinaryData crl = {0, NULL};
+    FILE *f;
+    long n;
+
+    if (!tls_enabled() || (f = fopen(a->crl_path, "re")) == NULL)
+        return;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+        n <= (long)TLS_CRL_MAX && fseek(f, 0, SEEK_SET) == 0 &&
+        (crl.data = malloc((size_t)n)) != NULL &&
+        fread(crl.data, 1, (size_t)n, f) == (size_t)n) {
+        crl.len = (size_t)n;
+        if (tls_crl_install(crl.data, crl.len, a->crl_path, &err) < 0)
+            log_warn("%s: %s", a->crl_path, err.text);
+    }
+    free(crl.data);
+    fclose(f);
+}
+
 /* AgentRegistered: heartbeats begin, the lease runs from the registration. */
 static void registered(struct agent *a, const Vmckpt__AgentRegistered *r)
 {
@@ -257,9 +294,11 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
     switch (env->type) {
     case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
         registered(a, env->agent_registered);
+        take_crl(a, &env->agent_registered->crl);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
         ack_renews(a, env->heartbeat_ack->seq);
+        take_crl(a, &env->heartbeat_ack->crl);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_LEASE_RESUME:
         fence_lift(a, env->lease_resume->text);

@@ -632,6 +632,8 @@ int main(int argc, char **argv)
     if ((rc = read_link_settings(&o, &a)) != 0 ||
         (rc = probe_host(&o, &a, state_dir)) != 0)
         goto out;
+    snprintf(a.crl_path, sizeof(a.crl_path), "%s/crl.pem", state_dir);
+    link_load_crl(&a);
     if (!o.foreground && daemon_detach(&err) < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);
         rc = 1;

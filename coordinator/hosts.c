@@ -32,6 +32,7 @@ struct host {
     uint64_t id;
     uint64_t last_hb_ms;    /* monotonic; 0 = never in this run */
     uint64_t last_ack_ms;   /* monotonic, the last lease granted; 0 = none */
+    uint64_t crl_sent;      /* version of the revocation list it has */
     int fenced;             /* declared dead by the administrator */
     struct runcmd *fencing; /* the fence command running for it */
     void *fence_arg;        /* its callback's argument, freed with it */
@@ -462,7 +463,7 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     struct catalog_host ch;
     struct vmckpt_error err;
     char *hv;
-    int fresh = 0;
+    int fresh = 0, rc;
 
     if (!valid_host_name(r->hostname))
         return server_error(c, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
@@ -547,8 +548,12 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     /* the lease counts from before the send: it ends here no earlier than
      * on the agent, which counts from before its registration went out */
     h->last_ack_ms = clock_mono_ms();
-    if (server_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
-                    &reply) < 0)
+    h->crl_sent = 0;
+    (void)hosts_crl_attach(c, h->name, &h->crl_sent, &reply.crl);
+    rc = server_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
+                     &reply);
+    free(reply.crl.data);
+    if (rc < 0)
         return -1;
     if (co->hosts->ev.registered != NULL)
         co->hosts->ev.registered(
@@ -587,6 +592,7 @@ int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
 {
     Vmckpt__HeartbeatAck ack = VMCKPT__HEARTBEAT_ACK__INIT;
     struct host *h = need_host(c, env);
+    int rc;
 
     if (h == NULL)
         return 0;
@@ -594,10 +600,14 @@ int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env)
     h->last_seen = (int64_t)(clock_wall_ms() / 1000);
     if (strcmp(h->state, "up") != 0)
         host_set_state(c->co, h, "up", "heartbeat");
+    if (hosts_crl_attach(c, h->name, &h->crl_sent, &ack.crl) < 0)
+        return 0; /* revoked: no lease renewed, the connection closes */
     ack.seq = env->heartbeat->seq;
     h->last_ack_ms = h->last_hb_ms; /* renews the lease: before the send */
-    return server_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
-                       &ack);
+    rc = server_send(c, VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK, env->request_id,
+                     &ack);
+    free(ack.crl.data);
+    return rc;
 }
 
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env)

@@ -54,6 +54,14 @@ void hosts_start_sweep(struct coord *co);
 /* Handlers of the agents' and the console's messages (server routes). */
 int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
+
+/* hosts_crl.c: the revocation list for host 'host' on 'c' into 'out'
+ * (malloc'ed, for AgentRegistered or HeartbeatAck) when it changed since
+ * '*sent' (0: never sent), which it then updates. 1 attached, 0 nothing
+ * new, -1 when the new list revokes the credential of the connection,
+ * which is then closing (an Error queued). */
+int hosts_crl_attach(struct conn *c, const char *host, uint64_t *sent,
+                     ProtobufCBinaryData *out);
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_fence(struct conn *c, const Vmckpt__Envelope *env);

@@ -13,7 +13,7 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/vms.c %reldir%/vms.h %reldir%/vms_news.c %reldir%/vms_rows.c \
 	%reldir%/vms_spec.c \
 	%reldir%/vms_int.h \
-	%reldir%/hosts.c %reldir%/hosts.h \
+	%reldir%/hosts.c %reldir%/hosts.h %reldir%/hosts_crl.c \
 	%reldir%/stats.c %reldir%/stats.h \
 	%reldir%/server.c %reldir%/server.h \
 	%reldir%/catalog.c %reldir%/catalog.h %reldir%/catalog_int.h \

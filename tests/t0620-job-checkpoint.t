@@ -100,6 +100,14 @@ test_expect_success 'status j1 and jobs show the job, its last epoch and its pau
     vmckpt status j1 | grep -q "SENT-MB"
 '
 
+test_expect_success 'h1 credential reports for g1, never for g2 of host h2: refused, the epoch as it was' '
+    before=$(vmckpt list j1 --json) &&
+    in_host h1 "$WIREPOKE" $CO_IP:7470 tls:$TEST_DIR/h1/vmckpt.conf report:j1/g2/1 >$TEST_DIR/rp &&
+    cat $TEST_DIR/rp && grep -q "^ok authenticated as agent h1" $TEST_DIR/rp &&
+    grep -q "^error .*j1/g2 is on host h2, not on h1: only its own agent reports for it" $TEST_DIR/rp &&
+    test "$(vmckpt list j1 --json)" = "$before"
+'
+
 for i in 1 2 3; do eval "G_BEFORE_2_$i=\$(gen_now g$i h$i)"; done
 test_expect_success 'second epoch, in 2 streams per VM: incremental for every VM (on the QEMU migration stream: full, one stream)' '
     ! vmckpt checkpoint j1 --streams 9 2>$TEST_DIR/err && cat $TEST_DIR/err &&

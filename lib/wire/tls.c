@@ -13,9 +13,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -48,6 +50,9 @@ static struct {
     X509_STORE *store; /* current; its own reference */
     char ca[4096], crl[4096];
     struct timespec crl_mtime;
+    uint8_t *crl_pem; /* tls_crl_get()'s copy of the file */
+    size_t crl_len;
+    uint64_t crl_version;
     enum tls_role self_role;
     char self_name[128];
     int ktls;
@@ -390,6 +395,10 @@ void tls_cleanup(void)
     SSL_CTX_free(g.server);
     SSL_CTX_free(g.client);
     X509_STORE_free(g.store);
+    free(g.crl_pem);
+    g.crl_pem = NULL;
+    g.crl_len = 0;
+    g.crl_version = 0;
     g.server = g.client = NULL;
     g.store = NULL;
     g.on = 0;
@@ -828,5 +837,141 @@ int tls_kernel(const struct wire_conn *c, int *send, int *recv)
         return -1;
     *send = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) > 0;
     *recv = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) > 0;
+    return 0;
+}
+
+/* ---- the revocation list from hand to hand ---- */
+
+int tls_crl_get(uint64_t known, uint8_t **pem, size_t *len, uint64_t *version)
+{
+    struct stat sb;
+    uint64_t v;
+    int rc = -1;
+
+    *pem = NULL;
+    *len = 0;
+    *version = 0;
+    pthread_mutex_lock(&g.mu);
+    if (g.crl[0] == '\0' || stat(g.crl, &sb) < 0 || sb.st_size > TLS_CRL_MAX) {
+        rc = g.crl[0] == '\0' ? 0 : -1;
+        goto out;
+    }
+    v = (uint64_t)sb.st_mtim.tv_sec * 1000000000u +
+        (uint64_t)sb.st_mtim.tv_nsec;
+    if (v != g.crl_version) {
+        FILE *f = fopen(g.crl, "re");
+        uint8_t *b = malloc((size_t)sb.st_size + 1);
+        size_t n = f && b ? fread(b, 1, (size_t)sb.st_size, f) : 0;
+
+        if (f != NULL)
+            fclose(f);
+        if (b == NULL || n != (size_t)sb.st_size) {
+            free(b);
+            goto out;
+        }
+        free(g.crl_pem);
+        g.crl_pem = b;
+        g.crl_len = n;
+        g.crl_version = v;
+    }
+    *version = g.crl_version;
+    rc = 0;
+    if (known == g.crl_version)
+        goto out; /* what the caller has */
+    *pem = malloc(g.crl_len ? g.crl_len : 1);
+    if (*pem == NULL) {
+        rc = -1;
+        goto out;
+    }
+    memcpy(*pem, g.crl_pem, g.crl_len);
+    *len = g.crl_len;
+    *version = g.crl_version;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
+int tls_peer_revoked(const struct wire_conn *c)
+{
+    struct tls_conn *t = layer(c);
+    struct vmckpt_error err;
+    X509_STORE_CTX *ctx;
+    X509_STORE *st;
+    X509 *x;
+    int revoked = 0;
+
+    if (t == NULL || t->key_for != NULL || t->token != NULL)
+        return 0;
+    x = SSL_get1_peer_certificate(t->ssl);
+    st = x ? current_store(&err) : NULL;
+    ctx = st ? X509_STORE_CTX_new() : NULL;
+    if (ctx != NULL &&
+        X509_STORE_CTX_init(ctx, st, x, SSL_get_peer_cert_chain(t->ssl)) &&
+        X509_verify_cert(ctx) != 1)
+        revoked = X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED;
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    X509_free(x);
+    ERR_clear_error();
+    return revoked;
+}
+
+/* 0 if 'crl' is signed by one of the CAs in g.ca. */
+static int crl_signed_by_ca(X509_CRL *crl)
+{
+    STACK_OF(X509_INFO) *infos = NULL;
+    BIO *in = BIO_new_file(g.ca, "r");
+    int i, rc = -1;
+
+    if (in != NULL)
+        infos = PEM_X509_INFO_read_bio(in, NULL, NULL, NULL);
+    for (i = 0; infos != NULL && i < sk_X509_INFO_num(infos) && rc < 0; i++) {
+        X509 *ca = sk_X509_INFO_value(infos, i)->x509;
+
+        if (ca != NULL &&
+            X509_NAME_cmp(X509_CRL_get_issuer(crl),
+                          X509_get_subject_name(ca)) == 0 &&
+            X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+            rc = 0;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(in);
+    ERR_clear_error();
+    return rc;
+}
+
+int tls_crl_install(const uint8_t *pem, size_t len, const char *path,
+                    struct vmckpt_error *err)
+{
+    BIO *in = BIO_new_mem_buf(pem, (int)len);
+    X509_CRL *crl = in ? PEM_read_bio_X509_CRL(in, NULL, NULL, NULL) : NULL;
+    char tmp[4200];
+    FILE *f;
+    int ok;
+
+    BIO_free(in);
+    if (crl == NULL || crl_signed_by_ca(crl) < 0) {
+        X509_CRL_free(crl);
+        ERR_clear_error();
+        errno = EINVAL;
+        return errprintf(err, "a revocation list not signed by the cluster "
+                              "CA: ignored");
+    }
+    X509_CRL_free(crl);
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    f = fopen(tmp, "we");
+    ok = f != NULL && fwrite(pem, 1, len, f) == len && fflush(f) == 0 &&
+         fsync(fileno(f)) == 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) < 0) {
+        (void)unlink(tmp);
+        return errprintf_errno(err, "revocation list %s", path);
+    }
+    pthread_mutex_lock(&g.mu);
+    snprintf(g.crl, sizeof(g.crl), "%s", path);
+    g.crl_mtime.tv_sec = g.crl_mtime.tv_nsec = 0; /* reread it */
+    pthread_mutex_unlock(&g.mu);
     return 0;
 }

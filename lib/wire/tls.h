@@ -93,4 +93,22 @@ int tls_binding(const struct wire_conn *c, uint8_t out[TLS_BINDING_LEN]);
 const char *tls_cipher(const struct wire_conn *c);
 int tls_kernel(const struct wire_conn *c, int *send, int *recv);
 
+/* ---- the revocation list, passed from the coordinator to the agents ---- */
+
+#define TLS_CRL_MAX (16u << 20)
+
+/* The revocation list this process reads ([tls] crl): the version of
+ * the file now (it changes with it) and, unless that is 'known', a
+ * malloc'ed copy of it. 0 (*pem NULL and *len 0 when there is none or it
+ * is the known one), -1 when it cannot be read. */
+int tls_crl_get(uint64_t known, uint8_t **pem, size_t *len, uint64_t *version);
+/* 1 if the credential the peer of 'c' proved is revoked by the list as it
+ * is now (a connection made before its revocation). */
+int tls_peer_revoked(const struct wire_conn *c);
+/* A list received from the coordinator: refused unless the cluster CA
+ * signed it; written to 'path' (atomically) and read for every new
+ * connection from now on. 0 or -1. */
+int tls_crl_install(const uint8_t *pem, size_t len, const char *path,
+                    struct vmckpt_error *err);
+
 #endif

@@ -62,8 +62,9 @@ tls_section() {
         printf "[tls]\nca = %s/ca.crt\ncert = %s/coordinator.crt\nkey = %s/coordinator.key\nadmin_cert = %s/admin.crt\nadmin_key = %s/admin.key\ncrl = %s/ca/crl.pem\n" \
             "$d" "$d" "$d" "$d" "$d" "$TEST_DIR"
     else
-        printf "[tls]\nca = %s/ca.crt\ncert = %s/%s.crt\nkey = %s/%s.key\ncrl = %s/ca/crl.pem\n" \
-            "$d" "$d" "$1" "$d" "$1" "$TEST_DIR"
+        # no crl: the coordinator sends the CA's list to the agents
+        printf "[tls]\nca = %s/ca.crt\ncert = %s/%s.crt\nkey = %s/%s.key\n" \
+            "$d" "$d" "$1" "$d" "$1"
     fi
 }
 
