@@ -157,6 +157,9 @@ int jobs_load(struct coord *co, struct vmckpt_error *err);
 struct job *jobs_first(struct coord *co);
 /* Job 'name', or NULL. */
 struct job *jobs_find(struct coord *co, const char *name);
+/* How many guests of job 'name' are not stopped (may run, or will again
+ * after a restart); -1 if it cannot tell. */
+int jobs_guests(struct coord *co, const char *name);
 /* Job 'name', created (state running, default policies) if new; NULL when
  * out of memory. */
 struct job *jobs_touch(struct coord *co, const char *name);

@@ -476,3 +476,12 @@ set:
     auth_key_dispose(&j->token);
     return auth_key_set(&j->token, raw, sizeof(raw));
 }
+
+int jobs_guests(struct coord *co, const char *name)
+{
+    struct vmrec **vms;
+    int n = jobs_vms(co, name, &vms);
+
+    free(vms);
+    return n;
+}

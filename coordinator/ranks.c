@@ -84,7 +84,10 @@ const struct auth_key *ranks_key_for(void *arg, Vmckpt__Role role,
 
     if (role != VMCKPT__ROLE__ROLE_RANK || j == NULL || j->token.bytes == NULL)
         return NULL;
-    return &j->token;
+    /* the token expires with the job: once every guest of it is stopped,
+     * nothing may speak for it (a restart of the job revives it, with the
+     * ranks its guests carry) */
+    return jobs_guests(arg, name) > 0 ? &j->token : NULL;
 }
 
 /* The guests' hook: a guest of job 'job' starts (the job exists from

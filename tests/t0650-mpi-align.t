@@ -195,6 +195,15 @@ test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster
     grep -q "^error: a rank of job m1 may not speak for job .some-other-job." $TEST_DIR/e6
 '
 
+test_expect_success 'the token expires with its job: once every guest of m1 is stopped, the ranks endpoint refuses it' '
+    for i in 1 2 3; do vmckpt vm stop --name g$i --job m1 || exit 1; done &&
+    ! vmckpt vm list | grep -q "^m1 .* running" &&
+    in_host co "$top_builddir/tests/tools/wirepoke" 198.18.0.1:7471 $TEST_DIR/tok.key rank:m1 >$TEST_DIR/e7 2>&1;
+    cat $TEST_DIR/e7 && ! grep -q "^ok authenticated" $TEST_DIR/e7 &&
+    grep -q "authentication failed: the server does not take the token of job .m1." $TEST_DIR/e7 &&
+    grep_log $TEST_DIR/co/coordinator.log "dropping connection from .*: no running job .m1."
+'
+
 test_expect_success 'everything stops cleanly, with no sanitizer report' '
     for h in h1 h4 co; do stop_daemon $h TERM || exit 1; done &&
     no_sanitizer_reports
