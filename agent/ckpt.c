@@ -33,7 +33,7 @@ struct ckpt_done;
 struct ckpt_job {
     struct agent *a;
     struct vmm_vm *vm;
-    char job[65], vmname[65], store[128];
+    char job[65], vmname[65], store[128], store_host[64];
     uint64_t epoch, parent, req;
     uint64_t incarnation; /* of the copy checkpointed */
     unsigned max_ms, hold_ms, streams;
@@ -485,7 +485,9 @@ static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
                             .parent = j->parent,
                             .incarnation = j->incarnation,
                             .streams = j->streams,
-                            .disks = j->disks ? ckpt_disks_count(j->disks) : 0};
+                            .disks = j->disks ? ckpt_disks_count(j->disks) : 0,
+                            .store_host =
+                                j->store_host[0] ? j->store_host : NULL};
 
     if (j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, err) < 0)
         return NULL;
@@ -740,6 +742,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->job, sizeof(j->job), "%s", b->job);
     snprintf(j->vmname, sizeof(j->vmname), "%s", vm->name);
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
+    snprintf(j->store_host, sizeof(j->store_host), "%s", b->targets[0]->host);
     j->epoch = b->epoch;
     j->incarnation = vmm_vm_incarnation(vm);
     /* a delta only continues this QEMU's own chain; otherwise full */

@@ -130,9 +130,10 @@ static void *restore_main(void *arg)
     } else {
         struct stream_disks sd = {disk_recv_chunk, disk_recv_finish, r->disks};
 
-        rc = stream_fetch(r->r->source_addr, &r->a->key, r->a->name, r->r->job,
-                          r->r->vm, r->r->epoch, ram_fd, r->state_fd,
-                          r->disks != NULL ? &sd : NULL, &err);
+        rc = stream_fetch(
+            r->r->source_addr, r->r->source_host[0] ? r->r->source_host : NULL,
+            &r->a->key, r->a->name, r->r->job, r->r->vm, r->r->epoch, ram_fd,
+            r->state_fd, r->disks != NULL ? &sd : NULL, &err);
     }
     if (ram_fd >= 0)
         close(ram_fd);

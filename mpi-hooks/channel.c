@@ -291,6 +291,7 @@ static void handle(const Vmckpt__Envelope *env)
 static void serve(struct client *cl)
 {
     struct vmckpt_error err;
+    int ended = 0; /* the stream ended: handle what came, then stop */
 
     for (;;) {
         struct pollfd pf[2] = {{.fd = cl->fd, .events = POLLIN},
@@ -331,9 +332,14 @@ static void serve(struct client *cl)
             while (read(ch.wake[0], b, sizeof(b)) > 0)
                 ;
         if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (wire_conn_fill(&cl->conn, &err) < 0 && cl->conn.eof &&
-                cl->conn.rlen == 0)
-                break;
+            if (wire_conn_fill(&cl->conn, &err) < 0 && cl->conn.eof) {
+                /* a frame cut short never completes: stop once the whole
+                 * ones before it are handled, rather than poll an ended
+                 * stream forever */
+                if (cl->conn.rlen == 0 || cl->conn.failed || ended)
+                    break;
+                ended = 1;
+            }
         }
     }
     hooks_debug("connection lost");

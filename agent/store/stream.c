@@ -19,13 +19,14 @@ struct stream_out {
 };
 
 static int open_part(struct stream_out *so, unsigned part, const char *addr,
-                     const struct auth_key *key, const char *name,
-                     Vmckpt__StreamOpen *o, struct vmckpt_error *err)
+                     const char *host, const struct auth_key *key,
+                     const char *name, Vmckpt__StreamOpen *o,
+                     struct vmckpt_error *err)
 {
     Vmckpt__Envelope *reply;
 
-    so->cl[part] =
-        client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
+    so->cl[part] = client_open_to(addr, host, key, VMCKPT__ROLE__ROLE_PEER,
+                                  name, 10000, err);
     if (so->cl[part] == NULL)
         return -1;
     /* a store's refusal can come while batches are in flight */
@@ -70,7 +71,7 @@ struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
     o.parts = streams;
     /* part 0 opens the epoch, the others join it */
     for (i = 0; i < streams; i++)
-        if (open_part(so, i, addr, key, name, &o, err) < 0) {
+        if (open_part(so, i, addr, w->store_host, key, name, &o, err) < 0) {
             stream_out_abort(so, err->text);
             return NULL;
         }
@@ -259,10 +260,10 @@ static int fetch_end(const Vmckpt__StreamEnd *e, const uint64_t *got,
     return 0;
 }
 
-int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
-                 const char *job, const char *vm, uint64_t epoch, int ram_fd,
-                 int state_fd, const struct stream_disks *disks,
-                 struct vmckpt_error *err)
+int stream_fetch(const char *addr, const char *store_host,
+                 const struct auth_key *key, const char *name, const char *job,
+                 const char *vm, uint64_t epoch, int ram_fd, int state_fd,
+                 const struct stream_disks *disks, struct vmckpt_error *err)
 {
     uint64_t chunks[IMAGE_MAX_DISKS] = {0};
     unsigned ndisks;
@@ -274,7 +275,8 @@ int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
     int rc = -1;
 
     memset(zero, 0, sizeof(zero));
-    cl = client_open(addr, key, VMCKPT__ROLE__ROLE_PEER, name, 10000, err);
+    cl = client_open_to(addr, store_host, key, VMCKPT__ROLE__ROLE_PEER, name,
+                        10000, err);
     if (cl == NULL)
         return -1;
     cl->conn.max_frame = WIRE_MAX_FRAME_LIMIT;

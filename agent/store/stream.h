@@ -19,6 +19,8 @@ struct stream_what {
     uint64_t epoch, parent, ram_bytes, incarnation;
     unsigned streams;
     unsigned disks; /* the guest's disks: their layers come before the end */
+    const char *store_host; /* the store's host, its credential's name
+                             * (NULL: any agent's) */
 };
 
 /* Connect to the store at 'addr' as peer 'name' and open the epoch 'w'
@@ -50,9 +52,9 @@ struct stream_disks {
  * file of the guest's RAM size, zero-filled) and 'state_fd', verifying
  * every batch and the state checksum; its disks' layers into 'disks'
  * (NULL: the guest has none; an epoch with disks is then refused). */
-int stream_fetch(const char *addr, const struct auth_key *key, const char *name,
-                 const char *job, const char *vm, uint64_t epoch, int ram_fd,
-                 int state_fd, const struct stream_disks *disks,
-                 struct vmckpt_error *err);
+int stream_fetch(const char *addr, const char *store_host,
+                 const struct auth_key *key, const char *name, const char *job,
+                 const char *vm, uint64_t epoch, int ram_fd, int state_fd,
+                 const struct stream_disks *disks, struct vmckpt_error *err);
 
 #endif

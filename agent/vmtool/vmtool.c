@@ -243,8 +243,8 @@ static int fetch_epoch(struct opts *o, int local)
         if (!o->store)
             die("--store is required", NULL);
         credential(o, &key, host, sizeof(host));
-        if (stream_fetch(o->store, &key, host, o->job, o->vm, o->epoch, ram_fd,
-                         state_fd, NULL, &err) < 0) {
+        if (stream_fetch(o->store, NULL, &key, host, o->job, o->vm, o->epoch,
+                         ram_fd, state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
             die("fetch refused", &err);

@@ -13,8 +13,9 @@
 
 /* TLS under the connection: a rank's with its job's token, everyone
  * else's with this host's credential when it has one. */
-static int client_secure(struct wire_conn *c, const struct auth_key *key,
-                         Vmckpt__Role role, const char *name, int timeout_ms,
+static int client_secure(struct wire_conn *c, const char *server,
+                         const struct auth_key *key, Vmckpt__Role role,
+                         const char *name, int timeout_ms,
                          struct vmckpt_error *err)
 {
     if (role == VMCKPT__ROLE__ROLE_RANK)
@@ -31,6 +32,14 @@ struct client *client_open(const char *addr, const struct auth_key *key,
                            Vmckpt__Role role, const char *name, int timeout_ms,
                            struct vmckpt_error *err)
 {
+    return client_open_to(addr, NULL, key, role, name, timeout_ms, err);
+}
+
+struct client *client_open_to(const char *addr, const char *server,
+                              const struct auth_key *key, Vmckpt__Role role,
+                              const char *name, int timeout_ms,
+                              struct vmckpt_error *err)
+{
     struct client *cl = calloc(1, sizeof(*cl));
 
     if (cl == NULL) {
@@ -46,7 +55,8 @@ struct client *client_open(const char *addr, const struct auth_key *key,
         return NULL;
     }
     wire_conn_init(&cl->conn, cl->fd, 0);
-    if (client_secure(&cl->conn, key, role, name, timeout_ms, err) < 0 ||
+    if (client_secure(&cl->conn, server, key, role, name, timeout_ms, err) <
+            0 ||
         auth_client(&cl->conn, key, role, name, timeout_ms, cl->server_name,
                     sizeof(cl->server_name), err) < 0) {
         errprefix(err, "%s", addr);

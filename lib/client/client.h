@@ -22,6 +22,12 @@ struct client {
 struct client *client_open(const char *addr, const struct auth_key *key,
                            Vmckpt__Role role, const char *name, int timeout_ms,
                            struct vmckpt_error *err);
+/* client_open() to a server that must prove the credential of 'server'
+ * (over TLS; NULL: any of its role), e.g. the host a store should be. */
+struct client *client_open_to(const char *addr, const char *server,
+                              const struct auth_key *key, Vmckpt__Role role,
+                              const char *name, int timeout_ms,
+                              struct vmckpt_error *err);
 /* Close the connection and free. NULL is fine. */
 void client_close(struct client *cl);
 

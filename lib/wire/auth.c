@@ -282,6 +282,28 @@ static int credential_allows(enum tls_role cred, const char *cred_name,
     }
 }
 
+/* The key of the handshake over TLS: the session's exported bytes, under
+ * the cluster key or the job's token when the side has one (both sides
+ * have the same: none with credentials, the token on the ranks'
+ * endpoint). 0 or -1. */
+static int session_key(const struct wire_conn *c, const struct auth_key *k,
+                       uint8_t out[TLS_BINDING_LEN])
+{
+    uint8_t exp[TLS_BINDING_LEN];
+    unsigned int n = TLS_BINDING_LEN;
+    int rc = 0;
+
+    if (tls_binding(c, exp) < 0)
+        return -1;
+    if (k == NULL || k->bytes == NULL || k->len == 0)
+        memcpy(out, exp, sizeof(exp));
+    else if (HMAC(EVP_sha256(), k->bytes, (int)k->len, exp, sizeof(exp), out,
+                  &n) == NULL)
+        rc = -1;
+    OPENSSL_cleanse(exp, sizeof(exp));
+    return rc;
+}
+
 /* Over TLS: check the Hello against the peer's credential and take the
  * session's exported key. 0, or -1 with 'why'. */
 static int bound_key(struct auth_server *as, const struct wire_conn *c,
@@ -304,7 +326,11 @@ static int bound_key(struct auth_server *as, const struct wire_conn *c,
                  auth_role_name(as->role), as->peer_name);
         return -1;
     }
-    if (tls_binding(c, as->bound) < 0) {
+    if (session_key(c,
+                    as->key_for
+                        ? as->key_for(as->key_arg, as->role, as->peer_name)
+                        : as->key,
+                    as->bound) < 0) {
         snprintf(why, len, "authentication failed: no TLS keying material");
         return -1;
     }
@@ -393,6 +419,16 @@ int auth_server_step(struct auth_server *as, struct wire_conn *c,
             return -1;
         }
         as->state = AUTH_DONE;
+        if (as->credential == TLS_ROLE_ADMIN &&
+            strcmp(as->peer_name, as->credential_name) != 0) {
+            /* from now on the logs name the credential, then what the
+             * console called itself */
+            char hello[sizeof(as->peer_name)];
+
+            snprintf(hello, sizeof(hello), "%s", as->peer_name);
+            snprintf(as->peer_name, sizeof(as->peer_name), "%.63s:%.63s",
+                     as->credential_name, hello);
+        }
         return 1;
     }
     errno = EINVAL;
@@ -429,7 +465,7 @@ int auth_client(struct wire_conn *c, const struct auth_key *key,
     int rc = -1;
 
     if (tls_on(c)) {
-        if (tls_binding(c, bound) < 0) {
+        if (session_key(c, key, bound) < 0) {
             errno = EPROTO;
             return errprintf(err, "no TLS keying material");
         }

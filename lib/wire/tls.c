@@ -49,8 +49,8 @@ static struct {
     pthread_mutex_t mu;
     X509_STORE *store; /* current; its own reference */
     char ca[4096], crl[4096];
-    struct timespec crl_mtime;
-    uint8_t *crl_pem; /* tls_crl_get()'s copy of the file */
+    struct stat crl_sb; /* of the list loaded */
+    uint8_t *crl_pem;   /* tls_crl_get()'s copy of the file */
     size_t crl_len;
     uint64_t crl_version;
     enum tls_role self_role;
@@ -245,6 +245,21 @@ fail:
     return NULL;
 }
 
+/* Whether the revocation list's file is another than the one loaded: a
+ * new file renamed over it, or one written in place (a copy that kept the
+ * time stamp still changes its inode or its change time). */
+static int crl_changed(const struct stat *sb)
+{
+    const struct stat *o = &g.crl_sb;
+
+    return sb->st_ino != o->st_ino || sb->st_dev != o->st_dev ||
+           sb->st_size != o->st_size ||
+           sb->st_mtim.tv_sec != o->st_mtim.tv_sec ||
+           sb->st_mtim.tv_nsec != o->st_mtim.tv_nsec ||
+           sb->st_ctim.tv_sec != o->st_ctim.tv_sec ||
+           sb->st_ctim.tv_nsec != o->st_ctim.tv_nsec;
+}
+
 /* The verify store for a new connection: reloaded when the revocation
  * list's file changed. A list that cannot be read refuses connections
  * (failing open would let a revoked host back in). */
@@ -259,15 +274,20 @@ static X509_STORE *current_store(struct vmckpt_error *err)
             errprintf_errno(err, "the revocation list %s", g.crl);
             goto out;
         }
-        if (sb.st_mtim.tv_sec != g.crl_mtime.tv_sec ||
-            sb.st_mtim.tv_nsec != g.crl_mtime.tv_nsec || g.store == NULL) {
+        if (sb.st_size > (off_t)TLS_CRL_MAX) {
+            errno = EFBIG;
+            errprintf(err, "the revocation list %s is larger than %u MiB",
+                      g.crl, TLS_CRL_MAX >> 20);
+            goto out;
+        }
+        if (crl_changed(&sb) || g.store == NULL) {
             X509_STORE *n = load_store(err);
 
             if (n == NULL)
                 goto out;
             X509_STORE_free(g.store);
             g.store = n;
-            g.crl_mtime = sb.st_mtim;
+            g.crl_sb = sb;
         }
     }
     if (g.store != NULL && X509_STORE_up_ref(g.store))
@@ -293,16 +313,36 @@ static int cert_ctx(SSL_CTX *ctx, const struct tls_files *f,
     return 0;
 }
 
-/* Role (OU) and name (CN) of a certificate. */
+/* The one entry of 'nid' in 'subj' as text into buf[len]: -1 if there is
+ * none, more than one, or it does not fit or holds a NUL. */
+static int one_entry(X509_NAME *subj, int nid, char *buf, size_t len)
+{
+    int at = X509_NAME_get_index_by_NID(subj, nid, -1), n;
+    const ASN1_STRING *v;
+
+    if (at < 0 || X509_NAME_get_index_by_NID(subj, nid, at) >= 0)
+        return -1;
+    v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, at));
+    n = v ? ASN1_STRING_length(v) : -1;
+    if (n <= 0 || (size_t)n >= len ||
+        memchr(ASN1_STRING_get0_data(v), '\0', (size_t)n) != NULL)
+        return -1;
+    memcpy(buf, ASN1_STRING_get0_data(v), (size_t)n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Role (OU) and name (CN) of a vmckpt credential: O = vmckpt, exactly one
+ * OU among the roles and one CN. */
 static int identity_of(X509 *x, enum tls_role *role, char *name, size_t len)
 {
     X509_NAME *subj = X509_get_subject_name(x);
-    char ou[64];
+    char o[16], ou[16];
 
-    if (subj == NULL ||
-        X509_NAME_get_text_by_NID(subj, NID_organizationalUnitName, ou,
-                                  sizeof(ou)) <= 0 ||
-        X509_NAME_get_text_by_NID(subj, NID_commonName, name, (int)len) <= 0)
+    if (subj == NULL || one_entry(subj, NID_organizationName, o, sizeof(o)) ||
+        strcmp(o, "vmckpt") != 0 ||
+        one_entry(subj, NID_organizationalUnitName, ou, sizeof(ou)) ||
+        one_entry(subj, NID_commonName, name, len))
         return -1;
     *role = tls_role_parse(ou);
     return *role == TLS_ROLE_NONE ? -1 : 0;
@@ -348,12 +388,8 @@ int tls_setup(const struct tls_files *f, struct vmckpt_error *err)
     g.store = load_store(err);
     if (g.store == NULL)
         return -1;
-    if (g.crl[0] != '\0') {
-        struct stat sb;
-
-        if (stat(g.crl, &sb) == 0)
-            g.crl_mtime = sb.st_mtim;
-    }
+    if (g.crl[0] != '\0')
+        (void)stat(g.crl, &g.crl_sb);
     g.server = new_ctx(1, f->ciphersuites, err);
     g.client = g.server ? new_ctx(0, f->ciphersuites, err) : NULL;
     if (g.client == NULL || cert_ctx(g.server, f, err) < 0 ||
@@ -485,8 +521,12 @@ static void make_psk_ctx(void)
     g.psk_client = new_ctx(0, "TLS_AES_128_GCM_SHA256", &err);
     if (g.psk_server != NULL)
         SSL_CTX_set_psk_find_session_callback(g.psk_server, psk_find);
-    if (g.psk_client != NULL)
+    if (g.psk_client != NULL) {
         SSL_CTX_set_psk_use_session_callback(g.psk_client, psk_use);
+        /* only the token proves the server: a certificate instead of the
+         * PSK fails verification against this empty store */
+        SSL_CTX_set_verify(g.psk_client, SSL_VERIFY_PEER, NULL);
+    }
 }
 
 /* ---- a connection's layer ---- */
@@ -754,6 +794,7 @@ int tls_client_attach_psk(struct wire_conn *c, const char *job,
                           struct vmckpt_error *err)
 {
     struct tls_conn *t;
+    int rc, saved;
 
     pthread_once(&g.psk_once, make_psk_ctx);
     t = attach(c, g.psk_client, 0, err);
@@ -761,17 +802,22 @@ int tls_client_attach_psk(struct wire_conn *c, const char *job,
         return -1;
     t->token = token;
     snprintf(t->job, sizeof(t->job), "%s", job);
-    if (handshake_wait(c, t, timeout_ms, err) < 0) {
-        wire_conn_dispose(c);
-        if (errno == ETIMEDOUT)
-            return -1;
-        return errprefix(err,
-                         "authentication failed: the server does not take "
-                         "the token of job '%s' (wrong token, or another "
-                         "job's?)",
-                         job);
+    rc = handshake_wait(c, t, timeout_ms, err);
+    if (rc == 0 && SSL_session_reused(t->ssl))
+        return 0;
+    if (rc == 0) {
+        errno = EACCES;
+        errprintf(err, "TLS: the server did not use the job's token");
     }
-    return 0;
+    saved = errno;
+    wire_conn_dispose(c);
+    errno = saved;
+    if (saved == ETIMEDOUT)
+        return -1;
+    return errprefix(err,
+                     "authentication failed: the server does not take the "
+                     "token of job '%s' (wrong token, or another job's?)",
+                     job);
 }
 
 static struct tls_conn *layer(const struct wire_conn *c)
@@ -794,6 +840,8 @@ int tls_peer(const struct wire_conn *c, enum tls_role *role, char *name,
     if (t == NULL || !SSL_is_init_finished(t->ssl))
         return -1;
     if (t->key_for != NULL || t->token != NULL) {
+        if (!SSL_session_reused(t->ssl))
+            return -1; /* not the token's PSK */
         *role = TLS_ROLE_JOB;
         snprintf(name, len, "%s", t->job);
         return 0;
@@ -856,8 +904,15 @@ int tls_crl_get(uint64_t known, uint8_t **pem, size_t *len, uint64_t *version)
         rc = g.crl[0] == '\0' ? 0 : -1;
         goto out;
     }
-    v = (uint64_t)sb.st_mtim.tv_sec * 1000000000u +
-        (uint64_t)sb.st_mtim.tv_nsec;
+    /* any of these changes with a new file (crl_changed()) */
+    v = ((uint64_t)sb.st_mtim.tv_sec * 1000000000u +
+         (uint64_t)sb.st_mtim.tv_nsec) ^
+        ((uint64_t)sb.st_ctim.tv_sec * 1000000000u +
+         (uint64_t)sb.st_ctim.tv_nsec) *
+            3 ^
+        (uint64_t)sb.st_ino * 0x9e3779b97f4a7c15u ^ (uint64_t)sb.st_size << 40;
+    if (v == 0)
+        v = 1; /* 0 is "never sent" */
     if (v != g.crl_version) {
         FILE *f = fopen(g.crl, "re");
         uint8_t *b = malloc((size_t)sb.st_size + 1);
@@ -971,7 +1026,7 @@ int tls_crl_install(const uint8_t *pem, size_t len, const char *path,
     }
     pthread_mutex_lock(&g.mu);
     snprintf(g.crl, sizeof(g.crl), "%s", path);
-    g.crl_mtime.tv_sec = g.crl_mtime.tv_nsec = 0; /* reread it */
+    memset(&g.crl_sb, 0, sizeof(g.crl_sb)); /* reread it */
     pthread_mutex_unlock(&g.mu);
     return 0;
 }

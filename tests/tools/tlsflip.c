@@ -6,8 +6,8 @@
  *
  *   tlsflip LISTEN TARGET RECORD
  *
- * Prints "listening on ADDR" once ready and "flipped record N" when it
- * did, line by line on stdout. Runs until killed. */
+ * Prints "listening on ADDR pid PID" once ready and "flipped record N"
+ * when it did, line by line on stdout. Runs until killed. */
 #include "config.h"
 
 #include <errno.h>
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
         return 1;
     }
     net_local_name(lfd, bound, sizeof(bound));
-    printf("listening on %s\n", bound);
+    printf("listening on %s pid %d\n", bound, (int)getpid());
     for (;;) {
         struct pollfd pfd[1 + 2 * MAX_PAIRS];
 

@@ -597,16 +597,17 @@ int main(int argc, char **argv)
     what = argv[3];
     if (strncmp(argv[2], "tls:", 4) == 0 ||
         strncmp(argv[2], "tls-admin:", 10) == 0) {
-        int admin = argv[2][3] == '-';
+        int admin = argv[2][3] == '-', rc;
         struct conf *conf = conf_load(argv[2] + (admin ? 10 : 4), &err);
 
-        if (conf == NULL ||
-            tls_setup_conf(conf, admin ? TLS_CONF_ADMIN : 0, &err) <= 0) {
+        rc = conf ? tls_setup_conf(conf, admin ? TLS_CONF_ADMIN : 0, &err) : -1;
+        if (conf != NULL)
+            conf_destroy(conf);
+        if (rc <= 0) {
             fprintf(stderr, "wirepoke: %s\n",
-                    conf ? err.text : "no [tls] credential");
+                    rc < 0 ? err.text : "no [tls] credential");
             return 2;
         }
-        conf_destroy(conf);
     } else if (auth_key_load(&key, argv[2], &err) < 0) {
         fprintf(stderr, "wirepoke: %s\n", err.text);
         return 2;
