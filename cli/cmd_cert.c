@@ -26,7 +26,7 @@ static const char cert_usage[] =
     "Usage: vmckpt cert init [--ca DIR] [--cluster NAME] [--days N] "
     "[--force]\n"
     "       vmckpt cert issue [--ca DIR] [--out DIR] [--days N] ROLE NAME\n"
-    "       vmckpt cert revoke [--ca DIR] NAME|SERIAL\n"
+    "       vmckpt cert revoke [--ca DIR] [--role ROLE] NAME|SERIAL\n"
     "       vmckpt cert list [--ca DIR] [--json]\n"
     "The cluster's certificate authority: TLS certificates for the\n"
     "coordinator, the agents and the administrators. The CA lives in the\n"
@@ -36,7 +36,7 @@ static const char cert_usage[] =
     "  init    make the CA: its Ed25519 key, its certificate, an empty\n"
     "          index and revocation list\n"
     "  issue   a key and certificate for a host or an administrator\n"
-    "  revoke  revoke every certificate of a name, or one serial\n"
+    "  revoke  revoke the certificates of a name, or one serial\n"
     "  list    the certificates issued, with their state\n"
     "\n"
     "'vmckpt cert SUBCOMMAND --help' tells more of each.\n";
@@ -69,8 +69,8 @@ static const char issue_usage[] =
     "the name the host goes by in the cluster (its agent's name). Writes\n"
     "NAME.crt, NAME.key (mode 0600) and ca.crt, the CA's certificate, into\n"
     "the output directory, and prints the [tls] lines of the host's\n"
-    "vmckpt.conf. Issuing again for a NAME is how a certificate is\n"
-    "renewed: the older ones stay valid until revoked.\n"
+    "vmckpt.conf. Issuing again for a ROLE and NAME is how a certificate\n"
+    "is renewed: the older ones stay valid until revoked.\n"
     "\n"
     "  --ca DIR   the CA's directory (default: [cluster] ca_dir, or\n"
     "             " DEFAULT_CA_DIR ")\n"
@@ -80,16 +80,21 @@ static const char issue_usage[] =
     "             not end after the CA\n";
 
 static const char revoke_usage[] =
-    "Usage: vmckpt cert revoke [--ca DIR] NAME|SERIAL\n"
+    "Usage: vmckpt cert revoke [--ca DIR] [--role ROLE] NAME|SERIAL\n"
     "Revoke every valid certificate issued to NAME or, when no certificate\n"
     "has that name, the one with serial SERIAL (hex, as 'vmckpt cert list'\n"
-    "or 'openssl x509 -serial' show it). The CA's crl.pem is signed anew\n"
-    "with every revoked serial; the coordinator reads it again by itself\n"
-    "(copy it there when the CA is kept on another host), and from then on\n"
-    "refuses connections made with those certificates.\n"
+    "or 'openssl x509 -serial' show it). A NAME whose valid certificates\n"
+    "are of more than one role (a head node's coordinator and agent) is\n"
+    "refused without --role. The CA's crl.pem is signed anew with every\n"
+    "revoked serial; the coordinator reads it again by itself (copy it\n"
+    "there when the CA is kept on another host), and from then on refuses\n"
+    "connections made with those certificates.\n"
     "\n"
-    "  --ca DIR  the CA's directory (default: [cluster] ca_dir, or\n"
-    "            " DEFAULT_CA_DIR ")\n";
+    "  --ca DIR     the CA's directory (default: [cluster] ca_dir, or\n"
+    "               " DEFAULT_CA_DIR ")\n"
+    "  --role ROLE  revoke only NAME's certificates of ROLE: coordinator,\n"
+    "               agent or admin (with a SERIAL: refuse it unless it is\n"
+    "               of ROLE)\n";
 
 static const char list_usage[] =
     "Usage: vmckpt cert list [--ca DIR] [--json]\n"
@@ -110,6 +115,7 @@ struct cert_opts {
     const char *ca_dir;
     const char *out_dir;
     const char *cluster;
+    const char *role; /* NULL: not given */
     unsigned days;
     int force;
     int json;
@@ -151,7 +157,8 @@ static int parse_opts(struct cli *cli, int argc, char **argv,
         {"ca", 1, NULL, 'a'},      {"out", 1, NULL, 'o'},
         {"cluster", 1, NULL, 'c'}, {"days", 1, NULL, 'd'},
         {"force", 0, NULL, 'f'},   {"json", 0, NULL, 'j'},
-        {"help", 0, NULL, 'h'},    {NULL, 0, NULL, 0},
+        {"role", 1, NULL, 'r'},    {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -180,6 +187,8 @@ static int parse_opts(struct cli *cli, int argc, char **argv,
             o->out_dir = optarg;
         else if (ch == 'c')
             o->cluster = optarg;
+        else if (ch == 'r')
+            o->role = optarg;
         else if (ch == 'd' && parse_days(optarg, &o->days) != 0)
             return 2;
         o->force |= ch == 'f';
@@ -226,7 +235,8 @@ static void print_issued(const struct cert_issued *out)
     size_t i;
 
     if (out->older.n > 0) {
-        printf("%s has %zu older valid certificate(s):", e->name, out->older.n);
+        printf("%s %s has %zu older valid certificate(s):", e->role, e->name,
+               out->older.n);
         for (i = 0; i < out->older.n; i++)
             printf(" %s", out->older.v[i].serial);
         printf("\nthe older certificate(s) stay valid until revoked "
@@ -290,14 +300,18 @@ static int cert_revoke_cmd(struct cli *cli, int argc, char **argv)
     char when[64];
     long number;
     size_t i;
-    int rc = parse_opts(cli, argc, argv, "a", revoke_usage, &o);
+    int rc = parse_opts(cli, argc, argv, "ar", revoke_usage, &o);
 
     if (rc >= 0)
         return rc;
     if (argc - optind != 1)
         return cli_usage_error("cert revoke: %s",
                                "name one certificate: NAME or SERIAL");
-    if (cert_revoke(o.ca_dir, argv[optind], &rev, &number, &err) < 0) {
+    if (o.role != NULL && !cert_role_valid(o.role))
+        return cli_usage_error("cert revoke: unknown role '%s': coordinator, "
+                               "agent or admin",
+                               o.role);
+    if (cert_revoke(o.ca_dir, o.role, argv[optind], &rev, &number, &err) < 0) {
         fprintf(stderr, "vmckpt cert: %s\n", err.text);
         return 1;
     }

@@ -89,7 +89,7 @@ test_expect_success 'issuing again to a name names the older certificate, which 
     old=$(openssl x509 -in $OUT/node1.crt -noout -serial | sed "s/^serial=//" | tr A-F a-f) &&
     cp $OUT/node1.crt $TEST_DIR/node1-old.crt &&
     "$CLI_BIN" cert issue --ca $CA --out $OUT agent node1 >$TEST_DIR/rotate.out &&
-    grep -q "^node1 has 1 older valid certificate(s): 0*$old$" $TEST_DIR/rotate.out &&
+    grep -q "^agent node1 has 1 older valid certificate(s): 0*$old$" $TEST_DIR/rotate.out &&
     grep -q "stay valid until revoked" $TEST_DIR/rotate.out &&
     ! cmp -s $OUT/node1.crt $TEST_DIR/node1-old.crt &&
     check $TEST_DIR/node1-old.crt crl | grep -q ": OK$" &&
@@ -179,6 +179,30 @@ test_expect_success 'a damaged index or CA key is refused with a clear error' '
     chmod 600 $CA/ca.key &&
     "$CLI_BIN" cert issue --ca $CA --out $OUT agent node3 >/dev/null &&
     check $OUT/node3.crt crl | grep -q ": OK$"
+'
+
+test_expect_success 'a name in two roles (a head node): revoke refuses without --role, revokes one role with it' '
+    "$CLI_BIN" cert issue --ca $CA --out $TEST_DIR/head-agent agent head >$TEST_DIR/issue-ha.out &&
+    ! grep -q "older valid" $TEST_DIR/issue-ha.out &&
+    check $TEST_DIR/head-agent/head.crt crl | grep -q ": OK$" &&
+    cp $CA/index $TEST_DIR/index.before && cp $CA/crl.pem $TEST_DIR/crl.before &&
+    { "$CLI_BIN" cert revoke --ca $CA head 2>$TEST_DIR/err; test $? = 1; } &&
+    cat $TEST_DIR/err &&
+    grep -q "^vmckpt cert: .head. has valid certificates in more than one role (coordinator, agent): give --role" $TEST_DIR/err &&
+    test $(wc -l <$TEST_DIR/err) = 1 &&
+    exits 2 "$CLI_BIN" cert revoke --ca $CA --role root head 2>$TEST_DIR/err &&
+    grep -q "unknown role .root." $TEST_DIR/err &&
+    exits 1 "$CLI_BIN" cert revoke --ca $CA --role admin head 2>$TEST_DIR/err &&
+    grep -q "no admin certificate named .head." $TEST_DIR/err &&
+    cmp $CA/index $TEST_DIR/index.before && cmp $CA/crl.pem $TEST_DIR/crl.before &&
+    "$CLI_BIN" cert revoke --ca $CA --role agent head >$TEST_DIR/revoke-ha.out &&
+    cat $TEST_DIR/revoke-ha.out &&
+    test $(grep -c "^revoked serial " $TEST_DIR/revoke-ha.out) = 1 &&
+    grep -q "^revoked serial [0-9a-f]\{32\} (agent head) at " $TEST_DIR/revoke-ha.out &&
+    test "$(crl_number)" = 04 &&
+    check $TEST_DIR/head-agent/head.crt crl | grep -q "certificate revoked" &&
+    check $TEST_DIR/here/head.crt crl | grep -q ": OK$" &&
+    "$CLI_BIN" cert revoke --help | grep -q "^  --role ROLE "
 '
 
 test_expect_success 'init --force makes a new CA: the old certificates no longer verify' '

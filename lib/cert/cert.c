@@ -562,10 +562,11 @@ static int issue_paths(const char *out_dir, const char *name,
     return cert_path(out->ca_path, sizeof(out->ca_path), abs, CA_CRT, err);
 }
 
-/* The valid certificates named 'name' into 'older', and a serial no entry
- * has into 'serial' (with its bytes). */
-static int issue_scan(const struct cert_entries *idx, const char *name,
-                      int64_t now, struct cert_entries *older,
+/* The valid certificates of 'role' named 'name' into 'older' (another
+ * role's of the same name is another identity: a head node's coordinator
+ * and agent), and a serial no entry has into 'serial' (with its bytes). */
+static int issue_scan(const struct cert_entries *idx, const char *role,
+                      const char *name, int64_t now, struct cert_entries *older,
                       char serial[CERT_SERIAL_HEX + 1],
                       struct vmckpt_error *err)
 {
@@ -576,8 +577,8 @@ static int issue_scan(const struct cert_entries *idx, const char *name,
     for (i = 0; i < idx->n; i++) {
         const struct cert_entry *e = &idx->v[i];
 
-        if (strcmp(e->name, name) == 0 && !e->revoked && e->not_after > now &&
-            cert_entries_add(older, e) < 0)
+        if (strcmp(e->role, role) == 0 && strcmp(e->name, name) == 0 &&
+            !e->revoked && e->not_after > now && cert_entries_add(older, e) < 0)
             return errprintf_errno(err, "cert issue");
     }
     while (taken) {
@@ -602,7 +603,7 @@ static int issue_locked(const char *ca_dir, const struct ca *ca,
     int rc = -1;
 
     e->not_after = now + (int64_t)days * DAY_S;
-    if (issue_scan(idx, e->name, now, &out->older, e->serial, err) < 0)
+    if (issue_scan(idx, e->role, e->name, now, &out->older, e->serial, err) < 0)
         return -1;
     key = new_key(err);
     if (key == NULL || (x = build_leaf(ca, key, e->role, e->name, e->serial,
@@ -667,13 +668,69 @@ unlock:
 
 /* ---- cert_revoke, cert_list, cert_ca_info ------------------------------ */
 
+/* The roles in which 'name' has certificates not revoked yet, as
+ * "coordinator, agent" into 'buf'; how many. */
+static int name_roles(const struct cert_entries *idx, const char *name,
+                      char *buf, size_t len)
+{
+    size_t i, r, used = 0;
+    int n = 0;
+
+    buf[0] = '\0';
+    for (r = 0; roles[r] != NULL; r++) {
+        for (i = 0; i < idx->n; i++) {
+            const struct cert_entry *e = &idx->v[i];
+
+            if (!e->revoked && strcmp(e->role, roles[r]) == 0 &&
+                strcmp(e->name, name) == 0)
+                break;
+        }
+        if (i == idx->n)
+            continue;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                 n > 0 ? ", " : "", roles[r]);
+        n++;
+    }
+    return n;
+}
+
+/* What 'what' (of 'role', when not NULL) names in 'idx' was not found:
+ * ENOENT, saying what there is instead. 'other' is an entry the name or
+ * serial matched in another role, or NULL. */
+static int revoke_none(const char *what, const char *role, int by_name,
+                       const char *serial, const struct cert_entry *other,
+                       const char *ca_dir, struct vmckpt_error *err)
+{
+    errno = ENOENT;
+    if (other != NULL && by_name)
+        return errprintf(err,
+                         "no %s certificate named '%s' in %s/%s, only "
+                         "another role's (see 'vmckpt cert list')",
+                         role, what, ca_dir, CA_INDEX);
+    if (other != NULL)
+        return errprintf(err,
+                         "serial %s is the certificate of %s %s, not of "
+                         "role %s",
+                         what, other->role, other->name, role);
+    return errprintf(err,
+                     "no %s%scertificate named '%s'%s in %s/%s (see "
+                     "'vmckpt cert list')",
+                     role != NULL ? role : "", role != NULL ? " " : "", what,
+                     serial[0] ? ", nor with that serial," : "", ca_dir,
+                     CA_INDEX);
+}
+
 /* Mark what 'what' names in 'idx' revoked at 'now', copies into
- * 'revoked'. */
-static int revoke_mark(struct cert_entries *idx, const char *what,
-                       const char *ca_dir, int64_t now,
+ * 'revoked': by name, the certificates of 'role' (NULL: of the one role
+ * the name's unrevoked certificates have; more than one is refused), or
+ * the serial, when no certificate has that name (checked against 'role'
+ * when not NULL). */
+static int revoke_mark(struct cert_entries *idx, const char *role,
+                       const char *what, const char *ca_dir, int64_t now,
                        struct cert_entries *revoked, struct vmckpt_error *err)
 {
-    char serial[CERT_SERIAL_HEX + 1] = "";
+    char serial[CERT_SERIAL_HEX + 1] = "", found_roles[64];
+    const struct cert_entry *other = NULL;
     size_t i, found = 0;
     int by_name = 0;
 
@@ -681,12 +738,24 @@ static int revoke_mark(struct cert_entries *idx, const char *what,
         by_name |= strcmp(idx->v[i].name, what) == 0;
     if (!by_name && cert_serial_parse(what, serial) < 0)
         serial[0] = '\0';
+    if (by_name && role == NULL &&
+        name_roles(idx, what, found_roles, sizeof(found_roles)) > 1) {
+        errno = EINVAL;
+        return errprintf(err,
+                         "'%s' has valid certificates in more than one role "
+                         "(%s): give --role to say whose to revoke",
+                         what, found_roles);
+    }
     for (i = 0; i < idx->n; i++) {
         struct cert_entry *e = &idx->v[i];
 
         if (by_name ? strcmp(e->name, what) != 0
                     : strcmp(e->serial, serial) != 0)
             continue;
+        if (role != NULL && strcmp(e->role, role) != 0) {
+            other = e;
+            continue;
+        }
         found++;
         if (e->revoked)
             continue;
@@ -695,19 +764,18 @@ static int revoke_mark(struct cert_entries *idx, const char *what,
         if (cert_entries_add(revoked, e) < 0)
             return errprintf_errno(err, "cert revoke");
     }
-    if (found == 0) {
-        errno = ENOENT;
-        return errprintf(err,
-                         "no certificate named '%s'%s in %s/%s (see "
-                         "'vmckpt cert list')",
-                         what, serial[0] ? ", nor with that serial," : "",
-                         ca_dir, CA_INDEX);
-    }
+    if (found == 0)
+        return revoke_none(what, role, by_name, serial, other, ca_dir, err);
     if (revoked->n == 0) {
         errno = EALREADY;
-        return errprintf(err, "%s '%s' %s revoked already",
-                         by_name ? "the certificates named" : "serial", what,
-                         by_name && found > 1 ? "were all" : "was");
+        if (!by_name)
+            return errprintf(err, "serial '%s' was revoked already", what);
+        return errprintf(err,
+                         "the %s%scertificate%s named '%s' %s revoked "
+                         "already",
+                         role != NULL ? role : "", role != NULL ? " " : "",
+                         found > 1 ? "s" : "", what,
+                         found > 1 ? "were all" : "was");
     }
     return 0;
 }
@@ -715,8 +783,9 @@ static int revoke_mark(struct cert_entries *idx, const char *what,
 /* With the CA loaded: mark, sign the new CRL, then rewrite the index (a
  * failure in between leaves the CRL ahead, never behind). */
 static int revoke_locked(const char *ca_dir, const struct ca *ca,
-                         const char *what, struct cert_entries *revoked,
-                         long *number, struct vmckpt_error *err)
+                         const char *role, const char *what,
+                         struct cert_entries *revoked, long *number,
+                         struct vmckpt_error *err)
 {
     struct cert_entries idx;
     X509_CRL *crl = NULL;
@@ -725,7 +794,7 @@ static int revoke_locked(const char *ca_dir, const struct ca *ca,
 
     if (cert_index_load(ca_dir, &idx, err) < 0)
         return -1;
-    if (revoke_mark(&idx, what, ca_dir, now_s(), revoked, err) < 0)
+    if (revoke_mark(&idx, role, what, ca_dir, now_s(), revoked, err) < 0)
         goto out;
     if (crl_number(ca_dir, number, err) < 0) {
         if (errno != ENOENT)
@@ -747,9 +816,9 @@ out:
     return rc;
 }
 
-int cert_revoke(const char *ca_dir, const char *name_or_serial,
-                struct cert_entries *revoked, long *crl_number,
-                struct vmckpt_error *err)
+int cert_revoke(const char *ca_dir, const char *role,
+                const char *name_or_serial, struct cert_entries *revoked,
+                long *crl_number, struct vmckpt_error *err)
 {
     struct cert_entries mine;
     struct ca ca;
@@ -761,10 +830,16 @@ int cert_revoke(const char *ca_dir, const char *name_or_serial,
         errno = EINVAL;
         return errprintf(err, "name a certificate or a serial to revoke");
     }
+    if (role != NULL && !cert_role_valid(role)) {
+        errno = EINVAL;
+        return errprintf(err, "unknown role '%s': coordinator, agent or admin",
+                         role);
+    }
     if (cert_dir_lock(ca_dir, 1, &lock, err) < 0)
         return -1;
     if (ca_load(ca_dir, 1, &ca, err) == 0) {
-        rc = revoke_locked(ca_dir, &ca, name_or_serial, &mine, &number, err);
+        rc = revoke_locked(ca_dir, &ca, role, name_or_serial, &mine, &number,
+                           err);
         ca_dispose(&ca);
     }
     cert_dir_unlock(lock);

@@ -88,8 +88,8 @@ int cert_ca_init(const char *ca_dir, const char *cluster, unsigned days,
                  int force, struct vmckpt_error *err);
 
 /* What cert_issue() did: the new certificate's index entry, the files it
- * wrote, and the certificates of the same name that were valid (not
- * revoked, not expired) before it, which stay so. Dispose with
+ * wrote, and the certificates of the same role and name that were valid
+ * (not revoked, not expired) before it, which stay so. Dispose with
  * cert_issued_dispose() (idempotent). */
 struct cert_issued {
     struct cert_entry entry;
@@ -109,28 +109,36 @@ void cert_issued_dispose(struct cert_issued *out);
  * (0600) and <out_dir>/ca.crt (the CA's certificate), each replaced
  * atomically; 'out_dir' is made if missing, and the paths in 'out' are
  * absolute. The entry is added to the index before the files are written,
- * so whatever was handed out can be revoked. A name that already has
- * valid certificates gets one more (rotation): they are listed in
- * out->older. A bad role or name is refused (EINVAL) before anything is
- * written. 'out' may not be NULL. 0, or -1 with 'err'. */
+ * so whatever was handed out can be revoked. A role and name that already
+ * have valid certificates get one more (rotation): they are listed in
+ * out->older (the same name in another role is another identity, say a
+ * head node's coordinator and agent, and is not listed). A bad role or
+ * name is refused (EINVAL) before anything is written. 'out' may not be
+ * NULL. 0, or -1 with 'err'. */
 int cert_issue(const char *ca_dir, const char *role, const char *name,
                const char *out_dir, unsigned days, struct cert_issued *out,
                struct vmckpt_error *err);
 
-/* Revoke every valid certificate named 'name_or_serial', or when no
- * certificate has that name, the one whose serial it is (hex, 1 to 32
- * digits, an optional 0x and ':' between digits allowed). Marks them
- * revoked in the index and rewrites crl.pem with every revoked serial and
- * its date, signed by the CA: last update now, next update at the CA's
- * end of validity, a CRL number one above the last. The entries revoked
- * now go to 'revoked' (may be NULL); '*crl_number' (may be NULL) gets the
- * new number. A missing crl.pem is signed anew, numbered from the clock
- * (above any count so far); a damaged one is an error (remove it and
- * revoke again). ENOENT for an unknown name or serial, EALREADY when all
- * it names are revoked already. 0, or -1 with 'err'. */
-int cert_revoke(const char *ca_dir, const char *name_or_serial,
-                struct cert_entries *revoked, long *crl_number,
-                struct vmckpt_error *err);
+/* Revoke the valid (not revoked) certificates named 'name_or_serial' in
+ * 'role' or, when no certificate has that name, the one whose serial it
+ * is (hex, 1 to 32 digits, an optional 0x and ':' between digits
+ * allowed), which must then be of 'role'. 'role' may be NULL: a name's
+ * valid certificates are then revoked if they are all of one role, and
+ * refused (EINVAL, the message naming the roles) if they span more than
+ * one, as a head node's coordinator and agent do; a serial is then
+ * revoked whatever its role. Marks them revoked in the index and rewrites
+ * crl.pem with every revoked serial and its date, signed by the CA: last
+ * update now, next update at the CA's end of validity, a CRL number one
+ * above the last. The entries revoked now go to 'revoked' (may be NULL);
+ * '*crl_number' (may be NULL) gets the new number. A missing crl.pem is
+ * signed anew, numbered from the clock (above any count so far); a
+ * damaged one is an error (remove it and revoke again). EINVAL for an
+ * unknown role; ENOENT for an unknown name or serial, or one of another
+ * role only; EALREADY when all it names are revoked already; none of
+ * these refusals writes anything. 0, or -1 with 'err'. */
+int cert_revoke(const char *ca_dir, const char *role,
+                const char *name_or_serial, struct cert_entries *revoked,
+                long *crl_number, struct vmckpt_error *err);
 
 /* Every entry of the index, in the order issued, into 'out'. 0, or -1
  * with 'err'. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests of the cluster CA: the files init makes, issued certificates
  * verifying against the CA with the right identity and extensions,
- * revocation seen by OpenSSL's own CRL check, rotation, and damaged CA
- * files refused with a clear error. */
+ * revocation seen by OpenSSL's own CRL check, rotation, one name in two
+ * roles kept apart, and damaged CA files refused with a clear error. */
 #include "config.h"
 
 #include <check.h>
@@ -127,6 +127,18 @@ static void issue(const char *role, const char *name, struct cert_issued *out)
 
     ck_assert_msg(cert_issue(ca_dir, role, name, out_dir, 0, out, &err) == 0,
                   "%s", err.text);
+}
+
+/* issue() into 'dir' under 'top' (its path into 'path'), for two roles
+ * of one name, whose files would replace each other in one directory. */
+static void issue_in(const char *dir, const char *role, const char *name,
+                     char *path, size_t len, struct cert_issued *out)
+{
+    struct vmckpt_error err;
+
+    snprintf(path, len, "%s/%s", top, dir);
+    ck_assert_msg(cert_issue(ca_dir, role, name, path, 0, out, &err) == 0, "%s",
+                  err.text);
 }
 
 static void read_file(const char *path, char *buf, size_t len)
@@ -330,8 +342,8 @@ START_TEST(revoke_seen_by_crl_check)
     init_ca();
     issue("agent", "node1", &a);
     issue("coordinator", "head", &b);
-    ck_assert_msg(cert_revoke(ca_dir, "node1", &rev, &number, &err) == 0, "%s",
-                  err.text);
+    ck_assert_msg(cert_revoke(ca_dir, NULL, "node1", &rev, &number, &err) == 0,
+                  "%s", err.text);
     ck_assert_uint_eq(rev.n, 1);
     ck_assert_str_eq(rev.v[0].serial, a.entry.serial);
     ck_assert_int_eq(number, 2);
@@ -344,9 +356,9 @@ START_TEST(revoke_seen_by_crl_check)
     cert_entries_dispose(&l);
     cert_entries_dispose(&rev);
     /* again: nothing left to revoke; an unknown name is an error too */
-    ck_assert_int_eq(cert_revoke(ca_dir, "node1", NULL, NULL, &err), -1);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node1", NULL, NULL, &err), -1);
     ck_assert_int_eq(errno, EALREADY);
-    ck_assert_int_eq(cert_revoke(ca_dir, "node9", NULL, NULL, &err), -1);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node9", NULL, NULL, &err), -1);
     ck_assert_int_eq(errno, ENOENT);
     ck_assert_msg(strstr(err.text, "no certificate named 'node9'") != NULL,
                   "%s", err.text);
@@ -375,14 +387,14 @@ START_TEST(revoke_by_serial_numbers_increase)
         colons[k++] = a.entry.serial[i];
     }
     colons[k] = '\0';
-    ck_assert_int_eq(cert_revoke(ca_dir, colons, NULL, &number, &err), 0);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, colons, NULL, &number, &err), 0);
     ck_assert_int_eq(number, 2);
     ck_assert_int_eq(crl_number_of(ca_dir), 2);
     snprintf(upper, sizeof(upper), "0x%s", b.entry.serial);
     for (i = 2; upper[i]; i++)
         if (upper[i] >= 'a' && upper[i] <= 'f')
             upper[i] = (char)(upper[i] - 'a' + 'A');
-    ck_assert_int_eq(cert_revoke(ca_dir, upper, NULL, &number, &err), 0);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, upper, NULL, &number, &err), 0);
     ck_assert_int_eq(number, 3);
     ck_assert_int_eq(crl_number_of(ca_dir), 3);
     ck_assert_int_eq(verify(out_dir, "node1.crt", 1), X509_V_ERR_CERT_REVOKED);
@@ -410,7 +422,7 @@ START_TEST(rotation_reports_older)
     ck_assert_str_ne(b.entry.serial, first);
     issue("agent", "node1", &c);
     ck_assert_uint_eq(c.older.n, 2);
-    ck_assert_int_eq(cert_revoke(ca_dir, "node1", &rev, NULL, &err), 0);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node1", &rev, NULL, &err), 0);
     ck_assert_uint_eq(rev.n, 3);
     cert_entries_dispose(&rev);
     cert_issued_dispose(&c);
@@ -420,6 +432,116 @@ START_TEST(rotation_reports_older)
     cert_issued_dispose(&a);
     cert_issued_dispose(&b);
     cert_issued_dispose(&c);
+}
+END_TEST
+
+/* A head node's coordinator and agent share a name: revoking the name
+ * without a role is refused and changes nothing; with a role only that
+ * role's certificate is revoked, and the other still verifies against
+ * the new CRL. A serial given with the wrong role is refused. */
+START_TEST(revoke_name_in_two_roles)
+{
+    struct vmckpt_error err;
+    struct cert_issued co, ag;
+    struct cert_entries rev, l;
+    char co_dir[600], ag_dir[600], path[600], crl_path[600];
+    char index_before[4096], crl_before[4096], text[4096];
+    long number;
+
+    init_ca();
+    issue_in("co", "coordinator", "head", co_dir, sizeof(co_dir), &co);
+    issue_in("ag", "agent", "head", ag_dir, sizeof(ag_dir), &ag);
+    ck_assert_uint_eq(ag.older.n, 0);
+    snprintf(path, sizeof(path), "%s/index", ca_dir);
+    snprintf(crl_path, sizeof(crl_path), "%s/crl.pem", ca_dir);
+    read_file(path, index_before, sizeof(index_before));
+    read_file(crl_path, crl_before, sizeof(crl_before));
+
+    /* no role: refused, naming the roles, nothing written */
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "head", &rev, &number, &err),
+                     -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_msg(strstr(err.text, "(coordinator, agent)") != NULL &&
+                      strstr(err.text, "--role") != NULL,
+                  "%s", err.text);
+    read_file(path, text, sizeof(text));
+    ck_assert_str_eq(text, index_before);
+    read_file(crl_path, text, sizeof(text));
+    ck_assert_str_eq(text, crl_before);
+    ck_assert_int_eq(crl_number_of(ca_dir), 1);
+    ck_assert_int_eq(verify(co_dir, "head.crt", 1), X509_V_OK);
+    ck_assert_int_eq(verify(ag_dir, "head.crt", 1), X509_V_OK);
+
+    /* a bad role; a role the name has no certificate in; the coordinator's
+     * serial as an agent's: refused, nothing written */
+    ck_assert_int_eq(cert_revoke(ca_dir, "root", "head", NULL, NULL, &err), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(cert_revoke(ca_dir, "admin", "head", NULL, NULL, &err),
+                     -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_msg(strstr(err.text, "no admin certificate named 'head'") != NULL,
+                  "%s", err.text);
+    ck_assert_int_eq(
+        cert_revoke(ca_dir, "agent", co.entry.serial, NULL, NULL, &err), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_msg(strstr(err.text, "certificate of coordinator head") != NULL,
+                  "%s", err.text);
+    read_file(path, text, sizeof(text));
+    ck_assert_str_eq(text, index_before);
+    ck_assert_int_eq(crl_number_of(ca_dir), 1);
+
+    /* --role agent: the agent's only */
+    ck_assert_msg(cert_revoke(ca_dir, "agent", "head", &rev, &number, &err) ==
+                      0,
+                  "%s", err.text);
+    ck_assert_uint_eq(rev.n, 1);
+    ck_assert_str_eq(rev.v[0].serial, ag.entry.serial);
+    ck_assert_str_eq(rev.v[0].role, "agent");
+    ck_assert_int_eq(number, 2);
+    cert_entries_dispose(&rev);
+    ck_assert_int_eq(verify(ag_dir, "head.crt", 1), X509_V_ERR_CERT_REVOKED);
+    ck_assert_int_eq(verify(co_dir, "head.crt", 1), X509_V_OK);
+    ck_assert_int_eq(cert_list(ca_dir, &l, &err), 0);
+    ck_assert_uint_eq(l.n, 2);
+    ck_assert(!l.v[0].revoked && strcmp(l.v[0].role, "coordinator") == 0);
+    ck_assert(l.v[1].revoked && strcmp(l.v[1].role, "agent") == 0);
+    cert_entries_dispose(&l);
+    ck_assert_int_eq(cert_revoke(ca_dir, "agent", "head", NULL, NULL, &err),
+                     -1);
+    ck_assert_int_eq(errno, EALREADY);
+    ck_assert_int_eq(crl_number_of(ca_dir), 2);
+
+    /* the name's valid certificates are now of one role: no role needed */
+    ck_assert_msg(cert_revoke(ca_dir, NULL, "head", &rev, NULL, &err) == 0,
+                  "%s", err.text);
+    ck_assert_uint_eq(rev.n, 1);
+    ck_assert_str_eq(rev.v[0].serial, co.entry.serial);
+    cert_entries_dispose(&rev);
+    ck_assert_int_eq(verify(co_dir, "head.crt", 1), X509_V_ERR_CERT_REVOKED);
+    cert_issued_dispose(&co);
+    cert_issued_dispose(&ag);
+}
+END_TEST
+
+/* Issuing an admin h1 next to an agent h1 reports no older certificate:
+ * another role's is another identity. Issuing agent h1 again reports the
+ * agent's only. */
+START_TEST(issue_older_same_role_only)
+{
+    struct cert_issued ag, adm, ag2;
+    char dir[600];
+
+    init_ca();
+    issue_in("ag", "agent", "h1", dir, sizeof(dir), &ag);
+    issue_in("adm", "admin", "h1", dir, sizeof(dir), &adm);
+    ck_assert_uint_eq(adm.older.n, 0);
+    issue_in("ag", "agent", "h1", dir, sizeof(dir), &ag2);
+    ck_assert_uint_eq(ag2.older.n, 1);
+    ck_assert_str_eq(ag2.older.v[0].serial, ag.entry.serial);
+    ck_assert_str_eq(ag2.older.v[0].role, "agent");
+    cert_issued_dispose(&ag);
+    cert_issued_dispose(&adm);
+    cert_issued_dispose(&ag2);
 }
 END_TEST
 
@@ -458,7 +580,8 @@ START_TEST(damaged_index)
                       "case %zu: %s", i, err.text);
         ck_assert_int_eq(
             cert_issue(ca_dir, "agent", "node2", out_dir, 0, &out, &err), -1);
-        ck_assert_int_eq(cert_revoke(ca_dir, "node1", NULL, NULL, &err), -1);
+        ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node1", NULL, NULL, &err),
+                         -1);
         read_file(path, text, sizeof(text));
         ck_assert_uint_eq(strlen(text), strlen(good) + strlen(bad[i]));
     }
@@ -492,7 +615,7 @@ START_TEST(damaged_ca_key)
         cert_issue(ca_dir, "agent", "node1", out_dir, 0, &out, &err), -1);
     ck_assert_msg(strstr(err.text, "ca.key is not a PEM private key") != NULL,
                   "%s", err.text);
-    ck_assert_int_eq(cert_revoke(ca_dir, "x", NULL, NULL, &err), -1);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "x", NULL, NULL, &err), -1);
     ck_assert_msg(strstr(err.text, "not a PEM private key") != NULL, "%s",
                   err.text);
     /* the key of another CA */
@@ -531,8 +654,8 @@ START_TEST(lost_or_damaged_crl)
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_msg(cert_ca_info(ca_dir, &info, &err) == 0, "%s", err.text);
     ck_assert_int_eq(info.crl_number, 0);
-    ck_assert_msg(cert_revoke(ca_dir, "node1", NULL, &number, &err) == 0, "%s",
-                  err.text);
+    ck_assert_msg(cert_revoke(ca_dir, NULL, "node1", NULL, &number, &err) == 0,
+                  "%s", err.text);
     ck_assert(number > 1000000000L);
     ck_assert_int_eq(crl_number_of(ca_dir), number);
     ck_assert_int_eq(verify(out_dir, "node1.crt", 1), X509_V_ERR_CERT_REVOKED);
@@ -541,11 +664,12 @@ START_TEST(lost_or_damaged_crl)
     ck_assert_ptr_nonnull(f);
     fputs("-----BEGIN X509 CRL-----\nbroken\n", f);
     fclose(f);
-    ck_assert_int_eq(cert_revoke(ca_dir, "node2", NULL, NULL, &err), -1);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node2", NULL, NULL, &err), -1);
     ck_assert_msg(strstr(err.text, "crl.pem is not a PEM CRL") != NULL, "%s",
                   err.text);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(cert_revoke(ca_dir, "node2", NULL, &number, &err), 0);
+    ck_assert_int_eq(cert_revoke(ca_dir, NULL, "node2", NULL, &number, &err),
+                     0);
     ck_assert_int_eq(verify(out_dir, "node1.crt", 1), X509_V_ERR_CERT_REVOKED);
     ck_assert_int_eq(verify(out_dir, "node2.crt", 1), X509_V_ERR_CERT_REVOKED);
     snprintf(link, sizeof(link), "%s/link.crt", top);
@@ -600,6 +724,8 @@ int main(void)
     tcase_add_test(tc, revoke_seen_by_crl_check);
     tcase_add_test(tc, revoke_by_serial_numbers_increase);
     tcase_add_test(tc, rotation_reports_older);
+    tcase_add_test(tc, revoke_name_in_two_roles);
+    tcase_add_test(tc, issue_older_same_role_only);
     tcase_add_test(tc, damaged_index);
     tcase_add_test(tc, damaged_ca_key);
     tcase_add_test(tc, lost_or_damaged_crl);

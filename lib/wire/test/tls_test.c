@@ -67,7 +67,7 @@ static void make_cluster(void)
     issue(ca, "admin", "root", "adm");
     issue(ca, "agent", "h3", "h3");
     issue(ca2, "agent", "h1", "foreign");
-    if (cert_revoke(ca, "h3", NULL, NULL, &err) < 0) {
+    if (cert_revoke(ca, NULL, "h3", NULL, NULL, &err) < 0) {
         fprintf(stderr, "revoke: %s\n", err.text);
         exit(1);
     }
@@ -101,6 +101,8 @@ static int use_credential(const char *sub, const char *name,
 struct client_plan {
     const char *sub, *cred; /* its credential, NULL for a job's token */
     enum tls_role want;     /* the server's role it expects */
+    const char *want_name;  /* and its name (NULL: any) */
+    const char *hello;      /* Hello's name if not 'name' */
     Vmckpt__Role role;
     const char *name;  /* Hello's name (the job's for a token) */
     const char *token; /* the token, PSK clients */
@@ -127,13 +129,15 @@ static int run_client(int fd, const struct client_plan *p)
         (void)auth_key_set(&token, p->token, strlen(p->token));
         rc = tls_client_attach_psk(&c, p->name, &token, WAIT_MS, &err);
     } else {
-        rc = tls_client_attach(&c, p->want, NULL, WAIT_MS, &err);
+        rc = tls_client_attach(&c, p->want, p->want_name, WAIT_MS, &err);
     }
     if (rc < 0) {
         fprintf(stderr, "client TLS: %s\n", err.text);
         return 2;
     }
-    if (auth_client(&c, NULL, p->role, p->name, WAIT_MS, NULL, 0, &err) < 0) {
+    if (auth_client(&c, p->token ? &token : NULL, p->role,
+                    p->hello ? p->hello : p->name, WAIT_MS, NULL, 0,
+                    &err) < 0) {
         fprintf(stderr, "client auth: %s\n", err.text);
         return 3;
     }
@@ -213,6 +217,8 @@ static void run_server(int fd, int psk, size_t big, struct server_result *r)
     if (rc < 0)
         goto fail;
     auth_server_init(&as, NULL, "co");
+    if (psk) /* as the coordinator's ranks' endpoint */
+        as.key_for = job_key;
     while (as.state != AUTH_DONE) {
         if (wire_conn_recv_wait(&c, &env, WAIT_MS, &err) < 0)
             goto fail;
@@ -474,6 +480,38 @@ START_TEST(job_token)
 }
 END_TEST
 
+START_TEST(server_of_another_name)
+{
+    struct server_result r;
+    struct client_plan p = agent_h1;
+
+    p.want_name = "head2"; /* the coordinator's credential is "co" */
+    ck_assert_int_eq(pair(p, "co", 0, &r), 2);
+    p.want_name = "co";
+    ck_assert_int_eq(pair(p, "co", 0, &r), 0);
+}
+END_TEST
+
+START_TEST(token_only_for_its_job)
+{
+    struct server_result r;
+    struct client_plan p = {.role = VMCKPT__ROLE__ROLE_RANK,
+                            .name = "job7",
+                            .token = "the token of job seven, 32 bytes+",
+                            .hello = "job8",
+                            .tamper_fd = -1};
+
+    /* job 7's PSK, then a Hello naming another job */
+    ck_assert_int_eq(pair(p, NULL, 1, &r), 3);
+    ck_assert_msg(strstr(r.err, "cannot speak as rank 'job8'") != NULL,
+                  "server saw: %s", r.err);
+    /* a token offered to a server of certificates: no handshake */
+    p.hello = NULL;
+    ck_assert_int_ne(pair(p, "co", 0, &r), 0);
+    ck_assert_int_eq(r.rc, -1);
+}
+END_TEST
+
 START_TEST(altered_record_detected)
 {
     struct server_result r;
@@ -483,7 +521,8 @@ START_TEST(altered_record_detected)
     p.tamper_fd = 0; /* through the relay */
     (void)pair(p, "co", 0, &r);
     ck_assert_int_eq(r.frames, 0);
-    ck_assert_msg(strstr(r.err, "TLS") != NULL, "server saw: %s", r.err);
+    ck_assert_msg(strstr(r.err, "bad record mac") != NULL, "server saw: %s",
+                  r.err);
     p.tamper_fd = -1; /* and without it, everything arrives */
     ck_assert_int_eq(pair(p, "co", 0, &r), 0);
     ck_assert_int_eq(r.frames, 8);
@@ -516,6 +555,8 @@ int main(void)
     tcase_add_test(tc, revoked_and_foreign_refused);
     tcase_add_test(tc, server_of_wrong_role);
     tcase_add_test(tc, job_token);
+    tcase_add_test(tc, server_of_another_name);
+    tcase_add_test(tc, token_only_for_its_job);
     tcase_add_test(tc, altered_record_detected);
     tcase_add_test(tc, large_frames);
     suite_add_tcase(s, tc);
