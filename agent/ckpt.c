@@ -179,18 +179,17 @@ struct tee {
     struct ckpt_job *j;
 };
 
+/* Every batch asks: one atomic load, the lock only once it is set (it
+ * never goes back to 0). */
 static int tee_aborted(struct tee *t, struct vmckpt_error *err)
 {
-    int ab;
-
+    if (!__atomic_load_n(&t->j->abort, __ATOMIC_ACQUIRE))
+        return 0;
     pthread_mutex_lock(&t->j->mu);
-    ab = t->j->abort;
-    if (ab) {
-        errno = ECANCELED;
-        errprintf(err, "%s", t->j->reason);
-    }
+    errno = ECANCELED;
+    errprintf(err, "%s", t->j->reason);
     pthread_mutex_unlock(&t->j->mu);
-    return ab;
+    return 1;
 }
 
 static int tee_batch(void *arg, unsigned lane, const Vmckpt__PageBatch *msg,
@@ -811,8 +810,9 @@ static void ckpt_signal(struct ckpt_job *j, int what, const char *reason)
     else if (what == 'r')
         j->resume = 1;
     else if (!j->abort) {
-        j->abort = 1;
         snprintf(j->reason, sizeof(j->reason), "%s", reason);
+        /* after the reason: tee_aborted() reads the flag without the lock */
+        __atomic_store_n(&j->abort, 1, __ATOMIC_RELEASE);
     }
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
