@@ -4,7 +4,7 @@
 # hidden symbols in the library so it cannot clash with the program's.
 MPI_HOOKS_COMMON = %reldir%/channel.c %reldir%/channel.h \
 	%reldir%/hooks_log.c %reldir%/hooks_log.h \
-	lib/client/client.c lib/wire/wire.c lib/wire/auth.c lib/wire/tls.c \
+	lib/client/client.c lib/wire/wire.c lib/wire/auth.c lib/wire/tls.c lib/wire/tls_sock.c lib/wire/tls_int.h \
 	lib/util/net.c lib/util/error.c lib/util/evloop.c lib/util/clock.c
 if HAVE_MPI
 pkglibexec_PROGRAMS += %reldir%/libvmckpt-mpi.so

@@ -4,7 +4,7 @@ noinst_LIBRARIES += %reldir%/libwire.a
 %canon_reldir%_libwire_a_SOURCES = \
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/auth.c %reldir%/auth.h \
-	%reldir%/tls.c %reldir%/tls.h \
+	%reldir%/tls.c %reldir%/tls.h %reldir%/tls_int.h %reldir%/tls_sock.c \
 	%reldir%/tls_conf.c %reldir%/tls_conf.h \
 	%reldir%/batch.c %reldir%/batch.h
 nodist_%canon_reldir%_libwire_a_SOURCES = proto/vmckpt.pb-c.c proto/vmckpt.pb-c.h

@@ -23,6 +23,7 @@
 
 #include "lib/util/clock.h"
 #include "tls.h"
+#include "tls_int.h"
 
 #define EXPORT_LABEL "EXPORTER-vmckpt-1 handshake"
 #define PSK_LABEL    "vmckpt-1 rank psk"
@@ -102,87 +103,6 @@ static int ssl_fail(struct vmckpt_error *err, const char *what, ...)
     va_end(ap);
     errno = EPROTO;
     return errprintf(err, "%s: %s", ctx, ssl_reason(reason, sizeof(reason)));
-}
-
-/* ---- the socket under TLS: send() with MSG_NOSIGNAL, so that a peer's
- * close never kills a program that did not ignore SIGPIPE (the MPI hooks
- * live in the user's program). */
-
-static BIO_METHOD *sock_method;
-
-static int sock_write(BIO *b, const char *buf, size_t len, size_t *done)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    ssize_t n;
-
-    BIO_clear_retry_flags(b);
-    do {
-        n = send(fd, buf, len, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_write(b);
-        return 0;
-    }
-    *done = (size_t)n;
-    return 1;
-}
-
-static int sock_read(BIO *b, char *buf, size_t len, size_t *done)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    ssize_t n;
-
-    BIO_clear_retry_flags(b);
-    do {
-        n = recv(fd, buf, len, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            BIO_set_retry_read(b);
-        return 0;
-    }
-    *done = (size_t)n;
-    return n > 0;
-}
-
-static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b, (void)num, (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static int sock_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-static BIO *sock_bio(int fd)
-{
-    BIO *b;
-
-    if (sock_method == NULL)
-        return NULL;
-    b = BIO_new(sock_method);
-    if (b != NULL)
-        BIO_set_data(b, (void *)(intptr_t)fd);
-    return b;
-}
-
-static void make_sock_method(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                                 "vmckpt socket");
-
-    if (m == NULL || !BIO_meth_set_write_ex(m, sock_write) ||
-        !BIO_meth_set_read_ex(m, sock_read) ||
-        !BIO_meth_set_ctrl(m, sock_ctrl) ||
-        !BIO_meth_set_create(m, sock_create)) {
-        BIO_meth_free(m);
-        return;
-    }
-    sock_method = m;
 }
 
 /* ---- contexts ---- */
@@ -380,8 +300,7 @@ int tls_setup(const struct tls_files *f, struct vmckpt_error *err)
     }
     if (private_file(f->key, err) < 0)
         return -1;
-    if (sock_method == NULL)
-        make_sock_method();
+    tls_sock_init();
     g.ktls = f->ktls;
     snprintf(g.ca, sizeof(g.ca), "%s", f->ca);
     snprintf(g.crl, sizeof(g.crl), "%s", f->crl ? f->crl : "");
@@ -515,8 +434,7 @@ static void make_psk_ctx(void)
 {
     struct vmckpt_error err;
 
-    if (sock_method == NULL)
-        make_sock_method();
+    tls_sock_init();
     g.psk_server = new_ctx(1, "TLS_AES_128_GCM_SHA256", &err);
     g.psk_client = new_ctx(0, "TLS_AES_128_GCM_SHA256", &err);
     if (g.psk_server != NULL)
@@ -649,7 +567,7 @@ static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
     }
     t->ssl = ctx ? SSL_new(ctx) : NULL;
     if (t->ssl != NULL && !g.ktls)
-        b = sock_bio(c->fd);
+        b = tls_sock_bio(c->fd);
     if (t->ssl == NULL || (!g.ktls && b == NULL) ||
         (g.ktls && !SSL_set_fd(t->ssl, c->fd))) {
         ssl_fail(err, "TLS connection");
