@@ -470,7 +470,7 @@ static void note_failure(struct tls_conn *t, int e)
 }
 
 /* -1 with errno set like the socket calls for an SSL_* failure 'rc'. */
-static ssize_t io_failed(struct tls_conn *t, int rc)
+static ssize_t io_failed(struct tls_conn *t, int rc, int writing)
 {
     int e = SSL_get_error(t->ssl, rc);
 
@@ -483,10 +483,14 @@ static ssize_t io_failed(struct tls_conn *t, int rc)
         return 0;
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_error() == 0) {
-            /* the socket's own failure: the peer went away */
+            /* the socket's own failure: the peer went away. A write
+             * that fails so leaves reading open: a peer that refused what
+             * we sent said why before it closed, and that is still to be
+             * read (client.c why_refused) */
             int saved = errno;
 
-            t->failed = 1;
+            if (!writing)
+                t->failed = 1;
             if (saved == 0)
                 return 0; /* an end without close_notify */
             errno = saved;
@@ -512,7 +516,7 @@ static ssize_t io_read(void *arg, void *buf, size_t len)
     }
     ERR_clear_error();
     rc = SSL_read_ex(t->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failed(t, rc);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 0);
 }
 
 static ssize_t io_write(void *arg, const void *buf, size_t len)
@@ -527,7 +531,7 @@ static ssize_t io_write(void *arg, const void *buf, size_t len)
     }
     ERR_clear_error();
     rc = SSL_write_ex(t->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failed(t, rc);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 1);
 }
 
 static const char *io_why(void *arg)

@@ -159,8 +159,18 @@ static int run_client(int fd, const struct client_plan *p)
             f[4 + i] = (uint8_t)(i * 7 + (size_t)rc);
         if (wire_conn_send_raw(&c, f, p->big + 4) < 0 ||
             wire_conn_flush_wait(&c, WAIT_MS, &err) < 0) {
+            Vmckpt__Envelope *env = NULL;
+
             fprintf(stderr, "client send: %s\n", err.text);
             free(f);
+            /* a server that refused said why before it closed */
+            if (wire_conn_recv_wait(&c, &env, WAIT_MS, &err) == 0 &&
+                env->type == VMCKPT__MSG_TYPE__MSG_ERROR) {
+                fprintf(stderr, "client: refused: %s\n", env->error->text);
+                wire_free(env);
+                return 5;
+            }
+            wire_free(env);
             return 4;
         }
         free(f);
@@ -191,6 +201,9 @@ static const struct auth_key *job_key(void *arg, Vmckpt__Role role,
                            strlen("the token of job seven, 32 bytes+"));
     return &k;
 }
+
+/* The server refuses what comes after the handshake. */
+static int server_refuses;
 
 /* What the server side saw. */
 struct server_result {
@@ -229,6 +242,14 @@ static void run_server(int fd, int psk, size_t big, struct server_result *r)
             goto fail;
     }
     r->rc = 0;
+    if (server_refuses) { /* as a full store does: say why, close */
+        wire_conn_send_error(&c, 0, VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                             "no space left");
+        (void)wire_conn_flush_wait(&c, WAIT_MS, NULL);
+        wire_conn_dispose(&c);
+        close(fd);
+        return;
+    }
     r->cred = (enum tls_role)as.credential;
     snprintf(r->cred_name, sizeof(r->cred_name), "%s", as.credential_name);
     while (big > 0 && r->frames < 8) {
@@ -529,6 +550,18 @@ START_TEST(altered_record_detected)
 }
 END_TEST
 
+START_TEST(refusal_read_after_failed_write)
+{
+    struct server_result r;
+    struct client_plan p = agent_h1;
+
+    p.big = 3u << 20; /* more than the socket buffers hold */
+    server_refuses = 1;
+    ck_assert_int_eq(pair(p, "co", 0, &r), 5);
+    server_refuses = 0;
+}
+END_TEST
+
 START_TEST(large_frames)
 {
     struct server_result r;
@@ -558,6 +591,7 @@ int main(void)
     tcase_add_test(tc, server_of_another_name);
     tcase_add_test(tc, token_only_for_its_job);
     tcase_add_test(tc, altered_record_detected);
+    tcase_add_test(tc, refusal_read_after_failed_write);
     tcase_add_test(tc, large_frames);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
