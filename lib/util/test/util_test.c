@@ -180,7 +180,8 @@ START_TEST(conf_own_sections)
     conf_print_keys(f, own);
     fclose(f);
     ck_assert_str_eq(text, "cluster.key_file\ncluster.coordinator\n"
-                           "cluster.timeout_ms\nagent.a\nagent.b\n");
+                           "cluster.timeout_ms\ncluster.ca_dir\nagent.a\n"
+                           "agent.b\n");
     free(text);
 }
 END_TEST
