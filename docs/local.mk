@@ -1,11 +1,11 @@
 # Documentation installed with vmckpt.
 dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %reldir%/store.md %reldir%/performance.md %reldir%/mpi.md \
 	%reldir%/consistency.md %reldir%/xen.md %reldir%/metrics.md %reldir%/operations.md \
-	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md
+	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md %reldir%/security.md
 # the plot docs/scale.md shows (bench/scale)
 EXTRA_DIST += %reldir%/scale.png
 # plans for what is not built yet (not installed)
-EXTRA_DIST += %reldir%/plans/disks.md
+EXTRA_DIST += %reldir%/plans/disks.md %reldir%/plans/encryption.md
 
 # Manual pages, written by hand in roff as docs/man/*.in; the configured
 # paths and the version are filled in here. vmckpt-mpirun.1 is installed
