@@ -17,12 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "agent.h"
 #include "agent/store/image.h"
 #include "lib/topo/topo.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "agent/engine/precopy.h"
+#include "agent/store/sealed.h"
 #include "agent/store/stream.h"
 #include "ckpt.h"
 #include "ckpt_disk.h"
@@ -54,7 +57,9 @@ struct ckpt_job {
     struct ckpt_disks *disks; /* its disks' part (NULL: no disks) */
     uint64_t committed;       /* disk layers up to it merged first */
     struct topo_lanes lanes;  /* where the engine's lanes run (lib/topo) */
-    struct ckpt_job *next;    /* in 'ckpts' */
+    struct seal_key key;      /* the job's data key, when 'sealed' */
+    int sealed;
+    struct ckpt_job *next; /* in 'ckpts' */
 };
 
 /* Checkpoints in flight, so that the loop can pass CUT, RESUME and ABORT
@@ -531,7 +536,8 @@ static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
                                  .on_round = ckpt_round,
                                  .on_paused = j->disks ? ckpt_on_paused : NULL,
                                  .arg = j};
-    struct precopy_sink sink;
+    struct precopy_sink sink, tsink;
+    struct seal_sink *seal = NULL;
     int rc;
 
     stream_out_sink(so, &sink);
@@ -542,6 +548,17 @@ static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
     sink.state = tee_state;
     sink.end = tee_end;
     sink.arg = tee;
+    /* sealed before the tee: the peer and the local copy get the same */
+    if (j->sealed) {
+        tsink = sink;
+        seal = seal_sink_new(&j->key, j->job, j->vmname, j->streams, &tsink,
+                             &sink, err);
+        if (seal == NULL) {
+            stream_out_abort(so, err->text);
+            image_writer_abort(tee->w);
+            return -1;
+        }
+    }
     if (place_lanes(j))
         pol.on_lane_start = ckpt_lane_start;
     rc = j->vm->qemu_stream
@@ -559,6 +576,7 @@ static int run_checkpoint(struct ckpt_job *j, struct stream_out *so,
         stream_out_close(so);
     }
     image_writer_abort(tee->w); /* NULL after a commit */
+    seal_sink_free(seal);
     return rc;
 }
 
@@ -674,7 +692,28 @@ static void *ckpt_main(void *arg)
         report_durable(j, &res, slowdown_ms);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    OPENSSL_cleanse(&j->key, sizeof(j->key));
     free(j);
+    return NULL;
+}
+
+/* What makes a BEGIN invalid whatever the VM: its text in text[len], or
+ * NULL. */
+static const char *begin_invalid(const Vmckpt__CkptBegin *b, char *text,
+                                 size_t len)
+{
+    if (b->n_targets != 1)
+        return "a checkpoint names exactly one VM per agent message";
+    if (b->streams > PRECOPY_MAX_STREAMS) {
+        snprintf(text, len, "%u parallel streams: 1 to %d", b->streams,
+                 PRECOPY_MAX_STREAMS);
+        return text;
+    }
+    if (b->data_key.len != 0 && b->data_key.len != SEAL_KEY_BYTES) {
+        snprintf(text, len, "a data key of %zu bytes (%d expected)",
+                 b->data_key.len, SEAL_KEY_BYTES);
+        return text;
+    }
     return NULL;
 }
 
@@ -685,17 +724,11 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     struct vmm_vm *vm;
     pthread_t t;
     char text[256];
+    const char *bad = begin_invalid(b, text, sizeof(text));
 
-    if (b->n_targets != 1) {
+    if (bad != NULL) {
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                     "a checkpoint names exactly one VM per agent message");
-        return;
-    }
-    if (b->streams > PRECOPY_MAX_STREAMS) {
-        snprintf(text, sizeof(text), "%u parallel streams: 1 to %d", b->streams,
-                 PRECOPY_MAX_STREAMS);
-        outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                     text);
+                     bad);
         return;
     }
     vm = vmm_find(&a->vmm, b->job, b->targets[0]->vm);
@@ -764,6 +797,10 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     /* QEMU's own stream is one pipe: one stream */
     j->streams = vm->qemu_stream ? 1 : b->streams ? b->streams : a->streams;
     j->stop_and_save = b->mode == VMCKPT__CKPT_MODE__MODE_STOP_AND_SAVE;
+    /* (its length checked by begin_invalid) */
+    j->sealed = b->data_key.len == SEAL_KEY_BYTES;
+    if (j->sealed)
+        memcpy(j->key.k, b->data_key.data, SEAL_KEY_BYTES);
     j->coordinated = b->coordinated;
     j->was_converged = -1;
     j->stats_ms = b->stats_interval_ms ? b->stats_interval_ms : 250;
@@ -792,12 +829,12 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
         return;
     }
     pthread_detach(t);
-    log_info("checkpoint of %s/%s epoch %llu (%s%s%s) to %s in %u stream%s "
+    log_info("checkpoint of %s/%s epoch %llu (%s%s%s%s) to %s in %u stream%s "
              "begins",
              b->job, vm->name, (unsigned long long)b->epoch,
              j->parent ? "delta" : "full", j->coordinated ? ", job" : "",
-             j->lz4 ? ", lz4" : "", j->store, j->streams,
-             j->streams > 1 ? "s" : "");
+             j->lz4 ? ", lz4" : "", j->sealed ? ", sealed" : "", j->store,
+             j->streams, j->streams > 1 ? "s" : "");
 }
 
 /* Tell one checkpoint to cut ('c'), resume ('r') or abort (else, with

@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "restore.h"
 #include "agent/disk/disk.h"
 #include "agent/store/image.h"
+#include "agent/store/sealed.h"
 #include "agent/store/stream.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
@@ -98,18 +102,40 @@ static int local_disks(struct restore_job *r, struct vmckpt_error *err)
     return rc;
 }
 
+/* The device state as it came: opened when sealed. */
+static int open_state(struct restore_job *r, const struct seal_key *key,
+                      struct vmckpt_error *err)
+{
+    struct stat st;
+    uint64_t clear;
+
+    if (fstat(r->state_fd, &st) < 0)
+        return errprintf_errno(err, "device state");
+    return seal_state_open_fd(r->state_fd, (uint64_t)st.st_size, key, r->r->job,
+                              r->r->vm, &clear, err);
+}
+
 static void *restore_main(void *arg)
 {
     struct restore_job *r = arg;
+    struct seal_key kbuf, *key = NULL;
+    int bad_key = 0;
     struct vmckpt_error err;
     int ram_fd = open(r->ram, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc;
 
     r->state_fd = memfd_create("vmckpt-restore-state", MFD_CLOEXEC);
+    if (r->r->data_key.len > 0) {
+        if (seal_key_from_bytes(r->r->data_key.data, r->r->data_key.len, &kbuf,
+                                &err) < 0)
+            bad_key = 1;
+        else
+            key = &kbuf;
+    }
     if (r->r->spec->n_disks > 0)
         r->disks = disk_recv_open(r->a->vmm.disk_dir, r->a->vmm.qemu_img,
                                   r->r->spec, r->r->epoch, &err);
-    if (r->r->spec->n_disks > 0 && r->disks == NULL) {
+    if (bad_key || (r->r->spec->n_disks > 0 && r->disks == NULL)) {
         rc = -1;
     } else if (ram_fd < 0 || r->state_fd < 0) {
         rc = errprintf_errno(&err, "restore files");
@@ -122,8 +148,9 @@ static void *restore_main(void *arg)
         if (rc == 0 && ftruncate(ram_fd, (off_t)m.ram_bytes) < 0)
             rc = errprintf_errno(&err, "RAM file");
         if (rc == 0)
-            rc = image_restore(r->a->store.dir, r->r->job, r->r->vm,
-                               r->r->epoch, ram_fd, r->state_fd, &nread, &err);
+            rc =
+                image_restore(r->a->store.dir, r->r->job, r->r->vm, r->r->epoch,
+                              key, ram_fd, r->state_fd, &nread, &err);
         store_count(&r->a->store, 0, nread);
         if (rc == 0 && r->disks != NULL)
             rc = local_disks(r, &err);
@@ -132,11 +159,14 @@ static void *restore_main(void *arg)
 
         rc = stream_fetch(
             r->r->source_addr, r->r->source_host[0] ? r->r->source_host : NULL,
-            &r->a->key, r->a->name, r->r->job, r->r->vm, r->r->epoch, ram_fd,
-            r->state_fd, r->disks != NULL ? &sd : NULL, &err);
+            &r->a->key, r->a->name, r->r->job, r->r->vm, r->r->epoch, key,
+            ram_fd, r->state_fd, r->disks != NULL ? &sd : NULL, &err);
     }
+    if (rc == 0)
+        rc = open_state(r, key, &err);
     if (ram_fd >= 0)
         close(ram_fd);
+    OPENSSL_cleanse(&kbuf, sizeof(kbuf));
     if (rc < 0)
         snprintf(r->error, sizeof(r->error), "%s", err.text);
     wait_finish_turn(r->a);
@@ -269,6 +299,26 @@ struct retain_job {
     } v[]; /* the VMs, each with its own keep_from */
 };
 
+/* Sealed chains are not folded: say when one keeps older epochs. */
+static void note_sealed_chain(const char *store, const char *job,
+                              const char *vm, uint64_t keep_from)
+{
+    struct image_manifest m;
+    uint64_t oldest = keep_from;
+    size_t i;
+
+    if (image_manifest_load(store, job, vm, &m, NULL) < 0)
+        return;
+    for (i = 0; i < m.n; i++)
+        if (m.e[i].epoch < oldest)
+            oldest = m.e[i].epoch;
+    if (oldest < keep_from)
+        log_info("store: %s/%s: epochs %llu to %llu kept, a kept sealed "
+                 "epoch builds on them (sealed epochs are not folded)",
+                 job, vm, (unsigned long long)oldest,
+                 (unsigned long long)keep_from - 1);
+}
+
 static void *retain_main(void *arg)
 {
     struct retain_job *r = arg;
@@ -292,6 +342,8 @@ static void *retain_main(void *arg)
         if (n > 0)
             log_info("store: %s/%s: kept epochs from %llu, removed %d", r->job,
                      r->v[i].vm, (unsigned long long)r->v[i].keep_from, n);
+        note_sealed_chain(r->a->store.dir, r->job, r->v[i].vm,
+                          r->v[i].keep_from);
         removed += n;
     }
     if (nfail > 0) {

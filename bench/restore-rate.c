@@ -273,7 +273,7 @@ int main(int argc, char **argv)
 
     fresh(dir, bytes, &rfd, &sfd);
     t = now_s();
-    if (image_restore(store, "bench", "vm", 1, rfd, sfd, NULL, &err) < 0)
+    if (image_restore(store, "bench", "vm", 1, NULL, rfd, sfd, NULL, &err) < 0)
         die("restore", &err);
     restore_s = now_s() - t;
     check_file(rfd, ram, bytes, "restore");

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datakey.h"
 #include "jobs_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
@@ -556,8 +557,7 @@ static struct jepoch *epoch_new(struct job *j, struct vmrec **vms, int n,
         snprintf(jv->store_addr, sizeof(jv->store_addr), "%s",
                  hosts_store_addr(co, store));
         /* a delta only on the store that holds its parent */
-        jv->parent =
-            strcmp(vms[i]->chain_store, store) == 0 ? vms[i]->chain_epoch : 0;
+        jv->parent = vms_parent_for(vms[i], store, co->seal_images);
     }
     j->cur = e;
     return e;
@@ -573,6 +573,8 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
     /* progress of each VM every 250 ms, or 1 ms per VM of the epoch (at
      * most 5 s): about 1,000 messages a second past 250 VMs */
     unsigned stats_ms = e->n < 250 ? 250 : e->n > 5000 ? 5000 : (unsigned)e->n;
+    uint8_t key[DATAKEY_BYTES];
+    int sealed = datakey_for(co, j->name, 1, key);
     size_t i;
 
     server_cork(co); /* the BEGINs of a host in one write */
@@ -595,6 +597,10 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
         b.streams = streams;
         b.hold_timeout_ms = co->jobs->ckpt_timeout_ms;
         b.stats_interval_ms = stats_ms;
+        if (sealed) {
+            b.data_key.data = key;
+            b.data_key.len = sizeof(key);
+        }
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
         vms[i]->round = 0;
@@ -772,9 +778,8 @@ void jobs_commit(struct job *j)
 
         if (v != NULL) {
             v->last_epoch = e->epoch;
-            v->chain_epoch = e->epoch;
-            snprintf(v->chain_store, sizeof(v->chain_store), "%s",
-                     e->v[i].store_host);
+            vms_chain_commit(v, e->epoch, e->v[i].used_parent,
+                             e->v[i].store_host);
             v->last_pause_us = e->v[i].pause_us;
             vms_note_tracking(v, e->v[i].qemu_stream);
             vms_save(j->co, v);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datakey.h"
 #include "jobs_int.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
@@ -442,6 +443,7 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     struct jrestart *rs = j->rs;
     Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
     Vmckpt__VmSpec spec = *v->spec;
+    uint8_t key[DATAKEY_BYTES];
 
     spec.host = rs->v[i].host;
     spec.incarnation = j->incarnation;
@@ -454,6 +456,10 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     r.spec = &spec;
     r.start_paused = 1;
     r.qemu_stream = rs->v[i].qemu_stream;
+    if (datakey_for(co, j->name, 0, key)) {
+        r.data_key.data = key;
+        r.data_key.len = sizeof(key);
+    }
     rs->v[i].req = co->next_req++;
     rs->v[i].sent_ms = clock_mono_ms();
     log_info("job %s: restore %s on %s from epoch %llu (image on %s)", j->name,

@@ -15,8 +15,9 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/vms_int.h \
 	%reldir%/hosts.c %reldir%/hosts.h %reldir%/hosts_crl.c \
 	%reldir%/stats.c %reldir%/stats.h \
+	%reldir%/datakey.c %reldir%/datakey.h \
 	%reldir%/server.c %reldir%/server.h \
 	%reldir%/catalog.c %reldir%/catalog.h %reldir%/catalog_int.h \
 	%reldir%/catalog_retain.c
-%canon_reldir%_vmckpt_coordinator_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS)
+%canon_reldir%_vmckpt_coordinator_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 %canon_reldir%_vmckpt_coordinator_LDADD = lib/metrics/libmetrics.a $(WIRE_LIBS) $(INIH_LIBS) $(SQLITE_LIBS) -lm

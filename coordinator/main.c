@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "datakey.h"
 #include "dispatch.h"
 #include "hosts.h"
 #include "jobs.h"
@@ -80,6 +81,12 @@ static const char usage[] =
     "  auth_timeout_ms = 5000          handshake deadline per connection\n"
     "  max_frame_bytes = 1048576       largest message accepted\n"
     "  keep_epochs = 2                 committed epochs kept per VM (0: all)\n"
+    "  seal_images = no                yes: epochs are stored sealed "
+    "(AES-256-\n"
+    "                                  GCM, a key per job from STATE_DIR/\n"
+    "                                  data.key): a peer's store keeps\n"
+    "                                  images it cannot read; they are not\n"
+    "                                  folded (docs/security.md)\n"
     "  max_precopy_ms = 20000          a job epoch is cut after this at most\n"
     "  checkpoint_timeout_ms = 120000  and aborted if not committed by then\n"
     "  mtbf_s = 86400                  MTBF for interval = auto (Young/Daly)\n"
@@ -136,6 +143,7 @@ static const char *const coord_keys[] = {"listen",
                                          "auth_timeout_ms",
                                          "max_frame_bytes",
                                          "keep_epochs",
+                                         "seal_images",
                                          "max_precopy_ms",
                                          "checkpoint_timeout_ms",
                                          "mtbf_s",
@@ -169,6 +177,7 @@ struct settings {
     uint64_t mtbf_s;
     unsigned align_timeout_ms, align_settle_ms, rank_grace_ms;
     unsigned fence_timeout_ms;
+    bool seal_images;
     const char *fence_command;
     const char *hold_file; /* test_hold_file */
     const char *lost_command;
@@ -251,7 +260,9 @@ static int read_numbers(const struct conf *conf, struct settings *s,
         get_uint(conf, "rank_grace_ms", 30000, 0, 86400000, &s->rank_grace_ms,
                  err) < 0 ||
         get_uint(conf, "fence_timeout_ms", 60000, 100, 3600000,
-                 &s->fence_timeout_ms, err) < 0)
+                 &s->fence_timeout_ms, err) < 0 ||
+        conf_get_bool(conf, "coordinator", "seal_images", 0, &s->seal_images,
+                      err) < 0)
         return -1;
     return 0;
 }
@@ -332,7 +343,8 @@ static int open_state(struct coord *co, const struct settings *s,
     }
     /* with TLS the session's key replaces the cluster key: no file */
     if ((tls == 0 && auth_key_load(&co->key, s->key_file, err) < 0) ||
-        daemon_mkdirs(s->state_dir, 0700, err) < 0)
+        daemon_mkdirs(s->state_dir, 0700, err) < 0 ||
+        datakey_open(co, s->state_dir, s->seal_images, err) < 0)
         return -1;
     co->cat = catalog_open(catalog, err);
     return co->cat != NULL ? 0 : -1;
@@ -438,6 +450,8 @@ static void announce(struct coord *co, const struct settings *s,
     if (co->rank_fd >= 0)
         log_info("MPI ranks' endpoint on %s (guests told %s)", s->rank_listen,
                  rank_addr);
+    if (co->seal_images)
+        log_info("new epochs are stored sealed (seal_images)");
     if (tls_enabled())
         log_info("TLS 1.3 on every connection: hosts and administrators "
                  "prove credentials of the cluster CA, ranks their job's "
@@ -489,6 +503,7 @@ static int serve(struct coord *co, const struct settings *s,
     if (rc < 0)
         log_errno("event loop failed");
     unlink(pidfile);
+    datakey_close(co);
     log_info("stopped");
     return rc < 0 ? 1 : 0;
 fail:

@@ -97,6 +97,10 @@ struct coord {
     struct jobs *jobs;   /* jobs*.c */
     struct ranks *ranks; /* ranks.c */
 
+    /* datakey.c: the secret sealed images' keys come from */
+    int seal_images, have_datakey;
+    uint8_t datakey[32];
+
     /* metrics.c and its counters (stats.c); NULL while metrics are off */
     struct metrics *metrics;
     struct stats *stats;

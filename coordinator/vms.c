@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "datakey.h"
 #include "hosts.h"
 #include "stats.h"
 #include "vms.h"
@@ -445,6 +446,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     const Vmckpt__CkptBegin *b = env->ckpt_begin;
     Vmckpt__CkptBegin out = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
+    uint8_t key[DATAKEY_BYTES];
     struct pending *p, *q;
     struct vmrec *v;
     const char *store;
@@ -489,7 +491,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     t.host = (char *)store;
     t.store_addr = (char *)hosts_store_addr(co, store);
     /* a delta only on the store that holds its parent */
-    t.parent = strcmp(v->chain_store, store) == 0 ? v->chain_epoch : 0;
+    t.parent = vms_parent_for(v, store, co->seal_images);
     t.incarnation = vms_incarnation_of(v);
     out.n_targets = 1;
     out.targets = &tp;
@@ -497,6 +499,10 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     out.compress = b->compress;
     out.streams = b->streams;
     out.max_precopy_ms = b->max_precopy_ms;
+    if (datakey_for(co, v->job, 1, key)) {
+        out.data_key.data = key;
+        out.data_key.len = sizeof(key);
+    }
     p = relay(c, env->request_id, v->host, P_CKPT,
               VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &out);
     if (p == NULL)
@@ -535,6 +541,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     struct coord *co = c->co;
     const Vmckpt__Restore *r = env->restore;
     Vmckpt__Restore out = VMCKPT__RESTORE__INIT;
+    uint8_t key[DATAKEY_BYTES];
     Vmckpt__VmSpec spec;
     struct epoch_ref e;
     struct vmckpt_error err;
@@ -576,6 +583,10 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
         out.source_addr = e.store_addr;
     out.spec = &spec;
     out.qemu_stream = e.qemu_stream;
+    if (datakey_for(co, v->job, 0, key)) {
+        out.data_key.data = key;
+        out.data_key.len = sizeof(key);
+    }
     p = relay(c, env->request_id, r->target_host, P_RESTORE,
               VMCKPT__MSG_TYPE__MSG_RESTORE, &out);
     if (p == NULL)
@@ -786,9 +797,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             vms_retain_some(co, p->job, p->vm, 0);
             if (v != NULL) {
                 v->last_epoch = p->epoch;
-                v->chain_epoch = p->epoch;
-                snprintf(v->chain_store, sizeof(v->chain_store), "%s",
-                         p->store_host);
+                vms_chain_commit(v, p->epoch, d->parent, p->store_host);
                 v->last_pause_us = d->pause_ns / 1000;
                 if (v->bytes_sent < d->wire_bytes) /* a QEMU stream's */
                     v->bytes_sent = d->wire_bytes;

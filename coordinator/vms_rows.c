@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,4 +149,22 @@ void vms_save(struct coord *co, struct vmrec *v)
 void vms_rows_init(struct coord *co)
 {
     ev_timer_init(&co->vms->flush, on_flush, co);
+}
+
+uint64_t vms_parent_for(const struct vmrec *v, const char *store, int sealed)
+{
+    if (strcmp(v->chain_store, store) != 0)
+        return 0;
+    if (sealed && v->chain_len >= VMS_SEALED_CHAIN)
+        return 0;
+    return v->chain_epoch;
+}
+
+void vms_chain_commit(struct vmrec *v, uint64_t epoch, uint64_t parent,
+                      const char *store)
+{
+    v->chain_len =
+        parent == 0 || parent != v->chain_epoch ? 0 : v->chain_len + 1;
+    v->chain_epoch = epoch;
+    snprintf(v->chain_store, sizeof(v->chain_store), "%s", store);
 }

@@ -20,6 +20,7 @@ SHELL_TESTS = \
 	%reldir%/t0602-disk-checkpoint.t \
 	%reldir%/t0604-disk-faults.t \
 	%reldir%/t0610-console-checkpoint.t \
+	%reldir%/t0612-sealed-images.t \
 	%reldir%/t0620-job-checkpoint.t \
 	%reldir%/t0630-job-policies.t \
 	%reldir%/t0640-no-tracking.t \

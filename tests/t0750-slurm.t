@@ -77,9 +77,13 @@ test_expect_success 'coordinator down: the protected job is cancelled, the reaso
 # heat of HEAT_ARGS took 38 s in its VMs on an idle machine, this four
 # times as long: two or three runs)
 LIMIT_ARGS="-n 96 -i 16000"
+# the spare's job runs long enough for two epochs after heat starts and
+# a host's death after them: a full epoch of its two guests took 21 s on
+# a busy machine, heat of HEAT_ARGS on two ranks under a minute
+NOKILL_ARGS="-n 96 -i 12000"
 
-test_expect_success 'the reference: heat on 3 ranks (and on 2, and the longer one) here, no VMs' '
-    REF=$(heat_here 3) && REF2=$(heat_here 2) &&
+test_expect_success 'the reference: heat on 3 ranks (and the longer runs of the spare and time-limit jobs) here, no VMs' '
+    REF=$(heat_here 3) && REF2=$(HEAT_ARGS=$NOKILL_ARGS heat_here 2) &&
     REF3=$(HEAT_ARGS=$LIMIT_ARGS heat_here 3) &&
     printf "REF=%s\nREF2=%s\nREF3=%s\n" "$REF" "$REF2" "$REF3" | tee $TEST_DIR/ref &&
     test -n "$REF" && test -n "$REF2" && test -n "$REF3"
@@ -169,7 +173,7 @@ test_expect_success 'time limit: warned, the job checkpoints and requeues itself
     wait_until 30 "test -z \"\$(vms_running slurm-$id)\""
 '
 
-heat_job "$TEST_DIR/nokill.sbatch" "-N 3" --no-kill --open-mode=append \
+HEAT_ARGS=$NOKILL_ARGS heat_job "$TEST_DIR/nokill.sbatch" "-N 3" --no-kill --open-mode=append \
     "--vmckpt-image=$IMG" --vmckpt-interval=5 --vmckpt-mem=384 --vmckpt-spares=1
 
 test_expect_success '--no-kill with a spare: h2 dies, its VM comes back on the spare h4 inside the allocation, no requeue; heat ends right' '
@@ -181,7 +185,10 @@ test_expect_success '--no-kill with a spare: h2 dies, its VM comes back on the s
     test "$(vjob_field slurm-$id auto_restart)" = true &&
     wait_until 240 "out_of $id | grep -q \"starting heat\"" &&
     e0=$(vjob_field slurm-$id last_epoch) &&
-    wait_until 300 "test \"\$(vjob_field slurm-$id last_epoch)\" -ge $((e0 + 2))" &&
+    wait_until 300 "test \"\$(vjob_field slurm-$id last_epoch)\" -ge $((e0 + 2)) || job_over $id" &&
+    { test "$(vjob_field slurm-$id last_epoch)" -ge $((e0 + 2)) ||
+        { echo "job $id: $(job_state $id) before two epochs after heat started:"; out_of $id
+          grep "slurm-$id" $TEST_DIR/co/coordinator.log | grep -E "epoch|job slurm" | tail -n 30; false; }; } &&
     "$LAB_CMD" kill-host $LAB h2 &&
     wait_until 20 "test \"\$(node_state h2)\" = DOWN" &&
     wait_until 120 "test \"\$(vm_places slurm-$id)\" = r0@h1:running,r1@h4:running" &&

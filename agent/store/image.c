@@ -47,6 +47,7 @@ struct image_writer {
     pthread_mutex_t mu;                 /* the page file, the counts */
     struct image_disks_in *disks;       /* its disks' layers, or NULL */
     uint64_t disk_bytes;                /* disk chunks' data written */
+    int sealed; /* a sealed batch or state came (the store has no key) */
 };
 
 /* Every change of a manifest (a commit, a fold, a drop, retention) is a
@@ -320,6 +321,7 @@ int image_writer_batch_raw(struct image_writer *w, unsigned part,
     } else {
         w->batches++;
         w->pages += v.n;
+        w->sealed |= v.sealed;
     }
     pthread_mutex_unlock(&w->mu);
     free(packed);
@@ -340,6 +342,8 @@ int image_writer_state(struct image_writer *w, uint64_t offset,
     if (write_all(w->state_fd, data, len) < 0)
         return errprintf_errno(err, "%s/%s epoch %" PRIu64 ": writing state",
                                w->job, w->vm, w->epoch);
+    if (offset == 0 && seal_state_is_sealed(data, len))
+        w->sealed = 1;
     w->state_bytes += len;
     return 0;
 }
@@ -497,6 +501,7 @@ int image_writer_commit(struct image_writer *w, const Vmckpt__StreamEnd *end,
     m.e[m.n].epoch = w->epoch;
     m.e[m.n].parent = w->parent;
     m.e[m.n].base = 0;
+    m.e[m.n].sealed = w->sealed;
     m.e[m.n].pages_bytes = w->pages_bytes;
     m.e[m.n].state_bytes = w->state_bytes;
     m.e[m.n].state_xxh64 = sum;
@@ -862,7 +867,10 @@ out:
 
 struct restore_ctx {
     int ram_fd, state_fd;
-    uint64_t bytes; /* of page data and state read */
+    uint64_t bytes;        /* of page data and state read */
+    struct sealer *sealer; /* the job's key, or NULL */
+    uint8_t *scratch;      /* a sealed batch opened */
+    struct vmckpt_error err;
     uint8_t zero[BATCH_PAGE];
 };
 
@@ -870,8 +878,19 @@ static int restore_batch(const Vmckpt__PageBatch *msg,
                          const struct batch_view *v, void *arg)
 {
     struct restore_ctx *r = arg;
+    struct batch_view clear;
 
     r->bytes += msg->data.len;
+    if (v->sealed) {
+        if (r->sealer == NULL) {
+            errno = ENOKEY;
+            return errprintf(&r->err, "the epoch is sealed and no key came "
+                                      "with the restore");
+        }
+        if (sealer_open_batch(r->sealer, msg, r->scratch, &clear, &r->err) < 0)
+            return -1;
+        v = &clear;
+    }
     return batch_view_write(v, r->ram_fd, r->zero);
 }
 
@@ -884,20 +903,33 @@ static int restore_state(uint64_t off, const void *data, size_t len, void *arg)
 }
 
 int image_restore(const char *store, const char *job, const char *vm,
-                  uint64_t epoch, int ram_fd, int state_fd,
-                  uint64_t *bytes_read, struct vmckpt_error *err)
+                  uint64_t epoch, const struct seal_key *key, int ram_fd,
+                  int state_fd, uint64_t *bytes_read, struct vmckpt_error *err)
 {
     struct restore_ctx *r = calloc(1, sizeof(*r));
-    int rc;
+    int rc = -1;
 
     if (r == NULL)
         return errprintf_errno(err, "restore");
     r->ram_fd = ram_fd;
     r->state_fd = state_fd;
+    if (key != NULL &&
+        ((r->sealer = sealer_new(key, job, vm, err)) == NULL ||
+         (r->scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE)) == NULL)) {
+        if (r->sealer != NULL)
+            errprintf_errno(err, "restore");
+        goto out;
+    }
     rc =
         image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
+    if (rc < 0 && r->err.text[0] != '\0') /* the cause, not where */
+        errprintf(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
+                  r->err.text);
+out:
     if (bytes_read != NULL)
         *bytes_read = r->bytes;
+    sealer_free(r->sealer);
+    free(r->scratch);
     free(r);
     return rc;
 }

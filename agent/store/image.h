@@ -10,6 +10,7 @@
 
 #include "lib/util/error.h"
 #include "lib/wire/batch.h"
+#include "lib/wire/seal.h"
 #include "lib/wire/wire.h"
 
 #define IMAGE_MAX_EPOCHS  64
@@ -24,6 +25,7 @@ int image_valid_name(const char *s);
 struct image_epoch {
     uint64_t epoch;
     uint64_t parent; /* 0: a full image */
+    int sealed;      /* its batches and state are sealed (never folded) */
     int base;        /* its pages are a raw base image at fixed offsets
                       * (e<N>.base, checksums in e<N>.base.sum), from a
                       * fold; else page records (e<N>.pages) */
@@ -120,11 +122,13 @@ int image_read(const char *store, const char *job, const char *vm,
                void *arg, struct vmckpt_error *err);
 
 /* Rebuild guest RAM of 'epoch' into 'ram_fd' (a file of ram_bytes) and its
- * device state into 'state_fd'. The bytes of page data and state read
+ * device state into 'state_fd'; sealed batches opened with 'key' (NULL:
+ * none, then a sealed epoch is refused; its device state stays sealed in
+ * 'state_fd' for seal_state_open_fd()). The bytes of page data and state read
  * from the image files go to *bytes_read (may be NULL), also on failure. */
 int image_restore(const char *store, const char *job, const char *vm,
-                  uint64_t epoch, int ram_fd, int state_fd,
-                  uint64_t *bytes_read, struct vmckpt_error *err);
+                  uint64_t epoch, const struct seal_key *key, int ram_fd,
+                  int state_fd, uint64_t *bytes_read, struct vmckpt_error *err);
 
 /* The guest disks of epoch 'epoch' (docs/store.md, 'Disks'): per disk
  * the layer files its disk is made of, oldest first (its chain's and, for

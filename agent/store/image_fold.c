@@ -80,6 +80,10 @@ static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
     size_t i;
 
     (void)msg;
+    if (v->sealed) { /* retention never asks: image_retain_locked */
+        errno = ENOKEY;
+        return -1;
+    }
     for (i = 0; i < v->n; i++) {
         const uint8_t *p = batch_view_page(v, i);
         uint64_t pg = v->pages[i];
@@ -235,21 +239,59 @@ out:
     return rc;
 }
 
+/* The oldest epoch the chain of 'e' reaches, and whether any epoch of it
+ * is sealed (the store cannot fold it: it has no key). */
+static uint64_t chain_root(const struct image_manifest *m,
+                           const struct image_epoch *e, int *sealed)
+{
+    uint64_t root = e->epoch;
+    size_t hops = 0;
+
+    *sealed = e->sealed;
+    while (e != NULL && e->parent != 0 && hops++ < IMAGE_MAX_EPOCHS) {
+        root = e->parent;
+        e = image_manifest_find(m, e->parent);
+        if (e != NULL)
+            *sealed |= e->sealed;
+    }
+    return root;
+}
+
+static int chain_sealed(const struct image_manifest *m,
+                        const struct image_epoch *e)
+{
+    int sealed;
+
+    chain_root(m, e, &sealed);
+    return sealed;
+}
+
 static int image_retain_locked(const char *store, const char *job,
                                const char *vm, uint64_t keep_from,
                                struct vmckpt_error *err)
 {
     struct image_manifest m;
+    uint64_t floor = keep_from;
     size_t i;
-    int dropped = 0;
+    int dropped = 0, sealed;
 
     if (image_manifest_load(store, job, vm, &m, err) < 0)
         return -1;
+    /* a kept epoch of a sealed chain keeps the whole chain it builds on:
+     * nothing at or after the oldest epoch such a chain reaches goes */
+    for (i = 0; i < m.n; i++)
+        if (m.e[i].epoch >= keep_from) {
+            uint64_t root = chain_root(&m, &m.e[i], &sealed);
+
+            if (sealed && root < floor)
+                floor = root;
+        }
     /* a kept epoch becomes a base image when what it builds on goes, and
      * so does a full epoch of page records (not one of QEMU's own streams,
      * which has no pages): per VM, a base at fixed offsets and deltas */
     for (i = 0; i < m.n; i++)
         if (m.e[i].epoch >= keep_from && !m.e[i].base &&
+            !chain_sealed(&m, &m.e[i]) &&
             (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
                                 : m.e[i].parent < keep_from) &&
             image_fold(store, job, vm, m.e[i].epoch, err) < 0)
@@ -261,7 +303,7 @@ static int image_retain_locked(const char *store, const char *job,
         if (image_manifest_load(store, job, vm, &m, err) < 0)
             return -1;
         for (i = 0; i < m.n; i++)
-            if (m.e[i].epoch < keep_from && m.e[i].epoch > victim)
+            if (m.e[i].epoch < floor && m.e[i].epoch > victim)
                 victim = m.e[i].epoch;
         if (victim == 0)
             return dropped;

@@ -53,6 +53,7 @@ int image_manifest_load(const char *store, const char *job, const char *vm,
             m->n == IMAGE_MAX_EPOCHS || (e.base != 0 && e.base != 1) ||
             (e.base && e.parent != 0))
             goto bad;
+        e.sealed = strstr(line, " sealed 1") != NULL;
         m->e[m->n++] = e;
     }
     fclose(f);
@@ -102,10 +103,11 @@ int manifest_save(const char *dir, const struct image_manifest *m,
     for (i = 0; i < m->n; i++) {
         fprintf(f,
                 "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
-                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s\n",
+                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s%s\n",
                 m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
                 m->e[i].state_bytes, m->e[i].state_xxh64,
-                m->e[i].base ? " base 1" : "");
+                m->e[i].base ? " base 1" : "",
+                m->e[i].sealed ? " sealed 1" : "");
         image_disk_print(f, &m->e[i]);
     }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {

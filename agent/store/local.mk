@@ -6,7 +6,8 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/image_manifest.c \
 	%reldir%/image_int.h \
 	%reldir%/store.c %reldir%/store.h \
-	%reldir%/stream.c %reldir%/stream.h
+	%reldir%/stream.c %reldir%/stream.h \
+	%reldir%/sealed.c %reldir%/sealed.h
 %canon_reldir%_libstore_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 
 if HAVE_CHECK

@@ -260,11 +260,36 @@ static int fetch_end(const Vmckpt__StreamEnd *e, const uint64_t *got,
     return 0;
 }
 
+/* A fetched batch into the RAM file: a sealed one opened first. */
+static int fetch_batch_write(const Vmckpt__PageBatch *msg,
+                             const struct batch_view *v, struct sealer *sealer,
+                             uint8_t *scratch, int ram_fd, const uint8_t *zero,
+                             struct vmckpt_error *err)
+{
+    struct batch_view clear;
+
+    if (v->sealed) {
+        if (sealer == NULL) {
+            errno = ENOKEY;
+            return errprintf(err, "the epoch is sealed and no key came with "
+                                  "the restore");
+        }
+        if (sealer_open_batch(sealer, msg, scratch, &clear, err) < 0)
+            return -1;
+        v = &clear;
+    }
+    if (batch_view_write(v, ram_fd, zero) < 0)
+        return errprintf_errno(err, "guest RAM file");
+    return 0;
+}
+
 int stream_fetch(const char *addr, const char *store_host,
                  const struct auth_key *key, const char *name, const char *job,
-                 const char *vm, uint64_t epoch, int ram_fd, int state_fd,
+                 const char *vm, uint64_t epoch,
+                 const struct seal_key *data_key, int ram_fd, int state_fd,
                  const struct stream_disks *disks, struct vmckpt_error *err)
 {
+    struct sealer *sealer = NULL;
     uint64_t chunks[IMAGE_MAX_DISKS] = {0};
     unsigned ndisks;
     Vmckpt__FetchEpoch f = VMCKPT__FETCH_EPOCH__INIT;
@@ -309,6 +334,9 @@ int stream_fetch(const char *addr, const char *store_host,
         errprintf_errno(err, "fetch");
         goto out;
     }
+    if (data_key != NULL &&
+        (sealer = sealer_new(data_key, job, vm, err)) == NULL)
+        goto out;
     for (;;) {
         if (wire_conn_recv_wait(&cl->conn, &env, cl->timeout_ms, err) < 0) {
             errprefix(err, "store %s: %s/%s epoch %llu", addr, job, vm,
@@ -322,14 +350,12 @@ int stream_fetch(const char *addr, const char *store_host,
         } else if (env->type == VMCKPT__MSG_TYPE__MSG_PAGE_BATCH) {
             struct batch_view v;
 
-            if (batch_open(env->page_batch, npages, scratch, &v, err) < 0) {
+            if (batch_open(env->page_batch, npages, scratch, &v, err) < 0 ||
+                fetch_batch_write(env->page_batch, &v, sealer, scratch, ram_fd,
+                                  zero, err) < 0) {
                 errprefix(err, "%s/%s epoch %llu, batch %llu from %s", job, vm,
                           (unsigned long long)epoch,
                           (unsigned long long)batches + 1, addr);
-                goto out;
-            }
-            if (batch_view_write(&v, ram_fd, zero) < 0) {
-                errprintf_errno(err, "guest RAM file");
                 goto out;
             }
             batches++;
@@ -372,6 +398,7 @@ int stream_fetch(const char *addr, const char *store_host,
 out:
     wire_free(env);
     free(scratch);
+    sealer_free(sealer);
     client_close(cl);
     return rc;
 }

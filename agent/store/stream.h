@@ -51,10 +51,13 @@ struct stream_disks {
 /* Fetch epoch 'epoch' of JOB/VM from the store at 'addr' into 'ram_fd' (a
  * file of the guest's RAM size, zero-filled) and 'state_fd', verifying
  * every batch and the state checksum; its disks' layers into 'disks'
- * (NULL: the guest has none; an epoch with disks is then refused). */
+ * (NULL: the guest has none; an epoch with disks is then refused). Sealed
+ * batches are opened with 'data_key' (NULL: refused); a sealed device
+ * state stays sealed in 'state_fd' (seal_state_open_fd()). */
 int stream_fetch(const char *addr, const char *store_host,
                  const struct auth_key *key, const char *name, const char *job,
-                 const char *vm, uint64_t epoch, int ram_fd, int state_fd,
+                 const char *vm, uint64_t epoch,
+                 const struct seal_key *data_key, int ram_fd, int state_fd,
                  const struct stream_disks *disks, struct vmckpt_error *err);
 
 #endif

@@ -5,6 +5,7 @@
  *
  *   vmckpt-vmtool checkpoint GUEST-OPTS --job J --epoch E [--parent P]
  *        --store ADDR --key FILE [--lz4] [--stop-and-save] [--streams N]
+ *        [--seal] (sealed under a random key, as seal_images does)
  *        [--cut-pages N] [--max-rounds N] [--max-ms MS]
  *   vmckpt-vmtool fetch --store ADDR --key FILE --job J --vm V --epoch E
  *        --ram-out FILE --state-out FILE
@@ -52,6 +53,7 @@
 #include "lib/util/clock.h"
 #include "lib/qemu/qmp.h"
 #include "agent/engine/precopy.h"
+#include "agent/store/sealed.h"
 #include "agent/store/stream.h"
 #include "lib/util/conf.h"
 #include "lib/wire/tls.h"
@@ -63,7 +65,7 @@ struct opts {
     const char *ram_out, *state_out, *state, *xen;
     unsigned rounds, interval_ms;
     pid_t pid;
-    int uffd_fd, lz4, stop_and_save, resume;
+    int uffd_fd, lz4, stop_and_save, resume, seal;
     unsigned streams;
     uint64_t epoch, parent;
     struct precopy_limits lim;
@@ -144,6 +146,7 @@ static int cmd_checkpoint(struct opts *o)
         .decide = precopy_limits_decide, .on_round = on_round, .arg = &o->lim};
     struct precopy_result res;
     struct precopy_sink sink;
+    struct seal_sink *seal = NULL;
     struct vmckpt_error err;
     struct auth_key key;
     struct stream_out *so;
@@ -179,6 +182,15 @@ static int cmd_checkpoint(struct opts *o)
     if (so == NULL)
         die("open stream", &err);
     stream_out_sink(so, &sink);
+    if (o->seal) { /* under a random key: what sealing costs (the bench) */
+        struct seal_key sk;
+        struct precopy_sink inner = sink;
+
+        if (seal_key_random(&sk, &err) < 0 ||
+            (seal = seal_sink_new(&sk, o->job, o->name, o->streams, &inner,
+                                  &sink, &err)) == NULL)
+            die("seal", &err);
+    }
     if (precopy_checkpoint(ops, vm, o->parent == 0, o->stop_and_save, o->lz4,
                            o->streams, &sink, &pol, &res, &err) < 0) {
         stream_out_abort(so, err.text);
@@ -187,6 +199,7 @@ static int cmd_checkpoint(struct opts *o)
         die("checkpoint failed; the guest keeps running", &err);
     }
     stream_out_close(so);
+    seal_sink_free(seal);
     printf("checkpoint %s/%s epoch %" PRIu64 " (%s%s) durable: rounds %u "
            "pages %" PRIu64 " wire_bytes %" PRIu64 " cut_pages %" PRIu64
            " state_bytes %" PRIu64 " pause_us %" PRIu64 " total_ms %" PRIu64
@@ -230,7 +243,7 @@ static int fetch_epoch(struct opts *o, int local)
             die("restore", &err);
         if (ftruncate(ram_fd, (off_t)m.ram_bytes) < 0)
             die("RAM file", NULL);
-        if (image_restore(o->store_dir, o->job, o->vm, o->epoch, ram_fd,
+        if (image_restore(o->store_dir, o->job, o->vm, o->epoch, NULL, ram_fd,
                           state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
@@ -244,7 +257,7 @@ static int fetch_epoch(struct opts *o, int local)
             die("--store is required", NULL);
         credential(o, &key, host, sizeof(host));
         if (stream_fetch(o->store, NULL, &key, host, o->job, o->vm, o->epoch,
-                         ram_fd, state_fd, NULL, &err) < 0) {
+                         NULL, ram_fd, state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
             die("fetch refused", &err);
@@ -557,7 +570,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"resume", 0, NULL, 'g'},    {"streams", 1, NULL, 'N'},
         {"xen", 1, NULL, 'X'},       {"rounds", 1, NULL, 'C'},
         {"interval", 1, NULL, 'I'},  {"config", 1, NULL, 'F'},
-        {NULL, 0, NULL, 0},
+        {"seal", 0, NULL, 'L'},      {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -596,6 +609,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'S':
             o->store_dir = optarg;
+            break;
+        case 'L':
+            o->seal = 1;
             break;
         case 'k':
             o->key = optarg;

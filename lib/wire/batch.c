@@ -102,9 +102,8 @@ int batch_add(struct batch_builder *b, uint64_t page, const void *content)
     return b->n == BATCH_MAX_PAGES;
 }
 
-/* XXH64 of page numbers (little endian), zero bitmap, data. */
-static uint64_t batch_sum(const uint64_t *pages, size_t n, const uint8_t *zero,
-                          size_t zlen, const uint8_t *data, size_t dlen)
+uint64_t batch_checksum(const uint64_t *pages, size_t n, const uint8_t *zero,
+                        size_t zlen, const uint8_t *data, size_t dlen)
 {
     XXH64_state_t st;
     size_t i;
@@ -133,7 +132,7 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
     msg->zero.data = b->zero;
     msg->zero.len = zlen;
     msg->raw_len = (uint32_t)raw;
-    msg->xxh64 = batch_sum(b->pages, b->n, b->zero, zlen, b->data, raw);
+    msg->xxh64 = batch_checksum(b->pages, b->n, b->zero, zlen, b->data, raw);
     msg->lz4 = 0;
     msg->data.data = b->data;
     msg->data.len = raw;
@@ -151,8 +150,10 @@ size_t batch_finish(struct batch_builder *b, Vmckpt__PageBatch *msg)
     return msg->data.len + zlen + b->n * 8;
 }
 
-int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
-               struct batch_view *v, struct vmckpt_error *err)
+/* Page count, bitmap size, page numbers below 'npages', raw_len against
+ * the non-zero pages: what a batch says of itself, sealed or not. */
+static int check_header(const Vmckpt__PageBatch *msg, uint64_t npages,
+                        struct vmckpt_error *err)
 {
     size_t i, nz = 0;
 
@@ -174,26 +175,99 @@ int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
     if (msg->raw_len != nz * BATCH_PAGE)
         return errprintf(err, "batch data is %u bytes, %zu pages expected",
                          msg->raw_len, nz);
-    if (msg->lz4) {
-        int d = LZ4_decompress_safe((const char *)msg->data.data,
-                                    (char *)scratch, (int)msg->data.len,
-                                    (int)(BATCH_MAX_PAGES * BATCH_PAGE));
+    return 0;
+}
 
+/* The clear data 'data'/'len' of a checked batch, decompressed into
+ * 'scratch' if LZ4: the pages' contents in '*pages' (NULL may do for no
+ * pages). 0, or -1 with 'err'. */
+static int clear_data(const Vmckpt__PageBatch *msg, const uint8_t *data,
+                      size_t len, uint8_t *scratch, const uint8_t **pages,
+                      struct vmckpt_error *err)
+{
+    errno = EINVAL;
+    if (msg->lz4) {
+        int d;
+
+        if (len > BATCH_MAX_PAGES * BATCH_PAGE)
+            return errprintf(err, "batch data of %zu bytes", len);
+        d = LZ4_decompress_safe((const char *)data, (char *)scratch, (int)len,
+                                (int)(BATCH_MAX_PAGES * BATCH_PAGE));
         if (d < 0 || (size_t)d != msg->raw_len)
             return errprintf(err, "batch data does not decompress");
-        v->data = scratch;
-    } else {
-        if (msg->data.len != msg->raw_len)
-            return errprintf(err, "batch data is %zu bytes, %u expected",
-                             msg->data.len, msg->raw_len);
-        v->data = msg->data.data;
+        *pages = scratch;
+        return 0;
     }
-    if (batch_sum(msg->pages, msg->n_pages, msg->zero.data, msg->zero.len,
-                  v->data, msg->raw_len) != msg->xxh64) {
+    if (len != msg->raw_len)
+        return errprintf(err, "batch data is %zu bytes, %u expected", len,
+                         msg->raw_len);
+    *pages = data;
+    return 0;
+}
+
+/* The checks of a sealed batch that need no key; a view without data. */
+static int open_sealed(const Vmckpt__PageBatch *msg, struct batch_view *v,
+                       struct vmckpt_error *err)
+{
+    size_t i, ct;
+
+    errno = EINVAL;
+    if (msg->nonce.len != BATCH_NONCE_BYTES)
+        return errprintf(err, "sealed batch with a nonce of %zu bytes",
+                         msg->nonce.len);
+    if (msg->data.len < BATCH_TAG_BYTES)
+        return errprintf(err, "sealed batch data of %zu bytes", msg->data.len);
+    /* the sender compresses only what gets smaller */
+    ct = msg->data.len - BATCH_TAG_BYTES;
+    if (msg->lz4 ? ct > msg->raw_len : ct != msg->raw_len)
+        return errprintf(err, "sealed batch data is %zu bytes for %u", ct,
+                         msg->raw_len);
+    if (batch_checksum(msg->pages, msg->n_pages, msg->zero.data, msg->zero.len,
+                       msg->data.data, msg->data.len) != msg->xxh64) {
         errno = EBADMSG;
         return errprintf(err, "batch checksum mismatch");
     }
-    batch_view_fill(msg, v->data, v);
+    v->n = msg->n_pages;
+    v->pages = msg->pages;
+    v->zero = msg->zero.data;
+    v->data = NULL;
+    for (i = 0; i < v->n; i++)
+        v->offs[i] = (size_t)-1;
+    v->sealed = 1;
+    errno = 0;
+    return 0;
+}
+
+int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
+               struct batch_view *v, struct vmckpt_error *err)
+{
+    const uint8_t *data;
+
+    if (check_header(msg, npages, err) < 0)
+        return -1;
+    if (msg->nonce.len != 0)
+        return open_sealed(msg, v, err);
+    if (clear_data(msg, msg->data.data, msg->data.len, scratch, &data, err) < 0)
+        return -1;
+    if (batch_checksum(msg->pages, msg->n_pages, msg->zero.data, msg->zero.len,
+                       data, msg->raw_len) != msg->xxh64) {
+        errno = EBADMSG;
+        return errprintf(err, "batch checksum mismatch");
+    }
+    batch_view_fill(msg, data, v);
+    errno = 0;
+    return 0;
+}
+
+int batch_open_clear(const Vmckpt__PageBatch *msg, const uint8_t *data,
+                     size_t len, uint8_t *scratch, struct batch_view *v,
+                     struct vmckpt_error *err)
+{
+    if (check_header(msg, UINT64_MAX, err) < 0)
+        return -1;
+    if (clear_data(msg, data, len, scratch, &data, err) < 0)
+        return -1;
+    batch_view_fill(msg, data, v);
     errno = 0;
     return 0;
 }
@@ -207,6 +281,7 @@ void batch_view_fill(const Vmckpt__PageBatch *msg, const uint8_t *data,
     v->n = msg->n_pages;
     v->pages = msg->pages;
     v->zero = msg->zero.data;
+    v->sealed = 0;
     for (i = 0; i < v->n; i++) {
         if (v->zero[i / 8] & (1u << (i % 8))) {
             v->offs[i] = (size_t)-1;
@@ -238,6 +313,10 @@ int batch_view_write(const struct batch_view *v, int fd, const uint8_t *zero)
 {
     size_t i = 0, j;
 
+    if (v->sealed) {
+        errno = EINVAL;
+        return -1;
+    }
     while (i < v->n) {
         for (j = i + 1; j < v->n && v->pages[j] == v->pages[j - 1] + 1; j++)
             ;
@@ -311,6 +390,9 @@ static int get_field(const uint8_t **p, const uint8_t *end,
         } else if (field == 4) {
             msg->data.data = (uint8_t *)*p;
             msg->data.len = (size_t)len;
+        } else if (field == 8) {
+            msg->nonce.data = (uint8_t *)*p;
+            msg->nonce.len = (size_t)len;
         }
         *p += len;
         return 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Page batches of the image stream (proto PageBatch): zero pages as a bit,
  * the other pages' contents optionally LZ4-compressed, an XXH64 over the
- * whole. The only user of xxHash and LZ4. */
+ * whole; their data possibly sealed (seal.h). The only user of xxHash and
+ * LZ4. */
 #ifndef VMCKPT_BATCH_H
 #define VMCKPT_BATCH_H
 
@@ -13,6 +14,9 @@
 
 #define BATCH_PAGE      4096u
 #define BATCH_MAX_PAGES 256u
+/* A sealed batch: 'nonce' of this size, 'data' ends with the GCM tag */
+#define BATCH_NONCE_BYTES 12u
+#define BATCH_TAG_BYTES   16u
 
 /* Sender side: collect pages, then finish into a PageBatch message. */
 struct batch_builder {
@@ -50,6 +54,9 @@ struct batch_view {
     const uint8_t *zero;
     const uint8_t *data;          /* uncompressed non-zero pages, in order */
     size_t offs[BATCH_MAX_PAGES]; /* data offset of entry i, or SIZE_MAX */
+    /* 1: the batch is sealed and its contents unknown here: 'data' is
+     * NULL and every 'offs' SIZE_MAX; only n, pages and zero tell */
+    int sealed;
 };
 
 /* Decode a packed PageBatch without copying: 'msg' gets pointers into
@@ -61,9 +68,26 @@ int batch_decode(const uint8_t *buf, size_t len, Vmckpt__PageBatch *msg,
 
 /* Check 'msg' (page count, bitmap size, lengths, every page number below
  * 'npages', the checksum) and decompress into 'scratch' (BATCH_MAX_PAGES *
- * BATCH_PAGE bytes) when needed. -1 with 'err' saying what is wrong. */
+ * BATCH_PAGE bytes) when needed. -1 with 'err' saying what is wrong.
+ * A sealed batch (msg->nonce set) gets the same checks, its checksum over
+ * the sealed data, and a view with v->sealed = 1 and no contents
+ * (sealer_open_batch() opens it with the key). */
 int batch_open(const Vmckpt__PageBatch *msg, uint64_t npages, uint8_t *scratch,
                struct batch_view *v, struct vmckpt_error *err);
+
+/* For seal.c: open 'msg' whose clear data (what msg->data holds unsealed:
+ * LZ4 or raw as msg->lz4 says) is the 'len' bytes at 'data' (may be
+ * 'scratch' when raw), authenticated already: the checks of batch_open()
+ * but the page range and the checksum. 0, or -1 with 'err'. */
+int batch_open_clear(const Vmckpt__PageBatch *msg, const uint8_t *data,
+                     size_t len, uint8_t *scratch, struct batch_view *v,
+                     struct vmckpt_error *err);
+
+/* The checksum of a batch (PageBatch.xxh64): XXH64 of the page numbers
+ * (u64 little endian), the zero bitmap and the data as carried (clear, or
+ * sealed for a sealed batch). */
+uint64_t batch_checksum(const uint64_t *pages, size_t n, const uint8_t *zero,
+                        size_t zlen, const uint8_t *data, size_t dlen);
 
 /* The view of a batch this process built (uncompressed 'data'): no
  * checks, no checksum; batch_open() is for what was received or read. */
@@ -79,7 +103,8 @@ static inline const uint8_t *batch_view_page(const struct batch_view *v,
 
 /* Write the pages of a view into the guest RAM file 'fd' (page P at P x
  * 4096; a zero page as the 4096 zero bytes at 'zero'), each run of
- * consecutive page numbers in one pwritev. 0, or -1 with errno. */
+ * consecutive page numbers in one pwritev. 0, or -1 with errno (EINVAL
+ * for a sealed view). */
 int batch_view_write(const struct batch_view *v, int fd, const uint8_t *zero);
 
 /* XXH64 of a buffer, for device state and files. */

@@ -1,21 +1,25 @@
-# libwire: framing, envelope, type table, authentication. Owns protobuf-c
-# and libcrypto.
+# libwire: framing, envelope, type table, authentication, page batches and
+# the sealing of images. Owns protobuf-c and libcrypto.
 noinst_LIBRARIES += %reldir%/libwire.a
 %canon_reldir%_libwire_a_SOURCES = \
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/auth.c %reldir%/auth.h \
 	%reldir%/tls.c %reldir%/tls.h %reldir%/tls_int.h %reldir%/tls_sock.c \
 	%reldir%/tls_conf.c %reldir%/tls_conf.h \
-	%reldir%/batch.c %reldir%/batch.h
+	%reldir%/batch.c %reldir%/batch.h \
+	%reldir%/seal.c %reldir%/seal.h
 nodist_%canon_reldir%_libwire_a_SOURCES = proto/vmckpt.pb-c.c proto/vmckpt.pb-c.h
 %canon_reldir%_libwire_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(CRYPTO_CFLAGS) $(XXHASH_CFLAGS) $(LZ4_CFLAGS)
 WIRE_LIBS = lib/wire/libwire.a lib/util/libutil.a $(PROTOBUF_C_LIBS) $(CRYPTO_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) $(INIH_LIBS)
 
 if HAVE_CHECK
 check_PROGRAMS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_test \
-	%reldir%/test/tls_test
+	%reldir%/test/tls_test %reldir%/test/seal_test
 TESTS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_test \
-	%reldir%/test/tls_test
+	%reldir%/test/tls_test %reldir%/test/seal_test
+%canon_reldir%_test_seal_test_SOURCES = %reldir%/test/seal_test.c
+%canon_reldir%_test_seal_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
+%canon_reldir%_test_seal_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)
 %canon_reldir%_test_tls_test_SOURCES = %reldir%/test/tls_test.c
 %canon_reldir%_test_tls_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_test_tls_test_LDADD = lib/cert/libcert.a $(WIRE_LIBS) $(CHECK_LIBS) -lpthread

@@ -534,6 +534,34 @@ static ssize_t io_write(void *arg, const void *buf, size_t len)
     return rc == 1 ? (ssize_t)n : io_failed(t, rc, 1);
 }
 
+/* What the socket BIO gathered (tls_sock.c), sent. */
+static int io_flush(void *arg)
+{
+    struct tls_conn *t = arg;
+    BIO *b = SSL_get_wbio(t->ssl);
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (BIO_flush(b) > 0)
+        return 1;
+    if (BIO_should_retry(b)) {
+        errno = EAGAIN;
+        return 0;
+    }
+    if (errno == 0)
+        errno = EPIPE;
+    return -1;
+}
+
+static int io_waiting(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    return !t->failed && BIO_wpending(SSL_get_wbio(t->ssl)) > 0;
+}
+
 static const char *io_why(void *arg)
 {
     struct tls_conn *t = arg;
@@ -545,8 +573,10 @@ static void io_close(void *arg)
 {
     struct tls_conn *t = arg;
 
-    if (!t->failed && SSL_is_init_finished(t->ssl))
+    if (!t->failed && SSL_is_init_finished(t->ssl)) {
         (void)SSL_shutdown(t->ssl); /* close_notify, not waited for */
+        (void)BIO_flush(SSL_get_wbio(t->ssl));
+    }
     ERR_clear_error();
     SSL_free(t->ssl);
     free(t);
@@ -557,6 +587,8 @@ static const struct wire_io tls_io = {
     .write = io_write,
     .why = io_why,
     .close = io_close,
+    .flush = io_flush,
+    .waiting = io_waiting,
 };
 
 static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
@@ -654,9 +686,18 @@ static int handshake_wait(struct wire_conn *c, struct tls_conn *t,
 
         ERR_clear_error();
         rc = SSL_do_handshake(t->ssl);
-        if (rc == 1)
-            return 0;
-        e = SSL_get_error(t->ssl, rc);
+        if (rc == 1) {
+            /* the last flight may still wait in the socket BIO */
+            BIO *b = SSL_get_wbio(t->ssl);
+
+            if (BIO_flush(b) > 0)
+                return 0;
+            if (!BIO_should_retry(b))
+                return errprintf_errno(err, "TLS handshake");
+            e = SSL_ERROR_WANT_WRITE;
+        } else {
+            e = SSL_get_error(t->ssl, rc);
+        }
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
             note_failure(t, e);
             errno = EPROTO;

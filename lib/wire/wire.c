@@ -452,7 +452,8 @@ int wire_conn_send_error(struct wire_conn *c, uint64_t request_id,
 
 int wire_conn_pending(const struct wire_conn *c)
 {
-    return c->wlen > c->woff;
+    return c->wlen > c->woff || (c->io != NULL && c->io->waiting != NULL &&
+                                 c->io->waiting(c->io_arg));
 }
 
 int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
@@ -478,6 +479,17 @@ int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
         return errprintf_errno(err, "write");
     }
     c->woff = c->wlen = 0;
+    if (c->io != NULL && c->io->flush != NULL) {
+        int rc = c->io->flush(c->io_arg);
+
+        if (rc < 0 && errno == EPROTO && c->io->why != NULL) {
+            c->failed = 1;
+            return errprintf(err, "%s", c->io->why(c->io_arg));
+        }
+        if (rc < 0)
+            return errprintf_errno(err, "write");
+        return rc;
+    }
     return 1;
 }
 

@@ -69,6 +69,11 @@ struct wire_io {
     ssize_t (*write)(void *arg, const void *buf, size_t len);
     const char *(*why)(void *arg);
     void (*close)(void *arg);
+    /* optional: a layer that gathers what it was given before it sends
+     * it. 'flush' sends what waits: 1 all sent, 0 the socket is full
+     * (errno EAGAIN), -1 failed; 'waiting' is 1 while bytes wait. */
+    int (*flush)(void *arg);
+    int (*waiting)(void *arg);
 };
 
 /* Free space a read through a layer needs: one whole TLS record's

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/store/image.h"
+#include "agent/store/sealed.h"
 #include "lib/wire/batch.h"
 
 #define NPAGES 64
@@ -31,34 +33,51 @@ static void fill(uint8_t *p, unsigned seed)
         p[i] = (uint8_t)(seed * 31 + i * 7 + 1);
 }
 
-/* Write 'epoch' of j/v holding 'pages' of the model RAM. */
-static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
-                     size_t n, const char *state, uint64_t *bytes,
-                     struct vmckpt_error *err)
+/* Write 'epoch' of j/v holding 'pages' of the model RAM; sealed with
+ * 'key' as an agent does (NULL: clear). */
+static int put_epoch_k(uint64_t epoch, uint64_t parent, const uint64_t *pages,
+                       size_t n, const char *state, const struct seal_key *key,
+                       uint64_t *bytes, struct vmckpt_error *err)
 {
     struct image_writer *w =
         image_writer_open(store, "j", "v", epoch, parent, RAM, 1, err);
+    struct sealer *s = key ? sealer_new(key, "j", "v", err) : NULL;
     struct batch_builder b;
     Vmckpt__PageBatch msg;
     Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
-    size_t i;
+    const uint8_t *st = (const uint8_t *)state;
+    size_t i, slen = strlen(state);
 
     if (w == NULL)
         return -1;
+    ck_assert_int_eq(key == NULL || s != NULL, 1);
     ck_assert_int_eq(batch_builder_init(&b, 1), 0);
     batch_reset(&b, 0);
     for (i = 0; i < n; i++)
         batch_add(&b, pages[i], ram + pages[i] * BATCH_PAGE);
     vmckpt__page_batch__init(&msg);
     batch_finish(&b, &msg);
-    ck_assert_int_eq(image_writer_batch(w, 0, &msg, err), 0);
+    if (s != NULL)
+        ck_assert_int_eq(sealer_batch(s, &msg, err), 0);
+    ck_assert_msg(image_writer_batch(w, 0, &msg, err) == 0, "%s", err->text);
     batch_builder_dispose(&b);
-    ck_assert_int_eq(image_writer_state(w, 0, state, strlen(state), err), 0);
+    /* (the batch's sealed bytes are in s until this call) */
+    if (s != NULL)
+        ck_assert_int_eq(sealer_state(s, 0, state, slen, &st, &slen, err), 0);
+    ck_assert_int_eq(image_writer_state(w, 0, st, slen, err), 0);
     end.batches = 1;
     end.pages = n;
-    end.state_bytes = strlen(state);
-    end.state_xxh64 = batch_xxh64(state, strlen(state));
+    end.state_bytes = slen;
+    end.state_xxh64 = batch_xxh64(st, slen);
+    sealer_free(s);
     return image_writer_commit(w, &end, bytes, err);
+}
+
+static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
+                     size_t n, const char *state, uint64_t *bytes,
+                     struct vmckpt_error *err)
+{
+    return put_epoch_k(epoch, parent, pages, n, state, NULL, bytes, err);
 }
 
 static void restore_into(uint64_t epoch, uint8_t *out, char *state,
@@ -73,8 +92,9 @@ static void restore_into(uint64_t epoch, uint8_t *out, char *state,
     rfd = open(rpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
     sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_eq(ftruncate(rfd, RAM), 0);
-    ck_assert_int_eq(image_restore(store, "j", "v", epoch, rfd, sfd, NULL, err),
-                     expect_rc);
+    ck_assert_int_eq(
+        image_restore(store, "j", "v", epoch, NULL, rfd, sfd, NULL, err),
+        expect_rc);
     if (expect_rc == 0) {
         ck_assert_int_eq(pread(rfd, out, RAM, 0), RAM);
         n = pread(sfd, state, 63, 0);
@@ -610,6 +630,86 @@ START_TEST(disk_damage)
 }
 END_TEST
 
+/* Sealed epochs (as an agent with its job's key writes them): the page
+ * file holds no byte of a page as it was; the store keeps them without
+ * the key, never folds them, and retention keeps the chain a kept epoch
+ * builds on until a full epoch starts a new one. They restore with the
+ * key, and are refused without it or with another. */
+START_TEST(sealed_chain)
+{
+    struct vmckpt_error err;
+    struct image_manifest m;
+    struct seal_key key, other;
+    uint64_t all[NPAGES], d[1] = {5}, bytes, clear;
+    static uint8_t out[RAM], file[RAM * 2];
+    char state[64], path[128];
+    size_t i, n = 0;
+    ssize_t len;
+    int fd, sfd;
+
+    ck_assert_int_eq(seal_key_random(&key, &err), 0);
+    ck_assert_int_eq(seal_key_random(&other, &err), 0);
+    for (i = 0; i < NPAGES; i++) {
+        fill(ram + i * BATCH_PAGE, (unsigned)i + 77);
+        all[n++] = i;
+    }
+    ck_assert_int_eq(put_epoch_k(1, 0, all, n, "one", &key, &bytes, &err), 0);
+    for (i = 2; i <= 3; i++) {
+        fill(ram + 5 * BATCH_PAGE, (unsigned)i + 500);
+        ck_assert_int_eq(
+            put_epoch_k(i, i - 1, d, 1, "more", &key, &bytes, &err), 0);
+    }
+    /* no 64 bytes of any page in the page file */
+    snprintf(path, sizeof(path), "%s/j/v/e1.pages", store);
+    fd = open(path, O_RDONLY);
+    len = read(fd, file, sizeof(file));
+    close(fd);
+    ck_assert_int_gt(len, 0);
+    for (i = 0; i < NPAGES; i++)
+        ck_assert_ptr_null(memmem(file, (size_t)len, ram + i * BATCH_PAGE, 64));
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(m.e[i].sealed, 1);
+    /* keep from 2: 2 builds on 1, nothing goes, nothing is folded */
+    ck_assert_int_eq(image_retain(store, "j", "v", 2, &err), 0);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 3);
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(m.e[i].base, 0);
+    /* with the key: the RAM and the state as they were */
+    snprintf(path, sizeof(path), "%s/ram.out", store);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(ftruncate(fd, RAM), 0);
+    sfd = memfd_create("state", 0);
+    ck_assert_msg(
+        image_restore(store, "j", "v", 3, &key, fd, sfd, NULL, &err) == 0, "%s",
+        err.text);
+    ck_assert_int_eq(pread(fd, out, RAM, 0), RAM);
+    ck_assert_mem_eq(out, ram, RAM);
+    ck_assert_int_eq(seal_state_open_fd(sfd, (uint64_t)lseek(sfd, 0, SEEK_END),
+                                        &key, "j", "v", &clear, &err),
+                     0);
+    ck_assert_uint_eq(clear, 4);
+    ck_assert_int_eq(pread(sfd, state, 4, 0), 4);
+    ck_assert_mem_eq(state, "more", 4);
+    close(sfd);
+    /* without a key, with another: refused, saying why */
+    ck_assert_int_eq(
+        image_restore(store, "j", "v", 3, NULL, fd, -1, NULL, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "sealed"));
+    ck_assert_int_eq(
+        image_restore(store, "j", "v", 3, &other, fd, -1, NULL, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "j/v epoch 3"));
+    ck_assert_ptr_nonnull(strstr(err.text, "does not open"));
+    close(fd);
+    /* a new full epoch: what came before it goes */
+    ck_assert_int_eq(put_epoch_k(4, 0, all, n, "four", &key, &bytes, &err), 0);
+    ck_assert_int_eq(image_retain(store, "j", "v", 4, &err), 3);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_uint_eq(m.n, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image");
@@ -629,6 +729,7 @@ int main(void)
     tcase_add_test(tc, parallel_parts);
     tcase_add_test(tc, disk_layers);
     tcase_add_test(tc, disk_damage);
+    tcase_add_test(tc, sealed_chain);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -167,6 +167,111 @@ START_TEST(decode)
 }
 END_TEST
 
+/* A sealed batch (nonce set) as protobuf-c packs it decodes in place with
+ * its nonce; batch_open checks it without a key, checksum over the sealed
+ * bytes, and gives a view without contents. */
+START_TEST(decode_sealed)
+{
+    static uint8_t sealed[2 * BATCH_PAGE + BATCH_TAG_BYTES];
+    uint8_t nonce[BATCH_NONCE_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    struct batch_builder b;
+    struct batch_view v;
+    struct vmckpt_error err;
+    Vmckpt__PageBatch m, d, *ref;
+    uint64_t nums[BATCH_MAX_PAGES];
+    uint8_t *buf;
+    size_t len, i;
+
+    make_pages();
+    build(&b, &m, 0);
+    /* stand-in ciphertext and tag: batch.c does not look inside */
+    memset(sealed, 0x5a, sizeof(sealed));
+    m.data.data = sealed;
+    m.data.len = sizeof(sealed);
+    m.nonce.data = nonce;
+    m.nonce.len = sizeof(nonce);
+    m.xxh64 = batch_checksum(m.pages, m.n_pages, m.zero.data, m.zero.len,
+                             sealed, sizeof(sealed));
+    len = vmckpt__page_batch__get_packed_size(&m);
+    buf = malloc(len);
+    vmckpt__page_batch__pack(&m, buf);
+    ref = vmckpt__page_batch__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_int_eq(batch_decode(buf, len, &d, nums, &err), 0);
+    ck_assert_uint_eq(d.nonce.len, ref->nonce.len);
+    ck_assert_mem_eq(d.nonce.data, nonce, sizeof(nonce));
+    ck_assert_int_eq(d.nonce.data >= buf && d.nonce.data < buf + len, 1);
+    ck_assert_uint_eq(d.data.len, sizeof(sealed));
+    ck_assert_msg(batch_open(&d, 100, scratch, &v, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(v.sealed, 1);
+    ck_assert_ptr_null(v.data);
+    ck_assert_uint_eq(v.n, 3);
+    ck_assert_uint_eq(v.pages[2], 12);
+    for (i = 0; i < v.n; i++)
+        ck_assert_ptr_null(batch_view_page(&v, i));
+    ck_assert_int_eq(batch_view_write(&v, -1, scratch), -1);
+    ck_assert_int_eq(batch_open(&d, 12, scratch, &v, &err), -1);
+    /* a flipped sealed byte fails the checksum */
+    ((uint8_t *)d.data.data)[100] ^= 1;
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "checksum mismatch"));
+    ((uint8_t *)d.data.data)[100] ^= 1;
+    /* a nonce of another size, data not raw_len plus the tag */
+    d.nonce.len = 11;
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), -1);
+    d.nonce.len = BATCH_NONCE_BYTES;
+    d.data.len--;
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), -1);
+    d.data.len = BATCH_TAG_BYTES - 1;
+    d.lz4 = 1;
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), -1);
+    /* a clear batch after a sealed one: a view with contents again */
+    batch_builder_dispose(&b);
+    build(&b, &m, 0);
+    ck_assert_int_eq(batch_open(&m, 100, scratch, &v, &err), 0);
+    ck_assert_int_eq(v.sealed, 0);
+    ck_assert_mem_eq(batch_view_page(&v, 0), pages[0], BATCH_PAGE);
+    vmckpt__page_batch__free_unpacked(ref, NULL);
+    free(buf);
+    batch_builder_dispose(&b);
+}
+END_TEST
+
+/* A batch of zero pages only has no data field at all: it decodes and
+ * opens, and a wrong checksum is refused with a reason. */
+START_TEST(all_zero)
+{
+    struct batch_builder b;
+    struct batch_view v;
+    struct vmckpt_error err;
+    Vmckpt__PageBatch m, d;
+    uint64_t nums[BATCH_MAX_PAGES];
+    uint8_t buf[64];
+    size_t len;
+
+    make_pages();
+    ck_assert_int_eq(batch_builder_init(&b, 1), 0);
+    batch_reset(&b, 0);
+    batch_add(&b, 4, pages[1]);
+    batch_add(&b, 5, pages[1]);
+    vmckpt__page_batch__init(&m);
+    batch_finish(&b, &m);
+    ck_assert_uint_eq(m.data.len, 0);
+    len = vmckpt__page_batch__get_packed_size(&m);
+    ck_assert_uint_le(len, sizeof(buf));
+    vmckpt__page_batch__pack(&m, buf);
+    ck_assert_int_eq(batch_decode(buf, len, &d, nums, &err), 0);
+    ck_assert_ptr_null(d.data.data);
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), 0);
+    ck_assert_ptr_null(batch_view_page(&v, 1));
+    d.xxh64++;
+    err.text[0] = '\0';
+    ck_assert_int_eq(batch_open(&d, 100, scratch, &v, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "checksum mismatch"));
+    batch_builder_dispose(&b);
+}
+END_TEST
+
 /* batch_view_write puts runs and single pages, zero or not, in place. */
 START_TEST(write_runs)
 {
@@ -245,6 +350,8 @@ int main(void)
     tcase_add_test(tc, corruption);
     tcase_add_test(tc, full);
     tcase_add_test(tc, decode);
+    tcase_add_test(tc, decode_sealed);
+    tcase_add_test(tc, all_zero);
     tcase_add_test(tc, write_runs);
     tcase_add_test(tc, zero_bytes);
     suite_add_tcase(s, tc);

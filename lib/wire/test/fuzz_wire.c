@@ -45,7 +45,13 @@ static void batch_in_place(const uint8_t *frame, size_t len)
          (msg.data.data < raw || msg.data.data + msg.data.len > raw + raw_len)))
         abort();
     err.text[0] = '\0';
-    if (batch_open(&msg, 1u << 20, scratch, &v, &err) < 0 && err.text[0] == 0)
+    if (batch_open(&msg, 1u << 20, scratch, &v, &err) < 0) {
+        if (err.text[0] == 0)
+            abort();
+        return;
+    }
+    /* a sealed view shows no contents */
+    if (v.sealed && (v.data != NULL || batch_view_page(&v, 0) != NULL))
         abort();
 }
 

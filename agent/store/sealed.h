@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Sealed images on the agent's side (docs/security.md, 'Images at rest'):
+ * a checkpoint's sink that seals page batches and device state with the
+ * job's key before they leave for a store (and the local copy), and the
+ * device state of a restore opened again. The stores never see the key. */
+#ifndef VMCKPT_SEALED_H
+#define VMCKPT_SEALED_H
+
+#include "agent/engine/precopy.h"
+#include "lib/wire/seal.h"
+
+struct seal_sink;
+
+/* A sink for the engine (*out) that seals what it is given with 'key'
+ * for JOB/VM and passes it to 'inner' (which must outlive it): a sealer
+ * per lane (1 to PRECOPY_MAX_STREAMS), one for the device state. NULL
+ * with 'err'. */
+struct seal_sink *seal_sink_new(const struct seal_key *key, const char *job,
+                                const char *vm, unsigned lanes,
+                                const struct precopy_sink *inner,
+                                struct precopy_sink *out,
+                                struct vmckpt_error *err);
+void seal_sink_free(struct seal_sink *s);
+
+/* The device state a restore wrote to 'fd' (from offset 0, 'len' bytes):
+ * when it is sealed, opened with 'key' (NULL: none, then refused) into a
+ * new file that replaces 'fd' (dup2), whose size is returned in *clear.
+ * A clear state is left as it is. 0, or -1 with 'err'. */
+int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
+                       const char *job, const char *vm, uint64_t *clear,
+                       struct vmckpt_error *err);
+
+#endif

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The coordinator's data-key secret and the per-job keys derived from it
+ * (datakey.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "datakey.h"
+#include "lib/util/log.h"
+#include "lib/wire/auth.h"
+#include "server.h"
+
+/* Make the secret file: written under a temporary name, fsynced, then
+ * linked into place (never a half-written key under the real name). */
+static int make_secret(const char *path, uint8_t key[DATAKEY_BYTES],
+                       struct vmckpt_error *err)
+{
+    char tmp[4200];
+    int fd, rc = -1;
+
+    if (auth_random(key, DATAKEY_BYTES) < 0)
+        return errprintf(err, "%s: no random bytes", path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errprintf_errno(err, "%s", tmp);
+    if (write(fd, key, DATAKEY_BYTES) == DATAKEY_BYTES && fsync(fd) == 0)
+        rc = 0;
+    close(fd);
+    /* link, not rename: a secret made meanwhile by another start wins */
+    if (rc == 0 && link(tmp, path) < 0)
+        rc = -1;
+    if (rc < 0)
+        errprintf_errno(err, "%s", path);
+    unlink(tmp);
+    return rc;
+}
+
+static int read_secret(const char *path, uint8_t key[DATAKEY_BYTES],
+                       struct vmckpt_error *err)
+{
+    struct stat st;
+    uint8_t extra;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : errprintf_errno(err, "%s", path);
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return errprintf_errno(err, "%s", path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        errno = EPERM;
+        return errprintf(err,
+                         "%s is readable by others (mode %03o): it opens "
+                         "every sealed image; chmod 600 it",
+                         path, (unsigned)(st.st_mode & 0777));
+    }
+    n = read(fd, key, DATAKEY_BYTES);
+    if (n == DATAKEY_BYTES && read(fd, &extra, 1) == 0) {
+        close(fd);
+        return 1;
+    }
+    close(fd);
+    errno = EINVAL;
+    return errprintf(err, "%s is not a data key (32 bytes)", path);
+}
+
+int datakey_open(struct coord *co, const char *state_dir, int seal,
+                 struct vmckpt_error *err)
+{
+    char path[4200];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/data.key", state_dir);
+    co->seal_images = seal;
+    rc = read_secret(path, co->datakey, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && seal) {
+        if (make_secret(path, co->datakey, err) < 0) {
+            if (errno != EEXIST || read_secret(path, co->datakey, err) != 1)
+                return -1;
+        } else {
+            log_warn("%s: the data key of sealed images made; back it up "
+                     "with the catalog (without it no sealed epoch "
+                     "restores)",
+                     path);
+        }
+        rc = 1;
+    }
+    co->have_datakey = rc == 1;
+    return 0;
+}
+
+void datakey_close(struct coord *co)
+{
+    OPENSSL_cleanse(co->datakey, sizeof(co->datakey));
+    co->have_datakey = 0;
+}
+
+int datakey_for(const struct coord *co, const char *job, int for_writing,
+                uint8_t out[DATAKEY_BYTES])
+{
+    static const char label[] = "vmckpt-data-key-1";
+    uint8_t msg[sizeof(label) + 65];
+    size_t jl = strnlen(job, 64);
+    unsigned int len = DATAKEY_BYTES;
+
+    if (!co->have_datakey || (for_writing && !co->seal_images))
+        return 0;
+    memcpy(msg, label, sizeof(label)); /* with its NUL: label | 0 | job */
+    memcpy(msg + sizeof(label), job, jl);
+    if (HMAC(EVP_sha256(), co->datakey, DATAKEY_BYTES, msg, sizeof(label) + jl,
+             out, &len) == NULL ||
+        len != DATAKEY_BYTES)
+        return 0;
+    return 1;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The data keys of sealed images (docs/security.md, 'Images at rest'):
+ * one secret of the coordinator, STATE_DIR/data.key, from which each job's
+ * key is derived (HMAC-SHA256 over the job's name). Agents get a job's key
+ * only in the requests that need it (a checkpoint's BEGIN, a RESTORE);
+ * stores never do. */
+#ifndef VMCKPT_COORD_DATAKEY_H
+#define VMCKPT_COORD_DATAKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util/error.h"
+
+#define DATAKEY_BYTES 32
+
+struct coord;
+
+/* Read STATE_DIR/data.key, or make it (32 random bytes, mode 0600) when
+ * 'seal' is set and there is none. With 'seal' off an existing file is
+ * still read, so epochs sealed before stay readable. 0, or -1 with
+ * 'err'. */
+int datakey_open(struct coord *co, const char *state_dir, int seal,
+                 struct vmckpt_error *err);
+/* Forget the secret (wiped). */
+void datakey_close(struct coord *co);
+/* Job 'job''s key into 'out': 1 when there is one (the secret is loaded),
+ * 0 when not. 'for_writing': only when new epochs are sealed. */
+int datakey_for(const struct coord *co, const char *job, int for_writing,
+                uint8_t out[DATAKEY_BYTES]);
+
+#endif
