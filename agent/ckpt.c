@@ -823,6 +823,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
         vm->busy = 0;
         ckpt_unlist(j);
         free(j->done);
+        OPENSSL_cleanse(&j->key, sizeof(j->key));
         free(j);
         outbox_error(&a->out, env->request_id, VMCKPT__ERROR_CODE__ERR_INTERNAL,
                      "cannot start a checkpoint thread");

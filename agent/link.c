@@ -337,6 +337,7 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
         int eof;
 
+    again:
         pthread_mutex_lock(&a->link_mu);
         (void)wire_conn_fill(&a->w, NULL);
         /* a message is handled without the lock: handling may take a
@@ -365,6 +366,9 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
                                      : "connection closed");
             return;
         }
+        /* what TLS read ahead is not seen by poll: take it now */
+        if (wire_conn_input_pending(&a->w))
+            goto again;
     }
     update_events(a);
 }

@@ -336,7 +336,7 @@ static int agent_credential(const struct daemon_opts *o, const char *name)
     struct vmckpt_error err;
     enum tls_role role;
     char cn[128];
-    int rc = tls_setup_conf(o->conf, TLS_CONF_KTLS, &err);
+    int rc = tls_setup_conf(o->conf, TLS_CONF_KTLS | TLS_CONF_BULK, &err);
 
     if (rc < 0) {
         fprintf(stderr, "vmckpt-agent: %s\n", err.text);

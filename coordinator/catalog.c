@@ -12,7 +12,7 @@
 #include "catalog.h"
 #include "catalog_int.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 static const char schema_v1[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -97,6 +97,12 @@ static const char schema_v7[] =
     "ALTER TABLE jobs ADD COLUMN keep_epochs INTEGER NOT NULL DEFAULT -1;"
     "ALTER TABLE jobs ADD COLUMN restart_hosts TEXT NOT NULL DEFAULT '';"
     "UPDATE meta SET value = '7' WHERE key = 'schema';";
+
+/* v8: whether an epoch's image is sealed (its restore needs the job's
+ * data key and refuses anything clear). */
+static const char schema_v8[] =
+    "ALTER TABLE epochs ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meta SET value = '8' WHERE key = 'schema';";
 
 static int exec(struct catalog *cat, const char *sql, struct vmckpt_error *err)
 {
@@ -202,7 +208,8 @@ struct catalog *catalog_open(const char *path, struct vmckpt_error *err)
             (version < 4 && exec(cat, schema_v4, err) < 0) ||
             (version < 5 && exec(cat, schema_v5, err) < 0) ||
             (version < 6 && exec(cat, schema_v6, err) < 0) ||
-            (version < 7 && exec(cat, schema_v7, err) < 0)) {
+            (version < 7 && exec(cat, schema_v7, err) < 0) ||
+            (version < 8 && exec(cat, schema_v8, err) < 0)) {
             exec(cat, "ROLLBACK", NULL);
             goto fail;
         }
@@ -477,8 +484,8 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
             "INSERT OR REPLACE INTO epochs (job, vm, epoch, parent, state,"
             " host, store_host, store_addr, pages, wire_bytes, disk_bytes,"
             " pause_us, total_ms, rounds, started_at, ended_at, note,"
-            " paused_at_ns, resumed_at_ns, source)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " paused_at_ns, resumed_at_ns, source, sealed)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, e->job, -1, SQLITE_STATIC);
@@ -502,6 +509,7 @@ int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
     sqlite3_bind_int64(st, 19, (sqlite3_int64)e->resumed_at_ns);
     sqlite3_bind_text(st, 20, e->source ? e->source : "uffd-wp", -1,
                       SQLITE_STATIC);
+    sqlite3_bind_int(st, 21, e->sealed);
     return catalog_step_done(cat, st, err);
 }
 
@@ -570,12 +578,13 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
             cat,
             epoch ? "SELECT epoch, parent, state, host, store_host,"
                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                    " total_ms, rounds, source FROM epochs WHERE job=? AND"
-                    " vm=? AND epoch=?"
+                    " total_ms, rounds, source, sealed FROM epochs WHERE"
+                    " job=? AND vm=? AND epoch=?"
                   : "SELECT epoch, parent, state, host, store_host,"
                     " store_addr, pages, wire_bytes, disk_bytes, pause_us,"
-                    " total_ms, rounds, source FROM epochs WHERE job=? AND"
-                    " vm=? AND state='committed' ORDER BY epoch DESC LIMIT 1",
+                    " total_ms, rounds, source, sealed FROM epochs WHERE"
+                    " job=? AND vm=? AND state='committed'"
+                    " ORDER BY epoch DESC LIMIT 1",
             &st, err) < 0)
         return -1;
     sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
@@ -601,6 +610,7 @@ int catalog_epoch_get(struct catalog *cat, const char *job, const char *vm,
         e.total_ms = (uint64_t)sqlite3_column_int64(st, 10);
         e.rounds = (uint64_t)sqlite3_column_int64(st, 11);
         e.source = (const char *)sqlite3_column_text(st, 12);
+        e.sealed = sqlite3_column_int(st, 13);
         fn(&e, arg);
         found = 1;
     }

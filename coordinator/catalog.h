@@ -67,6 +67,7 @@ struct catalog_epoch {
     uint64_t paused_at_ns, resumed_at_ns; /* wall clock of the VM's host */
     const char *source;                   /* "uffd-wp" or "qemu-migration" */
     const char *align, *barriers;         /* of the job epoch (read only) */
+    int sealed; /* sealed with the job's data key (put, get) */
 };
 int catalog_epoch_put(struct catalog *cat, const struct catalog_epoch *e,
                       struct vmckpt_error *err);

@@ -19,6 +19,26 @@
 #include "lib/wire/auth.h"
 #include "server.h"
 
+static int fsync_dir_of(const char *path)
+{
+    char dir[4200];
+    char *slash;
+    int fd, rc;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 /* Make the secret file: written under a temporary name, fsynced, then
  * linked into place (never a half-written key under the real name). */
 static int make_secret(const char *path, uint8_t key[DATAKEY_BYTES],
@@ -38,6 +58,8 @@ static int make_secret(const char *path, uint8_t key[DATAKEY_BYTES],
     close(fd);
     /* link, not rename: a secret made meanwhile by another start wins */
     if (rc == 0 && link(tmp, path) < 0)
+        rc = -1;
+    if (rc == 0 && fsync_dir_of(path) < 0) /* the name is durable too */
         rc = -1;
     if (rc < 0)
         errprintf_errno(err, "%s", path);
@@ -110,21 +132,35 @@ void datakey_close(struct coord *co)
     co->have_datakey = 0;
 }
 
-int datakey_for(const struct coord *co, const char *job, int for_writing,
-                uint8_t out[DATAKEY_BYTES])
+static int derive(const struct coord *co, const char *job,
+                  uint8_t out[DATAKEY_BYTES])
 {
     static const char label[] = "vmckpt-data-key-1";
     uint8_t msg[sizeof(label) + 65];
     size_t jl = strnlen(job, 64);
     unsigned int len = DATAKEY_BYTES;
 
-    if (!co->have_datakey || (for_writing && !co->seal_images))
-        return 0;
+    if (!co->have_datakey)
+        return -1;
     memcpy(msg, label, sizeof(label)); /* with its NUL: label | 0 | job */
     memcpy(msg + sizeof(label), job, jl);
     if (HMAC(EVP_sha256(), co->datakey, DATAKEY_BYTES, msg, sizeof(label) + jl,
              out, &len) == NULL ||
-        len != DATAKEY_BYTES)
-        return 0;
+        len != DATAKEY_BYTES) {
+        OPENSSL_cleanse(out, DATAKEY_BYTES);
+        return -1;
+    }
     return 1;
+}
+
+int datakey_for(const struct coord *co, const char *job,
+                uint8_t out[DATAKEY_BYTES])
+{
+    return co->seal_images ? derive(co, job, out) : 0;
+}
+
+int datakey_open_for(const struct coord *co, const char *job,
+                     uint8_t out[DATAKEY_BYTES])
+{
+    return derive(co, job, out);
 }

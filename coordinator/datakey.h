@@ -24,9 +24,14 @@ int datakey_open(struct coord *co, const char *state_dir, int seal,
                  struct vmckpt_error *err);
 /* Forget the secret (wiped). */
 void datakey_close(struct coord *co);
-/* Job 'job''s key into 'out': 1 when there is one (the secret is loaded),
- * 0 when not. 'for_writing': only when new epochs are sealed. */
-int datakey_for(const struct coord *co, const char *job, int for_writing,
+/* Job 'job''s key into 'out' (wipe it after use): 1 when there is one,
+ * 0 when new epochs are not sealed, -1 when it cannot be derived (then
+ * nothing may be stored: the caller refuses). */
+int datakey_for(const struct coord *co, const char *job,
                 uint8_t out[DATAKEY_BYTES]);
+/* The same for restoring an epoch stored sealed (1), or -1 when the
+ * secret is not there (the epoch cannot be opened). */
+int datakey_open_for(const struct coord *co, const char *job,
+                     uint8_t out[DATAKEY_BYTES]);
 
 #endif

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "datakey.h"
 #include "jobs_int.h"
 #include "lib/util/clock.h"
@@ -172,6 +174,7 @@ static void vm_row(struct job *j, const struct jvm *v, const char *state,
     e.paused_at_ns = v->paused_at_ns;
     e.resumed_at_ns = v->resumed_at_ns;
     e.source = vms_source(j->co, j->name, v->vm, v->qemu_stream);
+    e.sealed = v->sealed;
     if (catalog_epoch_put(j->co->cat, &e, &err) < 0)
         log_err("%s", err.text);
 }
@@ -558,6 +561,7 @@ static struct jepoch *epoch_new(struct job *j, struct vmrec **vms, int n,
                  hosts_store_addr(co, store));
         /* a delta only on the store that holds its parent */
         jv->parent = vms_parent_for(vms[i], store, co->seal_images);
+        jv->sealed = co->seal_images;
     }
     j->cur = e;
     return e;
@@ -574,9 +578,15 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
      * most 5 s): about 1,000 messages a second past 250 VMs */
     unsigned stats_ms = e->n < 250 ? 250 : e->n > 5000 ? 5000 : (unsigned)e->n;
     uint8_t key[DATAKEY_BYTES];
-    int sealed = datakey_for(co, j->name, 1, key);
+    int sealed = datakey_for(co, j->name, key);
     size_t i;
 
+    if (sealed < 0) { /* never stored clear instead */
+        snprintf(why, wlen, "the data key of job %s cannot be derived",
+                 j->name);
+        jobs_abort(j, "%s", why);
+        return -1;
+    }
     server_cork(co); /* the BEGINs of a host in one write */
     for (i = 0; i < e->n; i++) {
         Vmckpt__CkptBegin b = VMCKPT__CKPT_BEGIN__INIT;
@@ -601,6 +611,7 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
             b.data_key.data = key;
             b.data_key.len = sizeof(key);
         }
+        jv->sealed = sealed;
         jv->req = co->next_req++;
         snprintf(vms[i]->phase, sizeof(vms[i]->phase), "precopy");
         vms[i]->round = 0;
@@ -608,11 +619,13 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
                         VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, jv->req, &b) < 0) {
             snprintf(why, wlen, "cannot reach the agent of %s", jv->host);
             server_uncork(co);
+            OPENSSL_cleanse(key, sizeof(key));
             jobs_abort(j, "cannot reach the agent of %s", jv->host);
             return -1;
         }
     }
     server_uncork(co);
+    OPENSSL_cleanse(key, sizeof(key));
     return 0;
 }
 
@@ -779,7 +792,7 @@ void jobs_commit(struct job *j)
         if (v != NULL) {
             v->last_epoch = e->epoch;
             vms_chain_commit(v, e->epoch, e->v[i].used_parent,
-                             e->v[i].store_host);
+                             e->v[i].store_host, e->v[i].sealed);
             v->last_pause_us = e->v[i].pause_us;
             vms_note_tracking(v, e->v[i].qemu_stream);
             vms_save(j->co, v);

@@ -35,6 +35,7 @@ struct jvm {
     uint64_t pages, wire_bytes, disk_bytes, pause_us, total_ms, rounds;
     uint64_t paused_at_ns, resumed_at_ns, slowdown_ms, used_parent;
     int qemu_stream;
+    int sealed; /* its BEGIN carried the job's data key */
 };
 
 /* The epoch in flight of a job; owned by the job. */

@@ -22,7 +22,7 @@ struct jrestart {
         char vm[65], host[64];
         char from[64]; /* whose store the image is read from */
         char alt[64];  /* the other copy, not tried yet ("" none) */
-        int qemu_stream;
+        int qemu_stream, sealed;
         uint64_t req;
         uint64_t sent_ms; /* monotonic, when the restore was sent */
         int done, failed;

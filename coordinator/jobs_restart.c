@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "datakey.h"
 #include "jobs_int.h"
 #include "lib/util/clock.h"
@@ -19,7 +21,7 @@
 /* ---- restart ------------------------------------------------------------ */
 
 struct epoch_src {
-    int found, qemu_stream;
+    int found, qemu_stream, sealed;
     char state[16], host[64], store_host[64], store_addr[128];
     const char *from; /* the host whose store serves the restore */
 };
@@ -48,6 +50,7 @@ static void src_copy(const struct catalog_epoch *ce, void *arg)
 
     s->found = 1;
     s->qemu_stream = ce->source && strcmp(ce->source, "qemu-migration") == 0;
+    s->sealed = ce->sealed;
     snprintf(s->state, sizeof(s->state), "%s", ce->state);
     snprintf(s->host, sizeof(s->host), "%s", ce->host);
     snprintf(s->store_host, sizeof(s->store_host), "%s", ce->store_host);
@@ -444,6 +447,7 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
     Vmckpt__VmSpec spec = *v->spec;
     uint8_t key[DATAKEY_BYTES];
+    int rc;
 
     spec.host = rs->v[i].host;
     spec.incarnation = j->incarnation;
@@ -456,7 +460,9 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     r.spec = &spec;
     r.start_paused = 1;
     r.qemu_stream = rs->v[i].qemu_stream;
-    if (datakey_for(co, j->name, 0, key)) {
+    /* the key only for a sealed epoch (the agent then refuses anything
+     * clear); without the secret the restore cannot open it */
+    if (rs->v[i].sealed && datakey_open_for(co, j->name, key) == 1) {
         r.data_key.data = key;
         r.data_key.len = sizeof(key);
     }
@@ -465,8 +471,10 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     log_info("job %s: restore %s on %s from epoch %llu (image on %s)", j->name,
              v->name, rs->v[i].host, (unsigned long long)rs->epoch,
              rs->v[i].from);
-    if (server_send(hosts_conn(co, rs->v[i].host),
-                    VMCKPT__MSG_TYPE__MSG_RESTORE, rs->v[i].req, &r) < 0) {
+    rc = server_send(hosts_conn(co, rs->v[i].host),
+                     VMCKPT__MSG_TYPE__MSG_RESTORE, rs->v[i].req, &r);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc < 0) {
         rs->v[i].done = rs->v[i].failed = 1;
         rs->ndone++;
         rs->nfail++;
@@ -496,6 +504,7 @@ static void restore_vm(struct job *j, size_t i, struct vmrec *v,
              : strcmp(src->host, src->store_host) != 0 ? src->host
                                                        : "");
     rs->v[i].qemu_stream = src->qemu_stream;
+    rs->v[i].sealed = src->sealed;
     if (h != NULL) {
         free(v->spec->host);
         v->spec->host = h;

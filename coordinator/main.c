@@ -452,6 +452,9 @@ static void announce(struct coord *co, const struct settings *s,
                  rank_addr);
     if (co->seal_images)
         log_info("new epochs are stored sealed (seal_images)");
+    if (co->seal_images && !tls_enabled())
+        log_warn("seal_images without [tls]: the job keys travel to the "
+                 "agents unencrypted; see docs/security.md");
     if (tls_enabled())
         log_info("TLS 1.3 on every connection: hosts and administrators "
                  "prove credentials of the cluster CA, ranks their job's "

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "catalog.h"
 #include "datakey.h"
 #include "hosts.h"
@@ -37,6 +39,7 @@ struct pending {
     enum pending_kind kind;
     char job[65], vm[65], host[64], store_host[64], store_addr[128];
     uint64_t epoch, parent;
+    int sealed; /* a checkpoint whose BEGIN carried the data key */
     int64_t started;
     uint64_t sent_ms; /* monotonic, when relayed */
     struct pending *next;
@@ -243,6 +246,7 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
         strcmp(state, "running") ? (int64_t)(clock_wall_ms() / 1000) : 0;
     e.note = note;
     e.source = vms_source(co, p->job, p->vm, d != NULL && d->qemu_stream);
+    e.sealed = p->sealed;
     if (d != NULL) {
         e.pages = d->pages;
         e.wire_bytes = d->wire_bytes;
@@ -447,6 +451,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     Vmckpt__CkptBegin out = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
     uint8_t key[DATAKEY_BYTES];
+    int sealed;
     struct pending *p, *q;
     struct vmrec *v;
     const char *store;
@@ -499,7 +504,14 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     out.compress = b->compress;
     out.streams = b->streams;
     out.max_precopy_ms = b->max_precopy_ms;
-    if (datakey_for(co, v->job, 1, key)) {
+    sealed = datakey_for(co, v->job, key);
+    if (sealed < 0)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                            "checkpoint of %s/%s refused: its data key "
+                            "cannot be derived",
+                            v->job, v->name);
+    if (sealed) {
         out.data_key.data = key;
         out.data_key.len = sizeof(key);
     }
@@ -511,8 +523,10 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     snprintf(p->vm, sizeof(p->vm), "%s", v->name);
     snprintf(p->store_host, sizeof(p->store_host), "%s", store);
     snprintf(p->store_addr, sizeof(p->store_addr), "%s", t.store_addr);
+    OPENSSL_cleanse(key, sizeof(key));
     p->epoch = out.epoch;
     p->parent = t.parent;
+    p->sealed = sealed;
     snprintf(v->phase, sizeof(v->phase), "precopy");
     v->round = 0;
     epoch_set_state(co, p, "new", "running", NULL, NULL);
@@ -522,7 +536,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
 struct epoch_ref {
     uint64_t epoch;
     char store_host[64], store_addr[128], state[16];
-    int qemu_stream;
+    int qemu_stream, sealed;
 };
 
 static void epoch_ref_copy(const struct catalog_epoch *ce, void *arg)
@@ -531,6 +545,7 @@ static void epoch_ref_copy(const struct catalog_epoch *ce, void *arg)
 
     e->epoch = ce->epoch;
     e->qemu_stream = ce->source && strcmp(ce->source, "qemu-migration") == 0;
+    e->sealed = ce->sealed;
     snprintf(e->store_host, sizeof(e->store_host), "%s", ce->store_host);
     snprintf(e->store_addr, sizeof(e->store_addr), "%s", ce->store_addr);
     snprintf(e->state, sizeof(e->state), "%s", ce->state);
@@ -583,12 +598,21 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
         out.source_addr = e.store_addr;
     out.spec = &spec;
     out.qemu_stream = e.qemu_stream;
-    if (datakey_for(co, v->job, 0, key)) {
+    /* the key only for a sealed epoch: with it the agent refuses
+     * anything clear */
+    if (e.sealed && datakey_open_for(co, v->job, key) < 0)
+        return server_error(c, env->request_id,
+                            VMCKPT__ERROR_CODE__ERR_INTERNAL,
+                            "%s/%s epoch %llu is sealed and this coordinator "
+                            "has no data key (STATE_DIR/data.key)",
+                            v->job, v->name, (unsigned long long)e.epoch);
+    if (e.sealed) {
         out.data_key.data = key;
         out.data_key.len = sizeof(key);
     }
     p = relay(c, env->request_id, r->target_host, P_RESTORE,
               VMCKPT__MSG_TYPE__MSG_RESTORE, &out);
+    OPENSSL_cleanse(key, sizeof(key));
     if (p == NULL)
         return 0;
     snprintf(p->job, sizeof(p->job), "%s", v->job);
@@ -797,7 +821,8 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             vms_retain_some(co, p->job, p->vm, 0);
             if (v != NULL) {
                 v->last_epoch = p->epoch;
-                vms_chain_commit(v, p->epoch, d->parent, p->store_host);
+                vms_chain_commit(v, p->epoch, d->parent, p->store_host,
+                                 p->sealed);
                 v->last_pause_us = d->pause_ns / 1000;
                 if (v->bytes_sent < d->wire_bytes) /* a QEMU stream's */
                     v->bytes_sent = d->wire_bytes;

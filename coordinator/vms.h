@@ -20,6 +20,7 @@ struct vmrec {
     uint64_t chain_epoch; /* last epoch written by its current QEMU */
     char chain_store[64]; /* where that epoch is: deltas stay on it */
     unsigned chain_len;   /* deltas committed since its last full epoch */
+    int chain_sealed;     /* that chain is sealed */
     /* live progress of a checkpoint in flight */
     char phase[16];
     uint32_t round;
@@ -106,13 +107,16 @@ void vms_note_tracking(struct vmrec *v, int qemu_stream);
  * sealed VM's chain takes a full epoch after this many deltas, so that
  * retention can drop what came before. */
 #define VMS_SEALED_CHAIN 8
-/* The parent of v's next epoch on 'store': the last epoch of its chain
- * when that is on the same store, else 0 (full); 0 too when 'sealed' and
- * the chain has VMS_SEALED_CHAIN deltas. */
+/* The parent of v's next epoch on 'store', sealed or not: the last epoch
+ * of its chain when that is on the same store and sealed alike (a chain
+ * is sealed whole or not at all, so that a restore with the key refuses
+ * anything clear), else 0 (full); 0 too when 'sealed' and the chain has
+ * VMS_SEALED_CHAIN deltas. */
 uint64_t vms_parent_for(const struct vmrec *v, const char *store, int sealed);
-/* v committed 'epoch' (a delta of 'parent', 0: full) on 'store'. */
+/* v committed 'epoch' (a delta of 'parent', 0: full; sealed or not) on
+ * 'store'. */
 void vms_chain_commit(struct vmrec *v, uint64_t epoch, uint64_t parent,
-                      const char *store);
+                      const char *store, int sealed);
 /* Write the VM's row to the catalog (errors are logged): at the end of
  * this round of the event loop, in one transaction with every other row
  * changed in it (a job of thousands of guests starting at once made one

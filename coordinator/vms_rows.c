@@ -153,7 +153,7 @@ void vms_rows_init(struct coord *co)
 
 uint64_t vms_parent_for(const struct vmrec *v, const char *store, int sealed)
 {
-    if (strcmp(v->chain_store, store) != 0)
+    if (strcmp(v->chain_store, store) != 0 || !v->chain_sealed != !sealed)
         return 0;
     if (sealed && v->chain_len >= VMS_SEALED_CHAIN)
         return 0;
@@ -161,8 +161,9 @@ uint64_t vms_parent_for(const struct vmrec *v, const char *store, int sealed)
 }
 
 void vms_chain_commit(struct vmrec *v, uint64_t epoch, uint64_t parent,
-                      const char *store)
+                      const char *store, int sealed)
 {
+    v->chain_sealed = sealed;
     v->chain_len =
         parent == 0 || parent != v->chain_epoch ? 0 : v->chain_len + 1;
     v->chain_epoch = epoch;

@@ -881,6 +881,11 @@ static int restore_batch(const Vmckpt__PageBatch *msg,
     struct batch_view clear;
 
     r->bytes += msg->data.len;
+    if (!v->sealed && r->sealer != NULL) { /* a key: all of it is sealed */
+        errno = EBADMSG;
+        return errprintf(&r->err, "a clear batch in an epoch stored sealed: "
+                                  "refused");
+    }
     if (v->sealed) {
         if (r->sealer == NULL) {
             errno = ENOKEY;
@@ -922,9 +927,12 @@ int image_restore(const char *store, const char *job, const char *vm,
     }
     rc =
         image_read(store, job, vm, epoch, restore_batch, restore_state, r, err);
-    if (rc < 0 && r->err.text[0] != '\0') /* the cause, not where */
-        errprintf(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, epoch,
-                  r->err.text);
+    if (rc < 0 && r->err.text[0] != '\0') { /* where, and the cause */
+        char where[sizeof(err->text)];
+
+        snprintf(where, sizeof(where), "%s", err->text);
+        errprintf(err, "%s: %s", where, r->err.text);
+    }
 out:
     if (bytes_read != NULL)
         *bytes_read = r->bytes;

@@ -162,10 +162,10 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
     struct image_manifest m;
     struct image_epoch *e = NULL;
     struct fold_ctx f = {0};
-    char dir[4096], tmp[4200], stmp[4200], final[4200], sfinal[4200];
+    char dir[4096], tmp[4200] = "", stmp[4200] = "", final[4200], sfinal[4200];
     char old[4200];
     size_t i;
-    int fd = -1, sfd = -1, rc = -1;
+    int fd = -1, sfd = -1, rc = -1, saved;
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
         image_manifest_load(store, job, vm, &m, err) < 0)
@@ -226,16 +226,18 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
     unlink(old);
     rc = 0;
 out:
+    saved = errno; /* the cause (ENOKEY: a sealed batch), not the cleanup's */
     if (fd >= 0)
         close(fd);
     if (sfd >= 0)
         close(sfd);
-    if (rc < 0) {
+    if (rc < 0 && tmp[0] != '\0') { /* (not named before the read) */
         unlink(tmp);
         unlink(stmp);
     }
     if (f.ram != NULL && f.ram != MAP_FAILED)
         munmap(f.ram, m.ram_bytes);
+    errno = saved;
     return rc;
 }
 
@@ -255,6 +257,29 @@ static uint64_t chain_root(const struct image_manifest *m,
             *sealed |= e->sealed;
     }
     return root;
+}
+
+/* Epoch 'epoch' (whose chain met a sealed batch in a fold) is sealed. */
+static int mark_sealed(const char *store, const char *job, const char *vm,
+                       uint64_t epoch, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    char dir[4096];
+    size_t i;
+
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
+        image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    for (i = 0; i < m.n; i++)
+        if (m.e[i].epoch == epoch) {
+            if (m.e[i].sealed) { /* no progress: never loop */
+                errno = ENOKEY;
+                return errprintf(err, "%s/%s epoch %" PRIu64 ": sealed", job,
+                                 vm, epoch);
+            }
+            m.e[i].sealed = 1;
+        }
+    return manifest_save(dir, &m, err);
 }
 
 static int chain_sealed(const struct image_manifest *m,
@@ -294,8 +319,14 @@ static int image_retain_locked(const char *store, const char *job,
             !chain_sealed(&m, &m.e[i]) &&
             (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
                                 : m.e[i].parent < keep_from) &&
-            image_fold(store, job, vm, m.e[i].epoch, err) < 0)
-            return -1;
+            image_fold(store, job, vm, m.e[i].epoch, err) < 0) {
+            /* sealed, though the manifest did not say so (written by a
+             * store from before): say so now, and start again */
+            if (errno != ENOKEY ||
+                mark_sealed(store, job, vm, m.e[i].epoch, err) < 0)
+                return -1;
+            return image_retain_locked(store, job, vm, keep_from, err);
+        }
     /* newest first: a delta goes before the epoch it was built on */
     for (;;) {
         uint64_t victim = 0;

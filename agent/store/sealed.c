@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "lib/wire/batch.h"
@@ -72,9 +71,11 @@ static int seal_end(void *arg, const Vmckpt__StreamEnd *end, uint64_t *bytes,
 
     if (end->state_bytes != s->clear_off) {
         errno = EINVAL;
-        return errprintf(err, "device state of %llu bytes ends at %llu",
-                         (unsigned long long)s->clear_off,
-                         (unsigned long long)end->state_bytes);
+        return errprintf(err,
+                         "the stream ends its device state at %llu bytes, "
+                         "%llu were sealed",
+                         (unsigned long long)end->state_bytes,
+                         (unsigned long long)s->clear_off);
     }
     e.state_bytes = s->sealed_off;
     e.state_xxh64 = batch_hash_done(s->h);
@@ -142,18 +143,28 @@ struct state_out {
     uint64_t bytes;
 };
 
+/* A record opened: its clear bytes at their offset of the same file,
+ * which never passes what was read already (a record's clear bytes are
+ * fewer than its sealed ones, and come only once all of it was read). */
 static int state_put(void *arg, uint64_t off, const void *data, size_t len)
 {
     struct state_out *o = arg;
     const uint8_t *p = data;
 
-    if (off != o->bytes)
+    if (off != o->bytes) {
+        errno = EBADMSG;
         return -1;
+    }
     while (len > 0) {
         ssize_t n = pwrite(o->fd, p, len, (off_t)off);
 
-        if (n <= 0)
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
             return -1;
+        }
         p += n;
         off += (uint64_t)n;
         len -= (size_t)n;
@@ -167,17 +178,24 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
                        struct vmckpt_error *err)
 {
     enum { PIECE = 1 << 20 };
-    struct state_out o = {.fd = -1};
+    struct state_out o = {.fd = fd};
     struct sealer *s = NULL;
     uint8_t head[4], *buf = NULL;
     uint64_t off = 0;
-    int rc = -1;
+    int sealed, rc = -1;
 
     *clear = len;
-    if (len < sizeof(head) ||
-        pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-        !seal_state_is_sealed(head, sizeof(head)))
-        return 0; /* clear (or empty): as it is */
+    sealed = len >= sizeof(head) &&
+             pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+             seal_state_is_sealed(head, sizeof(head));
+    if (!sealed && key == NULL)
+        return 0; /* clear, as it is */
+    errno = EBADMSG;
+    if (!sealed)
+        return errprintf(err,
+                         "%s/%s: a clear device state in an epoch "
+                         "stored sealed: refused",
+                         job, vm);
     if (key == NULL) {
         errno = ENOKEY;
         return errprintf(err,
@@ -187,8 +205,7 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
     }
     s = sealer_new(key, job, vm, err);
     buf = malloc(PIECE);
-    o.fd = memfd_create("vmckpt-restore-state", MFD_CLOEXEC);
-    if (s == NULL || buf == NULL || o.fd < 0) {
+    if (s == NULL || buf == NULL) {
         if (s != NULL)
             errprintf_errno(err, "device state");
         goto out;
@@ -198,6 +215,8 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
         ssize_t n = pread(fd, buf, want, (off_t)off);
 
         if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
             errprintf_errno(err, "device state");
             goto out;
         }
@@ -207,7 +226,7 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
     }
     if (sealer_state_end(s, err) < 0)
         goto out;
-    if (dup3(o.fd, fd, O_CLOEXEC) < 0) {
+    if (ftruncate(fd, (off_t)o.bytes) < 0) {
         errprintf_errno(err, "device state");
         goto out;
     }
@@ -216,8 +235,6 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
 out:
     if (rc < 0)
         errprefix(err, "%s/%s: sealed device state", job, vm);
-    if (o.fd >= 0)
-        close(o.fd);
     free(buf);
     sealer_free(s);
     return rc;

@@ -23,9 +23,10 @@ struct seal_sink *seal_sink_new(const struct seal_key *key, const char *job,
 void seal_sink_free(struct seal_sink *s);
 
 /* The device state a restore wrote to 'fd' (from offset 0, 'len' bytes):
- * when it is sealed, opened with 'key' (NULL: none, then refused) into a
- * new file that replaces 'fd' (dup2), whose size is returned in *clear.
- * A clear state is left as it is. 0, or -1 with 'err'. */
+ * when it is sealed, opened with 'key' in place (the file then holds the
+ * clear state, *clear bytes). A sealed state without a key, or a clear
+ * one with a key (the epoch was stored sealed), is refused. 0, or -1
+ * with 'err'. */
 int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
                        const char *job, const char *vm, uint64_t *clear,
                        struct vmckpt_error *err);

@@ -268,6 +268,11 @@ static int fetch_batch_write(const Vmckpt__PageBatch *msg,
 {
     struct batch_view clear;
 
+    if (!v->sealed && sealer != NULL) { /* a key: all of it is sealed */
+        errno = EBADMSG;
+        return errprintf(err, "a clear batch in an epoch stored sealed: "
+                              "refused");
+    }
     if (v->sealed) {
         if (sealer == NULL) {
             errno = ENOKEY;

@@ -117,7 +117,7 @@ static void credential(const struct opts *o, struct auth_key *key, char *host,
     memset(key, 0, sizeof(*key));
     if (o->config != NULL) {
         struct conf *conf = conf_load(o->config, &err);
-        int rc = conf ? tls_setup_conf(conf, 0, &err) : -1;
+        int rc = conf ? tls_setup_conf(conf, TLS_CONF_BULK, &err) : -1;
 
         if (conf != NULL)
             conf_destroy(conf);

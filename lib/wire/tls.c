@@ -28,18 +28,6 @@
 #define EXPORT_LABEL "EXPORTER-vmckpt-1 handshake"
 #define PSK_LABEL    "vmckpt-1 rank psk"
 
-/* One connection's layer. */
-struct tls_conn {
-    SSL *ssl;
-    int failed; /* a fatal error: no close_notify, no more I/O */
-    /* an endpoint of jobs' tokens */
-    const struct auth_key *(*key_for)(void *, Vmckpt__Role, const char *);
-    void *key_arg;
-    const struct auth_key *token; /* a rank's own, client side */
-    char job[128];                /* the PSK identity */
-    char why[256];                /* what the last failure was */
-};
-
 /* The process's contexts. The verify store (CA + revocation list) is per
  * connection so that a new list applies to new connections at once. */
 static struct {
@@ -56,7 +44,7 @@ static struct {
     uint64_t crl_version;
     enum tls_role self_role;
     char self_name[128];
-    int ktls;
+    int ktls, bulk;
 } g = {.psk_once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const role_names[] = {"none", "coordinator", "agent",
@@ -79,7 +67,7 @@ enum tls_role tls_role_parse(const char *s)
 }
 
 /* The text of OpenSSL's last error (and clear the queue). */
-static const char *ssl_reason(char *buf, size_t len)
+const char *ssl_reason(char *buf, size_t len)
 {
     unsigned long e = ERR_peek_last_error();
 
@@ -302,6 +290,7 @@ int tls_setup(const struct tls_files *f, struct vmckpt_error *err)
         return -1;
     tls_sock_init();
     g.ktls = f->ktls;
+    g.bulk = f->bulk;
     snprintf(g.ca, sizeof(g.ca), "%s", f->ca);
     snprintf(g.crl, sizeof(g.crl), "%s", f->crl ? f->crl : "");
     g.store = load_store(err);
@@ -447,150 +436,6 @@ static void make_psk_ctx(void)
     }
 }
 
-/* ---- a connection's layer ---- */
-
-/* Why the connection failed, kept for wire_io.why. */
-static void note_failure(struct tls_conn *t, int e)
-{
-    long v = SSL_get_verify_result(t->ssl);
-    char reason[200];
-
-    t->failed = 1;
-    if (t->why[0] != '\0')
-        return; /* the PSK lookup said it */
-    if (v != X509_V_OK)
-        snprintf(t->why, sizeof(t->why), "TLS: the peer's certificate: %s",
-                 X509_verify_cert_error_string(v));
-    else if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
-        snprintf(t->why, sizeof(t->why), "TLS: %s", strerror(errno));
-    else
-        snprintf(t->why, sizeof(t->why), "TLS: %s",
-                 ssl_reason(reason, sizeof(reason)));
-    ERR_clear_error();
-}
-
-/* -1 with errno set like the socket calls for an SSL_* failure 'rc'. */
-static ssize_t io_failed(struct tls_conn *t, int rc, int writing)
-{
-    int e = SSL_get_error(t->ssl, rc);
-
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) {
-            /* the socket's own failure: the peer went away. A write
-             * that fails so leaves reading open: a peer that refused what
-             * we sent said why before it closed, and that is still to be
-             * read (client.c why_refused) */
-            int saved = errno;
-
-            if (!writing)
-                t->failed = 1;
-            if (saved == 0)
-                return 0; /* an end without close_notify */
-            errno = saved;
-            return -1;
-        }
-        /* fall through */
-    default:
-        note_failure(t, e);
-        errno = EPROTO;
-        return -1;
-    }
-}
-
-static ssize_t io_read(void *arg, void *buf, size_t len)
-{
-    struct tls_conn *t = arg;
-    size_t n = 0;
-    int rc;
-
-    if (t->failed) {
-        errno = EPROTO;
-        return -1;
-    }
-    ERR_clear_error();
-    rc = SSL_read_ex(t->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 0);
-}
-
-static ssize_t io_write(void *arg, const void *buf, size_t len)
-{
-    struct tls_conn *t = arg;
-    size_t n = 0;
-    int rc;
-
-    if (t->failed) {
-        errno = EPROTO;
-        return -1;
-    }
-    ERR_clear_error();
-    rc = SSL_write_ex(t->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 1);
-}
-
-/* What the socket BIO gathered (tls_sock.c), sent. */
-static int io_flush(void *arg)
-{
-    struct tls_conn *t = arg;
-    BIO *b = SSL_get_wbio(t->ssl);
-
-    if (t->failed) {
-        errno = EPROTO;
-        return -1;
-    }
-    if (BIO_flush(b) > 0)
-        return 1;
-    if (BIO_should_retry(b)) {
-        errno = EAGAIN;
-        return 0;
-    }
-    if (errno == 0)
-        errno = EPIPE;
-    return -1;
-}
-
-static int io_waiting(void *arg)
-{
-    struct tls_conn *t = arg;
-
-    return !t->failed && BIO_wpending(SSL_get_wbio(t->ssl)) > 0;
-}
-
-static const char *io_why(void *arg)
-{
-    struct tls_conn *t = arg;
-
-    return t->why[0] ? t->why : "TLS: connection failed";
-}
-
-static void io_close(void *arg)
-{
-    struct tls_conn *t = arg;
-
-    if (!t->failed && SSL_is_init_finished(t->ssl)) {
-        (void)SSL_shutdown(t->ssl); /* close_notify, not waited for */
-        (void)BIO_flush(SSL_get_wbio(t->ssl));
-    }
-    ERR_clear_error();
-    SSL_free(t->ssl);
-    free(t);
-}
-
-static const struct wire_io tls_io = {
-    .read = io_read,
-    .write = io_write,
-    .why = io_why,
-    .close = io_close,
-    .flush = io_flush,
-    .waiting = io_waiting,
-};
-
 static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
                                struct vmckpt_error *err)
 {
@@ -614,6 +459,10 @@ static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
     }
     if (b != NULL)
         SSL_set_bio(t->ssl, b, b);
+    if (g.bulk) { /* before the handshake allocates the buffer */
+        SSL_set_read_ahead(t->ssl, 1);
+        SSL_set_default_read_buffer_len(t->ssl, TLS_BULK_READ);
+    }
     SSL_set_app_data(t->ssl, t);
     if (server)
         SSL_set_accept_state(t->ssl);
@@ -699,7 +548,7 @@ static int handshake_wait(struct wire_conn *c, struct tls_conn *t,
             e = SSL_get_error(t->ssl, rc);
         }
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            note_failure(t, e);
+            tls_note_failure(t, e);
             errno = EPROTO;
             return errprintf(err, "%s", t->why);
         }

@@ -29,7 +29,11 @@ struct tls_files {
     const char *ciphersuites; /* NULL: OpenSSL's TLS 1.3 default */
     int ktls;                 /* ask for kernel TLS (socket BIO: the
                                * process must ignore SIGPIPE) */
+    int bulk; /* connections carry images (an agent): OpenSSL reads ahead,
+               * TLS_BULK_READ bytes at a time, not a record header and
+               * then its body */
 };
+#define TLS_BULK_READ (256u << 10)
 
 /* What a peer's credential says it is. */
 enum tls_role {

@@ -43,6 +43,7 @@ int tls_setup_conf(const struct conf *conf, int flags, struct vmckpt_error *err)
         errno = EINVAL;
         return errprintf(err, "[tls] ktls must be on or off, not '%s'", ktls);
     }
+    f.bulk = !!(flags & TLS_CONF_BULK);
     if (tls_setup(&f, err) < 0)
         return errprefix(err, "[tls]");
     return 1;

@@ -11,8 +11,9 @@
     1 /* kernel TLS if [tls] ktls = on (a daemon that                          \
        * ignores SIGPIPE) */
 #define TLS_CONF_ADMIN                                                         \
-    2 /* an administrator's program: [tls] admin_cert and                      \
-       * admin_key when set, else cert and key */
+    2                   /* an administrator's program: [tls] admin_cert and    \
+                         * admin_key when set, else cert and key */
+#define TLS_CONF_BULK 4 /* a program that moves images (tls.h, bulk) */
 
 /* Set up TLS from [tls] ca, cert, key, crl, ciphersuites, ktls: 1 when
  * set up, 0 when the section names no credential (the cluster key's

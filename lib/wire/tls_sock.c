@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The socket under TLS (tls_int.h). */
+/* The socket under TLS and a connection's wire layer (tls_int.h). */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tls_int.h"
 
@@ -179,3 +183,156 @@ void tls_sock_init(void)
 
     pthread_once(&once, make_sock_method);
 }
+
+/* ---- a connection's layer ---- */
+
+/* Why the connection failed, kept for wire_io.why. */
+void tls_note_failure(struct tls_conn *t, int e)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    char reason[200];
+
+    t->failed = 1;
+    if (t->why[0] != '\0')
+        return; /* the PSK lookup said it */
+    if (v != X509_V_OK)
+        snprintf(t->why, sizeof(t->why), "TLS: the peer's certificate: %s",
+                 X509_verify_cert_error_string(v));
+    else if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
+        snprintf(t->why, sizeof(t->why), "TLS: %s", strerror(errno));
+    else
+        snprintf(t->why, sizeof(t->why), "TLS: %s",
+                 ssl_reason(reason, sizeof(reason)));
+    ERR_clear_error();
+}
+
+/* -1 with errno set like the socket calls for an SSL_* failure 'rc'. */
+static ssize_t io_failed(struct tls_conn *t, int rc, int writing)
+{
+    int e = SSL_get_error(t->ssl, rc);
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) {
+            /* the socket's own failure: the peer went away. A write
+             * that fails so leaves reading open: a peer that refused what
+             * we sent said why before it closed, and that is still to be
+             * read (client.c why_refused) */
+            int saved = errno;
+
+            if (!writing)
+                t->failed = 1;
+            if (saved == 0)
+                return 0; /* an end without close_notify */
+            errno = saved;
+            return -1;
+        }
+        /* fall through */
+    default:
+        tls_note_failure(t, e);
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t io_read(void *arg, void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    size_t n = 0;
+    int rc;
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    ERR_clear_error();
+    rc = SSL_read_ex(t->ssl, buf, len, &n);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 0);
+}
+
+static ssize_t io_write(void *arg, const void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    size_t n = 0;
+    int rc;
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    ERR_clear_error();
+    rc = SSL_write_ex(t->ssl, buf, len, &n);
+    return rc == 1 ? (ssize_t)n : io_failed(t, rc, 1);
+}
+
+/* What the socket BIO gathered (tls_sock.c), sent. */
+static int io_flush(void *arg)
+{
+    struct tls_conn *t = arg;
+    BIO *b = SSL_get_wbio(t->ssl);
+
+    if (t->failed) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (BIO_flush(b) > 0)
+        return 1;
+    if (BIO_should_retry(b)) {
+        errno = EAGAIN;
+        return 0;
+    }
+    if (errno == 0)
+        errno = EPIPE;
+    return -1;
+}
+
+static int io_waiting(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    return !t->failed && BIO_wpending(SSL_get_wbio(t->ssl)) > 0;
+}
+
+static const char *io_why(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    return t->why[0] ? t->why : "TLS: connection failed";
+}
+
+static void io_close(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    if (!t->failed && SSL_is_init_finished(t->ssl)) {
+        (void)SSL_shutdown(t->ssl); /* close_notify, not waited for */
+        (void)BIO_flush(SSL_get_wbio(t->ssl));
+    }
+    ERR_clear_error();
+    SSL_free(t->ssl);
+    free(t);
+}
+
+/* Records read ahead (tls.h, bulk) and not handed out yet. */
+static int io_pending(void *arg)
+{
+    struct tls_conn *t = arg;
+
+    return !t->failed && SSL_has_pending(t->ssl);
+}
+
+const struct wire_io tls_io = {
+    .read = io_read,
+    .write = io_write,
+    .why = io_why,
+    .close = io_close,
+    .flush = io_flush,
+    .waiting = io_waiting,
+    .pending = io_pending,
+};

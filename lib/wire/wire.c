@@ -263,10 +263,14 @@ ssize_t wire_conn_fill(struct wire_conn *c, struct vmckpt_error *err)
             /* never hold more than one maximal frame plus its prefix and a
              * read's worth of the next one */
             size_t cap = c->rcap ? c->rcap * 2 : 16384;
+            size_t limit = c->max_frame + 4 + 65536;
             uint8_t *b;
 
-            if (cap > c->max_frame + 4 + 65536)
-                cap = c->max_frame + 4 + 65536;
+            /* what a layer read ahead must come out before poll */
+            if (wire_conn_input_pending(c))
+                limit += WIRE_IO_AHEAD;
+            if (cap > limit)
+                cap = limit;
             if (cap <= c->rcap)
                 return total; /* full: caller must consume frames first */
             b = realloc(c->rbuf, cap);
@@ -456,6 +460,12 @@ int wire_conn_pending(const struct wire_conn *c)
                                  c->io->waiting(c->io_arg));
 }
 
+int wire_conn_input_pending(const struct wire_conn *c)
+{
+    return c->io != NULL && c->io->pending != NULL && !c->eof &&
+           c->io->pending(c->io_arg);
+}
+
 int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err)
 {
     while (c->woff < c->wlen) {
@@ -548,7 +558,8 @@ static int recv_wait(struct wire_conn *c, Vmckpt__Envelope **env,
                 return errprintf(err, "%s", c->io->why(c->io_arg));
             return errprintf(err, "connection closed by peer");
         }
-        if (wait_fd(c->fd, POLLIN, deadline, timeout_ms) < 0) {
+        if (!wire_conn_input_pending(c) &&
+            wait_fd(c->fd, POLLIN, deadline, timeout_ms) < 0) {
             if (errno == ETIMEDOUT)
                 return errprintf(err, "no answer within %d ms", timeout_ms);
             return errprintf_errno(err, "poll");

@@ -74,7 +74,13 @@ struct wire_io {
      * (errno EAGAIN), -1 failed; 'waiting' is 1 while bytes wait. */
     int (*flush)(void *arg);
     int (*waiting)(void *arg);
+    /* optional: 1 while the layer holds input read from the socket and
+     * not yet handed out (a layer that reads ahead); the read buffer then
+     * grows by up to WIRE_IO_AHEAD so that nothing stays there unseen by
+     * poll */
+    int (*pending)(void *arg);
 };
+#define WIRE_IO_AHEAD (320u << 10)
 
 /* Free space a read through a layer needs: one whole TLS record's
  * plaintext, so that nothing read stays inside the layer unseen by poll. */
@@ -121,6 +127,9 @@ int wire_conn_send_raw(struct wire_conn *c, const void *buf, size_t len);
  * still pending, -1 on a socket error. */
 int wire_conn_flush(struct wire_conn *c, struct vmckpt_error *err);
 int wire_conn_pending(const struct wire_conn *c);
+/* 1 while the layer under the frames holds input it read ahead (poll
+ * does not see it): fill again before waiting. */
+int wire_conn_input_pending(const struct wire_conn *c);
 
 /* Blocking helpers for clients: flush everything, or wait for the next
  * frame, within 'timeout_ms' (-1: no limit). -1 with errno ETIMEDOUT on

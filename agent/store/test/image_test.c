@@ -699,7 +699,8 @@ START_TEST(sealed_chain)
     ck_assert_ptr_nonnull(strstr(err.text, "sealed"));
     ck_assert_int_eq(
         image_restore(store, "j", "v", 3, &other, fd, -1, NULL, &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.text, "j/v epoch 3"));
+    /* named where it failed: the chain's first epoch */
+    ck_assert_ptr_nonnull(strstr(err.text, "j/v epoch 1"));
     ck_assert_ptr_nonnull(strstr(err.text, "does not open"));
     close(fd);
     /* a new full epoch: what came before it goes */
@@ -707,6 +708,16 @@ START_TEST(sealed_chain)
     ck_assert_int_eq(image_retain(store, "j", "v", 4, &err), 3);
     ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
     ck_assert_uint_eq(m.n, 1);
+    /* a clear epoch where the key says sealed (a store that put clear
+     * pages of its own there): refused */
+    ck_assert_int_eq(put_epoch(5, 4, d, 1, "five", &bytes, &err), 0);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(ftruncate(fd, RAM), 0);
+    ck_assert_int_eq(
+        image_restore(store, "j", "v", 5, &key, fd, -1, NULL, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.text, "a clear batch in an epoch stored "
+                                           "sealed"));
+    close(fd);
 }
 END_TEST
 
