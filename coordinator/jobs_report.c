@@ -168,9 +168,52 @@ static int holds_vm_of(struct coord *co, const char *host, const char *job)
     return 0;
 }
 
+struct late_epoch {
+    char state[16], store_host[64];
+};
+
+static void late_copy(const struct catalog_epoch *e, void *arg)
+{
+    struct late_epoch *l = arg;
+
+    snprintf(l->state, sizeof(l->state), "%s", e->state);
+    snprintf(l->store_host, sizeof(l->store_host), "%s", e->store_host);
+}
+
+/* A checkpoint that ended durable after its job epoch was aborted (the
+ * ABORT came while its store was committing): its store, and the local
+ * copy on its host, hold an epoch nothing will commit or remove. Tell
+ * both again: they drop it (agent ckpt_abort). */
+static void late_durable(struct conn *c, const Vmckpt__CkptDurable *d)
+{
+    Vmckpt__CkptAbort ab = VMCKPT__CKPT_ABORT__INIT;
+    struct late_epoch l;
+    struct vmckpt_error err;
+    struct conn *sc;
+
+    memset(&l, 0, sizeof(l));
+    if (catalog_epoch_get(c->co->cat, d->job, d->vm, d->epoch, late_copy, &l,
+                          &err) != 1 ||
+        strcmp(l.state, "aborted") != 0)
+        return;
+    log_info("job %s: %s's checkpoint of epoch %llu ended after the epoch "
+             "was aborted: its copies are dropped",
+             d->job, d->vm, (unsigned long long)d->epoch);
+    ab.job = d->job;
+    ab.epoch = d->epoch;
+    ab.reason = "the checkpoint ended after its epoch was aborted";
+    (void)server_send(c, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT, c->co->next_req++,
+                      &ab);
+    sc = hosts_conn(c->co, l.store_host);
+    if (sc != NULL && sc != c)
+        (void)server_send(sc, VMCKPT__MSG_TYPE__MSG_CKPT_ABORT,
+                          c->co->next_req++, &ab);
+}
+
 /* A CkptDurable, CkptAbort or RestoreDone that no epoch or restart waits
- * for: late from the VM's own host it is ignored as before; from another
- * host it is refused. 1 if refused. */
+ * for: late from the VM's own host it is ignored as before (a durable one
+ * of an aborted epoch has its copies dropped); from another host it is
+ * refused. 1 if refused. */
 static int unmatched_reply(struct conn *c, const Vmckpt__Envelope *env)
 {
     struct coord *co = c->co;
@@ -201,7 +244,11 @@ static int unmatched_reply(struct conn *c, const Vmckpt__Envelope *env)
     default:
         return 0;
     }
-    return !from_holder(c, env, job, vm, epoch, holder_of(co, job, epoch, vm));
+    if (!from_holder(c, env, job, vm, epoch, holder_of(co, job, epoch, vm)))
+        return 1;
+    if (env->type == VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE)
+        late_durable(c, env->ckpt_durable);
+    return 0;
 }
 
 /* The guests' hook: a reply that belongs to an epoch or a restart, found
