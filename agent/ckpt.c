@@ -643,6 +643,7 @@ static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
     d.resumed_at_ns = res->resumed_at_ns;
     d.slowdown_ms = slowdown_ms;
     d.qemu_stream = j->vm->qemu_stream;
+    d.sealed = j->sealed;
     outbox_msg_run(&j->a->out, VMCKPT__MSG_TYPE__MSG_CKPT_DURABLE, j->req, &d,
                    ckpt_done, free, j->done);
 }

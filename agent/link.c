@@ -335,7 +335,7 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
         }
     }
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
-        int eof;
+        int eof, more;
 
     again:
         pthread_mutex_lock(&a->link_mu);
@@ -356,6 +356,7 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
             pthread_mutex_lock(&a->link_mu);
         }
         eof = a->w.eof;
+        more = !eof && wire_conn_input_pending(&a->w);
         pthread_mutex_unlock(&a->link_mu);
         if (rc < 0) {
             link_fail(a, err.text);
@@ -367,7 +368,7 @@ static void on_io(struct evloop *loop, struct ev_io *io, int revents)
             return;
         }
         /* what TLS read ahead is not seen by poll: take it now */
-        if (wire_conn_input_pending(&a->w))
+        if (more)
             goto again;
     }
     update_events(a);

@@ -115,6 +115,14 @@ static void epoch_reply(struct job *j, struct jvm *v,
     v->slowdown_ms = d->slowdown_ms;
     v->used_parent = d->parent;
     v->qemu_stream = d->qemu_stream;
+    if (!d->sealed != !v->sealed) /* an agent that ignored (or invented)
+                                   * the key: the catalog says what is */
+        log_warn("job %s: %s epoch %llu was stored %s though the key was "
+                 "%s",
+                 j->name, v->vm, (unsigned long long)e->epoch,
+                 d->sealed ? "sealed" : "clear",
+                 v->sealed ? "sent" : "not sent");
+    v->sealed = d->sealed;
     /* a QEMU stream reports no rounds: what it sent shows here */
     vr = vms_find(j->co, j->name, v->vm);
     if (vr != NULL && vr->bytes_sent < d->wire_bytes)

@@ -461,8 +461,22 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     r.start_paused = 1;
     r.qemu_stream = rs->v[i].qemu_stream;
     /* the key only for a sealed epoch (the agent then refuses anything
-     * clear); without the secret the restore cannot open it */
-    if (rs->v[i].sealed && datakey_open_for(co, j->name, key) == 1) {
+     * clear); without the secret the restore cannot open it: failed now,
+     * not after the image came */
+    if (rs->v[i].sealed && datakey_open_for(co, j->name, key) < 0) {
+        log_err("job %s: %s epoch %llu is sealed and this coordinator has "
+                "no data key (STATE_DIR/data.key)",
+                j->name, v->name, (unsigned long long)rs->epoch);
+        rs->v[i].done = rs->v[i].failed = 1;
+        rs->ndone++;
+        rs->nfail++;
+        snprintf(rs->error, sizeof(rs->error),
+                 "%s epoch %llu is sealed and the coordinator has no data "
+                 "key",
+                 v->name, (unsigned long long)rs->epoch);
+        return;
+    }
+    if (rs->v[i].sealed) {
         r.data_key.data = key;
         r.data_key.len = sizeof(key);
     }
@@ -534,6 +548,9 @@ int jobs_restart_retry(struct job *j, size_t i, const char *why)
     snprintf(rs->v[i].from, sizeof(rs->v[i].from), "%s", rs->v[i].alt);
     rs->v[i].alt[0] = '\0';
     send_restore(j, i, v);
+    /* a restore that could not even be sent ends the restart's wait */
+    if (rs->v[i].done && rs->ndone == rs->n)
+        jobs_restart_finish(j);
     return 1;
 }
 

@@ -246,7 +246,7 @@ static void epoch_set_state(struct coord *co, const struct pending *p,
         strcmp(state, "running") ? (int64_t)(clock_wall_ms() / 1000) : 0;
     e.note = note;
     e.source = vms_source(co, p->job, p->vm, d != NULL && d->qemu_stream);
-    e.sealed = p->sealed;
+    e.sealed = d != NULL ? d->sealed : p->sealed; /* what the agent did */
     if (d != NULL) {
         e.pages = d->pages;
         e.wire_bytes = d->wire_bytes;
@@ -517,13 +517,13 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     }
     p = relay(c, env->request_id, v->host, P_CKPT,
               VMCKPT__MSG_TYPE__MSG_CKPT_BEGIN, &out);
+    OPENSSL_cleanse(key, sizeof(key));
     if (p == NULL)
         return 0;
     snprintf(p->job, sizeof(p->job), "%s", v->job);
     snprintf(p->vm, sizeof(p->vm), "%s", v->name);
     snprintf(p->store_host, sizeof(p->store_host), "%s", store);
     snprintf(p->store_addr, sizeof(p->store_addr), "%s", t.store_addr);
-    OPENSSL_cleanse(key, sizeof(key));
     p->epoch = out.epoch;
     p->parent = t.parent;
     p->sealed = sealed;
@@ -822,7 +822,7 @@ int vms_on_agent_reply(struct conn *c, const Vmckpt__Envelope *env)
             if (v != NULL) {
                 v->last_epoch = p->epoch;
                 vms_chain_commit(v, p->epoch, d->parent, p->store_host,
-                                 p->sealed);
+                                 d->sealed);
                 v->last_pause_us = d->pause_ns / 1000;
                 if (v->bytes_sent < d->wire_bytes) /* a QEMU stream's */
                     v->bytes_sent = d->wire_bytes;

@@ -459,7 +459,8 @@ static struct tls_conn *attach(struct wire_conn *c, SSL_CTX *ctx, int server,
     }
     if (b != NULL)
         SSL_set_bio(t->ssl, b, b);
-    if (g.bulk) { /* before the handshake allocates the buffer */
+    if (g.bulk && !g.ktls) { /* before the handshake allocates the buffer;
+                              * not with kernel TLS, which reads itself */
         SSL_set_read_ahead(t->ssl, 1);
         SSL_set_default_read_buffer_len(t->ssl, TLS_BULK_READ);
     }

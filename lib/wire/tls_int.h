@@ -22,6 +22,8 @@ struct tls_conn {
     const struct auth_key *token; /* a rank's own, client side */
     char job[128];                /* the PSK identity */
     char why[256];                /* what the last failure was */
+    int starved; /* the last read wanted more from the socket: what
+                  * OpenSSL holds is part of a record, poll sees the rest */
 };
 
 /* Make the BIO method once (idempotent, thread-safe). */

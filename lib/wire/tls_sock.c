@@ -253,6 +253,7 @@ static ssize_t io_read(void *arg, void *buf, size_t len)
     }
     ERR_clear_error();
     rc = SSL_read_ex(t->ssl, buf, len, &n);
+    t->starved = rc != 1 && SSL_get_error(t->ssl, rc) == SSL_ERROR_WANT_READ;
     return rc == 1 ? (ssize_t)n : io_failed(t, rc, 0);
 }
 
@@ -319,12 +320,14 @@ static void io_close(void *arg)
     free(t);
 }
 
-/* Records read ahead (tls.h, bulk) and not handed out yet. */
+/* Records read ahead (tls.h, bulk) and not handed out yet. Not when the
+ * last read wanted more: what OpenSSL holds then is part of a record, and
+ * poll sees the rest come (reading again would spin). */
 static int io_pending(void *arg)
 {
     struct tls_conn *t = arg;
 
-    return !t->failed && SSL_has_pending(t->ssl);
+    return !t->failed && !t->starved && SSL_has_pending(t->ssl);
 }
 
 const struct wire_io tls_io = {

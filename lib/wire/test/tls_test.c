@@ -113,6 +113,7 @@ struct client_plan {
     size_t big;        /* after the handshake, send frames of this
                         * many bytes (0: none) */
     int tamper_fd;     /* >= 0: say here when the handshake is done */
+    int partial;       /* then send part of a record, and stall */
 };
 
 /* The client's exit status: 0 done, 1 no credential, 2 TLS refused, 3
@@ -144,6 +145,12 @@ static int run_client(int fd, const struct client_plan *p)
                     &err) < 0) {
         fprintf(stderr, "client auth: %s\n", err.text);
         return 3;
+    }
+    if (p->partial) { /* a record's header and 100 of its 16384 bytes */
+        uint8_t rec[105] = {0x17, 0x03, 0x03, 0x40, 0x00};
+
+        if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+            return 4;
     }
     if (p->tamper_fd >= 0) {
         char b = 1;
@@ -208,6 +215,8 @@ static const struct auth_key *job_key(void *arg, Vmckpt__Role role,
 
 /* The server refuses what comes after the handshake. */
 static int server_refuses;
+/* The server waits this long for a frame after the handshake (0: no). */
+static int server_waits;
 
 /* What the server side saw. */
 struct server_result {
@@ -216,6 +225,7 @@ struct server_result {
     enum tls_role cred;
     char cred_name[128];
     int frames; /* big frames received intact */
+    int silent; /* a wait for the next frame timed out (server_waits) */
 };
 
 static void run_server(int fd, int psk, size_t big, struct server_result *r)
@@ -253,6 +263,14 @@ static void run_server(int fd, int psk, size_t big, struct server_result *r)
         wire_conn_dispose(&c);
         close(fd);
         return;
+    }
+    if (server_waits > 0) {
+        const uint8_t *f;
+        size_t len;
+
+        r->silent =
+            wire_conn_recv_frame_wait(&c, &f, &len, server_waits, &err) < 0 &&
+            errno == ETIMEDOUT;
     }
     r->cred = (enum tls_role)as.credential;
     snprintf(r->cred_name, sizeof(r->cred_name), "%s", as.credential_name);
@@ -598,6 +616,27 @@ START_TEST(read_ahead)
 }
 END_TEST
 
+/* Read ahead with part of a record buffered and the peer silent: the
+ * wait for the next frame times out (no spin past its deadline). */
+START_TEST(read_ahead_partial_record)
+{
+    struct server_result r;
+    struct client_plan p = agent_h1;
+    struct timespec t0, t1;
+
+    bulk = 1;
+    server_waits = 1500;
+    p.partial = 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(pair(p, "co", 0, &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_msg(r.silent, "the wait did not time out: %s", r.err);
+    ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 15);
+    server_waits = 0;
+    bulk = 0;
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls");
@@ -619,6 +658,7 @@ int main(void)
     tcase_add_test(tc, refusal_read_after_failed_write);
     tcase_add_test(tc, large_frames);
     tcase_add_test(tc, read_ahead);
+    tcase_add_test(tc, read_ahead_partial_record);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
