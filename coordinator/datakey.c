@@ -15,34 +15,15 @@
 #include <openssl/hmac.h>
 
 #include "datakey.h"
+#include "lib/util/io.h"
 #include "lib/util/log.h"
 #include "lib/wire/auth.h"
 #include "server.h"
 
-static int fsync_dir_of(const char *path)
-{
-    char dir[4200];
-    char *slash;
-    int fd, rc;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Make the secret file: written under a temporary name, fsynced, then
  * linked into place (never a half-written key under the real name). */
-static int make_secret(const char *path, uint8_t key[DATAKEY_BYTES],
-                       struct vmckpt_error *err)
+static int make_secret(const char *dir, const char *path,
+                       uint8_t key[DATAKEY_BYTES], struct vmckpt_error *err)
 {
     char tmp[4200];
     int fd, rc = -1;
@@ -59,7 +40,7 @@ static int make_secret(const char *path, uint8_t key[DATAKEY_BYTES],
     /* link, not rename: a secret made meanwhile by another start wins */
     if (rc == 0 && link(tmp, path) < 0)
         rc = -1;
-    if (rc == 0 && fsync_dir_of(path) < 0) /* the name is durable too */
+    if (rc == 0 && fsync_dir(dir) < 0) /* the name is durable too */
         rc = -1;
     if (rc < 0)
         errprintf_errno(err, "%s", path);
@@ -111,7 +92,7 @@ int datakey_open(struct coord *co, const char *state_dir, int seal,
     if (rc < 0)
         return -1;
     if (rc == 0 && seal) {
-        if (make_secret(path, co->datakey, err) < 0) {
+        if (make_secret(state_dir, path, co->datakey, err) < 0) {
             if (errno != EEXIST || read_secret(path, co->datakey, err) != 1)
                 return -1;
         } else {

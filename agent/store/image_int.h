@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "image.h"
+#include "lib/util/io.h" /* fsync_dir */
 
 /* A base image's checksum unit: 1 MiB. */
 #define CHUNK (BATCH_MAX_PAGES * BATCH_PAGE)
@@ -23,7 +24,6 @@ int vm_dir(const char *store, const char *job, const char *vm, char *buf,
 /* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
 int manifest_save(const char *dir, const struct image_manifest *m,
                   struct vmckpt_error *err);
-int fsync_dir(const char *dir);
 int write_all(int fd, const void *buf, size_t len);
 /* The same at offset 'off' (pwrite). */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);

@@ -75,17 +75,6 @@ const struct image_epoch *image_manifest_find(const struct image_manifest *m,
     return NULL;
 }
 
-int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
 int manifest_save(const char *dir, const struct image_manifest *m,
                   struct vmckpt_error *err)

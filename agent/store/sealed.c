@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/wire/batch.h"
+#include "image_int.h"
 #include "sealed.h"
 
 struct seal_sink {
@@ -149,27 +150,14 @@ struct state_out {
 static int state_put(void *arg, uint64_t off, const void *data, size_t len)
 {
     struct state_out *o = arg;
-    const uint8_t *p = data;
 
     if (off != o->bytes) {
         errno = EBADMSG;
         return -1;
     }
-    while (len > 0) {
-        ssize_t n = pwrite(o->fd, p, len, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    o->bytes = off;
+    if (pwrite_all(o->fd, data, len, off) < 0)
+        return -1;
+    o->bytes = off + len;
     return 0;
 }
 

@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "io.h"
 
@@ -32,4 +34,15 @@ int io_writev_all(int fd, struct iovec *iov, int n, int64_t off)
         }
     }
     return 0;
+}
+
+int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
 }

@@ -12,4 +12,8 @@
  * write; 'iov' is used up. 0, or -1 with errno (EIO for a write of 0). */
 int io_writev_all(int fd, struct iovec *iov, int n, int64_t off);
 
+/* fsync the directory 'dir' (a name made or removed in it is durable).
+ * 0, or -1 with errno. */
+int fsync_dir(const char *dir);
+
 #endif
