@@ -235,12 +235,21 @@ static int tee_end(void *arg, const Vmckpt__StreamEnd *end0, uint64_t *bytes,
     struct tee *t = arg;
     Vmckpt__StreamEnd e2 = *end0;
     const Vmckpt__StreamEnd *end = &e2;
+    struct sealer *s = NULL;
     uint64_t local;
     int rc;
 
-    if (t->j->disks != NULL && ckpt_disks_send(t->j->disks, t->j->parent,
-                                               tee_disk_chunk, t, &e2, err) < 0)
-        return -1;
+    if (t->j->disks != NULL) {
+        /* a sealed epoch's disks are sealed too, with the same key */
+        if (t->j->sealed &&
+            (s = sealer_new(&t->j->key, t->j->job, t->j->vmname, err)) == NULL)
+            return -1;
+        rc = ckpt_disks_send(t->j->disks, t->j->parent, s, tee_disk_chunk, t,
+                             &e2, err);
+        sealer_free(s);
+        if (rc < 0)
+            return -1;
+    }
     if (t->peer.end(t->peer.arg, end, bytes, err) < 0)
         return -1;
     if (t->w == NULL)

@@ -12,6 +12,7 @@
 #include "ckpt_disk.h"
 #include "lib/util/log.h"
 #include "lib/wire/batch.h"
+#include "lib/wire/seal.h"
 
 #define DCHUNK (1u << 20) /* the store's checksum unit */
 
@@ -82,13 +83,22 @@ int ckpt_disks_cut(struct ckpt_disks *d, struct vmckpt_error *err)
     return 0;
 }
 
+/* What a layer goes through: the sealer (NULL: clear) and the sink. */
+struct chunk_out {
+    struct sealer *s;
+    ckpt_disk_chunk_fn *chunk;
+    void *arg;
+};
+
 /* Layer file 'path' as disk 'k''s layer 'l' of the epoch: its size, and
- * every 1 MiB that is not all zeroes as a chunk. */
+ * every 1 MiB that is not all zeroes as a chunk (sealed in 'buf' when the
+ * epoch is). */
 static int send_layer(struct ckpt_disks *d, const char *path, unsigned k,
-                      unsigned l, uint8_t *buf, ckpt_disk_chunk_fn *chunk,
-                      void *arg, struct vmckpt_error *err)
+                      unsigned l, uint8_t *buf, const struct chunk_out *out,
+                      struct vmckpt_error *err)
 {
     Vmckpt__DiskChunk c = VMCKPT__DISK_CHUNK__INIT;
+    uint8_t seal[SEAL_DISK_BYTES];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     uint64_t off, size;
     off_t end;
@@ -111,13 +121,19 @@ static int send_layer(struct ckpt_disks *d, const char *path, unsigned k,
         }
         if (batch_bytes_are_zero(buf, len))
             continue;
+        if (out->s != NULL) {
+            if (sealer_disk_chunk(out->s, k, off, buf, len, seal, err) < 0)
+                goto fail;
+            c.seal.data = seal;
+            c.seal.len = sizeof(seal);
+        }
         c.disk = k;
         c.layer = l;
         c.offset = off;
         c.data.data = buf;
         c.data.len = len;
         c.xxh64 = batch_xxh64(buf, len);
-        if (chunk(arg, &c, err) < 0)
+        if (out->chunk(out->arg, &c, err) < 0)
             goto fail;
         d->dl[k].chunks++;
         d->bytes += len;
@@ -139,10 +155,11 @@ static int carried(const struct disk_layer *y, uint64_t parent)
     return parent == 0 || (y->role == DISK_FROZEN && y->label > parent);
 }
 
-int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
+int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent, struct sealer *s,
                     ckpt_disk_chunk_fn *chunk, void *arg,
                     Vmckpt__StreamEnd *end, struct vmckpt_error *err)
 {
+    const struct chunk_out out = {.s = s, .chunk = chunk, .arg = arg};
     uint8_t *buf = malloc(DCHUNK);
     char path[4200];
     unsigned k, i, l;
@@ -157,7 +174,7 @@ int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
         /* base=copy: a full epoch starts with the base itself, so that
          * the store can give a restore the whole disk */
         if (parent == 0 && strcmp(one->base, "copy") == 0) {
-            if (send_layer(d, one->path, k, l, buf, chunk, arg, err) < 0) {
+            if (send_layer(d, one->path, k, l, buf, &out, err) < 0) {
                 free(buf);
                 return errprefix(err, "%s/%s epoch %llu: base", d->vm->job,
                                  d->vm->name, (unsigned long long)d->epoch);
@@ -168,7 +185,7 @@ int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
             if (!carried(&one->layers[i], parent))
                 continue;
             disk_layer_path(d->c, &one->layers[i], path, sizeof(path));
-            if (send_layer(d, path, k, l, buf, chunk, arg, err) < 0) {
+            if (send_layer(d, path, k, l, buf, &out, err) < 0) {
                 free(buf);
                 return errprefix(err, "%s/%s epoch %llu", d->vm->job,
                                  d->vm->name, (unsigned long long)d->epoch);

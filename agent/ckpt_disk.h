@@ -12,6 +12,8 @@
 #include "lib/util/error.h"
 #include "lib/wire/wire.h"
 
+struct sealer;
+
 struct ckpt_disks;
 
 /* Set up epoch 'epoch' of guest 'vm' (its checkpoint thread owns it):
@@ -32,8 +34,9 @@ typedef int ckpt_disk_chunk_fn(void *arg, const Vmckpt__DiskChunk *c,
  * 'parent': the layers frozen since; a full epoch, 0: every layer under
  * the active one) through 'chunk'; then 'end' (the stream's end, its
  * disks filled in, valid until ckpt_disks_end) says their sizes. Also
- * counts the bytes sent. */
-int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent,
+ * counts the bytes sent. With a sealer (a sealed epoch), every chunk is
+ * sealed with it (DiskChunk.seal). */
+int ckpt_disks_send(struct ckpt_disks *d, uint64_t parent, struct sealer *s,
                     ckpt_disk_chunk_fn *chunk, void *arg,
                     Vmckpt__StreamEnd *end, struct vmckpt_error *err);
 /* The disk bytes sent and how long the snapshot took, for the log. */

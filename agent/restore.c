@@ -86,18 +86,43 @@ static void finish_done(void)
     pthread_mutex_unlock(&finish_mu);
 }
 
-/* The epoch's disk layers from this host's own store. */
-static int local_disks(struct restore_job *r, struct vmckpt_error *err)
+struct local_disk {
+    struct disk_recv *disks;
+    struct sealer *sealer; /* a sealed epoch's, or NULL */
+};
+
+/* A chunk from the store, opened when sealed, to the new chain. */
+static int local_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
+                       const void *data, size_t len, uint64_t xxh64,
+                       const uint8_t *seal, struct vmckpt_error *err)
+{
+    struct local_disk *l = arg;
+    const uint8_t *p = data;
+
+    if (seal_disk_chunk_open(l->sealer, disk, off, &p, len, seal, err) < 0)
+        return errprefix(err, "layer %u", layer);
+    return disk_recv_chunk(l->disks, disk, layer, off, p, len, xxh64, NULL,
+                           err);
+}
+
+/* The epoch's disk layers from this host's own store ('key': it is
+ * sealed). */
+static int local_disks(struct restore_job *r, const struct seal_key *key,
+                       struct vmckpt_error *err)
 {
     struct image_disk_sizes *sz = calloc(1, sizeof(*sz));
-    int rc;
+    struct local_disk l = {.disks = r->disks};
+    int rc = -1;
 
     if (sz == NULL)
         return errprintf_errno(err, "restore");
-    rc = image_disk_read(r->a->store.dir, r->r->job, r->r->vm, r->r->epoch,
-                         disk_recv_chunk, r->disks, sz, err);
+    if (key == NULL ||
+        (l.sealer = sealer_new(key, r->r->job, r->r->vm, err)) != NULL)
+        rc = image_disk_read(r->a->store.dir, r->r->job, r->r->vm, r->r->epoch,
+                             local_chunk, &l, sz, err);
     if (rc == 0)
         rc = disk_recv_finish(r->disks, sz, err);
+    sealer_free(l.sealer);
     free(sz);
     return rc;
 }
@@ -153,7 +178,7 @@ static void *restore_main(void *arg)
                               key, ram_fd, r->state_fd, &nread, &err);
         store_count(&r->a->store, 0, nread);
         if (rc == 0 && r->disks != NULL)
-            rc = local_disks(r, &err);
+            rc = local_disks(r, key, &err);
     } else {
         struct stream_disks sd = {disk_recv_chunk, disk_recv_finish, r->disks};
 

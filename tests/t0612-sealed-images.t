@@ -8,7 +8,9 @@
 # a sealed one holds none. Sealed chains are not folded (the store has no
 # key): retention keeps the chain a kept epoch needs. A restore with the
 # wrong key fails and leaves nothing; with the right one the guest comes
-# back and memwriter verifies every page.
+# back and memwriter verifies every page. A guest with a disk: its sealed
+# epoch's disk layers hold none of what it wrote, and it restores from
+# them both fetched and from the local store.
 . "$top_srcdir/tests/lib/cluster.sh"
 
 command -v qemu-system-x86_64 >/dev/null || skip_all "QEMU not installed"
@@ -118,11 +120,55 @@ test_expect_success 'with the right key: g1 comes back on h3 from the sealed cha
     ! grep -aq "verify FAIL" $(guest_log h3)
 '
 
+# g2 on h3 with a disk: its sealed epoch's disk layers on h2 hold none of
+# the mark it wrote to its disk, and .seal files beside them; it restores
+# on h3 (fetched from h2) and on h2 (from its own store), the file whole.
+MARK=vmckpt-sealed-disk-mark
+in_g2() { in_host co dbclient -y -y -i "$IMG/lab.key" root@198.18.1.2 "$@" 2>/dev/null; }
+g2_dir() { echo "$TEST_DIR/h2/state/store/default/g2"; }
+kill_g2() {
+    in_host $1 pkill -KILL -f "qemu-system.*default-g2" &&
+        wait_until 20 "vmckpt vm list | grep -Eq \"^default +g2 +$1 +exited \""
+}
+test_expect_success 'a guest with a disk, sealed: no clear byte of its disk on the store' '
+    vmckpt vm start --name g2 --host h3 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" \
+        --ip 198.18.1.2/16 --disk "$IMG/disk.img,format=raw" --append "vmckpt.run=memwriter,-m,16,-r,100,-p,1" &&
+    wait_until 60 "grep -aq \"vmckpt-guest: disk mounted\" $RUN_BASE/h3/default-g2.log" &&
+    wait_until 30 "in_g2 true" &&
+    in_g2 "yes $MARK | head -c 4194304 >/mnt/disk/sealmark && sync && sha256sum /mnt/disk/sealmark" >$TEST_DIR/mark.sum &&
+    test -s $TEST_DIR/mark.sum &&
+    vmckpt checkpoint --vm g2 >$TEST_DIR/g2c.out && cat $TEST_DIR/g2c.out &&
+    e=$(sed -n "s/.*epoch \([0-9]*\) committed (full, on h2).*/\1/p" $TEST_DIR/g2c.out) &&
+    test -n "$e" && echo $e >$TEST_DIR/g2.epoch &&
+    ls -l $(g2_dir) &&
+    ls $(g2_dir)/e$e.d0.l*.seal >/dev/null &&
+    for f in $(g2_dir)/e$e.d0.l[0-9]; do
+        test "$(grep -ac $MARK "$f")" = 0 || exit 1
+    done &&
+    test "$(grep -ac $MARK $(g2_dir)/e$e.pages)" = 0 &&
+    manifest_g2=$(cat $(g2_dir)/manifest) &&
+    echo "$manifest_g2" | grep -q "^epoch $e parent 0 .* sealed 1$"
+'
+
+test_expect_success 'g2 restored on h3 (fetched from h2) and on h2 (its own store): the disk file is whole' '
+    e=$(cat $TEST_DIR/g2.epoch) &&
+    kill_g2 h3 &&
+    vmckpt restore --vm g2 --host h3 --epoch $e | grep -q "default/g2 restored from epoch $e on h3" &&
+    wait_until 30 "in_g2 true" &&
+    in_g2 "sha256sum /mnt/disk/sealmark" | cmp - $TEST_DIR/mark.sum &&
+    test "$(cat $TEST_DIR/h3/state/disks/default/g2/r0.*.qcow2 | grep -ac $MARK)" -gt 0 &&
+    kill_g2 h3 &&
+    vmckpt restore --vm g2 --host h2 --epoch $e | grep -q "default/g2 restored from epoch $e on h2" &&
+    wait_until 30 "in_g2 true" &&
+    in_g2 "sha256sum /mnt/disk/sealmark" | cmp - $TEST_DIR/mark.sum &&
+    vmckpt vm stop --name g2 | grep -q stopped
+'
+
 test_expect_success 'vm stop, clean daemons, no sanitizer report' '
     vmckpt vm stop --name g1 | grep -q stopped &&
     wait_until 10 "test ! -e /dev/shm/vmckpt-default-g1.ram" &&
     stop_daemon h2 && stop_daemon h3 && stop_daemon co &&
     no_sanitizer_reports
 '
-rm -f /dev/shm/vmckpt-default-g1.ram /dev/shm/vmckpt-restore-default-g1.ram
+rm -f /dev/shm/vmckpt-default-g[12].ram /dev/shm/vmckpt-restore-default-g[12].ram
 test_done

@@ -18,7 +18,7 @@ tracking_mode
 guest_tests_exclusive
 . "$top_srcdir/tests/faults/cell.sh"
 
-if [ "${VMCKPT_FAULTS:-}" = all ]; then
+if [ "${VMCKPT_FAULTS:-}" = all ] || { [ -z "${VMCKPT_FAULTS:-}" ] && [ "${VMCKPT_FULL:-0}" = 1 ]; }; then
     CELL_LIST=$(for p in $PHASES; do for f in $FAULTS; do echo "$p:$f"; done; done)
 elif [ -n "${VMCKPT_FAULTS:-}" ]; then
     CELL_LIST=$VMCKPT_FAULTS # PHASE:FAULT ... (to look at some cells again)

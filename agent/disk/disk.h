@@ -175,12 +175,13 @@ struct disk_recv *disk_recv_open(const char *disk_dir, const char *qemu_img,
                                  const Vmckpt__VmSpec *spec, uint64_t epoch,
                                  struct vmckpt_error *err);
 /* An image_disk_chunk_fn (a store's chunk of a layer, which its caller
- * has checked against its checksum, written) and the stream's end (what the
+ * has checked against its checksum and opened if sealed, written; a
+ * sealed one is refused) and the stream's end (what the
  * disks are made of: each layer's file put over the one before, the oldest over
  * the base, then an empty acc and the active overlay; the record written). */
 int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                     const void *data, size_t len, uint64_t xxh64,
-                    struct vmckpt_error *err);
+                    const uint8_t *seal, struct vmckpt_error *err);
 int disk_recv_finish(void *arg, const struct image_disk_sizes *sz,
                      struct vmckpt_error *err);
 /* In the guest's place (its old chain removed; its QEMU must be gone):

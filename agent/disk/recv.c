@@ -76,15 +76,22 @@ static void layer_file(unsigned k, unsigned l, char *buf, size_t len)
 
 int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                     const void *data, size_t len, uint64_t xxh64,
-                    struct vmckpt_error *err)
+                    const uint8_t *seal, struct vmckpt_error *err)
 {
     struct disk_recv *r = arg;
     char name[64], path[4200];
     int *fd;
 
     /* its callers checked the chunk against its checksum (a fetch as it
-     * came, a local read against the layer's .sum) */
+     * came, a local read against the layer's .sum) and opened it */
     (void)xxh64;
+    if (seal != NULL) {
+        errno = EPROTO;
+        return errprintf(err,
+                         "disk %u layer %u: a sealed chunk at %" PRIu64
+                         " was not opened",
+                         disk, layer, off);
+    }
     if (disk >= r->c->ndisks || layer >= IMAGE_MAX_VIEW) {
         errno = EPROTO;
         return errprintf(err,

@@ -433,7 +433,8 @@ static int commit_disks(struct image_writer *w, const struct image_manifest *m,
     }
     if (w->disks == NULL)
         return 0;
-    if (image_disks_commit(w->disks, w->dir, w->epoch, end, e, err) < 0 ||
+    if (image_disks_commit(w->disks, w->dir, w->epoch, w->sealed, end, e, err) <
+            0 ||
         fsync_dir(w->dir) < 0)
         return errprefix(err, "%s/%s epoch %" PRIu64, w->job, w->vm, w->epoch);
     return 0;

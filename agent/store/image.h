@@ -142,11 +142,14 @@ struct image_disk_sizes {
     uint64_t base[IMAGE_MAX_DISKS];   /* the bases' digests (0: unknown) */
 };
 /* A chunk of layer 'layer' (its place in the disk's list) of disk 'disk':
- * 'len' bytes at 'off' (a multiple of 1 MiB), 'xxh64' their checksum.
- * 0, or -1 with 'err' to stop. */
+ * 'len' bytes at 'off' (a multiple of 1 MiB), 'xxh64' their checksum;
+ * 'seal' its SEAL_DISK_BYTES of nonce and tag when the chunk is sealed
+ * (then 'data' is the ciphertext), else NULL. 0, or -1 with 'err' to
+ * stop. */
 typedef int image_disk_chunk_fn(void *arg, unsigned disk, unsigned layer,
                                 uint64_t off, const void *data, size_t len,
-                                uint64_t xxh64, struct vmckpt_error *err);
+                                uint64_t xxh64, const uint8_t *seal,
+                                struct vmckpt_error *err);
 /* Read them: every 1 MiB verified against its checksum (a damaged one
  * stops the read, naming the file and offset), ranges of zeroes skipped,
  * the rest handed to 'chunk'; '*sz' says what the disks are made of

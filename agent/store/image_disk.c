@@ -2,7 +2,8 @@
 /* Guest disks in the image store (docs/store.md, 'Disks'): per epoch and
  * disk the layer files it carried, e<N>.d<K>.l<I> (byte copies of the
  * qcow2 overlays the guest's host froze at its cuts) with the XXH64 of
- * every 1 MiB in e<N>.d<K>.l<I>.sum; the manifest's disks lines; the
+ * every 1 MiB in e<N>.d<K>.l<I>.sum (and, sealed, the nonce and tag of
+ * every 1 MiB in e<N>.d<K>.l<I>.seal); the manifest's disks lines; the
  * layers an epoch's disk is made of (its chain's, oldest first); what a
  * fold keeps and what may go. */
 #include "config.h"
@@ -357,7 +358,7 @@ static int file_needed(const struct image_manifest *m, uint64_t x, unsigned k,
 }
 
 /* A layer file's name: e<X>.d<K>.l<I> or e<X>.d<K>.m (merged), alone or
- * with ".sum"; a merged one's ".tmp" and ".tmp.sum" too (only a fold
+ * with ".sum" or ".seal"; a merged one's ".tmp" and ".tmp.sum" too (only a fold
  * writes them, under manifest_mu: '*tmp' set). 0 for any other name. */
 static int layer_file_name(const char *name, uint64_t *x, unsigned *k,
                            unsigned *l, int *merged, int *tmp)
@@ -375,7 +376,8 @@ static int layer_file_name(const char *name, uint64_t *x, unsigned *k,
         *merged = 1;
     }
     rest = name + used;
-    if (*rest == '\0' || strcmp(rest, ".sum") == 0)
+    if (*rest == '\0' || strcmp(rest, ".sum") == 0 ||
+        strcmp(rest, ".seal") == 0)
         return 1;
     *tmp =
         *merged && (strcmp(rest, ".tmp") == 0 || strcmp(rest, ".tmp.sum") == 0);
@@ -409,6 +411,7 @@ void image_disk_gc(const char *dir, const struct image_manifest *m)
 
 struct disk_layer_in {
     int fd;
+    int seal_fd; /* the nonce and tag of sealed chunks, per 1 MiB */
     /* the one chunk shorter than CHUNK (the file's end): its index + 1
      * (0: none yet) and length */
     size_t short_at, short_len;
@@ -419,6 +422,7 @@ struct disk_layer_in {
 
 struct image_disks_in {
     unsigned ndisks;
+    int sealed; /* -1: no chunk yet; else whether they are (all alike) */
     uint64_t chunks[IMAGE_MAX_DISKS];
     struct disk_layer_in l[IMAGE_MAX_DISKS][IMAGE_MAX_LAYERS];
 };
@@ -447,9 +451,10 @@ struct image_disks_in *image_disks_open(unsigned ndisks,
         return NULL;
     }
     in->ndisks = ndisks;
+    in->sealed = -1;
     for (k = 0; k < IMAGE_MAX_DISKS; k++)
         for (l = 0; l < IMAGE_MAX_LAYERS; l++)
-            in->l[k][l].fd = -1;
+            in->l[k][l].fd = in->l[k][l].seal_fd = -1;
     return in;
 }
 
@@ -478,6 +483,27 @@ static int sums_room(struct disk_layer_in *y, size_t i)
     return 0;
 }
 
+/* A sealed chunk's nonce and tag at its place in the layer's .seal. */
+static int seal_put(struct disk_layer_in *y, const char *dir, uint64_t epoch,
+                    const Vmckpt__DiskChunk *c, size_t i,
+                    struct vmckpt_error *err)
+{
+    char path[4400];
+
+    if (y->seal_fd < 0) {
+        layer_name(path, sizeof(path), dir, epoch, c->disk, c->layer,
+                   ".tmp.seal");
+        y->seal_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (y->seal_fd < 0)
+            return errprintf_errno(err, "%s", path);
+    }
+    if (pwrite_all(y->seal_fd, c->seal.data, SEAL_DISK_BYTES,
+                   (off_t)(i * SEAL_DISK_BYTES)) < 0)
+        return errprintf_errno(err, "disk %u layer %u: its seals", c->disk,
+                               c->layer);
+    return 0;
+}
+
 int image_disks_chunk(struct image_disks_in *in, const char *dir,
                       uint64_t epoch, const Vmckpt__DiskChunk *c,
                       struct vmckpt_error *err)
@@ -501,6 +527,20 @@ int image_disks_chunk(struct image_disks_in *in, const char *dir,
                          " is damaged (checksum mismatch)",
                          c->disk, c->layer, c->offset);
     }
+    if (c->seal.len != 0 && c->seal.len != SEAL_DISK_BYTES)
+        return errprintf(err,
+                         "disk %u layer %u: the chunk at %" PRIu64 " has a "
+                         "seal of %zu bytes (0 or %u expected)",
+                         c->disk, c->layer, c->offset, c->seal.len,
+                         (unsigned)SEAL_DISK_BYTES);
+    if (in->sealed >= 0 && in->sealed != (c->seal.len != 0))
+        return errprintf(err,
+                         "disk %u layer %u: the chunk at %" PRIu64 " came %s, "
+                         "the epoch's chunks before it %s",
+                         c->disk, c->layer, c->offset,
+                         c->seal.len ? "sealed" : "clear",
+                         in->sealed ? "sealed" : "clear");
+    in->sealed = c->seal.len != 0;
     y = &in->l[c->disk][c->layer];
     i = (size_t)(c->offset / CHUNK);
     if (sums_room(y, i) < 0)
@@ -527,6 +567,8 @@ int image_disks_chunk(struct image_disks_in *in, const char *dir,
                                "disk %u layer %u: writing %zu bytes at "
                                "%" PRIu64,
                                c->disk, c->layer, c->data.len, c->offset);
+    if (in->sealed && seal_put(y, dir, epoch, c, i, err) < 0)
+        return -1;
     y->sums[i] = c->xxh64;
     y->have[i] = 1;
     in->chunks[c->disk]++;
@@ -589,17 +631,28 @@ static int layer_finish(struct disk_layer_in *y, const char *tmp,
         return -1;
     }
     close(fd);
+    if (y->seal_fd >= 0 &&
+        (ftruncate(y->seal_fd, (off_t)(n * SEAL_DISK_BYTES)) < 0 ||
+         fsync(y->seal_fd) < 0))
+        return errprintf_errno(err, "%s.seal", tmp);
     return 0;
 }
 
 int image_disks_commit(struct image_disks_in *in, const char *dir,
-                       uint64_t epoch, const Vmckpt__StreamEnd *end,
+                       uint64_t epoch, int sealed, const Vmckpt__StreamEnd *end,
                        struct image_epoch *e, struct vmckpt_error *err)
 {
     char tmp[4400], final[4400], stmp[4500], sfinal[4500];
     unsigned k, l;
 
     errno = EPROTO;
+    /* a sealed epoch is sealed whole: its pages, state and disks */
+    if (in->sealed >= 0 && in->sealed != (sealed != 0))
+        return errprintf(err,
+                         "its disk chunks came %s, its pages and state "
+                         "%s",
+                         in->sealed ? "sealed" : "clear",
+                         sealed ? "sealed" : "clear");
     if (end->n_disks != in->ndisks)
         return errprintf(err, "the stream ended with %zu disks, not %u",
                          end->n_disks, in->ndisks);
@@ -637,7 +690,17 @@ int image_disks_commit(struct image_disks_in *in, const char *dir,
             layer_name(final, sizeof(final), dir, epoch, k, l, "");
             snprintf(stmp, sizeof(stmp), "%s.sum", tmp);
             snprintf(sfinal, sizeof(sfinal), "%s.sum", final);
-            if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0)
+            if (rename(stmp, sfinal) < 0)
+                return errprintf_errno(err, "rename %s", stmp);
+            /* a reader takes a layer with a .seal as sealed: one left by
+             * an earlier try of the epoch that did not commit goes */
+            snprintf(stmp, sizeof(stmp), "%s.seal", tmp);
+            snprintf(sfinal, sizeof(sfinal), "%s.seal", final);
+            if (in->l[k][l].seal_fd >= 0
+                    ? rename(stmp, sfinal) < 0
+                    : unlink(sfinal) < 0 && errno != ENOENT)
+                return errprintf_errno(err, "%s", sfinal);
+            if (rename(tmp, final) < 0)
                 return errprintf_errno(err, "rename %s", tmp);
         }
     e->ndisks = (uint8_t)in->ndisks;
@@ -659,12 +722,16 @@ void image_disks_close(struct image_disks_in *in, const char *dir,
 
             if (y->fd >= 0)
                 close(y->fd);
+            if (y->seal_fd >= 0)
+                close(y->seal_fd);
             free(y->sums);
             free(y->have);
             if (k < in->ndisks) {
                 layer_name(path, sizeof(path), dir, epoch, k, l, ".tmp");
                 snprintf(sum, sizeof(sum), "%s.sum", path);
                 unlink(path);
+                unlink(sum);
+                snprintf(sum, sizeof(sum), "%s.seal", path);
                 unlink(sum);
             }
         }
@@ -675,7 +742,7 @@ void image_disks_close(struct image_disks_in *in, const char *dir,
 
 struct open_layer {
     unsigned disk, layer;
-    int fd, sum_fd;
+    int fd, sum_fd, seal_fd; /* seal_fd -1: a clear layer */
     char name[64];
 };
 
@@ -730,8 +797,11 @@ static int open_layers(const char *store, const char *dir, const char *job,
                 o->fd = open(path, O_RDONLY | O_CLOEXEC);
                 snprintf(path, sizeof(path), "%s/%s.sum", dir, o->name);
                 o->sum_fd = open(path, O_RDONLY | O_CLOEXEC);
+                snprintf(path, sizeof(path), "%s/%s.seal", dir, o->name);
+                o->seal_fd = open(path, O_RDONLY | O_CLOEXEC);
                 (*nol)++;
-                if (o->fd < 0 || o->sum_fd < 0)
+                if (o->fd < 0 || o->sum_fd < 0 ||
+                    (o->seal_fd < 0 && errno != ENOENT))
                     return errprintf_errno(
                         err, "%s/%s epoch %" PRIu64 ": disk %u layer %s", job,
                         vm, epoch, k, o->name);
@@ -739,12 +809,14 @@ static int open_layers(const char *store, const char *dir, const char *job,
     return 0;
 }
 
-/* Send one layer: every 1 MiB checked against its sum, zeroes skipped. */
+/* Send one layer: every 1 MiB checked against its sum, zeroes skipped;
+ * a sealed one's nonce and tag with it. */
 static int read_layer(const struct open_layer *o, const char *job,
                       const char *vm, uint64_t epoch, uint8_t *buf,
                       struct image_disk_sizes *sz, image_disk_chunk_fn *chunk,
                       void *arg, struct vmckpt_error *err)
 {
+    uint8_t seal[SEAL_DISK_BYTES];
     struct stat st;
     uint64_t off, sum, h;
     ssize_t n;
@@ -775,8 +847,20 @@ static int read_layer(const struct open_layer *o, const char *job,
         }
         if (batch_bytes_are_zero(buf, len))
             continue;
-        if (chunk(arg, o->disk, o->layer, off, buf, len, h, err) < 0)
-            return -1;
+        if (o->seal_fd >= 0 &&
+            (n = pread(o->seal_fd, seal, sizeof(seal),
+                       (off_t)(off / CHUNK * sizeof(seal)))) != sizeof(seal)) {
+            if (n >= 0)
+                errno = EBADMSG; /* short */
+            return errprintf_errno(err,
+                                   "%s/%s epoch %" PRIu64 ": reading %s.seal "
+                                   "(disk %u) at %" PRIu64,
+                                   job, vm, epoch, o->name, o->disk, off);
+        }
+        if (chunk(arg, o->disk, o->layer, off, buf, len, h,
+                  o->seal_fd >= 0 ? seal : NULL, err) < 0)
+            return errprefix(err, "%s/%s epoch %" PRIu64 " (%s)", job, vm,
+                             epoch, o->name);
         sz->chunks[o->disk]++;
     }
     return 0;
@@ -810,6 +894,8 @@ out:
             close(ol[i].fd);
         if (ol[i].sum_fd >= 0)
             close(ol[i].sum_fd);
+        if (ol[i].seal_fd >= 0)
+            close(ol[i].seal_fd);
     }
     free(ol);
     free(buf);

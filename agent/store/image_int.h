@@ -57,11 +57,12 @@ struct image_disks_in *image_disks_open(unsigned ndisks,
 int image_disks_chunk(struct image_disks_in *in, const char *dir,
                       uint64_t epoch, const Vmckpt__DiskChunk *c,
                       struct vmckpt_error *err);
-/* At the epoch's end: the layers' sizes and chunk counts checked against
+/* At the epoch's end: its disk chunks sealed or clear as its pages and
+ * state were ('sealed'), the layers' sizes and chunk counts checked against
  * 'end', each layer and its checksums made durable and renamed into
  * place; 'e' (the manifest's new entry) told what the epoch carries. */
 int image_disks_commit(struct image_disks_in *in, const char *dir,
-                       uint64_t epoch, const Vmckpt__StreamEnd *end,
+                       uint64_t epoch, int sealed, const Vmckpt__StreamEnd *end,
                        struct image_epoch *e, struct vmckpt_error *err);
 /* How many disks it was opened for. */
 unsigned image_disks_count(const struct image_disks_in *in);

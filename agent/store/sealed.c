@@ -227,3 +227,20 @@ out:
     sealer_free(s);
     return rc;
 }
+
+int seal_disk_chunk_open(struct sealer *s, unsigned disk, uint64_t off,
+                         const uint8_t **data, size_t len, const uint8_t *seal,
+                         struct vmckpt_error *err)
+{
+    if ((seal != NULL) != (s != NULL)) {
+        errno = s != NULL ? EBADMSG : ENOKEY;
+        return errprintf(
+            err, "disk %u: a %s chunk at %llu in an epoch %s", disk,
+            seal ? "sealed" : "clear", (unsigned long long)off,
+            s ? "stored sealed: refused" : "restored without its key");
+    }
+    if (s != NULL && (*data = sealer_open_disk_chunk(s, disk, off, *data, len,
+                                                     seal, err)) == NULL)
+        return -1;
+    return 0;
+}

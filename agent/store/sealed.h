@@ -31,4 +31,12 @@ int seal_state_open_fd(int fd, uint64_t len, const struct seal_key *key,
                        const char *job, const char *vm, uint64_t *clear,
                        struct vmckpt_error *err);
 
+/* A restore's disk chunk (DiskChunk.seal, or a store's .seal: 'seal' NULL
+ * if it is clear): with a sealer every chunk must be sealed and is opened
+ * (*data then points to the clear bytes, in the sealer's buffer); without
+ * one every chunk must be clear. 0, or -1 with errno EBADMSG and 'err'. */
+int seal_disk_chunk_open(struct sealer *s, unsigned disk, uint64_t off,
+                         const uint8_t **data, size_t len, const uint8_t *seal,
+                         struct vmckpt_error *err);
+
 #endif

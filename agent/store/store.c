@@ -207,11 +207,15 @@ struct fetch_ctx {
 
 static int fetch_disk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                       const void *data, size_t len, uint64_t xxh64,
-                      struct vmckpt_error *err)
+                      const uint8_t *seal, struct vmckpt_error *err)
 {
     struct fetch_ctx *f = arg;
     Vmckpt__DiskChunk c = VMCKPT__DISK_CHUNK__INIT;
 
+    if (seal != NULL) { /* as it came: the fetcher has the key */
+        c.seal.data = (uint8_t *)seal;
+        c.seal.len = SEAL_DISK_BYTES;
+    }
     c.disk = disk;
     c.layer = layer;
     c.offset = off;

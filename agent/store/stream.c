@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/wire/batch.h"
+#include "sealed.h"
 #include "stream.h"
 
 struct stream_out {
@@ -222,23 +223,30 @@ static int fetch_disks_end(const struct stream_disks *disks,
     return rc;
 }
 
-/* A chunk of a disk layer: checked, then to the sink. */
+/* A chunk of a disk layer: checked, opened when sealed (with a key, every
+ * chunk must be), then to the sink. */
 static int fetch_disk_chunk(const struct stream_disks *disks, unsigned ndisks,
                             uint64_t *chunks, const Vmckpt__DiskChunk *c,
-                            struct vmckpt_error *err)
+                            struct sealer *sealer, struct vmckpt_error *err)
 {
+    const uint8_t *data = c->data.data;
+
     if (c->disk >= ndisks || c->layer >= IMAGE_MAX_VIEW || c->data.len == 0 ||
         c->data.len > (1u << 20) || c->offset % (1u << 20) != 0 ||
-        batch_xxh64(c->data.data, c->data.len) != c->xxh64) {
+        batch_xxh64(c->data.data, c->data.len) != c->xxh64 ||
+        (c->seal.len != 0 && c->seal.len != SEAL_DISK_BYTES)) {
         errno = EBADMSG;
         return errprintf(err,
                          "disk %u layer %u: a bad or damaged chunk at "
                          "%llu",
                          c->disk, c->layer, (unsigned long long)c->offset);
     }
+    if (seal_disk_chunk_open(sealer, c->disk, c->offset, &data, c->data.len,
+                             c->seal.len ? c->seal.data : NULL, err) < 0)
+        return errprefix(err, "layer %u", c->layer);
     chunks[c->disk]++;
-    return disks->chunk(disks->arg, c->disk, c->layer, c->offset, c->data.data,
-                        c->data.len, c->xxh64, err);
+    return disks->chunk(disks->arg, c->disk, c->layer, c->offset, data,
+                        c->data.len, c->xxh64, NULL, err);
 }
 
 /* The fetch's end: its totals are what came ('got': batches, pages, state
@@ -378,8 +386,8 @@ int stream_fetch(const char *addr, const char *store_host,
             }
             state_bytes += c->data.len;
         } else if (env->type == VMCKPT__MSG_TYPE__MSG_DISK_CHUNK) {
-            if (fetch_disk_chunk(disks, ndisks, chunks, env->disk_chunk, err) <
-                0) {
+            if (fetch_disk_chunk(disks, ndisks, chunks, env->disk_chunk, sealer,
+                                 err) < 0) {
                 errprefix(err, "%s/%s epoch %llu from %s", job, vm,
                           (unsigned long long)epoch, addr);
                 goto out;

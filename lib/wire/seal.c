@@ -5,9 +5,12 @@
  *   batch:  "vmckpt-batch-1" | job NUL vm NUL | round u32 | raw_len u32 |
  *           lz4 u8 | n u32 | n x page u64 | zero bitmap
  *   state:  "vmckpt-state-1" | job NUL vm NUL | offset u64 | length u64
+ *   disk:   "vmckpt-disks-1" | job NUL vm NUL | disk u32 | offset u64 |
+ *           length u32
  *
- * so a batch or record moved to another VM or other pages, or records
- * reordered, do not open. Nonces are 96 random bits each. */
+ * so a batch, record or disk chunk moved to another VM, other pages or
+ * another place, or records reordered, do not open. Nonces are 96 random bits
+ * each. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,8 +25,11 @@
 
 #define LABEL_BATCH "vmckpt-batch-1"
 #define LABEL_STATE "vmckpt-state-1"
+#define LABEL_DISK  "vmckpt-disks-1"
 #define LABEL_LEN   (sizeof(LABEL_BATCH) - 1)
-_Static_assert(sizeof(LABEL_BATCH) == sizeof(LABEL_STATE), "label lengths");
+_Static_assert(sizeof(LABEL_BATCH) == sizeof(LABEL_STATE) &&
+                   sizeof(LABEL_BATCH) == sizeof(LABEL_DISK),
+               "label lengths");
 
 #define NONCE     BATCH_NONCE_BYTES
 #define TAG       BATCH_TAG_BYTES
@@ -169,10 +175,11 @@ void sealer_free(struct sealer *s)
 
 /* ---- the cipher -------------------------------------------------------- */
 
-/* 'len' bytes at 'in' sealed into 'out' (len + TAG bytes: ciphertext,
- * tag) under 'nonce' with the first 'alen' bytes of s->aad. */
+/* 'len' bytes at 'in' sealed into 'out' (may be 'in'; 'len' bytes of
+ * ciphertext) and 'tag' (TAG bytes) under 'nonce' with the first 'alen'
+ * bytes of s->aad. */
 static int gcm_seal(struct sealer *s, const uint8_t *nonce, size_t alen,
-                    const uint8_t *in, size_t len, uint8_t *out,
+                    const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag,
                     struct vmckpt_error *err)
 {
     EVP_CIPHER_CTX *c = s->enc;
@@ -182,15 +189,16 @@ static int gcm_seal(struct sealer *s, const uint8_t *nonce, size_t alen,
         EVP_EncryptUpdate(c, NULL, &n, s->aad, (int)alen) != 1 ||
         (len > 0 && EVP_EncryptUpdate(c, out, &n, in, (int)len) != 1) ||
         EVP_EncryptFinal_ex(c, out + len, &n) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG, out + len) != 1)
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG, tag) != 1)
         return crypto_fail(err, "AES-256-GCM sealing");
     return 0;
 }
 
-/* The 'len' bytes of ciphertext at 'in' followed by their tag, opened
- * into 'out' (may be 'in'). 0, or -1 if they do not open. */
+/* The 'len' bytes of ciphertext at 'in' with their 'tag', opened into
+ * 'out' (may be 'in'). 0, or -1 if they do not open. */
 static int gcm_open(struct sealer *s, const uint8_t *nonce, size_t alen,
-                    const uint8_t *in, size_t len, uint8_t *out)
+                    const uint8_t *in, size_t len, const uint8_t *tag,
+                    uint8_t *out)
 {
     EVP_CIPHER_CTX *c = s->dec;
     int n;
@@ -198,8 +206,7 @@ static int gcm_open(struct sealer *s, const uint8_t *nonce, size_t alen,
     if (EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) != 1 ||
         EVP_DecryptUpdate(c, NULL, &n, s->aad, (int)alen) != 1 ||
         (len > 0 && EVP_DecryptUpdate(c, out, &n, in, (int)len) != 1) ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG, (void *)(in + len)) !=
-            1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG, (void *)tag) != 1 ||
         EVP_DecryptFinal_ex(c, out + len, &n) != 1) {
         ERR_clear_error();
         errno = EBADMSG;
@@ -259,7 +266,8 @@ int sealer_batch(struct sealer *s, Vmckpt__PageBatch *msg,
     if (RAND_bytes(s->nonce, NONCE) != 1)
         return crypto_fail(err, "no random nonce");
     alen = batch_aad(s, msg);
-    if (gcm_seal(s, s->nonce, alen, msg->data.data, len, s->out, err) < 0)
+    if (gcm_seal(s, s->nonce, alen, msg->data.data, len, s->out, s->out + len,
+                 err) < 0)
         return -1;
     msg->data.data = s->out;
     msg->data.len = len + TAG;
@@ -294,7 +302,8 @@ int sealer_open_batch(struct sealer *s, const Vmckpt__PageBatch *msg,
         clear = s->clr;
     }
     alen = batch_aad(s, msg);
-    if (gcm_open(s, msg->nonce.data, alen, msg->data.data, len, clear) < 0)
+    if (gcm_open(s, msg->nonce.data, alen, msg->data.data, len,
+                 msg->data.data + len, clear) < 0)
         return errprintf(err, "sealed batch does not open: wrong key or "
                               "altered");
     if (batch_open_clear(msg, clear, len, scratch, v, err) < 0)
@@ -336,12 +345,66 @@ int sealer_state(struct sealer *s, uint64_t off, const void *data, size_t len,
         return crypto_fail(err, "no random nonce");
     alen = state_aad(s, off, len);
     if (gcm_seal(s, s->out + 8, alen, data, len, s->out + SEAL_STATE_HEADER,
-                 err) < 0)
+                 s->out + SEAL_STATE_HEADER + len, err) < 0)
         return -1;
     s->wr_off += len;
     *rec = s->out;
     *rec_len = SEAL_STATE_HEADER + len + TAG;
     return 0;
+}
+
+/* ---- disk chunks ------------------------------------------------------- */
+
+/* s->aad for disk 'disk''s chunk of 'len' bytes at 'off'. */
+static size_t disk_aad(struct sealer *s, unsigned disk, uint64_t off,
+                       size_t len)
+{
+    memcpy(s->aad, LABEL_DISK, LABEL_LEN);
+    put_u32(s->aad + s->aad_fixed, disk);
+    put_u64(s->aad + s->aad_fixed + 4, off);
+    put_u32(s->aad + s->aad_fixed + 12, (uint32_t)len);
+    return s->aad_fixed + 16;
+}
+
+int sealer_disk_chunk(struct sealer *s, unsigned disk, uint64_t off,
+                      uint8_t *data, size_t len, uint8_t *seal,
+                      struct vmckpt_error *err)
+{
+    if (len == 0 || len > SEAL_DISK_MAX) {
+        errno = EINVAL;
+        return errprintf(err, "disk chunk of %zu bytes to seal (1 to %u)", len,
+                         SEAL_DISK_MAX);
+    }
+    if (RAND_bytes(seal, NONCE) != 1)
+        return crypto_fail(err, "no random nonce");
+    return gcm_seal(s, seal, disk_aad(s, disk, off, len), data, len, data,
+                    seal + NONCE, err);
+}
+
+const uint8_t *sealer_open_disk_chunk(struct sealer *s, unsigned disk,
+                                      uint64_t off, const uint8_t *data,
+                                      size_t len, const uint8_t *seal,
+                                      struct vmckpt_error *err)
+{
+    errno = EINVAL;
+    if (len == 0 || len > SEAL_DISK_MAX) {
+        errprintf(err, "sealed disk chunk of %zu bytes (1 to %u)", len,
+                  SEAL_DISK_MAX);
+        return NULL;
+    }
+    if (reserve(&s->out, &s->out_cap, len) < 0) {
+        errprintf_errno(err, "opening a disk chunk");
+        return NULL;
+    }
+    if (gcm_open(s, seal, disk_aad(s, disk, off, len), data, len, seal + NONCE,
+                 s->out) < 0) {
+        errprintf(err,
+                  "sealed chunk of disk %u at %llu does not open: wrong key, "
+                  "altered or moved",
+                  disk, (unsigned long long)off);
+        return NULL;
+    }
+    return s->out;
 }
 
 int seal_state_is_sealed(const void *p, size_t len)
@@ -359,7 +422,7 @@ static int open_record(struct sealer *s, const uint8_t *hdr, const uint8_t *ct,
     uint32_t len = get_u32(hdr + 4);
     size_t alen = state_aad(s, s->rd_off, len);
 
-    if (gcm_open(s, hdr + 8, alen, ct, len, clear) < 0)
+    if (gcm_open(s, hdr + 8, alen, ct, len, ct + len, clear) < 0)
         return errprintf(err,
                          "sealed state at %llu does not open: wrong "
                          "key, altered or out of order",

@@ -84,6 +84,26 @@ int sealer_state_feed(struct sealer *s, const void *data, size_t len,
  * handed out with the expected size. */
 int sealer_state_end(struct sealer *s, struct vmckpt_error *err);
 
+/* Disk chunks (DiskChunk.seal): the ciphertext is as long as the clear
+ * chunk, so the layer files keep their layout; the nonce and tag go
+ * beside it. */
+#define SEAL_DISK_BYTES (BATCH_NONCE_BYTES + BATCH_TAG_BYTES)
+#define SEAL_DISK_MAX   (1u << 20) /* a chunk's length at most */
+
+/* Seal the 'len' bytes at 'data' (1 to SEAL_DISK_MAX) in place as disk
+ * 'disk''s chunk at byte 'off' of its layer; its nonce and tag into
+ * 'seal' (SEAL_DISK_BYTES). 0, or -1 with 'err'. */
+int sealer_disk_chunk(struct sealer *s, unsigned disk, uint64_t off,
+                      uint8_t *data, size_t len, uint8_t *seal,
+                      struct vmckpt_error *err);
+/* Open a chunk sealed so: the clear bytes, in the sealer's buffer until the
+ * next call on 's'. Another key, VM, disk or offset, altered bytes: NULL
+ * with errno EBADMSG and 'err'. */
+const uint8_t *sealer_open_disk_chunk(struct sealer *s, unsigned disk,
+                                      uint64_t off, const uint8_t *data,
+                                      size_t len, const uint8_t *seal,
+                                      struct vmckpt_error *err);
+
 /* 1 if the stored state bytes at 'p' begin a sealed state record. */
 int seal_state_is_sealed(const void *p, size_t len);
 

@@ -13,6 +13,7 @@ mkdir -p "$TEST_DIR"
 TEST_OUT="$TEST_DIR/out"
 _tap_n=0
 _tap_failed=0
+_tap_t0=$SECONDS # reset once a guest test has its turn
 
 skip_all() {
     echo "1..0 # SKIP $*"
@@ -38,6 +39,18 @@ test_skip() {
     echo "ok $_tap_n - $1 # SKIP $2"
 }
 
+# test_expect_slow DESCRIPTION 'COMMANDS': a case that takes minutes and
+# whose parts faster cases cover too; it runs in the full suite
+# (VMCKPT_FULL=1, './quickstart test --full') and is counted as skipped,
+# said so, in the default run (kept well under 30 minutes).
+test_expect_slow() {
+    if [ "${VMCKPT_FULL:-0}" = 1 ]; then
+        test_expect_success "$1" "$2"
+    else
+        test_skip "$1" "slow: runs with VMCKPT_FULL=1 (./quickstart test --full)"
+    fi
+}
+
 # require_kernel MAJOR MINOR WHAT: skip the whole test on older kernels.
 require_kernel() {
     local maj min
@@ -55,6 +68,7 @@ guest_tests_exclusive() {
         skip_all "guest tests skipped (VMCKPT_GUEST_TESTS=skip)"
     exec 8>"${TMPDIR:-/tmp}/vmckpt-guest-tests.lock"
     flock 8
+    _tap_t0=$SECONDS
 }
 
 # test_skip DESCRIPTION REASON: a test that cannot run here, counted and
@@ -68,6 +82,7 @@ test_skip() {
 note() { echo "# $*"; }
 
 test_done() {
+    echo "# took $((SECONDS - _tap_t0)) s"
     echo "1..$_tap_n"
     [ "$_tap_failed" -eq 0 ]
 }

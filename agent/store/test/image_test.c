@@ -441,10 +441,15 @@ static void layer_bytes(uint8_t *buf, uint64_t e, unsigned l, size_t size)
     }
 }
 
+/* With it, put_disk_epoch seals the chunks it sends. */
+static struct sealer *put_sealer;
+
 /* Write epoch 'epoch' (no pages) with one disk of 'nl' layers of the
  * sizes in 'sizes'; 'bad' 1 sends a chunk whose checksum is wrong, 2
  * states one chunk more at the end than were sent, 3 states the first
- * layer 4 KiB longer than its chunks end. */
+ * layer 4 KiB longer than its chunks end, 4 (with put_sealer) sends
+ * every chunk after the first clear, 5 (with put_sealer) its page
+ * batch clear. */
 static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
                           const uint64_t *sizes, int bad,
                           struct vmckpt_error *err)
@@ -468,6 +473,9 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
     batch_add(&b, 0, ram);
     vmckpt__page_batch__init(&msg);
     batch_finish(&b, &msg);
+    /* a sealed epoch is sealed whole ('bad' 5: but its pages) */
+    if (put_sealer != NULL && bad != 5)
+        ck_assert_int_eq(sealer_batch(put_sealer, &msg, err), 0);
     ck_assert_int_eq(image_writer_batch(w, 0, &msg, err), 0);
     batch_builder_dispose(&b);
     end.batches = 1;
@@ -482,11 +490,22 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
 
             if (off == (1u << 20))
                 continue; /* zeroes are not sent */
+            static uint8_t sealed[1u << 20], seal[SEAL_DISK_BYTES];
+
             c.layer = l;
             c.offset = off;
             c.data.data = buf + off;
             c.data.len = len;
-            c.xxh64 = batch_xxh64(buf + off, len) ^ (bad == 1);
+            if (put_sealer != NULL && (bad != 4 || chunks == 0)) {
+                memcpy(sealed, buf + off, len);
+                ck_assert_int_eq(sealer_disk_chunk(put_sealer, 0, off, sealed,
+                                                   len, seal, err),
+                                 0);
+                c.data.data = sealed;
+                c.seal.data = seal;
+                c.seal.len = sizeof(seal);
+            }
+            c.xxh64 = batch_xxh64(c.data.data, len) ^ (bad == 1);
             if (image_writer_disk_chunk(w, &c, err) < 0) {
                 image_writer_abort(w);
                 return -1;
@@ -507,6 +526,8 @@ static int put_disk_epoch(uint64_t epoch, uint64_t parent, unsigned nl,
 }
 
 struct got {
+    struct sealer *opener; /* opens sealed chunks; NULL: counts them */
+    unsigned sealed;
     unsigned n;
     uint64_t size[8];
     uint8_t data[8][LAYER_MAX];
@@ -514,21 +535,27 @@ struct got {
 
 static int got_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                      const void *data, size_t len, uint64_t xxh64,
-                     struct vmckpt_error *err)
+                     const uint8_t *seal, struct vmckpt_error *err)
 {
     struct got *g = arg;
 
-    (void)err;
     ck_assert_uint_eq(disk, 0);
     ck_assert_uint_lt(layer, 8);
     ck_assert_uint_eq(batch_xxh64(data, len), xxh64);
+    g->sealed += seal != NULL;
+    if (seal != NULL && g->opener != NULL &&
+        (data = sealer_open_disk_chunk(g->opener, disk, off, data, len, seal,
+                                       err)) == NULL)
+        return -1;
     memcpy(g->data[layer] + off, data, len);
     return 0;
 }
 
 /* Read epoch 'epoch''s disk and check it is made of the layers 'want'
- * (epoch, layer, size), oldest first. */
-static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
+ * (epoch, layer, size), oldest first; sealed chunks opened with
+ * 'opener'. */
+static void check_disk_with(uint64_t epoch, unsigned n,
+                            const uint64_t (*want)[3], struct sealer *opener)
 {
     static struct got g;
     static struct image_disk_sizes sz;
@@ -537,6 +564,7 @@ static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
     unsigned i;
 
     memset(&g, 0, sizeof(g));
+    g.opener = opener;
     ck_assert_msg(
         image_disk_read(store, "j", "v", epoch, got_chunk, &g, &sz, &err) == 0,
         "%s", err.text);
@@ -548,6 +576,12 @@ static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
         layer_bytes(expect, want[i][0], (unsigned)want[i][1], want[i][2]);
         ck_assert_mem_eq(g.data[i], expect, want[i][2]);
     }
+    ck_assert_uint_eq(g.sealed > 0, opener != NULL);
+}
+
+static void check_disk(uint64_t epoch, unsigned n, const uint64_t (*want)[3])
+{
+    check_disk_with(epoch, n, want, NULL);
 }
 
 START_TEST(disk_layers)
@@ -627,6 +661,156 @@ START_TEST(disk_damage)
         ck_assert_msg(put_disk_epoch(2, 0, 1, s2, 0, &err) == 0, "%s",
                       err.text);
     }
+}
+END_TEST
+
+/* 1 if the file at 'path' holds the 64 bytes at 'p' anywhere. */
+static int file_holds(const char *path, const uint8_t *p)
+{
+    static uint8_t buf[LAYER_MAX];
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+    size_t i;
+
+    if (fd >= 0)
+        close(fd);
+    ck_assert_int_gt(n, 0);
+    for (i = 0; i + 64 <= (size_t)n; i++)
+        if (memcmp(buf + i, p, 64) == 0)
+            return 1;
+    return 0;
+}
+
+/* Sealed disk layers: the layer files hold ciphertext laid out as the
+ * clear layer would be, the nonces and tags in a .seal file beside; they
+ * read back opened with the key, and do not open with another, moved or
+ * with a seal altered; an epoch mixing sealed and clear chunks is
+ * refused; the .seal files go with their layers. */
+START_TEST(sealed_disk)
+{
+    struct vmckpt_error err;
+    const uint64_t s1[2] = {(3u << 20) - 512, 65536}, s2[1] = {4096};
+    const uint64_t v1[2][3] = {{1, 0, (3u << 20) - 512}, {1, 1, 65536}};
+    const uint64_t v2[3][3] = {
+        {1, 0, (3u << 20) - 512}, {1, 1, 65536}, {2, 0, 4096}};
+    static uint8_t clear[LAYER_MAX];
+    static struct got g;
+    static struct image_disk_sizes sz;
+    struct image_manifest m;
+    struct seal_key key, other;
+    struct sealer *opener, *wrong;
+    char path[256];
+    struct stat st;
+    uint8_t tag;
+    int fd;
+
+    ck_assert_int_eq(seal_key_random(&key, &err), 0);
+    ck_assert_int_eq(seal_key_random(&other, &err), 0);
+    put_sealer = sealer_new(&key, "j", "v", &err);
+    opener = sealer_new(&key, "j", "v", &err);
+    wrong = sealer_new(&other, "j", "v", &err);
+    ck_assert_ptr_nonnull(put_sealer);
+    ck_assert_ptr_nonnull(opener);
+    ck_assert_ptr_nonnull(wrong);
+    ck_assert_msg(put_disk_epoch(1, 0, 2, s1, 0, &err) == 0, "%s", err.text);
+    /* the layer keeps its layout and size, and no byte of it is clear */
+    layer_bytes(clear, 1, 0, s1[0]);
+    snprintf(path, sizeof(path), "%s/j/v/e1.d0.l0", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)s1[0]);
+    ck_assert_int_eq(file_holds(path, clear), 0);
+    ck_assert_int_eq(file_holds(path, clear + (2u << 20)), 0);
+    snprintf(path, sizeof(path), "%s/j/v/e1.d0.l0.seal", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, 3 * SEAL_DISK_BYTES);
+    ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+    ck_assert_int_eq(image_manifest_find(&m, 1)->sealed, 1);
+    check_disk_with(1, 2, v1, opener);
+    /* without the key the reader gets every chunk with its seal (the
+     * restore refuses it); another key does not open it */
+    memset(&g, 0, sizeof(g));
+    ck_assert_int_eq(
+        image_disk_read(store, "j", "v", 1, got_chunk, &g, &sz, &err), 0);
+    ck_assert_uint_eq(g.sealed, 3); /* 2 MiB of l0 are zeroes, not sent */
+    ck_assert_int_ne(memcmp(g.data[0], clear, 1u << 20), 0);
+    memset(&g, 0, sizeof(g));
+    g.opener = wrong;
+    ck_assert_int_ne(
+        image_disk_read(store, "j", "v", 1, got_chunk, &g, &sz, &err), 0);
+    ck_assert_msg(strstr(err.text, "does not open") != NULL, "%s", err.text);
+    /* a seal altered (the store's .seal, not covered by its checksums) */
+    fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, &tag, 1, SEAL_DISK_BYTES - 1), 1);
+    tag ^= 1;
+    ck_assert_int_eq(pwrite(fd, &tag, 1, SEAL_DISK_BYTES - 1), 1);
+    memset(&g, 0, sizeof(g));
+    g.opener = opener;
+    ck_assert_int_ne(
+        image_disk_read(store, "j", "v", 1, got_chunk, &g, &sz, &err), 0);
+    ck_assert_msg(strstr(err.text, "does not open") != NULL, "%s", err.text);
+    tag ^= 1;
+    ck_assert_int_eq(pwrite(fd, &tag, 1, SEAL_DISK_BYTES - 1), 1);
+    close(fd);
+    /* the chunk's disk or offset is bound: it does not open elsewhere */
+    {
+        static uint8_t c[1u << 20];
+        uint8_t seal[SEAL_DISK_BYTES];
+        const uint8_t *p;
+
+        memcpy(c, clear, sizeof(c));
+        ck_assert_int_eq(
+            sealer_disk_chunk(put_sealer, 0, 0, c, sizeof(c), seal, &err), 0);
+        p = sealer_open_disk_chunk(opener, 0, 1u << 20, c, sizeof(c), seal,
+                                   &err);
+        ck_assert_ptr_null(p);
+        ck_assert_ptr_null(
+            sealer_open_disk_chunk(opener, 1, 0, c, sizeof(c), seal, &err));
+        p = sealer_open_disk_chunk(opener, 0, 0, c, sizeof(c), seal, &err);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_mem_eq(p, clear, sizeof(c));
+    }
+    /* sealed and clear chunks in one epoch: refused, nothing left */
+    ck_assert_int_ne(put_disk_epoch(2, 1, 1, (uint64_t[]){3u << 20}, 4, &err),
+                     0);
+    ck_assert_msg(strstr(err.text, "came clear, the epoch's chunks before "
+                                   "it sealed"),
+                  "%s", err.text);
+    snprintf(path, sizeof(path), "%s/j/v/e2.d0.l0.tmp.seal", store);
+    ck_assert_int_ne(stat(path, &st), 0);
+    /* sealed disks in an epoch whose pages came clear: refused */
+    ck_assert_int_ne(put_disk_epoch(2, 1, 1, s2, 5, &err), 0);
+    ck_assert_msg(strstr(err.text, "disk chunks came sealed, its pages and "
+                                   "state clear"),
+                  "%s", err.text);
+    ck_assert_msg(put_disk_epoch(2, 1, 1, s2, 0, &err) == 0, "%s", err.text);
+    check_disk_with(2, 3, v2, opener);
+    /* retention keeps the sealed chain (and its seals) whole */
+    ck_assert_int_ge(image_retain(store, "j", "v", 2, &err), 0);
+    check_disk_with(2, 3, v2, opener);
+    /* a new full epoch, 2 dropped: the old layers and seals go */
+    ck_assert_msg(put_disk_epoch(3, 0, 1, s2, 0, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(image_drop(store, "j", "v", 2, &err), 0);
+    ck_assert_int_ge(image_retain(store, "j", "v", 3, &err), 0);
+    snprintf(path, sizeof(path), "%s/j/v/e1.d0.l0.seal", store);
+    ck_assert_int_ne(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/j/v/e3.d0.l0.seal", store);
+    ck_assert_int_eq(stat(path, &st), 0);
+    sealer_free(put_sealer);
+    put_sealer = NULL;
+    /* a .seal left by a try of epoch 4 that did not commit: the epoch
+     * committed clear reads clear */
+    snprintf(path, sizeof(path), "%s/j/v/e4.d0.l0.seal", store);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, clear, 3 * SEAL_DISK_BYTES),
+                     3 * SEAL_DISK_BYTES);
+    close(fd);
+    ck_assert_msg(put_disk_epoch(4, 0, 1, s2, 0, &err) == 0, "%s", err.text);
+    ck_assert_int_ne(stat(path, &st), 0);
+    check_disk(4, 1, (const uint64_t[][3]){{4, 0, 4096}});
+    sealer_free(opener);
+    sealer_free(wrong);
 }
 END_TEST
 
@@ -741,6 +925,7 @@ int main(void)
     tcase_add_test(tc, disk_layers);
     tcase_add_test(tc, disk_damage);
     tcase_add_test(tc, sealed_chain);
+    tcase_add_test(tc, sealed_disk);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

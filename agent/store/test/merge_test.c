@@ -225,12 +225,13 @@ struct out {
 
 static int got_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                      const void *data, size_t len, uint64_t xxh64,
-                     struct vmckpt_error *err)
+                     const uint8_t *seal, struct vmckpt_error *err)
 {
     struct out *o = arg;
     char path[512];
 
     (void)err;
+    ck_assert_ptr_null(seal);
     ck_assert_uint_lt(disk, 2);
     ck_assert_uint_lt(layer, 16);
     ck_assert_uint_eq(batch_xxh64(data, len), xxh64);
