@@ -858,3 +858,65 @@ fail:
     errno = EIO;
     return errprintf(err, "catalog %s: %s", cat->path, sqlite3_errmsg(cat->db));
 }
+
+int catalog_meta_get(struct catalog *cat, const char *key, char *out,
+                     size_t len, struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (catalog_prep(cat, "SELECT value FROM meta WHERE key=?", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+    else if (rc != SQLITE_DONE)
+        errprintf(err, "catalog %s: meta %s: %s", cat->path, key,
+                  sqlite3_errmsg(cat->db));
+    catalog_unprep(cat, st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        errno = EIO;
+        return -1;
+    }
+    return rc == SQLITE_ROW;
+}
+
+int catalog_meta_put(struct catalog *cat, const char *key, const char *value,
+                     struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+
+    if (catalog_prep(cat, "INSERT OR REPLACE INTO meta VALUES (?, ?)", &st,
+                     err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    return catalog_step_done(cat, st, err);
+}
+
+int catalog_sealed_count(struct catalog *cat, uint64_t *n,
+                         struct vmckpt_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *n = 0;
+    if (catalog_prep(cat,
+                     "SELECT count(*) FROM epochs WHERE sealed=1 AND "
+                     "state='committed'",
+                     &st, err) < 0)
+        return -1;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        errprintf(err, "catalog %s: sealed epochs: %s", cat->path,
+                  sqlite3_errmsg(cat->db));
+    catalog_unprep(cat, st);
+    if (rc != SQLITE_ROW) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}

@@ -169,4 +169,15 @@ int catalog_epoch_totals(struct catalog *cat,
                                         uint64_t window_us),
                          void *arg, struct vmckpt_error *err);
 
+/* The meta table's value of 'key' into 'out': 1, or 0 when there is
+ * none; -1 with 'err'. */
+int catalog_meta_get(struct catalog *cat, const char *key, char *out,
+                     size_t len, struct vmckpt_error *err);
+/* Set it. 0, or -1 with 'err'. */
+int catalog_meta_put(struct catalog *cat, const char *key, const char *value,
+                     struct vmckpt_error *err);
+/* How many committed epochs are stored sealed, into '*n'. 0, or -1. */
+int catalog_sealed_count(struct catalog *cat, uint64_t *n,
+                         struct vmckpt_error *err);
+
 #endif

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "catalog.h"
 #include "datakey.h"
 #include "lib/util/io.h"
 #include "lib/util/log.h"
@@ -80,6 +82,77 @@ static int read_secret(const char *path, uint8_t key[DATAKEY_BYTES],
     return errprintf(err, "%s is not a data key (32 bytes)", path);
 }
 
+/* The check value of secret 'key' (HMAC-SHA256 over a label, 8 bytes in
+ * hex): what the catalog records, which does not give the key away. */
+static int check_value(const uint8_t key[DATAKEY_BYTES], char out[17])
+{
+    static const char label[] = "vmckpt-data-key-check-1";
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int len = sizeof(mac), i;
+
+    if (HMAC(EVP_sha256(), key, DATAKEY_BYTES, (const uint8_t *)label,
+             sizeof(label) - 1, mac, &len) == NULL ||
+        len < 8)
+        return -1;
+    for (i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    return 0;
+}
+
+/* The secret read or made ('have' 1) against the catalog's check value:
+ * recorded when the catalog has none, or none of its committed epochs is
+ * sealed (nothing needs the key it had); another while sealed epochs
+ * need theirs is refused. So is a missing file then ('have' 0) when
+ * sealing would make a new one (it would not open them); with sealing
+ * off that is a warning. */
+static int check_catalog(struct coord *co, const char *path, int have,
+                         struct vmckpt_error *err)
+{
+    char want[64], mine[17];
+    uint64_t n = 0;
+    int got;
+
+    got = catalog_meta_get(co->cat, "data_key_check", want, sizeof(want), err);
+    if (got < 0 || (got == 1 && catalog_sealed_count(co->cat, &n, err) < 0))
+        return -1;
+    if (!have) {
+        if (n == 0)
+            return 0;
+        if (!co->seal_images) { /* nothing would be made: say so, go on */
+            log_warn("%s is missing: the catalog's %" PRIu64 " sealed "
+                     "epochs (data key check value %s) cannot be restored "
+                     "until it is back",
+                     path, n, want);
+            return 0;
+        }
+        errno = ENOENT;
+        return errprintf(err,
+                         "%s is missing, and the catalog holds %" PRIu64
+                         " sealed epochs that only the data key with check "
+                         "value %s opens: put that file back from its "
+                         "backup (a new key would not open them)",
+                         path, n, want);
+    }
+    if (check_value(co->datakey, mine) < 0) {
+        errno = EIO;
+        return errprintf(err, "%s: no check value (HMAC failed)", path);
+    }
+    if (got == 1 && strcmp(want, mine) == 0)
+        return 0;
+    if (n > 0) {
+        errno = EKEYREJECTED;
+        return errprintf(err,
+                         "%s is not the data key that sealed the catalog's "
+                         "%" PRIu64 " sealed epochs (its check value is %s, "
+                         "theirs %s): put the right file back",
+                         path, n, mine, want);
+    }
+    if (catalog_meta_put(co->cat, "data_key_check", mine, err) < 0)
+        return -1;
+    log_info("%s: check value %s recorded in the catalog", path, mine);
+    return 0;
+}
+
 int datakey_open(struct coord *co, const char *state_dir, int seal,
                  struct vmckpt_error *err)
 {
@@ -90,6 +163,9 @@ int datakey_open(struct coord *co, const char *state_dir, int seal,
     co->seal_images = seal;
     rc = read_secret(path, co->datakey, err);
     if (rc < 0)
+        return -1;
+    /* a missing secret that sealed epochs need is not made anew */
+    if (rc == 0 && check_catalog(co, path, 0, err) < 0)
         return -1;
     if (rc == 0 && seal) {
         if (make_secret(state_dir, path, co->datakey, err) < 0) {
@@ -102,6 +178,10 @@ int datakey_open(struct coord *co, const char *state_dir, int seal,
                      path);
         }
         rc = 1;
+    }
+    if (rc == 1 && check_catalog(co, path, 1, err) < 0) {
+        OPENSSL_cleanse(co->datakey, sizeof(co->datakey));
+        return -1;
     }
     co->have_datakey = rc == 1;
     return 0;

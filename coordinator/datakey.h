@@ -18,8 +18,11 @@ struct coord;
 
 /* Read STATE_DIR/data.key, or make it (32 random bytes, mode 0600) when
  * 'seal' is set and there is none. With 'seal' off an existing file is
- * still read, so epochs sealed before stay readable. 0, or -1 with
- * 'err'. */
+ * still read, so epochs sealed before stay readable. Checked against the
+ * catalog (co->cat, open): its meta 'data_key_check' records the key's
+ * check value; while committed epochs are sealed, another key is refused,
+ * and so is a missing file with 'seal' set (not made anew). 0, or -1
+ * with 'err'. */
 int datakey_open(struct coord *co, const char *state_dir, int seal,
                  struct vmckpt_error *err);
 /* Forget the secret (wiped). */

@@ -344,10 +344,10 @@ static int open_state(struct coord *co, const struct settings *s,
     /* with TLS the session's key replaces the cluster key: no file */
     if ((tls == 0 && auth_key_load(&co->key, s->key_file, err) < 0) ||
         daemon_mkdirs(s->state_dir, 0700, err) < 0 ||
-        datakey_open(co, s->state_dir, s->seal_images, err) < 0)
+        (co->cat = catalog_open(catalog, err)) == NULL)
         return -1;
-    co->cat = catalog_open(catalog, err);
-    return co->cat != NULL ? 0 : -1;
+    /* the data key checked against the catalog's epochs */
+    return datakey_open(co, s->state_dir, s->seal_images, err);
 }
 
 /* What guests are told to connect to ("" when the endpoint is off); -1

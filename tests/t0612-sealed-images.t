@@ -6,8 +6,10 @@
 # so the store keeps pages it cannot read. memwriter begins every page it
 # writes with the bytes "etirwmem": a clear epoch on the store holds them,
 # a sealed one holds none. Sealed chains are not folded (the store has no
-# key): retention keeps the chain a kept epoch needs. A restore with the
-# wrong key fails and leaves nothing; with the right one the guest comes
+# key): retention keeps the chain a kept epoch needs. The coordinator
+# checks its data key against the catalog's check value and will not start
+# with another or make a new one while sealed epochs need it. A restore
+# with the wrong key fails and leaves nothing; with the right one the guest comes
 # back and memwriter verifies every page. A guest with a disk: its sealed
 # epoch's disk layers hold none of what it wrote, and it restores from
 # them both fetched and from the local store.
@@ -90,13 +92,31 @@ test_expect_success 'retention: epochs 1 and 2 expire in the catalog; the store 
     test ! -e "$(VMDIR h2)/e3.base"
 '
 
-test_expect_success 'h1 dies; a restore with the wrong data key fails, names the epoch, leaves nothing' '
+meta_check() { catalog "select value from meta where key=\"data_key_check\""; }
+test_expect_success 'h1 dies; the data key is checked against the catalog: another key, or none, is refused at start, and none is made anew' '
     "$LAB_CMD" kill-host $LAB h1 &&
     wait_until 10 "test \"\$(host_state h1)\" = lost" &&
     stop_daemon co &&
+    meta_check | grep -Eq "^[0-9a-f]{16}$" &&
     mv $TEST_DIR/co/state/data.key $TEST_DIR/data.key.right &&
     head -c 32 /dev/urandom >$TEST_DIR/co/state/data.key &&
     chmod 600 $TEST_DIR/co/state/data.key &&
+    ! start_coordinator &&
+    grep -q "data.key is not the data key that sealed the catalog.s [1-9][0-9]* sealed epochs (its check value is [0-9a-f]*, theirs $(meta_check))" \
+        $TEST_DIR/co/coordinator.log &&
+    rm $TEST_DIR/co/state/data.key &&
+    ! start_coordinator &&
+    grep -q "data.key is missing, and the catalog holds [1-9][0-9]* sealed epochs that only the data key with check value $(meta_check) opens" \
+        $TEST_DIR/co/coordinator.log &&
+    test ! -e $TEST_DIR/co/state/data.key
+'
+
+# A catalog from before the check (its meta row deleted): a wrong key
+# reaches the agents, which must find it out themselves.
+test_expect_success 'a restore with the wrong data key fails, names the epoch, leaves nothing' '
+    head -c 32 /dev/urandom >$TEST_DIR/co/state/data.key &&
+    chmod 600 $TEST_DIR/co/state/data.key &&
+    catalog "delete from meta where key=\"data_key_check\"" &&
     start_coordinator &&
     wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
     ! vmckpt restore --vm g1 --host h3 >$TEST_DIR/bad.out 2>&1 &&
@@ -110,6 +130,7 @@ test_expect_success 'h1 dies; a restore with the wrong data key fails, names the
 test_expect_success 'with the right key: g1 comes back on h3 from the sealed chain on h2; memwriter verifies' '
     stop_daemon co &&
     mv $TEST_DIR/data.key.right $TEST_DIR/co/state/data.key &&
+    catalog "delete from meta where key=\"data_key_check\"" &&
     start_coordinator &&
     wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
     vmckpt restore --vm g1 --host h3 >$TEST_DIR/r.out && cat $TEST_DIR/r.out &&
