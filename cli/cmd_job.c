@@ -183,9 +183,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
         else if (strcmp(argv[i], "--help") == 0) {
             printf("Usage: vmckpt list JOB [--all] [--json]\n"
                    "The epochs of JOB: per VM its state, where its image is "
-                   "stored, its\nsize, its pause and the job's pause window. "
-                   "Committed epochs only,\nunless --all (aborted and "
-                   "expired ones too, with why).\n");
+                   "stored, its\nsize, its pause and the job's pause window; "
+                   "whether it is sealed (the\nnote). Committed epochs only, "
+                   "unless --all (aborted and expired ones\ntoo, with "
+                   "why).\n");
             return 0;
         } else if (argv[i][0] == '-')
             return cli_usage_error("list: unknown option '%s'", argv[i]);
@@ -209,7 +210,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
             json_array_append_new(
                 arr,
                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, "
-                          "s:I, s:I, s:I, s:s, s:s, s:s, s:s}",
+                          "s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:b}",
                           "epoch", (json_int_t)e->epoch, "vm", e->vm, "state",
                           e->state, "host", e->host, "store_host",
                           e->store_host, "parent", (json_int_t)e->parent,
@@ -220,8 +221,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                           (json_int_t)e->resumed_at_ns, "window_us",
                           (json_int_t)e->window_us, "total_ms",
                           (json_int_t)e->total_ms, "note", e->note, "source",
-                          e->source, "align", e->align, "barriers",
-                          e->barriers));
+                          e->source, "align", e->align, "barriers", e->barriers,
+                          "sealed", (int)e->sealed));
         }
         json_dumpf(arr, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
@@ -231,10 +232,17 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 
         for (k = 0; k < env->epochs_reply->n_epochs; k++) {
             const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[k];
-            char sz[32];
+            char sz[32], note[512];
 
             if (!all && strcmp(e->state, "committed") != 0)
                 continue;
+            /* the note: why it is unaligned, if that is all there is */
+            snprintf(note, sizeof(note), "%s%s%s", e->sealed ? "sealed" : "",
+                     e->sealed && (e->note[0] || strchr(e->align, ':')) ? "; "
+                                                                        : "",
+                     e->note[0] || !strchr(e->align, ':')
+                         ? e->note
+                         : strchr(e->align, ':') + 2);
             if (!any++)
                 printf("%6s %-10s %-10s %-8s %-8s %-6s %8s %9s %10s %9s %-9s "
                        "%s\n",
@@ -253,9 +261,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                    e->align[0] == '\0'                    ? "-"
                    : strncmp(e->align, "aligned", 7) == 0 ? "aligned"
                                                           : "unaligned",
-                   e->note[0] || !strchr(e->align, ':')
-                       ? e->note
-                       : strchr(e->align, ':') + 2);
+                   note);
         }
         if (!any)
             printf("Job %s has no %sepoch.\n", job, all ? "" : "committed ");

@@ -749,7 +749,8 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
             "SELECT e.vm, e.epoch, e.parent, e.state, e.host, e.store_host,"
             " e.pages, e.disk_bytes, e.pause_us, e.total_ms, e.note,"
             " e.paused_at_ns, e.resumed_at_ns, coalesce(j.window_us, 0),"
-            " e.source, coalesce(j.align, ''), coalesce(j.barriers, '')"
+            " e.source, coalesce(j.align, ''), coalesce(j.barriers, ''),"
+            " e.sealed"
             " FROM epochs e LEFT JOIN job_epochs j"
             " ON j.job = e.job AND j.epoch = e.epoch"
             " WHERE e.job=?1 AND (e.epoch>?2 OR (e.epoch=?2 AND e.vm>?3))"
@@ -781,6 +782,7 @@ int catalog_epoch_each(struct catalog *cat, const char *job,
         e.source = (const char *)sqlite3_column_text(st, 14);
         e.align = (const char *)sqlite3_column_text(st, 15);
         e.barriers = (const char *)sqlite3_column_text(st, 16);
+        e.sealed = sqlite3_column_int(st, 17) != 0;
         if (fn(&e, (uint64_t)sqlite3_column_int64(st, 13), arg) != 0)
             break;
     }

@@ -314,6 +314,7 @@ static int epoch_add(const struct catalog_epoch *e, uint64_t window, void *arg)
     ei->resumed_at_ns = e->resumed_at_ns;
     ei->total_ms = e->total_ms;
     ei->window_us = window;
+    ei->sealed = e->sealed != 0;
     a->v[a->n++] = ei;
     if (ei->job == NULL || ei->vm == NULL || ei->state == NULL ||
         ei->host == NULL || ei->store_host == NULL || ei->note == NULL ||

@@ -78,7 +78,11 @@ test_expect_success 'seal_images on: the data key is made (0600), epochs 2 to 4 
         test "$(marks "$(VMDIR h2)/e$e.state")" = 0 &&
         test "$(head -c 4 "$(VMDIR h2)/e$e.state")" = SST1 &&
         manifest h2 | grep -q "^epoch $e parent $((e > 2 ? e - 1 : 0)) .* sealed 1$" || exit 1
-    done
+    done &&
+    vmckpt list default --all &&
+    test "$(vmckpt list default --all --json | jq -r "[.[] | select(.vm == \"g1\") | \"\(.epoch):\(.sealed)\"] | join(\" \")")" = \
+        "1:false 2:true 3:true 4:true" &&
+    vmckpt list default --all | grep -Eq "^ +4 +g1 .* sealed$"
 '
 
 test_expect_success 'retention: epochs 1 and 2 expire in the catalog; the store drops 1 but keeps 2, which the kept sealed 3 builds on, unfolded' '
