@@ -139,7 +139,7 @@ test_expect_success 'C: two checkpoints, h3 killed, restart from the last (g3 on
     vmckpt vm list | grep -q "^m1  *g3  *h4  *running"
 '
 
-test_expect_success 'Fortran (use mpi_f08): the same story with h2 killed' '
+test_expect_slow 'Fortran (use mpi_f08): the same story with h2 killed' '
     story /tmp/f.out "heatf-f08 96 2500" "$REF_F" h2 &&
     vmckpt vm list | grep "^m1  *g2 " | grep -q running
 '
@@ -147,7 +147,7 @@ test_expect_success 'Fortran (use mpi_f08): the same story with h2 killed' '
 # The run without barriers must outlast the epoch's pre-copy (full: the
 # restart above brought new QEMUs) and the 5 s alignment timeout after it,
 # however fast the machine: four times the iterations of the others.
-test_expect_success 'no barriers: the cut is unaligned after the timeout; a restart is still right' '
+test_expect_slow 'no barriers: the cut is unaligned after the timeout; a restart is still right' '
     REF_N=$(ref "$top_builddir/examples/mpi/heat" -n 96 -i 4800) && test -n "$REF_N" &&
     start_run /tmp/n.out "vmckpt-mpirun $MPI_OPTS heat -n 96 -i 4800 -b 0" &&
     vmckpt checkpoint m1 --wait &&

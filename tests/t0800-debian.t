@@ -11,6 +11,8 @@
 
 [ "${VMCKPT_GUEST_TESTS:-run}" != skip ] ||
     skip_all "package test skipped with the guest tests (VMCKPT_GUEST_TESTS=skip)"
+[ "${VMCKPT_FULL:-0}" = 1 ] ||
+    skip_all "slow (3 to 4 minutes, a Debian root from the archive): runs with VMCKPT_FULL=1 (./quickstart test --full)"
 for t in dpkg-buildpackage dh lintian mmdebstrap; do
     command -v $t >/dev/null ||
         skip_all "$t not installed (apt-get install debhelper lintian mmdebstrap)"

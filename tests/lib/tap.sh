@@ -22,6 +22,7 @@ skip_all() {
 
 # test_expect_success DESCRIPTION 'COMMANDS'
 test_expect_success() {
+    local t0=$SECONDS
     _tap_n=$((_tap_n + 1))
     TEST_OUT="$TEST_DIR/out.$_tap_n"
     if (set -x; eval "$2") >"$TEST_OUT" 2>&1; then
@@ -31,6 +32,7 @@ test_expect_success() {
         _tap_failed=$((_tap_failed + 1))
         sed 's/^/#   /' "$TEST_OUT" | tail -n 40
     fi
+    echo "# ($((SECONDS - t0)) s)"
 }
 
 # test_skip DESCRIPTION REASON: one test that cannot run here, said so.

@@ -56,8 +56,10 @@ static void make_cluster(void)
     }
     snprintf(ca, sizeof(ca), "%s/ca", top);
     snprintf(ca2, sizeof(ca2), "%s/ca2", top);
-    if (cert_ca_init(ca, "test", 30, 0, &err) < 0 ||
-        cert_ca_init(ca2, "other", 30, 0, &err) < 0) {
+    /* the CAs outlast the 30-day certificates however late in their first
+     * second these are issued */
+    if (cert_ca_init(ca, "test", 60, 0, &err) < 0 ||
+        cert_ca_init(ca2, "other", 60, 0, &err) < 0) {
         fprintf(stderr, "ca: %s\n", err.text);
         exit(1);
     }
