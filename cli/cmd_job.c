@@ -232,24 +232,21 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 
         for (k = 0; k < env->epochs_reply->n_epochs; k++) {
             const Vmckpt__EpochInfo *e = env->epochs_reply->epochs[k];
-            char sz[32], note[512];
+            /* the note: why it is unaligned, if that is all there is */
+            const char *note = e->note[0] || !strchr(e->align, ':')
+                                   ? e->note
+                                   : strchr(e->align, ':') + 2;
+            char sz[32];
 
             if (!all && strcmp(e->state, "committed") != 0)
                 continue;
-            /* the note: why it is unaligned, if that is all there is */
-            snprintf(note, sizeof(note), "%s%s%s", e->sealed ? "sealed" : "",
-                     e->sealed && (e->note[0] || strchr(e->align, ':')) ? "; "
-                                                                        : "",
-                     e->note[0] || !strchr(e->align, ':')
-                         ? e->note
-                         : strchr(e->align, ':') + 2);
             if (!any++)
                 printf("%6s %-10s %-10s %-8s %-8s %-6s %8s %9s %10s %9s %-9s "
                        "%s\n",
                        "EPOCH", "VM", "STATE", "HOST", "STORED", "BASE", "SIZE",
                        "PAUSE-ms", "WINDOW-ms", "TOTAL-ms", "MPI", "NOTE");
             printf("%6llu %-10s %-10s %-8s %-8s %-6s %8s %9.1f %10.1f %9llu "
-                   "%-9s %s\n",
+                   "%-9s %s%s%s\n",
                    (unsigned long long)e->epoch, e->vm, e->state, e->host,
                    e->store_host,
                    e->parent                                  ? "delta"
@@ -261,6 +258,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
                    e->align[0] == '\0'                    ? "-"
                    : strncmp(e->align, "aligned", 7) == 0 ? "aligned"
                                                           : "unaligned",
+                   e->sealed ? "sealed" : "", e->sealed && note[0] ? "; " : "",
                    note);
         }
         if (!any)

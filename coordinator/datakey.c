@@ -78,6 +78,7 @@ static int read_secret(const char *path, uint8_t key[DATAKEY_BYTES],
         return 1;
     }
     close(fd);
+    OPENSSL_cleanse(key, DATAKEY_BYTES);
     errno = EINVAL;
     return errprintf(err, "%s is not a data key (32 bytes)", path);
 }
@@ -99,12 +100,13 @@ static int check_value(const uint8_t key[DATAKEY_BYTES], char out[17])
     return 0;
 }
 
-/* The secret read or made ('have' 1) against the catalog's check value:
- * recorded when the catalog has none, or none of its committed epochs is
- * sealed (nothing needs the key it had); another while sealed epochs
- * need theirs is refused. So is a missing file then ('have' 0) when
- * sealing would make a new one (it would not open them); with sealing
- * off that is a warning. */
+/* The secret read or made ('have' 1) against the catalog's check value,
+ * while committed epochs are sealed (n > 0): another key is refused, and
+ * a missing file ('have' 0) when sealing would make a new one (it would
+ * not open them; with sealing off that is a warning). With no sealed
+ * epoch the key's check value is recorded. A catalog with sealed epochs
+ * and no check value (older than the check) records none: its key cannot
+ * be told right or wrong. */
 static int check_catalog(struct coord *co, const char *path, int have,
                          struct vmckpt_error *err)
 {
@@ -113,24 +115,26 @@ static int check_catalog(struct coord *co, const char *path, int have,
     int got;
 
     got = catalog_meta_get(co->cat, "data_key_check", want, sizeof(want), err);
-    if (got < 0 || (got == 1 && catalog_sealed_count(co->cat, &n, err) < 0))
+    if (got < 0 || catalog_sealed_count(co->cat, &n, err) < 0)
         return -1;
+    if (got == 0)
+        snprintf(want, sizeof(want), "not recorded");
     if (!have) {
         if (n == 0)
             return 0;
         if (!co->seal_images) { /* nothing would be made: say so, go on */
             log_warn("%s is missing: the catalog's %" PRIu64 " sealed "
-                     "epochs (data key check value %s) cannot be restored "
-                     "until it is back",
+                     "epochs cannot be restored until it is back (its check "
+                     "value: %s)",
                      path, n, want);
             return 0;
         }
         errno = ENOENT;
         return errprintf(err,
                          "%s is missing, and the catalog holds %" PRIu64
-                         " sealed epochs that only the data key with check "
-                         "value %s opens: put that file back from its "
-                         "backup (a new key would not open them)",
+                         " sealed epochs that only the key that sealed them "
+                         "opens (its check value: %s): put that file back "
+                         "from its backup (a new key would not open them)",
                          path, n, want);
     }
     if (check_value(co->datakey, mine) < 0) {
@@ -139,6 +143,13 @@ static int check_catalog(struct coord *co, const char *path, int have,
     }
     if (got == 1 && strcmp(want, mine) == 0)
         return 0;
+    if (n > 0 && got == 0) {
+        log_warn("%s: the catalog holds %" PRIu64 " sealed epochs and no "
+                 "check value of the key that sealed them; this key's (%s) "
+                 "is recorded once none is left",
+                 path, n, mine);
+        return 0;
+    }
     if (n > 0) {
         errno = EKEYREJECTED;
         return errprintf(err,
@@ -169,8 +180,10 @@ int datakey_open(struct coord *co, const char *state_dir, int seal,
         return -1;
     if (rc == 0 && seal) {
         if (make_secret(state_dir, path, co->datakey, err) < 0) {
-            if (errno != EEXIST || read_secret(path, co->datakey, err) != 1)
+            if (errno != EEXIST || read_secret(path, co->datakey, err) != 1) {
+                OPENSSL_cleanse(co->datakey, sizeof(co->datakey));
                 return -1;
+            }
         } else {
             log_warn("%s: the data key of sealed images made; back it up "
                      "with the catalog (without it no sealed epoch "

@@ -506,7 +506,6 @@ static int serve(struct coord *co, const struct settings *s,
     if (rc < 0)
         log_errno("event loop failed");
     unlink(pidfile);
-    datakey_close(co);
     log_info("stopped");
     return rc < 0 ? 1 : 0;
 fail:
@@ -555,6 +554,7 @@ int main(int argc, char **argv)
         catalog_close(co.cat);
         evloop_destroy(co.loop);
         auth_key_dispose(&co.key);
+        datakey_close(&co); /* on every way out of serve() */
     }
     conf_destroy(o.conf);
     log_fini();

@@ -96,7 +96,8 @@ test_expect_success 'retention: epochs 1 and 2 expire in the catalog; the store 
     test ! -e "$(VMDIR h2)/e3.base"
 '
 
-meta_check() { catalog "select value from meta where key=\"data_key_check\""; }
+meta_check() { catalog "select value from meta where key='data_key_check'"; }
+drop_meta_check() { catalog "delete from meta where key='data_key_check'"; }
 test_expect_success 'h1 dies; the data key is checked against the catalog: another key, or none, is refused at start, and none is made anew' '
     "$LAB_CMD" kill-host $LAB h1 &&
     wait_until 10 "test \"\$(host_state h1)\" = lost" &&
@@ -110,18 +111,21 @@ test_expect_success 'h1 dies; the data key is checked against the catalog: anoth
         $TEST_DIR/co/coordinator.log &&
     rm $TEST_DIR/co/state/data.key &&
     ! start_coordinator &&
-    grep -q "data.key is missing, and the catalog holds [1-9][0-9]* sealed epochs that only the data key with check value $(meta_check) opens" \
+    grep -q "data.key is missing, and the catalog holds [1-9][0-9]* sealed epochs that only the key that sealed them opens (its check value: $(meta_check))" \
         $TEST_DIR/co/coordinator.log &&
     test ! -e $TEST_DIR/co/state/data.key
 '
 
 # A catalog from before the check (its meta row deleted): a wrong key
 # reaches the agents, which must find it out themselves.
-test_expect_success 'a restore with the wrong data key fails, names the epoch, leaves nothing' '
+test_expect_success 'a catalog without a check value: a restore with the wrong data key fails, names the epoch, leaves nothing' '
     head -c 32 /dev/urandom >$TEST_DIR/co/state/data.key &&
     chmod 600 $TEST_DIR/co/state/data.key &&
-    catalog "delete from meta where key=\"data_key_check\"" &&
+    drop_meta_check &&
     start_coordinator &&
+    grep -q "data.key: the catalog holds [1-9][0-9]* sealed epochs and no check value of the key that sealed them" \
+        $TEST_DIR/co/coordinator.log &&
+    test -z "$(meta_check)" &&
     wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
     ! vmckpt restore --vm g1 --host h3 >$TEST_DIR/bad.out 2>&1 &&
     cat $TEST_DIR/bad.out &&
@@ -134,7 +138,6 @@ test_expect_success 'a restore with the wrong data key fails, names the epoch, l
 test_expect_success 'with the right key: g1 comes back on h3 from the sealed chain on h2; memwriter verifies' '
     stop_daemon co &&
     mv $TEST_DIR/data.key.right $TEST_DIR/co/state/data.key &&
-    catalog "delete from meta where key=\"data_key_check\"" &&
     start_coordinator &&
     wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
     vmckpt restore --vm g1 --host h3 >$TEST_DIR/r.out && cat $TEST_DIR/r.out &&

@@ -205,7 +205,11 @@ test_expect_success 'the token expires with its job: once every guest of m1 is s
 '
 
 test_expect_success 'everything stops cleanly, with no sanitizer report' '
-    for h in h1 h4 co; do stop_daemon $h TERM || exit 1; done &&
+    for h in h1 h2 h3 h4; do
+        # the hosts the stories killed are gone
+        ! alive "$(pid_of $h)" || stop_daemon $h TERM || exit 1
+    done &&
+    stop_daemon co TERM &&
     no_sanitizer_reports
 '
 

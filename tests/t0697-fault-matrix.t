@@ -4,10 +4,11 @@
 # a job epoch (or a restart) is held at the end of one phase while a fault
 # is injected; afterwards the committed epochs are intact, the epoch in
 # flight ended with its cause, each guest runs once, memwriter verifies
-# and the next checkpoint commits. The default run takes three cells (a
+# and the next checkpoint commits. The default run takes four cells (a
 # VM's host, a store and the coordinator killed at the cut, the drain and
-# the commit; the other faults have tests of their own: t0660, t0670,
-# t0680, t0685). VMCKPT_FAULTS=all (or VMCKPT_FULL=1) runs every
+# the commit, an agent hung in a restart; faults in pre-copy are in t0630
+# and t0660, the other faults have tests of their own: t0670, t0680).
+# VMCKPT_FAULTS=all (or VMCKPT_FULL=1) runs every
 # phase with every fault (42 cells, about 25 minutes here) and prints the
 # table docs/reliability.md carries; VMCKPT_FAULTS="PHASE:FAULT ..." runs
 # the cells named.
@@ -25,7 +26,8 @@ if [ "${VMCKPT_FAULTS:-}" = all ] || { [ -z "${VMCKPT_FAULTS:-}" ] && [ "${VMCKP
 elif [ -n "${VMCKPT_FAULTS:-}" ]; then
     CELL_LIST=$VMCKPT_FAULTS # PHASE:FAULT ... (to look at some cells again)
 else
-    CELL_LIST="cut:kill-origin drain:kill-store commit:kill-coordinator"
+    CELL_LIST="cut:kill-origin drain:kill-store commit:kill-coordinator
+        restore:hang-agent"
 fi
 
 test_expect_success 'setup: four hosts, job fj of two guests running memwriter, epoch 1 committed' '
