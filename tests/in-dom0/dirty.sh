@@ -14,7 +14,14 @@ grep -q "total: 0 missed over 4 rounds" /tmp/dc.out || fail "missed pages"
 # pages changed in every round: the check saw memwriter's writes
 [ "$(grep -c "round [0-9]: [1-9][0-9]* pages changed" /tmp/dc.out)" = 4 ] || fail "no writes seen"
 g=$(last_gen d1)
-wait_until 60 '[ "$(last_gen d1)" -gt "$g" ]' || fail "d1 stopped running (gen $g)"
+if ! wait_until 60 '[ "$(last_gen d1)" -gt "$g" ]'; then
+    # which stopped: the guest, or only its console? (memwriter writing
+    # pages with no line printed is a console that stopped)
+    vmckpt-vmtool xen-dirtycheck --xen d1 --rounds 1 --interval 1000 2>&1 | tail -n 3
+    xenstore-ls "/local/domain/$(xl domid d1)/control" 2>&1 | head -n 5
+    xl dmesg 2>&1 | tail -n 15
+    fail "d1 stopped running (gen $g)"
+fi
 # the suspends left the domain as the toolstack expects: it can still
 # suspend it for its own save
 xl save -c d1 /tmp/d1.save || fail "xl save -c after our suspends"
