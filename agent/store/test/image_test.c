@@ -752,24 +752,6 @@ START_TEST(sealed_disk)
     tag ^= 1;
     ck_assert_int_eq(pwrite(fd, &tag, 1, SEAL_DISK_BYTES - 1), 1);
     close(fd);
-    /* the chunk's disk or offset is bound: it does not open elsewhere */
-    {
-        static uint8_t c[1u << 20];
-        uint8_t seal[SEAL_DISK_BYTES];
-        const uint8_t *p;
-
-        memcpy(c, clear, sizeof(c));
-        ck_assert_int_eq(
-            sealer_disk_chunk(put_sealer, 0, 0, c, sizeof(c), seal, &err), 0);
-        p = sealer_open_disk_chunk(opener, 0, 1u << 20, c, sizeof(c), seal,
-                                   &err);
-        ck_assert_ptr_null(p);
-        ck_assert_ptr_null(
-            sealer_open_disk_chunk(opener, 1, 0, c, sizeof(c), seal, &err));
-        p = sealer_open_disk_chunk(opener, 0, 0, c, sizeof(c), seal, &err);
-        ck_assert_ptr_nonnull(p);
-        ck_assert_mem_eq(p, clear, sizeof(c));
-    }
     /* sealed and clear chunks in one epoch: refused, nothing left */
     ck_assert_int_ne(put_disk_epoch(2, 1, 1, (uint64_t[]){3u << 20}, 4, &err),
                      0);

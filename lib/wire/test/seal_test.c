@@ -468,6 +468,61 @@ START_TEST(state_refused)
 }
 END_TEST
 
+/* A disk chunk sealed in place (as long as it was clear) opens only
+ * with its disk, offset, VM and key, and not once a byte of it or of its
+ * tag is altered. */
+START_TEST(disk_chunk)
+{
+    static uint8_t clear[1u << 20], c[1u << 20];
+    struct seal_key other = key;
+    struct sealer *s = new_sealer(&key, "vm1"), *o = new_sealer(&key, "vm1"),
+                  *vm2 = new_sealer(&key, "vm2"), *wrong;
+    uint8_t seal[SEAL_DISK_BYTES];
+    struct vmckpt_error err;
+    const uint8_t *p;
+    size_t i;
+
+    other.k[0] ^= 1;
+    wrong = new_sealer(&other, "vm1");
+    for (i = 0; i < sizeof(clear); i++)
+        clear[i] = (uint8_t)(i * 13 + (i >> 12));
+    memcpy(c, clear, sizeof(c));
+    ck_assert_int_eq(
+        sealer_disk_chunk(s, 0, 1u << 20, c, sizeof(c), seal, &err), 0);
+    ck_assert_int_ne(memcmp(c, clear, sizeof(c)), 0);
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(o, 0, 0, c, sizeof(c), seal, &err)); /* moved */
+    ck_assert_ptr_nonnull(strstr(err.text, "does not open"));
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(o, 1, 1u << 20, c, sizeof(c), seal, &err));
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(vm2, 0, 1u << 20, c, sizeof(c), seal, &err));
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(wrong, 0, 1u << 20, c, sizeof(c), seal, &err));
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(o, 0, 1u << 20, c, sizeof(c) - 1, seal, &err));
+    c[5000] ^= 1;
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(o, 0, 1u << 20, c, sizeof(c), seal, &err));
+    c[5000] ^= 1;
+    seal[SEAL_DISK_BYTES - 1] ^= 1;
+    ck_assert_ptr_null(
+        sealer_open_disk_chunk(o, 0, 1u << 20, c, sizeof(c), seal, &err));
+    seal[SEAL_DISK_BYTES - 1] ^= 1;
+    p = sealer_open_disk_chunk(o, 0, 1u << 20, c, sizeof(c), seal, &err);
+    ck_assert_msg(p != NULL, "%s", err.text);
+    ck_assert_mem_eq(p, clear, sizeof(clear));
+    /* bounds: nothing, or more than a chunk */
+    ck_assert_int_ne(sealer_disk_chunk(s, 0, 0, c, 0, seal, &err), 0);
+    ck_assert_int_ne(
+        sealer_disk_chunk(s, 0, 0, c, SEAL_DISK_MAX + 1, seal, &err), 0);
+    sealer_free(s);
+    sealer_free(o);
+    sealer_free(vm2);
+    sealer_free(wrong);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("seal");
@@ -484,6 +539,7 @@ int main(void)
     tcase_add_test(tc, keys);
     tcase_add_test(tc, state_round_trip);
     tcase_add_test(tc, state_refused);
+    tcase_add_test(tc, disk_chunk);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
