@@ -58,6 +58,8 @@ struct ckpt_job {
     uint64_t committed;       /* disk layers up to it merged first */
     struct topo_lanes lanes;  /* where the engine's lanes run (lib/topo) */
     struct seal_key key;      /* the job's data key, when 'sealed' */
+    uint8_t ticket[TICKET_LEN]; /* the store's, to write the epoch there */
+    size_t ticket_len;
     int sealed;
     struct ckpt_job *next; /* in 'ckpts' */
 };
@@ -500,7 +502,9 @@ static struct stream_out *open_outputs(struct ckpt_job *j, struct tee *tee,
                             .streams = j->streams,
                             .disks = j->disks ? ckpt_disks_count(j->disks) : 0,
                             .store_host =
-                                j->store_host[0] ? j->store_host : NULL};
+                                j->store_host[0] ? j->store_host : NULL,
+                            .ticket = j->ticket,
+                            .ticket_len = j->ticket_len};
 
     if (j->vm->ops->ram_map(j->vm->hv, &ram, &ram_len, err) < 0)
         return NULL;
@@ -727,6 +731,17 @@ static const char *begin_invalid(const Vmckpt__CkptBegin *b, char *text,
     return NULL;
 }
 
+/* A condition variable whose waits are timed on the monotonic clock. */
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
 {
     const Vmckpt__CkptBegin *b = env->ckpt_begin;
@@ -785,6 +800,10 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     snprintf(j->vmname, sizeof(j->vmname), "%s", vm->name);
     snprintf(j->store, sizeof(j->store), "%s", b->targets[0]->store_addr);
     snprintf(j->store_host, sizeof(j->store_host), "%s", b->targets[0]->host);
+    if (b->targets[0]->ticket.len == TICKET_LEN) {
+        memcpy(j->ticket, b->targets[0]->ticket.data, TICKET_LEN);
+        j->ticket_len = TICKET_LEN;
+    }
     j->epoch = b->epoch;
     j->incarnation = vmm_vm_incarnation(vm);
     /* a delta only continues this QEMU's own chain; otherwise full */
@@ -815,15 +834,7 @@ void ckpt_start(struct agent *a, const Vmckpt__Envelope *env)
     j->was_converged = -1;
     j->stats_ms = b->stats_interval_ms ? b->stats_interval_ms : 250;
     pthread_mutex_init(&j->mu, NULL);
-    {
-        /* waits are timed on the monotonic clock */
-        pthread_condattr_t ca;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&j->cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    cond_init_mono(&j->cv);
     vm->busy = 1;
     pthread_mutex_lock(&ckpts_mu);
     j->next = ckpts;

@@ -295,6 +295,8 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
     case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
         registered(a, env->agent_registered);
         take_crl(a, &env->agent_registered->crl);
+        store_set_ticket_key(&a->store, env->agent_registered->ticket_key.data,
+                             env->agent_registered->ticket_key.len);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
         ack_renews(a, env->heartbeat_ack->seq);

@@ -80,6 +80,11 @@ static const char usage[] =
     "  qemu = qemu-system-x86_64       QEMU binary of the QEMU back end\n"
     "  store_listen = *:7471           the store peers stream images to\n"
     "  store_dir = STATE_DIR/store     where this host keeps peers' images\n"
+    "  store_tickets = yes | no        yes: the store admits a write or a\n"
+    "                                  fetch only with the coordinator's\n"
+    "                                  ticket for that host, VM and epoch\n"
+    "                                  (no: any agent of the cluster may;\n"
+    "                                  for vmckpt-vmtool benches only)\n"
     "  run_dir = STATE_DIR/run         guests' QMP sockets and console logs\n"
     "  ram_dir = /dev/shm              guests' RAM files (a tmpfs: RAM files\n"
     "                                  are shared memory)\n"
@@ -138,6 +143,7 @@ static const char *const agent_keys[] = {"name",
                                          "log_level",
                                          "store_listen",
                                          "store_dir",
+                                         "store_tickets",
                                          "run_dir",
                                          "ram_dir",
                                          "disk_dir",
@@ -289,6 +295,7 @@ static int check_settings(const struct conf *conf, struct vmckpt_error *err)
     const char *streams = conf_get(conf, "agent", "streams", "auto");
     const char *const *k;
     uint64_t v;
+    bool b;
 
     for (k = ms_keys; *k != NULL; k++)
         if (conf_get_uint(conf, "agent", *k, 0, AGENT_MS_MIN, AGENT_MS_MAX, &v,
@@ -305,6 +312,8 @@ static int check_settings(const struct conf *conf, struct vmckpt_error *err)
     if (strcmp(streams, "auto") != 0 &&
         conf_get_uint(conf, "agent", "streams", 1, 1, PRECOPY_MAX_STREAMS, &v,
                       err) < 0)
+        return -1;
+    if (conf_get_bool(conf, "agent", "store_tickets", true, &b, err) < 0)
         return -1;
     if (pin_threads(conf) < 0)
         return errprintf(err,
@@ -440,21 +449,28 @@ static int start_store(const struct daemon_opts *o, struct agent *a,
 {
     char path[4096], sdir[4096], bound[NET_ADDRSTRLEN], bhost[NET_ADDRSTRLEN];
     struct vmckpt_error err;
+    bool tickets = true;
 
     snprintf(path, sizeof(path), "%s/store", state_dir);
     snprintf(sdir, sizeof(sdir), "%s",
              conf_get(o->conf, "agent", "store_dir", path));
-    if (daemon_mkdirs(sdir, 0700, &err) < 0 ||
+    if (conf_get_bool(o->conf, "agent", "store_tickets", true, &tickets, &err) <
+            0 ||
+        daemon_mkdirs(sdir, 0700, &err) < 0 ||
         store_start(&a->store, a->loop, sdir,
                     conf_get(o->conf, "agent", "store_listen", "*:7471"),
                     &a->key, a->name, &err) < 0) {
         log_err("store: %s", err.text);
         return 1;
     }
+    a->store.tickets = tickets;
     net_local_name(a->store.listen_fd, bound, sizeof(bound));
     if (net_split(bound, 0, bhost, &a->store_port, NULL) < 0)
         a->store_port = STORE_DEFAULT_PORT;
-    log_info("store %s listening on %s", sdir, bound);
+    log_info("store %s listening on %s%s", sdir, bound,
+             tickets ? ""
+                     : " (store_tickets = no: any agent may write and "
+                       "fetch any image)");
     topo_host_plan_writer(a->store.dir);
     return 0;
 }

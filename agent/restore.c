@@ -181,11 +181,13 @@ static void *restore_main(void *arg)
             rc = local_disks(r, key, &err);
     } else {
         struct stream_disks sd = {disk_recv_chunk, disk_recv_finish, r->disks};
-
-        rc = stream_fetch(
+        struct stream_source src = {
             r->r->source_addr, r->r->source_host[0] ? r->r->source_host : NULL,
-            &r->a->key, r->a->name, r->r->job, r->r->vm, r->r->epoch, key,
-            ram_fd, r->state_fd, r->disks != NULL ? &sd : NULL, &err);
+            r->r->ticket.data, r->r->ticket.len};
+
+        rc = stream_fetch(&src, &r->a->key, r->a->name, r->r->job, r->r->vm,
+                          r->r->epoch, key, ram_fd, r->state_fd,
+                          r->disks != NULL ? &sd : NULL, &err);
     }
     if (rc == 0)
         rc = open_state(r, key, &err);

@@ -10,8 +10,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <openssl/crypto.h>
+
 #include "catalog.h"
 #include "hosts.h"
+#include "lib/wire/ticket.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/util/runcmd.h"
@@ -30,11 +33,13 @@ struct host {
     uint64_t memory_bytes;
     const char *state;
     uint64_t id;
-    uint64_t last_hb_ms;    /* monotonic; 0 = never in this run */
-    uint64_t last_ack_ms;   /* monotonic, the last lease granted; 0 = none */
-    uint64_t crl_sent;      /* version of the revocation list it has */
-    int fenced;             /* declared dead by the administrator */
-    struct runcmd *fencing; /* the fence command running for it */
+    uint64_t last_hb_ms;  /* monotonic; 0 = never in this run */
+    uint64_t last_ack_ms; /* monotonic, the last lease granted; 0 = none */
+    uint64_t crl_sent;    /* version of the revocation list it has */
+    uint8_t ticket_key[TICKET_KEY_LEN]; /* its store's (tickets.h), */
+    int has_ticket_key;                 /* since it registered */
+    int fenced;                         /* declared dead by the administrator */
+    struct runcmd *fencing;             /* the fence command running for it */
     void *fence_arg;        /* its callback's argument, freed with it */
     uint64_t fence_until;   /* monotonic deadline of that command */
     struct runcmd *telling; /* the lost command running for it */
@@ -77,6 +82,7 @@ static void host_free(struct host *h)
         free(h->fence_arg);
     }
     runcmd_cancel(h->telling);
+    OPENSSL_cleanse(h->ticket_key, sizeof(h->ticket_key));
     free(h->name);
     free(h->addr);
     free(h->store_addr);
@@ -227,96 +233,6 @@ static void host_set_state(struct coord *co, struct host *h, const char *state,
         log_err("%s", err.text);
     if (co->hosts->ev.state != NULL)
         co->hosts->ev.state(co->hosts->ev.arg, h->name, state, why);
-}
-
-/* Hypervisor records as stored in the catalog: one per line,
- * name|version|accel|usable|detail, with separators in fields blanked. */
-static void put_field(char **p, char *end, const char *s, char sep)
-{
-    for (; s != NULL && *s != '\0' && *p < end - 1; s++)
-        *(*p)++ = (*s == '|' || *s == '\n') ? ' ' : *s;
-    if (*p < end - 1)
-        *(*p)++ = sep;
-}
-
-static char *hv_encode(Vmckpt__Hypervisor **hv, size_t n)
-{
-    char buf[2048], *p = buf, *end = buf + sizeof(buf);
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        put_field(&p, end, hv[i]->name, '|');
-        put_field(&p, end, hv[i]->version, '|');
-        put_field(&p, end, hv[i]->accel, '|');
-        put_field(&p, end, hv[i]->usable ? "1" : "0", '|');
-        put_field(&p, end, hv[i]->detail, '\n');
-    }
-    *p = '\0';
-    return strdup(buf);
-}
-
-/* Decode into freshly allocated messages; the caller frees them. */
-static size_t hv_decode(const char *enc, Vmckpt__Hypervisor ***out)
-{
-    size_t n = 0, i;
-    const char *s;
-    Vmckpt__Hypervisor **v;
-    char *copy, *line, *save = NULL;
-
-    for (s = enc; *s != '\0'; s++)
-        n += *s == '\n';
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    v = calloc(n, sizeof(*v));
-    copy = strdup(enc);
-    if (v == NULL || copy == NULL) {
-        free(v);
-        free(copy);
-        return 0;
-    }
-    i = 0;
-    for (line = strtok_r(copy, "\n", &save); line != NULL && i < n;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *f[5] = {"", "", "", "0", ""};
-        int k = 0;
-        char *q = line;
-
-        f[0] = q;
-        while (k < 4 && (q = strchr(q, '|')) != NULL) {
-            *q++ = '\0';
-            f[++k] = q;
-        }
-        v[i] = malloc(sizeof(*v[i]));
-        if (v[i] == NULL)
-            break;
-        vmckpt__hypervisor__init(v[i]);
-        v[i]->name = strdup(f[0]);
-        v[i]->version = strdup(f[1]);
-        v[i]->accel = strdup(f[2]);
-        v[i]->usable = f[3][0] == '1';
-        v[i]->detail = strdup(f[4]);
-        i++;
-    }
-    free(copy);
-    *out = v;
-    return i;
-}
-
-static void hv_free(Vmckpt__Hypervisor **v, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (v[i] == NULL)
-            continue;
-        free(v[i]->name);
-        free(v[i]->version);
-        free(v[i]->accel);
-        free(v[i]->detail);
-        free(v[i]);
-    }
-    free(v);
 }
 
 static int load_one(const struct catalog_host *ch, void *arg)
@@ -550,6 +466,13 @@ int hosts_on_register(struct conn *c, const Vmckpt__Envelope *env)
     h->last_ack_ms = clock_mono_ms();
     h->crl_sent = 0;
     (void)hosts_crl_attach(c, h->name, &h->crl_sent, &reply.crl);
+    /* its store's ticket key (tickets.h): the same for this run */
+    h->has_ticket_key =
+        ticket_key_derive(co->ticket_secret, h->name, h->ticket_key) == 0;
+    if (h->has_ticket_key) {
+        reply.ticket_key.data = h->ticket_key;
+        reply.ticket_key.len = sizeof(h->ticket_key);
+    }
     rc = server_send(c, VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED, env->request_id,
                      &reply);
     free(reply.crl.data);
@@ -702,6 +625,13 @@ void hosts_each(struct coord *co,
 
     for (h = co->hosts->list; h != NULL; h = h->next)
         fn(arg, h->name, h->state);
+}
+
+const uint8_t *hosts_ticket_key(struct coord *co, const char *name)
+{
+    struct host *h = host_find(co, name);
+
+    return h != NULL && h->has_ticket_key ? h->ticket_key : NULL;
 }
 
 const char *hosts_store_addr(struct coord *co, const char *name)

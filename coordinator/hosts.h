@@ -62,6 +62,13 @@ int hosts_on_heartbeat(struct conn *c, const Vmckpt__Envelope *env);
  * which is then closing (an Error queued). */
 int hosts_crl_attach(struct conn *c, const char *host, uint64_t *sent,
                      ProtobufCBinaryData *out);
+/* hosts_hv.c: a host's hypervisors as the catalog keeps them, one per
+ * line, name|version|accel|usable|detail (malloc'ed; NULL when out of
+ * memory); decoded into 'out' (n messages the caller frees with
+ * hv_free). */
+char *hv_encode(Vmckpt__Hypervisor **hv, size_t n);
+size_t hv_decode(const char *enc, Vmckpt__Hypervisor ***out);
+void hv_free(Vmckpt__Hypervisor **v, size_t n);
 int hosts_on_goodbye(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_query(struct conn *c, const Vmckpt__Envelope *env);
 int hosts_on_fence(struct conn *c, const Vmckpt__Envelope *env);
@@ -115,6 +122,9 @@ struct conn *hosts_conn(struct coord *co, const char *name);
 /* The state of host 'name' ("up", "lost", "down", "unknown"), or NULL if
  * the registry has no such host; the registry owns the string. */
 const char *hosts_state(struct coord *co, const char *name);
+/* The store ticket key (TICKET_KEY_LEN bytes) host 'name' was given when
+ * it registered with this coordinator, or NULL if it has not. */
+const uint8_t *hosts_ticket_key(struct coord *co, const char *name);
 /* The store address of host 'name' ("" if none or unknown); the registry
  * owns the string. */
 const char *hosts_store_addr(struct coord *co, const char *name);

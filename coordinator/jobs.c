@@ -577,7 +577,7 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
     /* progress of each VM every 250 ms, or 1 ms per VM of the epoch (at
      * most 5 s): about 1,000 messages a second past 250 VMs */
     unsigned stats_ms = e->n < 250 ? 250 : e->n > 5000 ? 5000 : (unsigned)e->n;
-    uint8_t key[DATAKEY_BYTES];
+    uint8_t key[DATAKEY_BYTES], ticket[TICKET_LEN];
     int sealed = datakey_for(co, j->name, key);
     size_t i;
 
@@ -600,6 +600,8 @@ static int begin_send(struct job *j, struct vmrec **vms, unsigned streams,
         t.store_addr = jv->store_addr;
         t.parent = jv->parent;
         t.incarnation = vms[i]->spec != NULL ? vms[i]->spec->incarnation : 0;
+        (void)tickets_make(co, jv->store_host, TICKET_WRITE, j->name, jv->vm,
+                           e->epoch, jv->host, ticket, &t.ticket);
         b.n_targets = 1;
         b.targets = &tp;
         b.coordinated = 1;

@@ -10,6 +10,7 @@
 #include "jobs.h"
 #include "stats.h"
 #include "vms.h"
+#include "tickets.h" /* BEGIN and RESTORE carry store tickets */
 
 /* A restart in flight: every VM restored paused, then resumed at once. */
 struct jrestart {

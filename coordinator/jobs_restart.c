@@ -446,7 +446,7 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     struct jrestart *rs = j->rs;
     Vmckpt__Restore r = VMCKPT__RESTORE__INIT;
     Vmckpt__VmSpec spec = *v->spec;
-    uint8_t key[DATAKEY_BYTES];
+    uint8_t key[DATAKEY_BYTES], ticket[TICKET_LEN];
     int rc;
 
     spec.host = rs->v[i].host;
@@ -460,6 +460,8 @@ static void send_restore(struct job *j, size_t i, struct vmrec *v)
     r.spec = &spec;
     r.start_paused = 1;
     r.qemu_stream = rs->v[i].qemu_stream;
+    (void)tickets_make(co, rs->v[i].from, TICKET_FETCH, j->name, v->name,
+                       rs->epoch, rs->v[i].host, ticket, &r.ticket);
     /* the key only for a sealed epoch (the agent then refuses anything
      * clear); without the secret the restore cannot open it: failed now,
      * not after the image came */

@@ -13,7 +13,8 @@ sbin_PROGRAMS += %reldir%/vmckpt-coordinator
 	%reldir%/vms.c %reldir%/vms.h %reldir%/vms_news.c %reldir%/vms_rows.c \
 	%reldir%/vms_spec.c \
 	%reldir%/vms_int.h \
-	%reldir%/hosts.c %reldir%/hosts.h %reldir%/hosts_crl.c \
+	%reldir%/hosts.c %reldir%/hosts.h %reldir%/hosts_crl.c %reldir%/hosts_hv.c \
+	%reldir%/tickets.c %reldir%/tickets.h \
 	%reldir%/stats.c %reldir%/stats.h \
 	%reldir%/datakey.c %reldir%/datakey.h \
 	%reldir%/server.c %reldir%/server.h \

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "ranks.h"
 #include "server.h"
+#include "tickets.h"
 #include "vms.h"
 #include "lib/metrics/httpd.h"
 #include "lib/util/conf.h"
@@ -347,6 +348,8 @@ static int open_state(struct coord *co, const struct settings *s,
         (co->cat = catalog_open(catalog, err)) == NULL)
         return -1;
     /* the data key checked against the catalog's epochs */
+    if (tickets_init(co, err) < 0)
+        return -1;
     return datakey_open(co, s->state_dir, s->seal_images, err);
 }
 
@@ -555,6 +558,7 @@ int main(int argc, char **argv)
         evloop_destroy(co.loop);
         auth_key_dispose(&co.key);
         datakey_close(&co); /* on every way out of serve() */
+        tickets_fini(&co);
     }
     conf_destroy(o.conf);
     log_fini();

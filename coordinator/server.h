@@ -100,6 +100,8 @@ struct coord {
     /* datakey.c: the secret sealed images' keys come from */
     int seal_images, have_datakey;
     uint8_t datakey[32];
+    /* tickets.c: this run's secret the stores' ticket keys come from */
+    uint8_t ticket_secret[32];
 
     /* metrics.c and its counters (stats.c); NULL while metrics are off */
     struct metrics *metrics;

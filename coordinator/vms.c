@@ -26,6 +26,7 @@
 #include "stats.h"
 #include "vms.h"
 #include "vms_int.h"
+#include "tickets.h"
 #include "lib/util/clock.h"
 #include "lib/util/log.h"
 
@@ -450,7 +451,7 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     const Vmckpt__CkptBegin *b = env->ckpt_begin;
     Vmckpt__CkptBegin out = VMCKPT__CKPT_BEGIN__INIT;
     Vmckpt__PeerTarget t = VMCKPT__PEER_TARGET__INIT, *tp = &t;
-    uint8_t key[DATAKEY_BYTES];
+    uint8_t key[DATAKEY_BYTES], ticket[TICKET_LEN];
     int sealed;
     struct pending *p, *q;
     struct vmrec *v;
@@ -498,6 +499,8 @@ int vms_on_checkpoint(struct conn *c, const Vmckpt__Envelope *env)
     /* a delta only on the store that holds its parent */
     t.parent = vms_parent_for(v, store, co->seal_images);
     t.incarnation = vms_incarnation_of(v);
+    (void)tickets_make(co, store, TICKET_WRITE, v->job, v->name, out.epoch,
+                       v->host, ticket, &t.ticket);
     out.n_targets = 1;
     out.targets = &tp;
     out.mode = b->mode;
@@ -556,7 +559,7 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
     struct coord *co = c->co;
     const Vmckpt__Restore *r = env->restore;
     Vmckpt__Restore out = VMCKPT__RESTORE__INIT;
-    uint8_t key[DATAKEY_BYTES];
+    uint8_t key[DATAKEY_BYTES], ticket[TICKET_LEN];
     Vmckpt__VmSpec spec;
     struct epoch_ref e;
     struct vmckpt_error err;
@@ -598,6 +601,8 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
         out.source_addr = e.store_addr;
     out.spec = &spec;
     out.qemu_stream = e.qemu_stream;
+    (void)tickets_make(co, out.source_host, TICKET_FETCH, v->job, v->name,
+                       e.epoch, r->target_host, ticket, &out.ticket);
     /* the key only for a sealed epoch: with it the agent refuses
      * anything clear */
     if (e.sealed && datakey_open_for(co, v->job, key) < 0)

@@ -9,7 +9,9 @@ CLUSTER_TLS=0
 
 cluster_up 1
 start_coordinator
-start_agent h1
+# the store cases speak its stream protocol as a peer the coordinator gave
+# no ticket; the last case turns tickets back on
+start_agent h1 -o agent.store_tickets=no
 wait_until 10 'test "$(host_state h1)" = up'
 
 LOG=$TEST_DIR/co/coordinator.log
@@ -132,6 +134,23 @@ test_expect_success 'the coordinator is still up and the agent undisturbed' '
     alive $(pid_of co) &&
     test "$(host_state h1)" = up &&
     test $(grep -c "registered with coordinator" $TEST_DIR/h1/agent.log) = 1
+'
+
+test_expect_success 'with store tickets (the default), no write or fetch without the coordinator'"'"'s ticket: refused, the store as it was' '
+    grep -q "store_tickets = no: any agent may write and fetch" $TEST_DIR/h1/agent.log &&
+    stop_daemon h1 && start_agent h1 &&
+    wait_until 10 "test \"\$(host_state h1)\" = up" &&
+    ls -R $TEST_DIR/h1/state/store >$TEST_DIR/store.before &&
+    in_host co "$WIREPOKE" 198.18.0.11:7471 "$TEST_DIR/cluster.key" store-tickets \
+        >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&
+    section "write, no ticket" | grep -q "^error: .*refused: write of wp/tv epoch 1 by wirepoke without a ticket from the coordinator" &&
+    section "write, forged ticket" | grep -q "^error: .*refused: the ticket does not let wirepoke write wp/tv epoch 1" &&
+    section "fetch, no ticket" | grep -q "^error: .*refused: fetch of wp/pv epoch 1 by wirepoke without a ticket" &&
+    section "fetch, forged ticket" | grep -q "^error: .*refused: the ticket does not let wirepoke fetch wp/pv epoch 1" &&
+    ! grep -q "^ok" $TEST_DIR/poke.out &&
+    ls -R $TEST_DIR/h1/state/store | cmp - $TEST_DIR/store.before &&
+    grep_log $TEST_DIR/h1/agent.log "store: .*wirepoke.*refused: the ticket does not let" &&
+    ! grep -q "wirepoke.* fetches wp/pv" $TEST_DIR/h1/agent.log
 '
 
 test_expect_success 'clean stop, no sanitizer report' '

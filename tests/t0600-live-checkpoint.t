@@ -32,7 +32,7 @@ field() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" "$2"; }
 test_expect_success 'setup: image, three hosts with agents, g1 on h1 running memwriter' '
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     cluster_up 3 && start_coordinator &&
-    start_agent h1 && start_agent h2 &&
+    start_agent h1 && start_agent h2 -o agent.store_tickets=no &&
     wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
     lab vm-start $LAB h1 g1 --run "memwriter -m 64 -r 2000 -p 1" &&
     wait_until 20 "test -n \"\$(last_gen)\""
@@ -116,7 +116,7 @@ test_expect_success 'the older epoch 1 restores too, and verifies' '
 '
 
 test_expect_success 'store killed mid-checkpoint: clear failure, guest keeps running, nothing durable' '
-    start_agent h3 && wait_until 10 "test \"\$(host_state h3)\" = up" &&
+    start_agent h3 -o agent.store_tickets=no && wait_until 10 "test \"\$(host_state h3)\" = up" &&
     (in_host h2 "$VMTOOL" checkpoint $(guest) --job j1 --epoch 3 --streams 2 \
         --store 198.18.0.13:7471 $(cred h2) >$TEST_DIR/e3.out 2>&1; echo "rc=$?" >>$TEST_DIR/e3.out) &
     wait_until 20 "grep -q \"writes j1/g1 epoch 3\" $TEST_DIR/h3/agent.log" &&
@@ -147,7 +147,7 @@ test_expect_success 'a flipped byte in a stored image: restore refuses and says 
 '
 
 test_expect_success 'job or VM names with ../ or / are refused by the store' '
-    start_agent h3 && wait_until 10 "test \"\$(host_state h3)\" = up" &&
+    start_agent h3 -o agent.store_tickets=no && wait_until 10 "test \"\$(host_state h3)\" = up" &&
     ! in_host h2 "$VMTOOL" checkpoint $(guest) --job ../x --epoch 1 \
         --store 198.18.0.13:7471 $(cred h2) 2>$TEST_DIR/err &&
     cat $TEST_DIR/err && grep -q "refused job/VM name" $TEST_DIR/err &&

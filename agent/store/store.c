@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "image.h"
 #include "lib/topo/topo.h"
 #include "lib/util/log.h"
@@ -43,7 +45,57 @@ struct peer {
     char addr[96];
     struct wire_conn w;
     char who[160];
+    char name[128]; /* the host its credential proved */
 };
+
+/* Whether the coordinator let this peer's host do 'op' on epoch 'epoch'
+ * of JOB/VM: 0, or -1 with why in 'err'. */
+static int ticket_admits(struct peer *p, enum ticket_op op, const char *job,
+                         const char *vm, uint64_t epoch,
+                         const ProtobufCBinaryData *t, struct vmckpt_error *err)
+{
+    struct store *s = p->s;
+    uint8_t key[TICKET_KEY_LEN];
+    int have, rc;
+
+    if (!s->tickets)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    have = s->have_ticket_key;
+    memcpy(key, s->ticket_key, sizeof(key));
+    pthread_mutex_unlock(&s->lock);
+    if (!have)
+        rc = errprintf(err, "refused: this store has no ticket key yet (its "
+                            "agent is not registered with the coordinator)");
+    else if (t->len == 0)
+        rc = errprintf(err,
+                       "refused: %s of %s/%s epoch %llu by %s without a "
+                       "ticket from the coordinator",
+                       ticket_op_name(op), job, vm, (unsigned long long)epoch,
+                       p->name);
+    else if (ticket_check(key, op, job, vm, epoch, p->name, t->data, t->len) <
+             0)
+        rc = errprintf(err,
+                       "refused: the ticket does not let %s %s %s/%s epoch "
+                       "%llu",
+                       p->name, ticket_op_name(op), job, vm,
+                       (unsigned long long)epoch);
+    else
+        rc = 0;
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+void store_set_ticket_key(struct store *s, const uint8_t *key, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    s->have_ticket_key = key != NULL && len == TICKET_KEY_LEN;
+    if (s->have_ticket_key)
+        memcpy(s->ticket_key, key, TICKET_KEY_LEN);
+    else
+        OPENSSL_cleanse(s->ticket_key, sizeof(s->ticket_key));
+    pthread_mutex_unlock(&s->lock);
+}
 
 static void stream_leave(struct store *s, struct store_busy *b,
                          const char *why);
@@ -302,6 +354,13 @@ static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
     const struct image_epoch *e;
     struct vmckpt_error err;
 
+    if (ticket_admits(p, TICKET_FETCH, fe->job, fe->vm, fe->epoch, &fe->ticket,
+                      &err) < 0) {
+        log_warn("store: %s: %s", p->who, err.text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
+                   err.text);
+        return 0;
+    }
     if (image_manifest_load(p->s->dir, fe->job, fe->vm, &m, &err) < 0 ||
         (e = image_manifest_find(&m, fe->epoch)) == NULL) {
         if (errno != EINVAL)
@@ -459,6 +518,7 @@ static int peer_auth(struct peer *p)
     }
     snprintf(p->who, sizeof(p->who), "%s %s (%s)", auth_role_name(as.role),
              as.peer_name, p->addr);
+    snprintf(p->name, sizeof(p->name), "%s", as.peer_name);
     if (as.role != VMCKPT__ROLE__ROLE_PEER &&
         as.role != VMCKPT__ROLE__ROLE_AGENT) {
         send_error(p, 0, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
@@ -489,6 +549,13 @@ static int on_open(struct peer *p, struct session *ss,
                  "refused job/VM name '%.64s'/'%.64s'", so->job, so->vm);
         log_warn("store: %s: %s", p->who, err.text);
         send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
+                   err.text);
+        return 0;
+    }
+    if (ticket_admits(p, TICKET_WRITE, so->job, so->vm, so->epoch, &so->ticket,
+                      &err) < 0) {
+        log_warn("store: %s: %s", p->who, err.text);
+        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
                    err.text);
         return 0;
     }
@@ -774,6 +841,7 @@ int store_start(struct store *s, struct evloop *loop, const char *dir,
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->key = key;
+    s->tickets = 1;
     s->listen_fd = net_listen(addr, STORE_DEFAULT_PORT, err);
     if (s->listen_fd < 0)
         return -1;

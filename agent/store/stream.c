@@ -70,6 +70,8 @@ struct stream_out *stream_out_open(const char *addr, const struct auth_key *key,
     o.page_size = BATCH_PAGE;
     o.disks = w->disks;
     o.parts = streams;
+    o.ticket.data = (uint8_t *)w->ticket;
+    o.ticket.len = w->ticket != NULL ? w->ticket_len : 0;
     /* part 0 opens the epoch, the others join it */
     for (i = 0; i < streams; i++)
         if (open_part(so, i, addr, w->store_host, key, name, &o, err) < 0) {
@@ -296,11 +298,11 @@ static int fetch_batch_write(const Vmckpt__PageBatch *msg,
     return 0;
 }
 
-int stream_fetch(const char *addr, const char *store_host,
-                 const struct auth_key *key, const char *name, const char *job,
-                 const char *vm, uint64_t epoch,
-                 const struct seal_key *data_key, int ram_fd, int state_fd,
-                 const struct stream_disks *disks, struct vmckpt_error *err)
+int stream_fetch(const struct stream_source *src, const struct auth_key *key,
+                 const char *name, const char *job, const char *vm,
+                 uint64_t epoch, const struct seal_key *data_key, int ram_fd,
+                 int state_fd, const struct stream_disks *disks,
+                 struct vmckpt_error *err)
 {
     struct sealer *sealer = NULL;
     uint64_t chunks[IMAGE_MAX_DISKS] = {0};
@@ -310,11 +312,12 @@ int stream_fetch(const char *addr, const char *store_host,
     struct client *cl;
     uint8_t *scratch = NULL, zero[BATCH_PAGE];
     uint64_t npages, batches = 0, pages = 0, state_bytes = 0;
+    const char *addr = src->addr;
     int rc = -1;
 
     memset(zero, 0, sizeof(zero));
-    cl = client_open_to(addr, store_host, key, VMCKPT__ROLE__ROLE_PEER, name,
-                        10000, err);
+    cl = client_open_to(src->addr, src->host, key, VMCKPT__ROLE__ROLE_PEER,
+                        name, 10000, err);
     if (cl == NULL)
         return -1;
     cl->conn.max_frame = WIRE_MAX_FRAME_LIMIT;
@@ -322,6 +325,8 @@ int stream_fetch(const char *addr, const char *store_host,
     f.job = (char *)job;
     f.vm = (char *)vm;
     f.epoch = epoch;
+    f.ticket.data = (uint8_t *)src->ticket;
+    f.ticket.len = src->ticket != NULL ? src->ticket_len : 0;
     if (client_call(cl, VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH, &f,
                     VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &env, err) < 0) {
         errprefix(err, "store %s", addr);

@@ -21,6 +21,8 @@ struct stream_what {
     unsigned disks; /* the guest's disks: their layers come before the end */
     const char *store_host; /* the store's host, its credential's name
                              * (NULL: any agent's) */
+    const uint8_t *ticket;  /* the coordinator's for this write (NULL: */
+    size_t ticket_len;      /* none, for a store that requires none) */
 };
 
 /* Connect to the store at 'addr' as peer 'name' and open the epoch 'w'
@@ -48,16 +50,25 @@ struct stream_disks {
     void *arg;
 };
 
-/* Fetch epoch 'epoch' of JOB/VM from the store at 'addr' into 'ram_fd' (a
+/* Where a fetch reads from: the store at 'addr' on host 'host' (its
+ * credential's name; NULL: any agent's), with the coordinator's ticket
+ * (NULL: none, for a store that requires none). */
+struct stream_source {
+    const char *addr, *host;
+    const uint8_t *ticket;
+    size_t ticket_len;
+};
+
+/* Fetch epoch 'epoch' of JOB/VM from the store 'src' into 'ram_fd' (a
  * file of the guest's RAM size, zero-filled) and 'state_fd', verifying
  * every batch and the state checksum; its disks' layers into 'disks'
  * (NULL: the guest has none; an epoch with disks is then refused). Sealed
  * batches are opened with 'data_key' (NULL: refused); a sealed device
  * state stays sealed in 'state_fd' (seal_state_open_fd()). */
-int stream_fetch(const char *addr, const char *store_host,
-                 const struct auth_key *key, const char *name, const char *job,
-                 const char *vm, uint64_t epoch,
-                 const struct seal_key *data_key, int ram_fd, int state_fd,
-                 const struct stream_disks *disks, struct vmckpt_error *err);
+int stream_fetch(const struct stream_source *src, const struct auth_key *key,
+                 const char *name, const char *job, const char *vm,
+                 uint64_t epoch, const struct seal_key *data_key, int ram_fd,
+                 int state_fd, const struct stream_disks *disks,
+                 struct vmckpt_error *err);
 
 #endif

@@ -252,12 +252,13 @@ static int fetch_epoch(struct opts *o, int local)
     } else {
         struct auth_key key;
         char host[64];
+        struct stream_source src = {o->store, NULL, NULL, 0};
 
         if (!o->store)
             die("--store is required", NULL);
         credential(o, &key, host, sizeof(host));
-        if (stream_fetch(o->store, NULL, &key, host, o->job, o->vm, o->epoch,
-                         NULL, ram_fd, state_fd, NULL, &err) < 0) {
+        if (stream_fetch(&src, &key, host, o->job, o->vm, o->epoch, NULL,
+                         ram_fd, state_fd, NULL, &err) < 0) {
             unlink(o->ram_out);
             unlink(o->state_out);
             die("fetch refused", &err);

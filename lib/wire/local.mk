@@ -7,16 +7,20 @@ noinst_LIBRARIES += %reldir%/libwire.a
 	%reldir%/tls.c %reldir%/tls.h %reldir%/tls_int.h %reldir%/tls_sock.c \
 	%reldir%/tls_conf.c %reldir%/tls_conf.h \
 	%reldir%/batch.c %reldir%/batch.h \
-	%reldir%/seal.c %reldir%/seal.h
+	%reldir%/seal.c %reldir%/seal.h \
+	%reldir%/ticket.c %reldir%/ticket.h
 nodist_%canon_reldir%_libwire_a_SOURCES = proto/vmckpt.pb-c.c proto/vmckpt.pb-c.h
 %canon_reldir%_libwire_a_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(CRYPTO_CFLAGS) $(XXHASH_CFLAGS) $(LZ4_CFLAGS)
 WIRE_LIBS = lib/wire/libwire.a lib/util/libutil.a $(PROTOBUF_C_LIBS) $(CRYPTO_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) $(INIH_LIBS)
 
 if HAVE_CHECK
 check_PROGRAMS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_test \
-	%reldir%/test/tls_test %reldir%/test/seal_test
+	%reldir%/test/tls_test %reldir%/test/seal_test %reldir%/test/ticket_test
 TESTS += %reldir%/test/wire_test %reldir%/test/auth_test %reldir%/test/batch_test \
-	%reldir%/test/tls_test %reldir%/test/seal_test
+	%reldir%/test/tls_test %reldir%/test/seal_test %reldir%/test/ticket_test
+%canon_reldir%_test_ticket_test_SOURCES = %reldir%/test/ticket_test.c
+%canon_reldir%_test_ticket_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+%canon_reldir%_test_ticket_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)
 %canon_reldir%_test_seal_test_SOURCES = %reldir%/test/seal_test.c
 %canon_reldir%_test_seal_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_test_seal_test_LDADD = $(WIRE_LIBS) $(CHECK_LIBS)

@@ -13,7 +13,8 @@
  * peer and misuses parallel streams of job "wp", VM "pv": a part joining
  * no epoch, a part joining twice, a part that dies mid-stream, a part
  * ending with wrong totals; then a good two-part epoch, which must become
- * durable.
+ * durable. CASE store-tickets writes and fetches without the
+ * coordinator's ticket, and with a forged one (all refused).
  *
  * KEYFILE tls:CONFIG (tls-admin:CONFIG) runs over TLS with the host's
  * (the administrator's) credential of CONFIG's [tls] instead of a key.
@@ -399,6 +400,48 @@ static void store_incarnation(void)
     inc_epoch(3, 2);
 }
 
+/* One try without the coordinator's ticket ('forged' 0) or with one it
+ * did not make: a write of wp/tv epoch 1 or a fetch of wp/pv epoch 1, on
+ * a connection of its own. */
+static void ticket_try(int fetch, int forged)
+{
+    static const uint8_t bogus[32] = {0x42};
+    struct client *cl = peer();
+    Vmckpt__StreamOpen o = VMCKPT__STREAM_OPEN__INIT;
+    Vmckpt__FetchEpoch f = VMCKPT__FETCH_EPOCH__INIT;
+    ProtobufCBinaryData t = {forged ? sizeof(bogus) : 0,
+                             forged ? (uint8_t *)bogus : NULL};
+    Vmckpt__Envelope *env;
+    struct vmckpt_error err;
+    int rc;
+
+    printf("== %s, %s\n", fetch ? "fetch" : "write",
+           forged ? "forged ticket" : "no ticket");
+    o.job = f.job = "wp";
+    o.vm = "tv";
+    f.vm = "pv";
+    o.epoch = f.epoch = 1;
+    o.ram_bytes = 16 * BATCH_PAGE;
+    o.page_size = BATCH_PAGE;
+    o.ticket = f.ticket = t;
+    rc = fetch ? client_call(cl, VMCKPT__MSG_TYPE__MSG_FETCH_EPOCH, &f,
+                             VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &env, &err)
+               : client_call(cl, VMCKPT__MSG_TYPE__MSG_STREAM_OPEN, &o,
+                             VMCKPT__MSG_TYPE__MSG_ACK, &env, &err);
+    if (rc == 0)
+        wire_free(env);
+    said(rc, fetch ? "fetch" : "open", &err);
+    client_close(cl);
+}
+
+static void store_tickets(void)
+{
+    ticket_try(0, 0);
+    ticket_try(0, 1);
+    ticket_try(1, 0);
+    ticket_try(1, 1);
+}
+
 /* A peer without the key: it cannot compute the proof, so it sends bytes
  * of the right length that are not the proof. -1 if no challenge came. */
 static int wrong_key(void)
@@ -661,6 +704,8 @@ int main(int argc, char **argv)
         store_parts();
     } else if (strcmp(what, "store-incarnation") == 0) {
         store_incarnation();
+    } else if (strcmp(what, "store-tickets") == 0) {
+        store_tickets();
     } else if (strncmp(what, "claim:", 6) == 0) {
         if (claim(what + 6) < 0)
             return 2;
