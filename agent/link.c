@@ -242,6 +242,22 @@ static void take_crl(struct agent *a, const ProtobufCBinaryData *crl)
                  crl->len, a->crl_path);
 }
 
+/* The key of this host's store tickets, from the registration's answer. */
+static void take_ticket_key(struct agent *a, const ProtobufCBinaryData *k)
+{
+    int rc = store_set_ticket_key(&a->store, k->data, k->len);
+
+    if (rc < 0)
+        log_warn("coordinator %s sent no store ticket key: this host's "
+                 "store refuses every write and fetch of its peers until one "
+                 "comes (a coordinator older than this agent?)",
+                 a->coordinator);
+    else if (rc > 0)
+        log_info("store: ticket key from coordinator %s: peers' writes and "
+                 "fetches need its tickets",
+                 a->coordinator);
+}
+
 void link_load_crl(struct agent *a)
 {
     struct vmckpt_error err;
@@ -295,8 +311,7 @@ static int handle(struct agent *a, const Vmckpt__Envelope *env)
     case VMCKPT__MSG_TYPE__MSG_AGENT_REGISTERED:
         registered(a, env->agent_registered);
         take_crl(a, &env->agent_registered->crl);
-        store_set_ticket_key(&a->store, env->agent_registered->ticket_key.data,
-                             env->agent_registered->ticket_key.len);
+        take_ticket_key(a, &env->agent_registered->ticket_key);
         return 0;
     case VMCKPT__MSG_TYPE__MSG_HEARTBEAT_ACK:
         ack_renews(a, env->heartbeat_ack->seq);

@@ -347,9 +347,9 @@ static int open_state(struct coord *co, const struct settings *s,
         daemon_mkdirs(s->state_dir, 0700, err) < 0 ||
         (co->cat = catalog_open(catalog, err)) == NULL)
         return -1;
-    /* the data key checked against the catalog's epochs */
     if (tickets_init(co, err) < 0)
         return -1;
+    /* the data key checked against the catalog's epochs */
     return datakey_open(co, s->state_dir, s->seal_images, err);
 }
 

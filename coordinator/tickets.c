@@ -38,7 +38,9 @@ int tickets_make(struct coord *co, const char *store, enum ticket_op op,
         log_err("%s/%s epoch %llu: no ticket for %s to %s at the store of %s%s",
                 job, vm, (unsigned long long)epoch, client, ticket_op_name(op),
                 store,
-                key == NULL ? " (not registered with this coordinator)" : "");
+                key == NULL ? " (it has no ticket key: not registered since "
+                              "this coordinator started)"
+                            : "");
         return -1;
     }
     out->data = buf;

@@ -587,6 +587,14 @@ int vms_on_restore(struct conn *c, const Vmckpt__Envelope *env)
                             "%s/%s: no committed epoch%s (see 'vmckpt vm "
                             "list')",
                             r->job, r->vm, r->epoch ? " of that number" : "");
+    if (strcmp(e.store_host, r->target_host) != 0 &&
+        hosts_ticket_key(co, e.store_host) == NULL)
+        return server_error(
+            c, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_FOUND,
+            "%s/%s epoch %llu is in the store of %s, which "
+            "has not registered since this coordinator "
+            "started: it cannot be asked for it yet",
+            v->job, v->name, (unsigned long long)e.epoch, e.store_host);
     spec = *v->spec;
     spec.host = (char *)r->target_host;
     /* a new copy: the one it replaces (wherever it is) is stale */

@@ -3,7 +3,8 @@
 # TLS on every connection (docs/security.md), with the real daemons in
 # namespaces: credentials from the cluster's CA ('vmckpt cert'), a client
 # without one refused, a credential that speaks only as its own host and
-# role (at the coordinator and at a store), a man in the middle altering
+# role (at the coordinator and at a store, where it writes and fetches
+# nothing without the coordinator's ticket), a man in the middle altering
 # one record after the handshake (the connection dropped, the agent back
 # through a clean one), and a revoked host that cannot come back while the
 # others go on.
@@ -34,7 +35,7 @@ test_expect_success 'a client without a credential (the cluster key alone) is re
     grep "dropping connection from .*: TLS: " $LOG
 '
 
-test_expect_success 'an agent credential speaks only as its host: not as another, not as an administrator (coordinator and store)' '
+test_expect_success 'an agent credential speaks only as its host: not as another, not as an administrator (coordinator and store); at a store, as itself, nothing is written or fetched without the coordinator'"'"'s ticket' '
     poke h1 claim:agent:h2 $CO_IP:7470 tls:$TEST_DIR/h1/vmckpt.conf >$TEST_DIR/p1 && cat $TEST_DIR/p1 &&
     grep -q "^refused: .*credential of agent .h1. cannot speak as agent .h2." $TEST_DIR/p1 &&
     poke h1 claim:admin:ops $CO_IP:7470 tls:$TEST_DIR/h1/vmckpt.conf >$TEST_DIR/p2 && cat $TEST_DIR/p2 &&
@@ -44,6 +45,10 @@ test_expect_success 'an agent credential speaks only as its host: not as another
     poke h1 claim:peer:h2 198.18.0.12:7471 tls:$TEST_DIR/h1/vmckpt.conf >$TEST_DIR/p4 && cat $TEST_DIR/p4 &&
     grep -q "^refused: .*cannot speak as peer .h2." $TEST_DIR/p4 &&
     grep_log $TEST_DIR/h2/agent.log "store: dropping .*cannot speak as peer .h2." &&
+    grep_log $TEST_DIR/h2/agent.log "store: ticket key from coordinator" &&
+    poke h1 store-tickets 198.18.0.12:7471 tls:$TEST_DIR/h1/vmckpt.conf >$TEST_DIR/p7 && cat $TEST_DIR/p7 &&
+    test "$(grep -c "^error: .*refused: .* by h1 without a ticket\|^error: .*refused: the ticket does not let h1 " $TEST_DIR/p7)" = 4 &&
+    grep_log $TEST_DIR/h2/agent.log "store: .* h1 (.*refused: the ticket does not let h1 fetch wp/pv epoch 1" &&
     grep_log $LOG "cannot speak as agent .h2." &&
     ! in_host h1 "$CLI_BIN" -c $TEST_DIR/h1/vmckpt.conf hosts 2>$TEST_DIR/e2 && cat $TEST_DIR/e2 &&
     grep -q "credential of agent .h1., not an administrator" $TEST_DIR/e2

@@ -138,8 +138,9 @@ test_expect_success 'the coordinator is still up and the agent undisturbed' '
 
 test_expect_success 'with store tickets (the default), no write or fetch without the coordinator'"'"'s ticket: refused, the store as it was' '
     grep -q "store_tickets = no: any agent may write and fetch" $TEST_DIR/h1/agent.log &&
+    k=$(grep -c "store: ticket key from coordinator" $TEST_DIR/h1/agent.log) &&
     stop_daemon h1 && start_agent h1 &&
-    wait_until 10 "test \"\$(host_state h1)\" = up" &&
+    wait_until 10 "test \$(grep -c \"store: ticket key from coordinator\" $TEST_DIR/h1/agent.log) -gt $k" &&
     ls -R $TEST_DIR/h1/state/store >$TEST_DIR/store.before &&
     in_host co "$WIREPOKE" 198.18.0.11:7471 "$TEST_DIR/cluster.key" store-tickets \
         >$TEST_DIR/poke.out && cat $TEST_DIR/poke.out &&

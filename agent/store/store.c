@@ -65,8 +65,9 @@ static int ticket_admits(struct peer *p, enum ticket_op op, const char *job,
     memcpy(key, s->ticket_key, sizeof(key));
     pthread_mutex_unlock(&s->lock);
     if (!have)
-        rc = errprintf(err, "refused: this store has no ticket key yet (its "
-                            "agent is not registered with the coordinator)");
+        rc = errprintf(err, "refused: this store has no ticket key from the "
+                            "coordinator yet (its agent has not registered, "
+                            "or the coordinator sent none)");
     else if (t->len == 0)
         rc = errprintf(err,
                        "refused: %s of %s/%s epoch %llu by %s without a "
@@ -86,15 +87,22 @@ static int ticket_admits(struct peer *p, enum ticket_op op, const char *job,
     return rc;
 }
 
-void store_set_ticket_key(struct store *s, const uint8_t *key, size_t len)
+int store_set_ticket_key(struct store *s, const uint8_t *key, size_t len)
 {
+    int rc = -1;
+
     pthread_mutex_lock(&s->lock);
-    s->have_ticket_key = key != NULL && len == TICKET_KEY_LEN;
-    if (s->have_ticket_key)
+    if (key != NULL && len == TICKET_KEY_LEN) {
+        rc = !s->have_ticket_key ||
+             CRYPTO_memcmp(s->ticket_key, key, TICKET_KEY_LEN) != 0;
         memcpy(s->ticket_key, key, TICKET_KEY_LEN);
-    else
+        s->have_ticket_key = 1;
+    } else {
         OPENSSL_cleanse(s->ticket_key, sizeof(s->ticket_key));
+        s->have_ticket_key = 0;
+    }
     pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 static void stream_leave(struct store *s, struct store_busy *b,
@@ -343,6 +351,27 @@ static int fetch_state(uint64_t off, const void *data, size_t len, void *arg)
     return send_msg(f->p, VMCKPT__MSG_TYPE__MSG_STATE_CHUNK, 0, &c);
 }
 
+/* Whether peer 'p' may do 'op' on epoch 'epoch' of JOB/VM: names a store
+ * takes, and the coordinator's ticket. 0, or -1 after answering request
+ * 'req' with why (and logging it). */
+static int admit(struct peer *p, uint64_t req, enum ticket_op op,
+                 const char *job, const char *vm, uint64_t epoch,
+                 const ProtobufCBinaryData *t)
+{
+    struct vmckpt_error err;
+    Vmckpt__ErrorCode code = VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED;
+
+    if (!image_valid_name(job) || !image_valid_name(vm)) {
+        snprintf(err.text, sizeof(err.text),
+                 "refused job/VM name '%.64s'/'%.64s'", job, vm);
+        code = VMCKPT__ERROR_CODE__ERR_INVALID;
+    } else if (ticket_admits(p, op, job, vm, epoch, t, &err) == 0)
+        return 0;
+    log_warn("store: %s: %s", p->who, err.text);
+    send_error(p, req, code, err.text);
+    return -1;
+}
+
 /* Serve one fetch: the epoch's batches (its chain, oldest first), its
  * state, then stream-end with the totals and the state checksum. */
 static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
@@ -354,13 +383,9 @@ static int serve_fetch(struct peer *p, const Vmckpt__Envelope *env)
     const struct image_epoch *e;
     struct vmckpt_error err;
 
-    if (ticket_admits(p, TICKET_FETCH, fe->job, fe->vm, fe->epoch, &fe->ticket,
-                      &err) < 0) {
-        log_warn("store: %s: %s", p->who, err.text);
-        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                   err.text);
+    if (admit(p, env->request_id, TICKET_FETCH, fe->job, fe->vm, fe->epoch,
+              &fe->ticket) < 0)
         return 0;
-    }
     if (image_manifest_load(p->s->dir, fe->job, fe->vm, &m, &err) < 0 ||
         (e = image_manifest_find(&m, fe->epoch)) == NULL) {
         if (errno != EINVAL)
@@ -544,21 +569,9 @@ static int on_open(struct peer *p, struct session *ss,
                    ss->st ? "a stream is already open" : "page size");
         return 0;
     }
-    if (!image_valid_name(so->job) || !image_valid_name(so->vm)) {
-        snprintf(err.text, sizeof(err.text),
-                 "refused job/VM name '%.64s'/'%.64s'", so->job, so->vm);
-        log_warn("store: %s: %s", p->who, err.text);
-        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_INVALID,
-                   err.text);
+    if (admit(p, env->request_id, TICKET_WRITE, so->job, so->vm, so->epoch,
+              &so->ticket) < 0)
         return 0;
-    }
-    if (ticket_admits(p, TICKET_WRITE, so->job, so->vm, so->epoch, &so->ticket,
-                      &err) < 0) {
-        log_warn("store: %s: %s", p->who, err.text);
-        send_error(p, env->request_id, VMCKPT__ERROR_CODE__ERR_NOT_ALLOWED,
-                   err.text);
-        return 0;
-    }
     ss->st = stream_join(p->s, so, &code, &err);
     if (ss->st == NULL) {
         log_warn("store: %s: %s", p->who, err.text);
@@ -871,6 +884,7 @@ void store_stop(struct store *s, struct evloop *loop)
         if (n > 0)
             usleep(10000);
     }
+    (void)store_set_ticket_key(s, NULL, 0); /* wiped */
 }
 
 void store_count(struct store *s, uint64_t written, uint64_t read)

@@ -45,8 +45,9 @@ int store_start(struct store *s, struct evloop *loop, const char *dir,
                 struct vmckpt_error *err);
 /* The ticket key the coordinator gave at registration ('len' must be
  * TICKET_KEY_LEN; anything else leaves the store without one, refusing
- * every write and fetch while tickets are required). */
-void store_set_ticket_key(struct store *s, const uint8_t *key, size_t len);
+ * every write and fetch while tickets are required). 1 when the key
+ * changed, 0 when it is the one the store had, -1 when it is none. */
+int store_set_ticket_key(struct store *s, const uint8_t *key, size_t len);
 /* Add to s->written and s->read (atomically: from any thread). */
 void store_count(struct store *s, uint64_t written, uint64_t read);
 

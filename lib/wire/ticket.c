@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Store tickets: see ticket.h. The MAC input is a label, the operation as
- * one byte, then job, VM and host each with its length (one byte; names
- * are at most 64), and the epoch as 8 bytes little endian, so no two
- * tickets' inputs run into each other. */
+ * one byte, then job, VM and host each with its length (one byte: a name
+ * of up to 255 bytes; the protocol's are at most 64), and the epoch as 8
+ * bytes little endian, so no two tickets' inputs run into each other. */
 #include "config.h"
 
 #include <string.h>

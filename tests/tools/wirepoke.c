@@ -14,7 +14,8 @@
  * no epoch, a part joining twice, a part that dies mid-stream, a part
  * ending with wrong totals; then a good two-part epoch, which must become
  * durable. CASE store-tickets writes and fetches without the
- * coordinator's ticket, and with a forged one (all refused).
+ * coordinator's ticket, and with a forged one (all refused); over TLS as
+ * the credential's host.
  *
  * KEYFILE tls:CONFIG (tls-admin:CONFIG) runs over TLS with the host's
  * (the administrator's) credential of CONFIG's [tls] instead of a key.
@@ -47,6 +48,8 @@
 
 static const char *addr;
 static struct auth_key key;
+/* the name peer() speaks as: over TLS its credential's */
+static char peer_name[128] = "wirepoke";
 
 static int dial(void)
 {
@@ -197,8 +200,8 @@ static void replay(void)
 static struct client *peer(void)
 {
     struct vmckpt_error err;
-    struct client *cl = client_open(addr, &key, VMCKPT__ROLE__ROLE_PEER,
-                                    "wirepoke", 3000, &err);
+    struct client *cl =
+        client_open(addr, &key, VMCKPT__ROLE__ROLE_PEER, peer_name, 3000, &err);
 
     if (cl == NULL) {
         fprintf(stderr, "wirepoke: %s\n", err.text);
@@ -630,7 +633,8 @@ int main(int argc, char **argv)
                         "cases: truncated oversize garbage wrong-version "
                         "unknown-type no-hello wrong-key replay "
                         "authed-unknown-type authed-not-served rank:JOB "
-                        "store-parts store-incarnation claim:ROLE:NAME "
+                        "store-parts store-incarnation store-tickets "
+                        "claim:ROLE:NAME "
                         "report:JOB/VM/EPOCH\n"
                         "KEYFILE: a key file, or tls:CONFIG / "
                         "tls-admin:CONFIG\n");
@@ -650,6 +654,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "wirepoke: %s\n",
                     rc < 0 ? err.text : "no [tls] credential");
             return 2;
+        }
+        {
+            enum tls_role role;
+
+            (void)tls_self(&role, peer_name, sizeof(peer_name));
         }
     } else if (auth_key_load(&key, argv[2], &err) < 0) {
         fprintf(stderr, "wirepoke: %s\n", err.text);
