@@ -83,7 +83,7 @@ test_expect_success 'setup: three hosts, h2 storing on a 2 GiB tmpfs; g1 on h1 w
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     test -s "$IMG/disk.img" &&
     cluster_up 3 &&
-    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000" \
+    sed -i "/^\[coordinator\]/a max_precopy_ms = 15000\ncheckpoint_timeout_ms = 60000\nkeep_epochs = 0" \
         "$TEST_DIR/co/vmckpt.conf" &&
     mkdir -p $STORE && mount -t tmpfs -o size=2g,mode=0700 vmckpt-test $STORE &&
     agents_for_guests h1 h2 h3 &&
