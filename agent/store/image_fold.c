@@ -80,7 +80,7 @@ static int fold_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
     size_t i;
 
     (void)msg;
-    if (v->sealed) { /* retention never asks: image_retain_locked */
+    if (v->sealed) { /* retention never asks: retain_epochs */
         errno = ENOKEY;
         return -1;
     }
@@ -156,23 +156,95 @@ static void fold_undo_disks(const char *store, const char *job, const char *vm,
     errno = saved;
 }
 
-static int image_fold_locked(const char *store, const char *job, const char *vm,
-                             uint64_t epoch, struct vmckpt_error *err)
+/* One retention (or fold) at a time in this process. A fold reads its
+ * chain and writes the base without manifest_mu, so that commits, reads
+ * and fetches of every VM go on meanwhile (a fold of a large guest takes
+ * seconds); this keeps two folds or drops of retention apart. */
+static pthread_mutex_t retain_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Epoch 'epoch' in 'm', or NULL. */
+static struct image_epoch *epoch_in(struct image_manifest *m, uint64_t epoch)
+{
+    size_t i;
+
+    for (i = 0; i < m->n; i++)
+        if (m->e[i].epoch == epoch)
+            return &m->e[i];
+    return NULL;
+}
+
+/* The manifest of JOB/VM, read under manifest_mu. */
+static int manifest_get(const char *store, const char *job, const char *vm,
+                        struct image_manifest *m, struct vmckpt_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_manifest_load(store, job, vm, m, err);
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
+}
+
+/* The fold's last step, under manifest_mu: the base files named, the
+ * epoch's disks folded and the manifest saying "base", if the epoch is
+ * still what was read ('parent' its parent then). */
+static int fold_swap(const char *store, const char *job, const char *vm,
+                     const char *dir, uint64_t epoch, uint64_t parent,
+                     const char *const names[5], struct vmckpt_error *err)
 {
     struct image_manifest m;
-    struct image_epoch *e = NULL;
+    struct image_epoch *e;
+
+    if (image_manifest_load(store, job, vm, &m, err) < 0)
+        return -1;
+    e = epoch_in(&m, epoch);
+    if (e == NULL || e->base || e->parent != parent) {
+        errno = ESTALE;
+        return errprintf(err,
+                         "%s/%s epoch %" PRIu64 " changed while it was folded",
+                         job, vm, epoch);
+    }
+    if (rename(names[1], names[3]) < 0 || rename(names[0], names[2]) < 0 ||
+        fsync_dir(dir) < 0)
+        return errprintf_errno(err, "%s", names[2]);
+    /* the base is durable; only now does the manifest say so (and that
+     * its disks keep the layers of the epochs it was built on, merged
+     * into durable files first when there are many) */
+    if (image_disk_fold(dir, &m, e, err) < 0) {
+        unlink(names[2]);
+        unlink(names[3]);
+        return -1;
+    }
+    e->parent = 0;
+    e->base = 1;
+    e->pages_bytes = m.ram_bytes;
+    if (manifest_save(dir, &m, err) < 0) {
+        unlink(names[2]);
+        unlink(names[3]);
+        fold_undo_disks(store, job, vm, dir);
+        return -1;
+    }
+    unlink(names[4]);
+    return 0;
+}
+
+/* With retain_mu held. */
+static int fold_epoch(const char *store, const char *job, const char *vm,
+                      uint64_t epoch, struct vmckpt_error *err)
+{
+    struct image_manifest m;
+    struct image_epoch *e;
     struct fold_ctx f = {0};
     char dir[4096], tmp[4200] = "", stmp[4200] = "", final[4200], sfinal[4200];
     char old[4200];
-    size_t i;
+    const char *names[5] = {tmp, stmp, final, sfinal, old};
+    uint64_t parent;
     int fd = -1, sfd = -1, rc = -1, saved;
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
+        manifest_get(store, job, vm, &m, err) < 0)
         return -1;
-    for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch == epoch)
-            e = &m.e[i];
+    e = epoch_in(&m, epoch);
     if (e == NULL) {
         errno = ENOENT;
         return errprintf(err, "%s/%s: no epoch %" PRIu64 " to fold", job, vm,
@@ -180,6 +252,7 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
     }
     if (e->base)
         return 0;
+    parent = e->parent;
     f.npages = m.ram_bytes / BATCH_PAGE;
     f.ram = mmap(NULL, m.ram_bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -201,30 +274,9 @@ static int image_fold_locked(const char *store, const char *job, const char *vm,
                         tmp);
         goto out;
     }
-    if (rename(stmp, sfinal) < 0 || rename(tmp, final) < 0 ||
-        fsync_dir(dir) < 0) {
-        errprintf_errno(err, "%s", final);
-        goto out;
-    }
-    /* the base is durable; only now does the manifest say so (and that
-     * its disks keep the layers of the epochs it was built on, merged
-     * into durable files first when there are many) */
-    if (image_disk_fold(dir, &m, e, err) < 0) {
-        unlink(final);
-        unlink(sfinal);
-        goto out;
-    }
-    e->parent = 0;
-    e->base = 1;
-    e->pages_bytes = m.ram_bytes;
-    if (manifest_save(dir, &m, err) < 0) {
-        unlink(final);
-        unlink(sfinal);
-        fold_undo_disks(store, job, vm, dir);
-        goto out;
-    }
-    unlink(old);
-    rc = 0;
+    pthread_mutex_lock(&manifest_mu);
+    rc = fold_swap(store, job, vm, dir, epoch, parent, names, err);
+    pthread_mutex_unlock(&manifest_mu);
 out:
     saved = errno; /* the cause (ENOKEY: a sealed batch), not the cleanup's */
     if (fd >= 0)
@@ -264,22 +316,27 @@ static int mark_sealed(const char *store, const char *job, const char *vm,
                        uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
+    struct image_epoch *e;
     char dir[4096];
-    size_t i;
+    int rc = -1;
 
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
         return -1;
-    for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch == epoch) {
-            if (m.e[i].sealed) { /* no progress: never loop */
-                errno = ENOKEY;
-                return errprintf(err, "%s/%s epoch %" PRIu64 ": sealed", job,
-                                 vm, epoch);
-            }
-            m.e[i].sealed = 1;
-        }
-    return manifest_save(dir, &m, err);
+    pthread_mutex_lock(&manifest_mu);
+    if (image_manifest_load(store, job, vm, &m, err) < 0)
+        goto out;
+    e = epoch_in(&m, epoch);
+    if (e != NULL && e->sealed) { /* no progress: never loop */
+        errno = ENOKEY;
+        errprintf(err, "%s/%s epoch %" PRIu64 ": sealed", job, vm, epoch);
+        goto out;
+    }
+    if (e != NULL)
+        e->sealed = 1;
+    rc = manifest_save(dir, &m, err);
+out:
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
 }
 
 static int chain_sealed(const struct image_manifest *m,
@@ -291,16 +348,16 @@ static int chain_sealed(const struct image_manifest *m,
     return sealed;
 }
 
-static int image_retain_locked(const char *store, const char *job,
-                               const char *vm, uint64_t keep_from,
-                               struct vmckpt_error *err)
+/* With retain_mu held. */
+static int retain_epochs(const char *store, const char *job, const char *vm,
+                         uint64_t keep_from, struct vmckpt_error *err)
 {
     struct image_manifest m;
     uint64_t floor = keep_from;
     size_t i;
     int dropped = 0, sealed;
 
-    if (image_manifest_load(store, job, vm, &m, err) < 0)
+    if (manifest_get(store, job, vm, &m, err) < 0)
         return -1;
     /* a kept epoch of a sealed chain keeps the whole chain it builds on:
      * nothing at or after the oldest epoch such a chain reaches goes */
@@ -319,19 +376,19 @@ static int image_retain_locked(const char *store, const char *job,
             !chain_sealed(&m, &m.e[i]) &&
             (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
                                 : m.e[i].parent < keep_from) &&
-            image_fold(store, job, vm, m.e[i].epoch, err) < 0) {
+            fold_epoch(store, job, vm, m.e[i].epoch, err) < 0) {
             /* sealed, though the manifest did not say so (written by a
              * store from before): say so now, and start again */
             if (errno != ENOKEY ||
                 mark_sealed(store, job, vm, m.e[i].epoch, err) < 0)
                 return -1;
-            return image_retain_locked(store, job, vm, keep_from, err);
+            return retain_epochs(store, job, vm, keep_from, err);
         }
     /* newest first: a delta goes before the epoch it was built on */
     for (;;) {
         uint64_t victim = 0;
 
-        if (image_manifest_load(store, job, vm, &m, err) < 0)
+        if (manifest_get(store, job, vm, &m, err) < 0)
             return -1;
         for (i = 0; i < m.n; i++)
             if (m.e[i].epoch < floor && m.e[i].epoch > victim)
@@ -360,9 +417,9 @@ int image_fold(const char *store, const char *job, const char *vm,
 {
     int rc;
 
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_fold_locked(store, job, vm, epoch, err);
-    pthread_mutex_unlock(&manifest_mu);
+    pthread_mutex_lock(&retain_mu);
+    rc = fold_epoch(store, job, vm, epoch, err);
+    pthread_mutex_unlock(&retain_mu);
     return rc;
 }
 
@@ -371,8 +428,8 @@ int image_retain(const char *store, const char *job, const char *vm,
 {
     int rc;
 
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_retain_locked(store, job, vm, keep_from, err);
-    pthread_mutex_unlock(&manifest_mu);
+    pthread_mutex_lock(&retain_mu);
+    rc = retain_epochs(store, job, vm, keep_from, err);
+    pthread_mutex_unlock(&retain_mu);
     return rc;
 }

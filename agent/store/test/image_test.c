@@ -279,6 +279,60 @@ START_TEST(retain_folds)
 }
 END_TEST
 
+struct retain_arg {
+    uint64_t keep_from;
+    int rc;
+    struct vmckpt_error err;
+};
+
+static void *retain_thread(void *p)
+{
+    struct retain_arg *a = p;
+
+    a->rc = image_retain(store, "j", "v", a->keep_from, &a->err);
+    return NULL;
+}
+
+/* Retention beside commits (it folds and drops without holding the
+ * manifest while it reads and writes): each epoch committed while the
+ * one before is folded is kept, and restores to its own RAM and state. */
+START_TEST(retain_beside_commits)
+{
+    struct vmckpt_error err;
+    struct image_manifest m;
+    uint64_t all[NPAGES], pg, bytes, e;
+    static uint8_t out[RAM];
+    char state[64], want[16];
+    size_t i;
+
+    for (i = 0; i < NPAGES; i++) {
+        fill(ram + i * BATCH_PAGE, (unsigned)i);
+        all[i] = i;
+    }
+    ck_assert_int_eq(put_epoch(1, 0, all, NPAGES, "e1", &bytes, &err), 0);
+    for (e = 2; e <= 12; e++) {
+        struct retain_arg a = {.keep_from = e - 1};
+        pthread_t t;
+
+        pg = (e * 7) % NPAGES;
+        fill(ram + pg * BATCH_PAGE, (unsigned)(1000 + e));
+        snprintf(want, sizeof(want), "e%llu", (unsigned long long)e);
+        ck_assert_int_eq(pthread_create(&t, NULL, retain_thread, &a), 0);
+        ck_assert_msg(put_epoch(e, e - 1, &pg, 1, want, &bytes, &err) == 0,
+                      "%s", err.text);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_msg(a.rc >= 0, "%s", a.err.text);
+        ck_assert_int_eq(image_manifest_load(store, "j", "v", &m, &err), 0);
+        ck_assert_ptr_nonnull(image_manifest_find(&m, e));
+        ck_assert_ptr_nonnull(image_manifest_find(&m, e - 1));
+        ck_assert_ptr_null(image_manifest_find(&m, e - 2));
+        restore_into(e, out, state, 0, &err);
+        ck_assert_mem_eq(out, ram, RAM);
+        ck_assert_str_eq(state, want);
+    }
+}
+END_TEST
+
 /* A fold writes a base image: page P at offset P x 4096, zero pages as
  * holes, the old page file gone; it restores exactly, and a flipped byte
  * in it is refused with the place of the damage. */
@@ -902,6 +956,7 @@ int main(void)
     tcase_add_test(tc, bad_names);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, retain_folds);
+    tcase_add_test(tc, retain_beside_commits);
     tcase_add_test(tc, fold_to_base);
     tcase_add_test(tc, parallel_parts);
     tcase_add_test(tc, disk_layers);
