@@ -162,6 +162,9 @@ static void fold_undo_disks(const char *store, const char *job, const char *vm,
  * seconds); this keeps two folds or drops of retention apart. */
 static pthread_mutex_t retain_mu = PTHREAD_MUTEX_INITIALIZER;
 
+void (*image_fold_window)(const char *store, const char *job, const char *vm,
+                          uint64_t epoch);
+
 /* Epoch 'epoch' in 'm', or NULL. */
 static struct image_epoch *epoch_in(struct image_manifest *m, uint64_t epoch)
 {
@@ -187,26 +190,33 @@ static int manifest_get(const char *store, const char *job, const char *vm,
 
 /* The fold's last step, under manifest_mu: the base files named, the
  * epoch's disks folded and the manifest saying "base", if the epoch is
- * still what was read ('parent' its parent then). */
+ * still what was read ('was'; not dropped, or written again, meanwhile). */
 static int fold_swap(const char *store, const char *job, const char *vm,
-                     const char *dir, uint64_t epoch, uint64_t parent,
+                     const char *dir, const struct image_epoch *was,
                      const char *const names[5], struct vmckpt_error *err)
 {
     struct image_manifest m;
     struct image_epoch *e;
+    uint64_t epoch = was->epoch;
 
     if (image_manifest_load(store, job, vm, &m, err) < 0)
         return -1;
     e = epoch_in(&m, epoch);
-    if (e == NULL || e->base || e->parent != parent) {
+    if (e == NULL || e->base || e->parent != was->parent ||
+        e->pages_bytes != was->pages_bytes ||
+        e->state_xxh64 != was->state_xxh64) {
         errno = ESTALE;
         return errprintf(err,
                          "%s/%s epoch %" PRIu64 " changed while it was folded",
                          job, vm, epoch);
     }
     if (rename(names[1], names[3]) < 0 || rename(names[0], names[2]) < 0 ||
-        fsync_dir(dir) < 0)
-        return errprintf_errno(err, "%s", names[2]);
+        fsync_dir(dir) < 0) {
+        errprintf_errno(err, "%s", names[2]);
+        unlink(names[2]); /* (the manifest never named them) */
+        unlink(names[3]);
+        return -1;
+    }
     /* the base is durable; only now does the manifest say so (and that
      * its disks keep the layers of the epochs it was built on, merged
      * into durable files first when there are many) */
@@ -233,12 +243,11 @@ static int fold_epoch(const char *store, const char *job, const char *vm,
                       uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
-    struct image_epoch *e;
+    struct image_epoch *e, was;
     struct fold_ctx f = {0};
     char dir[4096], tmp[4200] = "", stmp[4200] = "", final[4200], sfinal[4200];
     char old[4200];
     const char *names[5] = {tmp, stmp, final, sfinal, old};
-    uint64_t parent;
     int fd = -1, sfd = -1, rc = -1, saved;
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
@@ -252,7 +261,7 @@ static int fold_epoch(const char *store, const char *job, const char *vm,
     }
     if (e->base)
         return 0;
-    parent = e->parent;
+    was = *e;
     f.npages = m.ram_bytes / BATCH_PAGE;
     f.ram = mmap(NULL, m.ram_bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -274,8 +283,10 @@ static int fold_epoch(const char *store, const char *job, const char *vm,
                         tmp);
         goto out;
     }
+    if (image_fold_window != NULL)
+        image_fold_window(store, job, vm, epoch);
     pthread_mutex_lock(&manifest_mu);
-    rc = fold_swap(store, job, vm, dir, epoch, parent, names, err);
+    rc = fold_swap(store, job, vm, dir, &was, names, err);
     pthread_mutex_unlock(&manifest_mu);
 out:
     saved = errno; /* the cause (ENOKEY: a sealed batch), not the cleanup's */
@@ -348,9 +359,11 @@ static int chain_sealed(const struct image_manifest *m,
     return sealed;
 }
 
-/* With retain_mu held. */
+/* With retain_mu held. 'again': how many more times an epoch that
+ * changed while it was folded (dropped after an abort) starts it over. */
 static int retain_epochs(const char *store, const char *job, const char *vm,
-                         uint64_t keep_from, struct vmckpt_error *err)
+                         uint64_t keep_from, int again,
+                         struct vmckpt_error *err)
 {
     struct image_manifest m;
     uint64_t floor = keep_from;
@@ -377,12 +390,14 @@ static int retain_epochs(const char *store, const char *job, const char *vm,
             (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
                                 : m.e[i].parent < keep_from) &&
             fold_epoch(store, job, vm, m.e[i].epoch, err) < 0) {
+            if (errno == ESTALE && again > 0)
+                return retain_epochs(store, job, vm, keep_from, again - 1, err);
             /* sealed, though the manifest did not say so (written by a
              * store from before): say so now, and start again */
             if (errno != ENOKEY ||
                 mark_sealed(store, job, vm, m.e[i].epoch, err) < 0)
                 return -1;
-            return retain_epochs(store, job, vm, keep_from, err);
+            return retain_epochs(store, job, vm, keep_from, again, err);
         }
     /* newest first: a delta goes before the epoch it was built on */
     for (;;) {
@@ -429,7 +444,7 @@ int image_retain(const char *store, const char *job, const char *vm,
     int rc;
 
     pthread_mutex_lock(&retain_mu);
-    rc = retain_epochs(store, job, vm, keep_from, err);
+    rc = retain_epochs(store, job, vm, keep_from, 3, err);
     pthread_mutex_unlock(&retain_mu);
     return rc;
 }

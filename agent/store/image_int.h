@@ -18,6 +18,12 @@
  * too. */
 extern pthread_mutex_t manifest_mu;
 
+/* Called (when set) by a fold between writing its base and taking
+ * manifest_mu to swap it in, with the store, job, VM and epoch: for tests
+ * that commit or drop in that window. NULL outside tests. */
+extern void (*image_fold_window)(const char *store, const char *job,
+                                 const char *vm, uint64_t epoch);
+
 /* STORE/JOB/VM into 'buf', the names checked first. */
 int vm_dir(const char *store, const char *job, const char *vm, char *buf,
            size_t len, struct vmckpt_error *err);
