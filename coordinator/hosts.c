@@ -33,19 +33,20 @@ struct host {
     uint64_t memory_bytes;
     const char *state;
     uint64_t id;
-    uint64_t last_hb_ms;  /* monotonic; 0 = never in this run */
-    uint64_t last_ack_ms; /* monotonic, the last lease granted; 0 = none */
-    uint64_t crl_sent;    /* version of the revocation list it has */
-    uint8_t ticket_key[TICKET_KEY_LEN]; /* its store's (tickets.h), */
-    int has_ticket_key;                 /* since it registered */
-    int fenced;                         /* declared dead by the administrator */
-    struct runcmd *fencing;             /* the fence command running for it */
+    uint64_t last_hb_ms;    /* monotonic; 0 = never in this run */
+    uint64_t last_ack_ms;   /* monotonic, the last lease granted; 0 = none */
+    uint64_t crl_sent;      /* version of the revocation list it has */
+    int fenced;             /* declared dead by the administrator */
+    struct runcmd *fencing; /* the fence command running for it */
     void *fence_arg;        /* its callback's argument, freed with it */
     uint64_t fence_until;   /* monotonic deadline of that command */
     struct runcmd *telling; /* the lost command running for it */
     int64_t last_seen;      /* unix seconds, persisted */
     int64_t registered_at;
     struct conn *conn;
+    /* its store's ticket key (tickets.h), since it registered */
+    uint8_t ticket_key[TICKET_KEY_LEN];
+    int has_ticket_key;
     struct host *next;
 };
 

@@ -3,10 +3,7 @@
  * store host got at registration (hosts.c, ticket_key_derive()). */
 #include "config.h"
 
-#include <string.h>
-
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "hosts.h"
