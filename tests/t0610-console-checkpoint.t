@@ -76,17 +76,23 @@ test_expect_success 'the next checkpoint is full (a new QEMU) and goes to h3' '
 '
 
 manifest() { cat "$TEST_DIR/$1/state/store/default/g1/manifest" 2>/dev/null; }
+g1_store=$TEST_DIR/h3/state/store/default/g1
 test_expect_success 'retention keeps 2 epochs: old ones expire and leave the stores' '
     vmckpt checkpoint --vm g1 | grep -q "epoch 4 committed (incremental, on h3)" &&
+    wait_until 30 "manifest h3 | grep -q \"^epoch 3 parent 0 .* base 1\$\"" &&
+    stat -c %i $g1_store/e3.base >$TEST_DIR/e3.inode &&
     vmckpt checkpoint --vm g1 | grep -q "epoch 5 committed (incremental, on h3)" &&
     test "$(catalog "select group_concat(epoch) from epochs where state=\"committed\"")" = "4,5" &&
     test "$(catalog "select count(*) from epochs where state=\"expired\"")" = 3 &&
-    wait_until 30 "test \"\$(manifest h3 | grep -c ^epoch)\" = 2" &&
-    manifest h3 | grep -q "^epoch 4 parent 0 .* base 1$" &&
+    wait_until 30 "test \"\$(manifest h3 | grep -c ^epoch)\" = 2 &&
+        manifest h3 | grep -q \"^epoch 4 parent 0 .* base 1\$\"" &&
     test -e $TEST_DIR/h3/state/store/default/g1/e4.base &&
     test ! -e $TEST_DIR/h3/state/store/default/g1/e4.pages &&
     test "$(stat -c %s $TEST_DIR/h3/state/store/default/g1/e4.base)" = "$(manifest h3 | head -n 1 | cut -d" " -f4)" &&
     manifest h3 | grep -q "^epoch 5 parent 4 " &&
+    : "epoch 4 was written into the base of epoch 3, not into a new file" &&
+    test "$(stat -c %i $g1_store/e4.base)" = "$(cat $TEST_DIR/e3.inode)" &&
+    test ! -e $g1_store/e3.base &&
     wait_until 30 "test \"\$(manifest h2 | grep -c ^epoch)\" = 0" &&
     test ! -e $TEST_DIR/h3/state/store/default/g1/e3.pages &&
     test ! -e $TEST_DIR/h2/state/store/default/g1/e1.pages

@@ -529,7 +529,7 @@ fail:
     return -1;
 }
 
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
+int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;
 
@@ -547,12 +547,11 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* Verify and deliver the batches of one epoch's page file. */
-static int read_pages(int fd, const char *dir, const char *job, const char *vm,
-                      const struct image_epoch *e, uint64_t npages,
-                      int (*cb)(const Vmckpt__PageBatch *,
-                                const struct batch_view *, void *),
-                      void *arg, uint8_t *scratch, struct vmckpt_error *err)
+int image_read_pages(int fd, const char *dir, const char *job, const char *vm,
+                     const struct image_epoch *e, uint64_t npages,
+                     int (*cb)(const Vmckpt__PageBatch *,
+                               const struct batch_view *, void *),
+                     void *arg, uint8_t *scratch, struct vmckpt_error *err)
 {
     char path[4200];
     uint8_t hdr[8], *rec = NULL;
@@ -571,7 +570,7 @@ static int read_pages(int fd, const char *dir, const char *job, const char *vm,
         struct batch_view v;
         uint32_t len;
 
-        if (read_full(fd, hdr, sizeof(hdr), off) < 0 ||
+        if (pread_all(fd, hdr, sizeof(hdr), off) < 0 ||
             memcmp(hdr, REC_MAGIC, 4) != 0) {
             errno = EBADMSG;
             errprintf(err,
@@ -583,7 +582,7 @@ static int read_pages(int fd, const char *dir, const char *job, const char *vm,
         len = (uint32_t)hdr[4] | (uint32_t)hdr[5] << 8 |
               (uint32_t)hdr[6] << 16 | (uint32_t)hdr[7] << 24;
         if (len > REC_MAX || off + 8 + len > e->pages_bytes ||
-            read_full(fd, rec, len, off + 8) < 0) {
+            pread_all(fd, rec, len, off + 8) < 0) {
             errno = EBADMSG;
             errprintf(err,
                       "%s/%s epoch %" PRIu64 ": damaged record length "
@@ -648,7 +647,7 @@ static int read_base(int fd, const uint64_t *sums, const char *dir,
         Vmckpt__PageBatch msg;
         struct batch_view v;
 
-        if (read_full(fd, chunk, len, off) < 0 ||
+        if (pread_all(fd, chunk, len, off) < 0 ||
             batch_xxh64(chunk, len) != sums[c]) {
             errno = EBADMSG;
             errprintf(err,
@@ -680,10 +679,9 @@ out:
     return rc;
 }
 
-/* The checksums of a base image: e<N>.base.sum, one u64 per 1 MiB. */
-static uint64_t *load_sums(const char *dir, const char *job, const char *vm,
-                           const struct image_epoch *e, uint64_t ram_bytes,
-                           struct vmckpt_error *err)
+uint64_t *image_load_sums(const char *dir, const char *job, const char *vm,
+                          const struct image_epoch *e, uint64_t ram_bytes,
+                          struct vmckpt_error *err)
 {
     char path[4200];
     uint64_t n = (ram_bytes + CHUNK - 1) / CHUNK, i;
@@ -694,7 +692,7 @@ static uint64_t *load_sums(const char *dir, const char *job, const char *vm,
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum", dir, e->epoch);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (raw == NULL || sums == NULL || fd < 0 ||
-        read_full(fd, raw, n * 8, 0) < 0) {
+        pread_all(fd, raw, n * 8, 0) < 0) {
         errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm, e->epoch,
                         path);
         if (fd >= 0)
@@ -715,18 +713,23 @@ static uint64_t *load_sums(const char *dir, const char *job, const char *vm,
 }
 
 /* With manifest_mu held: load the manifest, find the chain of 'epoch'
- * (newest first) and open its page files and its state file. */
+ * (newest first) and open its page files and its state file. 1 (and
+ * '*gen') when a fold in place is at work on the chain: wait for it with
+ * image_fold_wait, then again. */
 static int image_read_open(const char *store, const char *dir, const char *job,
                            const char *vm, uint64_t epoch,
                            struct image_manifest *m,
                            const struct image_epoch **chain, size_t *np,
                            int *fds, uint64_t **sums, int *state_fd,
-                           struct vmckpt_error *err)
+                           uint64_t *gen, struct vmckpt_error *err)
 {
     const struct image_epoch *e;
     char path[4200];
     size_t n = 0, i;
+    int finished = 0;
 
+again:
+    n = 0;
     if (image_manifest_load(store, job, vm, m, err) < 0)
         return -1;
     for (e = image_manifest_find(m, epoch); e != NULL;
@@ -748,6 +751,15 @@ static int image_read_open(const char *store, const char *dir, const char *job,
                          "%s/%s: no durable epoch %" PRIu64 " in this store",
                          job, vm, epoch);
     }
+    for (i = 0; i < n; i++) /* a fold in place at work, or left part way */
+        if (chain[i]->fold_from != 0) {
+            if (image_fold_live(dir, chain[i], gen))
+                return 1;
+            if (finished++ ||
+                image_fold_finish(store, job, vm, chain[i]->epoch, err) < 0)
+                return -1;
+            goto again;
+        }
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/e%" PRIu64 ".%s", dir, chain[i]->epoch,
                  chain[i]->base ? "base" : "pages");
@@ -757,8 +769,8 @@ static int image_read_open(const char *store, const char *dir, const char *job,
             errprintf_errno(err, "%s/%s epoch %" PRIu64 ": %s", job, vm,
                             chain[i]->epoch, path);
         else if (chain[i]->base &&
-                 (sums[i] = load_sums(dir, job, vm, chain[i], m->ram_bytes,
-                                      err)) == NULL) {
+                 (sums[i] = image_load_sums(dir, job, vm, chain[i],
+                                            m->ram_bytes, err)) == NULL) {
             close(fds[i]);
             fds[i] = -1;
         }
@@ -781,6 +793,8 @@ static int image_read_open(const char *store, const char *dir, const char *job,
         }
         return -1;
     }
+    for (i = 0; i < n; i++)
+        image_base_readers += (unsigned)chain[i]->base;
     *np = n;
     return 0;
 }
@@ -806,12 +820,19 @@ int image_read(const char *store, const char *job, const char *vm,
     /* the manifest and the files it names are taken together: a fold or
      * retention may replace or remove them right after, and the open
      * descriptors keep reading what this manifest describes */
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds, sums,
-                         &fd, err);
-    pthread_mutex_unlock(&manifest_mu);
-    if (rc < 0)
-        return -1;
+    for (;;) {
+        uint64_t gen = 0;
+
+        pthread_mutex_lock(&manifest_mu);
+        rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds,
+                             sums, &fd, &gen, err);
+        pthread_mutex_unlock(&manifest_mu);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            break;
+        image_fold_wait(gen); /* (seconds at most: a delta's pages) */
+    }
     rc = -1;
     scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);
     buf = malloc(1 << 20);
@@ -823,9 +844,9 @@ int image_read(const char *store, const char *job, const char *vm,
         if ((chain[i]->base
                  ? read_base(fds[i], sums[i], dir, job, vm, chain[i],
                              m.ram_bytes / BATCH_PAGE, batch_cb, arg, err)
-                 : read_pages(fds[i], dir, job, vm, chain[i],
-                              m.ram_bytes / BATCH_PAGE, batch_cb, arg, scratch,
-                              err)) < 0)
+                 : image_read_pages(fds[i], dir, job, vm, chain[i],
+                                    m.ram_bytes / BATCH_PAGE, batch_cb, arg,
+                                    scratch, err)) < 0)
             goto out;
     e = chain[0];
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, e->epoch);
@@ -846,7 +867,7 @@ int image_read(const char *store, const char *job, const char *vm,
                          ? (1 << 20)
                          : (size_t)(e->state_bytes - off);
 
-        if (read_full(fd, buf, len, off) < 0 ||
+        if (pread_all(fd, buf, len, off) < 0 ||
             state_cb(off, buf, len, arg) < 0) {
             errprintf(err, "%s/%s epoch %" PRIu64 ": device state at %" PRIu64,
                       job, vm, epoch, off);
@@ -856,6 +877,10 @@ int image_read(const char *store, const char *job, const char *vm,
     }
     rc = 0;
 out:
+    pthread_mutex_lock(&manifest_mu);
+    for (i = 0; i < n; i++)
+        image_base_readers -= (unsigned)chain[i]->base;
+    pthread_mutex_unlock(&manifest_mu);
     for (i = 0; i < n; i++) {
         close(fds[i]);
         free(sums[i]);

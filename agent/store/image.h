@@ -24,11 +24,14 @@ int image_valid_name(const char *s);
 
 struct image_epoch {
     uint64_t epoch;
-    uint64_t parent; /* 0: a full image */
-    int sealed;      /* its batches and state are sealed (never folded) */
-    int base;        /* its pages are a raw base image at fixed offsets
-                      * (e<N>.base, checksums in e<N>.base.sum), from a
-                      * fold; else page records (e<N>.pages) */
+    uint64_t parent;    /* 0: a full image */
+    int sealed;         /* its batches and state are sealed (never folded) */
+    int base;           /* its pages are a raw base image at fixed offsets
+                         * (e<N>.base, checksums in e<N>.base.sum), from a
+                         * fold; else page records (e<N>.pages) */
+    uint64_t fold_from; /* a base still being made in place from epoch
+                         * fold_from's (docs/store.md, 'Folding in
+                         * place'); 0 otherwise */
     uint64_t pages_bytes;
     uint64_t state_bytes;
     uint64_t state_xxh64;

@@ -22,6 +22,7 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
                              uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
+    struct image_epoch gone;
     char dir[4096], path[4200];
     size_t i, j;
 
@@ -43,11 +44,23 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
                              job, vm, epoch, m.e[j].epoch);
         }
     }
+    if (m.e[i].fold_from != 0) {
+        uint64_t gen;
+
+        if (image_fold_live(dir, &m.e[i], &gen)) {
+            errno = EBUSY;
+            return errprintf(err, "%s/%s: epoch %" PRIu64 " is being folded",
+                             job, vm, epoch);
+        }
+    }
+    gone = m.e[i];
     /* first forget it, then delete its files */
     memmove(&m.e[i], &m.e[i + 1], (m.n - i - 1) * sizeof(m.e[0]));
     m.n--;
     if (manifest_save(dir, &m, err) < 0)
         return -1;
+    if (gone.fold_from != 0)
+        image_fold_forget(dir, &gone);
     image_disk_gc(dir,
                   &m); /* its disk layers, unless a later epoch keeps them */
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir, epoch);
@@ -359,6 +372,24 @@ static int chain_sealed(const struct image_manifest *m,
     return sealed;
 }
 
+/* The manifest of JOB/VM, a fold in place that stopped part way (the
+ * agent killed in it) finished first. */
+static int finish_stopped(const char *store, const char *job, const char *vm,
+                          struct image_manifest *m, struct vmckpt_error *err)
+{
+    size_t i;
+    int rc;
+
+    pthread_mutex_lock(&manifest_mu);
+    rc = image_manifest_load(store, job, vm, m, err);
+    for (i = 0; rc == 0 && i < m->n; i++)
+        if (m->e[i].fold_from != 0 &&
+            (rc = image_fold_finish(store, job, vm, m->e[i].epoch, err)) == 0)
+            rc = image_manifest_load(store, job, vm, m, err);
+    pthread_mutex_unlock(&manifest_mu);
+    return rc;
+}
+
 /* With retain_mu held. 'again': how many more times an epoch that
  * changed while it was folded (dropped after an abort) starts it over. */
 static int retain_epochs(const char *store, const char *job, const char *vm,
@@ -370,7 +401,7 @@ static int retain_epochs(const char *store, const char *job, const char *vm,
     size_t i;
     int dropped = 0, sealed;
 
-    if (manifest_get(store, job, vm, &m, err) < 0)
+    if (finish_stopped(store, job, vm, &m, err) < 0)
         return -1;
     /* a kept epoch of a sealed chain keeps the whole chain it builds on:
      * nothing at or after the oldest epoch such a chain reaches goes */
@@ -384,12 +415,26 @@ static int retain_epochs(const char *store, const char *job, const char *vm,
     /* a kept epoch becomes a base image when what it builds on goes, and
      * so does a full epoch of page records (not one of QEMU's own streams,
      * which has no pages): per VM, a base at fixed offsets and deltas */
-    for (i = 0; i < m.n; i++)
-        if (m.e[i].epoch >= keep_from && !m.e[i].base &&
-            !chain_sealed(&m, &m.e[i]) &&
-            (m.e[i].parent == 0 ? m.e[i].pages_bytes > 0
-                                : m.e[i].parent < keep_from) &&
-            fold_epoch(store, job, vm, m.e[i].epoch, err) < 0) {
+    for (i = 0; i < m.n; i++) {
+        int rc = 0;
+
+        if (m.e[i].epoch < keep_from || m.e[i].base ||
+            chain_sealed(&m, &m.e[i]) ||
+            (m.e[i].parent == 0 ? m.e[i].pages_bytes == 0
+                                : m.e[i].parent >= keep_from))
+            continue;
+        /* a delta on a base that goes: written into that base (its
+         * pages only); anything else, or when that cannot be now, a new
+         * base from the whole chain */
+        if (m.e[i].parent != 0)
+            rc = image_fold_inplace(store, job, vm, m.e[i].epoch, keep_from,
+                                    err);
+        if (rc == 0 && m.e[i].parent != 0)
+            dropped++; /* (its parent went with it) */
+        if ((m.e[i].parent == 0 || rc == 1) &&
+            (rc = fold_epoch(store, job, vm, m.e[i].epoch, err)) == 1)
+            rc = -1; /* (fold_epoch: 0 or -1) */
+        if (rc < 0) {
             if (errno == ESTALE && again > 0)
                 return retain_epochs(store, job, vm, keep_from, again - 1, err);
             /* sealed, though the manifest did not say so (written by a
@@ -399,6 +444,7 @@ static int retain_epochs(const char *store, const char *job, const char *vm,
                 return -1;
             return retain_epochs(store, job, vm, keep_from, again, err);
         }
+    }
     /* newest first: a delta goes before the epoch it was built on */
     for (;;) {
         uint64_t victim = 0;

@@ -33,6 +33,57 @@ int manifest_save(const char *dir, const struct image_manifest *m,
 int write_all(int fd, const void *buf, size_t len);
 /* The same at offset 'off' (pwrite). */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* Read 'len' bytes at 'off', or -1 (a short file too). */
+int pread_all(int fd, void *buf, size_t len, uint64_t off);
+/* Verify and deliver the batches of epoch 'e''s page file 'fd' (its first
+ * e->pages_bytes bytes), the RAM 'npages' pages; 'scratch' holds one
+ * batch's pages. */
+int image_read_pages(int fd, const char *dir, const char *job, const char *vm,
+                     const struct image_epoch *e, uint64_t npages,
+                     int (*cb)(const Vmckpt__PageBatch *,
+                               const struct batch_view *, void *),
+                     void *arg, uint8_t *scratch, struct vmckpt_error *err);
+/* The checksums of base image e<N>.base: e<N>.base.sum, one u64 per
+ * 1 MiB of 'ram_bytes'; NULL with 'err'. */
+uint64_t *image_load_sums(const char *dir, const char *job, const char *vm,
+                          const struct image_epoch *e, uint64_t ram_bytes,
+                          struct vmckpt_error *err);
+
+/* image_fold_inplace.c: a delta folded onto its parent's base in place
+ * (docs/store.md, 'Folding in place'). */
+/* Readers of base images at work in this process (image_read, counted
+ * under manifest_mu): a fold in place starts only when there is none. */
+extern unsigned image_base_readers;
+/* With manifest_mu held, for an epoch the manifest says is being folded
+ * in place (e->fold_from): 1 when a fold of this process is at it ('*gen'
+ * then for image_fold_wait), 0 when one stopped part way (a crash, an
+ * error): image_fold_finish then. */
+int image_fold_live(const char *dir, const struct image_epoch *e,
+                    uint64_t *gen);
+/* Wait (without manifest_mu) until the fold of 'gen' has ended. */
+void image_fold_wait(uint64_t gen);
+/* How many readers wait so (for tests). */
+unsigned image_fold_waiting(void);
+/* With manifest_mu held: finish the fold in place of 'epoch' that stopped
+ * part way. 0, or -1 with 'err' (the manifest still says it). */
+int image_fold_finish(const char *store, const char *job, const char *vm,
+                      uint64_t epoch, struct vmckpt_error *err);
+/* Fold kept delta 'epoch' onto its parent's base, which then goes: the
+ * parent is older than 'keep_from', a base, and only 'epoch' builds on it.
+ * 0 done; 1 not now (another shape, or a reader of a base at work: fold
+ * by copy instead); -1 with 'err' (errno ESTALE: the epoch changed
+ * meanwhile). With retain_mu held. */
+int image_fold_inplace(const char *store, const char *job, const char *vm,
+                       uint64_t epoch, uint64_t keep_from,
+                       struct vmckpt_error *err);
+/* Epoch 'e' of 'dir', being folded in place, was dropped: the files of
+ * the epoch it was folded from go too. */
+void image_fold_forget(const char *dir, const struct image_epoch *e);
+/* For tests: called (when set) at each step of a fold in place (1: ready,
+ * nothing changed; 2: the manifest says it; 3: the first batch written;
+ * 4: the checksums written); nonzero stops the fold there as a crash
+ * would. NULL outside tests. */
+extern int (*image_fold_inplace_hook)(int step);
 
 /* image_disk.c: the guest disks' layer files. */
 /* The manifest's "disks" line of 'e' (nothing for a guest without). */

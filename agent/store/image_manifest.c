@@ -54,6 +54,11 @@ int image_manifest_load(const char *store, const char *job, const char *vm,
             (e.base && e.parent != 0))
             goto bad;
         e.sealed = strstr(line, " sealed 1") != NULL;
+        if (strstr(line, " fold ") != NULL &&
+            (sscanf(strstr(line, " fold "), " fold %" SCNu64, &e.fold_from) !=
+                 1 ||
+             !e.base || e.fold_from == 0 || e.fold_from >= e.epoch))
+            goto bad;
         m->e[m->n++] = e;
     }
     fclose(f);
@@ -92,11 +97,14 @@ int manifest_save(const char *dir, const struct image_manifest *m,
     for (i = 0; i < m->n; i++) {
         fprintf(f,
                 "epoch %" PRIu64 " parent %" PRIu64 " pages %" PRIu64
-                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s%s\n",
+                " state %" PRIu64 " state_xxh64 %016" PRIx64 "%s%s",
                 m->e[i].epoch, m->e[i].parent, m->e[i].pages_bytes,
                 m->e[i].state_bytes, m->e[i].state_xxh64,
                 m->e[i].base ? " base 1" : "",
                 m->e[i].sealed ? " sealed 1" : "");
+        if (m->e[i].fold_from != 0)
+            fprintf(f, " fold %" PRIu64, m->e[i].fold_from);
+        fputc('\n', f);
         image_disk_print(f, &m->e[i]);
     }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {

@@ -19,6 +19,7 @@
 #include "agent/store/image_int.h"
 #include "agent/store/sealed.h"
 #include "lib/wire/batch.h"
+#include "store_testlib.h"
 
 #define NPAGES 64
 #define RAM    (NPAGES * BATCH_PAGE)
@@ -26,13 +27,7 @@
 static char store[64];
 static uint8_t ram[RAM];
 
-static void fill(uint8_t *p, unsigned seed)
-{
-    size_t i;
-
-    for (i = 0; i < BATCH_PAGE; i++)
-        p[i] = (uint8_t)(seed * 31 + i * 7 + 1);
-}
+#define fill st_fill
 
 /* Write 'epoch' of j/v holding 'pages' of the model RAM; sealed with
  * 'key' as an agent does (NULL: clear). */
@@ -40,38 +35,8 @@ static int put_epoch_k(uint64_t epoch, uint64_t parent, const uint64_t *pages,
                        size_t n, const char *state, const struct seal_key *key,
                        uint64_t *bytes, struct vmckpt_error *err)
 {
-    struct image_writer *w =
-        image_writer_open(store, "j", "v", epoch, parent, RAM, 1, err);
-    struct sealer *s = key ? sealer_new(key, "j", "v", err) : NULL;
-    struct batch_builder b;
-    Vmckpt__PageBatch msg;
-    Vmckpt__StreamEnd end = VMCKPT__STREAM_END__INIT;
-    const uint8_t *st = (const uint8_t *)state;
-    size_t i, slen = strlen(state);
-
-    if (w == NULL)
-        return -1;
-    ck_assert_int_eq(key == NULL || s != NULL, 1);
-    ck_assert_int_eq(batch_builder_init(&b, 1), 0);
-    batch_reset(&b, 0);
-    for (i = 0; i < n; i++)
-        batch_add(&b, pages[i], ram + pages[i] * BATCH_PAGE);
-    vmckpt__page_batch__init(&msg);
-    batch_finish(&b, &msg);
-    if (s != NULL)
-        ck_assert_int_eq(sealer_batch(s, &msg, err), 0);
-    ck_assert_msg(image_writer_batch(w, 0, &msg, err) == 0, "%s", err->text);
-    batch_builder_dispose(&b);
-    /* (the batch's sealed bytes are in s until this call) */
-    if (s != NULL)
-        ck_assert_int_eq(sealer_state(s, 0, state, slen, &st, &slen, err), 0);
-    ck_assert_int_eq(image_writer_state(w, 0, st, slen, err), 0);
-    end.batches = 1;
-    end.pages = n;
-    end.state_bytes = slen;
-    end.state_xxh64 = batch_xxh64(st, slen);
-    sealer_free(s);
-    return image_writer_commit(w, &end, bytes, err);
+    return st_put_epoch(store, epoch, parent, ram, RAM, pages, n, state, key,
+                        bytes, err);
 }
 
 static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
@@ -84,41 +49,18 @@ static int put_epoch(uint64_t epoch, uint64_t parent, const uint64_t *pages,
 static void restore_into(uint64_t epoch, uint8_t *out, char *state,
                          int expect_rc, struct vmckpt_error *err)
 {
-    char rpath[128], spath[128];
-    int rfd, sfd;
-    ssize_t n;
-
-    snprintf(rpath, sizeof(rpath), "%s/ram.out", store);
-    snprintf(spath, sizeof(spath), "%s/state.out", store);
-    rfd = open(rpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_eq(ftruncate(rfd, RAM), 0);
-    ck_assert_int_eq(
-        image_restore(store, "j", "v", epoch, NULL, rfd, sfd, NULL, err),
-        expect_rc);
-    if (expect_rc == 0) {
-        ck_assert_int_eq(pread(rfd, out, RAM, 0), RAM);
-        n = pread(sfd, state, 63, 0);
-        ck_assert_int_ge(n, 0);
-        state[n] = '\0';
-    }
-    close(rfd);
-    close(sfd);
+    ck_assert_int_eq(st_restore(store, epoch, RAM, out, state, err), expect_rc);
 }
 
 static void setup(void)
 {
-    snprintf(store, sizeof(store), "/tmp/vmckpt-store-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(store));
+    st_store_make(store, sizeof(store));
     memset(ram, 0, sizeof(ram));
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", store);
-    ck_assert_int_eq(system(cmd), 0);
+    st_store_remove(store);
 }
 
 /* Epoch 1 full, epoch 2 a delta: each restores to its own RAM and state. */
