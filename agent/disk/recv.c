@@ -30,8 +30,35 @@ struct disk_recv {
     char final[4096]; /* the guest's chain dir */
     uint64_t epoch;
     int fds[DISK_MAX][IMAGE_MAX_VIEW];
+    /* per layer, which 1 MiB chunks came (a chunk twice is refused: with
+     * another missing, the count at the end would still match) */
+    uint8_t *seen[DISK_MAX][IMAGE_MAX_VIEW];
+    size_t nseen[DISK_MAX][IMAGE_MAX_VIEW];
     int installed;
 };
+
+/* Note chunk 'off' of layer 'l' of disk 'k': 0, 1 when it came before,
+ * -1 (ENOMEM). */
+static int chunk_seen(struct disk_recv *r, unsigned k, unsigned l, uint64_t off)
+{
+    uint64_t i = off >> 20;
+    size_t *n = &r->nseen[k][l];
+
+    if (i >= *n) {
+        size_t want = (size_t)i + 1 > 2 * *n ? (size_t)i + 1 : 2 * *n;
+        uint8_t *p = realloc(r->seen[k][l], want);
+
+        if (p == NULL)
+            return -1;
+        memset(p + *n, 0, want - *n);
+        r->seen[k][l] = p;
+        *n = want;
+    }
+    if (r->seen[k][l][i])
+        return 1;
+    r->seen[k][l][i] = 1;
+    return 0;
+}
 
 struct disk_recv *disk_recv_open(const char *disk_dir, const char *qemu_img,
                                  const Vmckpt__VmSpec *spec, uint64_t epoch,
@@ -98,6 +125,15 @@ int disk_recv_chunk(void *arg, unsigned disk, unsigned layer, uint64_t off,
                          "disk %u layer %u: beyond the %u disks and %d "
                          "layers a restored chain holds",
                          disk, layer, r->c->ndisks, IMAGE_MAX_VIEW);
+    }
+    switch (chunk_seen(r, disk, layer, off)) {
+    case -1:
+        return errprintf_errno(err, "disk restore");
+    case 1:
+        errno = EPROTO;
+        return errprintf(
+            err, "disk %u layer %u: the chunk at %" PRIu64 " came twice", disk,
+            layer, off);
     }
     fd = &r->fds[disk][layer];
     if (*fd < 0) {
@@ -318,9 +354,11 @@ void disk_recv_close(struct disk_recv *r)
     if (r == NULL)
         return;
     for (k = 0; k < DISK_MAX; k++)
-        for (l = 0; l < IMAGE_MAX_VIEW; l++)
+        for (l = 0; l < IMAGE_MAX_VIEW; l++) {
             if (r->fds[k][l] >= 0)
                 close(r->fds[k][l]);
+            free(r->seen[k][l]);
+        }
     if (!r->installed)
         disk_dir_remove(r->c->dir);
     disk_chain_destroy(r->c);

@@ -456,9 +456,10 @@ START_TEST(restore_copied_base)
 END_TEST
 
 /* A copied base that is not the one the epoch names is refused, and
- * nothing is left of the restore. */
+ * nothing is left of the restore; so is a chunk sent twice. */
 START_TEST(restore_copied_base_differs)
 {
+    static uint8_t one[4096];
     Vmckpt__VmSpec s;
     Vmckpt__DiskSpec d, *dp[1];
     struct vmckpt_error err;
@@ -477,6 +478,13 @@ START_TEST(restore_copied_base_differs)
     ck_assert_int_eq(disk_base_digest(base, &sz.base[0], &err), 0);
     sz.base[0] ^= 1;
     send_file(r, base, 0, &sz);
+    /* a chunk that came already is refused (with another one missing,
+     * the count at the end would match) */
+    ck_assert_int_eq(disk_recv_chunk(r, 0, 0, 1u << 20, one, sizeof(one),
+                                     batch_xxh64(one, sizeof(one)), NULL, &err),
+                     -1);
+    ck_assert_msg(strstr(err.text, "layer 0: the chunk at 1048576 came twice"),
+                  "%s", err.text);
     ck_assert_int_eq(disk_recv_finish(r, &sz, &err), -1);
     ck_assert_msg(strstr(err.text, "the base image the store kept has digest"),
                   "%s", err.text);
