@@ -576,13 +576,19 @@ static int run_on_paused(struct ckpt *c, struct vmckpt_error *err)
  * job (on_cut), resume. */
 static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
 {
-    uint64_t th;
+    uint64_t th, t;
 
     if (!c->stop_and_save) {
-        if (stage_reserve(c, err) < 0 || pause_guest(c, err) < 0 ||
-            c->ops->dirty_harvest(c->vm, c->bm, err) < 0 ||
-            stage_dirty(c, err) < 0)
+        if (stage_reserve(c, err) < 0 || pause_guest(c, err) < 0)
             return -1;
+        t = now_us();
+        if (c->ops->dirty_harvest(c->vm, c->bm, err) < 0)
+            return -1;
+        c->res->harvest_us = now_us() - t;
+        t = now_us();
+        if (stage_dirty(c, err) < 0)
+            return -1;
+        c->res->stage_us = now_us() - t;
     } else {
         c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
         if (c->statefd < 0)
@@ -590,15 +596,19 @@ static int suspend_and_capture(struct ckpt *c, struct vmckpt_error *err)
     }
     if (run_on_paused(c, err) < 0)
         return -1;
+    t = now_us();
     c->state_len = c->ops->save_state(c->vm, c->statefd, err);
     if (c->state_len < 0)
         return -1;
+    c->res->state_us = now_us() - t;
     th = now_us();
     if (c->policy->on_cut != NULL && c->policy->on_cut(c->policy->arg, err) < 0)
         return -1;
     c->res->hold_us = now_us() - th;
+    t = now_us();
     if (c->ops->resume(c->vm, err) < 0)
         return -1;
+    c->res->resume_us = now_us() - t;
     c->paused = 0;
     c->res->pause_us = now_us() - c->tp;
     c->res->resumed_at_ns = clock_wall_ns();

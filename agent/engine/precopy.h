@@ -102,6 +102,10 @@ struct precopy_result {
      * flushes the guest's block I/O), and the time in on_paused */
     uint64_t stop_us;
     uint64_t paused_hook_us;
+    /* of pause_us, the rest: the last harvest of dirty pages, their copy
+     * to staging (cut_pages of them), the device state saved, the resume
+     * (the back end's op) */
+    uint64_t harvest_us, stage_us, state_us, resume_us;
 };
 
 /* Checkpoint 'vm'. 'full': send every non-zero page (first epoch of a

@@ -755,8 +755,14 @@ again:
         if (chain[i]->fold_from != 0) {
             if (image_fold_live(dir, chain[i], gen))
                 return 1;
-            if (finished++ ||
-                image_fold_finish(store, job, vm, chain[i]->epoch, err) < 0)
+            if (finished++) { /* (finishing clears the mark) */
+                errno = EAGAIN;
+                return errprintf(err,
+                                 "%s/%s epoch %" PRIu64 ": still being "
+                                 "folded after its fold was finished",
+                                 job, vm, chain[i]->epoch);
+            }
+            if (image_fold_finish(store, job, vm, chain[i]->epoch, err) < 0)
                 return -1;
             goto again;
         }

@@ -110,6 +110,21 @@ static int slow_pause(struct hv_vm *vm, struct vmckpt_error *err)
     return hv_sim_ops.pause(vm, err);
 }
 
+/* ... a device state that takes 2 ms to save and a resume of 1 ms (for
+ * state_us and resume_us) */
+static int64_t slow_save_state(struct hv_vm *vm, int fd,
+                               struct vmckpt_error *err)
+{
+    usleep(2000);
+    return hv_sim_ops.save_state(vm, fd, err);
+}
+
+static int slow_resume(struct hv_vm *vm, struct vmckpt_error *err)
+{
+    usleep(1000);
+    return hv_sim_ops.resume(vm, err);
+}
+
 static int run_cut_now(void *arg)
 {
     struct run *t = arg;
@@ -826,8 +841,10 @@ START_TEST(on_paused_order)
 {
     /* on_paused runs once, live and stop-and-save, with the guest paused,
      * after the last harvest and staging (stop-and-save: after all its
-     * memory), before save_state and on_cut; stop_us and paused_hook_us
-     * measure the pause op and the hook, within pause_us */
+     * memory), before save_state and on_cut; stop_us, paused_hook_us,
+     * state_us and resume_us measure the pause op, the hook, the state's
+     * save and the resume, within pause_us with the cut's harvest and
+     * staging */
     struct hv_ops slow = hv_sim_ops;
     struct hv_sim_config cfg = {.pages = 1024};
     struct precopy_result res;
@@ -837,6 +854,8 @@ START_TEST(on_paused_order)
     int sas;
 
     slow.pause = slow_pause;
+    slow.save_state = slow_save_state;
+    slow.resume = slow_resume;
     for (sas = 0; sas <= 1; sas++) {
         run_init(&t, &cfg);
         prefill(&t, 0);
@@ -867,7 +886,11 @@ START_TEST(on_paused_order)
         ck_assert_uint_eq(t.sent_at_paused, res.pages - res.cut_pages);
         ck_assert_uint_ge(res.stop_us, 3000);
         ck_assert_uint_ge(res.paused_hook_us, 2000);
-        ck_assert_uint_le(res.stop_us + res.paused_hook_us, res.pause_us);
+        ck_assert_uint_ge(res.state_us, 2000);
+        ck_assert_uint_ge(res.resume_us, 1000);
+        ck_assert_uint_le(res.stop_us + res.paused_hook_us + res.harvest_us +
+                              res.stage_us + res.state_us + res.resume_us,
+                          res.pause_us);
         run_dispose(&t);
     }
     /* without the hook: none measured */
