@@ -713,23 +713,21 @@ uint64_t *image_load_sums(const char *dir, const char *job, const char *vm,
 }
 
 /* With manifest_mu held: load the manifest, find the chain of 'epoch'
- * (newest first) and open its page files and its state file. 1 (and
- * '*gen') when a fold in place is at work on the chain: wait for it with
- * image_fold_wait, then again. */
+ * (newest first) and open its page files and its state file. 1 when an
+ * epoch of the chain is being folded in place: '*fold' 0 and '*gen' when
+ * a fold is at work (wait for it with image_fold_wait), else that epoch
+ * (a fold stopped part way: image_fold_finish); then again. */
 static int image_read_open(const char *store, const char *dir, const char *job,
                            const char *vm, uint64_t epoch,
                            struct image_manifest *m,
                            const struct image_epoch **chain, size_t *np,
                            int *fds, uint64_t **sums, int *state_fd,
-                           uint64_t *gen, struct vmckpt_error *err)
+                           uint64_t *gen, uint64_t *fold,
+                           struct vmckpt_error *err)
 {
     const struct image_epoch *e;
     char path[4200];
     size_t n = 0, i;
-    int finished = 0;
-
-again:
-    n = 0;
     if (image_manifest_load(store, job, vm, m, err) < 0)
         return -1;
     for (e = image_manifest_find(m, epoch); e != NULL;
@@ -753,18 +751,10 @@ again:
     }
     for (i = 0; i < n; i++) /* a fold in place at work, or left part way */
         if (chain[i]->fold_from != 0) {
-            if (image_fold_live(dir, chain[i], gen))
-                return 1;
-            if (finished++) { /* (finishing clears the mark) */
-                errno = EAGAIN;
-                return errprintf(err,
-                                 "%s/%s epoch %" PRIu64 ": still being "
-                                 "folded after its fold was finished",
-                                 job, vm, chain[i]->epoch);
-            }
-            if (image_fold_finish(store, job, vm, chain[i]->epoch, err) < 0)
-                return -1;
-            goto again;
+            *gen = 0;
+            if (!image_fold_live(dir, chain[i], gen))
+                *fold = chain[i]->epoch; /* for image_fold_finish */
+            return 1;
         }
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/e%" PRIu64 ".%s", dir, chain[i]->epoch,
@@ -826,18 +816,25 @@ int image_read(const char *store, const char *job, const char *vm,
     /* the manifest and the files it names are taken together: a fold or
      * retention may replace or remove them right after, and the open
      * descriptors keep reading what this manifest describes */
-    for (;;) {
-        uint64_t gen = 0;
+    for (i = 0;; i++) {
+        uint64_t gen = 0, fold = 0;
 
         pthread_mutex_lock(&manifest_mu);
         rc = image_read_open(store, dir, job, vm, epoch, &m, chain, &n, fds,
-                             sums, &fd, &gen, err);
+                             sums, &fd, &gen, &fold, err);
         pthread_mutex_unlock(&manifest_mu);
         if (rc < 0)
             return -1;
         if (rc == 0)
             break;
-        image_fold_wait(gen); /* (seconds at most: a delta's pages) */
+        if (fold == 0)
+            image_fold_wait(gen); /* (seconds at most: a delta's pages) */
+        else if (i > 8 || image_fold_finish(store, job, vm, fold, err) < 0)
+            return i > 8 ? errprintf(err,
+                                     "%s/%s epoch %" PRIu64 ": still being "
+                                     "folded after its fold was finished",
+                                     job, vm, fold)
+                         : -1;
     }
     rc = -1;
     scratch = malloc((size_t)BATCH_MAX_PAGES * BATCH_PAGE);

@@ -18,8 +18,10 @@
 #include "image_int.h"
 #include "lib/wire/batch.h"
 
+/* 1 (and '*gen') when a fold in place is at work on it: wait for it. */
 static int image_drop_locked(const char *store, const char *job, const char *vm,
-                             uint64_t epoch, struct vmckpt_error *err)
+                             uint64_t epoch, uint64_t *gen,
+                             struct vmckpt_error *err)
 {
     struct image_manifest m;
     struct image_epoch gone;
@@ -44,15 +46,8 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
                              job, vm, epoch, m.e[j].epoch);
         }
     }
-    if (m.e[i].fold_from != 0) {
-        uint64_t gen;
-
-        if (image_fold_live(dir, &m.e[i], &gen)) {
-            errno = EBUSY;
-            return errprintf(err, "%s/%s: epoch %" PRIu64 " is being folded",
-                             job, vm, epoch);
-        }
-    }
+    if (m.e[i].fold_from != 0 && image_fold_live(dir, &m.e[i], gen))
+        return 1; /* image_drop waits for it */
     gone = m.e[i];
     /* first forget it, then delete its files */
     memmove(&m.e[i], &m.e[i + 1], (m.n - i - 1) * sizeof(m.e[0]));
@@ -69,6 +64,8 @@ static int image_drop_locked(const char *store, const char *job, const char *vm,
     unlink(path);
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum", dir, epoch);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/e%" PRIu64 ".base.sum.tmp", dir, epoch);
+    unlink(path); /* (a fold in place stopped before it began) */
     snprintf(path, sizeof(path), "%s/e%" PRIu64 ".state", dir, epoch);
     unlink(path);
     return 0;
@@ -380,13 +377,22 @@ static int finish_stopped(const char *store, const char *job, const char *vm,
     size_t i;
     int rc;
 
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_manifest_load(store, job, vm, m, err);
+    char dir[4096], path[4200];
+
+    rc = manifest_get(store, job, vm, m, err);
     for (i = 0; rc == 0 && i < m->n; i++)
         if (m->e[i].fold_from != 0 &&
             (rc = image_fold_finish(store, job, vm, m->e[i].epoch, err)) == 0)
-            rc = image_manifest_load(store, job, vm, m, err);
-    pthread_mutex_unlock(&manifest_mu);
+            rc = manifest_get(store, job, vm, m, err);
+    /* a base has no page file: one left by a fold that stopped after its
+     * manifest said "base" goes now */
+    for (i = 0; rc == 0 && i < m->n; i++)
+        if (m->e[i].base &&
+            vm_dir(store, job, vm, dir, sizeof(dir), NULL) == 0) {
+            snprintf(path, sizeof(path), "%s/e%" PRIu64 ".pages", dir,
+                     m->e[i].epoch);
+            unlink(path);
+        }
     return rc;
 }
 
@@ -465,12 +471,17 @@ static int retain_epochs(const char *store, const char *job, const char *vm,
 int image_drop(const char *store, const char *job, const char *vm,
                uint64_t epoch, struct vmckpt_error *err)
 {
+    uint64_t gen = 0;
     int rc;
 
-    pthread_mutex_lock(&manifest_mu);
-    rc = image_drop_locked(store, job, vm, epoch, err);
-    pthread_mutex_unlock(&manifest_mu);
-    return rc;
+    for (;;) {
+        pthread_mutex_lock(&manifest_mu);
+        rc = image_drop_locked(store, job, vm, epoch, &gen, err);
+        pthread_mutex_unlock(&manifest_mu);
+        if (rc != 1)
+            return rc;
+        image_fold_wait(gen);
+    }
 }
 
 int image_fold(const char *store, const char *job, const char *vm,

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -121,6 +123,7 @@ struct fold_job {
     uint8_t *alloc;   /* per page: a non-zero copy of it comes */
     unsigned written; /* batches written (the hook's step 3) */
     int stopped;      /* the hook stopped the fold */
+    char why[256];    /* what failed in a pass's callback */
     uint8_t zero[BATCH_PAGE];
 };
 
@@ -143,6 +146,23 @@ static int mark_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
     return 0;
 }
 
+/* A zero page becomes a hole (which needs no block: a full disk cannot
+ * stop the fold there), a non-zero one is written where fold_prepare
+ * allocated it. */
+static int write_page(struct fold_job *f, uint64_t pg, const uint8_t *data)
+{
+    off_t off = (off_t)(pg * BATCH_PAGE);
+
+    if (data != NULL)
+        return pwrite_all(f->base_fd, data, BATCH_PAGE, (uint64_t)off);
+    if (fallocate(f->base_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+                  BATCH_PAGE) == 0)
+        return 0;
+    return errno == EOPNOTSUPP
+               ? pwrite_all(f->base_fd, f->zero, BATCH_PAGE, (uint64_t)off)
+               : -1;
+}
+
 static int write_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
                        void *arg)
 {
@@ -154,10 +174,15 @@ static int write_batch(const Vmckpt__PageBatch *msg, const struct batch_view *v,
         errno = ENOKEY;
         return -1;
     }
-    for (i = 0; i < v->n; i++)
+    for (i = 0; i < v->n; i++) {
         f->touched[v->pages[i] * BATCH_PAGE / CHUNK] = 1;
-    if (batch_view_write(v, f->base_fd, f->zero) < 0)
-        return -1;
+        if (write_page(f, v->pages[i], batch_view_page(v, i)) < 0) {
+            snprintf(f->why, sizeof(f->why), "page %llu of %s: %s",
+                     (unsigned long long)v->pages[i], f->n.pbase,
+                     strerror(errno));
+            return -1;
+        }
+    }
     if (++f->written == 1 && image_fold_inplace_hook != NULL &&
         image_fold_inplace_hook(3)) {
         f->stopped = 1;
@@ -237,6 +262,11 @@ static int fold_names_swap(const char *store, struct fold_job *f,
         fsync_dir(dir) < 0)
         return errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", f->job,
                                f->vm, f->epoch, f->n.base);
+    if (image_fold_inplace_hook != NULL && image_fold_inplace_hook(5)) {
+        f->stopped = 1;
+        errno = EINTR;
+        return -1;
+    }
     if (image_manifest_load(store, f->job, f->vm, &m, err) < 0)
         return -1;
     for (i = 0; i < m.n; i++)
@@ -317,8 +347,11 @@ static int fold_write(const char *store, struct fold_job *f, const char *dir,
 {
     int sum_fd, rc;
 
-    if (pass(f, dir, write_batch, err) < 0)
+    if (pass(f, dir, write_batch, err) < 0) {
+        if (f->why[0] != '\0')
+            errprefix(err, "%s", f->why); /* (the cause first) */
         return -1;
+    }
     sum_fd = open(f->n.sumtmp, O_WRONLY | O_CLOEXEC);
     if (sum_fd < 0)
         return errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", f->job,
@@ -338,49 +371,131 @@ static int fold_write(const char *store, struct fold_job *f, const char *dir,
     return rc;
 }
 
+/* The fold's lock on the VM's directory, across processes (a tool
+ * restoring from the agent's store): -1 (errno EWOULDBLOCK) when another
+ * holds it. */
+static int fold_lock(const char *dir)
+{
+    char path[4200];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/fold.lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Copy file 'from' to 'to', durable. */
+static int copy_file(const char *from, const char *to)
+{
+    uint8_t buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    ssize_t n;
+
+    if (in >= 0)
+        out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+        if (write_all(out, buf, (size_t)n) < 0)
+            goto out;
+    rc = out >= 0 && n == 0 ? fsync(out) : -1;
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+/* Finish what the manifest says of 'f' with the lock held: only the
+ * names when the checksums are in place; otherwise the delta written
+ * again (a checksum file lost to a failed manifest save is made again
+ * from the parent's first). */
+static int finish_files(const char *store, struct fold_job *f, const char *dir,
+                        struct vmckpt_error *err)
+{
+    if (access(f->n.sumtmp, F_OK) != 0 && access(f->n.sum, F_OK) == 0)
+        return fold_names_swap(store, f, dir, err);
+    if (access(f->n.sumtmp, F_OK) != 0 && copy_file(f->n.psum, f->n.sumtmp) < 0)
+        return errprintf_errno(err, "%s from %s", f->n.sumtmp, f->n.psum);
+    if (fold_open(f, access(f->n.pbase, F_OK) == 0 ? f->n.pbase : f->n.base,
+                  err) < 0)
+        return -1;
+    return fold_write(store, f, dir, err);
+}
+
 int image_fold_finish(const char *store, const char *job, const char *vm,
                       uint64_t epoch, struct vmckpt_error *err)
 {
     struct image_manifest m;
     const struct image_epoch *e;
-    struct fold_job *f;
+    struct fold_job *f = NULL;
     char dir[4096];
-    int rc = -1;
+    uint64_t from, gen = 0;
+    int rc = -1, lock = -1;
 
-    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0 ||
-        image_manifest_load(store, job, vm, &m, err) < 0)
+    if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
         return -1;
-    e = image_manifest_find(&m, epoch);
-    if (e == NULL || e->fold_from == 0)
-        return 0;
-    f = fold_job_new(dir, job, vm, epoch, e->fold_from, m.ram_bytes, err);
-    if (f == NULL)
+    pthread_mutex_lock(&manifest_mu);
+    if (image_manifest_load(store, job, vm, &m, err) < 0) {
+        pthread_mutex_unlock(&manifest_mu);
         return -1;
-    if (access(f->n.sumtmp, F_OK) != 0 && access(f->n.sum, F_OK) == 0) {
-        rc = fold_names_swap(store, f, dir, err); /* written: only names */
-    } else if (fold_open(f,
-                         access(f->n.pbase, F_OK) == 0 ? f->n.pbase : f->n.base,
-                         err) == 0) {
-        rc = fold_write(store, f, dir, err);
     }
+    e = image_manifest_find(&m, epoch);
+    if (e == NULL || e->fold_from == 0 || image_fold_live(dir, e, &gen)) {
+        pthread_mutex_unlock(&manifest_mu);
+        if (e != NULL && e->fold_from != 0)
+            image_fold_wait(gen); /* another thread finishes it */
+        return 0;
+    }
+    /* this thread finishes it, without the manifest lock (a pass over the
+     * delta): readers of it wait meanwhile */
+    from = e->fold_from;
+    snprintf(live.dir, sizeof(live.dir), "%s", dir);
+    live.epoch = epoch;
+    pthread_mutex_unlock(&manifest_mu);
+    lock = fold_lock(dir);
+    if (lock < 0) {
+        errprintf_errno(err, "the fold is at work in another process");
+        errno = EAGAIN;
+    } else {
+        f = fold_job_new(dir, job, vm, epoch, from, m.ram_bytes, err);
+        if (f != NULL)
+            rc = finish_files(store, f, dir, err);
+    }
+    pthread_mutex_lock(&manifest_mu);
+    live_end();
+    pthread_mutex_unlock(&manifest_mu);
     if (rc < 0) {
         char why[sizeof(err->text)];
+        int saved = errno;
 
         snprintf(why, sizeof(why), "%s", err->text);
         errprintf(err,
                   "%s/%s epoch %" PRIu64 ": its fold onto epoch %" PRIu64
                   "'s base stopped part way and cannot be finished: %s",
-                  job, vm, epoch, e->fold_from, why);
+                  job, vm, epoch, from, why);
+        errno = saved;
     }
-    fold_job_free(f);
+    if (f != NULL)
+        fold_job_free(f);
+    if (lock >= 0)
+        close(lock);
     return rc;
 }
 
 /* Before anything changes: the chunks of the parent's base the delta
  * writes in are checked against their checksums (what is left of them
  * is kept under a new checksum), the blocks its non-zero pages need are
- * allocated (a full disk fails here, not part way), and the checksum file
- * starts as a copy of the parent's, durable. */
+ * allocated (a full disk fails here, not part way; its zero pages become
+ * holes), and the checksum file starts as a copy of the parent's,
+ * durable. 0, -1, or 1 when the file system cannot allocate ahead (fold
+ * by copy then). */
 static int fold_prepare(struct fold_job *f, const char *dir,
                         const struct image_epoch *parent,
                         struct vmckpt_error *err)
@@ -419,10 +534,12 @@ static int fold_prepare(struct fold_job *f, const char *dir,
             ;
         for (q = p; q < f->npages && f->alloc[q]; q++)
             ;
-        if (q > p &&
-            fallocate(f->base_fd, 0, (off_t)(p * BATCH_PAGE),
-                      (off_t)((q - p) * BATCH_PAGE)) < 0 &&
-            errno != EOPNOTSUPP) {
+        if (q > p && fallocate(f->base_fd, 0, (off_t)(p * BATCH_PAGE),
+                               (off_t)((q - p) * BATCH_PAGE)) < 0) {
+            if (errno == EOPNOTSUPP) { /* no room can be made sure of */
+                rc = 1;
+                goto out;
+            }
             errprintf_errno(err, "fold %s/%s epoch %" PRIu64 ": %s", f->job,
                             f->vm, f->epoch, f->n.pbase);
             goto out;
@@ -508,14 +625,42 @@ static int fold_begin(const char *store, struct fold_job *f, const char *dir,
     m.n--;
     if (manifest_save(dir, &m, err) < 0) {
         struct image_manifest cur;
+        const struct image_epoch *now;
+        int saved = errno;
 
-        if (image_manifest_load(store, f->job, f->vm, &cur, NULL) == 0)
-            image_disk_gc(dir, &cur); /* what image_disk_fold merged */
+        /* a save that failed after its rename (the directory's fsync)
+         * may have said it all the same: then it goes on */
+        if (image_manifest_load(store, f->job, f->vm, &cur, NULL) == 0) {
+            now = image_manifest_find(&cur, f->epoch);
+            if (now == NULL || now->fold_from != f->from)
+                image_disk_gc(dir, &cur); /* what image_disk_fold merged */
+            else
+                goto said;
+        }
+        errno = saved;
         return -1;
     }
+said:
     image_disk_gc(dir, &m);
     snprintf(live.dir, sizeof(live.dir), "%s", dir);
     live.epoch = f->epoch;
+    return 0;
+}
+
+/* Whether 'dir' is on a file system that writes every change to new
+ * blocks (btrfs, ZFS, bcachefs). */
+static int cow_fs(const char *dir)
+{
+    struct statfs st;
+
+    if (statfs(dir, &st) < 0)
+        return 1;
+    switch ((unsigned long)st.f_type) {
+    case 0x9123683eUL: /* btrfs */
+    case 0x2fc12fc1UL: /* zfs */
+    case 0xca451a4eUL: /* bcachefs */
+        return 1;
+    }
     return 0;
 }
 
@@ -528,7 +673,7 @@ int image_fold_inplace(const char *store, const char *job, const char *vm,
     struct image_epoch was, parent;
     struct fold_job *f = NULL;
     char dir[4096];
-    int rc = -1;
+    int rc = -1, lock = -1;
 
     if (vm_dir(store, job, vm, dir, sizeof(dir), err) < 0)
         return -1;
@@ -542,10 +687,14 @@ int image_fold_inplace(const char *store, const char *job, const char *vm,
         return rc;
     was = *e;
     parent = *p;
+    /* not on a file system that writes copies (what it overwrites needs
+     * new room), nor when another process holds the VM's fold lock */
+    if (cow_fs(dir) || (lock = fold_lock(dir)) < 0)
+        return 1;
     rc = -1;
     f = fold_job_new(dir, job, vm, epoch, parent.epoch, m.ram_bytes, err);
     if (f == NULL || fold_open(f, f->n.pbase, err) < 0 ||
-        fold_prepare(f, dir, &parent, err) < 0)
+        (rc = fold_prepare(f, dir, &parent, err)) != 0)
         goto out;
     if (image_fold_inplace_hook != NULL && image_fold_inplace_hook(1)) {
         f->stopped = 1, errno = EINTR, rc = -1; /* (its .tmp left behind) */
@@ -573,5 +722,7 @@ out:
                   epoch);
     if (f != NULL)
         fold_job_free(f);
+    if (lock >= 0)
+        close(lock);
     return rc;
 }

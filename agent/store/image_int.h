@@ -81,8 +81,8 @@ int image_fold_inplace(const char *store, const char *job, const char *vm,
 void image_fold_forget(const char *dir, const struct image_epoch *e);
 /* For tests: called (when set) at each step of a fold in place (1: ready,
  * nothing changed; 2: the manifest says it; 3: the first batch written;
- * 4: the checksums written); nonzero stops the fold there as a crash
- * would. NULL outside tests. */
+ * 4: the checksums written; 5: the files renamed); nonzero stops the fold
+ * there as a crash would. NULL outside tests. */
 extern int (*image_fold_inplace_hook)(int step);
 
 /* image_disk.c: the guest disks' layer files. */

@@ -24,7 +24,7 @@
 #include "lib/wire/batch.h"
 #include "store_testlib.h"
 
-#define NPAGES 1024 /* 4 MiB: four checksum chunks */
+#define NPAGES 1000 /* four checksum chunks, the last 232 pages */
 #define RAM    ((size_t)NPAGES * BATCH_PAGE)
 
 static char store[64];
@@ -83,15 +83,15 @@ static const struct image_epoch *manifest_epoch(struct image_manifest *m,
 static uint8_t snap1[RAM], snap2[RAM], snap3[RAM];
 
 /* Epoch 1 full and folded into a base (by copy: a full epoch of records),
- * epoch 2 a delta: a page rewritten in chunk 0, a page zeroed, a page
- * that was a hole in chunk 2, pages across the end of chunk 0; nothing
- * in chunk 3. */
+ * epoch 2 a delta of two batches: a page rewritten in chunk 0, a page
+ * zeroed, pages across the end of chunk 0, 300 pages from 300 on (the
+ * last 88 of them holes of the base before) and page 600; nothing in
+ * chunk 3. */
 static void two_epochs(void)
 {
-    static const uint64_t d2[] = {3, 6, 255, 256, 600};
     struct vmckpt_error err;
-    uint64_t all[NPAGES];
-    size_t i, n = 0;
+    uint64_t all[NPAGES], d2[NPAGES];
+    size_t i, n = 0, k = 0;
 
     for (i = 0; i < NPAGES; i++)
         if (i % 3 != 0 && (i < 512 || i >= 700)) {
@@ -101,22 +101,25 @@ static void two_epochs(void)
     put_epoch(1, 0, all, n, "one");
     ck_assert_msg(image_retain(store, "j", "v", 1, &err) == 0, "%s", err.text);
     memcpy(snap1, ram, RAM);
-    fill(ram + 3 * BATCH_PAGE, 3000);
+    d2[k++] = 3, d2[k++] = 6, d2[k++] = 255, d2[k++] = 256;
+    for (i = 300; i <= 600; i++)
+        d2[k++] = i;
+    for (i = 0; i < k; i++)
+        fill(ram + d2[i] * BATCH_PAGE, (unsigned)d2[i] * 10);
     memset(ram + 6 * BATCH_PAGE, 0, BATCH_PAGE);
-    fill(ram + 255 * BATCH_PAGE, 2550);
-    fill(ram + 256 * BATCH_PAGE, 2560);
-    fill(ram + 600 * BATCH_PAGE, 6000); /* a hole of the base before */
-    put_epoch(2, 1, d2, sizeof(d2) / sizeof(d2[0]), "two");
+    put_epoch(2, 1, d2, k, "two");
     memcpy(snap2, ram, RAM);
 }
 
-/* Epoch 3, a delta of 2: one page. */
+/* Epoch 3, a delta of 2: a page in chunk 2 and the last page, in the
+ * short chunk 3. */
 static void third_epoch(void)
 {
-    static const uint64_t d3[] = {700};
+    static const uint64_t d3[] = {700, NPAGES - 1};
 
     fill(ram + 700 * BATCH_PAGE, 7000);
-    put_epoch(3, 2, d3, 1, "three");
+    fill(ram + (NPAGES - 1) * BATCH_PAGE, 9990);
+    put_epoch(3, 2, d3, 2, "three");
     memcpy(snap3, ram, RAM);
 }
 
@@ -193,19 +196,20 @@ static void retain_stopped(int step)
     image_fold_inplace_hook = NULL;
 }
 
-/* A fold stopped after the manifest said it (steps 2, 3, 4) leaves epoch
- * 2 as "fold 1"; a restore finishes it (one test per step), or the next
- * retention does. */
+/* A fold stopped after the manifest said it (steps 2 to 5: before any
+ * write, half of the delta written, checksums written, files renamed)
+ * leaves epoch 2 as "fold 1"; a restore finishes it (one test per step),
+ * or the next retention does. */
 START_TEST(inplace_stopped)
 {
     struct vmckpt_error err;
     struct image_manifest m;
     const struct image_epoch *e;
-    int by_retention = _i >= 3;
+    int by_retention = _i >= 4;
 
     two_epochs();
     third_epoch();
-    retain_stopped(2 + _i % 3);
+    retain_stopped(2 + _i % 4);
     e = manifest_epoch(&m, 2);
     ck_assert_uint_eq(e->fold_from, 1);
     ck_assert_ptr_null(image_manifest_find(&m, 1));
@@ -263,21 +267,26 @@ static void *read_epoch(void *arg)
     return NULL;
 }
 
-static int start_reader(int step)
+/* Until a thread waits for the fold (image_fold_wait). */
+static void wait_for_waiter(void)
 {
     struct timespec t0, now;
 
-    if (step != stop_at)
-        return 0;
-    ck_assert_int_eq(pthread_create(&rd.t, NULL, read_epoch, &rd), 0);
-    /* the fold goes on once the reader waits for it */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (image_fold_waiting() == 0) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         ck_assert_msg(now.tv_sec - t0.tv_sec < 60,
-                      "the reader did not wait for the fold");
+                      "nothing waited for the fold");
         sched_yield();
     }
+}
+
+static int start_reader(int step)
+{
+    if (step != stop_at)
+        return 0;
+    ck_assert_int_eq(pthread_create(&rd.t, NULL, read_epoch, &rd), 0);
+    wait_for_waiter(); /* the fold goes on once the reader waits for it */
     return 0;
 }
 
@@ -418,6 +427,63 @@ START_TEST(inplace_drop_stopped)
 }
 END_TEST
 
+/* The checksum file of a fold that stopped after its manifest said it
+ * lost (a save that failed after its rename removed it): finishing makes
+ * it again from the parent's. */
+START_TEST(inplace_lost_sums)
+{
+    char path[256];
+
+    two_epochs();
+    retain_stopped(2);
+    snprintf(path, sizeof(path), "%s/j/v/e2.base.sum.tmp", store);
+    ck_assert_int_eq(unlink(path), 0);
+    expect_restore(2, snap2, "two");
+    ck_assert_uint_eq(inode("e1.base.sum"), 0);
+}
+END_TEST
+
+/* Dropping the epoch being folded (an abort that came late) waits for the
+ * fold, then drops it with the parent's base it was folded into. */
+static struct reader dropper;
+
+static void *drop_epoch(void *arg)
+{
+    struct reader *r = arg;
+
+    r->rc = image_drop(store, "j", "v", r->epoch, &r->err);
+    return NULL;
+}
+
+static int start_dropper(int step)
+{
+    if (step == 3) {
+        ck_assert_int_eq(pthread_create(&dropper.t, NULL, drop_epoch, &dropper),
+                         0);
+        wait_for_waiter();
+    }
+    return 0;
+}
+
+START_TEST(inplace_drop_waits)
+{
+    struct vmckpt_error err;
+    struct image_manifest m;
+
+    two_epochs();
+    dropper.epoch = 2;
+    image_fold_inplace_hook = start_dropper;
+    ck_assert_msg(image_retain(store, "j", "v", 2, &err) == 1, "%s", err.text);
+    ck_assert_int_eq(pthread_join(dropper.t, NULL), 0);
+    ck_assert_msg(dropper.rc == 0, "%s", dropper.err.text);
+    ck_assert_ptr_null(manifest_epoch(&m, 2));
+    ck_assert_uint_eq(m.n, 0);
+    ck_assert_uint_eq(inode("e1.base"), 0);
+    ck_assert_uint_eq(inode("e2.base"), 0);
+    ck_assert_uint_eq(inode("e2.base.sum"), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fold");
@@ -428,12 +494,14 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120); /* fsyncs on a busy disk, sanitizers */
     tcase_add_test(tc, inplace_steady);
-    tcase_add_loop_test(tc, inplace_stopped, 0, 6);
+    tcase_add_loop_test(tc, inplace_stopped, 0, 8);
     tcase_add_test(tc, inplace_stopped_early);
     tcase_add_loop_test(tc, inplace_reader_waits, 0, 2);
     tcase_add_test(tc, inplace_reader_open);
     tcase_add_test(tc, inplace_damage);
     tcase_add_test(tc, inplace_drop_stopped);
+    tcase_add_test(tc, inplace_lost_sums);
+    tcase_add_test(tc, inplace_drop_waits);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
