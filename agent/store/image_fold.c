@@ -239,9 +239,21 @@ static int fold_swap(const char *store, const char *job, const char *vm,
     e->base = 1;
     e->pages_bytes = m.ram_bytes;
     if (manifest_save(dir, &m, err) < 0) {
+        struct image_manifest cur;
+        const struct image_epoch *now;
+        int saved = errno;
+
+        /* a save that failed after its rename may have said it: then the
+         * base it names stays, and the fold is done */
+        if (image_manifest_load(store, job, vm, &cur, NULL) == 0 &&
+            (now = image_manifest_find(&cur, epoch)) != NULL && now->base) {
+            unlink(names[4]);
+            return 0;
+        }
         unlink(names[2]);
         unlink(names[3]);
         fold_undo_disks(store, job, vm, dir);
+        errno = saved;
         return -1;
     }
     unlink(names[4]);
