@@ -8,7 +8,8 @@ if HAVE_CHECK
 check_PROGRAMS += %reldir%/test/engine_test
 TESTS += %reldir%/test/engine_test
 %canon_reldir%_test_engine_test_SOURCES = %reldir%/test/engine_test.c \
-	%reldir%/test/mem_sink.c %reldir%/test/mem_sink.h
+	%reldir%/test/mem_sink.c %reldir%/test/mem_sink.h \
+	%reldir%/test/timed_ops.c %reldir%/test/timed_ops.h
 %canon_reldir%_test_engine_test_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(PROTOBUF_C_CFLAGS)
 %canon_reldir%_test_engine_test_LDADD = %reldir%/libengine.a agent/hv/libhvsim.a \
 	$(WIRE_LIBS) $(CHECK_LIBS) -lpthread

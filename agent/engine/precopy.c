@@ -526,6 +526,10 @@ static int stage_reserve(struct ckpt *c, struct vmckpt_error *err)
     c->statefd = memfd_create("vmckpt-state", MFD_CLOEXEC);
     if (c->statefd < 0)
         return errprintf_errno(err, "memfd");
+    /* what saving the state needs besides the save, done now */
+    if (c->ops->state_ready != NULL &&
+        c->ops->state_ready(c->vm, c->statefd, err) < 0)
+        return -1;
     return 0;
 }
 

@@ -71,6 +71,10 @@ struct hv_ops {
     /* With the guest paused: write its vCPU and device state (not its RAM)
      * to 'fd' from offset 0. Returns the size, or -1. */
     int64_t (*save_state)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
+    /* Before the pause (NULL: nothing to do): make ready what save_state
+     * on 'fd' needs, so that the pause does not wait for it (QEMU: the
+     * descriptor handed over and the migration's capabilities set). */
+    int (*state_ready)(struct hv_vm *vm, int fd, struct vmckpt_error *err);
     /* Load state from 'fd' into a guest started waiting for it (QEMU's
      * -incoming defer) whose RAM already holds the image; the guest is left
      * paused. Xen: into a domain built paused, adopted with track -1 and

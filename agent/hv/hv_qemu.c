@@ -120,6 +120,9 @@ struct hv_vm {
     const uint8_t *ram;
     uint64_t ram_len;
     int caps_set;
+    int fd_ready;    /* the fd handed over by state_ready, or -1 */
+    dev_t ready_dev; /* and its file (a number can be reused) */
+    ino_t ready_ino;
 };
 
 static void qemu_vm_release(struct hv_vm *vm)
@@ -149,7 +152,7 @@ static struct hv_vm *qemu_vm_adopt(const struct hv_vm_spec *spec, int track,
         errprintf_errno(err, "adopt");
         return NULL;
     }
-    vm->ram_fd = -1;
+    vm->ram_fd = vm->fd_ready = -1;
     vm->pid = spec->pid;
     snprintf(vm->name, sizeof(vm->name), "%s", spec->name);
     vm->qmp = qmp_open(spec->qmp_path, 10000, err);
@@ -379,8 +382,20 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
                              "%d ms",
                              vm->name, timeout_ms);
         }
-        usleep(1000);
+        /* the device state alone takes a few ms (the guest paused for
+         * it): ask every 100 us for the first 20 ms, then every 1 ms */
+        usleep(waited < 20 ? 100 : 1000);
     }
+}
+
+/* Hand 'fd' to QEMU as the migration's descriptor. */
+static int give_fd(struct hv_vm *vm, int fd, struct vmckpt_error *err)
+{
+    json_t *args = json_pack("{s:s}", "fdname", "vmckpt-fd");
+    int rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
+
+    json_decref(args);
+    return rc;
 }
 
 /* Hand 'fd' to QEMU and run 'cmd' ("migrate" or "migrate-incoming") over
@@ -397,10 +412,8 @@ static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
 
     if (set_caps(vm, ignore_shared, ap != NULL, err) < 0)
         return -1;
-    args = json_pack("{s:s}", "fdname", "vmckpt-fd");
-    rc = qmp_execute_fd(vm->qmp, "getfd", args, fd, NULL, err);
-    json_decref(args);
-    if (rc < 0)
+    vm->fd_ready = -1; /* (a descriptor handed over before is replaced) */
+    if (give_fd(vm, fd, err) < 0)
         return -1;
     args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
     rc = qmp_execute(vm->qmp, cmd, args, NULL, err);
@@ -410,14 +423,39 @@ static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
     return wait_migration(vm, timeout_ms, converge_ms, ap, err);
 }
 
+static int qemu_state_ready(struct hv_vm *vm, int fd, struct vmckpt_error *err)
+{
+    struct stat st;
+
+    vm->fd_ready = -1;
+    if (fstat(fd, &st) < 0)
+        return errprintf_errno(err, "device state");
+    if (set_caps(vm, 1, 0, err) < 0 || give_fd(vm, fd, err) < 0)
+        return -1;
+    vm->fd_ready = fd;
+    vm->ready_dev = st.st_dev;
+    vm->ready_ino = st.st_ino;
+    return 0;
+}
+
 static int64_t qemu_save_state(struct hv_vm *vm, int fd,
                                struct vmckpt_error *err)
 {
     struct stat st;
+    json_t *args;
+    int rc;
 
-    if (ftruncate(fd, 0) < 0)
+    if (ftruncate(fd, 0) < 0 || fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
-    if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, NULL, err) < 0)
+    if (vm->fd_ready == fd && st.st_dev == vm->ready_dev &&
+        st.st_ino == vm->ready_ino) { /* only the migrate left for now */
+        vm->fd_ready = -1;
+        args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
+        rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
+        json_decref(args);
+        if (rc < 0 || wait_migration(vm, 30000, 0, NULL, err) < 0)
+            return -1;
+    } else if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, NULL, err) < 0)
         return -1;
     if (fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
@@ -479,6 +517,7 @@ const struct hv_ops hv_qemu_ops = {
     .pause = qemu_pause,
     .resume = qemu_resume,
     .save_state = qemu_save_state,
+    .state_ready = qemu_state_ready,
     .load_state = qemu_load_state,
     .save_full = qemu_save_full,
     .load_full = qemu_load_full,

@@ -17,6 +17,7 @@
 #include "agent/hv/hv_sim.h"
 #include "lib/wire/batch.h"
 #include "mem_sink.h"
+#include "timed_ops.h"
 
 /* One checkpoint's fixture: the guest, the sink, the policy's records. */
 struct run {
@@ -101,28 +102,6 @@ static int run_on_paused(void *arg, struct vmckpt_error *err)
         return errprintf(err, "the disks' snapshot failed");
     }
     return 0;
-}
-
-/* The simulated back end with a pause that takes 3 ms (for stop_us). */
-static int slow_pause(struct hv_vm *vm, struct vmckpt_error *err)
-{
-    usleep(3000);
-    return hv_sim_ops.pause(vm, err);
-}
-
-/* ... a device state that takes 2 ms to save and a resume of 1 ms (for
- * state_us and resume_us) */
-static int64_t slow_save_state(struct hv_vm *vm, int fd,
-                               struct vmckpt_error *err)
-{
-    usleep(2000);
-    return hv_sim_ops.save_state(vm, fd, err);
-}
-
-static int slow_resume(struct hv_vm *vm, struct vmckpt_error *err)
-{
-    usleep(1000);
-    return hv_sim_ops.resume(vm, err);
 }
 
 static int run_cut_now(void *arg)
@@ -845,7 +824,7 @@ START_TEST(on_paused_order)
      * state_us and resume_us measure the pause op, the hook, the state's
      * save and the resume, within pause_us with the cut's harvest and
      * staging */
-    struct hv_ops slow = hv_sim_ops;
+    struct hv_ops slow;
     struct hv_sim_config cfg = {.pages = 1024};
     struct precopy_result res;
     struct vmckpt_error err;
@@ -853,10 +832,8 @@ START_TEST(on_paused_order)
     struct run t;
     int sas;
 
-    slow.pause = slow_pause;
-    slow.save_state = slow_save_state;
-    slow.resume = slow_resume;
     for (sas = 0; sas <= 1; sas++) {
+        timed_ops_get(&slow);
         run_init(&t, &cfg);
         prefill(&t, 0);
         t.ops = &slow;
@@ -886,6 +863,9 @@ START_TEST(on_paused_order)
         ck_assert_uint_eq(t.sent_at_paused, res.pages - res.cut_pages);
         ck_assert_uint_ge(res.stop_us, 3000);
         ck_assert_uint_ge(res.paused_hook_us, 2000);
+        /* live: state_ready before the pause, on save_state's fd */
+        ck_assert_int_eq(timed_notes.ready_paused, sas ? -1 : 0);
+        ck_assert_int_eq(timed_notes.ready_same, !sas);
         ck_assert_uint_ge(res.state_us, 2000);
         ck_assert_uint_ge(res.resume_us, 1000);
         ck_assert_uint_le(res.stop_us + res.paused_hook_us + res.harvest_us +
