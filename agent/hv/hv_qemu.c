@@ -329,6 +329,7 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
 {
     uint64_t t0 = clock_mono_ms();
     int waited = 0, cut = 0, switched = 0;
+    useconds_t nap = 100;
 
     for (;;) {
         json_t *ret = NULL;
@@ -383,8 +384,9 @@ static int wait_migration(struct hv_vm *vm, int timeout_ms, int converge_ms,
                              vm->name, timeout_ms);
         }
         /* the device state alone takes a few ms (the guest paused for
-         * it): ask every 100 us for the first 20 ms, then every 1 ms */
-        usleep(waited < 20 ? 100 : 1000);
+         * it): ask after 100 us, then twice as long each time, to 1 ms */
+        usleep(nap);
+        nap = nap < 500 ? nap * 2 : 1000;
     }
 }
 
