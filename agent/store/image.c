@@ -790,7 +790,8 @@ static int image_read_open(const char *store, const char *dir, const char *job,
         return -1;
     }
     for (i = 0; i < n; i++)
-        image_base_readers += (unsigned)chain[i]->base;
+        if (chain[i]->base)
+            image_base_readers(dir, 1);
     *np = n;
     return 0;
 }
@@ -882,7 +883,8 @@ int image_read(const char *store, const char *job, const char *vm,
 out:
     pthread_mutex_lock(&manifest_mu);
     for (i = 0; i < n; i++)
-        image_base_readers -= (unsigned)chain[i]->base;
+        if (chain[i]->base)
+            image_base_readers(dir, -1);
     pthread_mutex_unlock(&manifest_mu);
     for (i = 0; i < n; i++) {
         close(fds[i]);

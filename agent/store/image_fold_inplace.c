@@ -25,7 +25,45 @@
 #include "image.h"
 #include "image_int.h"
 
-unsigned image_base_readers;
+/* The VMs with readers of a base at work (few: restores and fetches). */
+struct base_readers {
+    struct base_readers *next;
+    unsigned n;
+    char dir[];
+};
+static struct base_readers *readers;
+static unsigned uncounted; /* readers no entry could be made for: every
+                            * VM counts them */
+
+unsigned image_base_readers(const char *dir, int delta)
+{
+    struct base_readers **pp, *r;
+    unsigned n;
+
+    for (pp = &readers; *pp != NULL && strcmp((*pp)->dir, dir) != 0;
+         pp = &(*pp)->next)
+        ;
+    r = *pp;
+    if (r == NULL && delta > 0) {
+        r = calloc(1, sizeof(*r) + strlen(dir) + 1);
+        if (r == NULL)
+            return ++uncounted;
+        strcpy(r->dir, dir);
+        *pp = r;
+    }
+    if (r == NULL) {
+        if (delta < 0 && uncounted > 0)
+            uncounted--;
+        return uncounted;
+    }
+    r->n = delta < 0 && r->n > 0 ? r->n - 1 : r->n + (delta > 0);
+    n = r->n;
+    if (n == 0) {
+        *pp = r->next;
+        free(r);
+    }
+    return n + uncounted;
+}
 int (*image_fold_inplace_hook)(int step);
 
 /* The fold at work in this process (under manifest_mu) and the count of
@@ -608,7 +646,7 @@ static int fold_begin(const char *store, struct fold_job *f, const char *dir,
                          "%s/%s epoch %" PRIu64 " changed while it was folded",
                          f->job, f->vm, f->epoch);
     }
-    if (image_base_readers > 0)
+    if (image_base_readers(dir, 0) > 0)
         return 1;
     e = (struct image_epoch *)ce;
     /* its disks keep the parent's layers (image_disk_fold reads the chain
@@ -679,8 +717,8 @@ int image_fold_inplace(const char *store, const char *job, const char *vm,
         return -1;
     pthread_mutex_lock(&manifest_mu);
     rc = image_manifest_load(store, job, vm, &m, err);
-    if (rc == 0 &&
-        (!foldable(&m, epoch, keep_from, &e, &p) || image_base_readers > 0))
+    if (rc == 0 && (!foldable(&m, epoch, keep_from, &e, &p) ||
+                    image_base_readers(dir, 0) > 0))
         rc = 1;
     pthread_mutex_unlock(&manifest_mu);
     if (rc != 0)

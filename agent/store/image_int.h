@@ -51,9 +51,10 @@ uint64_t *image_load_sums(const char *dir, const char *job, const char *vm,
 
 /* image_fold_inplace.c: a delta folded onto its parent's base in place
  * (docs/store.md, 'Folding in place'). */
-/* Readers of base images at work in this process (image_read, counted
- * under manifest_mu): a fold in place starts only when there is none. */
-extern unsigned image_base_readers;
+/* Readers of a VM's base image at work in this process (image_read),
+ * counted per VM directory under manifest_mu: a fold in place of that VM
+ * starts only when there is none. 'delta' +1 or -1; the count after. */
+unsigned image_base_readers(const char *dir, int delta);
 /* With manifest_mu held, for an epoch the manifest says is being folded
  * in place (e->fold_from): 1 when a fold of this process is at it ('*gen'
  * then for image_fold_wait), 0 when one stopped part way (a crash, an
