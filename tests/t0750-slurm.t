@@ -68,7 +68,7 @@ test_expect_success 'coordinator down: the protected job is cancelled, the reaso
     scontrol show job $id | tee $TEST_DIR/cdown | grep -q "AdminComment=vmckpt: the coordinator does not answer" &&
     grep_log "$VMCKPT_SLURM_LOG" "job $id: the coordinator does not answer" &&
     start_coordinator &&
-    wait_until 20 "test \"\$(host_state h1)\$(host_state h4)\" = upup" &&
+    wait_until 20 "hosts_up h1 h4" &&
     for h in h1 h2 h3 h4; do wait_until 30 "test \"\$(node_state $h)\" = IDLE" || exit 1; done
 '
 
