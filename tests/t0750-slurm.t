@@ -27,6 +27,9 @@ missing=$(slurm_installed) || skip_all "Slurm not installed ($missing; apt-get i
 tracking_mode
 guest_tests_exclusive
 
+# Slurm's own waits before the requeued job runs again, short (the
+# test is of vmckpt's part: the node down, the requeue, the restore)
+SLURM_CRED_EXPIRE=5 SLURM_SCHED_INTERVAL=1 SLURM_MESSAGE_TIMEOUT=5
 . "$top_srcdir/tests/lib/vmckpt-slurm.sh"
 
 test_expect_success 'setup: coordinator and agents on h1..h4, a lab Slurm with the plugin, prolog, epilog and lost_command' '
