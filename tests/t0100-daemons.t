@@ -18,7 +18,7 @@ test_expect_success 'coordinator starts, daemonizes and writes its files' '
 
 test_expect_success 'three agents register their hosts' '
     for h in h1 h2 h3; do start_agent $h || exit 1; done &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup"
+    wait_until 10 "hosts_up h1 h2 h3"
 '
 
 test_expect_success 'vmckpt hosts lists them with topology and hypervisors' '
@@ -68,7 +68,7 @@ test_expect_success 'a killed agent: its host is declared lost after the timeout
     stop_daemon h2 KILL &&
     wait_until 10 "test \"\$(host_state h2)\" = lost" &&
     grep_log $TEST_DIR/co/coordinator.log "host h2: up -> lost (no heartbeat for" &&
-    test "$(host_state h1)$(host_state h3)" = upup
+    hosts_up h1 h3
 '
 
 test_expect_success 'the agent restarted: the host is up again' '
@@ -84,7 +84,7 @@ test_expect_success 'coordinator restart: the catalog remembers hosts, agents re
     wait_until 10 "grep -q retrying $TEST_DIR/h1/agent.log" &&
     start_coordinator &&
     grep_log $TEST_DIR/co/coordinator.log "catalog lists 3 host(s)" &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    wait_until 10 "hosts_up h1 h2 h3" &&
     for h in h1 h2 h3; do
         test $(grep -c "registered with coordinator" $TEST_DIR/$h/agent.log) -ge 2 || exit 1
     done

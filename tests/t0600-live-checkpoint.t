@@ -33,7 +33,7 @@ test_expect_success 'setup: image, three hosts with agents, g1 on h1 running mem
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
     cluster_up 3 && start_coordinator &&
     start_agent h1 && start_agent h2 -o agent.store_tickets=no &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
+    wait_until 10 "hosts_up h1 h2" &&
     lab vm-start $LAB h1 g1 --run "memwriter -m 64 -r 2000 -p 1" &&
     wait_until 20 "test -n \"\$(last_gen)\""
 '

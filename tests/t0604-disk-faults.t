@@ -88,7 +88,7 @@ test_expect_success 'setup: three hosts, h2 storing on a 2 GiB tmpfs; g1 on h1 w
     mkdir -p $STORE && mount -t tmpfs -o size=2g,mode=0700 vmckpt-test $STORE &&
     agents_for_guests h1 h2 h3 &&
     start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    wait_until 10 "hosts_up h1 h2 h3" &&
     sha256sum <"$IMG/disk.img" >$TEST_DIR/base.sum &&
     vmckpt vm start --name g1 --host h1 --mem 256 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" \
         --ip $(ip_of g1)/16 --disk "$IMG/disk.img,format=raw" \

@@ -22,7 +22,7 @@ test_expect_success 'setup: three hosts whose agents preload the tracker' '
     cluster_up 3 &&
     agents_for_guests h1 h2 h3 &&
     start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup"
+    wait_until 10 "hosts_up h1 h2 h3"
 '
 
 test_expect_success 'vmckpt vm start: the agent of h1 launches the guest' '

@@ -36,7 +36,7 @@ next_gen() {
 }
 restart_coordinator() {
     stop_daemon co && start_coordinator &&
-        wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup"
+        wait_until 20 "hosts_up h2 h3"
 }
 
 test_expect_success 'setup: three hosts, g1 on h1 running memwriter' '
@@ -44,7 +44,7 @@ test_expect_success 'setup: three hosts, g1 on h1 running memwriter' '
     cluster_up 3 &&
     agents_for_guests h1 h2 h3 &&
     start_coordinator && start_agent h1 && start_agent h2 && start_agent h3 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\" = upupup" &&
+    wait_until 10 "hosts_up h1 h2 h3" &&
     vmckpt vm start --name g1 --host h1 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" \
         --ip 198.18.1.1/16 --append "vmckpt.run=memwriter,-m,64,-r,2000,-p,1" &&
     wait_until 60 "grep -aq \"memwriter: gen=\" $(guest_log h1)"
@@ -126,7 +126,7 @@ test_expect_success 'a catalog without a check value: a restore with the wrong d
     grep -q "data.key: the catalog holds [1-9][0-9]* sealed epochs and no check value of the key that sealed them" \
         $TEST_DIR/co/coordinator.log &&
     test -z "$(meta_check)" &&
-    wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
+    wait_until 20 "hosts_up h2 h3" &&
     ! vmckpt restore --vm g1 --host h3 >$TEST_DIR/bad.out 2>&1 &&
     cat $TEST_DIR/bad.out &&
     grep -q "default/g1 epoch 4" $TEST_DIR/bad.out &&
@@ -139,7 +139,7 @@ test_expect_success 'with the right key: g1 comes back on h3 from the sealed cha
     stop_daemon co &&
     mv $TEST_DIR/data.key.right $TEST_DIR/co/state/data.key &&
     start_coordinator &&
-    wait_until 20 "test \"\$(host_state h2)\$(host_state h3)\" = upup" &&
+    wait_until 20 "hosts_up h2 h3" &&
     vmckpt restore --vm g1 --host h3 >$TEST_DIR/r.out && cat $TEST_DIR/r.out &&
     grep -q "default/g1 restored from epoch 4 on h3" $TEST_DIR/r.out &&
     wait_until 20 "grep -aq \"memwriter: gen=\" $(guest_log h3)" &&

@@ -24,7 +24,7 @@ test_expect_success 'setup: h1 without dirty tracking, h2 a peer; g1 on h1' '
     printf "dirty_tracking = qemu-migration\naccel = %s\n" "$(lab_accel)" >>$TEST_DIR/h1/vmckpt.conf &&
     agents_for_guests h2 &&
     start_coordinator && start_agent h1 && start_agent h2 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
+    wait_until 10 "hosts_up h1 h2" &&
     vmckpt vm start --job j3 --name g1 --host h1 --mem 256 --kernel "$IMG/vmlinux" \
         --initrd "$IMG/initrd.img" --ip 198.18.1.1/16 \
         --append "vmckpt.run=memwriter,-m,32,-r,1000,-p,1" >$TEST_DIR/start.out &&

@@ -28,13 +28,17 @@ in_guest() {  # in_guest gN CMD...
 job_field() { vmckpt jobs --json | jq -r ".[] | select(.job == \"m1\") | .$1"; }
 # (the image's Open MPI defaults start orted with dbclient, over eth0)
 MPI_OPTS="-np 3 --host g1,g2,g3"
-# run_bg OUT CMD: CMD in g1, detached, its output in OUT inside g1
+# run_bg OUT CMD: CMD in g1, detached, its output in OUT inside g1; its
+# end is said on g1's console too
 run_bg() {
-    in_guest g1 "setsid sh -c '$2 >$1 2>&1; echo exit=\$? >>$1' </dev/null >/dev/null 2>&1 &"
+    in_guest g1 "setsid sh -c '$2 >$1 2>&1; echo exit=\$? >>$1; echo vmckpt-test: $1 ended >/dev/console' </dev/null >/dev/null 2>&1 &"
 }
 out_of() { in_guest g1 "cat $1"; }
-# wait_slow SECONDS CONDITION: for conditions that log in to a guest
-wait_slow() { wait_until "$1" "$2" 2; }
+# run_ended OUT: the run of OUT said on g1's console that it ended (read
+# here: no login into the guest, whose CPU the program needs, per look)
+run_ended() { grep -aq "vmckpt-test: $1 ended" "$RUN_BASE"/h*/m1-g1.log 2>/dev/null; }
+# wait_run SECONDS OUT: the run of OUT ended; its output and exit line
+wait_run() { wait_until "$1" "run_ended $2" && out_of "$2"; }
 # wait_ranks N OUT: N ranks of m1 connected; if not, what the run in g1
 # printed to OUT says why
 wait_ranks() {
@@ -105,8 +109,8 @@ test_expect_success 'heat under vmckpt-mpirun: a checkpoint waits for every rank
     vmckpt list m1 | grep -q " aligned " &&
     grep_log $TEST_DIR/co/coordinator.log "epoch m1/1: aligned after" &&
     vmckpt status m1 | grep -q "last checkpoint aligned" &&
-    wait_slow 200 "out_of /tmp/a.out | grep -q exit=" && out_of /tmp/a.out &&
-    out_of /tmp/a.out | grep -q "$REF_S" && out_of /tmp/a.out | grep -q "exit=0"
+    wait_run 200 /tmp/a.out >$TEST_DIR/a.out && cat $TEST_DIR/a.out &&
+    grep -q "$REF_S" $TEST_DIR/a.out && grep -q "exit=0" $TEST_DIR/a.out
 '
 
 test_expect_success 'every binding aligns: heat linked before -lmpi, heatf with mpif.h and use mpi' '
@@ -116,7 +120,7 @@ test_expect_success 'every binding aligns: heat linked before -lmpi, heatf with 
         start_run /tmp/b$n.out "vmckpt-mpirun $MPI_OPTS $prog" &&
         vmckpt checkpoint m1 --wait >/dev/null &&
         echo "$prog:" && test "$(epoch_field $n align)" = aligned && barriers_equal $n &&
-        wait_slow 200 "out_of /tmp/b$n.out | grep -q exit=0" &&
+        wait_run 200 /tmp/b$n.out | grep -q exit=0 &&
         wait_until 10 "test \"\$(job_field ranks)\" = 0" || exit 1
     done
 '
@@ -134,9 +138,9 @@ story() {
     wait_until 10 "test \"\$(job_field state)\" = failed" &&
     vmckpt restart m1 && test "$(job_field state)" = running &&
     wait_until 30 "test \$(grep -c \"job m1: rank [0-9] of 3 registered from .*, restored\" $TEST_DIR/co/coordinator.log) -ge \$((restored + 3))" &&
-    wait_slow 300 "out_of $out | grep -q exit=" && out_of "$out" &&
-    out_of "$out" | grep -q "restored from epoch $e2" &&
-    out_of "$out" | grep -q "$want" && out_of "$out" | grep -q "exit=0"
+    wait_run 300 "$out" >$TEST_DIR/story.out && cat $TEST_DIR/story.out &&
+    grep -q "restored from epoch $e2" $TEST_DIR/story.out &&
+    grep -q "$want" $TEST_DIR/story.out && grep -q "exit=0" $TEST_DIR/story.out
 }
 
 test_expect_success 'C: two checkpoints, h3 killed, restart from the last (g3 on h4): the uninterrupted checksum' '
@@ -160,8 +164,8 @@ test_expect_slow 'no barriers: the cut is unaligned after the timeout; a restart
     echo "$a" | grep -q "^unaligned: no barrier within 5000 ms (rank 0 1 2)" &&
     vmckpt list m1 | grep -q " unaligned " &&
     vmckpt restart m1 &&
-    wait_slow 300 "out_of /tmp/n.out | grep -q exit=" && out_of /tmp/n.out &&
-    out_of /tmp/n.out | grep -q "$REF_N" && out_of /tmp/n.out | grep -q "exit=0"
+    wait_run 300 /tmp/n.out >$TEST_DIR/n.out && cat $TEST_DIR/n.out &&
+    grep -q "$REF_N" $TEST_DIR/n.out && grep -q "exit=0" $TEST_DIR/n.out
 '
 
 test_expect_success 'coordinator unreachable at MPI_Init: runs to a correct end, shown unprotected' '
@@ -169,13 +173,13 @@ test_expect_success 'coordinator unreachable at MPI_Init: runs to a correct end,
     wait_until 30 "test \"\$(job_field nranks)\" = 3" &&
     wait_until 20 "job_field protection | grep -q \"^unprotected: 0 of 3 ranks\"" &&
     vmckpt status m1 | grep "^MPI: unprotected" &&
-    wait_slow 300 "out_of /tmp/u.out | grep -q exit=" && out_of /tmp/u.out &&
-    test "$(out_of /tmp/u.out | grep -c "cannot reach the coordinator")" = 3 &&
-    out_of /tmp/u.out | grep -q "$REF_S" && out_of /tmp/u.out | grep -q "exit=0" &&
+    wait_run 300 /tmp/u.out >$TEST_DIR/u.out && cat $TEST_DIR/u.out &&
+    test "$(grep -c "cannot reach the coordinator" $TEST_DIR/u.out)" = 3 &&
+    grep -q "$REF_S" $TEST_DIR/u.out && grep -q "exit=0" $TEST_DIR/u.out &&
     run_bg /tmp/w.out "VMCKPT_COORDINATOR=198.18.0.1:9 vmckpt-mpirun $MPI_OPTS heat -n 96 -i 100" &&
-    wait_slow 200 "out_of /tmp/w.out | grep -q exit=" && out_of /tmp/w.out &&
-    out_of /tmp/w.out | grep -q "cannot register job m1 .*runs unprotected" &&
-    out_of /tmp/w.out | grep -q "exit=0"
+    wait_run 200 /tmp/w.out >$TEST_DIR/w.out && cat $TEST_DIR/w.out &&
+    grep -q "cannot register job m1 .*runs unprotected" $TEST_DIR/w.out &&
+    grep -q "exit=0" $TEST_DIR/w.out
 '
 
 test_expect_success 'the ranks endpoint: a wrong token, another job, the cluster key, a stale run are refused' '

@@ -35,7 +35,7 @@ test_expect_success 'setup: h2 stores on a 600 MiB tmpfs; g1 runs memwriter on h
     mkdir -p $STORE && mount -t tmpfs -o size=600m,mode=0700 vmckpt-test $STORE &&
     agents_for_guests h1 h2 &&
     start_coordinator && start_agent h1 && start_agent h2 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
+    wait_until 10 "hosts_up h1 h2" &&
     vmckpt vm start --name g1 --host h1 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" \
         --ip 198.18.1.1/16 --append "vmckpt.run=memwriter,-m,64,-r,2000,-p,1" &&
     wait_until 60 "grep -aq \"memwriter: gen=\" $(guest_log h1)"

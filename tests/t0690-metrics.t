@@ -66,7 +66,7 @@ test_expect_success 'setup: two hosts whose agents serve metrics; the coordinato
     done &&
     agents_for_guests h1 h2 &&
     start_coordinator && start_agent h1 && start_agent h2 &&
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
+    wait_until 10 "hosts_up h1 h2" &&
     rc=0 && in_host co curl -s --max-time 5 "$CO_URL" >/dev/null || rc=$? &&
     echo "curl exit $rc" && test "$rc" = 7 &&
     ! grep -q "metrics on" $TEST_DIR/co/coordinator.log &&
@@ -98,7 +98,7 @@ test_expect_success 'the coordinator restarted with metrics_listen: its counters
     stop_daemon co &&
     sed -i "/^\[coordinator\]/a metrics_listen = $CO_IP:9470" $TEST_DIR/co/vmckpt.conf &&
     start_coordinator &&
-    wait_until 20 "test \"\$(host_state h1)\$(host_state h2)\" = upup" &&
+    wait_until 20 "hosts_up h1 h2" &&
     wait_until 20 "test \"\$(vm_field g1 state)\" = running" &&
     scrape co && grep -v "^#" $TEST_DIR/co.prom | grep -v _bucket &&
     test "$(m co "vmckpt_job_epochs_total{state=\"committed\"}")" = "$(ep "map(.epoch) | unique | length")" &&

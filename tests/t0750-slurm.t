@@ -27,6 +27,9 @@ missing=$(slurm_installed) || skip_all "Slurm not installed ($missing; apt-get i
 tracking_mode
 guest_tests_exclusive
 
+# Slurm's own waits before the requeued job runs again, short (the
+# test is of vmckpt's part: the node down, the requeue, the restore)
+SLURM_CRED_EXPIRE=5 SLURM_SCHED_INTERVAL=1 SLURM_MESSAGE_TIMEOUT=5
 . "$top_srcdir/tests/lib/vmckpt-slurm.sh"
 
 test_expect_success 'setup: coordinator and agents on h1..h4, a lab Slurm with the plugin, prolog, epilog and lost_command' '
@@ -68,7 +71,7 @@ test_expect_success 'coordinator down: the protected job is cancelled, the reaso
     scontrol show job $id | tee $TEST_DIR/cdown | grep -q "AdminComment=vmckpt: the coordinator does not answer" &&
     grep_log "$VMCKPT_SLURM_LOG" "job $id: the coordinator does not answer" &&
     start_coordinator &&
-    wait_until 20 "test \"\$(host_state h1)\$(host_state h4)\" = upup" &&
+    wait_until 20 "hosts_up h1 h4" &&
     for h in h1 h2 h3 h4; do wait_until 30 "test \"\$(node_state $h)\" = IDLE" || exit 1; done
 '
 

@@ -250,7 +250,7 @@ test_expect_success 'the coordinator and the agents start as their units would; 
     start_unit co vmckpt-coordinator &&
     wait_until 20 "test -s $TEST_DIR/co/state/coordinator.addr" &&
     start_unit h1 vmckpt-agent && start_unit h2 vmckpt-agent &&
-    wait_until 20 "test \"\$(host_state h1)\$(host_state h2)\" = upup"
+    wait_until 20 "hosts_up h1 h2"
 '
 
 test_expect_success 'vmckpt vm start: the agent of h1 launches the guest with the root'"'"'s QEMU' '

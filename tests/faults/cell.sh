@@ -52,7 +52,7 @@ fault_lab_up() {
         "$TEST_DIR/co/vmckpt.conf" &&
         agents_for_guests h1 h2 h3 h4 && start_coordinator || return 1
     for h in h1 h2 h3 h4; do start_agent $h || return 1; done
-    wait_until 10 "test \"\$(host_state h1)\$(host_state h2)\$(host_state h3)\$(host_state h4)\" = upupupup" &&
+    wait_until 10 "hosts_up h1 h2 h3 h4" &&
         for i in 1 2; do
             vmckpt vm start --job $GUEST_JOB --name g$i --host h$((2 * i - 1)) --mem 256 \
                 --kernel "$IMG/vmlinux" --initrd "$IMG/initrd.img" --ip "$(ip_of g$i)/16" \

@@ -21,8 +21,8 @@ wait_until() {
         sleep 0.2
     done
 }
-# pvh_create NAME MEM_MB 'WORKLOAD ARGS' [TYPE]: a PVH (or TYPE) guest
-# running WORKLOAD
+# pvh_create NAME MEM_MB 'WORKLOAD ARGS' [TYPE [paused]]: a PVH (or TYPE)
+# guest running WORKLOAD (built and left paused, never run, with 'paused')
 pvh_create() {
     cat >/tmp/$1.cfg <<CFG
 name = "$1"
@@ -37,7 +37,11 @@ on_crash = "preserve"
 CFG
     # xenconsoled appends to a guest's log: a new guest starts a new one
     rm -f "$(console_log "$1")"
-    xl create /tmp/$1.cfg
+    if [ "${5:-}" = paused ]; then
+        xl create -p /tmp/$1.cfg
+    else
+        xl create /tmp/$1.cfg
+    fi
 }
 console_log() { echo "/var/log/xen/console/guest-$1.log"; }
 last_gen() { grep -ao "memwriter: gen=[0-9]*" "$(console_log "$1")" 2>/dev/null | tail -n 1 | cut -d= -f2; }

@@ -168,6 +168,18 @@ host_state() {
         jq -r --arg h "$1" '.hosts[] | select(.name == $h) | .state'
 }
 
+# hosts_up HOST...: every HOST is up, from one look at 'vmckpt hosts' (a
+# console call is a TLS handshake, a second or more on a busy machine,
+# and this is polled)
+hosts_up() {
+    local up h
+    up=$(vmckpt hosts --json 2>/dev/null | jq -r '.hosts[] | select(.state == "up") | .name') ||
+        return 1
+    for h in "$@"; do
+        echo "$up" | grep -qx -- "$h" || return 1
+    done
+}
+
 # The accelerator the lab's probe boot found usable here (kvm or tcg).
 lab_accel() {
     VMCKPT_LAB_IMAGE="$top_builddir/lab" VMCKPT_LAB_RUN=$RUN_BASE \
@@ -216,7 +228,7 @@ agents_for_guests() {
 # the coordinator with job-checkpoint limits for TCG guests (and the given
 # [coordinator] settings), every daemon started and up.
 guest_cluster_up() {
-    local n=$1 hosts h kv states="" want=""
+    local n=$1 hosts h kv
     shift
     hosts=$(seq -f 'h%g' 1 "$n")
     cluster_up "$n" &&
@@ -229,9 +241,8 @@ guest_cluster_up() {
     agents_for_guests $hosts && start_coordinator || return 1
     for h in $hosts; do
         start_agent "$h" || return 1
-        states="$states\$(host_state $h)" want="${want}up"
     done
-    wait_until 10 "test \"$states\" = $want"
+    wait_until 10 "hosts_up $(echo $hosts)"
 }
 
 # since_restore_of JOB VM LOG: the guest's console log after the agent's mark

@@ -83,6 +83,15 @@ heat_here() {
         grep -o "checksum=[0-9a-fA-F]*"
 }
 
+# Slurm's waits on the way back of a requeued job: the credential
+# lifetime (a requeued job waits that long), the scheduling pass and the
+# time an RPC to a node may take (the requeue waits on the dead node's);
+# bench/slurm keeps the settings docs/performance.md gives, t0750 sets
+# them shorter (cred_expire 5 is the least Slurm takes)
+SLURM_CRED_EXPIRE=${SLURM_CRED_EXPIRE:-10}
+SLURM_SCHED_INTERVAL=${SLURM_SCHED_INTERVAL:-5}
+SLURM_MESSAGE_TIMEOUT=${SLURM_MESSAGE_TIMEOUT:-10}
+
 # vmckpt_slurm_up: the cluster and the lab Slurm, every node idle
 vmckpt_slurm_up() {
     "$top_srcdir/scripts/vmckpt-lab-image" "$top_builddir" >/dev/null &&
@@ -93,8 +102,9 @@ vmckpt_slurm_up() {
         wrapper prolog prolog && wrapper epilog epilog && wrapper node-lost node-lost &&
         echo "optional $top_builddir/slurm/vmckpt.so" >"$SLURM_DIR/plugstack.conf" &&
         slurm_conf h1 h2 h3 h4 -- "PrologSlurmctld=$SLURM_DIR/prolog" \
-            "EpilogSlurmctld=$SLURM_DIR/epilog" &&
-        sed -i "s|^AuthInfo=.*|&,cred_expire=10|" "$SLURM_CONF" &&
+            "EpilogSlurmctld=$SLURM_DIR/epilog" "MessageTimeout=$SLURM_MESSAGE_TIMEOUT" &&
+        sed -i "s|^AuthInfo=.*|&,cred_expire=$SLURM_CRED_EXPIRE|;
+            s|sched_interval=5|sched_interval=$SLURM_SCHED_INTERVAL|" "$SLURM_CONF" &&
         slurm_up h1 h2 h3 h4 &&
         sinfo
 }
