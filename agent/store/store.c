@@ -17,6 +17,7 @@
 
 #include "image.h"
 #include "lib/topo/topo.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "lib/wire/batch.h"
 #include "lib/util/net.h"
@@ -46,6 +47,7 @@ struct peer {
     struct wire_conn w;
     char who[160];
     char name[128]; /* the host its credential proved */
+    int refused;    /* a write failed: the sender is told, then drained */
 };
 
 /* Whether the coordinator let this peer's host do 'op' on epoch 'epoch'
@@ -635,6 +637,7 @@ static int on_data(struct peer *p, struct session *ss,
                    err.text);
         stream_leave(p->s, ss->st, err.text);
         ss->st = NULL;
+        p->refused = 1;
         return -1;
     }
     if (is_batch) {
@@ -728,6 +731,7 @@ static int on_raw_batch(struct peer *p, struct session *ss, uint64_t rid,
         send_error(p, rid, VMCKPT__ERROR_CODE__ERR_INVALID, err.text);
         stream_leave(p->s, ss->st, err.text);
         ss->st = NULL;
+        p->refused = 1;
         return -1;
     }
     env.type = VMCKPT__MSG_TYPE__MSG_PAGE_BATCH;
@@ -774,6 +778,24 @@ failed:
     return -1;
 }
 
+/* After a refusal: the write side shut, what the sender still sends read
+ * and dropped until it closes (for at most a few seconds), so that the
+ * close does not reset the connection and take the refusal with it
+ * before the sender has read it (it reads after its stream-end). */
+static void drain(int fd)
+{
+    char sink[16384];
+    uint64_t until = clock_mono_ms() + 5000, now;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    if (shutdown(fd, SHUT_WR) < 0)
+        return;
+    while ((now = clock_mono_ms()) < until &&
+           poll(&pfd, 1, (int)(until - now)) > 0)
+        if (read(fd, sink, sizeof(sink)) <= 0)
+            return;
+}
+
 static void *peer_main(void *arg)
 {
     struct peer *p = arg;
@@ -799,6 +821,8 @@ out:
     if (ss.st != NULL)
         stream_leave(s, ss.st, "the connection closed");
     wire_conn_dispose(&p->w);
+    if (p->refused)
+        drain(p->fd);
     close(p->fd);
     pthread_mutex_lock(&s->lock);
     s->threads--;

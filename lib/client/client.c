@@ -127,7 +127,15 @@ int client_call(struct client *cl, int type, const void *payload,
                              wire_type_name(type));
         if (env->request_id == id)
             break;
-        /* unsolicited messages are not expected on a client connection */
+        /* the refusal of something sent before this (a store that could
+         * not write a batch says so and closes): that is the answer */
+        if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR) {
+            errprintf(err, "refused: %s", env->error->text);
+            errno = EREMOTEIO;
+            wire_free(env);
+            return -1;
+        }
+        /* nothing else unsolicited is expected on a client connection */
         wire_free(env);
     }
     if (env->type == VMCKPT__MSG_TYPE__MSG_ERROR) {
