@@ -400,6 +400,21 @@ static int give_fd(struct hv_vm *vm, int fd, struct vmckpt_error *err)
     return rc;
 }
 
+/* Run 'cmd' ("migrate" or "migrate-incoming") over the descriptor
+ * handed over (give_fd) until done. */
+static int run_on_fd(struct hv_vm *vm, const char *cmd, int timeout_ms,
+                     int converge_ms, const struct at_pause *ap,
+                     struct vmckpt_error *err)
+{
+    json_t *args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
+    int rc = qmp_execute(vm->qmp, cmd, args, NULL, err);
+
+    json_decref(args);
+    if (rc < 0)
+        return -1;
+    return wait_migration(vm, timeout_ms, converge_ms, ap, err);
+}
+
 /* Hand 'fd' to QEMU and run 'cmd' ("migrate" or "migrate-incoming") over
  * it until done: with 'ignore_shared', only vCPU and device state travel
  * (the agent copies RAM itself); without, the whole guest. 'ap' (NULL:
@@ -409,20 +424,12 @@ static int migrate_fd(struct hv_vm *vm, int ignore_shared, int fd,
                       const char *cmd, int timeout_ms, int converge_ms,
                       const struct at_pause *ap, struct vmckpt_error *err)
 {
-    json_t *args;
-    int rc;
-
     if (set_caps(vm, ignore_shared, ap != NULL, err) < 0)
         return -1;
     vm->fd_ready = -1; /* (a descriptor handed over before is replaced) */
     if (give_fd(vm, fd, err) < 0)
         return -1;
-    args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
-    rc = qmp_execute(vm->qmp, cmd, args, NULL, err);
-    json_decref(args);
-    if (rc < 0)
-        return -1;
-    return wait_migration(vm, timeout_ms, converge_ms, ap, err);
+    return run_on_fd(vm, cmd, timeout_ms, converge_ms, ap, err);
 }
 
 static int qemu_state_ready(struct hv_vm *vm, int fd, struct vmckpt_error *err)
@@ -444,18 +451,13 @@ static int64_t qemu_save_state(struct hv_vm *vm, int fd,
                                struct vmckpt_error *err)
 {
     struct stat st;
-    json_t *args;
-    int rc;
 
     if (ftruncate(fd, 0) < 0 || fstat(fd, &st) < 0)
         return errprintf_errno(err, "device state");
     if (vm->fd_ready == fd && st.st_dev == vm->ready_dev &&
         st.st_ino == vm->ready_ino) { /* only the migrate left for now */
         vm->fd_ready = -1;
-        args = json_pack("{s:s}", "uri", "fd:vmckpt-fd");
-        rc = qmp_execute(vm->qmp, "migrate", args, NULL, err);
-        json_decref(args);
-        if (rc < 0 || wait_migration(vm, 30000, 0, NULL, err) < 0)
+        if (run_on_fd(vm, "migrate", 30000, 0, NULL, err) < 0)
             return -1;
     } else if (migrate_fd(vm, 1, fd, "migrate", 30000, 0, NULL, err) < 0)
         return -1;

@@ -155,8 +155,8 @@ static int write_base(int fd, int sum_fd, const uint8_t *ram,
 
 /* A fold its manifest did not take: the disk files it merged, which only
  * that manifest would have named, go. */
-static void fold_undo_disks(const char *store, const char *job, const char *vm,
-                            const char *dir)
+void image_fold_undo_disks(const char *store, const char *job, const char *vm,
+                           const char *dir)
 {
     struct image_manifest cur;
     int saved = errno;
@@ -238,22 +238,10 @@ static int fold_swap(const char *store, const char *job, const char *vm,
     e->parent = 0;
     e->base = 1;
     e->pages_bytes = m.ram_bytes;
-    if (manifest_save(dir, &m, err) < 0) {
-        struct image_manifest cur;
-        const struct image_epoch *now;
-        int saved = errno;
-
-        /* a save that failed after its rename may have said it: then the
-         * base it names stays, and the fold is done */
-        if (image_manifest_load(store, job, vm, &cur, NULL) == 0 &&
-            (now = image_manifest_find(&cur, epoch)) != NULL && now->base) {
-            unlink(names[4]);
-            return 0;
-        }
+    if (manifest_save_epoch(store, job, vm, dir, &m, epoch, err) < 0) {
         unlink(names[2]);
         unlink(names[3]);
-        fold_undo_disks(store, job, vm, dir);
-        errno = saved;
+        image_fold_undo_disks(store, job, vm, dir);
         return -1;
     }
     unlink(names[4]);

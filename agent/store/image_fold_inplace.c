@@ -661,24 +661,10 @@ static int fold_begin(const char *store, struct fold_job *f, const char *dir,
         ;
     memmove(&m.e[i], &m.e[i + 1], (m.n - i - 1) * sizeof(m.e[0]));
     m.n--;
-    if (manifest_save(dir, &m, err) < 0) {
-        struct image_manifest cur;
-        const struct image_epoch *now;
-        int saved = errno;
-
-        /* a save that failed after its rename (the directory's fsync)
-         * may have said it all the same: then it goes on */
-        if (image_manifest_load(store, f->job, f->vm, &cur, NULL) == 0) {
-            now = image_manifest_find(&cur, f->epoch);
-            if (now == NULL || now->fold_from != f->from)
-                image_disk_gc(dir, &cur); /* what image_disk_fold merged */
-            else
-                goto said;
-        }
-        errno = saved;
+    if (manifest_save_epoch(store, f->job, f->vm, dir, &m, f->epoch, err) < 0) {
+        image_fold_undo_disks(store, f->job, f->vm, dir);
         return -1;
     }
-said:
     image_disk_gc(dir, &m);
     snprintf(live.dir, sizeof(live.dir), "%s", dir);
     live.epoch = f->epoch;

@@ -30,6 +30,12 @@ int vm_dir(const char *store, const char *job, const char *vm, char *buf,
 /* Replace the manifest with 'm': write, fsync, rename, fsync dir. */
 int manifest_save(const char *dir, const struct image_manifest *m,
                   struct vmckpt_error *err);
+/* The same; when it fails after its rename (the directory's fsync) and
+ * the manifest read back says of 'epoch' what 'm' says (its parent, base
+ * and fold), 0 all the same: what it names must then stay. */
+int manifest_save_epoch(const char *store, const char *job, const char *vm,
+                        const char *dir, const struct image_manifest *m,
+                        uint64_t epoch, struct vmckpt_error *err);
 int write_all(int fd, const void *buf, size_t len);
 /* The same at offset 'off' (pwrite). */
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
@@ -107,6 +113,10 @@ int image_disk_fold(const char *dir, const struct image_manifest *m,
                     struct image_epoch *e, struct vmckpt_error *err);
 /* Remove the layer files of epochs 'm' no longer names nor keeps. */
 void image_disk_gc(const char *dir, const struct image_manifest *m);
+/* The same for JOB/VM's manifest as it is now (what a fold whose
+ * manifest was not saved merged); errno kept. */
+void image_fold_undo_disks(const char *store, const char *job, const char *vm,
+                           const char *dir);
 /* The layers of an epoch being written ('ndisks' disks). */
 struct image_disks_in;
 struct image_disks_in *image_disks_open(unsigned ndisks,

@@ -120,3 +120,23 @@ int manifest_save(const char *dir, const struct image_manifest *m,
     }
     return 0;
 }
+
+int manifest_save_epoch(const char *store, const char *job, const char *vm,
+                        const char *dir, const struct image_manifest *m,
+                        uint64_t epoch, struct vmckpt_error *err)
+{
+    const struct image_epoch *want = image_manifest_find(m, epoch), *now;
+    struct image_manifest cur;
+    int saved;
+
+    if (manifest_save(dir, m, err) == 0)
+        return 0;
+    saved = errno;
+    if (want != NULL && image_manifest_load(store, job, vm, &cur, NULL) == 0 &&
+        (now = image_manifest_find(&cur, epoch)) != NULL &&
+        now->parent == want->parent && now->base == want->base &&
+        now->fold_from == want->fold_from)
+        return 0;
+    errno = saved;
+    return -1;
+}
