@@ -630,18 +630,18 @@ static void report_durable(struct ckpt_job *j, const struct precopy_result *res,
     Vmckpt__CkptDurable d = VMCKPT__CKPT_DURABLE__INIT;
 
     log_info(
-        "checkpoint of %s/%s epoch %llu durable on %s: %u rounds, "
-        "%llu pages (%llu bytes of page data, %llu on the wire), "
+        "checkpoint of %s/%s epoch %llu durable on %s: %u rounds (pre-copy "
+        "%llu ms), %llu pages (%llu bytes of page data, %llu on the wire), "
         "pause %llu us (stop %llu us, last pages %llu+%llu us, state %llu "
         "us, resume %llu us), held %llu us (paused at %llu, "
         "resumed at %llu ns)",
         j->job, j->vmname, (unsigned long long)j->epoch, j->store, res->rounds,
-        (unsigned long long)res->pages, (unsigned long long)res->raw_bytes,
-        (unsigned long long)res->wire_bytes, (unsigned long long)res->pause_us,
-        (unsigned long long)res->stop_us, (unsigned long long)res->harvest_us,
-        (unsigned long long)res->stage_us, (unsigned long long)res->state_us,
-        (unsigned long long)res->resume_us, (unsigned long long)res->hold_us,
-        (unsigned long long)res->paused_at_ns,
+        (unsigned long long)res->precopy_ms, (unsigned long long)res->pages,
+        (unsigned long long)res->raw_bytes, (unsigned long long)res->wire_bytes,
+        (unsigned long long)res->pause_us, (unsigned long long)res->stop_us,
+        (unsigned long long)res->harvest_us, (unsigned long long)res->stage_us,
+        (unsigned long long)res->state_us, (unsigned long long)res->resume_us,
+        (unsigned long long)res->hold_us, (unsigned long long)res->paused_at_ns,
         (unsigned long long)res->resumed_at_ns);
     agent_metrics_checkpoint(j->a, 1, res->pause_us);
     d.job = j->job;

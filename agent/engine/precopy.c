@@ -396,6 +396,8 @@ static int pause_guest(struct ckpt *c, struct vmckpt_error *err)
 {
     /* the pause counts from the stop request, like pause_us */
     c->tp = now_us();
+    if (!c->stop_and_save)
+        c->res->precopy_ms = (c->tp - c->t0) / 1000;
     c->res->paused_at_ns = clock_wall_ns();
     if (c->ops->pause(c->vm, err) < 0)
         return -1;

@@ -93,9 +93,10 @@ struct precopy_result {
     uint64_t raw_bytes;  /* the non-zero pages' contents before LZ4 */
     uint64_t cut_pages;  /* copied while paused */
     uint64_t state_bytes;
-    uint64_t pause_us;                    /* from pause to resume */
-    uint64_t total_ms;                    /* from begin to durable */
-    uint64_t disk_bytes;                  /* reported by the sink */
+    uint64_t pause_us;   /* from pause to resume */
+    uint64_t total_ms;   /* from begin to durable */
+    uint64_t precopy_ms; /* from begin to the pause request (live only) */
+    uint64_t disk_bytes; /* reported by the sink */
     uint64_t paused_at_ns, resumed_at_ns; /* CLOCK_REALTIME */
     uint64_t hold_us; /* of pause_us, waiting in on_cut (the job's cut) */
     /* of pause_us: the back end's pause op itself (QEMU's stop drains and

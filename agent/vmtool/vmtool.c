@@ -205,13 +205,14 @@ static int cmd_checkpoint(struct opts *o)
            " state_bytes %" PRIu64 " pause_us %" PRIu64 " total_ms %" PRIu64
            " disk_bytes %" PRIu64 " raw_bytes %" PRIu64 " stop_us %" PRIu64
            " harvest_us %" PRIu64 " stage_us %" PRIu64 " hook_us %" PRIu64
-           " state_us %" PRIu64 " resume_us %" PRIu64 " streams %u\n",
+           " state_us %" PRIu64 " resume_us %" PRIu64 " precopy_ms %" PRIu64
+           " streams %u\n",
            o->job, o->name, o->epoch, o->parent ? "delta" : "full",
            o->stop_and_save ? ", stop-and-save" : "", res.rounds, res.pages,
            res.wire_bytes, res.cut_pages, res.state_bytes, res.pause_us,
            res.total_ms, res.disk_bytes, res.raw_bytes, res.stop_us,
            res.harvest_us, res.stage_us, res.paused_hook_us, res.state_us,
-           res.resume_us, o->streams);
+           res.resume_us, res.precopy_ms, o->streams);
     ops->vm_release(vm);
     auth_key_dispose(&key);
     return 0;

@@ -868,6 +868,13 @@ START_TEST(on_paused_order)
         ck_assert_int_eq(timed_notes.ready_same, !sas);
         ck_assert_uint_ge(res.state_us, 2000);
         ck_assert_uint_ge(res.resume_us, 1000);
+        /* pre-copy: live until the pause request (state_ready's 2 ms in
+         * it), none for stop-and-save */
+        if (sas)
+            ck_assert_uint_eq(res.precopy_ms, 0);
+        else
+            ck_assert_uint_ge(res.precopy_ms, 2);
+        ck_assert_uint_le(res.precopy_ms, res.total_ms);
         ck_assert_uint_le(res.stop_us + res.paused_hook_us + res.harvest_us +
                               res.stage_us + res.state_us + res.resume_us,
                           res.pause_us);

@@ -28,6 +28,7 @@ static int note_state_ready(struct hv_vm *vm, int fd, struct vmckpt_error *err)
     struct hv_sim_stats st;
 
     (void)err;
+    usleep(2000); /* before the pause: pre-copy time (precopy_ms) */
     hv_sim_stats(vm, &st);
     timed_notes.ready_fd = fd;
     timed_notes.ready_paused = st.paused;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The simulated back end with ops of known length (tests of the pause's
  * parts): its pause takes 3 ms, the device state's save 2 ms, the resume
- * 1 ms, and a state_ready notes what it saw for save_state to compare. */
+ * 1 ms, and a state_ready (2 ms, before a live pause) notes what it saw
+ * for save_state to compare. */
 #ifndef VMCKPT_TIMED_OPS_H
 #define VMCKPT_TIMED_OPS_H
 
