@@ -4,9 +4,10 @@ dist_noinst_SCRIPTS += %reldir%/checkpoint-pause %reldir%/job-checkpoint
 dist_noinst_SCRIPTS += %reldir%/mpi-hooks %reldir%/checkpoint-streams
 dist_noinst_SCRIPTS += %reldir%/xen-pause %reldir%/soak %reldir%/scale
 dist_noinst_SCRIPTS += %reldir%/slurm %reldir%/disk-checkpoint
-dist_noinst_SCRIPTS += %reldir%/tls-stream %reldir%/slowdown
+dist_noinst_SCRIPTS += %reldir%/tls-stream %reldir%/slowdown %reldir%/thesis
+dist_noinst_SCRIPTS += %reldir%/hpccinf
 # what bench/xen-pause runs inside the Xen lab's dom0 (not here)
-EXTRA_DIST += %reldir%/in-dom0/xen-pause.sh
+EXTRA_DIST += %reldir%/in-dom0/xen-pause.sh %reldir%/in-dom0/thesis.sh
 
 # MPI_Barrier latency, for bench/mpi-hooks (no sanitizers: the hooks are
 # preloaded into it).
