@@ -1,9 +1,10 @@
 # Documentation installed with vmckpt.
 dist_doc_DATA += %reldir%/architecture.md %reldir%/protocol.md %reldir%/lab.md %reldir%/store.md %reldir%/performance.md %reldir%/mpi.md \
 	%reldir%/consistency.md %reldir%/xen.md %reldir%/metrics.md %reldir%/operations.md \
-	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md %reldir%/security.md
-# the plot docs/scale.md shows (bench/scale)
-EXTRA_DIST += %reldir%/scale.png
+	%reldir%/reliability.md %reldir%/scale.md %reldir%/slurm.md %reldir%/security.md \
+	%reldir%/thesis.md
+# the plots docs/scale.md and docs/thesis.md show (bench/scale, bench/thesis)
+EXTRA_DIST += %reldir%/scale.png %reldir%/thesis.png
 # plans for what is not built yet (not installed)
 EXTRA_DIST += %reldir%/plans/disks.md %reldir%/plans/encryption.md
 
